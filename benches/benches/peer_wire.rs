@@ -1,0 +1,2 @@
+//! Placeholder until the peer_wire benchmark lands.
+fn main() {}

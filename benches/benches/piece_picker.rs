@@ -1,0 +1,2 @@
+//! Placeholder until the piece_picker benchmark lands.
+fn main() {}

@@ -1,0 +1,245 @@
+//! Test support shared by the rustico crates' integration tests.
+//!
+//! Only tests depend on this crate (as a dev-dependency). It starts the real
+//! peers and trackers of `../shared/INTEROP.md` on 127.0.0.1, hands out free
+//! ports, and decides what a test does when a tool it needs is missing:
+//! skip with a message locally, **fail** under `CI=true`.
+//!
+//! ```no_run
+//! if !rustico_testkit::require("opentracker") {
+//!     return; // skipped locally; under CI=true `require` panics instead
+//! }
+//! let tracker = rustico_testkit::Opentracker::start(&[[0xab; 20]]).unwrap();
+//! println!("announce to {}", tracker.http_announce_url());
+//! ```
+#![forbid(unsafe_code)]
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use tempfile::TempDir;
+
+/// The Python interpreter that sees Debian's `python3-libtorrent`
+/// (another `python3` earlier on `PATH` may not).
+pub const SYSTEM_PYTHON: &str = "/usr/bin/python3";
+
+/// True when running under CI (`CI=true`), where missing tools are failures.
+pub fn in_ci() -> bool {
+    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+}
+
+/// Whether `tool` is an executable on `PATH` (or an existing absolute path).
+pub fn tool_exists(tool: &str) -> bool {
+    let candidate = Path::new(tool);
+    if candidate.is_absolute() {
+        return candidate.is_file();
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+        .unwrap_or(false)
+}
+
+/// Returns true when `tool` is installed. Otherwise: under CI panics (a test
+/// that needs a missing tool fails), locally prints why and returns false so
+/// the test can return early.
+pub fn require(tool: &str) -> bool {
+    if tool_exists(tool) {
+        return true;
+    }
+    missing(&format!("`{tool}` is not installed (run scripts/install-test-deps)"))
+}
+
+/// Like [`require`], for Debian's Python bindings of libtorrent.
+pub fn require_libtorrent() -> bool {
+    let ok = Command::new(SYSTEM_PYTHON)
+        .args(["-c", "import libtorrent"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if ok {
+        return true;
+    }
+    missing("python3-libtorrent is not installed (run scripts/install-test-deps)")
+}
+
+fn missing(why: &str) -> bool {
+    if in_ci() {
+        panic!("required test tool missing under CI: {why}");
+    }
+    eprintln!("SKIPPED (not under CI): {why}");
+    false
+}
+
+/// A port on 127.0.0.1 that is free for both TCP and UDP right now.
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let Ok(tcp) = TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(addr) = tcp.local_addr() else { continue };
+        if UdpSocket::bind(addr).is_ok() {
+            return addr.port();
+        }
+    }
+    panic!("no free port on 127.0.0.1");
+}
+
+/// Waits until something accepts TCP connections on `addr`.
+pub fn wait_for_tcp(addr: SocketAddr, timeout: Duration) -> io::Result<()> {
+    let start = Instant::now();
+    loop {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(_) => return Ok(()),
+            Err(e) if start.elapsed() > timeout => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// A child process killed (and reaped) when dropped, so a failing test
+/// leaves no peer behind.
+#[derive(Debug)]
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A real opentracker on 127.0.0.1 (HTTP and UDP on one port), started in
+/// whitelist mode for the given info-hashes (Debian's build only serves
+/// whitelisted torrents). Killed when dropped.
+#[derive(Debug)]
+pub struct Opentracker {
+    port: u16,
+    _child: ChildGuard,
+    _dir: TempDir,
+}
+
+impl Opentracker {
+    /// Starts opentracker and waits until it accepts connections.
+    pub fn start(info_hashes: &[[u8; 20]]) -> io::Result<Opentracker> {
+        let dir = tempfile::tempdir()?;
+        // opentracker chroots to its working directory and drops to `nobody`.
+        set_mode(dir.path(), 0o755)?;
+        let whitelist = dir.path().join("whitelist");
+        let mut text = String::new();
+        for hash in info_hashes {
+            text.push_str(&hex(hash));
+            text.push('\n');
+        }
+        std::fs::write(&whitelist, text)?;
+        set_mode(&whitelist, 0o644)?;
+        let port = free_port();
+        let child = Command::new("opentracker")
+            .current_dir(dir.path())
+            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-P", &port.to_string()])
+            .arg("-w")
+            .arg(&whitelist)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let tracker = Opentracker {
+            port,
+            _child: ChildGuard(child),
+            _dir: dir,
+        };
+        wait_for_tcp(([127, 0, 0, 1], port).into(), Duration::from_secs(10))?;
+        Ok(tracker)
+    }
+
+    /// The tracker's port (TCP and UDP).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:PORT/announce`
+    pub fn http_announce_url(&self) -> String {
+        format!("http://127.0.0.1:{}/announce", self.port)
+    }
+
+    /// `udp://127.0.0.1:PORT/announce`
+    pub fn udp_announce_url(&self) -> String {
+        format!("udp://127.0.0.1:{}/announce", self.port)
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs a Python script with the system interpreter (libtorrent available)
+/// and returns its stdout; a non-zero exit is an error carrying stderr.
+pub fn run_python(script: &str, args: &[&str]) -> io::Result<String> {
+    let out = Command::new(SYSTEM_PYTHON)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "python exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Spawns a long-running Python script (a libtorrent peer, say) with stdout
+/// piped so the test can read what it reports.
+pub fn spawn_python(script: &str, args: &[&str]) -> io::Result<ChildGuard> {
+    let child = Command::new(SYSTEM_PYTHON)
+        .arg("-u")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    Ok(ChildGuard(child))
+}
+
+/// Deterministic pseudo-random bytes (splitmix64), for test data that is
+/// the same on every run without a random-number crate.
+pub fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        out.extend_from_slice(&z.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A fresh temporary directory readable by other users (opentracker and
+/// some peers drop privileges).
+pub fn temp_dir() -> io::Result<TempDir> {
+    let dir = tempfile::tempdir()?;
+    set_mode(dir.path(), 0o755)?;
+    Ok(dir)
+}
+
+/// Path of a file in the workspace's `target/` folder, for artefacts tests
+/// want to keep for inspection.
+pub fn target_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target")
+}
