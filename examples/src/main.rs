@@ -1,9 +1,25 @@
 //! `rustico`: a threaded BitTorrent client and seeder.
 //!
-//! Not implemented yet; see the client issue.
+//! The binary is glue: the command line ([`cli`]) picks a command, and the
+//! engine wires the rustico library crates together as actors (threads that
+//! own their state, reached through channels). Policies that need no I/O
+//! ([`choker`], [`peer_policy`]) are pure logic with their own tests.
 #![forbid(unsafe_code)]
 
+#[allow(dead_code)] // wired in by the engine, next
+mod choker;
+mod cli;
+mod config;
+mod logging;
+mod peer_policy;
+#[allow(dead_code)]
+mod progress;
+
+use clap::Parser;
+
 fn main() {
-    eprintln!("rustico: the client is not implemented yet");
+    let cli = cli::Cli::parse();
+    let _ = logging::init(cli.verbose, None);
+    eprintln!("rustico: not implemented yet: {:?}", cli.command);
     std::process::exit(2);
 }

@@ -1,0 +1,214 @@
+//! The command line, exactly as `DESIGN.md` specifies it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// rustico: a BitTorrent client and seeder.
+///
+/// Start with `rustico demo`: it makes random data, seeds it and downloads it
+/// with a few leechers on this machine (no network, no setup), then checks
+/// every byte.
+#[derive(Debug, Parser)]
+#[command(name = "rustico", version, about, long_about)]
+pub struct Cli {
+    /// More output on stderr: -v for details, -vv for everything.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what a .torrent file (or magnet link) contains.
+    Info {
+        /// A .torrent file or a magnet link.
+        torrent: String,
+        /// Print one JSON object (info_hash, name, total_length,
+        /// piece_length, num_pieces, private, trackers, files).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a .torrent file from a file or a folder.
+    Create(CreateArgs),
+    /// Download one or more torrents, then exit (or keep seeding with --seed).
+    Download(DownloadArgs),
+    /// Share content you already have: verify DIR against TORRENT and upload
+    /// to anyone who asks, until stopped.
+    Seed(SeedArgs),
+    /// Run a whole swarm on this machine: random data, one seeder and N
+    /// leechers on 127.0.0.1; shows progress and checks every byte.
+    Demo(DemoArgs),
+}
+
+/// `rustico create`
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The file or folder to share.
+    pub path: PathBuf,
+    /// Where to write the .torrent file.
+    #[arg(short, long = "output", value_name = "OUT.torrent")]
+    pub output: PathBuf,
+    /// A tracker announce URL; repeat for several (each becomes its own tier).
+    #[arg(long = "tracker", value_name = "URL")]
+    pub trackers: Vec<String>,
+    /// Piece length in bytes (a power of two, at least 16384); chosen from
+    /// the total size when absent.
+    #[arg(long, value_name = "BYTES")]
+    pub piece_length: Option<u32>,
+    /// Mark the torrent private (BEP 27): peers only from its trackers.
+    #[arg(long)]
+    pub private: bool,
+    /// A web seed URL (BEP 19); repeat for several.
+    #[arg(long = "web-seed", value_name = "URL")]
+    pub web_seeds: Vec<String>,
+    /// A free-text comment stored in the torrent.
+    #[arg(long, value_name = "TEXT")]
+    pub comment: Option<String>,
+}
+
+/// `rustico download`
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// One or more .torrent files (or magnet links); all share one port.
+    #[arg(required = true, value_name = "TORRENT|MAGNET")]
+    pub torrents: Vec<String>,
+    /// The folder that receives the content (a single-file torrent becomes
+    /// DIR/<name>, a multi-file one DIR/<name>/...). Default: the config's
+    /// download folder, else the current folder.
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Keep seeding after the download completes (until Ctrl-C).
+    #[arg(long)]
+    pub seed: bool,
+    /// Read settings from this TOML file instead of the default location
+    /// ($XDG_CONFIG_HOME/rustico/config.toml, else ~/.config/rustico/config.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// `rustico seed`
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// The .torrent file describing the content.
+    pub torrent: PathBuf,
+    /// The folder holding the content (DIR/<name> for a single file,
+    /// DIR/<name>/... for a folder).
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Read settings from this TOML file instead of the default location.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Network flags shared by `download` and `seed`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct NetArgs {
+    /// TCP port to accept peers on (0 = any free port). Default: the
+    /// config's listen port, else 6881.
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+    /// Connect to this peer directly, besides the trackers' peers; repeat
+    /// for several.
+    #[arg(long = "peer", value_name = "HOST:PORT")]
+    pub peers: Vec<SocketAddr>,
+}
+
+/// `rustico demo`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Size of the random content in MiB.
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub size: u64,
+    /// How many leechers download it from the seeder (and from each other).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub leechers: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn download_takes_every_documented_flag() {
+        let cli = Cli::try_parse_from([
+            "rustico",
+            "-v",
+            "download",
+            "a.torrent",
+            "b.torrent",
+            "-o",
+            "out",
+            "--port",
+            "7000",
+            "--peer",
+            "127.0.0.1:6881",
+            "--peer",
+            "127.0.0.1:6882",
+            "--seed",
+            "--config",
+            "c.toml",
+        ])
+        .unwrap();
+        assert_eq!(cli.verbose, 1);
+        let Command::Download(args) = cli.command else {
+            panic!("not download")
+        };
+        assert_eq!(args.torrents, ["a.torrent", "b.torrent"]);
+        assert_eq!(args.output, Some(PathBuf::from("out")));
+        assert_eq!(args.net.port, Some(7000));
+        assert_eq!(args.net.peers.len(), 2);
+        assert!(args.seed);
+        assert_eq!(args.config, Some(PathBuf::from("c.toml")));
+    }
+
+    #[test]
+    fn create_seed_info_and_demo_parse() {
+        let cli = Cli::try_parse_from([
+            "rustico",
+            "create",
+            "dir",
+            "-o",
+            "x.torrent",
+            "--tracker",
+            "http://t/a",
+            "--piece-length",
+            "32768",
+            "--private",
+            "--web-seed",
+            "http://w/",
+            "--comment",
+            "hi",
+        ])
+        .unwrap();
+        let Command::Create(c) = cli.command else {
+            panic!("not create")
+        };
+        assert_eq!(c.piece_length, Some(32768));
+        assert!(c.private);
+        let cli =
+            Cli::try_parse_from(["rustico", "seed", "x.torrent", "d", "--port", "1"]).unwrap();
+        assert!(matches!(cli.command, Command::Seed(_)));
+        let cli = Cli::try_parse_from(["rustico", "info", "x.torrent", "--json"]).unwrap();
+        assert!(matches!(cli.command, Command::Info { json: true, .. }));
+        let cli = Cli::try_parse_from(["rustico", "demo"]).unwrap();
+        let Command::Demo(d) = cli.command else {
+            panic!("not demo")
+        };
+        assert_eq!((d.size, d.leechers), (64, 3));
+    }
+}

@@ -1,0 +1,152 @@
+//! Settings from a TOML file, overridden by command-line flags.
+//!
+//! The default file is `$XDG_CONFIG_HOME/rustico/config.toml`, else
+//! `$HOME/.config/rustico/config.toml`; a missing default file means "all
+//! defaults", a missing `--config FILE` is an error. Example:
+//!
+//! ```toml
+//! listen_port = 6881
+//! download_dir = "/home/me/Downloads"
+//! log_dir = "/home/me/.local/state/rustico"
+//! peers_per_torrent = 50
+//! upload_slots = 4
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Everything a config file may set. Unknown keys are an error, so a typo
+/// is reported instead of silently ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// TCP port to accept peers on (0: any free port).
+    pub listen_port: u16,
+    /// Where downloads go when `-o` is not given.
+    pub download_dir: Option<PathBuf>,
+    /// Where the log file `rustico.log` is written.
+    pub log_dir: Option<PathBuf>,
+    /// Most peers connected per torrent.
+    pub peers_per_torrent: usize,
+    /// Most peers unchoked at once per torrent (one of them optimistic).
+    pub upload_slots: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen_port: 6881,
+            download_dir: None,
+            log_dir: None,
+            peers_per_torrent: 50,
+            upload_slots: 4,
+        }
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Read(PathBuf, std::io::Error),
+    /// The file is not valid TOML for [`Config`].
+    Parse(PathBuf, toml::de::Error),
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::Read(path, e) => write!(f, "cannot read config {}: {e}", path.display()),
+            ConfigError::Parse(path, e) => write!(f, "bad config {}: {e}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// The documented default location, if a home can be found.
+    pub fn default_path() -> Option<PathBuf> {
+        if let Some(xdg) = std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+            return Some(PathBuf::from(xdg).join("rustico/config.toml"));
+        }
+        std::env::var_os("HOME")
+            .filter(|v| !v.is_empty())
+            .map(|home| PathBuf::from(home).join(".config/rustico/config.toml"))
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse(origin.to_path_buf(), e))
+    }
+
+    /// Loads `explicit` (must exist) or the default file (may be absent).
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        let (path, required) = match explicit {
+            Some(p) => (p.to_path_buf(), true),
+            None => match Config::default_path() {
+                Some(p) => (p, false),
+                None => return Ok(Config::default()),
+            },
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Config::from_toml(&text, &path),
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(Config::default())
+            }
+            Err(e) => Err(ConfigError::Read(path, e)),
+        }
+    }
+
+    /// The log folder: the configured one, else `$XDG_STATE_HOME/rustico`,
+    /// else `$HOME/.local/state/rustico`, else the system temp folder.
+    pub fn log_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.log_dir {
+            return dir.clone();
+        }
+        if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(state).join("rustico");
+        }
+        match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            Some(home) => PathBuf::from(home).join(".local/state/rustico"),
+            None => std::env::temp_dir().join("rustico"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_read() {
+        let c = Config::from_toml(
+            "listen_port = 7000\ndownload_dir = \"/d\"\nlog_dir = \"/l\"\npeers_per_torrent = 9\nupload_slots = 2\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(c.listen_port, 7000);
+        assert_eq!(c.download_dir, Some(PathBuf::from("/d")));
+        assert_eq!(c.log_dir(), PathBuf::from("/l"));
+        assert_eq!((c.peers_per_torrent, c.upload_slots), (9, 2));
+    }
+
+    #[test]
+    fn missing_keys_take_defaults_and_typos_are_errors() {
+        let c = Config::from_toml("upload_slots = 3", Path::new("x")).unwrap();
+        assert_eq!(c.listen_port, 6881);
+        assert_eq!(c.upload_slots, 3);
+        let err = Config::from_toml("upload_slot = 3", Path::new("x")).unwrap_err();
+        assert!(err.to_string().contains("upload_slot"), "{err}");
+    }
+
+    #[test]
+    fn an_explicit_missing_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Config::load(Some(&dir.path().join("nope.toml"))).is_err());
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "listen_port = 1\n").unwrap();
+        assert_eq!(Config::load(Some(&path)).unwrap().listen_port, 1);
+    }
+}
