@@ -9,8 +9,10 @@
 #[allow(dead_code)] // wired in by the engine, next
 mod choker;
 mod cli;
+#[allow(dead_code)]
 mod config;
 mod logging;
+#[allow(dead_code)]
 mod peer_policy;
 #[allow(dead_code)]
 mod progress;

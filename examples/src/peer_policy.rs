@@ -69,7 +69,7 @@ impl PeerPolicy {
             return false;
         }
         match self.known.get(&addr) {
-            Some(k) => !k.connected && !k.banned_until.is_some_and(|t| now < t),
+            Some(k) => !k.connected && k.banned_until.is_none_or(|t| now >= t),
             None => true,
         }
     }
@@ -124,8 +124,8 @@ impl PeerPolicy {
             .iter()
             .filter(|(_, k)| {
                 !k.connected
-                    && !k.banned_until.is_some_and(|t| now < t)
-                    && !k.retry_at.is_some_and(|t| now < t)
+                    && k.banned_until.is_none_or(|t| now >= t)
+                    && k.retry_at.is_none_or(|t| now >= t)
             })
             .map(|(addr, k)| (k.failures, *addr))
             .collect();
