@@ -1,5 +1,71 @@
 //! Pieces on disk: file layout, positional I/O, hash checks, read cache, resume.
 //!
-//! Not implemented yet: this crate is a placeholder in the workspace until
-//! its issue lands. Nothing here pretends to work.
+//! ```
+//! use std::sync::atomic::AtomicBool;
+//! use rustico_storage::{FileEntry, Layout, Options, Storage};
+//! use sha1::{Digest, Sha1};
+//!
+//! let data = b"hello, storage!".to_vec(); // 15 bytes, pieces of 8
+//! let hashes = data.chunks(8).map(|p| Sha1::digest(p).into()).collect();
+//! let layout = Layout::new(
+//!     vec![FileEntry::new(["demo", "a.txt"], 5), FileEntry::new(["demo", "b.txt"], 10)],
+//!     8,
+//!     hashes,
+//! )?;
+//! let dir = tempfile::tempdir()?;
+//! let storage = Storage::open(dir.path(), layout, Options::default())?;
+//!
+//! storage.write_piece(1, &data[8..])?; // verified, then written
+//! assert!(storage.write_piece(0, b"garbage!").is_err()); // wrong hash: nothing written
+//!
+//! let mut block = Vec::new();
+//! storage.read_block(1, 2, 3, &mut block)?; // through the read cache
+//! assert_eq!(block, &data[10..13]);
+//!
+//! let resume = dir.path().join("demo.resume");
+//! storage.save_resume(&resume, &[false, true])?; // fsyncs data first
+//! let check = storage.load_resume(&resume)?;
+//! assert_eq!(check.have, [false, true]);
+//!
+//! let have = storage.recheck(&|_progress| {}, &AtomicBool::new(false))?;
+//! assert_eq!(have, [false, true]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Map
+//! - [`Layout`], [`FileEntry`]: the validated file list, piece length and
+//!   hashes ([`LayoutError`] for hostile ones); maps pieces to [`FileSpan`]s.
+//! - [`Storage`]: `Send + Sync`, `&self` methods; [`Storage::write_piece`]
+//!   (verify then write), [`Storage::read_block`] (read cache, see
+//!   [`CacheStats`]), [`Storage::read_piece`], [`Storage::flush`],
+//!   [`Storage::recheck`] (parallel), [`Storage::save_resume`],
+//!   [`Storage::load_resume`], [`Storage::resume_or_recheck`].
+//! - [`Options`], [`Allocation`]: sparse or preallocated files, cache size,
+//!   open-file bound, recheck threads.
+//! - Errors, one per operation: [`OpenError`], [`WriteError`], [`ReadError`],
+//!   [`FlushError`], [`RecheckError`], [`ResumeError`]; file-system failures
+//!   are a [`FileError`] naming the file and the offset.
+//!
+//! # Read cache
+//! Whole pieces, least recently used evicted first, bounded by
+//! [`Options::read_cache_bytes`]. Only [`Storage::read_block`] fills it (a
+//! recheck or a `read_piece` does not, so a scan does not push out what peers
+//! are downloading); writing a piece drops its cached copy.
 #![forbid(unsafe_code)]
+
+mod cache;
+mod error;
+mod files;
+mod layout;
+mod resume;
+mod storage;
+
+pub use error::{
+    FileError, FlushError, OpenError, ReadError, RecheckError, ResumeError, WriteError,
+};
+pub use files::Allocation;
+pub use layout::{
+    FileEntry, FileSpan, Layout, LayoutError, MAX_COMPONENT_LENGTH, MAX_PIECE_LENGTH,
+    MAX_TOTAL_LENGTH,
+};
+pub use storage::{CacheStats, Options, RecheckProgress, ResumeCheck, Resumed, Storage};

@@ -1,0 +1,367 @@
+//! Open files: lazily opened, cached with a bound, positional I/O.
+//!
+//! One mutex guards the table of open handles; it is held only to look a
+//! handle up (or to open one). Reads and writes use `read_at`/`write_at` on a
+//! shared `Arc<File>` outside the lock, so threads never race on a seek
+//! position and never wait for each other's I/O.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::error::FileError;
+use crate::layout::Layout;
+
+/// How files are given their length when first created for writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Allocation {
+    /// Set the length only (`set_len`): a sparse file, disk blocks are taken
+    /// as pieces arrive. Fast to create; "disk full" can appear mid-download.
+    #[default]
+    Sparse,
+    /// Write zeros over the whole file when it is created, so the space is
+    /// taken up front and "disk full" shows on the first write to the file.
+    /// (Portable std-only code: there is no `fallocate` without `unsafe`/libc.)
+    Preallocate,
+}
+
+/// Identity of a file on disk: device and inode.
+type Identity = (u64, u64);
+
+struct OpenFile {
+    file: Arc<File>,
+    writable: bool,
+    last_used: u64,
+}
+
+struct Table {
+    open: HashMap<usize, OpenFile>,
+    /// The inode each file had when this storage first opened it; a
+    /// different one later means the file was replaced under us.
+    identity: Vec<Option<Identity>>,
+    /// Whether the file has been given its length (created for writing).
+    prepared: Vec<bool>,
+    tick: u64,
+}
+
+pub(crate) struct Files {
+    root: PathBuf,
+    relative: Vec<PathBuf>,
+    lengths: Vec<u64>,
+    allocation: Allocation,
+    max_open: usize,
+    table: Mutex<Table>,
+    dirty: Vec<AtomicBool>,
+}
+
+impl Files {
+    pub(crate) fn new(
+        root: PathBuf,
+        layout: &Layout,
+        allocation: Allocation,
+        max_open: usize,
+    ) -> Files {
+        let count = layout.files().len();
+        Files {
+            root,
+            relative: layout.files().iter().map(|f| f.relative_path()).collect(),
+            lengths: layout.files().iter().map(|f| f.length).collect(),
+            allocation,
+            max_open: max_open.max(1),
+            table: Mutex::new(Table {
+                open: HashMap::new(),
+                identity: vec![None; count],
+                prepared: vec![false; count],
+                tick: 0,
+            }),
+            dirty: (0..count).map(|_| AtomicBool::new(false)).collect(),
+        }
+    }
+
+    pub(crate) fn path(&self, file: usize) -> PathBuf {
+        self.root.join(
+            self.relative
+                .get(file)
+                .map(PathBuf::as_path)
+                .unwrap_or(Path::new("")),
+        )
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // A panic while holding the lock leaves the table consistent (every
+        // mutation is a single insert/remove), so a poisoned lock is usable.
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A handle to `file`, opened for writing (created, with its folders and
+    /// length) when `write` is true, else opened without creating anything.
+    pub(crate) fn handle(&self, file: usize, write: bool) -> Result<Arc<File>, FileError> {
+        let mut table = self.lock();
+        table.tick += 1;
+        let tick = table.tick;
+        if let Some(entry) = table.open.get_mut(&file) {
+            if entry.writable || !write {
+                entry.last_used = tick;
+                return Ok(Arc::clone(&entry.file));
+            }
+        }
+        let path = self.path(file);
+        self.check_no_links(file)?;
+        let (handle, writable) = if write {
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).map_err(|e| FileError::from_io(e, path.clone(), 0))?;
+            }
+            let handle = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| FileError::from_io(e, path.clone(), 0))?;
+            (handle, true)
+        } else {
+            match OpenOptions::new().read(true).write(true).open(&path) {
+                Ok(handle) => (handle, true),
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                    // Seeding from a read-only folder is legitimate.
+                    let handle =
+                        File::open(&path).map_err(|e| FileError::from_io(e, path.clone(), 0))?;
+                    (handle, false)
+                }
+                Err(e) => return Err(FileError::from_io(e, path, 0)),
+            }
+        };
+        let meta = handle
+            .metadata()
+            .map_err(|e| FileError::from_io(e, path.clone(), 0))?;
+        if !meta.is_file() {
+            return Err(FileError::NotRegular { path });
+        }
+        let identity = (meta.dev(), meta.ino());
+        let known = table.identity.get(file).copied().flatten();
+        match known {
+            Some(seen) if seen != identity => return Err(FileError::Replaced { path }),
+            _ => {
+                if let Some(slot) = table.identity.get_mut(file) {
+                    *slot = Some(identity);
+                }
+            }
+        }
+        if write && !table.prepared.get(file).copied().unwrap_or(true) {
+            let want = self.lengths.get(file).copied().unwrap_or(0);
+            if meta.len() < want {
+                self.allocate(&handle, &path, meta.len(), want)?;
+            }
+            if let Some(slot) = table.prepared.get_mut(file) {
+                *slot = true;
+            }
+        }
+        if table.open.len() >= self.max_open {
+            let oldest = table
+                .open
+                .iter()
+                .min_by_key(|(_, entry)| entry.last_used)
+                .map(|(&index, _)| index);
+            if let Some(index) = oldest {
+                table.open.remove(&index);
+            }
+        }
+        let handle = Arc::new(handle);
+        table.open.insert(
+            file,
+            OpenFile {
+                file: Arc::clone(&handle),
+                writable,
+                last_used: tick,
+            },
+        );
+        Ok(handle)
+    }
+
+    fn allocate(&self, handle: &File, path: &Path, from: u64, to: u64) -> Result<(), FileError> {
+        match self.allocation {
+            Allocation::Sparse => handle
+                .set_len(to)
+                .map_err(|e| FileError::from_io(e, path.to_path_buf(), to)),
+            Allocation::Preallocate => {
+                const CHUNK: usize = 1 << 20;
+                let zeros = vec![0u8; CHUNK];
+                let mut offset = from;
+                while offset < to {
+                    let take = (to - offset).min(CHUNK as u64) as usize;
+                    write_all_at(handle, path, zeros.get(..take).unwrap_or(&[]), offset)?;
+                    offset += take as u64;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Refuses a symbolic link (or other non-regular entry) anywhere on the
+    /// path below the download folder: following one could leave the folder.
+    fn check_no_links(&self, file: usize) -> Result<(), FileError> {
+        let Some(relative) = self.relative.get(file) else {
+            return Ok(());
+        };
+        let mut path = self.root.clone();
+        let count = relative.components().count();
+        for (index, component) in relative.components().enumerate() {
+            path.push(component);
+            match fs::symlink_metadata(&path) {
+                Ok(meta) => {
+                    let last = index + 1 == count;
+                    let fine = if last { meta.is_file() } else { meta.is_dir() };
+                    if !fine {
+                        return Err(FileError::NotRegular { path });
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(FileError::from_io(e, path, 0)),
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn mark_dirty(&self, file: usize) {
+        if let Some(flag) = self.dirty.get(file) {
+            flag.store(true, Ordering::Release);
+        }
+    }
+
+    /// `fsync`s every file written since the last flush, and checks each is
+    /// still the file we opened (not replaced or deleted under us).
+    pub(crate) fn flush(&self) -> Result<(), FileError> {
+        for (file, flag) in self.dirty.iter().enumerate() {
+            if !flag.swap(false, Ordering::AcqRel) {
+                continue;
+            }
+            let result = self.sync_one(file);
+            if result.is_err() {
+                flag.store(true, Ordering::Release);
+            }
+            result?;
+        }
+        Ok(())
+    }
+
+    fn sync_one(&self, file: usize) -> Result<(), FileError> {
+        let path = self.path(file);
+        let handle = self.handle(file, false)?;
+        handle
+            .sync_all()
+            .map_err(|e| FileError::from_io(e, path.clone(), 0))?;
+        let on_disk = fs::symlink_metadata(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => FileError::Replaced { path: path.clone() },
+            _ => FileError::from_io(e, path.clone(), 0),
+        })?;
+        let ours = handle
+            .metadata()
+            .map_err(|e| FileError::from_io(e, path.clone(), 0))?;
+        if (on_disk.dev(), on_disk.ino()) != (ours.dev(), ours.ino()) {
+            return Err(FileError::Replaced { path });
+        }
+        Ok(())
+    }
+}
+
+/// Reads exactly `buf.len()` bytes at `offset`; a file that ends first is a
+/// [`FileError::ShortFile`].
+pub(crate) fn read_exact_at(
+    file: &File,
+    path: &Path,
+    mut buf: &mut [u8],
+    mut offset: u64,
+) -> Result<(), FileError> {
+    while !buf.is_empty() {
+        match file.read_at(buf, offset) {
+            Ok(0) => {
+                let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+                return Err(FileError::ShortFile {
+                    path: path.to_path_buf(),
+                    offset,
+                    len,
+                });
+            }
+            Ok(n) => {
+                buf = buf.get_mut(n..).unwrap_or_default();
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(FileError::from_io(e, path.to_path_buf(), offset)),
+        }
+    }
+    Ok(())
+}
+
+/// Writes all of `buf` at `offset`.
+pub(crate) fn write_all_at(
+    file: &File,
+    path: &Path,
+    mut buf: &[u8],
+    mut offset: u64,
+) -> Result<(), FileError> {
+    while !buf.is_empty() {
+        match file.write_at(buf, offset) {
+            Ok(0) => {
+                return Err(FileError::from_io(
+                    io::Error::from(io::ErrorKind::WriteZero),
+                    path.to_path_buf(),
+                    offset,
+                ))
+            }
+            Ok(n) => {
+                buf = buf.get(n..).unwrap_or_default();
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(FileError::from_io(e, path.to_path_buf(), offset)),
+        }
+    }
+    Ok(())
+}
+
+/// A file's size, modification time and identity, as a resume file records them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileStamp {
+    pub(crate) exists: bool,
+    pub(crate) len: u64,
+    pub(crate) mtime_sec: i64,
+    pub(crate) mtime_nsec: u32,
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+}
+
+impl FileStamp {
+    pub(crate) const MISSING: FileStamp = FileStamp {
+        exists: false,
+        len: 0,
+        mtime_sec: 0,
+        mtime_nsec: 0,
+        dev: 0,
+        ino: 0,
+    };
+
+    pub(crate) fn of(path: &Path) -> Result<FileStamp, FileError> {
+        match fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_file() => Ok(FileStamp {
+                exists: true,
+                len: meta.len(),
+                mtime_sec: meta.mtime(),
+                mtime_nsec: u32::try_from(meta.mtime_nsec()).unwrap_or(0),
+                dev: meta.dev(),
+                ino: meta.ino(),
+            }),
+            // A folder or link where a file should be matches nothing.
+            Ok(_) => Ok(FileStamp {
+                len: u64::MAX,
+                ..FileStamp::MISSING
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(FileStamp::MISSING),
+            Err(e) => Err(FileError::from_io(e, path.to_path_buf(), 0)),
+        }
+    }
+}

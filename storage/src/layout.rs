@@ -1,0 +1,365 @@
+//! The torrent's file layout: which bytes of which file make up each piece.
+//!
+//! A [`Layout`] is validated once, when it is built, so the rest of the crate
+//! can map pieces to file spans without re-checking paths or lengths.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// Largest piece length accepted (256 MiB). Pieces are held whole in memory
+/// while they are verified and cached, so an absurd length is refused up front.
+pub const MAX_PIECE_LENGTH: u64 = 256 * 1024 * 1024;
+
+/// Largest total length accepted (1 PiB): far above any real torrent, far
+/// below the point where offsets could overflow.
+pub const MAX_TOTAL_LENGTH: u64 = 1 << 50;
+
+/// Longest path component accepted, in bytes (the usual file-name limit).
+pub const MAX_COMPONENT_LENGTH: usize = 255;
+
+/// One file of a torrent, in the order the torrent lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Path components below the download folder, e.g. `["name", "dir", "a.txt"]`.
+    /// A single-file torrent has one component (its name).
+    pub path: Vec<String>,
+    /// Length in bytes (may be zero).
+    pub length: u64,
+}
+
+impl FileEntry {
+    /// A file entry from path components and a length.
+    pub fn new<S: Into<String>>(path: impl IntoIterator<Item = S>, length: u64) -> FileEntry {
+        FileEntry {
+            path: path.into_iter().map(Into::into).collect(),
+            length,
+        }
+    }
+
+    /// The path relative to the download folder.
+    pub fn relative_path(&self) -> PathBuf {
+        self.path.iter().collect()
+    }
+}
+
+/// Why a layout was refused. Indices count files from 0 in torrent order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LayoutError {
+    /// The layout lists no files, or only empty ones.
+    #[error("the layout has no data (no files, or only empty ones)")]
+    Empty,
+    /// A file has no path components.
+    #[error("file {file} has an empty path")]
+    EmptyPath {
+        /// Index of the file.
+        file: usize,
+    },
+    /// A path component would escape the download folder or is not a plain name
+    /// (`..`, `.`, empty, or containing `/` or a NUL byte).
+    #[error("file {file} has an unsafe path component {component:?}")]
+    UnsafeComponent {
+        /// Index of the file.
+        file: usize,
+        /// The refused component.
+        component: String,
+    },
+    /// A path component is longer than [`MAX_COMPONENT_LENGTH`] bytes.
+    #[error("file {file} has a path component of {len} bytes (max {MAX_COMPONENT_LENGTH})")]
+    ComponentTooLong {
+        /// Index of the file.
+        file: usize,
+        /// Length of the component in bytes.
+        len: usize,
+    },
+    /// Two files have the same path, or one file's path is a folder of another.
+    #[error("file {file} collides with file {other} (same path, or one is a folder of the other)")]
+    PathConflict {
+        /// Index of the later file.
+        file: usize,
+        /// Index of the earlier file it collides with.
+        other: usize,
+    },
+    /// The sum of file lengths exceeds [`MAX_TOTAL_LENGTH`] (or overflows).
+    #[error("total length exceeds {MAX_TOTAL_LENGTH} bytes at file {file}")]
+    TotalTooLong {
+        /// Index of the file whose length pushed the total over.
+        file: usize,
+    },
+    /// The piece length is zero.
+    #[error("piece length is zero")]
+    ZeroPieceLength,
+    /// The piece length exceeds [`MAX_PIECE_LENGTH`].
+    #[error("piece length {0} exceeds {MAX_PIECE_LENGTH}")]
+    PieceLengthTooLong(u64),
+    /// The number of piece hashes does not match the total length.
+    #[error("{actual} piece hashes given, the total length needs {expected}")]
+    PieceCountMismatch {
+        /// Pieces needed by the total length and piece length.
+        expected: u64,
+        /// Hashes given.
+        actual: usize,
+    },
+}
+
+/// A validated file layout: files, piece length and piece hashes.
+///
+/// ```
+/// use rustico_storage::{FileEntry, Layout};
+/// let layout = Layout::new(
+///     vec![FileEntry::new(["t", "a"], 3), FileEntry::new(["t", "b"], 5)],
+///     4,
+///     vec![[0; 20]; 2],
+/// )?;
+/// assert_eq!(layout.total_length(), 8);
+/// assert_eq!(layout.piece_size(1), Some(4));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    files: Vec<FileEntry>,
+    /// Offset of each file's first byte in the torrent's byte stream.
+    starts: Vec<u64>,
+    total_length: u64,
+    piece_length: u32,
+    piece_hashes: Vec<[u8; 20]>,
+}
+
+/// A part of a piece or block that lies in one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileSpan {
+    /// Index of the file.
+    pub file: usize,
+    /// Offset inside the file.
+    pub file_offset: u64,
+    /// Offset inside the caller's buffer (the piece or block).
+    pub buf_offset: usize,
+    /// Number of bytes.
+    pub len: usize,
+}
+
+impl Layout {
+    /// Validates and builds a layout.
+    ///
+    /// Refuses unsafe or colliding paths, a zero or huge piece length, an
+    /// absurd total length, and a piece-hash count that does not match the
+    /// total length.
+    pub fn new(
+        files: Vec<FileEntry>,
+        piece_length: u64,
+        piece_hashes: Vec<[u8; 20]>,
+    ) -> Result<Layout, LayoutError> {
+        if piece_length == 0 {
+            return Err(LayoutError::ZeroPieceLength);
+        }
+        if piece_length > MAX_PIECE_LENGTH {
+            return Err(LayoutError::PieceLengthTooLong(piece_length));
+        }
+        let piece_length_u32 = u32::try_from(piece_length)
+            .map_err(|_| LayoutError::PieceLengthTooLong(piece_length))?;
+
+        let mut starts = Vec::with_capacity(files.len());
+        let mut total: u64 = 0;
+        for (index, file) in files.iter().enumerate() {
+            check_path(index, &file.path)?;
+            starts.push(total);
+            total = total
+                .checked_add(file.length)
+                .filter(|t| *t <= MAX_TOTAL_LENGTH)
+                .ok_or(LayoutError::TotalTooLong { file: index })?;
+        }
+        check_conflicts(&files)?;
+        if total == 0 {
+            return Err(LayoutError::Empty);
+        }
+        let expected = total.div_ceil(piece_length);
+        if expected != piece_hashes.len() as u64 || expected > u64::from(u32::MAX) {
+            return Err(LayoutError::PieceCountMismatch {
+                expected,
+                actual: piece_hashes.len(),
+            });
+        }
+        Ok(Layout {
+            files,
+            starts,
+            total_length: total,
+            piece_length: piece_length_u32,
+            piece_hashes,
+        })
+    }
+
+    /// The files, in torrent order.
+    pub fn files(&self) -> &[FileEntry] {
+        &self.files
+    }
+
+    /// Sum of all file lengths.
+    pub fn total_length(&self) -> u64 {
+        self.total_length
+    }
+
+    /// Nominal piece length (every piece but possibly the last).
+    pub fn piece_length(&self) -> u32 {
+        self.piece_length
+    }
+
+    /// Number of pieces.
+    pub fn num_pieces(&self) -> u32 {
+        // Checked against u32::MAX in `new`.
+        self.piece_hashes.len() as u32
+    }
+
+    /// The expected SHA-1 of every piece.
+    pub fn piece_hashes(&self) -> &[[u8; 20]] {
+        &self.piece_hashes
+    }
+
+    /// Expected SHA-1 of one piece, `None` if out of range.
+    pub fn piece_hash(&self, piece: u32) -> Option<&[u8; 20]> {
+        self.piece_hashes.get(piece as usize)
+    }
+
+    /// Length of one piece (the last may be shorter), `None` if out of range.
+    pub fn piece_size(&self, piece: u32) -> Option<u32> {
+        if piece >= self.num_pieces() {
+            return None;
+        }
+        let start = self.piece_offset(piece);
+        let len = (self.total_length - start).min(u64::from(self.piece_length));
+        // At most piece_length, which fits in u32.
+        Some(len as u32)
+    }
+
+    /// Offset of a piece's first byte in the torrent's byte stream.
+    pub(crate) fn piece_offset(&self, piece: u32) -> u64 {
+        u64::from(piece) * u64::from(self.piece_length)
+    }
+
+    /// Offset of a file's first byte in the torrent's byte stream.
+    pub fn file_offset(&self, file: usize) -> Option<u64> {
+        self.starts.get(file).copied()
+    }
+
+    /// Range of pieces `[first, last]` that hold bytes of `file`; `None` for
+    /// an empty file (it holds no bytes) or an index out of range.
+    pub fn pieces_of_file(&self, file: usize) -> Option<(u32, u32)> {
+        let entry = self.files.get(file)?;
+        if entry.length == 0 {
+            return None;
+        }
+        let start = *self.starts.get(file)?;
+        let end = start + entry.length - 1;
+        let pl = u64::from(self.piece_length);
+        Some(((start / pl) as u32, (end / pl) as u32))
+    }
+
+    /// The file spans covering `len` bytes from torrent offset `offset`, in
+    /// order, skipping zero-length files. The caller has checked the range is
+    /// inside the torrent.
+    pub fn spans(&self, offset: u64, len: usize) -> impl Iterator<Item = FileSpan> + '_ {
+        // First file whose end is past `offset`; zero-length files end where
+        // they start, so they are skipped naturally.
+        let first = self
+            .starts
+            .partition_point(|&start| start <= offset)
+            .saturating_sub(1);
+        let end = offset + len as u64;
+        let mut cursor = offset;
+        let mut file = first;
+        std::iter::from_fn(move || {
+            while cursor < end {
+                let entry = self.files.get(file)?;
+                let start = *self.starts.get(file)?;
+                let file_end = start + entry.length;
+                if file_end <= cursor {
+                    file += 1;
+                    continue;
+                }
+                let take = (file_end.min(end) - cursor) as usize;
+                let span = FileSpan {
+                    file,
+                    file_offset: cursor - start,
+                    buf_offset: (cursor - offset) as usize,
+                    len: take,
+                };
+                cursor += take as u64;
+                file += 1;
+                return Some(span);
+            }
+            None
+        })
+    }
+
+    /// The file spans of a whole piece.
+    pub fn piece_spans(&self, piece: u32) -> impl Iterator<Item = FileSpan> + '_ {
+        let len = self.piece_size(piece).unwrap_or(0) as usize;
+        self.spans(self.piece_offset(piece), len)
+    }
+
+    /// A short fingerprint of the layout (SHA-1 over lengths, paths, piece
+    /// length and hashes), so a resume file is never applied to another torrent.
+    pub(crate) fn fingerprint(&self) -> [u8; 20] {
+        use sha1::{Digest, Sha1};
+        let mut hasher = Sha1::new();
+        hasher.update(u64::from(self.piece_length).to_le_bytes());
+        hasher.update((self.files.len() as u64).to_le_bytes());
+        for file in &self.files {
+            hasher.update(file.length.to_le_bytes());
+            hasher.update((file.path.len() as u64).to_le_bytes());
+            for component in &file.path {
+                hasher.update((component.len() as u64).to_le_bytes());
+                hasher.update(component.as_bytes());
+            }
+        }
+        for hash in &self.piece_hashes {
+            hasher.update(hash);
+        }
+        hasher.finalize().into()
+    }
+}
+
+fn check_path(file: usize, path: &[String]) -> Result<(), LayoutError> {
+    if path.is_empty() {
+        return Err(LayoutError::EmptyPath { file });
+    }
+    for component in path {
+        let unsafe_name = component.is_empty()
+            || component == "."
+            || component == ".."
+            || component.contains('/')
+            || component.contains('\0');
+        if unsafe_name {
+            return Err(LayoutError::UnsafeComponent {
+                file,
+                component: component.clone(),
+            });
+        }
+        if component.len() > MAX_COMPONENT_LENGTH {
+            return Err(LayoutError::ComponentTooLong {
+                file,
+                len: component.len(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Refuses duplicate paths and a file whose path is a folder of another file.
+fn check_conflicts(files: &[FileEntry]) -> Result<(), LayoutError> {
+    let mut file_paths: HashMap<&[String], usize> = HashMap::with_capacity(files.len());
+    let mut folders: HashMap<&[String], usize> = HashMap::new();
+    for (index, file) in files.iter().enumerate() {
+        let path = file.path.as_slice();
+        if let Some(&other) = file_paths.get(path).or_else(|| folders.get(path)) {
+            return Err(LayoutError::PathConflict { file: index, other });
+        }
+        for cut in 1..path.len() {
+            let folder = &path[..cut];
+            if let Some(&other) = file_paths.get(folder) {
+                return Err(LayoutError::PathConflict { file: index, other });
+            }
+            folders.entry(folder).or_insert(index);
+        }
+        file_paths.insert(path, index);
+    }
+    Ok(())
+}

@@ -1,0 +1,572 @@
+//! [`Storage`]: the torrent's pieces on disk.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use sha1::{Digest, Sha1};
+
+use crate::cache::PieceCache;
+use crate::error::{
+    FileError, FlushError, OpenError, ReadError, RecheckError, ResumeError, WriteError,
+};
+use crate::files::{read_exact_at, write_all_at, Allocation, FileStamp, Files};
+use crate::layout::Layout;
+use crate::resume;
+
+/// How a [`Storage`] behaves. `Options::default()` suits a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Sparse or preallocated files.
+    pub allocation: Allocation,
+    /// Memory bound of the read cache in bytes (0 disables it). Default 64 MiB.
+    pub read_cache_bytes: usize,
+    /// At most this many files are kept open at once (least recently used
+    /// closed first). Default 128; must be at least 1.
+    pub max_open_files: usize,
+    /// Threads a recheck uses; 0 means one per core. Default 0.
+    pub recheck_threads: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            allocation: Allocation::Sparse,
+            read_cache_bytes: 64 << 20,
+            max_open_files: 128,
+            recheck_threads: 0,
+        }
+    }
+}
+
+/// Read-cache counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Block reads served from memory.
+    pub hits: u64,
+    /// Block reads that went to disk.
+    pub misses: u64,
+    /// Pieces held now.
+    pub pieces: usize,
+    /// Bytes held now.
+    pub bytes: usize,
+}
+
+/// Progress of a recheck, passed to its callback after each piece.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecheckProgress {
+    /// Pieces hashed so far.
+    pub checked: u32,
+    /// Pieces to hash in all.
+    pub total: u32,
+    /// Pieces found valid so far.
+    pub valid: u32,
+}
+
+/// What [`Storage::load_resume`] concluded from a resume file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumeCheck {
+    /// Pieces the resume file says are on disk, and whose files all match
+    /// their recorded size, modification time and inode.
+    pub have: Vec<bool>,
+    /// Pieces that touch a file that changed since the resume file was
+    /// written: their state is unknown and must be rechecked.
+    pub needs_recheck: Vec<bool>,
+    /// Indices of the files that changed.
+    pub changed_files: Vec<usize>,
+}
+
+/// What [`Storage::resume_or_recheck`] found.
+#[derive(Debug)]
+pub struct Resumed {
+    /// Pieces on disk and valid.
+    pub have: Vec<bool>,
+    /// Pieces that were hashed (all of them when the resume file was unusable).
+    pub pieces_rechecked: u32,
+    /// Why the resume file was not used, if it was not.
+    pub resume_unusable: Option<ResumeError>,
+}
+
+/// A torrent's pieces on disk. `Send + Sync`: share it in an `Arc` between
+/// the threads that write downloaded pieces and those that serve peers.
+///
+/// See the [crate docs](crate) for an example.
+pub struct Storage {
+    layout: Layout,
+    root: PathBuf,
+    files: Files,
+    options: Options,
+    cache: Mutex<PieceCache>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("root", &self.root)
+            .field("files", &self.layout.files().len())
+            .field("pieces", &self.layout.num_pieces())
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl Storage {
+    /// Opens storage for `layout` under the download folder `root` (created
+    /// if missing). No torrent file is created or opened until it is needed.
+    pub fn open(
+        root: impl Into<PathBuf>,
+        layout: Layout,
+        options: Options,
+    ) -> Result<Storage, OpenError> {
+        let root = root.into();
+        if options.max_open_files == 0 {
+            return Err(OpenError::InvalidOption(
+                "max_open_files must be at least 1",
+            ));
+        }
+        std::fs::create_dir_all(&root).map_err(|source| OpenError::Root {
+            path: root.clone(),
+            source,
+        })?;
+        let files = Files::new(
+            root.clone(),
+            &layout,
+            options.allocation,
+            options.max_open_files,
+        );
+        Ok(Storage {
+            cache: Mutex::new(PieceCache::new(options.read_cache_bytes)),
+            layout,
+            root,
+            files,
+            options,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        })
+    }
+
+    /// The layout this storage was opened with.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The download folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Full path of one of the torrent's files.
+    pub fn file_path(&self, file: usize) -> PathBuf {
+        self.files.path(file)
+    }
+
+    /// Whether `data` is piece `piece`: right length and right SHA-1.
+    pub fn verify_piece(&self, piece: u32, data: &[u8]) -> bool {
+        let (Some(len), Some(expected)) =
+            (self.layout.piece_size(piece), self.layout.piece_hash(piece))
+        else {
+            return false;
+        };
+        data.len() == len as usize && Sha1::digest(data).as_slice() == expected
+    }
+
+    /// Verifies a complete piece and writes it; refuses with
+    /// [`WriteError::HashMismatch`] (writing nothing) when the SHA-1 differs.
+    ///
+    /// The data is in the operating system's cache when this returns, not yet
+    /// durable: call [`flush`](Self::flush) (or [`save_resume`](Self::save_resume),
+    /// which flushes first) before telling anyone it is saved.
+    pub fn write_piece(&self, piece: u32, data: &[u8]) -> Result<(), WriteError> {
+        let expected = self.piece_size_for_write(piece)?;
+        if data.len() != expected as usize {
+            return Err(WriteError::WrongLength {
+                piece,
+                expected,
+                actual: data.len(),
+            });
+        }
+        if !self.verify_piece(piece, data) {
+            return Err(WriteError::HashMismatch { piece });
+        }
+        for span in self.layout.piece_spans(piece) {
+            let fail = |source| WriteError::File { piece, source };
+            let handle = self.files.handle(span.file, true).map_err(fail)?;
+            let bytes = data
+                .get(span.buf_offset..span.buf_offset + span.len)
+                .unwrap_or_default();
+            let path = self.files.path(span.file);
+            let written = write_all_at(&handle, &path, bytes, span.file_offset);
+            // Marked even on failure: part of the span may be in the page cache.
+            self.files.mark_dirty(span.file);
+            written.map_err(fail)?;
+        }
+        self.lock_cache().remove(piece);
+        Ok(())
+    }
+
+    fn piece_size_for_write(&self, piece: u32) -> Result<u32, WriteError> {
+        self.layout
+            .piece_size(piece)
+            .ok_or(WriteError::PieceOutOfRange {
+                piece,
+                num_pieces: self.layout.num_pieces(),
+            })
+    }
+
+    fn piece_size_for_read(&self, piece: u32) -> Result<u32, ReadError> {
+        self.layout
+            .piece_size(piece)
+            .ok_or(ReadError::PieceOutOfRange {
+                piece,
+                num_pieces: self.layout.num_pieces(),
+            })
+    }
+
+    /// Reads a whole piece from disk (or from the read cache if it is there;
+    /// a piece read this way is not added to the cache).
+    pub fn read_piece(&self, piece: u32) -> Result<Vec<u8>, ReadError> {
+        let len = self.piece_size_for_read(piece)?;
+        if let Some(cached) = self.lock_cache().get(piece) {
+            return Ok(cached.to_vec());
+        }
+        let mut buf = vec![0u8; len as usize];
+        self.read_span(piece, 0, &mut buf)
+            .map_err(|source| ReadError::File { piece, source })?;
+        Ok(buf)
+    }
+
+    /// Appends `len` bytes at `offset` inside `piece` to `out`, through the
+    /// read cache: on a miss the whole piece is read once and kept, so the
+    /// following blocks of that piece cost no disk read.
+    ///
+    /// Only pieces the caller knows are complete should be read: the cache
+    /// keeps what it read until the piece is written again or evicted.
+    pub fn read_block(
+        &self,
+        piece: u32,
+        offset: u32,
+        len: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ReadError> {
+        let piece_len = self.piece_size_for_read(piece)?;
+        let end = u64::from(offset) + u64::from(len);
+        if end > u64::from(piece_len) {
+            return Err(ReadError::BlockOutOfRange {
+                piece,
+                offset,
+                len,
+                piece_len,
+            });
+        }
+        let range = offset as usize..end as usize;
+        let cached = self.lock_cache().get(piece);
+        if let Some(data) = cached {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            out.extend_from_slice(data.get(range).unwrap_or_default());
+            return Ok(());
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let fail = |source| ReadError::File { piece, source };
+        if !self.lock_cache().fits(piece_len as usize) {
+            let start = out.len();
+            out.resize(start + len as usize, 0);
+            let target = out.get_mut(start..).unwrap_or_default();
+            return self.read_span(piece, offset, target).map_err(fail);
+        }
+        // Two threads missing the same piece at once both read it; the
+        // second insert replaces the first. Rare, and cheaper than a lock
+        // held across disk I/O.
+        let mut whole = vec![0u8; piece_len as usize];
+        self.read_span(piece, 0, &mut whole).map_err(fail)?;
+        out.extend_from_slice(whole.get(range).unwrap_or_default());
+        self.lock_cache().insert(piece, Arc::from(whole));
+        Ok(())
+    }
+
+    /// Read-cache counters.
+    pub fn cache_stats(&self) -> CacheStats {
+        let cache = self.lock_cache();
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            pieces: cache.len(),
+            bytes: cache.used_bytes(),
+        }
+    }
+
+    fn lock_cache(&self) -> MutexGuard<'_, PieceCache> {
+        // Every cache mutation leaves it consistent, so a panic elsewhere
+        // while the lock was held does not make it unusable.
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads `buf.len()` bytes from `offset` inside `piece`, file by file.
+    fn read_span(&self, piece: u32, offset: u32, buf: &mut [u8]) -> Result<(), FileError> {
+        let start = self.layout.piece_offset(piece) + u64::from(offset);
+        for span in self.layout.spans(start, buf.len()) {
+            let handle = self.files.handle(span.file, false)?;
+            let path = self.files.path(span.file);
+            let target = buf
+                .get_mut(span.buf_offset..span.buf_offset + span.len)
+                .unwrap_or_default();
+            read_exact_at(&handle, &path, target, span.file_offset)?;
+        }
+        Ok(())
+    }
+
+    /// Makes every write so far durable (`fsync` of each file written since
+    /// the last flush) and checks no file was replaced under us.
+    pub fn flush(&self) -> Result<(), FlushError> {
+        self.files.flush().map_err(FlushError)
+    }
+
+    /// Hashes every piece, in parallel on all cores (or
+    /// [`Options::recheck_threads`]), and returns which are valid. Memory
+    /// stays bounded: each thread streams its piece through a 1 MiB buffer.
+    /// Missing or short files make their pieces invalid; other I/O errors
+    /// stop the recheck. `progress` is called (from worker threads) after
+    /// each piece; raising `cancel` stops it with [`RecheckError::Cancelled`].
+    pub fn recheck(
+        &self,
+        progress: &(dyn Fn(RecheckProgress) + Sync),
+        cancel: &AtomicBool,
+    ) -> Result<Vec<bool>, RecheckError> {
+        let all = vec![true; self.layout.num_pieces() as usize];
+        self.recheck_pieces(&all, progress, cancel)
+    }
+
+    /// Like [`recheck`](Self::recheck), hashing only the pieces whose entry
+    /// in `which` is true; the others are reported false.
+    pub fn recheck_pieces(
+        &self,
+        which: &[bool],
+        progress: &(dyn Fn(RecheckProgress) + Sync),
+        cancel: &AtomicBool,
+    ) -> Result<Vec<bool>, RecheckError> {
+        let num_pieces = self.layout.num_pieces() as usize;
+        if which.len() != num_pieces {
+            return Err(RecheckError::MaskLength {
+                expected: num_pieces,
+                actual: which.len(),
+            });
+        }
+        let targets: Vec<u32> = (0..self.layout.num_pieces())
+            .filter(|&p| which.get(p as usize).copied().unwrap_or(false))
+            .collect();
+        let total = targets.len() as u32;
+        let threads = match self.options.recheck_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+        .min(targets.len())
+        .max(1);
+        let chunk = (self.layout.piece_length() as usize).min(1 << 20);
+        let valid: Vec<AtomicBool> = (0..num_pieces).map(|_| AtomicBool::new(false)).collect();
+        let next = AtomicUsize::new(0);
+        let checked = AtomicU32::new(0);
+        let valid_count = AtomicU32::new(0);
+        let stop = AtomicBool::new(false);
+        let failure: Mutex<Option<RecheckError>> = Mutex::new(None);
+        let worker = || {
+            let mut buf = vec![0u8; chunk];
+            loop {
+                if cancel.load(Ordering::Relaxed) || stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Some(&piece) = targets.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    return;
+                };
+                let ok = match self.hash_matches(piece, &mut buf) {
+                    Ok(ok) => ok,
+                    Err(source) if source.is_absent_data() => false,
+                    Err(source) => {
+                        stop.store(true, Ordering::Relaxed);
+                        let mut slot = failure.lock().unwrap_or_else(|e| e.into_inner());
+                        slot.get_or_insert(RecheckError::File { piece, source });
+                        return;
+                    }
+                };
+                if ok {
+                    if let Some(flag) = valid.get(piece as usize) {
+                        flag.store(true, Ordering::Relaxed);
+                    }
+                }
+                let valid_now =
+                    valid_count.fetch_add(u32::from(ok), Ordering::Relaxed) + u32::from(ok);
+                let checked_now = checked.fetch_add(1, Ordering::Relaxed) + 1;
+                progress(RecheckProgress {
+                    checked: checked_now,
+                    total,
+                    valid: valid_now,
+                });
+            }
+        };
+        std::thread::scope(|scope| {
+            for _ in 1..threads {
+                scope.spawn(worker);
+            }
+            worker();
+        });
+        if let Some(error) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(error);
+        }
+        if cancel.load(Ordering::Relaxed) && checked.load(Ordering::Relaxed) < total {
+            return Err(RecheckError::Cancelled);
+        }
+        Ok(valid.into_iter().map(AtomicBool::into_inner).collect())
+    }
+
+    /// Streams a piece from disk through SHA-1 and compares with its hash.
+    fn hash_matches(&self, piece: u32, buf: &mut [u8]) -> Result<bool, FileError> {
+        let Some(expected) = self.layout.piece_hash(piece) else {
+            return Ok(false);
+        };
+        let mut hasher = Sha1::new();
+        for span in self.layout.piece_spans(piece) {
+            let handle = self.files.handle(span.file, false)?;
+            let path = self.files.path(span.file);
+            let mut done = 0usize;
+            while done < span.len {
+                let take = (span.len - done).min(buf.len());
+                let target = buf.get_mut(..take).unwrap_or_default();
+                read_exact_at(&handle, &path, target, span.file_offset + done as u64)?;
+                hasher.update(&*target);
+                done += take;
+            }
+        }
+        Ok(hasher.finalize().as_slice() == expected)
+    }
+
+    /// Records `have` (which pieces are on disk) in a resume file at `path`,
+    /// with each file's size, modification time and inode.
+    ///
+    /// Durability rule: every write made so far is flushed (`fsync`) before
+    /// the resume file is written, and the resume file replaces the old one
+    /// atomically (temporary file, `fsync`, rename, `fsync` of the folder).
+    /// So after a crash a piece is marked done only if its bytes are on disk.
+    pub fn save_resume(&self, path: &Path, have: &[bool]) -> Result<(), ResumeError> {
+        let num_pieces = self.layout.num_pieces() as usize;
+        if have.len() != num_pieces {
+            return Err(ResumeError::BitfieldLength {
+                expected: num_pieces,
+                actual: have.len(),
+            });
+        }
+        self.files.flush()?;
+        let stamps = self.stamps()?;
+        let bytes = resume::encode(&self.layout.fingerprint(), have, &stamps);
+        resume::write_atomically(path, &bytes)?;
+        Ok(())
+    }
+
+    fn stamps(&self) -> Result<Vec<FileStamp>, FileError> {
+        (0..self.layout.files().len())
+            .map(|file| FileStamp::of(&self.files.path(file)))
+            .collect()
+    }
+
+    /// Reads a resume file and compares it with the files on disk.
+    ///
+    /// A file is trusted only if it still has the size, modification time
+    /// and inode recorded (and the size the layout expects). Pieces touching
+    /// only trusted files take their state from the resume file; pieces
+    /// touching a changed file are reported in
+    /// [`ResumeCheck::needs_recheck`] instead.
+    pub fn load_resume(&self, path: &Path) -> Result<ResumeCheck, ResumeError> {
+        let num_pieces = self.layout.num_pieces() as usize;
+        let expected_len = resume::encoded_len(num_pieces, self.layout.files().len());
+        let bytes = read_bounded(path, expected_len)?;
+        let saved = resume::decode(
+            &bytes,
+            path,
+            &self.layout.fingerprint(),
+            num_pieces,
+            self.layout.files().len(),
+        )?;
+        let now = self.stamps()?;
+        let mut changed_files = Vec::new();
+        let mut needs_recheck = vec![false; num_pieces];
+        for (file, entry) in self.layout.files().iter().enumerate() {
+            let (old, new) = (saved.stamps.get(file), now.get(file));
+            let trusted = old == new
+                && new.is_some_and(|s| (s.exists && s.len == entry.length) || entry.length == 0);
+            if trusted {
+                continue;
+            }
+            changed_files.push(file);
+            if let Some((first, last)) = self.layout.pieces_of_file(file) {
+                for flag in needs_recheck
+                    .get_mut(first as usize..=last as usize)
+                    .unwrap_or_default()
+                {
+                    *flag = true;
+                }
+            }
+        }
+        let have = saved
+            .have
+            .iter()
+            .zip(&needs_recheck)
+            .map(|(&had, &unknown)| had && !unknown)
+            .collect();
+        Ok(ResumeCheck {
+            have,
+            needs_recheck,
+            changed_files,
+        })
+    }
+
+    /// Finds which pieces are on disk: from the resume file at `path` when
+    /// it is usable (rechecking only pieces of files that changed), else by
+    /// a full recheck.
+    pub fn resume_or_recheck(
+        &self,
+        path: &Path,
+        progress: &(dyn Fn(RecheckProgress) + Sync),
+        cancel: &AtomicBool,
+    ) -> Result<Resumed, RecheckError> {
+        match self.load_resume(path) {
+            Ok(check) => {
+                let rechecked = self.recheck_pieces(&check.needs_recheck, progress, cancel)?;
+                let have = check
+                    .have
+                    .iter()
+                    .zip(&rechecked)
+                    .map(|(&a, &b)| a || b)
+                    .collect();
+                Ok(Resumed {
+                    have,
+                    pieces_rechecked: check.needs_recheck.iter().filter(|&&b| b).count() as u32,
+                    resume_unusable: None,
+                })
+            }
+            Err(error) => Ok(Resumed {
+                have: self.recheck(progress, cancel)?,
+                pieces_rechecked: self.layout.num_pieces(),
+                resume_unusable: Some(error),
+            }),
+        }
+    }
+}
+
+/// Reads a file of at most `limit` bytes; a longer one is malformed (its
+/// length is not trusted for an allocation).
+fn read_bounded(path: &Path, limit: usize) -> Result<Vec<u8>, ResumeError> {
+    use std::io::Read;
+    let file =
+        std::fs::File::open(path).map_err(|e| FileError::from_io(e, path.to_path_buf(), 0))?;
+    let mut bytes = Vec::with_capacity(limit);
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| FileError::from_io(e, path.to_path_buf(), 0))?;
+    if bytes.len() > limit {
+        return Err(ResumeError::Malformed {
+            path: path.to_path_buf(),
+            offset: limit,
+            what: "longer than this layout's resume file",
+        });
+    }
+    Ok(bytes)
+}
