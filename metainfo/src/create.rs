@@ -1,0 +1,655 @@
+//! [`TorrentBuilder`]: make a v1 `.torrent` from a file or a folder.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+
+use rustico_bencode::{encode, OwnedDict, OwnedValue};
+use sha1::{Digest, Sha1};
+
+use crate::torrent::{check_component, Torrent};
+use crate::PathProblem;
+
+/// The smallest piece length [`auto_piece_length`] picks: 16 KiB, the
+/// block size peers request.
+pub const MIN_AUTO_PIECE_LENGTH: u64 = 16 * 1024;
+/// The largest piece length [`auto_piece_length`] picks: 16 MiB.
+pub const MAX_AUTO_PIECE_LENGTH: u64 = 16 * 1024 * 1024;
+/// The piece count [`auto_piece_length`] aims to stay under.
+pub const TARGET_PIECE_COUNT: u64 = 2048;
+
+/// The piece length chosen when none is given: the smallest power of two
+/// from 16 KiB to 16 MiB that cuts `total_length` into at most 2048
+/// pieces (so `pieces` stays under 40 KiB); 16 MiB for anything over 32 GiB.
+///
+/// ```
+/// use rustico_metainfo::auto_piece_length;
+/// assert_eq!(auto_piece_length(0), 16 * 1024);
+/// assert_eq!(auto_piece_length(1 << 30), 512 * 1024); // 1 GiB: 2048 pieces
+/// assert_eq!(auto_piece_length((1 << 30) + 1), 1024 * 1024);
+/// assert_eq!(auto_piece_length(1 << 40), 16 * 1024 * 1024);
+/// ```
+pub fn auto_piece_length(total_length: u64) -> u64 {
+    let mut piece_length = MIN_AUTO_PIECE_LENGTH;
+    while piece_length < MAX_AUTO_PIECE_LENGTH
+        && total_length.div_ceil(piece_length) > TARGET_PIECE_COUNT
+    {
+        piece_length *= 2;
+    }
+    piece_length
+}
+
+/// How far hashing has come, passed to the progress callback of
+/// [`TorrentBuilder::build`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes hashed so far.
+    pub bytes_hashed: u64,
+    /// Bytes to hash in all.
+    pub total_bytes: u64,
+    /// Pieces hashed so far.
+    pub pieces_hashed: u32,
+    /// Pieces in all.
+    pub num_pieces: u32,
+}
+
+/// Why a torrent could not be created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CreateError {
+    /// Reading the source failed.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// A file got shorter while it was being hashed.
+    #[error("{} changed while hashing", path.display())]
+    FileChanged {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A file or folder name that is not UTF-8, or that the path policy
+    /// rejects (the torrent would be refused by readers).
+    #[error("cannot put {} in a torrent: {problem}", path.display())]
+    BadName {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        problem: BadNameProblem,
+    },
+    /// The folder holds no files (after the hidden-files rule).
+    #[error("{} holds no files", path.display())]
+    NoFiles {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// The given piece length is not a power of two from 16 KiB to 256 MiB.
+    #[error("piece length {0} is not a power of two from 16 KiB to 256 MiB")]
+    BadPieceLength(u64),
+    /// More pieces than fit a `u32` index.
+    #[error("too many pieces; use a larger piece length")]
+    TooManyPieces,
+    /// The cancel flag was set.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// What is wrong with a name (see [`CreateError::BadName`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadNameProblem {
+    /// Not valid UTF-8.
+    #[error("the name is not UTF-8")]
+    NotUtf8,
+    /// Breaks the path policy.
+    #[error("{0}")]
+    Path(PathProblem),
+}
+
+/// Builds a v1 `.torrent` from a file or a folder.
+///
+/// Rules:
+/// - **A file** gives a single-file torrent (`info.length`); **a folder**
+///   gives a multi-file torrent (`info.files`), even with one file inside.
+/// - **Order**: files are sorted by their path components compared as
+///   bytes (`a/x` before `a.txt`, since `a` < `a.txt`), the order of BEP
+///   52 file trees. mktorrent compares whole path strings instead, so it
+///   orders `a.txt` before `a/x`; where no such pair exists the two agree.
+/// - **Hidden files** (names starting with `.`) are included, as
+///   libtorrent and mktorrent do; [`skip_hidden`](TorrentBuilder::skip_hidden)
+///   leaves them (and hidden folders) out.
+/// - **Symlinks** to files are followed; symlinks to folders are not (no
+///   loops). Other special files are skipped. Empty folders leave no trace.
+/// - **Piece length**: given, or [`auto_piece_length`] of the total.
+/// - **Output** is canonical bencode: `announce` (first tracker),
+///   `announce-list` only with more than one tracker URL, `comment`,
+///   `created by`, `creation date` (only when set: without it output is
+///   reproducible), `info` (`files`/`length`, `name`, `piece length`,
+///   `pieces`, `private` only when set), `url-list` (a string for one web
+///   seed, a list for several). This is what libtorrent's `create_torrent`
+///   writes with `v1_only` for the same input. No padding files and no
+///   BEP 47 `attr`.
+///
+/// Hashing runs on all cores (or [`threads`](TorrentBuilder::threads)):
+/// each thread reads whole pieces with its own file handles and hashes
+/// them, so memory is one piece buffer per thread whatever the torrent's size.
+///
+/// ```
+/// use std::sync::atomic::AtomicBool;
+/// use rustico_metainfo::TorrentBuilder;
+///
+/// let dir = std::env::temp_dir().join(format!("rustico-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// std::fs::write(dir.join("hello.txt"), b"hello")?;
+/// let torrent = TorrentBuilder::new(dir.join("hello.txt"))
+///     .tracker("http://127.0.0.1:6969/announce")
+///     .build(|_progress| {}, &AtomicBool::new(false))?;
+/// assert_eq!(torrent.name(), "hello.txt");
+/// assert_eq!(torrent.total_length(), 5);
+/// // torrent.as_bytes() is the .torrent file to save.
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct TorrentBuilder {
+    source: PathBuf,
+    trackers: Vec<Vec<String>>,
+    web_seeds: Vec<String>,
+    comment: Option<String>,
+    created_by: Option<String>,
+    creation_date: Option<i64>,
+    private: bool,
+    piece_length: Option<u64>,
+    threads: Option<usize>,
+    skip_hidden: bool,
+}
+
+impl TorrentBuilder {
+    /// A builder for the file or folder at `source`.
+    pub fn new(source: impl Into<PathBuf>) -> TorrentBuilder {
+        TorrentBuilder {
+            source: source.into(),
+            trackers: Vec::new(),
+            web_seeds: Vec::new(),
+            comment: None,
+            created_by: None,
+            creation_date: None,
+            private: false,
+            piece_length: None,
+            threads: None,
+            skip_hidden: false,
+        }
+    }
+
+    /// Adds a tracker in a tier of its own (after the existing tiers).
+    pub fn tracker(mut self, url: impl Into<String>) -> TorrentBuilder {
+        self.trackers.push(vec![url.into()]);
+        self
+    }
+
+    /// Adds a tier of trackers (BEP 12), tried in order after the earlier tiers.
+    pub fn tracker_tier<I, S>(mut self, urls: I) -> TorrentBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let tier: Vec<String> = urls.into_iter().map(Into::into).collect();
+        if !tier.is_empty() {
+            self.trackers.push(tier);
+        }
+        self
+    }
+
+    /// Adds a BEP 19 web seed.
+    pub fn web_seed(mut self, url: impl Into<String>) -> TorrentBuilder {
+        self.web_seeds.push(url.into());
+        self
+    }
+
+    /// Sets `comment`.
+    pub fn comment(mut self, comment: impl Into<String>) -> TorrentBuilder {
+        self.comment = Some(comment.into());
+        self
+    }
+
+    /// Sets `created by`.
+    pub fn created_by(mut self, creator: impl Into<String>) -> TorrentBuilder {
+        self.created_by = Some(creator.into());
+        self
+    }
+
+    /// Sets `creation date` (seconds since the Unix epoch). Unset by default
+    /// so that the same input gives the same bytes.
+    pub fn creation_date(mut self, seconds: i64) -> TorrentBuilder {
+        self.creation_date = Some(seconds);
+        self
+    }
+
+    /// Sets the BEP 27 private flag.
+    pub fn private(mut self, private: bool) -> TorrentBuilder {
+        self.private = private;
+        self
+    }
+
+    /// Sets the piece length: a power of two from 16 KiB to 256 MiB.
+    /// Without it, [`auto_piece_length`] decides.
+    pub fn piece_length(mut self, piece_length: u64) -> TorrentBuilder {
+        self.piece_length = Some(piece_length);
+        self
+    }
+
+    /// Number of hashing threads (default: all cores).
+    pub fn threads(mut self, threads: usize) -> TorrentBuilder {
+        self.threads = Some(threads.max(1));
+        self
+    }
+
+    /// Leaves out files and folders whose names start with `.`.
+    pub fn skip_hidden(mut self, skip: bool) -> TorrentBuilder {
+        self.skip_hidden = skip;
+        self
+    }
+
+    /// Lists the files, hashes them and returns the torrent
+    /// ([`Torrent::as_bytes`] is the file to write).
+    ///
+    /// `progress` is called on the calling thread as pieces finish (in no
+    /// particular order); `cancel`, when set by another thread, stops the
+    /// work soon with [`CreateError::Cancelled`].
+    pub fn build(
+        &self,
+        mut progress: impl FnMut(Progress),
+        cancel: &AtomicBool,
+    ) -> Result<Torrent, CreateError> {
+        let io_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| CreateError::Io { path, source }
+        };
+        let meta = std::fs::metadata(&self.source).map_err(io_error(&self.source))?;
+        let name = file_name(&self.source)?;
+        let files = if meta.is_dir() {
+            let mut files = Vec::new();
+            self.walk(&self.source, &mut Vec::new(), &mut files)?;
+            files.sort_by(|a, b| a.components.cmp(&b.components));
+            if files.is_empty() {
+                return Err(CreateError::NoFiles {
+                    path: self.source.clone(),
+                });
+            }
+            files
+        } else {
+            vec![SourceFile {
+                path: self.source.clone(),
+                components: Vec::new(),
+                length: meta.len(),
+            }]
+        };
+        let total: u64 = files.iter().map(|f| f.length).sum();
+        let piece_length = match self.piece_length {
+            Some(p)
+                if p.is_power_of_two() && (16 * 1024..=crate::MAX_PIECE_LENGTH).contains(&p) =>
+            {
+                p
+            }
+            Some(p) => return Err(CreateError::BadPieceLength(p)),
+            None => auto_piece_length(total),
+        };
+        let num_pieces =
+            u32::try_from(total.div_ceil(piece_length)).map_err(|_| CreateError::TooManyPieces)?;
+        let threads = self
+            .threads
+            .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+            .unwrap_or(1);
+        let hashes = hash_pieces(
+            &files,
+            total,
+            piece_length,
+            num_pieces,
+            threads,
+            &mut progress,
+            cancel,
+        )?;
+
+        let mut info = OwnedDict::new();
+        if meta.is_dir() {
+            let list = files
+                .iter()
+                .map(|f| {
+                    OwnedValue::dict([
+                        ("length", OwnedValue::Integer(len_i64(f.length))),
+                        (
+                            "path",
+                            OwnedValue::list(
+                                f.components.iter().map(|c| OwnedValue::from(c.as_str())),
+                            ),
+                        ),
+                    ])
+                })
+                .collect();
+            info.insert(b"files".to_vec(), OwnedValue::List(list));
+        } else {
+            info.insert(b"length".to_vec(), OwnedValue::Integer(len_i64(total)));
+        }
+        info.insert(b"name".to_vec(), OwnedValue::from(name));
+        info.insert(
+            b"piece length".to_vec(),
+            OwnedValue::Integer(len_i64(piece_length)),
+        );
+        info.insert(b"pieces".to_vec(), OwnedValue::Bytes(hashes));
+        if self.private {
+            info.insert(b"private".to_vec(), OwnedValue::Integer(1));
+        }
+
+        let mut root = OwnedDict::new();
+        let urls: Vec<&String> = self.trackers.iter().flatten().collect();
+        if let Some(first) = urls.first() {
+            root.insert(b"announce".to_vec(), OwnedValue::from(first.as_str()));
+        }
+        if urls.len() > 1 {
+            let tiers = self
+                .trackers
+                .iter()
+                .map(|tier| OwnedValue::list(tier.iter().map(|u| OwnedValue::from(u.as_str()))))
+                .collect();
+            root.insert(b"announce-list".to_vec(), OwnedValue::List(tiers));
+        }
+        if let Some(comment) = &self.comment {
+            root.insert(b"comment".to_vec(), OwnedValue::from(comment.as_str()));
+        }
+        if let Some(creator) = &self.created_by {
+            root.insert(b"created by".to_vec(), OwnedValue::from(creator.as_str()));
+        }
+        if let Some(date) = self.creation_date {
+            root.insert(b"creation date".to_vec(), OwnedValue::Integer(date));
+        }
+        root.insert(b"info".to_vec(), OwnedValue::Dict(info));
+        match self.web_seeds.as_slice() {
+            [] => {}
+            [one] => {
+                root.insert(b"url-list".to_vec(), OwnedValue::from(one.as_str()));
+            }
+            many => {
+                root.insert(
+                    b"url-list".to_vec(),
+                    OwnedValue::list(many.iter().map(|u| OwnedValue::from(u.as_str()))),
+                );
+            }
+        }
+        let bytes = encode(&OwnedValue::Dict(root));
+        // Our own output must read back; a failure here is a bug in this
+        // module, reported as data rather than a panic.
+        Torrent::from_bytes(&bytes).map_err(|e| CreateError::Io {
+            path: self.source.clone(),
+            source: io::Error::other(format!("created torrent does not parse: {e}")),
+        })
+    }
+
+    fn walk(
+        &self,
+        dir: &Path,
+        prefix: &mut Vec<String>,
+        out: &mut Vec<SourceFile>,
+    ) -> Result<(), CreateError> {
+        let io_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| CreateError::Io { path, source }
+        };
+        for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
+            let entry = entry.map_err(io_error(dir))?;
+            let path = entry.path();
+            let name = file_name(&path)?;
+            if self.skip_hidden && name.starts_with('.') {
+                continue;
+            }
+            let link_meta = entry.metadata().map_err(io_error(&path))?;
+            if link_meta.is_dir() {
+                prefix.push(name);
+                self.walk(&path, prefix, out)?;
+                prefix.pop();
+                continue;
+            }
+            // `entry.metadata()` does not follow symlinks: follow to files only.
+            let meta = if link_meta.file_type().is_symlink() {
+                match std::fs::metadata(&path) {
+                    Ok(m) if m.is_file() => m,
+                    _ => continue,
+                }
+            } else if link_meta.is_file() {
+                link_meta
+            } else {
+                continue;
+            };
+            let mut components = prefix.clone();
+            components.push(name);
+            out.push(SourceFile {
+                path,
+                components,
+                length: meta.len(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn len_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn file_name(path: &Path) -> Result<String, CreateError> {
+    let bad = |problem| CreateError::BadName {
+        path: path.to_path_buf(),
+        problem,
+    };
+    // `Path::file_name` is `None` for `..` or `/`; canonicalizing gives the real name.
+    let owned;
+    let name = match path.file_name() {
+        Some(n) => n,
+        None => {
+            owned = std::fs::canonicalize(path).map_err(|source| CreateError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            owned
+                .file_name()
+                .ok_or(bad(BadNameProblem::Path(PathProblem::Empty)))?
+        }
+    };
+    let name = name.to_str().ok_or(bad(BadNameProblem::NotUtf8))?;
+    check_component(name.as_bytes()).map_err(|p| bad(BadNameProblem::Path(p)))?;
+    Ok(name.to_string())
+}
+
+struct SourceFile {
+    path: PathBuf,
+    components: Vec<String>,
+    length: u64,
+}
+
+/// A worker's report: a piece's hash, or why it stopped.
+type Report = Result<(u32, [u8; 20]), CreateError>;
+
+fn hash_pieces(
+    files: &[SourceFile],
+    total: u64,
+    piece_length: u64,
+    num_pieces: u32,
+    threads: usize,
+    progress: &mut dyn FnMut(Progress),
+    cancel: &AtomicBool,
+) -> Result<Vec<u8>, CreateError> {
+    let mut hashes = vec![0u8; num_pieces as usize * 20];
+    if num_pieces == 0 {
+        return Ok(hashes);
+    }
+    let next_piece = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let threads = threads.min(num_pieces as usize).max(1);
+    let starts = files
+        .iter()
+        .scan(0u64, |offset, f| {
+            let start = *offset;
+            *offset += f.length;
+            Some(start)
+        })
+        .collect();
+    let job = Job {
+        files,
+        starts,
+        total,
+        piece_length,
+        num_pieces,
+        next_piece: &next_piece,
+        stop: &stop,
+        cancel,
+    };
+    let mut first_error = None;
+    std::thread::scope(|scope| {
+        let (sender, receiver) = mpsc::channel::<Report>();
+        for _ in 0..threads {
+            let sender = sender.clone();
+            let job = &job;
+            scope.spawn(move || job.run(&sender));
+        }
+        drop(sender);
+        let mut done = Progress {
+            bytes_hashed: 0,
+            total_bytes: total,
+            pieces_hashed: 0,
+            num_pieces,
+        };
+        for report in receiver {
+            match report {
+                Ok((index, hash)) => {
+                    let at = index as usize * 20;
+                    hashes[at..at + 20].copy_from_slice(&hash);
+                    done.pieces_hashed += 1;
+                    done.bytes_hashed += piece_size(index, piece_length, total);
+                    progress(done);
+                }
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+    });
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    if cancel.load(Ordering::Relaxed) {
+        return Err(CreateError::Cancelled);
+    }
+    Ok(hashes)
+}
+
+fn piece_size(index: u32, piece_length: u64, total: u64) -> u64 {
+    (total - u64::from(index) * piece_length).min(piece_length)
+}
+
+/// What every hashing thread shares.
+struct Job<'a> {
+    files: &'a [SourceFile],
+    /// Offset of each file's first byte in the torrent's byte stream.
+    starts: Vec<u64>,
+    total: u64,
+    piece_length: u64,
+    num_pieces: u32,
+    next_piece: &'a AtomicU64,
+    stop: &'a AtomicBool,
+    cancel: &'a AtomicBool,
+}
+
+impl Job<'_> {
+    /// Claims pieces one at a time until none are left, reading each with
+    /// this thread's own buffer and file handle.
+    fn run(&self, sender: &mpsc::Sender<Report>) {
+        let mut buffer = vec![0u8; self.piece_length as usize];
+        let mut open: Option<(usize, File)> = None;
+        loop {
+            if self.stop.load(Ordering::Relaxed) || self.cancel.load(Ordering::Relaxed) {
+                return;
+            }
+            let index = self.next_piece.fetch_add(1, Ordering::Relaxed);
+            if index >= u64::from(self.num_pieces) {
+                return;
+            }
+            let index = index as u32;
+            let report = self
+                .read_piece(index, &mut buffer, &mut open)
+                .map(|len| (index, Sha1::digest(&buffer[..len]).into()));
+            let failed = report.is_err();
+            if sender.send(report).is_err() || failed {
+                return;
+            }
+        }
+    }
+
+    fn read_piece(
+        &self,
+        index: u32,
+        buffer: &mut [u8],
+        open: &mut Option<(usize, File)>,
+    ) -> Result<usize, CreateError> {
+        let start = u64::from(index) * self.piece_length;
+        let len = piece_size(index, self.piece_length, self.total) as usize;
+        let mut filled = 0usize;
+        let mut offset = start;
+        // The last file starting at or before `start` holds its first byte
+        // (zero-length files at the same offset come before it).
+        let mut file_index = self
+            .starts
+            .partition_point(|&s| s <= start)
+            .saturating_sub(1);
+        let mut file_start = self.starts.get(file_index).copied().unwrap_or(0);
+        while filled < len {
+            let Some(file) = self.files.get(file_index) else {
+                return Err(CreateError::FileChanged {
+                    path: self
+                        .files
+                        .last()
+                        .map(|f| f.path.clone())
+                        .unwrap_or_default(),
+                });
+            };
+            let within = offset - file_start;
+            let want = ((file.length - within) as usize).min(len - filled);
+            if want > 0 {
+                let handle = match open {
+                    Some((i, handle)) if *i == file_index => handle,
+                    _ => {
+                        let handle = File::open(&file.path).map_err(|source| CreateError::Io {
+                            path: file.path.clone(),
+                            source,
+                        })?;
+                        &mut open.insert((file_index, handle)).1
+                    }
+                };
+                let target = &mut buffer[filled..filled + want];
+                handle
+                    .seek(SeekFrom::Start(within))
+                    .and_then(|_| handle.read_exact(target))
+                    .map_err(|source| {
+                        if source.kind() == io::ErrorKind::UnexpectedEof {
+                            CreateError::FileChanged {
+                                path: file.path.clone(),
+                            }
+                        } else {
+                            CreateError::Io {
+                                path: file.path.clone(),
+                                source,
+                            }
+                        }
+                    })?;
+                filled += want;
+                offset += want as u64;
+            }
+            file_start += file.length;
+            file_index += 1;
+        }
+        Ok(len)
+    }
+}
