@@ -1,5 +1,90 @@
-//! The BitTorrent peer wire protocol: handshake, messages and a stream framer.
+//! The BitTorrent peer wire protocol: the handshake, every message of
+//! BEP 3 and BEP 6, the extension protocol of BEP 10 with `ut_metadata`
+//! (BEP 9) and `ut_pex` (BEP 11), and a stream framer. The core does no
+//! I/O; [`Connection`] is a thin blocking layer for those who want one.
 //!
-//! Not implemented yet: this crate is a placeholder in the workspace until
-//! its issue lands. Nothing here pretends to work.
+//! ```
+//! use rustico_peer_wire::{Framer, Handshake, Message, Reserved, Status, BlockRequest};
+//!
+//! // What a peer might send: a handshake, then messages.
+//! let peer = Handshake::new(Reserved::supported(), [0xaa; 20], *b"-XX0001-abcdefghijkl");
+//! let mut wire = Vec::new();
+//! peer.encode(&mut wire);
+//! Message::HaveAll.encode(&mut wire);
+//! Message::Unchoke.encode(&mut wire);
+//! Message::Piece { index: 3, begin: 0, data: b"block bytes" }.encode(&mut wire);
+//!
+//! // The handshake first; the rest of the stream goes to the framer.
+//! let Status::Complete(handshake, used) = Handshake::decode(&wire)? else { unreachable!() };
+//! assert!(handshake.reserved.fast());
+//! let mut framer = Framer::new();
+//! framer.feed(&wire[used..]);
+//! assert_eq!(framer.next_message()?, Some(Message::HaveAll));
+//! assert_eq!(framer.next_message()?, Some(Message::Unchoke));
+//! // Piece payloads borrow from the framer's buffer: no copy.
+//! let Some(Message::Piece { data, .. }) = framer.next_message()? else { unreachable!() };
+//! assert_eq!(data, b"block bytes");
+//! assert_eq!(framer.next_message()?, None); // needs more bytes
+//!
+//! // Encoding appends to a buffer the caller owns.
+//! let mut out = Vec::new();
+//! Message::Request(BlockRequest { index: 3, begin: 0, length: 16384 }).encode(&mut out);
+//! assert_eq!(out, [0, 0, 0, 13, 6, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0x40, 0]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Map
+//! - [`Handshake`], [`Reserved`]: the 68-byte handshake and its capability
+//!   bits; incremental [`Handshake::decode`].
+//! - [`Message`] (borrowed) and [`OwnedMessage`]: every message;
+//!   [`Message::encode`] into a caller's buffer, [`decode_frame`] from a
+//!   slice, [`piece_header`] for zero-copy sends.
+//! - [`Framer`] and [`Limits`]: bytes in any split to messages, with
+//!   bounded memory. [`FrameError`] says what broke and at which stream
+//!   offset.
+//! - [`Bitfield`]: a checked set of pieces.
+//! - [`allowed_fast_set`]: BEP 6's allowed-fast pieces for a peer.
+//! - [`ExtensionHandshake`], [`ExtensionMap`]: BEP 10;
+//!   [`MetadataMessage`]: BEP 9; [`PexMessage`]: BEP 11.
+//! - [`Connection`], [`connect`], [`Timeouts`]: blocking I/O over any
+//!   `Read + Write`.
+//!
+//! Decoders never panic and never allocate by a length they have not
+//! seen the bytes for.
 #![forbid(unsafe_code)]
+
+mod bitfield;
+mod blocking;
+mod extension;
+mod fast;
+mod framer;
+mod handshake;
+mod message;
+mod metadata;
+mod pex;
+
+pub use bitfield::{Bitfield, BitfieldError};
+pub use blocking::{connect, Connection, ConnectionError, Timeouts};
+pub use extension::{
+    encode_extended, ExtensionError, ExtensionHandshake, ExtensionMap, HANDSHAKE_ID, UT_METADATA,
+    UT_PEX,
+};
+pub use fast::allowed_fast_set;
+pub use framer::Framer;
+pub use handshake::{Handshake, HandshakeError, Reserved, HANDSHAKE_LEN, PROTOCOL};
+pub use message::{
+    decode_frame, id, piece_header, BlockRequest, FrameError, Limits, Message, OwnedMessage,
+    BLOCK_LEN,
+};
+pub use metadata::{metadata_piece_count, MetadataMessage, METADATA_PIECE_LEN};
+pub use pex::{PexFlags, PexMessage, PexPeer};
+
+/// The answer of an incremental decoder: not enough bytes yet, or a value
+/// and how many bytes it used. Malformed input is an `Err` instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status<T> {
+    /// The input ends before the value does; call again with more.
+    Incomplete,
+    /// The value, and the number of input bytes it took.
+    Complete(T, usize),
+}
