@@ -245,3 +245,32 @@ pub enum ResumeError {
         actual: usize,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Running as root in a container, a real EACCES or ENOSPC is hard to
+    // provoke portably; the classification is what the callers rely on.
+    #[test]
+    fn io_errors_are_classified_with_file_and_offset() {
+        let path = PathBuf::from("dl/a.bin");
+        let full = FileError::from_io(
+            io::Error::from(io::ErrorKind::StorageFull),
+            path.clone(),
+            77,
+        );
+        assert!(matches!(&full, FileError::DiskFull { offset: 77, .. }));
+        assert_eq!(full.to_string(), "disk full writing dl/a.bin at offset 77");
+        let denied = FileError::from_io(io::Error::from_raw_os_error(13), path.clone(), 5);
+        assert!(matches!(
+            denied,
+            FileError::PermissionDenied { offset: 5, .. }
+        ));
+        let missing = FileError::from_io(io::Error::from(io::ErrorKind::NotFound), path.clone(), 0);
+        assert!(missing.is_absent_data());
+        let other = FileError::from_io(io::Error::from_raw_os_error(5), path, 9);
+        assert!(matches!(other, FileError::Io { offset: 9, .. }));
+        assert!(other.to_string().contains("dl/a.bin at offset 9"));
+    }
+}

@@ -99,6 +99,7 @@ pub struct Storage {
     cache: Mutex<PieceCache>,
     hits: AtomicU64,
     misses: AtomicU64,
+    empty_files_created: AtomicBool,
 }
 
 impl std::fmt::Debug for Storage {
@@ -144,6 +145,7 @@ impl Storage {
             options,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            empty_files_created: AtomicBool::new(false),
         })
     }
 
@@ -190,8 +192,11 @@ impl Storage {
         if !self.verify_piece(piece, data) {
             return Err(WriteError::HashMismatch { piece });
         }
+        let fail = |source| WriteError::File { piece, source };
+        if !self.empty_files_created.load(Ordering::Acquire) {
+            self.create_empty_files().map_err(fail)?;
+        }
         for span in self.layout.piece_spans(piece) {
-            let fail = |source| WriteError::File { piece, source };
             let handle = self.files.handle(span.file, true).map_err(fail)?;
             let bytes = data
                 .get(span.buf_offset..span.buf_offset + span.len)
@@ -203,6 +208,18 @@ impl Storage {
             written.map_err(fail)?;
         }
         self.lock_cache().remove(piece);
+        Ok(())
+    }
+
+    /// Zero-length files hold no piece bytes, so no write would create
+    /// them; they are created with the first piece written.
+    fn create_empty_files(&self) -> Result<(), FileError> {
+        for (file, entry) in self.layout.files().iter().enumerate() {
+            if entry.length == 0 {
+                self.files.handle(file, true)?;
+            }
+        }
+        self.empty_files_created.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -470,7 +487,7 @@ impl Storage {
     /// Reads a resume file and compares it with the files on disk.
     ///
     /// A file is trusted only if it still has the size, modification time
-    /// and inode recorded (and the size the layout expects). Pieces touching
+    /// and inode recorded (or is still missing, as recorded). Pieces touching
     /// only trusted files take their state from the resume file; pieces
     /// touching a changed file are reported in
     /// [`ResumeCheck::needs_recheck`] instead.
@@ -488,11 +505,10 @@ impl Storage {
         let now = self.stamps()?;
         let mut changed_files = Vec::new();
         let mut needs_recheck = vec![false; num_pieces];
-        for (file, entry) in self.layout.files().iter().enumerate() {
-            let (old, new) = (saved.stamps.get(file), now.get(file));
-            let trusted = old == new
-                && new.is_some_and(|s| (s.exists && s.len == entry.length) || entry.length == 0);
-            if trusted {
+        for file in 0..self.layout.files().len() {
+            // Unchanged includes "missing then, missing now": the resume
+            // file's bits for its pieces (false) still hold.
+            if saved.stamps.get(file) == now.get(file) {
                 continue;
             }
             changed_files.push(file);
