@@ -48,13 +48,12 @@ fn threaded_round_trip(allocation: Allocation) {
     let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..4 {
-            scope.spawn(|| loop {
-                let Some(&piece) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                    break;
-                };
-                storage
-                    .write_piece(piece, piece_of(&layout, &data, piece))
-                    .unwrap();
+            scope.spawn(|| {
+                while let Some(&piece) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    storage
+                        .write_piece(piece, piece_of(&layout, &data, piece))
+                        .unwrap();
+                }
             });
         }
     });
@@ -66,19 +65,18 @@ fn threaded_round_trip(allocation: Allocation) {
     let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..4 {
-            scope.spawn(|| loop {
-                let Some(&piece) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                    break;
-                };
-                let expected = piece_of(&layout, &data, piece);
-                let mut got = Vec::new();
-                let mut offset = 0u32;
-                while (offset as usize) < expected.len() {
-                    let take = 5000.min(expected.len() as u32 - offset);
-                    storage.read_block(piece, offset, take, &mut got).unwrap();
-                    offset += take;
+            scope.spawn(|| {
+                while let Some(&piece) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let expected = piece_of(&layout, &data, piece);
+                    let mut got = Vec::new();
+                    let mut offset = 0u32;
+                    while (offset as usize) < expected.len() {
+                        let take = 5000.min(expected.len() as u32 - offset);
+                        storage.read_block(piece, offset, take, &mut got).unwrap();
+                        offset += take;
+                    }
+                    assert_eq!(got, expected, "piece {piece}");
                 }
-                assert_eq!(got, expected, "piece {piece}");
             });
         }
     });
