@@ -98,10 +98,13 @@ fn entry(path: &[&str], length: u64) -> FileEntry {
     FileEntry::new(path.iter().copied(), length)
 }
 
+/// Files, piece length, hashes, and the error expected.
+type HostileCase = (Vec<FileEntry>, u64, Vec<[u8; 20]>, LayoutError);
+
 #[test]
 fn hostile_layouts_are_refused_with_typed_errors() {
     let one = vec![[0u8; 20]];
-    let cases: Vec<(Vec<FileEntry>, u64, Vec<[u8; 20]>, LayoutError)> = vec![
+    let cases: Vec<HostileCase> = vec![
         (
             vec![entry(&["t", "..", "etc"], 1)],
             16,
