@@ -1,0 +1,1474 @@
+//! The picker itself: per-piece state, per-peer state, the pick rules and
+//! the events that feed them.
+
+use std::fmt;
+
+use crate::buckets::Buckets;
+use crate::config::{Geometry, PickMode, PickerConfig, DEFAULT_PRIORITY, MAX_PRIORITY};
+use crate::rng::SplitMix64;
+use crate::PickerError;
+
+const NONE: u32 = u32::MAX;
+const LEVELS: usize = MAX_PRIORITY as usize + 1;
+/// A bitfield or peer removal touching at least this many pieces marks the
+/// order dirty instead of moving each piece: one counting sort at the next
+/// pick is cheaper than thousands of single moves.
+const REBUILD_THRESHOLD: u32 = 512;
+
+/// A small copyable handle for a peer, issued by [`PiecePicker::add_peer`].
+///
+/// It carries a generation, so a handle kept after
+/// [`PiecePicker::remove_peer`] is rejected instead of addressing whichever
+/// peer reuses the slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerKey {
+    index: u32,
+    generation: u32,
+}
+
+impl PeerKey {
+    /// Slot number, dense from 0: usable to index a caller's own tables.
+    pub fn index(self) -> u32 {
+        self.index
+    }
+
+    const NONE: PeerKey = PeerKey { index: NONE, generation: NONE };
+}
+
+impl fmt::Display for PeerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}.{}", self.index, self.generation)
+    }
+}
+
+/// One request: `length` bytes at `offset` within `piece`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlockRequest {
+    /// Piece index.
+    pub piece: u32,
+    /// Byte offset within the piece (a multiple of the block size).
+    pub offset: u32,
+    /// Bytes requested: the block size, or less for the last block.
+    pub length: u32,
+}
+
+/// What [`PiecePicker::block_received`] concluded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockOutcome {
+    /// The block is new: write it. `false` means it was already received
+    /// (an end-game duplicate or a late block) or the piece is already
+    /// verified; drop the data.
+    pub accepted: bool,
+    /// Every block of the piece is now received: hash it, then report
+    /// [`PiecePicker::piece_verified`] or [`PiecePicker::piece_hash_failed`].
+    pub piece_complete: bool,
+}
+
+/// How a peer is treated by fastest-peer-first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpeedClass {
+    /// Shares partial pieces with other slow peers.
+    Slow,
+    /// Could download a whole piece within
+    /// [`PickerConfig::whole_piece_seconds`]: gets pieces of its own.
+    Fast,
+}
+
+/// Where a piece stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PieceState {
+    /// Verified (or declared present with [`PiecePicker::we_have`]).
+    Have,
+    /// All blocks received, waiting for the caller's hash check.
+    Complete,
+    /// Some blocks requested or received.
+    Downloading,
+    /// Wanted and not started.
+    Open,
+    /// Priority 0 and not started.
+    Skipped,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct BlockSlot {
+    received: bool,
+    /// Peers this block is requested from and not yet received.
+    requesters: u8,
+    /// Who delivered it (for hash-failure blame).
+    sender: PeerKey,
+}
+
+#[derive(Clone, Debug)]
+struct Downloading {
+    piece: u32,
+    active: bool,
+    blocks: Vec<BlockSlot>,
+    /// Outstanding requests `(block, peer)`; the block's `requesters` counts
+    /// them.
+    requests: Vec<(u32, PeerKey)>,
+    /// Blocks neither received nor requested.
+    open_blocks: u32,
+    received: u32,
+    owner: PeerKey,
+    class: SpeedClass,
+    /// Index in `open_partials`, or NONE.
+    open_slot: u32,
+}
+
+#[derive(Clone, Debug)]
+struct PeerSlot {
+    generation: u32,
+    live: bool,
+    seed: bool,
+    /// One bit per piece (bit `p % 64` of word `p / 64`); empty until the
+    /// peer reports its first piece, and always empty for seeds.
+    bits: Vec<u64>,
+    has_count: u32,
+    /// Pieces it has that we still want (not seeds).
+    wanted_count: u32,
+    rate: u64,
+    class: SpeedClass,
+    /// `(piece, block)` requested from this peer, in request order.
+    in_flight: Vec<(u32, u32)>,
+}
+
+impl PeerSlot {
+    #[inline]
+    fn has(&self, piece: u32) -> bool {
+        self.seed
+            || self
+                .bits
+                .get((piece >> 6) as usize)
+                .is_some_and(|w| w & (1u64 << (piece & 63)) != 0)
+    }
+}
+
+/// Decides which blocks to request from which peer. See the crate docs for
+/// the rules and their costs.
+#[derive(Clone, Debug)]
+pub struct PiecePicker {
+    geo: Geometry,
+    cfg: PickerConfig,
+    rng: SplitMix64,
+    words: usize,
+
+    // Per piece.
+    /// Non-seed peers that have the piece (seeds are `seeds`).
+    avail: Vec<u32>,
+    prio: Vec<u8>,
+    /// Slot in `levels[prio].order` while open.
+    pos: Vec<u32>,
+    /// Index in `dl` while downloading, else NONE.
+    dl_of: Vec<u32>,
+    have_bits: Vec<u64>,
+    /// Wanted, missing and not started.
+    open_bits: Vec<u64>,
+    have_count: u32,
+    wanted_missing: u32,
+    open_count: u32,
+
+    levels: [Buckets; LEVELS],
+    /// The level order is stale; rebuilt before the next pick.
+    dirty: bool,
+    seq_cursor: usize,
+
+    seeds: u32,
+    peers: Vec<PeerSlot>,
+    free_peers: Vec<u32>,
+    live_peers: u32,
+
+    dl: Vec<Downloading>,
+    free_dl: Vec<u32>,
+    /// Downloading pieces that still have open blocks.
+    open_partials: Vec<u32>,
+
+    end_game: bool,
+    /// Sum over blocks of `requesters - 1`.
+    duplicate_requests: u32,
+}
+
+#[inline]
+fn bit(bits: &[u64], p: u32) -> bool {
+    bits[(p >> 6) as usize] & (1u64 << (p & 63)) != 0
+}
+
+#[inline]
+fn set_bit(bits: &mut [u64], p: u32, on: bool) {
+    let w = &mut bits[(p >> 6) as usize];
+    if on {
+        *w |= 1u64 << (p & 63);
+    } else {
+        *w &= !(1u64 << (p & 63));
+    }
+}
+
+/// Rank of a candidate new piece: lower is better.
+#[derive(Clone, Copy)]
+enum Rank {
+    Rarest,
+    Random,
+}
+
+impl PiecePicker {
+    /// Creates a picker for a torrent where we have nothing yet, every piece
+    /// at [`DEFAULT_PRIORITY`](crate::DEFAULT_PRIORITY).
+    pub fn new(config: PickerConfig) -> Result<Self, PickerError> {
+        let geo = config.geometry()?;
+        let n = geo.num_pieces as usize;
+        let words = n.div_ceil(64);
+        let mut open_bits = vec![u64::MAX; words];
+        if n % 64 != 0 {
+            if let Some(last) = open_bits.last_mut() {
+                *last = (1u64 << (n % 64)) - 1;
+            }
+        }
+        let mut picker = Self {
+            geo,
+            rng: SplitMix64::new(config.seed),
+            cfg: config,
+            words,
+            avail: vec![0; n],
+            prio: vec![DEFAULT_PRIORITY; n],
+            pos: vec![NONE; n],
+            dl_of: vec![NONE; n],
+            have_bits: vec![0; words],
+            open_bits,
+            have_count: 0,
+            wanted_missing: n as u32,
+            open_count: n as u32,
+            levels: Default::default(),
+            dirty: true,
+            seq_cursor: 0,
+            seeds: 0,
+            peers: Vec::new(),
+            free_peers: Vec::new(),
+            live_peers: 0,
+            dl: Vec::new(),
+            free_dl: Vec::new(),
+            open_partials: Vec::new(),
+            end_game: false,
+            duplicate_requests: 0,
+        };
+        picker.ensure_clean();
+        Ok(picker)
+    }
+
+    // ----------------------------------------------------------------- getters
+
+    /// Number of pieces in the torrent.
+    pub fn num_pieces(&self) -> u32 {
+        self.geo.num_pieces
+    }
+
+    /// Number of blocks in `piece` (0 if out of range).
+    pub fn blocks_in_piece(&self, piece: u32) -> u32 {
+        if piece < self.geo.num_pieces {
+            self.geo.blocks_in(piece)
+        } else {
+            0
+        }
+    }
+
+    /// Whether `piece` is verified (false if out of range).
+    pub fn have(&self, piece: u32) -> bool {
+        piece < self.geo.num_pieces && bit(&self.have_bits, piece)
+    }
+
+    /// Number of verified pieces.
+    pub fn have_count(&self) -> u32 {
+        self.have_count
+    }
+
+    /// Every piece is verified.
+    pub fn is_complete(&self) -> bool {
+        self.have_count == self.geo.num_pieces
+    }
+
+    /// Every piece with a non-zero priority is verified.
+    pub fn is_finished(&self) -> bool {
+        self.wanted_missing == 0
+    }
+
+    /// Where `piece` stands (`None` if out of range).
+    pub fn piece_state(&self, piece: u32) -> Option<PieceState> {
+        if piece >= self.geo.num_pieces {
+            return None;
+        }
+        let p = piece as usize;
+        Some(if bit(&self.have_bits, piece) {
+            PieceState::Have
+        } else if self.dl_of[p] != NONE {
+            let d = &self.dl[self.dl_of[p] as usize];
+            if d.received as usize == d.blocks.len() {
+                PieceState::Complete
+            } else {
+                PieceState::Downloading
+            }
+        } else if self.prio[p] == 0 {
+            PieceState::Skipped
+        } else {
+            PieceState::Open
+        })
+    }
+
+    /// How many connected peers have `piece`, seeds included (0 if out of
+    /// range).
+    pub fn availability(&self, piece: u32) -> u32 {
+        self.avail.get(piece as usize).map_or(0, |a| a + self.seeds)
+    }
+
+    /// Priority of `piece` (0 if out of range).
+    pub fn piece_priority(&self, piece: u32) -> u8 {
+        self.prio.get(piece as usize).copied().unwrap_or(0)
+    }
+
+    /// Connected peers.
+    pub fn num_peers(&self) -> u32 {
+        self.live_peers
+    }
+
+    /// Connected peers that have every piece.
+    pub fn num_seeds(&self) -> u32 {
+        self.seeds
+    }
+
+    /// Pieces with some blocks requested or received but not yet verified.
+    pub fn downloading_count(&self) -> usize {
+        self.dl.len() - self.free_dl.len()
+    }
+
+    /// Whether duplicate requests are being handed out (every missing block
+    /// that a connected peer has is already requested).
+    pub fn in_end_game(&self) -> bool {
+        self.end_game
+    }
+
+    /// Whether `peer` has a piece we still want: send `interested` if so.
+    /// O(1). False for unknown peers.
+    pub fn interesting(&self, peer: PeerKey) -> bool {
+        match self.peer(peer) {
+            Ok(slot) if slot.seed => self.wanted_missing > 0,
+            Ok(slot) => slot.wanted_count > 0,
+            Err(_) => false,
+        }
+    }
+
+    /// Whether `peer` has `piece` (false for unknown peers or pieces).
+    pub fn peer_has_piece(&self, peer: PeerKey, piece: u32) -> bool {
+        piece < self.geo.num_pieces && self.peer(peer).is_ok_and(|s| s.has(piece))
+    }
+
+    /// The speed class fastest-peer-first assigns to `peer`.
+    pub fn speed_class(&self, peer: PeerKey) -> Option<SpeedClass> {
+        self.peer(peer).ok().map(|s| s.class)
+    }
+
+    /// Blocks requested from `peer` and not yet received, rejected or
+    /// returned, oldest first. Empty for unknown peers.
+    pub fn in_flight(&self, peer: PeerKey) -> impl Iterator<Item = BlockRequest> + '_ {
+        let list: &[(u32, u32)] = match self.peer(peer) {
+            Ok(slot) => &slot.in_flight,
+            Err(_) => &[],
+        };
+        list.iter().map(move |&(p, b)| self.block_request(p, b))
+    }
+
+    /// Number of blocks in flight to `peer` (0 for unknown peers).
+    pub fn in_flight_count(&self, peer: PeerKey) -> usize {
+        self.peer(peer).map_or(0, |s| s.in_flight.len())
+    }
+
+    fn block_request(&self, piece: u32, block: u32) -> BlockRequest {
+        BlockRequest {
+            piece,
+            offset: block * self.geo.block_size,
+            length: self.geo.block_len(piece, block),
+        }
+    }
+
+    fn peer(&self, key: PeerKey) -> Result<&PeerSlot, PickerError> {
+        match self.peers.get(key.index as usize) {
+            Some(s) if s.live && s.generation == key.generation => Ok(s),
+            _ => Err(PickerError::UnknownPeer { peer: key }),
+        }
+    }
+
+    fn peer_mut(&mut self, key: PeerKey) -> Result<&mut PeerSlot, PickerError> {
+        match self.peers.get_mut(key.index as usize) {
+            Some(s) if s.live && s.generation == key.generation => Ok(s),
+            _ => Err(PickerError::UnknownPeer { peer: key }),
+        }
+    }
+
+    fn check_piece(&self, piece: u32) -> Result<(), PickerError> {
+        if piece < self.geo.num_pieces {
+            Ok(())
+        } else {
+            Err(PickerError::PieceOutOfRange { piece, num_pieces: self.geo.num_pieces })
+        }
+    }
+
+    fn block_index(&self, block: BlockRequest) -> Result<u32, PickerError> {
+        self.check_piece(block.piece)?;
+        let bs = self.geo.block_size;
+        let index = block.offset / bs;
+        if block.offset % bs != 0
+            || index >= self.geo.blocks_in(block.piece)
+            || block.length != self.geo.block_len(block.piece, index)
+        {
+            return Err(PickerError::BadBlock {
+                piece: block.piece,
+                offset: block.offset,
+                length: block.length,
+            });
+        }
+        Ok(index)
+    }
+
+    #[inline]
+    fn is_open(&self, piece: u32) -> bool {
+        bit(&self.open_bits, piece)
+    }
+
+    #[inline]
+    fn wanted(&self, piece: u32) -> bool {
+        self.prio[piece as usize] > 0 && !bit(&self.have_bits, piece)
+    }
+
+    // ------------------------------------------------------------- peer events
+
+    /// Registers a new peer that has nothing yet.
+    pub fn add_peer(&mut self) -> PeerKey {
+        self.live_peers += 1;
+        if let Some(index) = self.free_peers.pop() {
+            let slot = &mut self.peers[index as usize];
+            slot.live = true;
+            return PeerKey { index, generation: slot.generation };
+        }
+        let index = self.peers.len() as u32;
+        self.peers.push(PeerSlot {
+            generation: 0,
+            live: true,
+            seed: false,
+            bits: Vec::new(),
+            has_count: 0,
+            wanted_count: 0,
+            rate: 0,
+            class: SpeedClass::Slow,
+            in_flight: Vec::new(),
+        });
+        PeerKey { index, generation: 0 }
+    }
+
+    /// Forgets a peer: its in-flight blocks return to the pool and its
+    /// pieces stop counting. O(1) for a seed, O(pieces / 64 + its pieces)
+    /// otherwise. The handle becomes invalid.
+    pub fn remove_peer(&mut self, peer: PeerKey) -> Result<(), PickerError> {
+        self.peer(peer)?;
+        self.return_all(peer);
+        let idx = peer.index as usize;
+        let slot = &mut self.peers[idx];
+        let bits = std::mem::take(&mut slot.bits);
+        let was_seed = slot.seed;
+        let count = slot.has_count;
+        slot.live = false;
+        slot.seed = false;
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.has_count = 0;
+        slot.wanted_count = 0;
+        slot.rate = 0;
+        slot.class = SpeedClass::Slow;
+        if was_seed {
+            self.seeds -= 1;
+        } else {
+            if count >= REBUILD_THRESHOLD {
+                self.dirty = true;
+            }
+            self.for_each_bit(&bits, |picker, p| picker.sub_availability(p));
+        }
+        let mut bits = bits;
+        bits.clear();
+        self.peers[idx].bits = bits;
+        self.free_peers.push(peer.index);
+        self.live_peers -= 1;
+        Ok(())
+    }
+
+    fn for_each_bit(&mut self, bits: &[u64], mut f: impl FnMut(&mut Self, u32)) {
+        for (w, &word) in bits.iter().enumerate() {
+            let mut word = word;
+            while word != 0 {
+                let p = (w as u32) * 64 + word.trailing_zeros();
+                word &= word - 1;
+                f(self, p);
+            }
+        }
+    }
+
+    /// `peer` announced `piece` (a `have` message). O(1).
+    pub fn peer_has(&mut self, peer: PeerKey, piece: u32) -> Result<(), PickerError> {
+        self.check_piece(piece)?;
+        let words = self.words;
+        let wanted = self.wanted(piece);
+        let slot = self.peer_mut(peer)?;
+        if slot.seed {
+            return Ok(());
+        }
+        if slot.bits.is_empty() {
+            slot.bits.resize(words, 0);
+        }
+        let w = &mut slot.bits[(piece >> 6) as usize];
+        let m = 1u64 << (piece & 63);
+        if *w & m != 0 {
+            return Ok(());
+        }
+        *w |= m;
+        slot.has_count += 1;
+        slot.wanted_count += u32::from(wanted);
+        self.add_availability(piece);
+        Ok(())
+    }
+
+    /// `peer` sent its BitTorrent bitfield (one bit per piece, most
+    /// significant bit of byte 0 is piece 0). Pieces in it are added to what
+    /// the peer has. O(pieces).
+    pub fn peer_bitfield(&mut self, peer: PeerKey, bitfield: &[u8]) -> Result<(), PickerError> {
+        let n = self.geo.num_pieces as usize;
+        let expected = n.div_ceil(8);
+        if bitfield.len() != expected {
+            return Err(PickerError::BitfieldLength { expected, actual: bitfield.len() });
+        }
+        if n % 8 != 0 {
+            let spare_mask = 0xFFu8 >> (n % 8);
+            if bitfield[expected - 1] & spare_mask != 0 {
+                return Err(PickerError::BitfieldSpareBits { byte_offset: expected - 1 });
+            }
+        }
+        let words = self.words;
+        let slot = self.peer_mut(peer)?;
+        if slot.seed {
+            return Ok(());
+        }
+        if slot.bits.is_empty() {
+            slot.bits.resize(words, 0);
+        }
+        let mut new_bits = Vec::with_capacity(words);
+        let mut new_count = 0u32;
+        for (w, chunk) in bitfield.chunks(8).enumerate() {
+            let mut word = 0u64;
+            for (k, byte) in chunk.iter().enumerate() {
+                word |= u64::from(byte.reverse_bits()) << (8 * k);
+            }
+            let fresh = word & !slot.bits[w];
+            slot.bits[w] |= fresh;
+            new_count += fresh.count_ones();
+            new_bits.push(fresh);
+        }
+        slot.has_count += new_count;
+        if new_count >= REBUILD_THRESHOLD {
+            self.dirty = true;
+        }
+        let mut wanted_new = 0;
+        self.for_each_bit(&new_bits, |picker, p| {
+            wanted_new += u32::from(picker.wanted(p));
+            picker.add_availability(p);
+        });
+        self.peers[peer.index as usize].wanted_count += wanted_new;
+        Ok(())
+    }
+
+    /// `peer` has every piece (a bitfield full of ones or `have_all`): it
+    /// becomes a seed, counted once rather than per piece. O(1) for a fresh
+    /// peer.
+    pub fn peer_has_all(&mut self, peer: PeerKey) -> Result<(), PickerError> {
+        let n = self.geo.num_pieces;
+        let slot = self.peer_mut(peer)?;
+        if slot.seed {
+            return Ok(());
+        }
+        let bits = std::mem::take(&mut slot.bits);
+        let count = slot.has_count;
+        slot.seed = true;
+        slot.has_count = n;
+        slot.wanted_count = 0;
+        self.seeds += 1;
+        if count >= REBUILD_THRESHOLD {
+            self.dirty = true;
+        }
+        self.for_each_bit(&bits, |picker, p| picker.sub_availability(p));
+        Ok(())
+    }
+
+    /// `peer` has no pieces (`have_none`). Nothing to do beyond checking the
+    /// handle; provided so every BEP 6 message has a counterpart.
+    pub fn peer_has_none(&mut self, peer: PeerKey) -> Result<(), PickerError> {
+        self.peer(peer).map(|_| ())
+    }
+
+    /// The measured download rate from `peer` in bytes per second; decides
+    /// its [`SpeedClass`].
+    pub fn set_peer_rate(&mut self, peer: PeerKey, bytes_per_second: u64) -> Result<(), PickerError> {
+        let fast = self.cfg.fastest_peer_first
+            && bytes_per_second.saturating_mul(u64::from(self.cfg.whole_piece_seconds))
+                >= u64::from(self.geo.piece_length);
+        let slot = self.peer_mut(peer)?;
+        slot.rate = bytes_per_second;
+        slot.class = if fast { SpeedClass::Fast } else { SpeedClass::Slow };
+        Ok(())
+    }
+
+    fn add_availability(&mut self, piece: u32) {
+        let p = piece as usize;
+        let old = self.avail[p];
+        self.avail[p] = old + 1;
+        if !self.dirty && self.is_open(piece) {
+            self.levels[self.prio[p] as usize].increment(&mut self.pos, piece, old);
+        }
+    }
+
+    fn sub_availability(&mut self, piece: u32) {
+        let p = piece as usize;
+        let old = self.avail[p];
+        self.avail[p] = old - 1;
+        if !self.dirty && self.is_open(piece) {
+            self.levels[self.prio[p] as usize].decrement(&mut self.pos, piece, old);
+        }
+    }
+
+    // ------------------------------------------------------------ block events
+
+    /// `peer` choked us (or its requests timed out): every block in flight
+    /// to it returns to the pool.
+    pub fn peer_choked(&mut self, peer: PeerKey) -> Result<(), PickerError> {
+        self.peer(peer)?;
+        self.return_all(peer);
+        Ok(())
+    }
+
+    /// `peer` rejected a request (BEP 6 `reject`): the block returns to the
+    /// pool. A block not in flight to the peer is ignored.
+    pub fn block_rejected(&mut self, peer: PeerKey, block: BlockRequest) -> Result<(), PickerError> {
+        let b = self.block_index(block)?;
+        let slot = self.peer_mut(peer)?;
+        if let Some(i) = slot.in_flight.iter().position(|&x| x == (block.piece, b)) {
+            slot.in_flight.remove(i);
+            self.drop_request(block.piece, b, peer);
+        }
+        Ok(())
+    }
+
+    /// `peer` delivered `block`. Peers that were also asked for it (end-game)
+    /// are appended to `cancel`: send them `cancel`; their requests are
+    /// already forgotten here.
+    pub fn block_received(
+        &mut self,
+        peer: PeerKey,
+        block: BlockRequest,
+        cancel: &mut Vec<PeerKey>,
+    ) -> Result<BlockOutcome, PickerError> {
+        let b = self.block_index(block)?;
+        let piece = block.piece;
+        let slot = self.peer_mut(peer)?;
+        if let Some(i) = slot.in_flight.iter().position(|&x| x == (piece, b)) {
+            slot.in_flight.remove(i);
+        }
+        let rejected = BlockOutcome { accepted: false, piece_complete: false };
+        if bit(&self.have_bits, piece) {
+            self.drop_request(piece, b, peer);
+            return Ok(rejected);
+        }
+        let d = match self.dl_of[piece as usize] {
+            NONE => self.start_piece(piece, peer),
+            d => d,
+        };
+        let entry = &mut self.dl[d as usize];
+        let slot = entry.blocks[b as usize];
+        if slot.received {
+            self.drop_request(piece, b, peer);
+            return Ok(rejected);
+        }
+        let r = u32::from(slot.requesters);
+        self.duplicate_requests -= r.saturating_sub(1);
+        if r == 0 {
+            entry.open_blocks -= 1;
+        }
+        entry.blocks[b as usize] = BlockSlot { received: true, requesters: 0, sender: peer };
+        entry.received += 1;
+        let mut i = 0;
+        while i < entry.requests.len() {
+            let (rb, rp) = entry.requests[i];
+            if rb == b {
+                entry.requests.swap_remove(i);
+                if rp != peer {
+                    cancel.push(rp);
+                    if let Some(s) = self.peers.get_mut(rp.index as usize) {
+                        if let Some(j) = s.in_flight.iter().position(|&x| x == (piece, b)) {
+                            s.in_flight.remove(j);
+                        }
+                    }
+                }
+            } else {
+                i += 1;
+            }
+        }
+        let complete = entry.received as usize == entry.blocks.len();
+        if entry.open_blocks == 0 {
+            self.unlist_partial(d);
+        }
+        Ok(BlockOutcome { accepted: true, piece_complete: complete })
+    }
+
+    /// The caller hashed a complete piece and it matched: we have it now.
+    pub fn piece_verified(&mut self, piece: u32) -> Result<(), PickerError> {
+        self.check_piece(piece)?;
+        if bit(&self.have_bits, piece) {
+            return Ok(());
+        }
+        let d = self.dl_of[piece as usize];
+        if d == NONE || self.dl[d as usize].received as usize != self.dl[d as usize].blocks.len() {
+            return Err(PickerError::PieceNotComplete { piece });
+        }
+        self.free_downloading(d);
+        self.mark_have(piece);
+        Ok(())
+    }
+
+    /// The caller hashed a complete piece and it did not match: the piece is
+    /// reset and can be picked again. The distinct peers that sent its
+    /// blocks are appended to `contributors` (handles of peers that left
+    /// since are included; they are simply unknown now).
+    pub fn piece_hash_failed(
+        &mut self,
+        piece: u32,
+        contributors: &mut Vec<PeerKey>,
+    ) -> Result<(), PickerError> {
+        self.check_piece(piece)?;
+        let d = self.dl_of[piece as usize];
+        if d == NONE || self.dl[d as usize].received as usize != self.dl[d as usize].blocks.len() {
+            return Err(PickerError::PieceNotComplete { piece });
+        }
+        let first = contributors.len();
+        for s in &self.dl[d as usize].blocks {
+            if !contributors[first..].contains(&s.sender) {
+                contributors.push(s.sender);
+            }
+        }
+        self.free_downloading(d);
+        self.make_open(piece);
+        Ok(())
+    }
+
+    /// Declares `piece` present without downloading it (resume data, or a
+    /// piece found on disk). Requests in flight for it are forgotten: their
+    /// blocks, if they arrive, come back as not accepted.
+    pub fn we_have(&mut self, piece: u32) -> Result<(), PickerError> {
+        self.check_piece(piece)?;
+        if bit(&self.have_bits, piece) {
+            return Ok(());
+        }
+        let d = self.dl_of[piece as usize];
+        if d != NONE {
+            let requests = std::mem::take(&mut self.dl[d as usize].requests);
+            for &(b, peer) in &requests {
+                if let Some(s) = self.peers.get_mut(peer.index as usize) {
+                    if let Some(j) = s.in_flight.iter().position(|&x| x == (piece, b)) {
+                        s.in_flight.remove(j);
+                    }
+                }
+                let slot = &mut self.dl[d as usize].blocks[b as usize];
+                if slot.requesters > 1 {
+                    self.duplicate_requests -= 1;
+                }
+                slot.requesters -= 1;
+            }
+            self.free_downloading(d);
+        } else if self.is_open(piece) {
+            self.make_closed(piece);
+        }
+        self.mark_have(piece);
+        Ok(())
+    }
+
+    /// Sets one piece's priority (0 = skip, 1..=7, higher first). A piece
+    /// already downloading keeps its requests but gets no new ones at 0.
+    pub fn set_piece_priority(&mut self, piece: u32, priority: u8) -> Result<(), PickerError> {
+        self.check_piece(piece)?;
+        if priority > MAX_PRIORITY {
+            return Err(PickerError::PriorityOutOfRange { priority });
+        }
+        let p = piece as usize;
+        let old = self.prio[p];
+        if old == priority {
+            return Ok(());
+        }
+        let was_open = self.is_open(piece);
+        if was_open {
+            self.make_closed(piece);
+        }
+        self.prio[p] = priority;
+        if !bit(&self.have_bits, piece) && (old == 0) != (priority == 0) {
+            let gained = priority > 0;
+            if gained {
+                self.wanted_missing += 1;
+            } else {
+                self.wanted_missing -= 1;
+            }
+            for s in self.peers.iter_mut().filter(|s| s.live && !s.seed && s.has(piece)) {
+                if gained {
+                    s.wanted_count += 1;
+                } else {
+                    s.wanted_count -= 1;
+                }
+            }
+        }
+        if self.dl_of[p] == NONE && self.wanted(piece) {
+            self.make_open(piece);
+        }
+        Ok(())
+    }
+
+    /// Sets every piece's priority at once (for example from file
+    /// priorities). O(pieces + peers * pieces / 64).
+    pub fn set_priorities(&mut self, priorities: &[u8]) -> Result<(), PickerError> {
+        let n = self.geo.num_pieces as usize;
+        if priorities.len() != n {
+            return Err(PickerError::PrioritiesLength { expected: n, actual: priorities.len() });
+        }
+        if let Some(&priority) = priorities.iter().find(|&&x| x > MAX_PRIORITY) {
+            return Err(PickerError::PriorityOutOfRange { priority });
+        }
+        self.prio.copy_from_slice(priorities);
+        self.dirty = true;
+        self.wanted_missing = 0;
+        self.open_count = 0;
+        for piece in 0..n as u32 {
+            let wanted = self.wanted(piece);
+            self.wanted_missing += u32::from(wanted);
+            let open = wanted && self.dl_of[piece as usize] == NONE;
+            set_bit(&mut self.open_bits, piece, open);
+            self.open_count += u32::from(open);
+        }
+        self.seq_cursor = 0;
+        self.recount_wanted();
+        Ok(())
+    }
+
+    fn recount_wanted(&mut self) {
+        let want: Vec<u64> = (0..self.words)
+            .map(|w| {
+                let mut word = !self.have_bits[w];
+                for k in 0..64 {
+                    let p = w * 64 + k;
+                    if p >= self.prio.len() || self.prio[p] == 0 {
+                        word &= !(1u64 << k);
+                    }
+                }
+                word
+            })
+            .collect();
+        for s in self.peers.iter_mut().filter(|s| s.live && !s.seed) {
+            s.wanted_count =
+                s.bits.iter().zip(&want).map(|(a, b)| (a & b).count_ones()).sum();
+        }
+    }
+
+    // --------------------------------------------------------- state changes
+
+    fn mark_have(&mut self, piece: u32) {
+        set_bit(&mut self.have_bits, piece, true);
+        self.have_count += 1;
+        if self.prio[piece as usize] > 0 {
+            self.wanted_missing -= 1;
+            for s in self.peers.iter_mut() {
+                if s.live && !s.seed && s.has(piece) {
+                    s.wanted_count -= 1;
+                }
+            }
+        }
+    }
+
+    /// Open -> not open (started, had, or skipped).
+    fn make_closed(&mut self, piece: u32) {
+        set_bit(&mut self.open_bits, piece, false);
+        self.open_count -= 1;
+        if !self.dirty {
+            let p = piece as usize;
+            self.levels[self.prio[p] as usize].remove(&mut self.pos, piece, self.avail[p]);
+            self.pos[p] = NONE;
+        }
+    }
+
+    /// Not open -> open, if it is wanted.
+    fn make_open(&mut self, piece: u32) {
+        if !self.wanted(piece) || self.is_open(piece) {
+            return;
+        }
+        set_bit(&mut self.open_bits, piece, true);
+        self.open_count += 1;
+        let w = (piece >> 6) as usize;
+        self.seq_cursor = self.seq_cursor.min(w);
+        if !self.dirty {
+            let p = piece as usize;
+            self.levels[self.prio[p] as usize].insert(&mut self.pos, piece, self.avail[p]);
+        }
+    }
+
+    /// Moves `piece` into the downloading set, owned by `owner`.
+    fn start_piece(&mut self, piece: u32, owner: PeerKey) -> u32 {
+        if self.is_open(piece) {
+            self.make_closed(piece);
+        }
+        let nb = self.geo.blocks_in(piece);
+        let class = self.peer(owner).map_or(SpeedClass::Slow, |s| s.class);
+        let d = match self.free_dl.pop() {
+            Some(d) => d,
+            None => {
+                self.dl.push(Downloading {
+                    piece,
+                    active: false,
+                    blocks: Vec::new(),
+                    requests: Vec::new(),
+                    open_blocks: 0,
+                    received: 0,
+                    owner,
+                    class,
+                    open_slot: NONE,
+                });
+                (self.dl.len() - 1) as u32
+            }
+        };
+        let entry = &mut self.dl[d as usize];
+        entry.piece = piece;
+        entry.active = true;
+        entry.blocks.clear();
+        entry
+            .blocks
+            .resize(nb as usize, BlockSlot { received: false, requesters: 0, sender: PeerKey::NONE });
+        entry.requests.clear();
+        entry.open_blocks = nb;
+        entry.received = 0;
+        entry.owner = owner;
+        entry.class = class;
+        entry.open_slot = NONE;
+        self.dl_of[piece as usize] = d;
+        self.list_partial(d);
+        d
+    }
+
+    fn free_downloading(&mut self, d: u32) {
+        self.unlist_partial(d);
+        let entry = &mut self.dl[d as usize];
+        entry.active = false;
+        self.dl_of[entry.piece as usize] = NONE;
+        self.free_dl.push(d);
+    }
+
+    fn list_partial(&mut self, d: u32) {
+        let entry = &mut self.dl[d as usize];
+        if entry.open_slot == NONE {
+            entry.open_slot = self.open_partials.len() as u32;
+            self.open_partials.push(d);
+        }
+    }
+
+    fn unlist_partial(&mut self, d: u32) {
+        let slot = self.dl[d as usize].open_slot;
+        if slot != NONE {
+            self.open_partials.swap_remove(slot as usize);
+            if let Some(&moved) = self.open_partials.get(slot as usize) {
+                self.dl[moved as usize].open_slot = slot;
+            }
+            self.dl[d as usize].open_slot = NONE;
+        }
+    }
+
+    /// Returns every block in flight to `peer`.
+    fn return_all(&mut self, peer: PeerKey) {
+        let idx = peer.index as usize;
+        let mut list = std::mem::take(&mut self.peers[idx].in_flight);
+        for &(piece, b) in &list {
+            self.drop_request(piece, b, peer);
+        }
+        list.clear();
+        self.peers[idx].in_flight = list;
+    }
+
+    /// Forgets the request of `(piece, block)` from `peer` (its in-flight
+    /// entry is already gone). A block nobody is asked for any more becomes
+    /// open; a piece with nothing requested or received becomes open.
+    fn drop_request(&mut self, piece: u32, block: u32, peer: PeerKey) {
+        let d = self.dl_of[piece as usize];
+        if d == NONE {
+            return;
+        }
+        let entry = &mut self.dl[d as usize];
+        let Some(i) = entry.requests.iter().position(|&x| x == (block, peer)) else {
+            return;
+        };
+        entry.requests.swap_remove(i);
+        let slot = &mut entry.blocks[block as usize];
+        slot.requesters -= 1;
+        if slot.requesters > 0 {
+            self.duplicate_requests -= 1;
+            return;
+        }
+        if slot.received {
+            return;
+        }
+        entry.open_blocks += 1;
+        if entry.received == 0 && entry.requests.is_empty() {
+            self.free_downloading(d);
+            self.make_open(piece);
+        } else {
+            self.list_partial(d);
+        }
+    }
+
+    // ------------------------------------------------------------------ pick
+
+    /// Appends up to `max_blocks` requests for `peer` to `out` and records
+    /// them as in flight; returns how many were appended. See the crate docs
+    /// for the order of the rules.
+    pub fn pick(
+        &mut self,
+        peer: PeerKey,
+        max_blocks: usize,
+        out: &mut Vec<BlockRequest>,
+    ) -> Result<usize, PickerError> {
+        self.peer(peer)?;
+        let before = out.len();
+        if max_blocks == 0 {
+            return Ok(0);
+        }
+        self.ensure_clean();
+        if self.end_game && self.duplicate_requests == 0 && self.any_pickable_open_block() {
+            self.end_game = false;
+        }
+        let mut left = max_blocks;
+        left = self.pick_partials(peer, left, out, true);
+        while left > 0 {
+            let Some(piece) = self.choose_new_piece(peer) else { break };
+            let d = self.start_piece(piece, peer);
+            left = self.request_open_blocks(d, peer, left, out);
+        }
+        if left > 0 {
+            left = self.pick_partials(peer, left, out, false);
+        }
+        if left > 0 && self.cfg.end_game_max_duplicates > 0 && !self.any_pickable_open_block() {
+            self.end_game = true;
+            self.pick_end_game(peer, left, out);
+        }
+        Ok(out.len() - before)
+    }
+
+    /// Partial pieces first. `strict` applies fastest-peer-first: own
+    /// pieces, then abandoned ones (nothing in flight), then — for slow
+    /// peers — other slow peers' pieces. Not strict: any partial piece.
+    fn pick_partials(
+        &mut self,
+        peer: PeerKey,
+        mut left: usize,
+        out: &mut Vec<BlockRequest>,
+        strict: bool,
+    ) -> usize {
+        while left > 0 {
+            let Some(d) = self.choose_partial(peer, strict) else { break };
+            left = self.request_open_blocks(d, peer, left, out);
+        }
+        left
+    }
+
+    fn choose_partial(&self, peer: PeerKey, strict: bool) -> Option<u32> {
+        let slot = &self.peers[peer.index as usize];
+        let sequential = self.cfg.mode == PickMode::Sequential;
+        let mut best: Option<((u8, u8, u32), u32)> = None;
+        for &d in &self.open_partials {
+            let entry = &self.dl[d as usize];
+            let prio = self.prio[entry.piece as usize];
+            if prio == 0 || !slot.has(entry.piece) {
+                continue;
+            }
+            let rank = if entry.owner == peer {
+                0
+            } else if !strict
+                || entry.requests.is_empty()
+                || !self.cfg.fastest_peer_first
+                || (slot.class == SpeedClass::Slow && entry.class == SpeedClass::Slow)
+            {
+                1
+            } else {
+                continue;
+            };
+            let tie = if sequential { entry.piece } else { entry.open_blocks };
+            let key = (rank, MAX_PRIORITY - prio, tie);
+            if best.is_none_or(|(k, _)| key < k) {
+                best = Some((key, d));
+            }
+        }
+        best.map(|(_, d)| d)
+    }
+
+    /// Requests open blocks of downloading piece `d` from `peer`, in block
+    /// order. Returns how many blocks are still wanted.
+    fn request_open_blocks(
+        &mut self,
+        d: u32,
+        peer: PeerKey,
+        mut left: usize,
+        out: &mut Vec<BlockRequest>,
+    ) -> usize {
+        let geo = self.geo;
+        let pslot = &mut self.peers[peer.index as usize];
+        let entry = &mut self.dl[d as usize];
+        if entry.requests.is_empty() || entry.owner == PeerKey::NONE {
+            entry.owner = peer;
+            entry.class = pslot.class;
+        }
+        let piece = entry.piece;
+        for (b, slot) in entry.blocks.iter_mut().enumerate() {
+            if left == 0 || entry.open_blocks == 0 {
+                break;
+            }
+            if slot.received || slot.requesters > 0 {
+                continue;
+            }
+            let b = b as u32;
+            slot.requesters = 1;
+            entry.open_blocks -= 1;
+            entry.requests.push((b, peer));
+            pslot.in_flight.push((piece, b));
+            out.push(BlockRequest {
+                piece,
+                offset: b * geo.block_size,
+                length: geo.block_len(piece, b),
+            });
+            left -= 1;
+        }
+        if entry.open_blocks == 0 {
+            self.unlist_partial(d);
+        }
+        left
+    }
+
+    fn choose_new_piece(&mut self, peer: PeerKey) -> Option<u32> {
+        if self.open_count == 0 {
+            return None;
+        }
+        if self.cfg.mode == PickMode::RarestFirst && self.have_count < self.cfg.random_first_pieces {
+            return self.scan_levels(peer, Rank::Random);
+        }
+        match self.cfg.mode {
+            PickMode::RarestFirst => self.scan_levels(peer, Rank::Rarest),
+            PickMode::Random => self.scan_levels(peer, Rank::Random),
+            PickMode::Sequential => self.sequential(peer),
+        }
+    }
+
+    /// Walks the open pieces of each level from the highest priority down.
+    /// Rarest: buckets from the least available up; inside a bucket start
+    /// at a random slot and wrap, so ties are broken at random. Random: one
+    /// random start over the whole level. After a bounded number of probes
+    /// (the peer has few of the open pieces) it switches to a word-wise scan
+    /// of the peer's bitfield, which costs O(pieces / 64) at most.
+    fn scan_levels(&mut self, peer: PeerKey, rank: Rank) -> Option<u32> {
+        let slot = &self.peers[peer.index as usize];
+        let budget = 64 + self.words;
+        let mut probes = 0usize;
+        for level in (1..LEVELS).rev() {
+            let b = &self.levels[level];
+            let len = b.order.len();
+            if len == 0 {
+                continue;
+            }
+            match rank {
+                Rank::Rarest => {
+                    let mut i = 0;
+                    while i < len {
+                        let (s, e) = b.bucket(self.avail[b.order[i] as usize]);
+                        let width = e - s;
+                        let mut j = s + self.rng.below(width as u32) as usize;
+                        for _ in 0..width {
+                            let piece = b.order[j];
+                            if slot.has(piece) {
+                                return Some(piece);
+                            }
+                            j += 1;
+                            if j == e {
+                                j = s;
+                            }
+                        }
+                        probes += width;
+                        if probes > budget {
+                            return self.bitset_scan(peer, rank);
+                        }
+                        i = e;
+                    }
+                }
+                Rank::Random => {
+                    let mut j = self.rng.below(len as u32) as usize;
+                    for _ in 0..len.min(budget) {
+                        let piece = b.order[j];
+                        if slot.has(piece) {
+                            return Some(piece);
+                        }
+                        j += 1;
+                        if j == len {
+                            j = 0;
+                        }
+                    }
+                    probes += len;
+                    if probes > budget {
+                        return self.bitset_scan(peer, rank);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Best open piece among those the peer has, by a word-wise walk of
+    /// `peer bits & open bits`; ties broken by reservoir sampling.
+    fn bitset_scan(&mut self, peer: PeerKey, rank: Rank) -> Option<u32> {
+        let slot = &self.peers[peer.index as usize];
+        let mut best: Option<((u8, u32), u32)> = None;
+        let mut ties = 0u32;
+        for (w, &open) in self.open_bits.iter().enumerate() {
+            let mine = if slot.seed { u64::MAX } else { slot.bits.get(w).copied().unwrap_or(0) };
+            let mut word = mine & open;
+            while word != 0 {
+                let piece = (w as u32) * 64 + word.trailing_zeros();
+                word &= word - 1;
+                let p = piece as usize;
+                let key = match rank {
+                    Rank::Rarest => (MAX_PRIORITY - self.prio[p], self.avail[p]),
+                    Rank::Random => (MAX_PRIORITY - self.prio[p], 0),
+                };
+                match best {
+                    Some((k, _)) if key > k => {}
+                    Some((k, _)) if key == k => {
+                        ties += 1;
+                        if self.rng.below(ties) == 0 {
+                            best = Some((key, piece));
+                        }
+                    }
+                    _ => {
+                        ties = 1;
+                        best = Some((key, piece));
+                    }
+                }
+            }
+        }
+        best.map(|(_, piece)| piece)
+    }
+
+    /// Lowest-index open piece the peer has, at the highest priority it can
+    /// serve. O(pieces / 64) words at most, from the first open word.
+    fn sequential(&mut self, peer: PeerKey) -> Option<u32> {
+        while self.seq_cursor < self.words && self.open_bits[self.seq_cursor] == 0 {
+            self.seq_cursor += 1;
+        }
+        let top = (1..LEVELS).rev().find(|&l| !self.levels[l].order.is_empty())? as u8;
+        let slot = &self.peers[peer.index as usize];
+        let mut best: Option<(u8, u32)> = None;
+        for w in self.seq_cursor..self.words {
+            let mine = if slot.seed { u64::MAX } else { slot.bits.get(w).copied().unwrap_or(0) };
+            let mut word = self.open_bits[w] & mine;
+            while word != 0 {
+                let piece = (w as u32) * 64 + word.trailing_zeros();
+                word &= word - 1;
+                let prio = self.prio[piece as usize];
+                if prio == top {
+                    return Some(piece);
+                }
+                if best.is_none_or(|(bp, _)| prio > bp) {
+                    best = Some((prio, piece));
+                }
+            }
+        }
+        best.map(|(_, piece)| piece)
+    }
+
+    /// Whether some block nobody is asked for could be requested from some
+    /// connected peer. End-game starts when this is false.
+    fn any_pickable_open_block(&self) -> bool {
+        if self.open_count > 0
+            && (self.seeds > 0
+                || self.levels[1..].iter().any(|l| l.order.len() > l.start[1] as usize))
+        {
+            return true;
+        }
+        self.open_partials.iter().any(|&d| {
+            let p = self.dl[d as usize].piece as usize;
+            self.prio[p] > 0 && self.avail[p] + self.seeds > 0
+        })
+    }
+
+    /// End-game: blocks already in flight elsewhere, least duplicated first,
+    /// at most `1 + end_game_max_duplicates` requests per block.
+    fn pick_end_game(&mut self, peer: PeerKey, mut left: usize, out: &mut Vec<BlockRequest>) {
+        let geo = self.geo;
+        let max_requesters = self.cfg.end_game_max_duplicates.saturating_add(1);
+        for wanted_requesters in 1..max_requesters {
+            for d in 0..self.dl.len() {
+                if left == 0 {
+                    return;
+                }
+                let entry = &mut self.dl[d];
+                let piece = entry.piece;
+                let pslot = &mut self.peers[peer.index as usize];
+                if !entry.active || self.prio[piece as usize] == 0 || !pslot.has(piece) {
+                    continue;
+                }
+                for b in 0..entry.blocks.len() {
+                    if left == 0 {
+                        break;
+                    }
+                    let slot = entry.blocks[b];
+                    let b = b as u32;
+                    if slot.received
+                        || slot.requesters != wanted_requesters
+                        || entry.requests.contains(&(b, peer))
+                    {
+                        continue;
+                    }
+                    entry.blocks[b as usize].requesters += 1;
+                    self.duplicate_requests += 1;
+                    entry.requests.push((b, peer));
+                    pslot.in_flight.push((piece, b));
+                    out.push(BlockRequest {
+                        piece,
+                        offset: b * geo.block_size,
+                        length: geo.block_len(piece, b),
+                    });
+                    left -= 1;
+                }
+            }
+        }
+    }
+
+    /// Rebuilds every level's availability order if it is stale. O(pieces).
+    fn ensure_clean(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        let mut per_level: [Vec<(u32, u32)>; LEVELS] = Default::default();
+        for (w, &word) in self.open_bits.iter().enumerate() {
+            let mut word = word;
+            while word != 0 {
+                let piece = (w as u32) * 64 + word.trailing_zeros();
+                word &= word - 1;
+                let p = piece as usize;
+                per_level[self.prio[p] as usize].push((piece, self.avail[p]));
+            }
+        }
+        for (level, pieces) in per_level.iter().enumerate() {
+            self.levels[level].rebuild(&mut self.pos, pieces);
+        }
+        self.dirty = false;
+    }
+
+    /// Checks every internal invariant against a recomputation from scratch;
+    /// O(pieces * peers). For tests and debugging: returns what is wrong.
+    pub fn debug_check_invariants(&self) -> Result<(), String> {
+        let n = self.geo.num_pieces;
+        let mut avail = vec![0u32; n as usize];
+        let mut seeds = 0;
+        for s in self.peers.iter().filter(|s| s.live) {
+            if s.seed {
+                seeds += 1;
+                if !s.bits.is_empty() {
+                    return Err("seed with a bitfield".into());
+                }
+            } else {
+                for p in 0..n {
+                    if s.has(p) {
+                        avail[p as usize] += 1;
+                    }
+                }
+                let want = (0..n).filter(|&p| s.has(p) && self.wanted(p)).count() as u32;
+                if want != s.wanted_count {
+                    return Err(format!("peer wanted_count {} != {want}", s.wanted_count));
+                }
+            }
+        }
+        if avail != self.avail || seeds != self.seeds {
+            return Err("availability differs from the peers' pieces".into());
+        }
+        let mut open_count = 0;
+        for p in 0..n {
+            let open = self.wanted(p) && self.dl_of[p as usize] == NONE;
+            if open != self.is_open(p) {
+                return Err(format!("piece {p}: open bit {} but open is {open}", self.is_open(p)));
+            }
+            open_count += u32::from(open);
+        }
+        if open_count != self.open_count {
+            return Err("open_count wrong".into());
+        }
+        if !self.dirty {
+            let mut listed = 0;
+            for (level, b) in self.levels.iter().enumerate() {
+                b.check(&self.pos, &self.avail)?;
+                for &p in &b.order {
+                    if self.prio[p as usize] as usize != level || !self.is_open(p) {
+                        return Err(format!("piece {p} listed in level {level} wrongly"));
+                    }
+                }
+                listed += b.order.len();
+            }
+            if listed as u32 != open_count {
+                return Err("levels do not list every open piece".into());
+            }
+        }
+        let mut dups = 0;
+        for (d, e) in self.dl.iter().enumerate() {
+            if !e.active {
+                continue;
+            }
+            if self.dl_of[e.piece as usize] != d as u32 {
+                return Err("dl_of mismatch".into());
+            }
+            let mut open_blocks = 0;
+            let mut received = 0;
+            for (b, s) in e.blocks.iter().enumerate() {
+                let reqs = e.requests.iter().filter(|&&(rb, _)| rb as usize == b).count();
+                if reqs != s.requesters as usize {
+                    return Err(format!("piece {} block {b}: requesters mismatch", e.piece));
+                }
+                if s.received && reqs > 0 {
+                    return Err("received block still requested".into());
+                }
+                dups += reqs.saturating_sub(1) as u32;
+                open_blocks += u32::from(!s.received && reqs == 0);
+                received += u32::from(s.received);
+            }
+            if open_blocks != e.open_blocks || received != e.received {
+                return Err(format!("piece {}: block counters wrong", e.piece));
+            }
+            if (e.open_slot != NONE) != (e.open_blocks > 0) {
+                return Err(format!("piece {}: open_partials membership wrong", e.piece));
+            }
+            for &(b, peer) in &e.requests {
+                let ok = self
+                    .peer(peer)
+                    .is_ok_and(|s| s.in_flight.iter().filter(|&&x| x == (e.piece, b)).count() == 1);
+                if !ok {
+                    return Err(format!("request ({}, {b}) not in its peer's list", e.piece));
+                }
+            }
+        }
+        if dups != self.duplicate_requests {
+            return Err("duplicate_requests wrong".into());
+        }
+        if dups > 0 && !self.end_game {
+            return Err("duplicate requests outside end-game".into());
+        }
+        let total_in_flight: usize = self.peers.iter().map(|s| s.in_flight.len()).sum();
+        let total_requests: usize =
+            self.dl.iter().filter(|e| e.active).map(|e| e.requests.len()).sum();
+        if total_in_flight != total_requests {
+            return Err("peer in-flight lists and piece requests differ".into());
+        }
+        Ok(())
+    }
+}
