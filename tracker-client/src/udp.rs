@@ -17,12 +17,14 @@
 //! One counter spans the whole operation (connect and request), so a tracker
 //! that answers connects but never announces still fails in bounded time.
 //!
-//! Datagrams that are wrong (another transaction id, too short, an
-//! unexpected action) are dropped and reported by `handle_datagram`: an
-//! off-path attacker must not be able to end an announce with one spoofed
-//! packet. If the retransmissions run out after such a datagram, the
-//! operation fails with what was wrong with the last one rather than with a
-//! plain [`UdpError::TimedOut`].
+//! Datagrams that are not for the request in flight (another transaction
+//! id, or too short to carry one) are dropped and reported by
+//! `handle_datagram`: an off-path attacker must not be able to end an
+//! announce with one spoofed packet. If the retransmissions run out after
+//! such a datagram, the operation fails with what was wrong with the last
+//! one rather than with a plain [`UdpError::TimedOut`]. A datagram with the
+//! right transaction id is the tracker's answer: a malformed one (truncated,
+//! wrong action) ends the operation with that error at once.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -348,36 +350,58 @@ impl UdpSession {
         }
     }
 
-    /// A datagram arrived from the tracker. `Err` says why it was dropped
-    /// (the operation goes on); a failure the tracker reports ends the
-    /// operation and shows in [`UdpSession::poll_outcome`].
+    /// A datagram arrived from the tracker. `Err` says what was wrong with it.
+    ///
+    /// A datagram that is not for the request in flight (shorter than the
+    /// 8-byte header, or another transaction id) is dropped and the
+    /// operation goes on. One that carries the right transaction id is the
+    /// tracker's answer: if it is malformed (truncated, wrong action, a
+    /// partial peer entry) the operation ends with that error, as it does
+    /// with a failure the tracker reports. Either way the outcome shows in
+    /// [`UdpSession::poll_outcome`].
     pub fn handle_datagram(&mut self, datagram: &[u8], now: Instant) -> Result<(), UdpError> {
-        let result = self.accept_datagram(datagram, now);
-        if let (Err(error), Some(op)) = (&result, self.operation.as_mut()) {
+        let Some(op) = self.operation.as_mut() else {
+            return Err(UdpError::Unsolicited);
+        };
+        let (action, transaction_id) = match (datagram.get(0..4), datagram.get(4..8)) {
+            (Some(action), Some(id)) => (BigEndian::read_u32(action), BigEndian::read_u32(id)),
+            _ => {
+                let error = UdpError::Truncated {
+                    len: datagram.len(),
+                    min: 8,
+                };
+                op.last_rejected = Some(error.clone());
+                return Err(error);
+            }
+        };
+        if transaction_id != op.transaction_id {
+            let error = UdpError::TransactionIdMismatch {
+                expected: op.transaction_id,
+                got: transaction_id,
+            };
             op.last_rejected = Some(error.clone());
+            return Err(error);
         }
-        result
+        match self.accept_answer(action, datagram, now) {
+            Err(error) => {
+                self.finish(Err(error.clone()));
+                Err(error)
+            }
+            Ok(()) => Ok(()),
+        }
     }
 
-    fn accept_datagram(&mut self, datagram: &[u8], now: Instant) -> Result<(), UdpError> {
+    /// Handles a datagram whose header matches the request in flight.
+    fn accept_answer(
+        &mut self,
+        action: u32,
+        datagram: &[u8],
+        now: Instant,
+    ) -> Result<(), UdpError> {
         let Some(op) = self.operation.as_ref() else {
             return Err(UdpError::Unsolicited);
         };
-        if datagram.len() < 8 {
-            return Err(UdpError::Truncated {
-                len: datagram.len(),
-                min: 8,
-            });
-        }
-        let action = BigEndian::read_u32(&datagram[0..4]);
-        let transaction_id = BigEndian::read_u32(&datagram[4..8]);
-        if transaction_id != op.transaction_id {
-            return Err(UdpError::TransactionIdMismatch {
-                expected: op.transaction_id,
-                got: transaction_id,
-            });
-        }
-        let body = &datagram[8..];
+        let body = datagram.get(8..).unwrap_or_default();
         if action == ACTION_ERROR {
             let message = String::from_utf8_lossy(body).into_owned();
             self.finish(Err(UdpError::Failure { message }));
@@ -815,7 +839,7 @@ mod tests {
     }
 
     #[test]
-    fn wrong_datagrams_are_dropped_and_reported() {
+    fn datagrams_for_another_request_are_dropped() {
         let t0 = Instant::now();
         let (mut s, out) = connected(t0);
         let tid = tid_of(&out);
@@ -826,43 +850,66 @@ mod tests {
                 got: tid ^ 1
             })
         );
+        assert!(s.is_busy(), "a spoofed datagram does not end the announce");
         assert_eq!(
             s.handle_datagram(&[0, 0, 0], t0),
             Err(UdpError::Truncated { len: 3, min: 8 })
         );
         assert_eq!(
-            s.handle_datagram(&header(1, tid), t0),
-            Err(UdpError::Truncated { len: 8, min: 20 })
-        );
-        let mut odd = header(1, tid);
-        odd.extend_from_slice(&[0; 12 + 5]);
-        assert_eq!(
-            s.handle_datagram(&odd, t0),
-            Err(UdpError::PeersLength { len: 5, entry: 6 })
-        );
-        assert_eq!(
-            s.handle_datagram(&header(2, tid), t0),
-            Err(UdpError::UnexpectedAction {
-                expected: 1,
-                got: 2
+            s.handle_datagram(&header(1, tid ^ 2), t0),
+            Err(UdpError::TransactionIdMismatch {
+                expected: tid,
+                got: tid ^ 2
             })
         );
-        assert!(s.is_busy(), "none of these ends the announce");
+        assert!(s.is_busy());
         assert_eq!(s.poll_outcome(), None);
-        // Retransmissions run out: the error says what the tracker did wrong.
-        let mut now = t0;
-        for n in 0..=8u32 {
-            now += Duration::from_secs(15 << n);
-            s.handle_timeout(now);
-            s.poll_transmit(now, &mut Vec::new());
+        // Retransmissions run out: the error says what was wrong last.
+        while let Some(deadline) = s.poll_timeout() {
+            s.handle_timeout(deadline);
+            s.poll_transmit(deadline, &mut Vec::new());
         }
         assert_eq!(
             s.poll_outcome(),
-            Some(Err(UdpError::UnexpectedAction {
-                expected: 1,
-                got: 2
+            Some(Err(UdpError::TransactionIdMismatch {
+                expected: tid,
+                got: tid ^ 2
             }))
         );
+    }
+
+    #[test]
+    fn a_malformed_answer_ends_the_operation() {
+        let t0 = Instant::now();
+        let cases: [(Vec<u8>, UdpError); 3] = [
+            (vec![], UdpError::Truncated { len: 8, min: 20 }),
+            (vec![0; 12 + 5], UdpError::PeersLength { len: 5, entry: 6 }),
+            (
+                vec![],
+                UdpError::UnexpectedAction {
+                    expected: 1,
+                    got: 2,
+                },
+            ),
+        ];
+        for (i, (tail, error)) in cases.into_iter().enumerate() {
+            let (mut s, out) = connected(t0);
+            let mut reply = header(if i == 2 { 2 } else { 1 }, tid_of(&out));
+            reply.extend_from_slice(&tail);
+            assert_eq!(s.handle_datagram(&reply, t0), Err(error.clone()));
+            assert!(!s.is_busy());
+            assert_eq!(s.poll_outcome(), Some(Err(error)));
+        }
+        // A connect answer too short for the connection id.
+        let mut s = UdpSession::new(config(), false, 1);
+        s.start_announce(&request(), t0).unwrap();
+        let mut out = Vec::new();
+        s.poll_transmit(t0, &mut out);
+        let mut reply = header(0, tid_of(&out));
+        reply.extend_from_slice(&[1, 2, 3]);
+        let error = UdpError::Truncated { len: 11, min: 16 };
+        assert_eq!(s.handle_datagram(&reply, t0), Err(error.clone()));
+        assert_eq!(s.poll_outcome(), Some(Err(error)));
     }
 
     #[test]

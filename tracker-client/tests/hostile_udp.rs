@@ -1,0 +1,202 @@
+//! Misbehaving UDP trackers written here (sockets on 127.0.0.1) that
+//! answer wrongly (another transaction id, truncated, an error action) or
+//! never: each call ends with the right typed error within the bound its
+//! retransmission settings allow. Also connection id reuse, and bad URLs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rustico_tracker_client::udp::UdpError;
+use rustico_tracker_client::{announce, AnnounceRequest, Client, Error, Event, TransportConfig};
+
+const TIMEOUT: Duration = Duration::from_millis(700);
+
+fn config() -> TransportConfig {
+    let mut config = TransportConfig {
+        timeout: TIMEOUT,
+        connect_timeout: TIMEOUT,
+        ..TransportConfig::default()
+    };
+    config.udp.retransmit_base = Duration::from_millis(50);
+    config.udp.max_retransmits = 2; // 50 + 100 + 200 ms
+    config
+}
+
+fn request() -> AnnounceRequest {
+    AnnounceRequest {
+        left: 5,
+        event: Event::Started,
+        ..AnnounceRequest::new([0xab; 20], *b"-RS0100-hostile00000", 6881)
+    }
+}
+
+/// Runs `call` and checks it ended within `bound`.
+fn timed<T>(bound: Duration, call: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let result = call();
+    let elapsed = started.elapsed();
+    assert!(elapsed <= bound, "took {elapsed:?}, bound {bound:?}");
+    result
+}
+
+/// What the fake UDP tracker does with each datagram.
+#[derive(Clone, Copy)]
+enum Udp {
+    /// Answers correctly (counting connects).
+    Good,
+    /// Answers with the transaction id plus one.
+    WrongTransactionId,
+    /// Connects correctly, then answers announces with 12 bytes.
+    TruncatedAnnounce,
+    /// Connects correctly, then answers with an error action.
+    ErrorAction,
+}
+
+fn udp_server(mode: Udp) -> (String, Arc<AtomicUsize>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let url = format!("udp://{}/announce", socket.local_addr().unwrap());
+    let connects = Arc::new(AtomicUsize::new(0));
+    let counter = connects.clone();
+    thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((len, from)) = socket.recv_from(&mut buf) {
+            if len < 16 {
+                continue;
+            }
+            let action = u32::from_be_bytes(buf[8..12].try_into().unwrap());
+            let mut tid = u32::from_be_bytes(buf[12..16].try_into().unwrap());
+            if let Udp::WrongTransactionId = mode {
+                tid = tid.wrapping_add(1);
+            }
+            let mut reply = Vec::new();
+            match (action, mode) {
+                (0, _) => {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    reply.extend_from_slice(&0u32.to_be_bytes());
+                    reply.extend_from_slice(&tid.to_be_bytes());
+                    reply.extend_from_slice(&0x1122_3344_5566_7788u64.to_be_bytes());
+                }
+                (1, Udp::Good) => {
+                    assert_eq!(&buf[..8], &0x1122_3344_5566_7788u64.to_be_bytes());
+                    reply.extend_from_slice(&1u32.to_be_bytes());
+                    reply.extend_from_slice(&tid.to_be_bytes());
+                    reply.extend_from_slice(&[0, 0, 0, 60, 0, 0, 0, 1, 0, 0, 0, 2]);
+                    reply.extend_from_slice(&[127, 0, 0, 1, 0x1a, 0xe1]);
+                }
+                (1, Udp::TruncatedAnnounce) => {
+                    reply.extend_from_slice(&1u32.to_be_bytes());
+                    reply.extend_from_slice(&tid.to_be_bytes());
+                    reply.extend_from_slice(&[0, 0, 0, 60]);
+                }
+                (_, Udp::ErrorAction) => {
+                    reply.extend_from_slice(&3u32.to_be_bytes());
+                    reply.extend_from_slice(&tid.to_be_bytes());
+                    reply.extend_from_slice(b"go away");
+                }
+                _ => continue,
+            }
+            let _ = socket.send_to(&reply, from);
+        }
+    });
+    (url, connects)
+}
+
+/// 50 + 100 + 200 ms of retransmission timeouts, plus slack for a loaded
+/// machine.
+fn udp_bound() -> Duration {
+    config().udp.max_operation_time() + Duration::from_millis(700)
+}
+
+#[test]
+fn udp_connection_id_is_reused() {
+    let (url, connects) = udp_server(Udp::Good);
+    let mut client = Client::new(config());
+    for _ in 0..3 {
+        let response = client.announce(&url, &request()).unwrap();
+        assert_eq!(
+            response.peers,
+            ["127.0.0.1:6881".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!((response.complete, response.incomplete), (Some(2), Some(1)));
+    }
+    assert_eq!(
+        connects.load(Ordering::SeqCst),
+        1,
+        "one connect for three announces"
+    );
+}
+
+#[test]
+fn udp_silent_tracker_times_out() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let url = format!("udp://{}/announce", silent.local_addr().unwrap());
+    let started = Instant::now();
+    let result = timed(udp_bound(), || announce(&url, &request(), &config()));
+    assert!(matches!(result, Err(Error::TimedOut { .. })), "{result:?}");
+    assert!(started.elapsed() >= config().udp.max_operation_time());
+    // Nobody on the port at all (ICMP port unreachable): same bound.
+    drop(silent);
+    let result = timed(udp_bound(), || announce(&url, &request(), &config()));
+    assert!(matches!(result, Err(Error::TimedOut { .. })), "{result:?}");
+}
+
+#[test]
+fn udp_wrong_transaction_id() {
+    let (url, _) = udp_server(Udp::WrongTransactionId);
+    let result = timed(udp_bound(), || announce(&url, &request(), &config()));
+    assert!(
+        matches!(result, Err(Error::Udp(UdpError::TransactionIdMismatch { expected, got })) if got == expected.wrapping_add(1)),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn udp_truncated_answer() {
+    let (url, _) = udp_server(Udp::TruncatedAnnounce);
+    let result = timed(Duration::from_millis(500), || {
+        announce(&url, &request(), &config())
+    });
+    assert!(
+        matches!(
+            result,
+            Err(Error::Udp(UdpError::Truncated { len: 12, min: 20 }))
+        ),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn udp_error_action_is_a_failure() {
+    let (url, _) = udp_server(Udp::ErrorAction);
+    let result = timed(Duration::from_millis(500), || {
+        announce(&url, &request(), &config())
+    });
+    assert!(
+        matches!(&result, Err(Error::Failure { reason }) if reason == "go away"),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn bad_urls() {
+    for (url, check) in [
+        ("udp://127.0.0.1/announce", "host and a port"),
+        ("magnet:?xt=urn:btih:00", "unsupported"),
+        ("not a url", "invalid"),
+    ] {
+        let error = announce(url, &request(), &config()).unwrap_err();
+        assert!(matches!(error, Error::Url(_)), "{url}: {error:?}");
+        assert!(error.to_string().contains(check), "{url}: {error}");
+    }
+}
+
+#[cfg(not(feature = "http"))]
+#[test]
+fn http_needs_the_feature() {
+    let error = announce("http://127.0.0.1:1/announce", &request(), &config()).unwrap_err();
+    assert!(matches!(error, Error::HttpDisabled), "{error:?}");
+}
