@@ -523,6 +523,8 @@ fn hash_pieces(
         };
         for report in receiver {
             match report {
+                // After a cancel, reports already queued are dropped unseen.
+                Ok(_) if cancel.load(Ordering::Relaxed) => stop.store(true, Ordering::Relaxed),
                 Ok((index, hash)) => {
                     let at = index as usize * 20;
                     hashes[at..at + 20].copy_from_slice(&hash);
