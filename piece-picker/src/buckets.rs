@@ -24,7 +24,10 @@ pub(crate) struct Buckets {
 
 impl Default for Buckets {
     fn default() -> Self {
-        Self { order: Vec::new(), start: vec![0, 0] }
+        Self {
+            order: Vec::new(),
+            start: vec![0, 0],
+        }
     }
 }
 
@@ -144,10 +147,16 @@ impl Buckets {
             }
             for (i, &p) in self.order.iter().enumerate().take(e).skip(s) {
                 if avail[p as usize] as usize != a {
-                    return Err(format!("piece {p} in bucket {a} has availability {}", avail[p as usize]));
+                    return Err(format!(
+                        "piece {p} in bucket {a} has availability {}",
+                        avail[p as usize]
+                    ));
                 }
                 if pos[p as usize] as usize != i {
-                    return Err(format!("piece {p} at slot {i} but pos says {}", pos[p as usize]));
+                    return Err(format!(
+                        "piece {p} at slot {i} but pos says {}",
+                        pos[p as usize]
+                    ));
                 }
             }
         }

@@ -78,9 +78,16 @@ impl fmt::Display for PickerError {
             Self::InvalidConfig { reason } => write!(f, "invalid picker config: {reason}"),
             Self::UnknownPeer { peer } => write!(f, "unknown or removed peer {peer}"),
             Self::PieceOutOfRange { piece, num_pieces } => {
-                write!(f, "piece {piece} out of range (torrent has {num_pieces} pieces)")
+                write!(
+                    f,
+                    "piece {piece} out of range (torrent has {num_pieces} pieces)"
+                )
             }
-            Self::BadBlock { piece, offset, length } => write!(
+            Self::BadBlock {
+                piece,
+                offset,
+                length,
+            } => write!(
                 f,
                 "block at offset {offset} length {length} is not a block of piece {piece}"
             ),

@@ -78,8 +78,6 @@ mod error;
 mod picker;
 mod rng;
 
-pub use config::{
-    PickMode, PickerConfig, DEFAULT_BLOCK_SIZE, DEFAULT_PRIORITY, MAX_PRIORITY,
-};
+pub use config::{PickMode, PickerConfig, DEFAULT_BLOCK_SIZE, DEFAULT_PRIORITY, MAX_PRIORITY};
 pub use error::PickerError;
-pub use picker::{BlockOutcome, BlockRequest, PeerKey, PieceState, PiecePicker, SpeedClass};
+pub use picker::{BlockOutcome, BlockRequest, PeerKey, PiecePicker, PieceState, SpeedClass};

@@ -32,7 +32,10 @@ impl PeerKey {
         self.index
     }
 
-    const NONE: PeerKey = PeerKey { index: NONE, generation: NONE };
+    const NONE: PeerKey = PeerKey {
+        index: NONE,
+        generation: NONE,
+    };
 }
 
 impl fmt::Display for PeerKey {
@@ -404,7 +407,10 @@ impl PiecePicker {
         if piece < self.geo.num_pieces {
             Ok(())
         } else {
-            Err(PickerError::PieceOutOfRange { piece, num_pieces: self.geo.num_pieces })
+            Err(PickerError::PieceOutOfRange {
+                piece,
+                num_pieces: self.geo.num_pieces,
+            })
         }
     }
 
@@ -443,7 +449,10 @@ impl PiecePicker {
         if let Some(index) = self.free_peers.pop() {
             let slot = &mut self.peers[index as usize];
             slot.live = true;
-            return PeerKey { index, generation: slot.generation };
+            return PeerKey {
+                index,
+                generation: slot.generation,
+            };
         }
         let index = self.peers.len() as u32;
         self.peers.push(PeerSlot {
@@ -457,7 +466,10 @@ impl PiecePicker {
             class: SpeedClass::Slow,
             in_flight: Vec::new(),
         });
-        PeerKey { index, generation: 0 }
+        PeerKey {
+            index,
+            generation: 0,
+        }
     }
 
     /// Forgets a peer: its in-flight blocks return to the pool and its
@@ -536,12 +548,17 @@ impl PiecePicker {
         let n = self.geo.num_pieces as usize;
         let expected = n.div_ceil(8);
         if bitfield.len() != expected {
-            return Err(PickerError::BitfieldLength { expected, actual: bitfield.len() });
+            return Err(PickerError::BitfieldLength {
+                expected,
+                actual: bitfield.len(),
+            });
         }
         if n % 8 != 0 {
             let spare_mask = 0xFFu8 >> (n % 8);
             if bitfield[expected - 1] & spare_mask != 0 {
-                return Err(PickerError::BitfieldSpareBits { byte_offset: expected - 1 });
+                return Err(PickerError::BitfieldSpareBits {
+                    byte_offset: expected - 1,
+                });
             }
         }
         let words = self.words;
@@ -607,13 +624,21 @@ impl PiecePicker {
 
     /// The measured download rate from `peer` in bytes per second; decides
     /// its [`SpeedClass`].
-    pub fn set_peer_rate(&mut self, peer: PeerKey, bytes_per_second: u64) -> Result<(), PickerError> {
+    pub fn set_peer_rate(
+        &mut self,
+        peer: PeerKey,
+        bytes_per_second: u64,
+    ) -> Result<(), PickerError> {
         let fast = self.cfg.fastest_peer_first
             && bytes_per_second.saturating_mul(u64::from(self.cfg.whole_piece_seconds))
                 >= u64::from(self.geo.piece_length);
         let slot = self.peer_mut(peer)?;
         slot.rate = bytes_per_second;
-        slot.class = if fast { SpeedClass::Fast } else { SpeedClass::Slow };
+        slot.class = if fast {
+            SpeedClass::Fast
+        } else {
+            SpeedClass::Slow
+        };
         Ok(())
     }
 
@@ -647,7 +672,11 @@ impl PiecePicker {
 
     /// `peer` rejected a request (BEP 6 `reject`): the block returns to the
     /// pool. A block not in flight to the peer is ignored.
-    pub fn block_rejected(&mut self, peer: PeerKey, block: BlockRequest) -> Result<(), PickerError> {
+    pub fn block_rejected(
+        &mut self,
+        peer: PeerKey,
+        block: BlockRequest,
+    ) -> Result<(), PickerError> {
         let b = self.block_index(block)?;
         let slot = self.peer_mut(peer)?;
         if let Some(i) = slot.in_flight.iter().position(|&x| x == (block.piece, b)) {
@@ -672,7 +701,10 @@ impl PiecePicker {
         if let Some(i) = slot.in_flight.iter().position(|&x| x == (piece, b)) {
             slot.in_flight.remove(i);
         }
-        let rejected = BlockOutcome { accepted: false, piece_complete: false };
+        let rejected = BlockOutcome {
+            accepted: false,
+            piece_complete: false,
+        };
         if bit(&self.have_bits, piece) {
             self.drop_request(piece, b, peer);
             return Ok(rejected);
@@ -692,7 +724,11 @@ impl PiecePicker {
         if r == 0 {
             entry.open_blocks -= 1;
         }
-        entry.blocks[b as usize] = BlockSlot { received: true, requesters: 0, sender: peer };
+        entry.blocks[b as usize] = BlockSlot {
+            received: true,
+            requesters: 0,
+            sender: peer,
+        };
         entry.received += 1;
         let mut i = 0;
         while i < entry.requests.len() {
@@ -715,7 +751,10 @@ impl PiecePicker {
         if entry.open_blocks == 0 {
             self.unlist_partial(d);
         }
-        Ok(BlockOutcome { accepted: true, piece_complete: complete })
+        Ok(BlockOutcome {
+            accepted: true,
+            piece_complete: complete,
+        })
     }
 
     /// The caller hashed a complete piece and it matched: we have it now.
@@ -813,7 +852,11 @@ impl PiecePicker {
             } else {
                 self.wanted_missing -= 1;
             }
-            for s in self.peers.iter_mut().filter(|s| s.live && !s.seed && s.has(piece)) {
+            for s in self
+                .peers
+                .iter_mut()
+                .filter(|s| s.live && !s.seed && s.has(piece))
+            {
                 if gained {
                     s.wanted_count += 1;
                 } else {
@@ -832,7 +875,10 @@ impl PiecePicker {
     pub fn set_priorities(&mut self, priorities: &[u8]) -> Result<(), PickerError> {
         let n = self.geo.num_pieces as usize;
         if priorities.len() != n {
-            return Err(PickerError::PrioritiesLength { expected: n, actual: priorities.len() });
+            return Err(PickerError::PrioritiesLength {
+                expected: n,
+                actual: priorities.len(),
+            });
         }
         if let Some(&priority) = priorities.iter().find(|&&x| x > MAX_PRIORITY) {
             return Err(PickerError::PriorityOutOfRange { priority });
@@ -867,8 +913,12 @@ impl PiecePicker {
             })
             .collect();
         for s in self.peers.iter_mut().filter(|s| s.live && !s.seed) {
-            s.wanted_count =
-                s.bits.iter().zip(&want).map(|(a, b)| (a & b).count_ones()).sum();
+            s.wanted_count = s
+                .bits
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a & b).count_ones())
+                .sum();
         }
     }
 
@@ -941,9 +991,14 @@ impl PiecePicker {
         entry.piece = piece;
         entry.active = true;
         entry.blocks.clear();
-        entry
-            .blocks
-            .resize(nb as usize, BlockSlot { received: false, requesters: 0, sender: PeerKey::NONE });
+        entry.blocks.resize(
+            nb as usize,
+            BlockSlot {
+                received: false,
+                requesters: 0,
+                sender: PeerKey::NONE,
+            },
+        );
         entry.requests.clear();
         entry.open_blocks = nb;
         entry.received = 0;
@@ -1047,7 +1102,9 @@ impl PiecePicker {
         let mut left = max_blocks;
         left = self.pick_partials(peer, left, out, true);
         while left > 0 {
-            let Some(piece) = self.choose_new_piece(peer) else { break };
+            let Some(piece) = self.choose_new_piece(peer) else {
+                break;
+            };
             let d = self.start_piece(piece, peer);
             left = self.request_open_blocks(d, peer, left, out);
         }
@@ -1072,7 +1129,9 @@ impl PiecePicker {
         strict: bool,
     ) -> usize {
         while left > 0 {
-            let Some(d) = self.choose_partial(peer, strict) else { break };
+            let Some(d) = self.choose_partial(peer, strict) else {
+                break;
+            };
             left = self.request_open_blocks(d, peer, left, out);
         }
         left
@@ -1099,7 +1158,11 @@ impl PiecePicker {
             } else {
                 continue;
             };
-            let tie = if sequential { entry.piece } else { entry.open_blocks };
+            let tie = if sequential {
+                entry.piece
+            } else {
+                entry.open_blocks
+            };
             let key = (rank, MAX_PRIORITY - prio, tie);
             if best.is_none_or(|(k, _)| key < k) {
                 best = Some((key, d));
@@ -1154,7 +1217,8 @@ impl PiecePicker {
         if self.open_count == 0 {
             return None;
         }
-        if self.cfg.mode == PickMode::RarestFirst && self.have_count < self.cfg.random_first_pieces {
+        if self.cfg.mode == PickMode::RarestFirst && self.have_count < self.cfg.random_first_pieces
+        {
             return self.scan_levels(peer, Rank::Random);
         }
         match self.cfg.mode {
@@ -1233,7 +1297,11 @@ impl PiecePicker {
         let mut best: Option<((u8, u32), u32)> = None;
         let mut ties = 0u32;
         for (w, &open) in self.open_bits.iter().enumerate() {
-            let mine = if slot.seed { u64::MAX } else { slot.bits.get(w).copied().unwrap_or(0) };
+            let mine = if slot.seed {
+                u64::MAX
+            } else {
+                slot.bits.get(w).copied().unwrap_or(0)
+            };
             let mut word = mine & open;
             while word != 0 {
                 let piece = (w as u32) * 64 + word.trailing_zeros();
@@ -1267,11 +1335,17 @@ impl PiecePicker {
         while self.seq_cursor < self.words && self.open_bits[self.seq_cursor] == 0 {
             self.seq_cursor += 1;
         }
-        let top = (1..LEVELS).rev().find(|&l| !self.levels[l].order.is_empty())? as u8;
+        let top = (1..LEVELS)
+            .rev()
+            .find(|&l| !self.levels[l].order.is_empty())? as u8;
         let slot = &self.peers[peer.index as usize];
         let mut best: Option<(u8, u32)> = None;
         for w in self.seq_cursor..self.words {
-            let mine = if slot.seed { u64::MAX } else { slot.bits.get(w).copied().unwrap_or(0) };
+            let mine = if slot.seed {
+                u64::MAX
+            } else {
+                slot.bits.get(w).copied().unwrap_or(0)
+            };
             let mut word = self.open_bits[w] & mine;
             while word != 0 {
                 let piece = (w as u32) * 64 + word.trailing_zeros();
@@ -1293,7 +1367,9 @@ impl PiecePicker {
     fn any_pickable_open_block(&self) -> bool {
         if self.open_count > 0
             && (self.seeds > 0
-                || self.levels[1..].iter().any(|l| l.order.len() > l.start[1] as usize))
+                || self.levels[1..]
+                    .iter()
+                    .any(|l| l.order.len() > l.start[1] as usize))
         {
             return true;
         }
@@ -1398,7 +1474,10 @@ impl PiecePicker {
         for p in 0..n {
             let open = self.wanted(p) && self.dl_of[p as usize] == NONE;
             if open != self.is_open(p) {
-                return Err(format!("piece {p}: open bit {} but open is {open}", self.is_open(p)));
+                return Err(format!(
+                    "piece {p}: open bit {} but open is {open}",
+                    self.is_open(p)
+                ));
             }
             open_count += u32::from(open);
         }
@@ -1431,7 +1510,11 @@ impl PiecePicker {
             let mut open_blocks = 0;
             let mut received = 0;
             for (b, s) in e.blocks.iter().enumerate() {
-                let reqs = e.requests.iter().filter(|&&(rb, _)| rb as usize == b).count();
+                let reqs = e
+                    .requests
+                    .iter()
+                    .filter(|&&(rb, _)| rb as usize == b)
+                    .count();
                 if reqs != s.requesters as usize {
                     return Err(format!("piece {} block {b}: requesters mismatch", e.piece));
                 }
@@ -1464,8 +1547,12 @@ impl PiecePicker {
             return Err("duplicate requests outside end-game".into());
         }
         let total_in_flight: usize = self.peers.iter().map(|s| s.in_flight.len()).sum();
-        let total_requests: usize =
-            self.dl.iter().filter(|e| e.active).map(|e| e.requests.len()).sum();
+        let total_requests: usize = self
+            .dl
+            .iter()
+            .filter(|e| e.active)
+            .map(|e| e.requests.len())
+            .sum();
         if total_in_flight != total_requests {
             return Err("peer in-flight lists and piece requests differ".into());
         }

@@ -5,8 +5,7 @@
 use std::collections::BTreeSet;
 
 use rustico_piece_picker::{
-    BlockRequest, PeerKey, PickMode, PickerConfig, PickerError, PieceState, PiecePicker,
-    SpeedClass,
+    BlockRequest, PeerKey, PickMode, PickerConfig, PickerError, PiecePicker, PieceState, SpeedClass,
 };
 
 /// `pieces` pieces of 4 one-byte blocks; no random-first, no speed rule.
@@ -66,7 +65,10 @@ fn rarest_piece_first_with_random_ties() {
         let got = pick(&mut picker, a, 4);
         assert_eq!(got.len(), 4, "one whole piece");
         let piece = got[0].piece;
-        assert!((5..10).contains(&piece), "picked {piece}, not one of the rarest");
+        assert!(
+            (5..10).contains(&piece),
+            "picked {piece}, not one of the rarest"
+        );
         chosen.insert(piece);
         // b has only pieces 0..5: the rarest of those are 2..5.
         let got = pick(&mut picker, b, 4);
@@ -83,7 +85,9 @@ fn same_seed_same_picks() {
         let mut picker = PiecePicker::new(c).unwrap();
         let peers: Vec<_> = (0..4).map(|_| picker.add_peer()).collect();
         for (i, &p) in peers.iter().enumerate() {
-            picker.peer_bitfield(p, &bitfield(64, |x| (x as usize + i) % 3 != 0)).unwrap();
+            picker
+                .peer_bitfield(p, &bitfield(64, |x| (x as usize + i) % 3 != 0))
+                .unwrap();
         }
         let mut all = Vec::new();
         for _ in 0..5 {
@@ -107,7 +111,11 @@ fn partial_pieces_are_finished_before_new_ones() {
     let first = pick(&mut picker, a, 2);
     assert_eq!(pieces_of(&first).len(), 1);
     let second = pick(&mut picker, b, 2);
-    assert_eq!(pieces_of(&second), pieces_of(&first), "b completes a's piece");
+    assert_eq!(
+        pieces_of(&second),
+        pieces_of(&first),
+        "b completes a's piece"
+    );
     assert_eq!(picker.downloading_count(), 1);
 }
 
@@ -130,9 +138,15 @@ fn fast_peers_get_pieces_of_their_own_and_slow_peers_stay_off_them() {
 
     let f1 = pieces_of(&pick(&mut picker, fast1, 2));
     let f2 = pieces_of(&pick(&mut picker, fast2, 2));
-    assert!(f1.is_disjoint(&f2), "a fast peer does not join another fast peer's piece");
+    assert!(
+        f1.is_disjoint(&f2),
+        "a fast peer does not join another fast peer's piece"
+    );
     let s1 = pieces_of(&pick(&mut picker, slow1, 2));
-    assert!(s1.is_disjoint(&f1) && s1.is_disjoint(&f2), "slow peers stay off fast pieces");
+    assert!(
+        s1.is_disjoint(&f1) && s1.is_disjoint(&f2),
+        "slow peers stay off fast pieces"
+    );
     let s2 = pieces_of(&pick(&mut picker, slow2, 2));
     assert_eq!(s2, s1, "slow peers share a slow piece");
     // A peer continues the piece it started.
@@ -168,9 +182,13 @@ fn random_first_pieces_then_rarest() {
         c.random_first_pieces = random_first;
         let mut picker = PiecePicker::new(c).unwrap();
         let everything = picker.add_peer();
-        picker.peer_bitfield(everything, &bitfield(32, |_| true)).unwrap();
+        picker
+            .peer_bitfield(everything, &bitfield(32, |_| true))
+            .unwrap();
         let common = picker.add_peer();
-        picker.peer_bitfield(common, &bitfield(32, |p| p != 31)).unwrap();
+        picker
+            .peer_bitfield(common, &bitfield(32, |p| p != 31))
+            .unwrap();
         // Piece 31 is the only rarest piece.
         pick(&mut picker, everything, 1)[0].piece
     };
@@ -203,7 +221,9 @@ fn sequential_mode_goes_in_order_over_what_the_peer_has() {
     let got = pick(&mut picker, seed, 12);
     assert_eq!(pieces_of(&got), BTreeSet::from([0, 1, 2]));
     let sparse = picker.add_peer();
-    picker.peer_bitfield(sparse, &bitfield(200, |p| p % 70 == 0 || p == 150)).unwrap();
+    picker
+        .peer_bitfield(sparse, &bitfield(200, |p| p % 70 == 0 || p == 150))
+        .unwrap();
     let got = pick(&mut picker, sparse, 12);
     assert_eq!(pieces_of(&got), BTreeSet::from([70, 140, 150]));
 }
@@ -230,7 +250,10 @@ fn priorities_higher_first_and_zero_skipped() {
         picker.set_piece_priority(0, 8),
         Err(PickerError::PriorityOutOfRange { priority: 8 })
     );
-    assert!(matches!(picker.set_priorities(&[1]), Err(PickerError::PrioritiesLength { .. })));
+    assert!(matches!(
+        picker.set_priorities(&[1]),
+        Err(PickerError::PrioritiesLength { .. })
+    ));
 }
 
 #[test]
@@ -248,15 +271,26 @@ fn end_game_duplicates_and_cancels() {
     let dup = pick(&mut picker, peers[1], 4);
     assert!(picker.in_end_game());
     assert_eq!(dup, first, "every block asked again once");
-    assert!(pick(&mut picker, peers[2], 4).is_empty(), "at most one duplicate per block");
+    assert!(
+        pick(&mut picker, peers[2], 4).is_empty(),
+        "at most one duplicate per block"
+    );
     let mut cancel = Vec::new();
-    let outcome = picker.block_received(peers[1], dup[0], &mut cancel).unwrap();
+    let outcome = picker
+        .block_received(peers[1], dup[0], &mut cancel)
+        .unwrap();
     assert!(outcome.accepted);
     assert_eq!(cancel, vec![peers[0]]);
-    assert_eq!(picker.in_flight_count(peers[0]), 3, "the cancelled request is forgotten");
+    assert_eq!(
+        picker.in_flight_count(peers[0]),
+        3,
+        "the cancelled request is forgotten"
+    );
     // A late copy from the cancelled peer is not accepted.
     cancel.clear();
-    let late = picker.block_received(peers[0], dup[0], &mut cancel).unwrap();
+    let late = picker
+        .block_received(peers[0], dup[0], &mut cancel)
+        .unwrap();
     assert!(!late.accepted && cancel.is_empty());
     // Peer 2 may now duplicate the blocks left with one requester.
     picker.peer_choked(peers[1]).unwrap();
@@ -292,7 +326,11 @@ fn choke_and_reject_return_blocks() {
     picker.peer_choked(a).unwrap();
     assert_eq!(picker.in_flight_count(a), 0);
     let again: BTreeSet<_> = pick(&mut picker, b, 100).into_iter().collect();
-    assert_eq!(again.len(), 15, "every block but the one b already has in flight");
+    assert_eq!(
+        again.len(),
+        15,
+        "every block but the one b already has in flight"
+    );
     assert!(got[..5].iter().all(|blk| again.contains(blk)));
 }
 
@@ -309,7 +347,12 @@ fn hash_failure_resets_piece_and_names_senders() {
     let piece = from_a[0].piece;
     let mut cancel = Vec::new();
     for &blk in &from_a {
-        assert!(!picker.block_received(a, blk, &mut cancel).unwrap().piece_complete);
+        assert!(
+            !picker
+                .block_received(a, blk, &mut cancel)
+                .unwrap()
+                .piece_complete
+        );
     }
     assert_eq!(
         picker.piece_hash_failed(piece, &mut Vec::new()),
@@ -317,7 +360,12 @@ fn hash_failure_resets_piece_and_names_senders() {
     );
     let last = picker.block_received(b, from_b[0], &mut cancel).unwrap();
     assert!(!last.piece_complete);
-    assert!(picker.block_received(b, from_b[1], &mut cancel).unwrap().piece_complete);
+    assert!(
+        picker
+            .block_received(b, from_b[1], &mut cancel)
+            .unwrap()
+            .piece_complete
+    );
     assert_eq!(picker.piece_state(piece), Some(PieceState::Complete));
     let mut senders = Vec::new();
     picker.piece_hash_failed(piece, &mut senders).unwrap();
@@ -325,7 +373,10 @@ fn hash_failure_resets_piece_and_names_senders() {
     assert_eq!(senders, vec![a, b]);
     assert_eq!(picker.piece_state(piece), Some(PieceState::Open));
     let retry = pick(&mut picker, a, 8);
-    assert!(pieces_of(&retry).contains(&piece), "a failed piece can be picked again");
+    assert!(
+        pieces_of(&retry).contains(&piece),
+        "a failed piece can be picked again"
+    );
 }
 
 #[test]
@@ -355,12 +406,19 @@ fn removed_peer_holds_nothing_and_its_handle_dies() {
     picker.remove_peer(a).unwrap();
     assert_eq!(picker.availability(0), 0);
     assert_eq!(picker.in_flight_count(a), 0);
-    assert_eq!(picker.peer_has(a, 0), Err(PickerError::UnknownPeer { peer: a }));
+    assert_eq!(
+        picker.peer_has(a, 0),
+        Err(PickerError::UnknownPeer { peer: a })
+    );
     let b = picker.add_peer();
     assert_eq!(b.index(), a.index(), "slot reused");
     assert_ne!(b, a, "with a new generation");
     picker.peer_has_all(b).unwrap();
-    assert_eq!(pick(&mut picker, b, 16).len(), 16, "every block is pickable again");
+    assert_eq!(
+        pick(&mut picker, b, 16).len(),
+        16,
+        "every block is pickable again"
+    );
     picker.debug_check_invariants().unwrap();
 }
 
@@ -373,7 +431,11 @@ fn seeds_are_counted_once() {
     assert_eq!(picker.num_seeds(), 1);
     assert!((0..100).all(|p| picker.availability(p) == 1));
     picker.peer_has(s, 3).unwrap();
-    assert_eq!(picker.availability(3), 1, "have from a seed changes nothing");
+    assert_eq!(
+        picker.availability(3),
+        1,
+        "have from a seed changes nothing"
+    );
     picker.remove_peer(s).unwrap();
     assert_eq!(picker.num_seeds(), 0);
     assert!((0..100).all(|p| picker.availability(p) == 0));
@@ -386,7 +448,9 @@ fn duplicate_have_is_counted_once() {
     let a = picker.add_peer();
     picker.peer_has(a, 4).unwrap();
     picker.peer_has(a, 4).unwrap();
-    picker.peer_bitfield(a, &bitfield(10, |p| p == 4 || p == 5)).unwrap();
+    picker
+        .peer_bitfield(a, &bitfield(10, |p| p == 4 || p == 5))
+        .unwrap();
     assert_eq!(picker.availability(4), 1);
     assert_eq!(picker.availability(5), 1);
     picker.debug_check_invariants().unwrap();
@@ -398,11 +462,17 @@ fn bad_input_is_an_error_not_a_panic() {
     let a = picker.add_peer();
     assert_eq!(
         picker.peer_has(a, 10),
-        Err(PickerError::PieceOutOfRange { piece: 10, num_pieces: 10 })
+        Err(PickerError::PieceOutOfRange {
+            piece: 10,
+            num_pieces: 10
+        })
     );
     assert_eq!(
         picker.peer_bitfield(a, &[0xff]),
-        Err(PickerError::BitfieldLength { expected: 2, actual: 1 })
+        Err(PickerError::BitfieldLength {
+            expected: 2,
+            actual: 1
+        })
     );
     assert_eq!(
         picker.peer_bitfield(a, &[0xff, 0xe0]),
@@ -411,16 +481,31 @@ fn bad_input_is_an_error_not_a_panic() {
     picker.peer_bitfield(a, &[0xff, 0xc0]).unwrap();
     let mut cancel = Vec::new();
     for bad in [
-        BlockRequest { piece: 0, offset: 4, length: 1 },
-        BlockRequest { piece: 0, offset: 0, length: 2 },
-        BlockRequest { piece: 11, offset: 0, length: 1 },
+        BlockRequest {
+            piece: 0,
+            offset: 4,
+            length: 1,
+        },
+        BlockRequest {
+            piece: 0,
+            offset: 0,
+            length: 2,
+        },
+        BlockRequest {
+            piece: 11,
+            offset: 0,
+            length: 1,
+        },
     ] {
         assert!(picker.block_received(a, bad, &mut cancel).is_err());
         assert!(picker.block_rejected(a, bad).is_err());
     }
     let stranger = PiecePicker::new(config(10)).unwrap().add_peer();
     let mut other = PiecePicker::new(config(10)).unwrap();
-    assert!(matches!(other.pick(stranger, 1, &mut Vec::new()), Err(PickerError::UnknownPeer { .. })));
+    assert!(matches!(
+        other.pick(stranger, 1, &mut Vec::new()),
+        Err(PickerError::UnknownPeer { .. })
+    ));
     assert!(PiecePicker::new(PickerConfig::new(0, 4)).is_err());
     assert!(PiecePicker::new(PickerConfig::new(10, 0)).is_err());
     assert!(picker.piece_verified(0).is_err());
@@ -449,14 +534,31 @@ fn block_geometry_with_short_last_piece() {
 fn unrequested_block_is_accepted_once() {
     let mut picker = PiecePicker::new(config(2)).unwrap();
     let a = picker.add_peer();
-    let block = BlockRequest { piece: 1, offset: 2, length: 1 };
+    let block = BlockRequest {
+        piece: 1,
+        offset: 2,
+        length: 1,
+    };
     let mut cancel = Vec::new();
-    assert!(picker.block_received(a, block, &mut cancel).unwrap().accepted);
-    assert!(!picker.block_received(a, block, &mut cancel).unwrap().accepted);
+    assert!(
+        picker
+            .block_received(a, block, &mut cancel)
+            .unwrap()
+            .accepted
+    );
+    assert!(
+        !picker
+            .block_received(a, block, &mut cancel)
+            .unwrap()
+            .accepted
+    );
     assert_eq!(picker.piece_state(1), Some(PieceState::Downloading));
     picker.peer_has_all(a).unwrap();
     let got = pick(&mut picker, a, 3);
-    assert!(got.iter().all(|b| b.piece == 1 && b.offset != 2), "partial first: {got:?}");
+    assert!(
+        got.iter().all(|b| b.piece == 1 && b.offset != 2),
+        "partial first: {got:?}"
+    );
     picker.debug_check_invariants().unwrap();
 }
 
@@ -492,7 +594,12 @@ fn we_have_drops_requests_for_that_piece() {
     picker.we_have(got[0].piece).unwrap();
     assert_eq!(picker.in_flight_count(a), 0);
     let mut cancel = Vec::new();
-    assert!(!picker.block_received(a, got[0], &mut cancel).unwrap().accepted);
+    assert!(
+        !picker
+            .block_received(a, got[0], &mut cancel)
+            .unwrap()
+            .accepted
+    );
     picker.debug_check_invariants().unwrap();
 }
 
@@ -503,7 +610,9 @@ fn peer_with_few_pieces_among_many_is_found() {
     c.seed = 3;
     let mut picker = PiecePicker::new(c).unwrap();
     let crowd = picker.add_peer();
-    picker.peer_bitfield(crowd, &bitfield(100_000, |p| p % 2 == 0)).unwrap();
+    picker
+        .peer_bitfield(crowd, &bitfield(100_000, |p| p % 2 == 0))
+        .unwrap();
     let sparse = picker.add_peer();
     picker.peer_has(sparse, 99_998).unwrap();
     picker.peer_has(sparse, 77_777).unwrap();
