@@ -1,0 +1,194 @@
+//! Interop on loopback with a real libtorrent seed (Debian's Python
+//! bindings): handshake, read its have-all/bitfield and extension
+//! handshake, get unchoked, and download one block, checking its bytes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rustico_peer_wire::*;
+
+/// Seeds `DIR/data.bin` as a v1-only torrent with 32 KiB pieces on
+/// 127.0.0.1:PORT (no uTP, DHT, LSD, UPnP or NAT-PMP), prints
+/// `READY <info-hash hex> <pieces> <piece length> <port>`, then stays up
+/// until killed (or for two minutes at most).
+const SEED_SCRIPT: &str = r#"
+import libtorrent as lt, sys, os, time
+d, port = sys.argv[1], int(sys.argv[2])
+fs = lt.file_storage()
+lt.add_files(fs, os.path.join(d, "data.bin"))
+ct = lt.create_torrent(fs, 32768, flags=lt.create_torrent.v1_only)
+lt.set_piece_hashes(ct, d)
+ti = lt.torrent_info(lt.bencode(ct.generate()))
+ses = lt.session({
+    "listen_interfaces": "127.0.0.1:%d" % port,
+    "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+    "enable_outgoing_utp": False, "enable_incoming_utp": False,
+    "allow_multiple_connections_per_ip": True,
+    "alert_mask": lt.alert.category_t.error_notification,
+})
+atp = lt.add_torrent_params()
+atp.ti = ti
+atp.save_path = d
+atp.flags |= lt.torrent_flags.seed_mode
+# Not auto-managed: an auto-managed torrent starts paused, and a session
+# with no active torrent refuses incoming peers.
+atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+h = ses.add_torrent(atp)
+deadline = time.monotonic() + 30
+# Incoming peers are refused until the torrent is up and seeding.
+while time.monotonic() < deadline and not (
+        ses.is_listening() and h.status().state == lt.torrent_status.seeding
+        and not h.status().paused):
+    time.sleep(0.05)
+print("READY %s %d %d %d" % (str(ti.info_hash()), ti.num_pieces(), ti.piece_length(), ses.listen_port()), flush=True)
+end = time.monotonic() + 120
+while time.monotonic() < end:
+    time.sleep(0.2)
+    for a in ses.pop_alerts():
+        # On stderr, which the test inherits: why libtorrent dropped us.
+        print("libtorrent:", a.what(), a.message(), file=sys.stderr, flush=True)
+"#;
+
+fn unhex(hex: &str) -> [u8; 20] {
+    let mut out = [0u8; 20];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+    }
+    out
+}
+
+#[test]
+fn download_one_block_from_libtorrent() {
+    if !rustico_testkit::require_libtorrent() {
+        return;
+    }
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let file = rustico_testkit::pseudo_random_bytes(4, 100_000);
+    std::fs::write(dir.path().join("data.bin"), &file).unwrap();
+    let port = rustico_testkit::free_port();
+    let mut seed = rustico_testkit::spawn_python(
+        SEED_SCRIPT,
+        &[dir.path().to_str().unwrap(), &port.to_string()],
+    )
+    .unwrap();
+    let mut line = String::new();
+    BufReader::new(seed.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields.first(), Some(&"READY"), "seed said {line:?}");
+    let info_hash = unhex(fields[1]);
+    let piece_count: u32 = fields[2].parse().unwrap();
+    let piece_len: usize = fields[3].parse().unwrap();
+    assert_eq!((piece_count, piece_len), (4, 32768));
+
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    rustico_testkit::wait_for_tcp(addr, Duration::from_secs(10)).unwrap();
+    let timeouts = Timeouts {
+        read: Some(Duration::from_secs(20)),
+        write: Some(Duration::from_secs(20)),
+    };
+    let stream = connect(addr, Duration::from_secs(5), timeouts).unwrap();
+    let ours = Handshake::new(Reserved::supported(), info_hash, *b"-RS0001-peerwiretest");
+    let mut peer = Connection::initiate(stream, &ours).unwrap();
+    let theirs = *peer.peer_handshake();
+    assert_eq!(theirs.info_hash, info_hash);
+    assert!(
+        theirs.reserved.extension_protocol(),
+        "libtorrent speaks BEP 10"
+    );
+    assert!(theirs.reserved.fast(), "libtorrent speaks BEP 6");
+    peer.set_limits(Limits::for_torrent(piece_count));
+
+    let mut map = ExtensionMap::new(&[UT_METADATA, UT_PEX]);
+    let mut our_ext = map.handshake();
+    our_ext.client = Some("rustico-peer-wire test".into());
+    our_ext.reqq = Some(16);
+    our_ext.encode_message(peer.queue_raw());
+    peer.flush().unwrap();
+
+    // Collect what a seed says first: its pieces and its extensions.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut have: Option<Bitfield> = None;
+    let mut ext: Option<ExtensionHandshake> = None;
+    while have.is_none() || ext.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no bitfield/extension handshake in time"
+        );
+        match peer.receive().unwrap() {
+            Message::HaveAll => have = Some(Bitfield::full(piece_count)),
+            Message::Bitfield(bits) => have = Some(Bitfield::from_wire(bits, piece_count).unwrap()),
+            Message::Extended {
+                id: HANDSHAKE_ID,
+                payload,
+            } => {
+                ext = Some(ExtensionHandshake::decode(payload).unwrap());
+            }
+            _ => {}
+        }
+    }
+    let have = have.unwrap();
+    assert!(have.is_complete(), "a seed has every piece: {have:?}");
+    let ext = ext.unwrap();
+    map.handle_remote_handshake(&ext);
+    assert!(
+        map.remote_id(UT_METADATA).is_some(),
+        "libtorrent offers ut_metadata: {ext:?}"
+    );
+    assert_eq!(ext.metadata_size.map(|s| s > 0), Some(true), "{ext:?}");
+    assert!(
+        ext.client.as_deref().unwrap_or("").contains("libtorrent"),
+        "{ext:?}"
+    );
+    assert_eq!(ext.your_ip, Some("127.0.0.1".parse().unwrap()));
+
+    peer.send(&Message::Interested).unwrap();
+    loop {
+        assert!(Instant::now() < deadline, "not unchoked in time");
+        if peer.receive().unwrap() == Message::Unchoke {
+            break;
+        }
+    }
+
+    let wanted = BlockRequest {
+        index: 1,
+        begin: BLOCK_LEN,
+        length: BLOCK_LEN,
+    };
+    peer.send(&Message::Request(wanted)).unwrap();
+    let start = piece_len + BLOCK_LEN as usize;
+    let expected = &file[start..start + BLOCK_LEN as usize];
+    loop {
+        assert!(Instant::now() < deadline, "no piece in time");
+        match peer.receive().unwrap() {
+            Message::Piece { index, begin, data } => {
+                assert_eq!((index, begin), (wanted.index, wanted.begin));
+                assert_eq!(data.len(), expected.len());
+                assert!(data == expected, "block bytes differ from the file");
+                break;
+            }
+            Message::RejectRequest(r) => panic!("libtorrent rejected {r:?}"),
+            Message::Choke => panic!("libtorrent choked us"),
+            _ => {}
+        }
+    }
+
+    // The last, short piece works too (100 000 - 3 * 32 768 = 1 696 bytes).
+    let tail = BlockRequest {
+        index: 3,
+        begin: 0,
+        length: (file.len() - 3 * piece_len) as u32,
+    };
+    peer.send(&Message::Request(tail)).unwrap();
+    loop {
+        assert!(Instant::now() < deadline, "no tail piece in time");
+        if let Message::Piece { index, data, .. } = peer.receive().unwrap() {
+            assert_eq!(index, 3);
+            assert!(data == &file[3 * piece_len..]);
+            break;
+        }
+    }
+}
