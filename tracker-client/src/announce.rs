@@ -668,11 +668,55 @@ mod tests {
         ));
     }
 
+    fn percent_decode(text: &str) -> Vec<u8> {
+        let bytes = text.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
         #[test]
         fn arbitrary_bodies_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
             let _ = parse_announce_response(&body);
+        }
+
+        #[test]
+        fn http_url_parses_and_decodes_back(
+            info_hash in proptest::prelude::any::<[u8; 20]>(),
+            peer_id in proptest::prelude::any::<[u8; 20]>(),
+            tracker_id in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..30),
+            port in proptest::prelude::any::<u16>(),
+        ) {
+            let mut r = AnnounceRequest::new(info_hash, peer_id, port);
+            r.tracker_id = Some(tracker_id.clone());
+            let url = r.http_url("http://t.test/announce?pk=a%20b").unwrap();
+            let parsed = url::Url::parse(&url).unwrap();
+            let pairs: Vec<(Vec<u8>, Vec<u8>)> = parsed
+                .query()
+                .unwrap()
+                .split('&')
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap();
+                    (k.as_bytes().to_vec(), percent_decode(v))
+                })
+                .collect();
+            let get = |key: &str| pairs.iter().find(|(k, _)| k == key.as_bytes()).map(|(_, v)| v.clone());
+            proptest::prop_assert_eq!(get("pk"), Some(b"a b".to_vec()));
+            proptest::prop_assert_eq!(get("info_hash"), Some(info_hash.to_vec()));
+            proptest::prop_assert_eq!(get("peer_id"), Some(peer_id.to_vec()));
+            proptest::prop_assert_eq!(get("trackerid"), Some(tracker_id));
+            proptest::prop_assert_eq!(get("port"), Some(port.to_string().into_bytes()));
         }
 
         #[test]

@@ -351,3 +351,17 @@ fn refused_connection_is_an_error() {
         "{result:?}"
     );
 }
+
+#[test]
+fn https_handshake_with_a_plain_http_server_fails_fast() {
+    let (base, _) = http_server(|_, s| ok_body(s, GOOD));
+    let url = format!("{}/announce", base.replacen("http://", "https://", 1));
+    let result = timed(TIMEOUT + Duration::from_secs(1), || {
+        announce(&url, &request(), &config())
+    });
+    // rustls sent a ClientHello; the plain server's answer ends the stream.
+    assert!(
+        matches!(&result, Err(Error::Http(_) | Error::Io(_))),
+        "{result:?}"
+    );
+}
