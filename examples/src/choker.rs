@@ -49,11 +49,6 @@ impl<K: Copy + Eq> Choker<K> {
         }
     }
 
-    /// The current optimistic unchoke, if any.
-    pub fn optimistic(&self) -> Option<K> {
-        self.optimistic
-    }
-
     /// The peers to unchoke now (every other peer is choked). `seeding`
     /// switches the ranking from "uploads to us" to "downloads from us".
     pub fn decide(&mut self, now: Instant, seeding: bool, peers: &[PeerState<K>]) -> Vec<K> {

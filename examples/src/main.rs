@@ -1,27 +1,41 @@
 //! `rustico`: a threaded BitTorrent client and seeder.
 //!
 //! The binary is glue: the command line ([`cli`]) picks a command, and the
-//! engine wires the rustico library crates together as actors (threads that
-//! own their state, reached through channels). Policies that need no I/O
+//! [`engine`] wires the rustico library crates together as actors (threads
+//! that own their state, reached through channels). Protocol state per peer
+//! is a sans-IO state machine ([`session`]); policies that need no I/O
 //! ([`choker`], [`peer_policy`]) are pure logic with their own tests.
 #![forbid(unsafe_code)]
 
-#[allow(dead_code)] // wired in by the engine, next
+mod bits;
 mod choker;
 mod cli;
-#[allow(dead_code)]
+mod commands;
 mod config;
+mod engine;
 mod logging;
-#[allow(dead_code)]
+mod meta;
 mod peer_policy;
-#[allow(dead_code)]
 mod progress;
+mod run;
+mod session;
 
 use clap::Parser;
 
+use cli::{Cli, Command};
+
 fn main() {
-    let cli = cli::Cli::parse();
-    let _ = logging::init(cli.verbose, None);
-    eprintln!("rustico: not implemented yet: {:?}", cli.command);
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Info { torrent, json } => commands::info(torrent, *json),
+        Command::Create(args) => commands::create(args),
+        Command::Download(args) => run::download(args, cli.verbose),
+        Command::Seed(args) => run::seed(args, cli.verbose),
+        Command::Demo(args) => run::demo(args, cli.verbose),
+    };
+    log::logger().flush();
+    if let Err(e) = result {
+        eprintln!("rustico: {e}");
+        std::process::exit(1);
+    }
 }

@@ -64,6 +64,7 @@ impl PeerPolicy {
 
     /// Whether a new connection with `addr` (incoming or outgoing) is
     /// acceptable now: not banned, not already connected, and under the limit.
+    #[cfg(test)]
     pub fn may_connect(&self, addr: SocketAddr, now: Instant) -> bool {
         if self.connected() >= self.max_peers {
             return false;
@@ -114,11 +115,11 @@ impl PeerPolicy {
     }
 
     /// Addresses to dial now, best first (never tried, then fewest
-    /// failures), up to the free connection slots. The caller dials them and
+    /// failures), at most `free` of them and never past the limit. The caller dials them and
     /// reports [`PeerPolicy::handle_connected`] or [`PeerPolicy::handle_ended`];
     /// an address returned here counts as connected until then.
-    pub fn poll_dial(&mut self, now: Instant) -> Vec<SocketAddr> {
-        let free = self.max_peers.saturating_sub(self.connected());
+    pub fn poll_dial(&mut self, now: Instant, free: usize) -> Vec<SocketAddr> {
+        let free = self.max_peers.saturating_sub(self.connected()).min(free);
         let mut ready: Vec<(u32, SocketAddr)> = self
             .known
             .iter()
@@ -140,6 +141,7 @@ impl PeerPolicy {
     }
 
     /// The next moment a backed-off or banned address becomes dialable.
+    #[cfg(test)]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.known
             .values()
@@ -167,9 +169,9 @@ mod tests {
         for port in 1..=5 {
             p.handle_candidate(addr(port));
         }
-        assert_eq!(p.poll_dial(now).len(), 2);
+        assert_eq!(p.poll_dial(now, usize::MAX).len(), 2);
         assert_eq!(
-            p.poll_dial(now).len(),
+            p.poll_dial(now, usize::MAX).len(),
             0,
             "slots are taken by pending dials"
         );
@@ -181,18 +183,28 @@ mod tests {
         let t0 = Instant::now();
         let mut p = PeerPolicy::new(10);
         p.handle_candidate(addr(1));
-        assert_eq!(p.poll_dial(t0), [addr(1)]);
+        assert_eq!(p.poll_dial(t0, usize::MAX), [addr(1)]);
         p.handle_ended(addr(1), Ended::Failed, t0);
-        assert!(p.poll_dial(t0 + Duration::from_secs(9)).is_empty());
-        assert_eq!(p.poll_dial(t0 + Duration::from_secs(10)), [addr(1)]);
+        assert!(p
+            .poll_dial(t0 + Duration::from_secs(9), usize::MAX)
+            .is_empty());
+        assert_eq!(
+            p.poll_dial(t0 + Duration::from_secs(10), usize::MAX),
+            [addr(1)]
+        );
         p.handle_ended(addr(1), Ended::Failed, t0);
-        assert!(p.poll_dial(t0 + Duration::from_secs(19)).is_empty());
+        assert!(p
+            .poll_dial(t0 + Duration::from_secs(19), usize::MAX)
+            .is_empty());
         assert_eq!(p.poll_timeout(), Some(t0 + Duration::from_secs(20)));
-        assert_eq!(p.poll_dial(t0 + Duration::from_secs(20)), [addr(1)]);
+        assert_eq!(
+            p.poll_dial(t0 + Duration::from_secs(20), usize::MAX),
+            [addr(1)]
+        );
         p.handle_connected(addr(1));
         p.handle_ended(addr(1), Ended::Closed, t0);
         assert_eq!(
-            p.poll_dial(t0 + BASE_BACKOFF),
+            p.poll_dial(t0 + BASE_BACKOFF, usize::MAX),
             [addr(1)],
             "success resets the backoff"
         );
@@ -207,9 +219,11 @@ mod tests {
         assert!(p.handle_hash_failure(addr(1), t0));
         assert!(p.is_banned(addr(1), t0));
         assert!(!p.may_connect(addr(1), t0));
-        assert!(p.poll_dial(t0 + Duration::from_secs(400)).is_empty());
+        assert!(p
+            .poll_dial(t0 + Duration::from_secs(400), usize::MAX)
+            .is_empty());
         assert!(!p.is_banned(addr(1), t0 + BAN_DURATION));
-        assert_eq!(p.poll_dial(t0 + BAN_DURATION), [addr(1)]);
+        assert_eq!(p.poll_dial(t0 + BAN_DURATION, usize::MAX), [addr(1)]);
     }
 
     #[test]
@@ -219,6 +233,6 @@ mod tests {
         for _ in 0..40 {
             p.handle_ended(addr(1), Ended::Failed, t0);
         }
-        assert_eq!(p.poll_dial(t0 + MAX_BACKOFF), [addr(1)]);
+        assert_eq!(p.poll_dial(t0 + MAX_BACKOFF, usize::MAX), [addr(1)]);
     }
 }

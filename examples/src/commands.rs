@@ -1,0 +1,103 @@
+//! `info` and `create`: the commands that need no network.
+
+use std::sync::atomic::AtomicBool;
+
+use rustico_metainfo::{Torrent, TorrentBuilder};
+use serde_json::json;
+
+use crate::cli::CreateArgs;
+
+/// `rustico info TORRENT [--json]`: prints the torrent's contents.
+pub fn info(source: &str, as_json: bool) -> Result<(), String> {
+    if source.starts_with("magnet:") {
+        return Err("magnet links need the metadata from peers, which this version cannot fetch yet; pass a .torrent file".into());
+    }
+    let torrent = Torrent::from_file(source).map_err(|e| format!("{source}: {e}"))?;
+    if as_json {
+        println!("{}", info_json(&torrent));
+        return Ok(());
+    }
+    println!("name:         {}", torrent.name());
+    println!("info hash:    {}", torrent.info_hash());
+    println!(
+        "size:         {} ({} bytes)",
+        crate::progress::human_bytes(torrent.total_length()),
+        torrent.total_length()
+    );
+    println!(
+        "pieces:       {} of {}",
+        torrent.num_pieces(),
+        crate::progress::human_bytes(torrent.nominal_piece_length())
+    );
+    println!(
+        "private:      {}",
+        if torrent.is_private() { "yes" } else { "no" }
+    );
+    for (i, tier) in torrent.trackers().iter().enumerate() {
+        println!("tier {i}:       {}", tier.join(" "));
+    }
+    if let Some(comment) = torrent.comment() {
+        println!("comment:      {comment}");
+    }
+    println!("files:");
+    for f in torrent.files().iter().filter(|f| !f.is_padding()) {
+        println!("  {:>12}  {}", f.length, f.path_string());
+    }
+    Ok(())
+}
+
+/// The JSON object of `info --json` (fields as DESIGN.md lists them).
+pub fn info_json(torrent: &Torrent) -> serde_json::Value {
+    let files: Vec<_> = torrent
+        .files()
+        .iter()
+        .filter(|f| !f.is_padding())
+        .map(|f| json!({ "path": f.path_string(), "length": f.length }))
+        .collect();
+    json!({
+        "info_hash": torrent.info_hash().to_string(),
+        "name": torrent.name(),
+        "total_length": torrent.total_length(),
+        "piece_length": torrent.nominal_piece_length(),
+        "num_pieces": torrent.num_pieces(),
+        "private": torrent.is_private(),
+        "trackers": torrent.trackers(),
+        "files": files,
+    })
+}
+
+/// `rustico create PATH -o OUT ...`: hashes PATH and writes a .torrent.
+pub fn create(args: &CreateArgs) -> Result<(), String> {
+    let torrent = build(args)?;
+    std::fs::write(&args.output, torrent.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", args.output.display()))?;
+    eprintln!(
+        "wrote {} ({} pieces, info hash {})",
+        args.output.display(),
+        torrent.num_pieces(),
+        torrent.info_hash()
+    );
+    Ok(())
+}
+
+/// Builds the torrent `create` describes, without writing it.
+pub fn build(args: &CreateArgs) -> Result<Torrent, String> {
+    let mut builder = TorrentBuilder::new(&args.path)
+        .private(args.private)
+        .created_by(format!("rustico {}", env!("CARGO_PKG_VERSION")));
+    for url in &args.trackers {
+        builder = builder.tracker_tier([url.clone()]);
+    }
+    for url in &args.web_seeds {
+        builder = builder.web_seed(url.clone());
+    }
+    if let Some(comment) = &args.comment {
+        builder = builder.comment(comment.clone());
+    }
+    if let Some(len) = args.piece_length {
+        builder = builder.piece_length(u64::from(len));
+    }
+    builder
+        .build(|_| {}, &AtomicBool::new(false))
+        .map_err(|e| format!("cannot create a torrent from {}: {e}", args.path.display()))
+}

@@ -1,0 +1,810 @@
+//! The torrent manager: one thread per torrent that owns the piece picker,
+//! the peers' state, the choker and the connection policy. Peers report
+//! what happened; the manager answers with the requests each should send,
+//! hands finished pieces to the saver threads, and announces a piece
+//! (`have`) only once the saver has it on disk.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
+use rustico_peer_wire::BlockRequest as WireBlock;
+use rustico_piece_picker::{
+    BlockRequest as PickBlock, PeerKey as PickKey, PickerConfig, PiecePicker,
+};
+use rustico_storage::{Options, Storage, WriteError};
+
+use super::conn::{self, Closed, ConnInput, ConnSetup, Origin};
+use super::tracker::{self, TrackerEvent};
+use super::{Control, PeerKey, PeerMsg, Status, ToManager};
+use crate::bits::Bits;
+use crate::choker::{Choker, PeerState, RECHOKE_INTERVAL};
+use crate::meta::TorrentMeta;
+use crate::peer_policy::{Ended, PeerPolicy};
+use crate::session::{Command, Event};
+
+/// Per-torrent choices of the caller.
+#[derive(Debug, Clone, Default)]
+pub struct TorrentOptions {
+    /// Keep running (seeding) once complete; else the manager stops.
+    pub keep_seeding: bool,
+    /// Peers to connect to besides the trackers'.
+    pub peers: Vec<SocketAddr>,
+    /// Announce to the torrent's trackers.
+    pub use_trackers: bool,
+}
+
+pub(super) struct ManagerSetup {
+    pub meta: TorrentMeta,
+    pub dir: PathBuf,
+    pub options: TorrentOptions,
+    pub peer_id: [u8; 20],
+    pub port: u16,
+    pub peers_per_torrent: usize,
+    pub upload_slots: usize,
+    pub status: Arc<Status>,
+    pub control_tx: Sender<Control>,
+    pub control_rx: Receiver<Control>,
+}
+
+/// How a piece fared in the saver.
+#[derive(Debug)]
+pub struct SaveResult {
+    piece: u32,
+    outcome: Result<(), String>,
+    hash_failed: bool,
+}
+
+struct SaveJob {
+    piece: u32,
+    data: Vec<u8>,
+}
+
+/// Smallest and largest request pipeline per peer; in between it follows
+/// the peer's rate (about one second of data in flight).
+const MIN_PIPELINE: usize = 4;
+const START_PIPELINE: usize = 16;
+const MAX_PIPELINE: usize = 600;
+/// Assumed `reqq` of a peer that does not say (libtorrent's own default).
+const DEFAULT_REQQ: usize = 250;
+const TICK: Duration = Duration::from_millis(250);
+const RESUME_SAVE_EVERY: Duration = Duration::from_secs(5);
+const SAVER_THREADS: usize = 2;
+
+struct Peer {
+    addr: SocketAddr,
+    tx: Sender<ConnInput>,
+    outgoing: bool,
+    pick: Option<PickKey>,
+    peer_id: Option<[u8; 20]>,
+    client: String,
+    fast: bool,
+    peer_choking: bool,
+    peer_interested: bool,
+    am_interested: bool,
+    am_choking: bool,
+    reqq: usize,
+    target: usize,
+    down_rate: f64,
+    up_rate: f64,
+    downloaded: u64,
+    uploaded: u64,
+    is_seed: bool,
+}
+
+struct Manager {
+    meta: TorrentMeta,
+    storage: Arc<Storage>,
+    picker: PiecePicker,
+    have: Bits,
+    saving: usize,
+    peers: HashMap<PeerKey, Peer>,
+    by_pick: HashMap<PickKey, PeerKey>,
+    next_key: PeerKey,
+    buffers: HashMap<u32, Vec<u8>>,
+    policy: PeerPolicy,
+    choker: Choker<PeerKey>,
+    peers_per_torrent: usize,
+    peer_id: [u8; 20],
+    status: Arc<Status>,
+    peer_tx: Sender<ToManager>,
+    saver_tx: Sender<SaveJob>,
+    tracker_tx: Option<Sender<TrackerEvent>>,
+    tracker_thread: Option<std::thread::JoinHandle<()>>,
+    resume_path: PathBuf,
+    resume_dirty: bool,
+    last_resume_save: Instant,
+    rechoke_soon: bool,
+    next_rechoke: Instant,
+    scratch: Vec<PickBlock>,
+    cancels: Vec<PickKey>,
+    verified_bytes: u64,
+    options: TorrentOptions,
+}
+
+pub(super) fn run(setup: ManagerSetup) {
+    let status = setup.status.clone();
+    if let Err(e) = run_inner(setup) {
+        log::error!(target: "rustico", "{e}");
+        if let Ok(mut slot) = status.error.lock() {
+            *slot = Some(e);
+        }
+    }
+    status.stopped.store(true, Ordering::SeqCst);
+}
+
+fn run_inner(setup: ManagerSetup) -> Result<(), String> {
+    let meta = setup.meta;
+    let name = meta.name.clone();
+    let layout = meta
+        .layout()
+        .map_err(|e| format!("{name}: bad layout: {e}"))?;
+    let storage = Arc::new(
+        Storage::open(&setup.dir, layout, Options::default()).map_err(|e| {
+            format!(
+                "{name}: cannot open storage in {}: {e}",
+                setup.dir.display()
+            )
+        })?,
+    );
+    let resume_path = setup
+        .dir
+        .join(format!(".{}.rustico-resume", meta.hex_hash()));
+    let status = setup.status;
+    status
+        .total_bytes
+        .store(meta.total_length, Ordering::Relaxed);
+    let started = Instant::now();
+    let resumed = storage
+        .resume_or_recheck(&resume_path, &|_| {}, &AtomicBool::new(false))
+        .map_err(|e| format!("{name}: checking existing data failed: {e}"))?;
+    let mut have = Bits::new(meta.num_pieces);
+    for (i, &h) in resumed.have.iter().enumerate() {
+        if h {
+            have.set(i as u32);
+        }
+    }
+    log::info!(
+        target: "rustico",
+        "{name}: {} of {} pieces already on disk ({} rechecked in {:.1} s)",
+        have.count(),
+        meta.num_pieces,
+        resumed.pieces_rechecked,
+        started.elapsed().as_secs_f64()
+    );
+    let mut config = PickerConfig::new(meta.total_length, meta.piece_length);
+    config.seed = super::seed_from_clock();
+    let mut picker = PiecePicker::new(config).map_err(|e| format!("{name}: piece picker: {e}"))?;
+    let mut verified_bytes = 0;
+    for i in have.iter() {
+        picker.we_have(i).map_err(|e| format!("{name}: {e}"))?;
+        verified_bytes += u64::from(meta.piece_size(i));
+    }
+    status.have_bytes.store(verified_bytes, Ordering::Relaxed);
+
+    let (peer_tx, peer_rx) = bounded::<ToManager>(4096);
+    let (saver_tx, saver_rx) = bounded::<SaveJob>(4);
+    for _ in 0..SAVER_THREADS {
+        let rx = saver_rx.clone();
+        let storage = storage.clone();
+        let control = setup.control_tx.clone();
+        super::spawn("saver", move || saver(&rx, &storage, &control)).map_err(|e| e.to_string())?;
+    }
+    drop(saver_rx);
+    let (tracker_tx, tracker_thread) = if setup.options.use_trackers && !meta.trackers.is_empty() {
+        let (tx, rx) = unbounded();
+        let t = tracker::TrackerSetup {
+            tiers: meta.trackers.clone(),
+            info_hash: meta.info_hash,
+            peer_id: setup.peer_id,
+            port: setup.port,
+            status: status.clone(),
+            control: setup.control_tx.clone(),
+            events: rx,
+        };
+        let thread = super::spawn("tracker", move || tracker::run(t)).map_err(|e| e.to_string())?;
+        (Some(tx), Some(thread))
+    } else {
+        (None, None)
+    };
+    let now = Instant::now();
+    let mut m = Manager {
+        storage,
+        picker,
+        have,
+        saving: 0,
+        peers: HashMap::new(),
+        by_pick: HashMap::new(),
+        next_key: 1,
+        buffers: HashMap::new(),
+        policy: PeerPolicy::new(setup.peers_per_torrent),
+        choker: Choker::new(setup.upload_slots, super::seed_from_clock()),
+        peers_per_torrent: setup.peers_per_torrent,
+        peer_id: setup.peer_id,
+        status,
+        peer_tx,
+        saver_tx,
+        tracker_tx,
+        tracker_thread,
+        resume_path,
+        resume_dirty: false,
+        last_resume_save: now,
+        rechoke_soon: false,
+        next_rechoke: now + RECHOKE_INTERVAL,
+        scratch: Vec::new(),
+        cancels: Vec::new(),
+        verified_bytes,
+        options: setup.options,
+        meta,
+    };
+    for addr in m.options.peers.clone() {
+        m.policy.handle_candidate(addr);
+    }
+    if m.have.is_full() {
+        m.status.complete.store(true, Ordering::SeqCst);
+    }
+    let result = m.event_loop(&peer_rx, &setup.control_rx);
+    m.shut_down(&peer_rx);
+    result
+}
+
+fn saver(rx: &Receiver<SaveJob>, storage: &Storage, control: &Sender<Control>) {
+    for job in rx {
+        let (outcome, hash_failed) = match storage.write_piece(job.piece, &job.data) {
+            Ok(()) => (Ok(()), false),
+            Err(WriteError::HashMismatch { .. }) => (Err("hash mismatch".to_string()), true),
+            Err(e) => (Err(e.to_string()), false),
+        };
+        let result = SaveResult {
+            piece: job.piece,
+            outcome,
+            hash_failed,
+        };
+        if control.send(Control::Saved(result)).is_err() {
+            return;
+        }
+    }
+}
+
+fn to_wire(b: &PickBlock) -> WireBlock {
+    WireBlock {
+        index: b.piece,
+        begin: b.offset,
+        length: b.length,
+    }
+}
+
+fn to_pick(b: &WireBlock) -> PickBlock {
+    PickBlock {
+        piece: b.index,
+        offset: b.begin,
+        length: b.length,
+    }
+}
+
+impl Manager {
+    fn name(&self) -> &str {
+        &self.meta.name
+    }
+
+    fn event_loop(
+        &mut self,
+        peer_rx: &Receiver<ToManager>,
+        control_rx: &Receiver<Control>,
+    ) -> Result<(), String> {
+        let mut next_tick = Instant::now();
+        loop {
+            if self.have.is_full() && self.saving == 0 && !self.options.keep_seeding {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.on_tick(now);
+                next_tick = now + TICK;
+            }
+            select! {
+                recv(peer_rx) -> msg => {
+                    if let Ok(ToManager::Peer(key, msg)) = msg {
+                        self.handle_peer(key, msg);
+                    }
+                }
+                recv(control_rx) -> c => match c {
+                    Ok(Control::Stop) | Err(_) => return Ok(()),
+                    Ok(c) => self.handle_control(c)?,
+                },
+                recv(crossbeam_channel::at(next_tick)) -> _ => {}
+            }
+        }
+    }
+
+    fn shut_down(&mut self, peer_rx: &Receiver<ToManager>) {
+        for peer in self.peers.values() {
+            let _ = peer.tx.send(ConnInput::Close("shutting down".into()));
+        }
+        self.save_resume();
+        if let Some(tx) = self.tracker_tx.take() {
+            let _ = tx.send(TrackerEvent::Stopped);
+        }
+        // Let connections say goodbye (briefly) so their threads end.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while !self.peers.is_empty() {
+            match peer_rx.recv_deadline(deadline) {
+                Ok(ToManager::Peer(key, PeerMsg::Closed(_))) => {
+                    self.peers.remove(&key);
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        self.status.peers.store(0, Ordering::Relaxed);
+        // The `stopped` announce is bounded in time; wait for it so the
+        // process does not exit first.
+        if let Some(t) = self.tracker_thread.take() {
+            let deadline = Instant::now() + Duration::from_secs(8);
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    fn save_resume(&mut self) {
+        let have: Vec<bool> = (0..self.meta.num_pieces)
+            .map(|i| self.have.get(i))
+            .collect();
+        match self.storage.save_resume(&self.resume_path, &have) {
+            Ok(()) => self.resume_dirty = false,
+            Err(e) => {
+                log::warn!(target: "rustico", "{}: saving resume data failed: {e}", self.name())
+            }
+        }
+        self.last_resume_save = Instant::now();
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        if self.resume_dirty && now.duration_since(self.last_resume_save) >= RESUME_SAVE_EVERY {
+            self.save_resume();
+        }
+        if now >= self.next_rechoke || self.rechoke_soon {
+            self.rechoke(now);
+        }
+        // Dial while under the limit (nothing to dial for once we are a
+        // seed: leechers come to us).
+        if !self.have.is_full() {
+            let free = self.peers_per_torrent.saturating_sub(self.peers.len());
+            for addr in self.policy.poll_dial(now, free) {
+                self.spawn_connection(addr, Origin::Outgoing);
+            }
+        }
+        let (down, up) = self
+            .peers
+            .values()
+            .fold((0.0, 0.0), |(d, u), p| (d + p.down_rate, u + p.up_rate));
+        self.status.down_rate.store(down as u64, Ordering::Relaxed);
+        self.status.up_rate.store(up as u64, Ordering::Relaxed);
+        let connected = self.peers.values().filter(|p| p.pick.is_some()).count();
+        self.status.peers.store(connected, Ordering::Relaxed);
+    }
+
+    fn rechoke(&mut self, now: Instant) {
+        self.rechoke_soon = false;
+        self.next_rechoke = now + RECHOKE_INTERVAL;
+        let states: Vec<PeerState<PeerKey>> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.pick.is_some())
+            .map(|(&key, p)| PeerState {
+                key,
+                interested: p.peer_interested,
+                rate_from_peer: p.down_rate,
+                rate_to_peer: p.up_rate,
+            })
+            .collect();
+        let unchoke = self.choker.decide(now, self.have.is_full(), &states);
+        for (key, peer) in self.peers.iter_mut() {
+            if peer.pick.is_none() {
+                continue;
+            }
+            let choke = !unchoke.contains(key);
+            if choke != peer.am_choking {
+                peer.am_choking = choke;
+                let _ = peer.tx.send(ConnInput::Command(Command::Choke(choke)));
+            }
+        }
+    }
+
+    fn spawn_connection(&mut self, addr: SocketAddr, origin: Origin) {
+        let key = self.next_key;
+        self.next_key += 1;
+        let (tx, rx) = unbounded();
+        let outgoing = matches!(origin, Origin::Outgoing);
+        let setup = ConnSetup {
+            key,
+            addr,
+            info_hash: self.meta.info_hash,
+            peer_id: self.peer_id,
+            num_pieces: self.meta.num_pieces,
+            ours: self.have.clone(),
+            storage: self.storage.clone(),
+            to_manager: self.peer_tx.clone(),
+            inbox: rx,
+        };
+        if super::spawn("peer", move || conn::run(setup, origin)).is_err() {
+            if outgoing {
+                self.policy
+                    .handle_ended(addr, Ended::Failed, Instant::now());
+            }
+            return;
+        }
+        self.peers.insert(
+            key,
+            Peer {
+                addr,
+                tx,
+                outgoing,
+                pick: None,
+                peer_id: None,
+                client: String::new(),
+                fast: false,
+                peer_choking: true,
+                peer_interested: false,
+                am_interested: false,
+                am_choking: true,
+                reqq: DEFAULT_REQQ,
+                target: START_PIPELINE,
+                down_rate: 0.0,
+                up_rate: 0.0,
+                downloaded: 0,
+                uploaded: 0,
+                is_seed: false,
+            },
+        );
+    }
+
+    fn handle_control(&mut self, c: Control) -> Result<(), String> {
+        match c {
+            Control::Incoming(stream, addr, head) => {
+                let now = Instant::now();
+                if self.policy.is_banned(addr, now) || self.peers.len() >= self.peers_per_torrent {
+                    log::debug!(target: "rustico", "{}: refused incoming peer {addr}", self.name());
+                    return Ok(());
+                }
+                self.spawn_connection(addr, Origin::Incoming(stream, head));
+            }
+            Control::Peers(addrs) => {
+                for addr in addrs {
+                    self.policy.handle_candidate(addr);
+                }
+            }
+            Control::Saved(result) => self.handle_saved(result)?,
+            Control::Stop => {}
+        }
+        Ok(())
+    }
+
+    fn handle_saved(&mut self, result: SaveResult) -> Result<(), String> {
+        self.saving = self.saving.saturating_sub(1);
+        let piece = result.piece;
+        match result.outcome {
+            Ok(()) => {
+                let _ = self.picker.piece_verified(piece);
+                self.have.set(piece);
+                self.verified_bytes += u64::from(self.meta.piece_size(piece));
+                self.status
+                    .have_bytes
+                    .store(self.verified_bytes, Ordering::Relaxed);
+                self.resume_dirty = true;
+                log::info!(
+                    target: "rustico",
+                    "{}: piece {piece} complete ({}/{})",
+                    self.name(),
+                    self.have.count(),
+                    self.meta.num_pieces
+                );
+                for peer in self.peers.values_mut() {
+                    let _ = peer.tx.send(ConnInput::Command(Command::Have(piece)));
+                }
+                self.update_interest_all();
+                if self.have.is_full() {
+                    log::info!(target: "rustico", "{}: download complete", self.name());
+                    self.save_resume();
+                    if let Some(tx) = &self.tracker_tx {
+                        let _ = tx.send(TrackerEvent::Completed);
+                    }
+                    self.status.complete.store(true, Ordering::SeqCst);
+                    // Seeds have nothing to trade with seeds.
+                    for peer in self.peers.values() {
+                        if peer.is_seed {
+                            let _ = peer.tx.send(ConnInput::Close("both seeding".into()));
+                        }
+                    }
+                }
+            }
+            Err(why) if result.hash_failed => {
+                let mut blamed = Vec::new();
+                let _ = self.picker.piece_hash_failed(piece, &mut blamed);
+                log::warn!(target: "rustico", "{}: piece {piece} failed its hash check", self.name());
+                let now = Instant::now();
+                for pk in blamed {
+                    let Some(&key) = self.by_pick.get(&pk) else {
+                        continue;
+                    };
+                    let Some(peer) = self.peers.get(&key) else {
+                        continue;
+                    };
+                    if self.policy.handle_hash_failure(peer.addr, now) {
+                        log::warn!(target: "rustico", "{}: banning {} ({why})", self.name(), peer.addr);
+                        let _ = peer.tx.send(ConnInput::Close(
+                            "sent pieces that failed the hash check".into(),
+                        ));
+                    }
+                }
+                self.top_up_all();
+            }
+            Err(why) => {
+                return Err(format!(
+                    "{}: cannot write piece {piece}: {why}",
+                    self.name()
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    fn handle_peer(&mut self, key: PeerKey, msg: PeerMsg) {
+        match msg {
+            PeerMsg::Connected {
+                client,
+                fast,
+                peer_id,
+            } => self.handle_connected(key, client, fast, peer_id),
+            PeerMsg::Event(event) => self.handle_event(key, event),
+            PeerMsg::Closed(closed) => self.handle_closed(key, closed),
+        }
+    }
+
+    fn handle_connected(&mut self, key: PeerKey, client: String, fast: bool, peer_id: [u8; 20]) {
+        // Two connections with one peer (both dialled each other): keep the
+        // one dialled by the lower peer id, as the other side does too.
+        let ours = self.peer_id;
+        let duplicate = self
+            .peers
+            .iter()
+            .find(|(k, p)| **k != key && p.peer_id == Some(peer_id))
+            .map(|(k, p)| (*k, p.outgoing));
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if let Some((other, other_outgoing)) = duplicate {
+            let keep_outgoing = ours < peer_id;
+            let drop_this = peer.outgoing != keep_outgoing || other_outgoing == peer.outgoing;
+            let victim = if drop_this { key } else { other };
+            if let Some(v) = self.peers.get(&victim) {
+                let _ = v.tx.send(ConnInput::Close("duplicate connection".into()));
+            }
+            if drop_this {
+                return;
+            }
+        }
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let pk = self.picker.add_peer();
+        peer.pick = Some(pk);
+        peer.peer_id = Some(peer_id);
+        peer.fast = fast;
+        peer.client = client;
+        self.by_pick.insert(pk, key);
+        if peer.outgoing {
+            self.policy.handle_connected(peer.addr);
+        }
+        log::info!(
+            target: "rustico",
+            "{}: peer {} connected ({}, {})",
+            self.meta.name,
+            peer.addr,
+            if peer.outgoing { "outgoing" } else { "incoming" },
+            peer.client
+        );
+    }
+
+    fn handle_closed(&mut self, key: PeerKey, closed: Closed) {
+        let Some(peer) = self.peers.remove(&key) else {
+            return;
+        };
+        let now = Instant::now();
+        if let Some(pk) = peer.pick {
+            let _ = self.picker.remove_peer(pk);
+            self.by_pick.remove(&pk);
+            self.rechoke_soon = true;
+        }
+        let (how, reason) = match closed {
+            Closed::Failed(r) => (Ended::Failed, r),
+            Closed::Normal(r) => (Ended::Closed, r),
+        };
+        if peer.outgoing {
+            self.policy.handle_ended(peer.addr, how, now);
+        }
+        if peer.pick.is_some() {
+            log::info!(
+                target: "rustico",
+                "{}: peer {} left: {reason} (down {} up {})",
+                self.meta.name,
+                peer.addr,
+                crate::progress::human_bytes(peer.downloaded),
+                crate::progress::human_bytes(peer.uploaded)
+            );
+            self.top_up_all();
+        } else {
+            log::debug!(target: "rustico", "{}: peer {} failed: {reason}", self.meta.name, peer.addr);
+        }
+    }
+
+    fn handle_event(&mut self, key: PeerKey, event: Event) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(pk) = peer.pick else { return };
+        match event {
+            Event::Pieces(bits) => {
+                if bits.is_full() {
+                    peer.is_seed = true;
+                    let _ = self.picker.peer_has_all(pk);
+                } else {
+                    let _ = self.picker.peer_bitfield(pk, &bits.to_wire());
+                }
+                if self.have.is_full() && bits.is_full() {
+                    let _ = peer.tx.send(ConnInput::Close("both seeding".into()));
+                    return;
+                }
+                self.update_interest(key);
+            }
+            Event::Have(piece) => {
+                let _ = self.picker.peer_has(pk, piece);
+                self.update_interest(key);
+            }
+            Event::Choked(choked) => {
+                peer.peer_choking = choked;
+                if choked {
+                    if !peer.fast {
+                        let _ = self.picker.peer_choked(pk);
+                    }
+                } else {
+                    self.top_up(key);
+                }
+            }
+            Event::Interested(on) => {
+                if peer.peer_interested != on {
+                    peer.peer_interested = on;
+                    self.rechoke_soon = true;
+                }
+            }
+            Event::Block { req, data } => self.handle_block(key, pk, req, data),
+            Event::Dropped(reqs) => {
+                for r in &reqs {
+                    let _ = self.picker.block_rejected(pk, to_pick(r));
+                }
+                self.top_up_all();
+            }
+            Event::Stalled(reqs) => {
+                for r in &reqs {
+                    let _ = self.picker.block_rejected(pk, to_pick(r));
+                }
+                peer.target = MIN_PIPELINE;
+                log::debug!(target: "rustico", "{}: peer {} stalled with {} requests", self.meta.name, peer.addr, reqs.len());
+                self.top_up_all();
+            }
+            Event::Reqq(n) => peer.reqq = n.max(1),
+            Event::Stats { down, up } => {
+                peer.down_rate = 0.5 * peer.down_rate + 0.5 * down as f64;
+                peer.up_rate = 0.5 * peer.up_rate + 0.5 * up as f64;
+                peer.downloaded += down;
+                peer.uploaded += up;
+                self.status.downloaded.fetch_add(down, Ordering::Relaxed);
+                self.status.uploaded.fetch_add(up, Ordering::Relaxed);
+                // About one second of blocks in flight, within bounds.
+                let by_rate = (peer.down_rate / 16384.0) as usize;
+                peer.target = by_rate.clamp(MIN_PIPELINE.max(peer.target / 2), MAX_PIPELINE);
+                let _ = self.picker.set_peer_rate(pk, peer.down_rate as u64);
+                self.top_up(key);
+            }
+            Event::Serve(_) => {}
+        }
+    }
+
+    fn handle_block(&mut self, key: PeerKey, pk: PickKey, req: WireBlock, data: Vec<u8>) {
+        let block = to_pick(&req);
+        self.cancels.clear();
+        let outcome = match self.picker.block_received(pk, block, &mut self.cancels) {
+            Ok(o) => o,
+            Err(_) => return,
+        };
+        for other in self.cancels.drain(..) {
+            if let Some(p) = self.by_pick.get(&other).and_then(|k| self.peers.get(k)) {
+                let _ = p.tx.send(ConnInput::Command(Command::Cancel(req)));
+            }
+        }
+        if outcome.accepted {
+            let size = self.meta.piece_size(req.index) as usize;
+            let buf = self
+                .buffers
+                .entry(req.index)
+                .or_insert_with(|| vec![0u8; size]);
+            let start = req.begin as usize;
+            if let Some(dst) = buf.get_mut(start..start + data.len()) {
+                dst.copy_from_slice(&data);
+            }
+            if outcome.piece_complete {
+                if let Some(data) = self.buffers.remove(&req.index) {
+                    self.saving += 1;
+                    let _ = self.saver_tx.send(SaveJob {
+                        piece: req.index,
+                        data,
+                    });
+                }
+            }
+        }
+        self.top_up(key);
+    }
+
+    fn update_interest(&mut self, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(pk) = peer.pick else { return };
+        let want = self.picker.interesting(pk);
+        if want != peer.am_interested {
+            peer.am_interested = want;
+            let _ = peer.tx.send(ConnInput::Command(Command::Interested(want)));
+        }
+        self.top_up(key);
+    }
+
+    fn update_interest_all(&mut self) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.update_interest(key);
+        }
+    }
+
+    fn top_up_all(&mut self) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.top_up(key);
+        }
+    }
+
+    fn top_up(&mut self, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(pk) = peer.pick else { return };
+        if peer.peer_choking || !peer.am_interested {
+            return;
+        }
+        let limit = peer.target.min(peer.reqq);
+        let in_flight = self.picker.in_flight_count(pk);
+        if in_flight >= limit {
+            return;
+        }
+        // Ask in batches: topping up one block at a time costs a message
+        // per block between threads.
+        if in_flight > 0 && limit - in_flight < (limit / 4).max(1) {
+            return;
+        }
+        self.scratch.clear();
+        if self
+            .picker
+            .pick(pk, limit - in_flight, &mut self.scratch)
+            .is_err()
+            || self.scratch.is_empty()
+        {
+            return;
+        }
+        let reqs = self.scratch.iter().map(to_wire).collect();
+        let _ = peer.tx.send(ConnInput::Command(Command::Request(reqs)));
+    }
+}

@@ -1,0 +1,94 @@
+//! What the engine needs of a torrent, converted once from
+//! `rustico_metainfo::Torrent` (the crates do not know each other's types).
+
+use std::path::Path;
+
+use rustico_metainfo::Torrent;
+use rustico_storage::{FileEntry, Layout, LayoutError};
+
+/// A torrent as the engine sees it.
+#[derive(Debug, Clone)]
+pub struct TorrentMeta {
+    /// SHA-1 of the info dictionary.
+    pub info_hash: [u8; 20],
+    /// The torrent's name (file or top folder).
+    pub name: String,
+    /// Nominal piece length.
+    pub piece_length: u32,
+    /// Total bytes.
+    pub total_length: u64,
+    /// Number of pieces.
+    pub num_pieces: u32,
+    /// One hash per piece.
+    pub piece_hashes: Vec<[u8; 20]>,
+    /// Files as paths relative to the download folder (name included).
+    pub files: Vec<(Vec<String>, u64)>,
+    /// Announce tiers.
+    pub trackers: Vec<Vec<String>>,
+}
+
+impl TorrentMeta {
+    /// Converts a parsed torrent.
+    pub fn from_torrent(t: &Torrent) -> TorrentMeta {
+        let piece_hashes = t
+            .piece_hashes()
+            .chunks_exact(20)
+            .filter_map(|c| <[u8; 20]>::try_from(c).ok())
+            .collect();
+        let files = t
+            .files()
+            .iter()
+            .map(|f| {
+                let mut path = Vec::new();
+                if t.is_multi_file() {
+                    path.push(t.name().to_string());
+                }
+                path.extend(f.path.iter().cloned());
+                (path, f.length)
+            })
+            .collect();
+        TorrentMeta {
+            info_hash: t.info_hash().0,
+            name: t.name().to_string(),
+            piece_length: u32::try_from(t.nominal_piece_length()).unwrap_or(u32::MAX),
+            total_length: t.total_length(),
+            num_pieces: t.num_pieces(),
+            piece_hashes,
+            files,
+            trackers: t.trackers().to_vec(),
+        }
+    }
+
+    /// Reads and converts a `.torrent` file.
+    pub fn from_file(path: &Path) -> Result<TorrentMeta, String> {
+        let t = Torrent::from_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(TorrentMeta::from_torrent(&t))
+    }
+
+    /// The storage layout of this torrent.
+    pub fn layout(&self) -> Result<Layout, LayoutError> {
+        Layout::new(
+            self.files
+                .iter()
+                .map(|(path, len)| FileEntry::new(path.iter().cloned(), *len))
+                .collect(),
+            u64::from(self.piece_length),
+            self.piece_hashes.clone(),
+        )
+    }
+
+    /// Length of piece `index` (the last is shorter).
+    pub fn piece_size(&self, index: u32) -> u32 {
+        let start = u64::from(index) * u64::from(self.piece_length);
+        let len = self
+            .total_length
+            .saturating_sub(start)
+            .min(u64::from(self.piece_length));
+        len as u32
+    }
+
+    /// The info-hash as 40 lowercase hex digits.
+    pub fn hex_hash(&self) -> String {
+        self.info_hash.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}

@@ -1,0 +1,268 @@
+//! `download`, `seed` and `demo`: start an engine, add torrents, show
+//! progress until done.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rustico_metainfo::{Torrent, TorrentBuilder};
+
+use crate::cli::{DemoArgs, DownloadArgs, NetArgs, SeedArgs};
+use crate::config::Config;
+use crate::engine::{Engine, EngineConfig, Status, TorrentHandle, TorrentOptions};
+use crate::meta::TorrentMeta;
+use crate::progress::{use_bars, TorrentProgress};
+
+const POLL: Duration = Duration::from_millis(200);
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn start_engine(config: &Config, net: &NetArgs, ip: IpAddr) -> Result<Engine, String> {
+    let engine_config = |port| EngineConfig {
+        listen_port: port,
+        listen_ip: ip,
+        peers_per_torrent: config.peers_per_torrent.max(1),
+        upload_slots: config.upload_slots.max(1),
+    };
+    match net.port {
+        Some(port) => Engine::start(engine_config(port))
+            .map_err(|e| format!("cannot listen on port {port}: {e}")),
+        // The configured port may be taken (another client): any port will do.
+        None => Engine::start(engine_config(config.listen_port))
+            .or_else(|_| Engine::start(engine_config(0)))
+            .map_err(|e| format!("cannot listen: {e}")),
+    }
+}
+
+fn load_torrent(source: &str) -> Result<TorrentMeta, String> {
+    if source.starts_with("magnet:") {
+        return Err(format!(
+            "{source}: magnet links need the metadata from peers, which this version cannot fetch yet; pass the .torrent file"
+        ));
+    }
+    TorrentMeta::from_file(Path::new(source))
+}
+
+/// `rustico download`.
+pub fn download(args: &DownloadArgs, verbose: u8) -> Result<(), String> {
+    let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    init_logging(verbose, &config);
+    let dir = args
+        .output
+        .clone()
+        .or_else(|| config.download_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let metas = args
+        .torrents
+        .iter()
+        .map(|t| load_torrent(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let engine = start_engine(&config, &args.net, IpAddr::from([0, 0, 0, 0]))?;
+    log::info!(target: "rustico", "listening on port {}", engine.port());
+    let options = TorrentOptions {
+        keep_seeding: args.seed,
+        peers: args.net.peers.clone(),
+        use_trackers: true,
+    };
+    let handles = metas
+        .into_iter()
+        .map(|m| {
+            let name = m.name.clone();
+            engine
+                .add_torrent(m, dir.clone(), options.clone())
+                .map(|h| (name, h))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let outcome = watch(&handles, !args.seed);
+    for (_, h) in handles {
+        h.stop(STOP_TIMEOUT);
+    }
+    engine.shutdown();
+    outcome
+}
+
+/// `rustico seed`.
+pub fn seed(args: &SeedArgs, verbose: u8) -> Result<(), String> {
+    let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    init_logging(verbose, &config);
+    let meta = TorrentMeta::from_file(&args.torrent)?;
+    let engine = start_engine(&config, &args.net, IpAddr::from([0, 0, 0, 0]))?;
+    eprintln!("seeding {} on port {}", meta.name, engine.port());
+    let options = TorrentOptions {
+        keep_seeding: true,
+        peers: args.net.peers.clone(),
+        use_trackers: true,
+    };
+    let name = meta.name.clone();
+    let handle = engine.add_torrent(meta, args.dir.clone(), options)?;
+    let handles = vec![(name, handle)];
+    let outcome = watch(&handles, false);
+    for (_, h) in handles {
+        h.stop(STOP_TIMEOUT);
+    }
+    engine.shutdown();
+    outcome
+}
+
+fn init_logging(verbose: u8, config: &Config) {
+    let dir = config.log_dir();
+    if let Some(path) = crate::logging::init(verbose, Some(&dir)) {
+        log::debug!(target: "rustico", "logging to {}", path.display());
+    }
+}
+
+fn torrent_error(status: &Status) -> Option<String> {
+    status.error.lock().ok().and_then(|e| e.clone())
+}
+
+/// Shows progress until every torrent is complete (when `until_complete`)
+/// or forever; an error of any torrent ends the wait with that error.
+fn watch(handles: &[(String, TorrentHandle)], until_complete: bool) -> Result<(), String> {
+    let start = Instant::now();
+    let bars = use_bars();
+    let mut shows: Vec<TorrentProgress> = handles
+        .iter()
+        .map(|(name, h)| {
+            TorrentProgress::new(name, h.status().total_bytes.load(Ordering::Relaxed), bars)
+        })
+        .collect();
+    let mut finished = vec![false; handles.len()];
+    loop {
+        let now = Instant::now();
+        for (i, (name, h)) in handles.iter().enumerate() {
+            let status = h.status();
+            if let Some(e) = torrent_error(status) {
+                return Err(e);
+            }
+            let snap = status.snapshot();
+            let show = &mut shows[i];
+            if !finished[i] && status.complete.load(Ordering::SeqCst) {
+                finished[i] = true;
+                show.finish(&snap, start.elapsed());
+                log::info!(target: "rustico", "{name}: complete and verified");
+            } else if !finished[i] {
+                show.update(&snap, now);
+            }
+            if status.stopped.load(Ordering::SeqCst) && !status.complete.load(Ordering::SeqCst) {
+                return Err(format!("{name}: stopped before completing"));
+            }
+        }
+        if until_complete && finished.iter().all(|&f| f) {
+            return Ok(());
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// `rustico demo`: a whole swarm on loopback.
+pub fn demo(args: &DemoArgs, verbose: u8) -> Result<(), String> {
+    let _ = crate::logging::init(verbose, None);
+    let size = args.size.max(1) * 1024 * 1024;
+    let leechers = args.leechers.max(1);
+    let root = std::env::temp_dir().join(format!("rustico-demo-{}", std::process::id()));
+    let _cleanup = RemoveOnDrop(root.clone());
+    let seed_dir = root.join("seed");
+    std::fs::create_dir_all(&seed_dir).map_err(|e| format!("{}: {e}", seed_dir.display()))?;
+    eprintln!(
+        "demo: {} of random data, 1 seeder and {leechers} leechers on 127.0.0.1 (files in {})",
+        crate::progress::human_bytes(size),
+        root.display()
+    );
+    let data = random_bytes(0x5eed_f00d, size as usize);
+    let file = seed_dir.join("demo.bin");
+    std::fs::write(&file, &data).map_err(|e| format!("{}: {e}", file.display()))?;
+    let started = Instant::now();
+    let torrent = TorrentBuilder::new(&file)
+        .build(|_| {}, &AtomicBool::new(false))
+        .map_err(|e| format!("creating the torrent: {e}"))?;
+    let meta = TorrentMeta::from_torrent(
+        &Torrent::from_bytes(torrent.as_bytes()).map_err(|e| e.to_string())?,
+    );
+    eprintln!(
+        "demo: torrent {} ({} pieces of {}) created in {:.2} s",
+        meta.hex_hash(),
+        meta.num_pieces,
+        crate::progress::human_bytes(u64::from(meta.piece_length)),
+        started.elapsed().as_secs_f64()
+    );
+    let config = Config::default();
+    let loopback = IpAddr::from([127, 0, 0, 1]);
+    let any_port = NetArgs {
+        port: Some(0),
+        peers: Vec::new(),
+    };
+    let options = |peers| TorrentOptions {
+        keep_seeding: true,
+        peers,
+        use_trackers: false,
+    };
+    let seeder = start_engine(&config, &any_port, loopback)?;
+    let seeder_addr = SocketAddr::new(loopback, seeder.port());
+    let seed_handle = seeder.add_torrent(meta.clone(), seed_dir.clone(), options(vec![]))?;
+    let mut engines = Vec::new();
+    let mut handles = Vec::new();
+    let mut known = vec![seeder_addr];
+    let swarm_start = Instant::now();
+    for i in 0..leechers {
+        let engine = start_engine(&config, &any_port, loopback)?;
+        let dir = root.join(format!("leecher-{}", i + 1));
+        // Each leecher dials the seeder and the leechers before it, so
+        // every pair is connected once and pieces flow between leechers.
+        let handle = engine.add_torrent(meta.clone(), dir.clone(), options(known.clone()))?;
+        known.push(SocketAddr::new(loopback, engine.port()));
+        handles.push((format!("leecher {}", i + 1), handle));
+        engines.push((engine, dir));
+    }
+    let outcome = watch(&handles, true);
+    let elapsed = swarm_start.elapsed();
+    let uploaded_by_seed = seed_handle.status().uploaded.load(Ordering::Relaxed);
+    for (_, h) in handles {
+        h.stop(STOP_TIMEOUT);
+    }
+    seed_handle.stop(STOP_TIMEOUT);
+    outcome?;
+    for (engine, dir) in engines {
+        engine.shutdown();
+        let path = dir.join("demo.bin");
+        let got = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if got != data {
+            return Err(format!(
+                "{}: content differs from the original",
+                path.display()
+            ));
+        }
+    }
+    seeder.shutdown();
+    let total = size * leechers as u64;
+    eprintln!(
+        "demo: {leechers} leechers downloaded {} each in {:.2} s ({}/s in total); every byte checked",
+        crate::progress::human_bytes(size),
+        elapsed.as_secs_f64(),
+        crate::progress::human_bytes((total as f64 / elapsed.as_secs_f64().max(1e-6)) as u64)
+    );
+    eprintln!(
+        "demo: the seeder uploaded {}, the leechers traded the rest among themselves",
+        crate::progress::human_bytes(uploaded_by_seed)
+    );
+    Ok(())
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Deterministic pseudo-random bytes (splitmix64).
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    let mut state = seed;
+    while out.len() < len {
+        state = state.wrapping_add(1);
+        out.extend_from_slice(&crate::engine::splitmix(state).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
