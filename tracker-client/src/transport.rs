@@ -149,6 +149,21 @@ pub fn scrape(
 /// The transports of one tracker thread: an HTTP agent (connection pool)
 /// and one UDP socket and session per UDP tracker, so connection ids are
 /// reused within their lifetime.
+///
+/// With a [`TrackerList`](crate::TrackerList), as a tracker thread would:
+///
+/// ```no_run
+/// use rustico_tracker_client::{AnnounceRequest, Client, TrackerList, TransportConfig};
+/// let mut client = Client::new(TransportConfig::default());
+/// let mut trackers = TrackerList::new(vec![
+///     vec!["udp://127.0.0.1:6969/announce".into(), "http://127.0.0.1:6969/announce".into()],
+/// ], 1);
+/// let request = AnnounceRequest::new([0xab; 20], *b"-RS0100-abcdefghijkl", 6881);
+/// match trackers.try_in_order(|url| client.announce(url, &request)) {
+///     Ok((_, url, response)) => println!("{url}: {} peers", response.peers.len()),
+///     Err(failures) => eprintln!("every tracker failed: {failures:?}"),
+/// }
+/// ```
 #[derive(Debug)]
 pub struct Client {
     config: TransportConfig,
