@@ -1,14 +1,17 @@
 //! The decoder: bytes in, a borrowed [`Value`] tree out.
 
+use std::cmp::Ordering;
+
 use crate::error::{Error, ErrorKind};
 use crate::value::{Dict, Kind, Value};
 
 /// The default nesting limit: deeper lists and dictionaries are an error.
 pub const DEFAULT_MAX_DEPTH: usize = 256;
 
-/// The highest nesting limit a [`Decoder`] accepts. The decoder recurses
-/// once per level, so the cap keeps even a configured limit far inside a
-/// thread's stack.
+/// The highest nesting limit a [`Decoder`] accepts. The decoder keeps
+/// open containers on the heap, not the call stack, but dropping a
+/// [`Value`] tree recurses once per level, so the cap keeps that far
+/// inside a thread's stack.
 pub const MAX_DEPTH_CAP: usize = 4096;
 
 /// Decodes one value, leniently: see [`Decoder`] for what lenient accepts.
@@ -127,201 +130,256 @@ impl Decoder {
     /// Decodes the value at the start of the input; returns it and the
     /// number of bytes it took.
     pub fn decode_prefix<'a>(&self, input: &'a [u8]) -> Result<(Value<'a>, usize), Error> {
-        let mut parser = Parser {
+        Parser {
             input,
-            pos: 0,
             strict: self.strict,
             max_depth: self.max_depth,
-        };
-        let value = parser.value(0)?;
-        Ok((value, parser.pos))
+            frames: Vec::new(),
+            items: Vec::new(),
+            entries: Vec::new(),
+        }
+        .parse()
     }
 }
 
+/// An open list or dictionary.
+struct Frame<'a> {
+    /// Offset of its `l` or `d`.
+    start: usize,
+    /// Where its items begin on the parser's `items` (list) or `entries`
+    /// (dictionary) stack.
+    mark: usize,
+    dict: bool,
+    /// The key whose value is being decoded (dictionaries only).
+    key: &'a [u8],
+}
+
+/// An iterative parser: open containers live on `frames`, not on the call
+/// stack, so depth costs heap, not stack, and a crafted input cannot
+/// overflow the stack whatever the limit.
+///
+/// Finished values wait on `items` and `entries` until their container
+/// closes; the container then takes them in one exact-size allocation
+/// (`split_off`), so no container's vector grows by doubling.
 struct Parser<'a> {
     input: &'a [u8],
-    pos: usize,
     strict: bool,
     max_depth: usize,
+    frames: Vec<Frame<'a>>,
+    items: Vec<Value<'a>>,
+    entries: Vec<(&'a [u8], Value<'a>)>,
 }
 
 impl<'a> Parser<'a> {
-    fn error(&self, kind: ErrorKind, offset: usize) -> Error {
-        Error::new(kind, offset)
-    }
-
-    fn end(&self) -> Error {
-        Error::new(ErrorKind::UnexpectedEnd, self.input.len())
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.input.get(self.pos).copied()
-    }
-
-    fn value(&mut self, depth: usize) -> Result<Value<'a>, Error> {
-        let start = self.pos;
-        let kind = match self.peek() {
-            None => return Err(self.end()),
-            Some(b'0'..=b'9') => Kind::Bytes(self.byte_string()?),
-            Some(b'i') => {
-                self.pos += 1;
-                Kind::Integer(self.integer()?)
-            }
-            Some(b'l') => {
-                self.enter(depth)?;
-                let mut items = Vec::new();
-                loop {
-                    match self.peek() {
-                        None => return Err(self.end()),
-                        Some(b'e') => break,
-                        Some(_) => items.push(self.value(depth + 1)?),
-                    }
-                }
-                self.pos += 1;
-                Kind::List(items)
-            }
-            Some(b'd') => {
-                self.enter(depth)?;
-                Kind::Dict(self.dict_entries(depth)?)
-            }
-            Some(byte) => return Err(self.error(ErrorKind::UnexpectedByte { byte }, start)),
-        };
-        Ok(Value {
-            raw: self.input.get(start..self.pos).unwrap_or_default(),
-            offset: start,
-            kind,
-        })
-    }
-
-    /// Steps over the `l` or `d` of a container at `depth`, if the limit allows.
-    fn enter(&mut self, depth: usize) -> Result<(), Error> {
-        if depth >= self.max_depth {
-            return Err(self.error(
-                ErrorKind::TooDeep {
-                    limit: self.max_depth,
-                },
-                self.pos,
-            ));
-        }
-        self.pos += 1;
-        Ok(())
-    }
-
-    fn dict_entries(&mut self, depth: usize) -> Result<Dict<'a>, Error> {
-        let mut entries: Vec<(&'a [u8], Value<'a>)> = Vec::new();
+    fn parse(mut self) -> Result<(Value<'a>, usize), Error> {
+        let input = self.input;
+        let mut pos = 0;
         loop {
-            let key_start = self.pos;
-            match self.peek() {
-                None => return Err(self.end()),
-                Some(b'e') => break,
-                Some(b'0'..=b'9') => {}
-                Some(_) => return Err(self.error(ErrorKind::KeyNotString, key_start)),
-            }
-            let key = self.byte_string()?;
-            if self.strict {
-                if let Some((previous, _)) = entries.last() {
-                    match (*previous).cmp(key) {
-                        std::cmp::Ordering::Less => {}
-                        std::cmp::Ordering::Equal => {
-                            return Err(self.error(ErrorKind::DuplicateKey, key_start))
-                        }
-                        std::cmp::Ordering::Greater => {
-                            return Err(self.error(ErrorKind::UnsortedKey, key_start))
+            if let Some(frame) = self.frames.last_mut() {
+                match input.get(pos) {
+                    Some(b'e') => {
+                        pos += 1;
+                        let Some(frame) = self.frames.pop() else {
+                            break Err(unexpected_end(input));
+                        };
+                        let kind = if frame.dict {
+                            Kind::Dict(Dict {
+                                entries: self.entries.split_off(frame.mark),
+                            })
+                        } else {
+                            Kind::List(self.items.split_off(frame.mark))
+                        };
+                        let value = Value {
+                            raw: input.get(frame.start..pos).unwrap_or_default(),
+                            offset: frame.start,
+                            kind,
+                        };
+                        match self.place(value) {
+                            Some(root) => break Ok((root, pos)),
+                            None => continue,
                         }
                     }
-                }
-            }
-            match self.peek() {
-                None => return Err(self.end()),
-                Some(b'e') => return Err(self.error(ErrorKind::MissingValue, self.pos)),
-                Some(_) => {}
-            }
-            let value = self.value(depth + 1)?;
-            entries.push((key, value));
-        }
-        self.pos += 1;
-        Ok(Dict { entries })
-    }
-
-    /// `<digits>:<bytes>`, with `pos` on the first digit.
-    fn byte_string(&mut self) -> Result<&'a [u8], Error> {
-        let start = self.pos;
-        let mut claimed: u64 = 0;
-        loop {
-            match self.peek() {
-                Some(digit @ b'0'..=b'9') => {
-                    claimed = claimed
-                        .saturating_mul(10)
-                        .saturating_add(u64::from(digit - b'0'));
-                    self.pos += 1;
-                }
-                Some(b':') => break,
-                Some(byte) => return Err(self.error(ErrorKind::UnexpectedByte { byte }, self.pos)),
-                None => return Err(self.end()),
-            }
-        }
-        if self.strict && self.pos - start > 1 && self.input.get(start) == Some(&b'0') {
-            return Err(self.error(ErrorKind::LeadingZero, start));
-        }
-        self.pos += 1; // the ':'
-        let remaining = self.input.len() - self.pos;
-        let length = match usize::try_from(claimed) {
-            Ok(length) if length <= remaining => length,
-            _ => {
-                return Err(self.error(ErrorKind::StringTooLong { claimed, remaining }, start));
-            }
-        };
-        let bytes = self
-            .input
-            .get(self.pos..self.pos + length)
-            .unwrap_or_default();
-        self.pos += length;
-        Ok(bytes)
-    }
-
-    /// `[-]<digits>e`, with `pos` just after the `i`.
-    fn integer(&mut self) -> Result<i64, Error> {
-        let negative = self.peek() == Some(b'-');
-        if negative {
-            self.pos += 1;
-        }
-        let digits_start = self.pos;
-        let mut value: i64 = 0;
-        loop {
-            match self.peek() {
-                Some(digit @ b'0'..=b'9') => {
-                    let digit = i64::from(digit - b'0');
-                    // Accumulate towards the sign so that i64::MIN parses.
-                    value = value
-                        .checked_mul(10)
-                        .and_then(|v| {
-                            if negative {
-                                v.checked_sub(digit)
-                            } else {
-                                v.checked_add(digit)
+                    None => break Err(unexpected_end(input)),
+                    Some(_) if !frame.dict => {}
+                    Some(b'0'..=b'9') => {
+                        let key_start = pos;
+                        let key = byte_string(input, &mut pos, self.strict)?;
+                        if self.strict && self.entries.len() > frame.mark {
+                            if let Some((previous, _)) = self.entries.last() {
+                                match (*previous).cmp(key) {
+                                    Ordering::Less => {}
+                                    Ordering::Equal => {
+                                        break Err(Error::new(ErrorKind::DuplicateKey, key_start))
+                                    }
+                                    Ordering::Greater => {
+                                        break Err(Error::new(ErrorKind::UnsortedKey, key_start))
+                                    }
+                                }
                             }
-                        })
-                        .ok_or_else(|| self.error(ErrorKind::IntegerOverflow, digits_start))?;
-                    self.pos += 1;
+                        }
+                        match input.get(pos) {
+                            None => break Err(unexpected_end(input)),
+                            Some(b'e') => break Err(Error::new(ErrorKind::MissingValue, pos)),
+                            Some(_) => frame.key = key,
+                        }
+                    }
+                    Some(_) => break Err(Error::new(ErrorKind::KeyNotString, pos)),
                 }
-                Some(b'e') => break,
-                Some(byte) => return Err(self.error(ErrorKind::UnexpectedByte { byte }, self.pos)),
-                None => return Err(self.end()),
+            }
+
+            // A value starts at `pos`.
+            let start = pos;
+            let kind = match input.get(pos) {
+                Some(b'0'..=b'9') => Kind::Bytes(byte_string(input, &mut pos, self.strict)?),
+                Some(b'i') => {
+                    pos += 1;
+                    Kind::Integer(integer(input, &mut pos, self.strict)?)
+                }
+                Some(&open @ (b'l' | b'd')) => {
+                    if self.frames.len() >= self.max_depth {
+                        break Err(Error::new(
+                            ErrorKind::TooDeep {
+                                limit: self.max_depth,
+                            },
+                            pos,
+                        ));
+                    }
+                    let dict = open == b'd';
+                    self.frames.push(Frame {
+                        start,
+                        mark: if dict {
+                            self.entries.len()
+                        } else {
+                            self.items.len()
+                        },
+                        dict,
+                        key: &[],
+                    });
+                    pos += 1;
+                    continue;
+                }
+                Some(&byte) => break Err(Error::new(ErrorKind::UnexpectedByte { byte }, pos)),
+                None => break Err(unexpected_end(input)),
+            };
+            let value = Value {
+                raw: input.get(start..pos).unwrap_or_default(),
+                offset: start,
+                kind,
+            };
+            if let Some(root) = self.place(value) {
+                break Ok((root, pos));
             }
         }
-        let digits = self.pos - digits_start;
-        if digits == 0 {
-            return Err(self.error(ErrorKind::EmptyInteger, digits_start));
-        }
-        if self.strict {
-            if digits > 1 && self.input.get(digits_start) == Some(&b'0') {
-                return Err(self.error(ErrorKind::LeadingZero, digits_start));
-            }
-            if negative && value == 0 {
-                return Err(self.error(ErrorKind::NegativeZero, digits_start - 1));
-            }
-        }
-        self.pos += 1; // the 'e'
-        Ok(value)
     }
+
+    /// Hands a finished value to its container, or returns it if it is the root.
+    #[inline]
+    fn place(&mut self, value: Value<'a>) -> Option<Value<'a>> {
+        match self.frames.last() {
+            None => Some(value),
+            Some(frame) if frame.dict => {
+                self.entries.push((frame.key, value));
+                None
+            }
+            Some(_) => {
+                self.items.push(value);
+                None
+            }
+        }
+    }
+}
+
+fn unexpected_end(input: &[u8]) -> Error {
+    Error::new(ErrorKind::UnexpectedEnd, input.len())
+}
+
+/// `<digits>:<bytes>`, with `pos` on the first digit; leaves `pos` after
+/// the bytes.
+#[inline]
+fn byte_string<'a>(input: &'a [u8], pos: &mut usize, strict: bool) -> Result<&'a [u8], Error> {
+    let start = *pos;
+    let mut at = start;
+    let mut claimed: u64 = 0;
+    loop {
+        match input.get(at) {
+            Some(&digit @ b'0'..=b'9') => {
+                claimed = claimed
+                    .saturating_mul(10)
+                    .saturating_add(u64::from(digit - b'0'));
+                at += 1;
+            }
+            Some(b':') => break,
+            Some(&byte) => return Err(Error::new(ErrorKind::UnexpectedByte { byte }, at)),
+            None => return Err(unexpected_end(input)),
+        }
+    }
+    if strict && at - start > 1 && input.get(start) == Some(&b'0') {
+        return Err(Error::new(ErrorKind::LeadingZero, start));
+    }
+    let body = at + 1; // after the ':'
+    let remaining = input.len() - body;
+    let length = match usize::try_from(claimed) {
+        Ok(length) if length <= remaining => length,
+        _ => {
+            return Err(Error::new(
+                ErrorKind::StringTooLong { claimed, remaining },
+                start,
+            ))
+        }
+    };
+    *pos = body + length;
+    Ok(input.get(body..body + length).unwrap_or_default())
+}
+
+/// `[-]<digits>e`, with `pos` just after the `i`; leaves `pos` after the `e`.
+#[inline]
+fn integer(input: &[u8], pos: &mut usize, strict: bool) -> Result<i64, Error> {
+    let mut at = *pos;
+    let negative = input.get(at) == Some(&b'-');
+    if negative {
+        at += 1;
+    }
+    let digits_start = at;
+    // The magnitude of i64::MIN is one more than i64::MAX.
+    let limit = if negative {
+        i64::MIN.unsigned_abs()
+    } else {
+        i64::MAX.unsigned_abs()
+    };
+    let mut magnitude: u64 = 0;
+    loop {
+        match input.get(at) {
+            Some(&digit @ b'0'..=b'9') => {
+                magnitude = magnitude
+                    .checked_mul(10)
+                    .and_then(|m| m.checked_add(u64::from(digit - b'0')))
+                    .filter(|&m| m <= limit)
+                    .ok_or(Error::new(ErrorKind::IntegerOverflow, digits_start))?;
+                at += 1;
+            }
+            Some(b'e') => break,
+            Some(&byte) => return Err(Error::new(ErrorKind::UnexpectedByte { byte }, at)),
+            None => return Err(unexpected_end(input)),
+        }
+    }
+    let digits = at - digits_start;
+    if digits == 0 {
+        return Err(Error::new(ErrorKind::EmptyInteger, digits_start));
+    }
+    if strict {
+        if digits > 1 && input.get(digits_start) == Some(&b'0') {
+            return Err(Error::new(ErrorKind::LeadingZero, digits_start));
+        }
+        if negative && magnitude == 0 {
+            return Err(Error::new(ErrorKind::NegativeZero, digits_start - 1));
+        }
+    }
+    *pos = at + 1; // after the 'e'
+                   // `limit` kept the magnitude within i64, so the cast and negation are exact
+                   // (i64::MIN's magnitude casts to i64::MIN, whose wrapping negation is itself).
+    Ok(if negative {
+        (magnitude as i64).wrapping_neg()
+    } else {
+        magnitude as i64
+    })
 }
