@@ -63,9 +63,8 @@ fn sloppy_encode(value: &OwnedValue, choices: &mut Choices, out: &mut Vec<u8>) {
     match value {
         OwnedValue::Integer(n) => {
             out.push(b'i');
-            if *n == 0 && choices.chance(3) {
-                out.push(b'-');
-            } else if *n < 0 {
+            // Zero is sometimes written "-0".
+            if *n < 0 || (*n == 0 && choices.chance(3)) {
                 out.push(b'-');
             }
             zeros(choices, out);
