@@ -197,6 +197,9 @@ impl Engine {
     ) -> Result<TorrentHandle, String> {
         let (control_tx, control_rx) = unbounded();
         let status = Arc::new(Status::default());
+        status
+            .total_bytes
+            .store(meta.total_length, Ordering::Relaxed);
         let hash = meta.info_hash;
         let setup = manager::ManagerSetup {
             meta,

@@ -1,0 +1,181 @@
+//! The command line on its own and rustico talking to rustico: `info
+//! --json`, `create`, `demo`, and `download` from a `seed` on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn info_json_has_every_documented_field() {
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let src = dir.path().join("album");
+    let files = content(1, &[("b.bin", 40_000), ("sub/a.txt", 1_000)]);
+    write_files(&src, &files);
+    let torrent = create_torrent(
+        &src,
+        &dir.path().join("album.torrent"),
+        &[
+            "--tracker",
+            "http://127.0.0.1:1/announce",
+            "--tracker",
+            "udp://127.0.0.1:2/announce",
+            "--private",
+            "--piece-length",
+            "16384",
+        ],
+    );
+    let out = rustico()
+        .arg("info")
+        .arg(&torrent)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hash = v["info_hash"].as_str().unwrap();
+    assert_eq!(hash.len(), 40);
+    assert!(hash
+        .chars()
+        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
+    assert_eq!(v["name"], "album");
+    assert_eq!(v["total_length"], 41_000);
+    assert_eq!(v["piece_length"], 16384);
+    assert_eq!(v["num_pieces"], 3);
+    assert_eq!(v["private"], true);
+    assert_eq!(
+        v["trackers"],
+        serde_json::json!([
+            ["http://127.0.0.1:1/announce"],
+            ["udp://127.0.0.1:2/announce"]
+        ])
+    );
+    assert_eq!(
+        v["files"],
+        serde_json::json!([{ "path": "b.bin", "length": 40_000 }, { "path": "sub/a.txt", "length": 1_000 }])
+    );
+
+    // libtorrent, a reference nobody here wrote, agrees on the info-hash.
+    if rustico_testkit::require_libtorrent() {
+        let theirs = rustico_testkit::run_python(
+            "import sys, libtorrent as lt; print(lt.torrent_info(sys.argv[1]).info_hash())",
+            &[torrent.to_str().unwrap()],
+        )
+        .unwrap();
+        assert_eq!(theirs.trim(), hash);
+    }
+}
+
+#[test]
+fn bad_input_is_a_clear_error_not_a_panic() {
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let junk = dir.path().join("junk.torrent");
+    std::fs::write(&junk, b"d4:infoi3ee").unwrap();
+    let out = rustico().arg("info").arg(&junk).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("junk.torrent"), "{err}");
+    let out = rustico()
+        .args(["download", "missing.torrent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = rustico().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for command in ["info", "create", "download", "seed", "demo"] {
+        assert!(help.contains(command), "--help lists {command}: {help}");
+    }
+}
+
+#[test]
+fn demo_runs_a_swarm_and_checks_every_byte() {
+    let out = output_with_timeout(
+        {
+            let mut c = rustico();
+            c.args(["demo", "--size", "4", "--leechers", "2"]);
+            c
+        },
+        Duration::from_secs(120),
+        "rustico demo",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("every byte checked"), "{err}");
+}
+
+#[test]
+fn rustico_downloads_from_a_rustico_seed() {
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let files = content(
+        7,
+        &[
+            ("a.bin", 700_000),
+            ("empty", 0),
+            ("nested/b.bin", 1_300_001),
+        ],
+    );
+    write_files(&seed_dir.join("pack"), &files);
+    let torrent = create_torrent(
+        &seed_dir.join("pack"),
+        &dir.path().join("pack.torrent"),
+        &["--piece-length", "32768"],
+    );
+    let config = config_in(dir.path());
+    let port = rustico_testkit::free_port();
+    let _seeder = start_seeder(&torrent, &seed_dir, port, &config);
+
+    let out_dir = dir.path().join("download");
+    let mut cmd = rustico();
+    cmd.arg("download")
+        .arg(&torrent)
+        .arg("-o")
+        .arg(&out_dir)
+        .args(["--port", &rustico_testkit::free_port().to_string()])
+        .args(["--peer", &format!("127.0.0.1:{port}")])
+        .arg("--config")
+        .arg(&config);
+    let out = output_with_timeout(cmd, Duration::from_secs(90), "rustico download");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "download failed: {err}");
+    assert_files(&out_dir.join("pack"), &files);
+    assert!(err.contains("complete"), "a summary is printed: {err}");
+
+    let log = std::fs::read_to_string(log_file(dir.path())).unwrap();
+    let pieces = log
+        .lines()
+        .filter(|l| l.contains(": piece ") && l.ends_with(')'))
+        .count();
+    assert!(
+        pieces >= 61,
+        "one log line per completed piece, got {pieces}:\n{log}"
+    );
+    assert!(log.contains("connected"), "{log}");
+    assert!(
+        log.contains("left:"),
+        "peers leaving are logged with a reason: {log}"
+    );
+
+    // A second run finds everything on disk and downloads nothing.
+    let mut again = rustico();
+    again
+        .arg("download")
+        .arg(&torrent)
+        .arg("-o")
+        .arg(&out_dir)
+        .args(["--port", "0"])
+        .arg("--config")
+        .arg(&config);
+    let out = output_with_timeout(again, Duration::from_secs(30), "second download");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

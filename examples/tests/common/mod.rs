@@ -1,0 +1,171 @@
+//! Helpers shared by the `rustico` binary's integration tests: run the
+//! built binary, make content, compare folders.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub use rustico_testkit::ChildGuard;
+
+/// The `rustico` binary under test.
+pub fn rustico() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rustico"));
+    c.stdin(Stdio::null());
+    c
+}
+
+/// Writes a config file that keeps logs inside `dir`; returns its path.
+pub fn config_in(dir: &Path) -> PathBuf {
+    let path = dir.join("config.toml");
+    let logs = dir.join("logs");
+    std::fs::write(
+        &path,
+        format!(
+            "log_dir = {:?}\npeers_per_torrent = 50\nupload_slots = 8\n",
+            logs
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The log file a config from [`config_in`] makes rustico write.
+pub fn log_file(dir: &Path) -> PathBuf {
+    dir.join("logs").join("rustico.log")
+}
+
+/// Files of a multi-file torrent: `(relative path, bytes)`.
+pub fn content(seed: u64, sizes: &[(&str, usize)]) -> Vec<(String, Vec<u8>)> {
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, (name, len))| {
+            (
+                name.to_string(),
+                rustico_testkit::pseudo_random_bytes(seed + i as u64, *len),
+            )
+        })
+        .collect()
+}
+
+/// Writes `files` under `root`.
+pub fn write_files(root: &Path, files: &[(String, Vec<u8>)]) {
+    for (name, bytes) in files {
+        let path = root.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+}
+
+/// Asserts that `root` holds exactly these bytes for every file.
+pub fn assert_files(root: &Path, files: &[(String, Vec<u8>)]) {
+    for (name, bytes) in files {
+        let path = root.join(name);
+        let got = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            got == *bytes,
+            "{} differs from the original ({} vs {} bytes)",
+            path.display(),
+            got.len(),
+            bytes.len()
+        );
+    }
+}
+
+/// `rustico create SRC -o OUT [extra...]`; returns the torrent's path.
+pub fn create_torrent(src: &Path, out: &Path, extra: &[&str]) -> PathBuf {
+    let status = rustico()
+        .arg("create")
+        .arg(src)
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "rustico create failed");
+    out.to_path_buf()
+}
+
+/// The info-hash of a torrent, via `rustico info --json`.
+pub fn info_hash(torrent: &Path) -> [u8; 20] {
+    let out = rustico()
+        .arg("info")
+        .arg(torrent)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hex = v["info_hash"].as_str().unwrap();
+    let mut hash = [0u8; 20];
+    for (i, b) in hash.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+    }
+    hash
+}
+
+/// Waits for `child` at most `timeout`; kills it and panics on timeout.
+pub fn wait_with_timeout(child: &mut Child, timeout: Duration, what: &str) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs a command to its end (at most `timeout`), capturing its output.
+pub fn output_with_timeout(mut cmd: Command, timeout: Duration, what: &str) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let out_thread = std::thread::spawn(move || read_all(stdout));
+    let err_thread = std::thread::spawn(move || read_all(stderr));
+    let status = wait_with_timeout(&mut child, timeout, what);
+    Output {
+        status,
+        stdout: out_thread.join().unwrap(),
+        stderr: err_thread.join().unwrap(),
+    }
+}
+
+fn read_all(r: impl std::io::Read) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in BufReader::new(r).split(b'\n') {
+        let Ok(line) = line else { break };
+        out.extend_from_slice(&line);
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Starts `rustico seed TORRENT DIR --port PORT` and waits until it listens.
+pub fn start_seeder(torrent: &Path, dir: &Path, port: u16, config: &Path) -> ChildGuard {
+    let child = rustico()
+        .arg("seed")
+        .arg(torrent)
+        .arg(dir)
+        .args(["--port", &port.to_string()])
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = ChildGuard(child);
+    rustico_testkit::wait_for_tcp(([127, 0, 0, 1], port).into(), Duration::from_secs(20)).unwrap();
+    guard
+}
