@@ -146,7 +146,8 @@ pub fn scrape(
     Client::new(config.clone()).scrape(announce_url, info_hashes)
 }
 
-/// The transports of one tracker thread: an HTTP agent (connection pool)
+/// The transports of one tracker thread: an HTTP agent (TLS settings; no
+/// keep-alive, announces are minutes apart)
 /// and one UDP socket and session per UDP tracker, so connection ids are
 /// reused within their lifetime.
 ///
@@ -404,6 +405,11 @@ mod http {
             .timeout_global(Some(config.timeout))
             .timeout_connect(Some(config.connect_timeout))
             .user_agent(config.user_agent.as_str())
+            // No keep-alive pool: announces are minutes apart, and a pooled
+            // connection the tracker already closed fails the next request
+            // (seen in tests with a redirect from a server that closes).
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
             .build()
             .into()
     }
