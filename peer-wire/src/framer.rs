@@ -40,6 +40,8 @@ use crate::Status;
 #[derive(Debug, Clone)]
 pub struct Framer {
     limits: Limits,
+    /// `limits.max_frame_len()`, computed once.
+    max_frame: u32,
     capacity: usize,
     buf: Vec<u8>,
     /// Unconsumed bytes are `buf[start..end]`.
@@ -66,6 +68,7 @@ impl Framer {
     pub fn with_limits(limits: Limits) -> Framer {
         Framer {
             limits,
+            max_frame: limits.max_frame_len(),
             capacity: capacity_for(&limits),
             buf: Vec::new(),
             start: 0,
@@ -85,6 +88,7 @@ impl Framer {
     /// new capacity, the capacity stays large enough to hold them.
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
+        self.max_frame = limits.max_frame_len();
         self.capacity = capacity_for(&limits).max(self.buffered());
         if self.buf.len() > self.capacity {
             self.buf.copy_within(self.start..self.end, 0);
@@ -166,7 +170,7 @@ impl Framer {
         if let Some(err) = self.failed {
             return Err(err);
         }
-        match frame_len(self.pending(), &self.limits, self.position) {
+        match frame_len(self.pending(), &self.limits, self.max_frame, self.position) {
             Ok(Status::Complete(..)) => Ok(true),
             Ok(Status::Incomplete) => Ok(false),
             Err(err) => {
@@ -184,7 +188,7 @@ impl Framer {
             return Err(err);
         }
         let pending = self.buf.get(self.start..self.end).unwrap_or(&[]);
-        let used = match frame_len(pending, &self.limits, self.position) {
+        let used = match frame_len(pending, &self.limits, self.max_frame, self.position) {
             Ok(Status::Complete((), used)) => used,
             Ok(Status::Incomplete) => return Ok(None),
             Err(err) => {

@@ -329,9 +329,16 @@ impl Limits {
 
     /// Checks a length prefix and, when known, the id after it.
     /// `offset` is the frame's position, for the error.
-    pub(crate) fn check(&self, len: u32, id: Option<u8>, offset: u64) -> Result<(), FrameError> {
-        let max = self.max_frame_len();
-        if len > max {
+    #[inline]
+    pub(crate) fn check(
+        &self,
+        len: u32,
+        id: Option<u8>,
+        max_frame: u32,
+        offset: u64,
+    ) -> Result<(), FrameError> {
+        if len > max_frame {
+            let max = max_frame;
             return Err(FrameError::TooLong { len, max, offset });
         }
         let Some(id) = id else { return Ok(()) };
@@ -410,7 +417,7 @@ pub fn decode_frame<'a>(
     input: &'a [u8],
     limits: &Limits,
 ) -> Result<Status<Message<'a>>, FrameError> {
-    match frame_len(input, limits, 0)? {
+    match frame_len(input, limits, limits.max_frame_len(), 0)? {
         Status::Incomplete => Ok(Status::Incomplete),
         Status::Complete(_, used) => {
             let body = input.get(4..used).unwrap_or(&[]);
@@ -425,6 +432,7 @@ pub fn decode_frame<'a>(
 pub(crate) fn frame_len(
     input: &[u8],
     limits: &Limits,
+    max_frame: u32,
     offset: u64,
 ) -> Result<Status<()>, FrameError> {
     let Some(&[a, b, c, d]) = input.get(..4) else {
@@ -437,7 +445,7 @@ pub(crate) fn frame_len(
     } else {
         input.get(4).copied()
     };
-    limits.check(len, id, offset)?;
+    limits.check(len, id, max_frame, offset)?;
     let total = 4 + len as usize;
     if input.len() < total {
         Ok(Status::Incomplete)
@@ -465,7 +473,7 @@ impl<'a> Message<'a> {
             max_unknown_payload: u32::MAX,
         };
         let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
-        unlimited.check(len, body.first().copied(), 0)?;
+        unlimited.check(len, body.first().copied(), u32::MAX, 0)?;
         Ok(Message::from_checked_body(body))
     }
 
