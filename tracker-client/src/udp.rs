@@ -50,6 +50,7 @@ const ACTION_ERROR: u32 = 3;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UdpConfig {
     /// First retransmission timeout; BEP 15 says 15 s. Tests make it small.
+    /// Each timeout is capped at one day.
     pub retransmit_base: Duration,
     /// Retransmissions before giving up; BEP 15 says up to n = 8.
     pub max_retransmits: u32,
@@ -74,9 +75,12 @@ impl UdpConfig {
         (0..=self.max_retransmits).map(|n| self.timeout(n)).sum()
     }
 
+    /// `base * 2^attempt`, capped at a day so that no configuration can
+    /// push a deadline past what an `Instant` holds.
     fn timeout(&self, attempt: u32) -> Duration {
         self.retransmit_base
             .saturating_mul(1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX))
+            .min(Duration::from_secs(86_400))
     }
 }
 
@@ -925,6 +929,20 @@ mod tests {
                 message: "unregistered torrent".into()
             }))
         );
+    }
+
+    #[test]
+    fn huge_base_does_not_overflow() {
+        let t0 = Instant::now();
+        let config = UdpConfig {
+            retransmit_base: Duration::MAX,
+            ..config()
+        };
+        let mut s = UdpSession::new(config, false, 1);
+        s.start_announce(&request(), t0).unwrap();
+        assert!(s.poll_transmit(t0, &mut Vec::new()));
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(86_400)));
+        assert_eq!(config.max_operation_time(), Duration::from_secs(9 * 86_400));
     }
 
     #[test]
