@@ -113,7 +113,7 @@ impl FileEntry {
 /// println!("{}", torrent.info_hash());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Torrent {
     bytes: Vec<u8>,
     info_range: Range<usize>,
@@ -446,6 +446,23 @@ impl Torrent {
     }
 }
 
+impl std::fmt::Debug for Torrent {
+    /// The identifying fields only: the bytes and piece hashes would drown them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Torrent")
+            .field("info_hash", &self.info_hash)
+            .field("name", &self.name)
+            .field("total_length", &self.total_length)
+            .field("piece_length", &self.piece_length)
+            .field("num_pieces", &self.num_pieces)
+            .field("files", &self.files.len())
+            .field("private", &self.private)
+            .field("hybrid", &self.hybrid)
+            .field("trackers", &self.trackers)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the info dictionary yields.
 #[derive(Default)]
 struct Parsed {
@@ -581,7 +598,7 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
         }
         (None, None) => return Err(missing("info.length", info)),
         (Some(length), None) => {
-            let length = non_negative(length, "info.length")?;
+            let length = non_negative(length, || "info.length".to_string())?;
             out.total_length = length;
             out.files.push(FileEntry {
                 path: vec![out.name.clone()],
@@ -649,7 +666,7 @@ fn parse_files(files: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
         let length_value = file
             .get(b"length")
             .ok_or_else(|| missing(&key("length"), file))?;
-        let length = non_negative(length_value, &key("length"))?;
+        let length = non_negative(length_value, || key("length"))?;
         let path_value = match file.get(b"path.utf-8") {
             Some(p) => (p, "path.utf-8"),
             None => (
@@ -749,11 +766,16 @@ pub(crate) fn check_component(bytes: &[u8]) -> Result<(), PathProblem> {
     if bytes == b"." || bytes == b".." {
         return Err(PathProblem::DotComponent);
     }
-    if bytes.iter().any(|&b| b == b'/' || b == b'\\') {
-        return Err(PathProblem::Separator);
-    }
-    if bytes.contains(&0) {
-        return Err(PathProblem::Nul);
+    // One pass over the name: separators and NUL all sort at or below
+    // the backslash, so lowercase letters cost one comparison each.
+    for &b in bytes {
+        if b <= b'\\' {
+            match b {
+                b'/' | b'\\' => return Err(PathProblem::Separator),
+                0 => return Err(PathProblem::Nul),
+                _ => {}
+            }
+        }
     }
     if bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' {
         return Err(PathProblem::DrivePrefix);
@@ -778,12 +800,12 @@ pub(crate) fn check_component(bytes: &[u8]) -> Result<(), PathProblem> {
     Ok(())
 }
 
-fn non_negative(value: &Value<'_>, key: &str) -> Result<u64, Error> {
+fn non_negative(value: &Value<'_>, key: impl Fn() -> String) -> Result<u64, Error> {
     let n = value
         .as_integer()
-        .ok_or_else(|| wrong_type(key, "an integer", value))?;
+        .ok_or_else(|| wrong_type(&key(), "an integer", value))?;
     u64::try_from(n).map_err(|_| Error::Invalid {
-        key: key.into(),
+        key: key(),
         reason: format!("negative length {n}"),
         offset: value.offset(),
     })
