@@ -28,7 +28,9 @@ pub const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 
 /// True when running under CI (`CI=true`), where missing tools are failures.
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 /// Whether `tool` is an executable on `PATH` (or an existing absolute path).
@@ -49,7 +51,9 @@ pub fn require(tool: &str) -> bool {
     if tool_exists(tool) {
         return true;
     }
-    missing(&format!("`{tool}` is not installed (run scripts/install-test-deps)"))
+    missing(&format!(
+        "`{tool}` is not installed (run scripts/install-test-deps)"
+    ))
 }
 
 /// Like [`require`], for Debian's Python bindings of libtorrent.
@@ -140,7 +144,14 @@ impl Opentracker {
         let port = free_port();
         let child = Command::new("opentracker")
             .current_dir(dir.path())
-            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-P", &port.to_string()])
+            .args([
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-P",
+                &port.to_string(),
+            ])
             .arg("-w")
             .arg(&whitelist)
             .stdout(Stdio::null())
@@ -151,7 +162,13 @@ impl Opentracker {
             _child: ChildGuard(child),
             _dir: dir,
         };
-        wait_for_tcp(([127, 0, 0, 1], port).into(), Duration::from_secs(10))?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        wait_for_tcp(addr, Duration::from_secs(10))?;
+        // opentracker accepts connections before it has read its whitelist,
+        // and refuses every torrent until then: wait until it knows ours.
+        if let Some(hash) = info_hashes.first() {
+            wait_for_whitelist(addr, hash, Duration::from_secs(10))?;
+        }
         Ok(tracker)
     }
 
@@ -168,6 +185,37 @@ impl Opentracker {
     /// `udp://127.0.0.1:PORT/announce`
     pub fn udp_announce_url(&self) -> String {
         format!("udp://127.0.0.1:{}/announce", self.port)
+    }
+}
+
+/// Announces `stopped` for a throwaway peer until the tracker stops
+/// answering "not authorized" (a stopped announce leaves no peer behind).
+fn wait_for_whitelist(addr: SocketAddr, info_hash: &[u8; 20], timeout: Duration) -> io::Result<()> {
+    use std::io::{Read, Write};
+    let start = Instant::now();
+    let encoded: String = info_hash.iter().map(|b| format!("%{b:02x}")).collect();
+    let request = format!(
+        "GET /announce?info_hash={encoded}&peer_id=-TK0000-testkitwaits&port=9&uploaded=0\
+         &downloaded=0&left=0&event=stopped&compact=1 HTTP/1.0\r\nHost: {addr}\r\n\r\n"
+    );
+    loop {
+        let mut body = Vec::new();
+        let answered =
+            TcpStream::connect_timeout(&addr, Duration::from_secs(1)).and_then(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                s.write_all(request.as_bytes())?;
+                s.read_to_end(&mut body)
+            });
+        let refused = String::from_utf8_lossy(&body).contains("not authorized");
+        if answered.is_ok() && !body.is_empty() && !refused {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            return Err(io::Error::other(
+                "opentracker never accepted the whitelisted torrent",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
