@@ -285,11 +285,15 @@ impl PeerSession {
                 }
             }
             Message::Bitfield(wire) => {
-                if st.peer_pieces.is_some() {
-                    return violation("bitfield after the first message".into());
-                }
-                let bits = Bits::from_wire(wire, n)
+                // BEP 3 wants it first, but some clients (aria2 after
+                // have-none) send it later: merge rather than drop them.
+                let mut bits = Bits::from_wire(wire, n)
                     .ok_or_else(|| SessionError::Violation("bitfield of the wrong size".into()))?;
+                if let Some(known) = st.peer_pieces.as_ref() {
+                    for i in known.iter() {
+                        bits.set(i);
+                    }
+                }
                 *st.peer_pieces = Some(bits.clone());
                 st.events.push_back(Event::Pieces(bits));
             }
@@ -462,6 +466,12 @@ impl PeerSession {
             self.events.push_back(Event::Stats { down, up });
         }
         Ok(())
+    }
+
+    /// Payload bytes received and sent since the last [`Event::Stats`],
+    /// resetting the counters (for a final report when the connection ends).
+    pub fn take_stats(&mut self) -> (u64, u64) {
+        (std::mem::take(&mut self.down), std::mem::take(&mut self.up))
     }
 
     /// The next event, if any.

@@ -165,6 +165,11 @@ fn drive(setup: &ConnSetup, stream: TcpStream, their: Handshake, leftover: Vec<u
     }
     let closed = event_loop(setup, &stream, &mut session, &bytes_rx, leftover);
     let _ = stream.shutdown(Shutdown::Both);
+    let (down, up) = session.take_stats();
+    let _ = setup.to_manager.send(ToManager::Peer(
+        setup.key,
+        super::PeerMsg::Event(Event::Stats { down, up }),
+    ));
     closed
 }
 

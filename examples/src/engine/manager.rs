@@ -336,6 +336,10 @@ impl Manager {
                 Ok(ToManager::Peer(key, PeerMsg::Closed(_))) => {
                     self.peers.remove(&key);
                 }
+                Ok(ToManager::Peer(_, PeerMsg::Event(Event::Stats { down, up }))) => {
+                    self.status.downloaded.fetch_add(down, Ordering::Relaxed);
+                    self.status.uploaded.fetch_add(up, Ordering::Relaxed);
+                }
                 Ok(_) => {}
                 Err(_) => break,
             }

@@ -1,0 +1,273 @@
+//! rustico against real peers on 127.0.0.1, through a real opentracker:
+//! libtorrent seeds and rustico downloads; rustico seeds and aria2c and
+//! libtorrent download. Every byte is compared.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+/// Creates a torrent of `argv[1]` (a folder) announcing to `argv[2]`,
+/// written to `argv[3]`; `argv[4]` is "v1" for a v1-only torrent, else
+/// libtorrent's default hybrid v1+v2 (with padding files). Prints the v1
+/// info-hash.
+const CREATE_SCRIPT: &str = r#"
+import libtorrent as lt, sys, os
+src, tracker, out, kind = sys.argv[1:5]
+fs = lt.file_storage()
+lt.add_files(fs, src)
+flags = lt.create_torrent.v1_only if kind == "v1" else 0
+ct = lt.create_torrent(fs, 32768, flags=flags)
+ct.add_tracker(tracker)
+lt.set_piece_hashes(ct, os.path.dirname(src))
+data = lt.bencode(ct.generate())
+open(out, "wb").write(data)
+# `info_hash()` is the best hash: v2 (truncated) for a hybrid torrent.
+print(lt.torrent_info(out).info_hashes().v1)
+"#;
+
+/// `argv`: torrent, save path, port, mode ("seed" or "leech"). Seeds (or
+/// downloads) with libtorrent on 127.0.0.1; prints READY once listening,
+/// DONE once it has every piece (leech mode then exits).
+const PEER_SCRIPT: &str = r#"
+import libtorrent as lt, sys, time
+torrent, save, port, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+ses = lt.session({
+    "listen_interfaces": "127.0.0.1:%d" % port,
+    "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+    "enable_outgoing_utp": False, "enable_incoming_utp": False,
+    "allow_multiple_connections_per_ip": True,
+    "announce_to_all_trackers": True,
+    "alert_mask": lt.alert.category_t.error_notification,
+})
+atp = lt.add_torrent_params()
+atp.ti = lt.torrent_info(torrent)
+atp.save_path = save
+if mode == "seed":
+    atp.flags |= lt.torrent_flags.seed_mode
+atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+h = ses.add_torrent(atp)
+print("READY", flush=True)
+end = time.monotonic() + 170
+done = False
+while time.monotonic() < end:
+    time.sleep(0.1)
+    for a in ses.pop_alerts():
+        print("libtorrent:", a.what(), a.message(), file=sys.stderr, flush=True)
+    s = h.status()
+    if not done and s.is_seeding:
+        done = True
+        print("DONE", flush=True)
+        if mode == "leech":
+            break
+"#;
+
+fn unhex(hex: &str) -> [u8; 20] {
+    let mut out = [0u8; 20];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+    }
+    out
+}
+
+fn wait_for_line(guard: &mut ChildGuard, want: &str) {
+    let stdout = guard.0.stdout.as_mut().unwrap();
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).unwrap();
+        assert!(n > 0, "libtorrent exited before printing {want}");
+        if line.trim() == want {
+            return;
+        }
+    }
+}
+
+fn libtorrent_create(src: &Path, tracker: &str, out: &Path, kind: &str) -> [u8; 20] {
+    let hex = rustico_testkit::run_python(
+        CREATE_SCRIPT,
+        &[src.to_str().unwrap(), tracker, out.to_str().unwrap(), kind],
+    )
+    .unwrap();
+    unhex(hex.trim())
+}
+
+fn download_through_tracker(torrent: &Path, out_dir: &Path, config: &Path) {
+    let mut cmd = rustico();
+    cmd.arg("download")
+        .arg(torrent)
+        .arg("-o")
+        .arg(out_dir)
+        .args(["--port", &rustico_testkit::free_port().to_string()])
+        .arg("--config")
+        .arg(config);
+    let out = output_with_timeout(cmd, Duration::from_secs(120), "rustico download");
+    assert!(
+        out.status.success(),
+        "download failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn libtorrent_seeds_and_rustico_downloads(kind: &str) {
+    if !rustico_testkit::require_libtorrent() || !rustico_testkit::require("opentracker") {
+        return;
+    }
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let files = content(
+        11,
+        &[
+            ("one.bin", 1_000_000),
+            ("sub/two.bin", 2_345_678),
+            ("sub/three.txt", 5),
+        ],
+    );
+    write_files(&seed_dir.join("multi"), &files);
+    // The torrent names the tracker's port; the tracker whitelists the hash.
+    let port = rustico_testkit::free_port();
+    let url = format!("http://127.0.0.1:{port}/announce");
+    let torrent = dir.path().join("multi.torrent");
+    let hash = libtorrent_create(&seed_dir.join("multi"), &url, &torrent, kind);
+    let tracker = start_tracker_on(port, &[hash]);
+    let lt_port = rustico_testkit::free_port();
+    let mut seed = rustico_testkit::spawn_python(
+        PEER_SCRIPT,
+        &[
+            torrent.to_str().unwrap(),
+            seed_dir.to_str().unwrap(),
+            &lt_port.to_string(),
+            "seed",
+        ],
+    )
+    .unwrap();
+    wait_for_line(&mut seed, "READY");
+    let config = config_in(dir.path());
+    let out_dir = dir.path().join("download");
+    download_through_tracker(&torrent, &out_dir, &config);
+    assert_files(&out_dir.join("multi"), &files);
+    drop(tracker);
+}
+
+/// Opentracker on a chosen port (the torrent names it before it starts).
+fn start_tracker_on(port: u16, hashes: &[[u8; 20]]) -> TrackerOnPort {
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let whitelist = dir.path().join("whitelist");
+    let text: String = hashes
+        .iter()
+        .map(|h| rustico_testkit::hex(h) + "\n")
+        .collect();
+    std::fs::write(&whitelist, text).unwrap();
+    let child = std::process::Command::new("opentracker")
+        .current_dir(dir.path())
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-P",
+            &port.to_string(),
+        ])
+        .arg("-w")
+        .arg(&whitelist)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = ChildGuard(child);
+    rustico_testkit::wait_for_tcp(([127, 0, 0, 1], port).into(), Duration::from_secs(10)).unwrap();
+    TrackerOnPort {
+        _child: guard,
+        _dir: dir,
+    }
+}
+
+struct TrackerOnPort {
+    _child: ChildGuard,
+    _dir: rustico_testkit::TempDir,
+}
+
+#[test]
+fn libtorrent_seeds_a_v1_multi_file_torrent_and_rustico_downloads_it() {
+    libtorrent_seeds_and_rustico_downloads("v1");
+}
+
+#[test]
+fn libtorrent_seeds_a_hybrid_torrent_with_padding_and_rustico_downloads_it() {
+    libtorrent_seeds_and_rustico_downloads("hybrid");
+}
+
+#[test]
+fn rustico_seeds_and_aria2c_and_libtorrent_download() {
+    let have_aria2 = rustico_testkit::require("aria2c");
+    let have_lt = rustico_testkit::require_libtorrent();
+    if !rustico_testkit::require("opentracker") || !(have_aria2 || have_lt) {
+        return;
+    }
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let files = content(21, &[("big.bin", 6_000_000), ("small/x.txt", 77)]);
+    write_files(&seed_dir.join("share"), &files);
+    let port = rustico_testkit::free_port();
+    let url = format!("http://127.0.0.1:{port}/announce");
+    let torrent = create_torrent(
+        &seed_dir.join("share"),
+        &dir.path().join("share.torrent"),
+        &["--tracker", &url, "--piece-length", "65536"],
+    );
+    let _tracker = start_tracker_on(port, &[info_hash(&torrent)]);
+    let config = config_in(dir.path());
+    let seed_port = rustico_testkit::free_port();
+    let _seeder = start_seeder(&torrent, &seed_dir, seed_port, &config);
+
+    let aria_dir = dir.path().join("aria2");
+    let aria = have_aria2.then(|| {
+        std::process::Command::new("aria2c")
+            .arg(format!("--dir={}", aria_dir.display()))
+            .args([
+                "--seed-time=0",
+                "--enable-dht=false",
+                "--enable-dht6=false",
+                "--bt-enable-lpd=false",
+                "--enable-peer-exchange=false",
+                "--file-allocation=none",
+                "--summary-interval=0",
+                "--console-log-level=warn",
+            ])
+            .arg(format!("--listen-port={}", rustico_testkit::free_port()))
+            .arg(&torrent)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    });
+    let lt_dir = dir.path().join("libtorrent");
+    let lt = have_lt.then(|| {
+        std::fs::create_dir_all(&lt_dir).unwrap();
+        rustico_testkit::spawn_python(
+            PEER_SCRIPT,
+            &[
+                torrent.to_str().unwrap(),
+                lt_dir.to_str().unwrap(),
+                &rustico_testkit::free_port().to_string(),
+                "leech",
+            ],
+        )
+        .unwrap()
+    });
+    if let Some(mut lt) = lt {
+        wait_for_line(&mut lt, "READY");
+        wait_for_line(&mut lt, "DONE");
+        assert_files(&lt_dir.join("share"), &files);
+    }
+    if let Some(mut aria) = aria {
+        let status = wait_with_timeout(&mut aria, Duration::from_secs(120), "aria2c");
+        assert!(status.success(), "aria2c exited with {status}");
+        assert_files(&aria_dir.join("share"), &files);
+    }
+}
