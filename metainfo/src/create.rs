@@ -569,7 +569,8 @@ impl Job<'_> {
     /// Claims pieces one at a time until none are left, reading each with
     /// this thread's own buffer and file handle.
     fn run(&self, sender: &mpsc::Sender<Report>) {
-        let mut buffer = vec![0u8; self.piece_length as usize];
+        // A small torrent with big pieces needs no more than its total.
+        let mut buffer = vec![0u8; self.piece_length.min(self.total) as usize];
         let mut open: Option<(usize, File)> = None;
         loop {
             if self.stop.load(Ordering::Relaxed) || self.cancel.load(Ordering::Relaxed) {
