@@ -30,7 +30,10 @@ fn parse(c: &mut Criterion) {
     let doc = rustico_benches::torrent_document();
     let torrent = Torrent::from_bytes(&doc).unwrap();
     assert_eq!(torrent.files().len(), rustico_benches::TORRENT_FILES);
-    assert_eq!(torrent.num_pieces() as usize, rustico_benches::TORRENT_PIECES);
+    assert_eq!(
+        torrent.num_pieces() as usize,
+        rustico_benches::TORRENT_PIECES
+    );
 
     let mut group = c.benchmark_group("metainfo_parse");
     group.throughput(Throughput::Bytes(doc.len() as u64));
@@ -41,7 +44,9 @@ fn parse(c: &mut Criterion) {
         b.iter(|| rustico_bencode::decode(black_box(&doc)).unwrap())
     });
     group.bench_function("serde_bencode_value_decode_only", |b| {
-        b.iter(|| serde_bencode::from_bytes::<serde_bencode::value::Value>(black_box(&doc)).unwrap())
+        b.iter(|| {
+            serde_bencode::from_bytes::<serde_bencode::value::Value>(black_box(&doc)).unwrap()
+        })
     });
     group.finish();
 }
@@ -118,14 +123,22 @@ fn hashing(c: &mut Criterion) {
         let out = dir.path().join("mk.torrent");
         mktorrent(&data, torrent.nominal_piece_length(), &out);
         let theirs = Torrent::from_file(&out).unwrap();
-        assert_eq!(theirs.info_hash(), torrent.info_hash(), "same info-hash as mktorrent");
+        assert_eq!(
+            theirs.info_hash(),
+            torrent.info_hash(),
+            "same info-hash as mktorrent"
+        );
     }
 
     let mut group = c.benchmark_group("metainfo_hash");
     group.throughput(Throughput::Bytes(bytes));
     group.sample_size(10);
-    group.bench_function("rustico_builder_all_cores", |b| b.iter(|| build(&data, None)));
-    group.bench_function("rustico_builder_one_thread", |b| b.iter(|| build(&data, Some(1))));
+    group.bench_function("rustico_builder_all_cores", |b| {
+        b.iter(|| build(&data, None))
+    });
+    group.bench_function("rustico_builder_one_thread", |b| {
+        b.iter(|| build(&data, Some(1)))
+    });
     if have_mktorrent {
         let out = dir.path().join("mk.torrent");
         group.bench_function("mktorrent_all_cores", |b| {
