@@ -200,8 +200,19 @@ impl fmt::Display for Magnet {
         for seed in &self.web_seeds {
             param("ws", seed)?;
         }
+        // Peer addresses go out as written (libtorrent does not
+        // percent-decode `x.pe`); anything outside host characters, `:`
+        // and brackets is escaped, so a link stays one link.
         for peer in &self.peers {
-            param("x.pe", peer)?;
+            f.write_str("&x.pe=")?;
+            for &b in peer.as_bytes() {
+                if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']')
+                {
+                    write!(f, "{}", char::from(b))?;
+                } else {
+                    write!(f, "%{b:02X}")?;
+                }
+            }
         }
         Ok(())
     }
