@@ -490,10 +490,27 @@ fn pieces_spanning_files_and_zero_length_files() {
 
 /// A valid torrent mutated at random: flips, insertions, deletions, cuts.
 fn mutated() -> impl Strategy<Value = Vec<u8>> {
-    let base = encode(&valid_multi());
-    let len = base.len();
-    proptest::collection::vec((0..len, any::<u8>(), 0u8..4), 1..6).prop_map(move |edits| {
-        let mut bytes = base.clone();
+    let mut hybrid = valid_single();
+    let OwnedValue::Dict(info) = at(&mut hybrid, &[Key("info")]) else {
+        unreachable!()
+    };
+    info.insert(b"meta version".to_vec(), OwnedValue::from(2));
+    info.insert(
+        b"file tree".to_vec(),
+        OwnedValue::dict([(
+            "file.bin",
+            OwnedValue::dict([("", OwnedValue::dict([("length", OwnedValue::from(16385))]))]),
+        )]),
+    );
+    let bases = [
+        encode(&valid_multi()),
+        encode(&valid_single()),
+        encode(&hybrid),
+    ];
+    let longest = bases.iter().map(Vec::len).max().unwrap();
+    let edits = proptest::collection::vec((0..longest, any::<u8>(), 0u8..4), 1..6);
+    (0..bases.len(), edits).prop_map(move |(which, edits)| {
+        let mut bytes = bases[which].clone();
         for (at, byte, op) in edits {
             let at = at % (bytes.len() + 1);
             match op {
