@@ -107,6 +107,13 @@ impl PeerPolicy {
         false
     }
 
+    /// Bans `addr` now (proof of a corrupt block, say).
+    pub fn ban(&mut self, addr: SocketAddr, now: Instant) {
+        let k = self.known.entry(addr).or_default();
+        k.hash_failures = k.hash_failures.max(HASH_FAILURES_TO_BAN);
+        k.banned_until = Some(now + BAN_DURATION);
+    }
+
     /// Whether `addr` is banned now.
     pub fn is_banned(&self, addr: SocketAddr, now: Instant) -> bool {
         self.known

@@ -57,12 +57,23 @@ pub struct SaveResult {
     piece: u32,
     outcome: Result<(), String>,
     hash_failed: bool,
+    data: Vec<u8>,
+    senders: Vec<Option<SocketAddr>>,
 }
 
 struct SaveJob {
     piece: u32,
     data: Vec<u8>,
+    senders: Vec<Option<SocketAddr>>,
 }
+
+/// A piece being assembled: its bytes and who sent each block.
+struct PieceBuf {
+    data: Vec<u8>,
+    senders: Vec<Option<SocketAddr>>,
+}
+
+const BLOCK: usize = 16 * 1024;
 
 /// Smallest and largest request pipeline per peer; in between it follows
 /// the peer's rate (about one second of data in flight).
@@ -105,7 +116,10 @@ struct Manager {
     peers: HashMap<PeerKey, Peer>,
     by_pick: HashMap<PickKey, PeerKey>,
     next_key: PeerKey,
-    buffers: HashMap<u32, Vec<u8>>,
+    buffers: HashMap<u32, PieceBuf>,
+    /// Pieces that failed their hash, kept (bytes and senders) until a good
+    /// copy arrives: the blocks that differ name the peers who lied.
+    suspects: HashMap<u32, (Vec<u8>, Vec<Option<SocketAddr>>)>,
     policy: PeerPolicy,
     choker: Choker<PeerKey>,
     peers_per_torrent: usize,
@@ -221,6 +235,7 @@ fn run_inner(setup: ManagerSetup) -> Result<(), String> {
         by_pick: HashMap::new(),
         next_key: 1,
         buffers: HashMap::new(),
+        suspects: HashMap::new(),
         policy: PeerPolicy::new(setup.peers_per_torrent),
         choker: Choker::new(setup.upload_slots, super::seed_from_clock()),
         peers_per_torrent: setup.peers_per_torrent,
@@ -263,6 +278,8 @@ fn saver(rx: &Receiver<SaveJob>, storage: &Storage, control: &Sender<Control>) {
             piece: job.piece,
             outcome,
             hash_failed,
+            data: job.data,
+            senders: job.senders,
         };
         if control.send(Control::Saved(result)).is_err() {
             return;
@@ -494,6 +511,19 @@ impl Manager {
         let piece = result.piece;
         match result.outcome {
             Ok(()) => {
+                if let Some((bad, bad_senders)) = self.suspects.remove(&piece) {
+                    let good = &result.data;
+                    for (i, sender) in bad_senders.iter().enumerate() {
+                        let range = i * BLOCK..((i + 1) * BLOCK).min(good.len());
+                        if let (Some(addr), Some(b), Some(g)) =
+                            (sender, bad.get(range.clone()), good.get(range))
+                        {
+                            if b != g {
+                                self.ban(*addr, "sent a corrupt block");
+                            }
+                        }
+                    }
+                }
                 let _ = self.picker.piece_verified(piece);
                 self.have.set(piece);
                 self.verified_bytes += u64::from(self.meta.piece_size(piece));
@@ -527,25 +557,26 @@ impl Manager {
                     }
                 }
             }
-            Err(why) if result.hash_failed => {
+            Err(_) if result.hash_failed => {
                 let mut blamed = Vec::new();
                 let _ = self.picker.piece_hash_failed(piece, &mut blamed);
-                log::warn!(target: "rustico", "{}: piece {piece} failed its hash check", self.name());
-                let now = Instant::now();
-                for pk in blamed {
-                    let Some(&key) = self.by_pick.get(&pk) else {
-                        continue;
-                    };
-                    let Some(peer) = self.peers.get(&key) else {
-                        continue;
-                    };
-                    if self.policy.handle_hash_failure(peer.addr, now) {
-                        log::warn!(target: "rustico", "{}: banning {} ({why})", self.name(), peer.addr);
-                        let _ = peer.tx.send(ConnInput::Close(
-                            "sent pieces that failed the hash check".into(),
-                        ));
+                let mut senders: Vec<SocketAddr> =
+                    result.senders.iter().flatten().copied().collect();
+                senders.sort();
+                senders.dedup();
+                log::warn!(
+                    target: "rustico",
+                    "{}: piece {piece} failed its hash check (sent by {senders:?})",
+                    self.name()
+                );
+                // A sole sender is surely the culprit; with several, wait
+                // for a good copy to tell which blocks were wrong.
+                if let [only] = senders[..] {
+                    if self.policy.handle_hash_failure(only, Instant::now()) {
+                        self.ban(only, "sent pieces that failed the hash check");
                     }
                 }
+                self.suspects.insert(piece, (result.data, result.senders));
                 self.top_up_all();
             }
             Err(why) => {
@@ -556,6 +587,14 @@ impl Manager {
             }
         }
         Ok(())
+    }
+
+    fn ban(&mut self, addr: SocketAddr, why: &str) {
+        self.policy.ban(addr, Instant::now());
+        log::warn!(target: "rustico", "{}: banning peer {addr}: {why}", self.name());
+        for peer in self.peers.values().filter(|p| p.addr == addr) {
+            let _ = peer.tx.send(ConnInput::Close(format!("banned: {why}")));
+        }
     }
 
     fn handle_peer(&mut self, key: PeerKey, msg: PeerMsg) {
@@ -733,20 +772,25 @@ impl Manager {
         }
         if outcome.accepted {
             let size = self.meta.piece_size(req.index) as usize;
-            let buf = self
-                .buffers
-                .entry(req.index)
-                .or_insert_with(|| vec![0u8; size]);
+            let addr = self.peers.get(&key).map(|p| p.addr);
+            let buf = self.buffers.entry(req.index).or_insert_with(|| PieceBuf {
+                data: vec![0u8; size],
+                senders: vec![None; size.div_ceil(BLOCK)],
+            });
             let start = req.begin as usize;
-            if let Some(dst) = buf.get_mut(start..start + data.len()) {
+            if let Some(dst) = buf.data.get_mut(start..start + data.len()) {
                 dst.copy_from_slice(&data);
             }
+            if let Some(slot) = buf.senders.get_mut(start / BLOCK) {
+                *slot = addr;
+            }
             if outcome.piece_complete {
-                if let Some(data) = self.buffers.remove(&req.index) {
+                if let Some(buf) = self.buffers.remove(&req.index) {
                     self.saving += 1;
                     let _ = self.saver_tx.send(SaveJob {
                         piece: req.index,
-                        data,
+                        data: buf.data,
+                        senders: buf.senders,
                     });
                 }
             }
