@@ -1,6 +1,7 @@
 //! The picker itself: per-piece state, per-peer state, the pick rules and
 //! the events that feed them.
 
+use std::cell::Cell;
 use std::fmt;
 
 use crate::buckets::Buckets;
@@ -127,8 +128,13 @@ struct PeerSlot {
     /// peer reports its first piece, and always empty for seeds.
     bits: Vec<u64>,
     has_count: u32,
-    /// Pieces it has that we still want (not seeds).
-    wanted_count: u32,
+    /// A piece it has that we wanted when last looked at (NONE if unknown):
+    /// `interesting` re-checks it in O(1) and only searches when it has
+    /// been completed since.
+    witness: Cell<u32>,
+    /// `want_version + 1` when a search found nothing we want; cleared by
+    /// anything that could make the peer interesting again.
+    not_interesting_at: Cell<u64>,
     rate: u64,
     class: SpeedClass,
     /// `(piece, block)` requested from this peer, in request order.
@@ -164,6 +170,11 @@ pub struct PiecePicker {
     /// Index in `dl` while downloading, else NONE.
     dl_of: Vec<u32>,
     have_bits: Vec<u64>,
+    /// Wanted (priority > 0) and missing.
+    want_bits: Vec<u64>,
+    /// Bumped whenever a piece becomes wanted again (cached "not
+    /// interesting" answers expire).
+    want_version: u64,
     /// Wanted, missing and not started.
     open_bits: Vec<u64>,
     have_count: u32,
@@ -235,6 +246,8 @@ impl PiecePicker {
             pos: vec![NONE; n],
             dl_of: vec![NONE; n],
             have_bits: vec![0; words],
+            want_bits: open_bits.clone(),
+            want_version: 0,
             open_bits,
             have_count: 0,
             wanted_missing: n as u32,
@@ -351,7 +364,7 @@ impl PiecePicker {
     pub fn interesting(&self, peer: PeerKey) -> bool {
         match self.peer(peer) {
             Ok(slot) if slot.seed => self.wanted_missing > 0,
-            Ok(slot) => slot.wanted_count > 0,
+            Ok(slot) => self.peer_interesting(slot),
             Err(_) => false,
         }
     }
@@ -461,7 +474,8 @@ impl PiecePicker {
             seed: false,
             bits: Vec::new(),
             has_count: 0,
-            wanted_count: 0,
+            witness: Cell::new(NONE),
+            not_interesting_at: Cell::new(0),
             rate: 0,
             class: SpeedClass::Slow,
             in_flight: Vec::new(),
@@ -487,7 +501,8 @@ impl PiecePicker {
         slot.seed = false;
         slot.generation = slot.generation.wrapping_add(1);
         slot.has_count = 0;
-        slot.wanted_count = 0;
+        slot.witness.set(NONE);
+        slot.not_interesting_at.set(0);
         slot.rate = 0;
         slot.class = SpeedClass::Slow;
         if was_seed {
@@ -536,7 +551,10 @@ impl PiecePicker {
         }
         *w |= m;
         slot.has_count += 1;
-        slot.wanted_count += u32::from(wanted);
+        if wanted {
+            slot.witness.set(piece);
+            slot.not_interesting_at.set(0);
+        }
         self.add_availability(piece);
         Ok(())
     }
@@ -585,12 +603,18 @@ impl PiecePicker {
         if new_count >= REBUILD_THRESHOLD {
             self.dirty = true;
         }
-        let mut wanted_new = 0;
+        let mut witness = NONE;
         self.for_each_bit(&new_bits, |picker, p| {
-            wanted_new += u32::from(picker.wanted(p));
+            if witness == NONE && picker.wanted(p) {
+                witness = p;
+            }
             picker.add_availability(p);
         });
-        self.peers[peer.index as usize].wanted_count += wanted_new;
+        if witness != NONE {
+            let slot = &self.peers[peer.index as usize];
+            slot.witness.set(witness);
+            slot.not_interesting_at.set(0);
+        }
         Ok(())
     }
 
@@ -607,7 +631,6 @@ impl PiecePicker {
         let count = slot.has_count;
         slot.seed = true;
         slot.has_count = n;
-        slot.wanted_count = 0;
         self.seeds += 1;
         if count >= REBUILD_THRESHOLD {
             self.dirty = true;
@@ -852,16 +875,9 @@ impl PiecePicker {
             } else {
                 self.wanted_missing -= 1;
             }
-            for s in self
-                .peers
-                .iter_mut()
-                .filter(|s| s.live && !s.seed && s.has(piece))
-            {
-                if gained {
-                    s.wanted_count += 1;
-                } else {
-                    s.wanted_count -= 1;
-                }
+            set_bit(&mut self.want_bits, piece, gained);
+            if gained {
+                self.want_version += 1;
             }
         }
         if self.dl_of[p] == NONE && self.wanted(piece) {
@@ -871,7 +887,7 @@ impl PiecePicker {
     }
 
     /// Sets every piece's priority at once (for example from file
-    /// priorities). O(pieces + peers * pieces / 64).
+    /// priorities). O(pieces).
     pub fn set_priorities(&mut self, priorities: &[u8]) -> Result<(), PickerError> {
         let n = self.geo.num_pieces as usize;
         if priorities.len() != n {
@@ -894,32 +910,46 @@ impl PiecePicker {
             set_bit(&mut self.open_bits, piece, open);
             self.open_count += u32::from(open);
         }
+        for w in 0..self.words {
+            let mut word = !self.have_bits[w];
+            for k in 0..64 {
+                if self.prio.get(w * 64 + k).is_none_or(|&x| x == 0) {
+                    word &= !(1u64 << k);
+                }
+            }
+            self.want_bits[w] = word;
+        }
+        self.want_version += 1;
         self.seq_cursor = 0;
-        self.recount_wanted();
         Ok(())
     }
 
-    fn recount_wanted(&mut self) {
-        let want: Vec<u64> = (0..self.words)
-            .map(|w| {
-                let mut word = !self.have_bits[w];
-                for k in 0..64 {
-                    let p = w * 64 + k;
-                    if p >= self.prio.len() || self.prio[p] == 0 {
-                        word &= !(1u64 << k);
-                    }
-                }
-                word
-            })
-            .collect();
-        for s in self.peers.iter_mut().filter(|s| s.live && !s.seed) {
-            s.wanted_count = s
-                .bits
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a & b).count_ones())
-                .sum();
+    /// Whether a non-seed or seed peer has something we want: check the
+    /// witness, else search `bits & want_bits` from it, caching a miss until
+    /// the wanted set grows.
+    fn peer_interesting(&self, slot: &PeerSlot) -> bool {
+        if slot.seed {
+            return self.wanted_missing > 0;
         }
+        let w = slot.witness.get();
+        if w != NONE && bit(&self.want_bits, w) && slot.has(w) {
+            return true;
+        }
+        if slot.not_interesting_at.get() == self.want_version + 1 || slot.bits.is_empty() {
+            return false;
+        }
+        let words = self.words;
+        let from = if w == NONE { 0 } else { (w >> 6) as usize };
+        for k in 0..words {
+            let i = (from + k) % words;
+            let hit = slot.bits[i] & self.want_bits[i];
+            if hit != 0 {
+                slot.witness.set((i as u32) * 64 + hit.trailing_zeros());
+                return true;
+            }
+        }
+        slot.not_interesting_at.set(self.want_version + 1);
+        false
     }
 
     // --------------------------------------------------------- state changes
@@ -929,11 +959,7 @@ impl PiecePicker {
         self.have_count += 1;
         if self.prio[piece as usize] > 0 {
             self.wanted_missing -= 1;
-            for s in self.peers.iter_mut() {
-                if s.live && !s.seed && s.has(piece) {
-                    s.wanted_count -= 1;
-                }
-            }
+            set_bit(&mut self.want_bits, piece, false);
         }
     }
 
@@ -1229,65 +1255,79 @@ impl PiecePicker {
     }
 
     /// Walks the open pieces of each level from the highest priority down.
-    /// Rarest: buckets from the least available up; inside a bucket start
-    /// at a random slot and wrap, so ties are broken at random. Random: one
-    /// random start over the whole level. After a bounded number of probes
-    /// (the peer has few of the open pieces) it switches to a word-wise scan
-    /// of the peer's bitfield, which costs O(pieces / 64) at most.
+    /// Rarest: non-empty buckets from the least available up; inside a
+    /// bucket start at a random slot and wrap, so ties are broken at random.
+    /// After a bounded number of probes (the peer has few of the open
+    /// pieces) it switches to a word-wise scan of the peer's bitfield, which
+    /// costs O(pieces / 64) at most.
     fn scan_levels(&mut self, peer: PeerKey, rank: Rank) -> Option<u32> {
+        if let Rank::Random = rank {
+            return self.random_piece(peer);
+        }
         let slot = &self.peers[peer.index as usize];
         let budget = 64 + self.words;
         let mut probes = 0usize;
         for level in (1..LEVELS).rev() {
             let b = &self.levels[level];
-            let len = b.order.len();
-            if len == 0 {
-                continue;
-            }
-            match rank {
-                Rank::Rarest => {
-                    let mut i = 0;
-                    while i < len {
-                        let (s, e) = b.bucket(self.avail[b.order[i] as usize]);
-                        let width = e - s;
-                        let mut j = s + self.rng.below(width as u32) as usize;
-                        for _ in 0..width {
-                            let piece = b.order[j];
-                            if slot.has(piece) {
-                                return Some(piece);
-                            }
-                            j += 1;
-                            if j == e {
-                                j = s;
-                            }
-                        }
-                        probes += width;
-                        if probes > budget {
-                            return self.bitset_scan(peer, rank);
-                        }
-                        i = e;
+            let mut next = b.next_non_empty(0);
+            while let Some(a) = next {
+                let bucket = &b.buckets[a];
+                let width = bucket.len();
+                let mut j = self.rng.below(width as u32) as usize;
+                for _ in 0..width {
+                    let piece = bucket[j];
+                    if slot.has(piece) {
+                        return Some(piece);
+                    }
+                    j += 1;
+                    if j == width {
+                        j = 0;
                     }
                 }
-                Rank::Random => {
-                    let mut j = self.rng.below(len as u32) as usize;
-                    for _ in 0..len.min(budget) {
-                        let piece = b.order[j];
-                        if slot.has(piece) {
-                            return Some(piece);
-                        }
-                        j += 1;
-                        if j == len {
-                            j = 0;
-                        }
-                    }
-                    probes += len;
-                    if probes > budget {
-                        return self.bitset_scan(peer, rank);
-                    }
+                probes += width;
+                if probes > budget {
+                    return self.bitset_scan(peer, rank);
                 }
+                next = b.next_non_empty(a + 1);
             }
         }
         None
+    }
+
+    /// A random open piece the peer has, at the highest open priority: a
+    /// word-wise walk of `peer bits & open bits` from a random word, then a
+    /// random candidate inside the first word that has one.
+    fn random_piece(&mut self, peer: PeerKey) -> Option<u32> {
+        let top = (1..LEVELS).rev().find(|&l| self.levels[l].len > 0)? as u8;
+        let slot = &self.peers[peer.index as usize];
+        let words = self.words;
+        let start = self.rng.below(words as u32) as usize;
+        for k in 0..words {
+            let w = (start + k) % words;
+            let mine = if slot.seed {
+                u64::MAX
+            } else {
+                slot.bits.get(w).copied().unwrap_or(0)
+            };
+            let mut word = self.open_bits[w] & mine;
+            let mut at_top = 0u64;
+            while word != 0 {
+                let bit = word.trailing_zeros();
+                word &= word - 1;
+                if self.prio[w * 64 + bit as usize] == top {
+                    at_top |= 1u64 << bit;
+                }
+            }
+            if at_top != 0 {
+                let mut skip = self.rng.below(at_top.count_ones());
+                while skip > 0 {
+                    at_top &= at_top - 1;
+                    skip -= 1;
+                }
+                return Some((w as u32) * 64 + at_top.trailing_zeros());
+            }
+        }
+        self.bitset_scan(peer, Rank::Random)
     }
 
     /// Best open piece among those the peer has, by a word-wise walk of
@@ -1335,9 +1375,7 @@ impl PiecePicker {
         while self.seq_cursor < self.words && self.open_bits[self.seq_cursor] == 0 {
             self.seq_cursor += 1;
         }
-        let top = (1..LEVELS)
-            .rev()
-            .find(|&l| !self.levels[l].order.is_empty())? as u8;
+        let top = (1..LEVELS).rev().find(|&l| self.levels[l].len > 0)? as u8;
         let slot = &self.peers[peer.index as usize];
         let mut best: Option<(u8, u32)> = None;
         for w in self.seq_cursor..self.words {
@@ -1369,7 +1407,7 @@ impl PiecePicker {
             && (self.seeds > 0
                 || self.levels[1..]
                     .iter()
-                    .any(|l| l.order.len() > l.start[1] as usize))
+                    .any(|l| l.len > l.buckets.first().map_or(0, Vec::len)))
         {
             return true;
         }
@@ -1461,9 +1499,9 @@ impl PiecePicker {
                         avail[p as usize] += 1;
                     }
                 }
-                let want = (0..n).filter(|&p| s.has(p) && self.wanted(p)).count() as u32;
-                if want != s.wanted_count {
-                    return Err(format!("peer wanted_count {} != {want}", s.wanted_count));
+                let want = (0..n).any(|p| s.has(p) && self.wanted(p));
+                if want != self.peer_interesting(s) {
+                    return Err(format!("peer interest {} != {want}", !want));
                 }
             }
         }
@@ -1488,12 +1526,12 @@ impl PiecePicker {
             let mut listed = 0;
             for (level, b) in self.levels.iter().enumerate() {
                 b.check(&self.pos, &self.avail)?;
-                for &p in &b.order {
+                for &p in b.buckets.iter().flatten() {
                     if self.prio[p as usize] as usize != level || !self.is_open(p) {
                         return Err(format!("piece {p} listed in level {level} wrongly"));
                     }
                 }
-                listed += b.order.len();
+                listed += b.len;
             }
             if listed as u32 != open_count {
                 return Err("levels do not list every open piece".into());
