@@ -12,6 +12,13 @@ use crate::value::{Kind, Value};
 pub trait Encode {
     /// Appends the canonical encoding of `self` to `out`.
     fn encode_into(&self, out: &mut Vec<u8>);
+
+    /// A guess at the encoded size, for [`encode`] to allocate once; 0
+    /// when unknown. A decoded [`Value`] answers the size of its input
+    /// bytes, which is exact for canonical input.
+    fn size_hint(&self) -> usize {
+        0
+    }
 }
 
 /// The canonical encoding of a value, in a new buffer.
@@ -22,7 +29,7 @@ pub trait Encode {
 /// # Ok::<(), rustico_bencode::Error>(())
 /// ```
 pub fn encode<T: Encode + ?Sized>(value: &T) -> Vec<u8> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(value.size_hint());
     value.encode_into(&mut out);
     out
 }
@@ -88,6 +95,10 @@ impl Encode for OwnedValue {
 }
 
 impl Encode for Value<'_> {
+    fn size_hint(&self) -> usize {
+        self.raw().len()
+    }
+
     /// Canonical even when the input was not: keys are sorted, and of a
     /// repeated key the first entry is kept (as [`crate::Dict::get`] sees it).
     fn encode_into(&self, out: &mut Vec<u8>) {
@@ -128,6 +139,10 @@ impl<T: Encode + ?Sized> Encode for &T {
     fn encode_into(&self, out: &mut Vec<u8>) {
         (**self).encode_into(out);
     }
+
+    fn size_hint(&self) -> usize {
+        (**self).size_hint()
+    }
 }
 
 impl Encode for i64 {
@@ -139,6 +154,10 @@ impl Encode for i64 {
 impl Encode for [u8] {
     fn encode_into(&self, out: &mut Vec<u8>) {
         bytes(out, self);
+    }
+
+    fn size_hint(&self) -> usize {
+        self.len() + 21
     }
 }
 
