@@ -419,6 +419,36 @@ impl PeerSession {
         }
     }
 
+    /// Serves a block asked for with [`Event::Serve`] by letting `fill`
+    /// append its bytes straight after the message header in the transmit
+    /// buffer (no intermediate copy). `fill` fails (storage could not read
+    /// it): the request is rejected if the peer speaks fast, else skipped.
+    pub fn send_block_with<E>(
+        &mut self,
+        req: BlockRequest,
+        fill: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) {
+        if self.am_choking {
+            self.send_block(req, None);
+            return;
+        }
+        let start = self.out.len();
+        self.out.extend_from_slice(&rustico_peer_wire::piece_header(
+            req.index, req.begin, req.length,
+        ));
+        let data_start = self.out.len();
+        match fill(&mut self.out) {
+            Ok(()) if self.out.len() - data_start == req.length as usize => {
+                self.queued_serves = self.queued_serves.saturating_sub(1);
+                self.up += u64::from(req.length);
+            }
+            _ => {
+                self.out.truncate(start);
+                self.send_block(req, None);
+            }
+        }
+    }
+
     /// The bytes of a block asked for with [`Event::Serve`] (`None` when it
     /// could not be read: rejected if the peer speaks fast, else skipped).
     pub fn send_block(&mut self, req: BlockRequest, data: Option<&[u8]>) {
@@ -644,7 +674,10 @@ mod tests {
         s.handle_input(&wire(&[Message::Request(block(0, 4))]), now)
             .unwrap();
         assert_eq!(events(&mut s), [Event::Serve(block(0, 4))]);
-        s.send_block(block(0, 4), Some(b"data"));
+        s.send_block_with(block(0, 4), |out: &mut Vec<u8>| {
+            out.extend_from_slice(b"data");
+            Ok::<(), ()>(())
+        });
         assert_eq!(
             sent(&mut s, now),
             wire(&[

@@ -203,7 +203,6 @@ fn event_loop(
     leftover: Vec<u8>,
 ) -> Closed {
     let mut out = Vec::with_capacity(256 * 1024);
-    let mut block = Vec::with_capacity(16 * 1024);
     if !leftover.is_empty() {
         if let Err(e) = session.handle_input(&leftover, Instant::now()) {
             return Closed::Failed(e.to_string());
@@ -214,12 +213,11 @@ fn event_loop(
         while let Some(event) = session.poll_event() {
             match event {
                 Event::Serve(req) => {
-                    block.clear();
-                    let ok = setup
-                        .storage
-                        .read_block(req.index, req.begin, req.length, &mut block)
-                        .is_ok();
-                    session.send_block(req, ok.then_some(block.as_slice()));
+                    session.send_block_with(req, |out| {
+                        setup
+                            .storage
+                            .read_block(req.index, req.begin, req.length, out)
+                    });
                 }
                 other => {
                     if setup
