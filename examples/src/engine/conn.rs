@@ -153,17 +153,20 @@ fn drive(setup: &ConnSetup, stream: TcpStream, their: Handshake, leftover: Vec<u
         },
     ));
     let (bytes_tx, bytes_rx) = bounded::<std::io::Result<Vec<u8>>>(8);
+    // Read buffers go back to the reader once handled, so reading costs
+    // neither an allocation nor a copy per chunk.
+    let (spare_tx, spare_rx) = bounded::<Vec<u8>>(4);
     let reader_stream = match stream.try_clone() {
         Ok(s) => s,
         Err(e) => return Closed::Failed(format!("socket: {e}")),
     };
     let reader = std::thread::Builder::new()
         .name("peer-reader".into())
-        .spawn(move || read_loop(reader_stream, bytes_tx));
+        .spawn(move || read_loop(reader_stream, bytes_tx, spare_rx));
     if let Err(e) = reader {
         return Closed::Failed(format!("thread: {e}"));
     }
-    let closed = event_loop(setup, &stream, &mut session, &bytes_rx, leftover);
+    let closed = event_loop(setup, &stream, &mut session, &bytes_rx, &spare_tx, leftover);
     let _ = stream.shutdown(Shutdown::Both);
     let (down, up) = session.take_stats();
     let _ = setup.to_manager.send(ToManager::Peer(
@@ -173,16 +176,20 @@ fn drive(setup: &ConnSetup, stream: TcpStream, their: Handshake, leftover: Vec<u
     closed
 }
 
-fn read_loop(mut stream: TcpStream, out: Sender<std::io::Result<Vec<u8>>>) {
-    let mut buf = vec![0u8; 256 * 1024];
+const READ_CHUNK: usize = 128 * 1024;
+
+fn read_loop(mut stream: TcpStream, out: Sender<std::io::Result<Vec<u8>>>, spare: Receiver<Vec<u8>>) {
     loop {
+        let mut buf = spare.try_recv().unwrap_or_default();
+        buf.resize(READ_CHUNK, 0);
         match stream.read(&mut buf) {
             Ok(0) => {
                 let _ = out.send(Ok(Vec::new()));
                 return;
             }
             Ok(n) => {
-                if out.send(Ok(buf.get(..n).unwrap_or(&[]).to_vec())).is_err() {
+                buf.truncate(n);
+                if out.send(Ok(buf)).is_err() {
                     return;
                 }
             }
@@ -200,6 +207,7 @@ fn event_loop(
     mut stream: &TcpStream,
     session: &mut PeerSession,
     bytes_rx: &Receiver<std::io::Result<Vec<u8>>>,
+    spare_tx: &Sender<Vec<u8>>,
     leftover: Vec<u8>,
 ) -> Closed {
     let mut out = Vec::with_capacity(256 * 1024);
@@ -245,6 +253,18 @@ fn event_loop(
                 Ok(Ok(bytes)) => {
                     if let Err(e) = session.handle_input(&bytes, now) {
                         return Closed::Failed(e.to_string());
+                    }
+                    let _ = spare_tx.try_send(bytes);
+                    // Take whatever else has arrived before answering: fewer,
+                    // larger writes and messages.
+                    while let Ok(Ok(more)) = bytes_rx.try_recv() {
+                        if more.is_empty() {
+                            return Closed::Normal("peer closed the connection".into());
+                        }
+                        if let Err(e) = session.handle_input(&more, now) {
+                            return Closed::Failed(e.to_string());
+                        }
+                        let _ = spare_tx.try_send(more);
                     }
                 }
                 Ok(Err(e)) => return Closed::Failed(format!("read: {e}")),

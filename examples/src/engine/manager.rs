@@ -120,6 +120,9 @@ struct Manager {
     /// Pieces that failed their hash, kept (bytes and senders) until a good
     /// copy arrives: the blocks that differ name the peers who lied.
     suspects: HashMap<u32, (Vec<u8>, Vec<Option<SocketAddr>>)>,
+    /// Piece buffers back from the saver, reused (every byte is
+    /// overwritten before a piece is complete, so they need no clearing).
+    spare_buffers: Vec<Vec<u8>>,
     policy: PeerPolicy,
     choker: Choker<PeerKey>,
     peers_per_torrent: usize,
@@ -236,6 +239,7 @@ fn run_inner(setup: ManagerSetup) -> Result<(), String> {
         next_key: 1,
         buffers: HashMap::new(),
         suspects: HashMap::new(),
+        spare_buffers: Vec::new(),
         policy: PeerPolicy::new(setup.peers_per_torrent),
         choker: Choker::new(setup.upload_slots, super::seed_from_clock()),
         peers_per_torrent: setup.peers_per_torrent,
@@ -524,6 +528,9 @@ impl Manager {
                         }
                     }
                 }
+                if self.spare_buffers.len() < 16 && result.data.len() == self.meta.piece_length as usize {
+                    self.spare_buffers.push(result.data);
+                }
                 let _ = self.picker.piece_verified(piece);
                 self.have.set(piece);
                 self.verified_bytes += u64::from(self.meta.piece_size(piece));
@@ -773,9 +780,16 @@ impl Manager {
         if outcome.accepted {
             let size = self.meta.piece_size(req.index) as usize;
             let addr = self.peers.get(&key).map(|p| p.addr);
-            let buf = self.buffers.entry(req.index).or_insert_with(|| PieceBuf {
-                data: vec![0u8; size],
-                senders: vec![None; size.div_ceil(BLOCK)],
+            let spare = &mut self.spare_buffers;
+            let buf = self.buffers.entry(req.index).or_insert_with(|| {
+                let data = match spare.pop() {
+                    Some(d) if d.len() == size => d,
+                    _ => vec![0u8; size],
+                };
+                PieceBuf {
+                    data,
+                    senders: vec![None; size.div_ceil(BLOCK)],
+                }
             });
             let start = req.begin as usize;
             if let Some(dst) = buf.data.get_mut(start..start + data.len()) {
