@@ -196,9 +196,16 @@ impl NaivePicker<'_> {
     }
 }
 
-/// Times `iters` picks of `max` blocks, each for the next leecher, returning
-/// the blocks (untimed) after each round of 100 so the state stays steady.
-fn time_picks(picker: &mut PiecePicker, keys: &[PeerKey], max: usize, iters: u64) -> Duration {
+/// Times `iters` picks of `max` blocks, each for the next leecher (or all
+/// for the same one), returning the blocks (untimed) after each round of 100
+/// so the state stays steady.
+fn time_picks(
+    picker: &mut PiecePicker,
+    keys: &[PeerKey],
+    max: usize,
+    same_peer: bool,
+    iters: u64,
+) -> Duration {
     let mut out = Vec::with_capacity(max * 100);
     let mut total = Duration::ZERO;
     let leechers = &keys[SEEDS..];
@@ -207,9 +214,9 @@ fn time_picks(picker: &mut PiecePicker, keys: &[PeerKey], max: usize, iters: u64
     while done < iters {
         let round = (iters - done).min(100) as usize;
         let peers: Vec<PeerKey> = (0..round)
-            .map(|i| leechers[(next + i) % leechers.len()])
+            .map(|i| leechers[(next + if same_peer { 0 } else { i }) % leechers.len()])
             .collect();
-        next += round;
+        next += if same_peer { 1 } else { round };
         let start = Instant::now();
         for &p in &peers {
             picker.pick(p, max, &mut out).unwrap();
@@ -218,7 +225,9 @@ fn time_picks(picker: &mut PiecePicker, keys: &[PeerKey], max: usize, iters: u64
         black_box(&out);
         out.clear();
         for &p in &peers {
-            picker.peer_choked(p).unwrap();
+            if !same_peer || p == peers[0] {
+                picker.peer_choked(p).unwrap();
+            }
         }
         done += round as u64;
     }
@@ -280,9 +289,12 @@ fn per_size(c: &mut Criterion) {
         });
         for max in [1usize, 64] {
             group.bench_function(BenchmarkId::new("pick", max), |b| {
-                b.iter_custom(|iters| time_picks(&mut picker, &keys, max, iters))
+                b.iter_custom(|iters| time_picks(&mut picker, &keys, max, false, iters))
             });
         }
+        group.bench_function("pick_same_peer/1", |b| {
+            b.iter_custom(|iters| time_picks(&mut picker, &keys, 1, true, iters))
+        });
         let mut naive = swarm.naive();
         for max in [1usize, 64] {
             group.bench_function(BenchmarkId::new("naive_pick", max), |b| {

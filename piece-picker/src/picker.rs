@@ -1163,38 +1163,66 @@ impl PiecePicker {
         left
     }
 
+    /// Which partial piece `peer` should continue. Asking whether the peer
+    /// has a piece is the costly step (a cache miss into its bitfield), so
+    /// cheap filters run first: the piece it requested last; then the
+    /// highest priority among the eligible partial pieces, taking the first
+    /// listed that the peer has. Sequential mode takes the lowest index.
     fn choose_partial(&self, peer: PeerKey, strict: bool) -> Option<u32> {
         let slot = &self.peers[peer.index as usize];
-        let sequential = self.cfg.mode == PickMode::Sequential;
-        let mut best: Option<((u8, u8, u32), u32)> = None;
-        for &d in &self.open_partials {
-            let entry = &self.dl[d as usize];
-            let prio = self.prio[entry.piece as usize];
-            if prio == 0 || !slot.has(entry.piece) {
-                continue;
+        if let Some(&(piece, _)) = slot.in_flight.last() {
+            let d = self.dl_of[piece as usize];
+            if d != NONE && self.dl[d as usize].open_blocks > 0 && self.prio[piece as usize] > 0 {
+                return Some(d);
             }
-            let rank = if entry.owner == peer {
-                0
-            } else if !strict
+        }
+        let eligible = |entry: &Downloading| {
+            entry.owner == peer
+                || !strict
                 || entry.requests.is_empty()
                 || !self.cfg.fastest_peer_first
                 || (slot.class == SpeedClass::Slow && entry.class == SpeedClass::Slow)
-            {
-                1
-            } else {
-                continue;
-            };
-            let tie = if sequential {
-                entry.piece
-            } else {
-                entry.open_blocks
-            };
-            let key = (rank, MAX_PRIORITY - prio, tie);
-            if best.is_none_or(|(k, _)| key < k) {
-                best = Some((key, d));
+        };
+        if self.cfg.mode == PickMode::Sequential {
+            let mut best: Option<((u8, u32), u32)> = None;
+            for &d in &self.open_partials {
+                let entry = &self.dl[d as usize];
+                let prio = self.prio[entry.piece as usize];
+                if prio == 0 || !eligible(entry) || !slot.has(entry.piece) {
+                    continue;
+                }
+                let key = (MAX_PRIORITY - prio, entry.piece);
+                if best.is_none_or(|(k, _)| key < k) {
+                    best = Some((key, d));
+                }
+            }
+            return best.map(|(_, d)| d);
+        }
+        let mut level = 0u8;
+        for &d in &self.open_partials {
+            let entry = &self.dl[d as usize];
+            let prio = self.prio[entry.piece as usize];
+            if prio > level && eligible(entry) {
+                level = prio;
             }
         }
-        best.map(|(_, d)| d)
+        while level > 0 {
+            let mut lower = 0u8;
+            for &d in &self.open_partials {
+                let entry = &self.dl[d as usize];
+                let prio = self.prio[entry.piece as usize];
+                if prio > level || prio == 0 || !eligible(entry) {
+                    continue;
+                }
+                if prio < level {
+                    lower = lower.max(prio);
+                } else if slot.has(entry.piece) {
+                    return Some(d);
+                }
+            }
+            level = lower;
+        }
+        None
     }
 
     /// Requests open blocks of downloading piece `d` from `peer`, in block
