@@ -3,6 +3,7 @@
 use std::cmp::Ordering;
 
 use crate::error::{Error, ErrorKind};
+use crate::tokens::Tokens;
 use crate::value::{Dict, Kind, Value};
 
 /// The default nesting limit: deeper lists and dictionaries are an error.
@@ -125,6 +126,12 @@ impl Decoder {
             ));
         }
         Ok(value)
+    }
+
+    /// Walks the value at the start of `input` token by token, with this
+    /// decoder's mode and nesting limit, building nothing: see [`Tokens`].
+    pub fn tokens<'a>(&self, input: &'a [u8]) -> Tokens<'a> {
+        Tokens::new(input, self.strict, self.max_depth)
     }
 
     /// Decodes the value at the start of the input; returns it and the
@@ -289,14 +296,18 @@ impl<'a> Parser<'a> {
     }
 }
 
-fn unexpected_end(input: &[u8]) -> Error {
+pub(crate) fn unexpected_end(input: &[u8]) -> Error {
     Error::new(ErrorKind::UnexpectedEnd, input.len())
 }
 
 /// `<digits>:<bytes>`, with `pos` on the first digit; leaves `pos` after
 /// the bytes.
 #[inline]
-fn byte_string<'a>(input: &'a [u8], pos: &mut usize, strict: bool) -> Result<&'a [u8], Error> {
+pub(crate) fn byte_string<'a>(
+    input: &'a [u8],
+    pos: &mut usize,
+    strict: bool,
+) -> Result<&'a [u8], Error> {
     let start = *pos;
     let mut at = start;
     let mut claimed: u64 = 0;
@@ -333,7 +344,7 @@ fn byte_string<'a>(input: &'a [u8], pos: &mut usize, strict: bool) -> Result<&'a
 
 /// `[-]<digits>e`, with `pos` just after the `i`; leaves `pos` after the `e`.
 #[inline]
-fn integer(input: &[u8], pos: &mut usize, strict: bool) -> Result<i64, Error> {
+pub(crate) fn integer(input: &[u8], pos: &mut usize, strict: bool) -> Result<i64, Error> {
     let mut at = *pos;
     let negative = input.get(at) == Some(&b'-');
     if negative {

@@ -27,6 +27,8 @@
 //!   bytes to a borrowed [`Value`] tree; lenient or strict, with a nesting
 //!   limit. Errors are an [`Error`]: an [`ErrorKind`] and a byte offset.
 //! - [`Value`], [`Kind`], [`Dict`]: the borrowed tree.
+//! - [`Decoder::tokens`], [`Tokens`], [`Token`]: the same decoder as a pull
+//!   parser that builds nothing, for hot paths and validation.
 //! - [`OwnedValue`]: values to build and keep.
 //! - [`encode`], [`encode_into`], [`Encode`] and the item writers
 //!   [`encode::integer`] and [`encode::bytes`]: canonical output.
@@ -39,12 +41,14 @@ mod decode;
 pub mod encode;
 mod error;
 mod owned;
+mod tokens;
 mod value;
 
 pub use decode::{decode, decode_prefix, decode_strict, Decoder, DEFAULT_MAX_DEPTH, MAX_DEPTH_CAP};
 pub use encode::{encode, encode_into, Encode};
 pub use error::{Error, ErrorKind};
 pub use owned::{OwnedDict, OwnedValue};
+pub use tokens::{Token, Tokens};
 pub use value::{Dict, Kind, Value};
 
 /// Shows bytes as a string where printable, escaped elsewhere.

@@ -141,3 +141,26 @@ fn a_wide_list_decodes() {
     assert_eq!(items.len(), 100_000);
     assert_eq!(items[99_999].offset(), 1 + 3 * 99_999);
 }
+
+#[test]
+fn the_pull_parser_has_the_same_limits() {
+    let expected = Error {
+        kind: ErrorKind::TooDeep {
+            limit: DEFAULT_MAX_DEPTH,
+        },
+        offset: DEFAULT_MAX_DEPTH,
+    };
+    let mut tokens = Decoder::new().tokens(&[b'l'; ONE_MB]);
+    let outcome: Result<Vec<_>, _> = tokens.by_ref().collect();
+    assert_eq!(outcome.unwrap_err(), expected);
+    // The walk is over after an error.
+    assert_eq!(tokens.next_token(), Ok(None));
+    let outcome: Result<Vec<_>, _> = Decoder::new().tokens(b"99999999999999:x").collect();
+    assert_eq!(
+        outcome.unwrap_err().kind,
+        ErrorKind::StringTooLong {
+            claimed: 99_999_999_999_999,
+            remaining: 1
+        }
+    );
+}

@@ -8,7 +8,8 @@ mod common;
 use common::{apply, canonical_document, edits, grammar_soup, owned_value};
 use proptest::prelude::*;
 use rustico_bencode::{
-    decode, decode_prefix, decode_strict, encode, encode_into, Kind, OwnedValue, Value,
+    decode, decode_prefix, decode_strict, encode, encode_into, Decoder, Kind, OwnedValue, Token,
+    Value,
 };
 
 /// Checks that every value in the tree knows its exact input bytes, and
@@ -32,6 +33,52 @@ fn check_spans(input: &[u8], value: &Value<'_>) {
                 check_spans(input, item);
             }
         }
+    }
+}
+
+/// The tokens a walk of `value` should produce, in order, with their
+/// offsets (`None` for keys: the tree does not keep where a key starts).
+fn expected_tokens<'a>(value: &Value<'a>, out: &mut Vec<(Option<usize>, Token<'a>)>) {
+    let at = Some(value.offset());
+    match value.kind() {
+        Kind::Integer(n) => out.push((at, Token::Integer(*n))),
+        Kind::Bytes(bytes) => out.push((at, Token::Bytes(bytes))),
+        Kind::List(items) => {
+            out.push((at, Token::List));
+            items.iter().for_each(|item| expected_tokens(item, out));
+        }
+        Kind::Dict(dict) => {
+            out.push((at, Token::Dict));
+            for (key, item) in dict.iter() {
+                out.push((None, Token::Key(key)));
+                expected_tokens(item, out);
+            }
+        }
+    }
+    if matches!(value.kind(), Kind::List(_) | Kind::Dict(_)) {
+        out.push((Some(value.offset() + value.raw().len() - 1), Token::End));
+    }
+}
+
+/// The pull parser accepts what the tree decoder accepts, yields the tree
+/// in pre-order, and fails with the same error.
+fn check_tokens(input: &[u8], strict: bool) {
+    let decoder = Decoder::new().strict(strict);
+    let walked: Result<Vec<(usize, Token<'_>)>, _> = decoder.tokens(input).collect();
+    match decoder.decode(input) {
+        Ok(value) => {
+            let walked = walked.unwrap();
+            let mut expected = Vec::new();
+            expected_tokens(&value, &mut expected);
+            assert_eq!(walked.len(), expected.len());
+            for ((offset, token), (want_offset, want_token)) in walked.iter().zip(&expected) {
+                assert_eq!(token, want_token);
+                if let Some(want) = want_offset {
+                    assert_eq!(offset, want);
+                }
+            }
+        }
+        Err(err) => assert_eq!(walked.unwrap_err(), err, "{input:?}"),
     }
 }
 
@@ -140,6 +187,9 @@ proptest! {
         sloppy_encode(&value.to_owned_value(), &mut Choices(seed), &mut sloppy);
         let value = decode(&sloppy).unwrap();
         check_spans(&sloppy, &value);
+        check_tokens(&doc, true);
+        check_tokens(&sloppy, false);
+        check_tokens(&sloppy, true);
     }
 
     #[test]
@@ -174,6 +224,8 @@ proptest! {
 
 /// Whatever the input: no panic, and what is accepted is self-consistent.
 fn check_any_input(input: &[u8]) {
+    check_tokens(input, false);
+    check_tokens(input, true);
     let lenient = decode(input);
     let strict = decode_strict(input);
     let prefix = decode_prefix(input);
