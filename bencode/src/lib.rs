@@ -30,7 +30,7 @@
 //! - [`Decoder::tokens`], [`Tokens`], [`Token`]: the same decoder as a pull
 //!   parser that builds nothing, for hot paths and validation.
 //! - [`OwnedValue`]: values to build and keep.
-//! - [`encode`], [`encode_into`], [`Encode`] and the item writers
+//! - [`encode()`], [`encode_into`], [`Encode`] and the item writers
 //!   [`encode::integer`] and [`encode::bytes`]: canonical output.
 //!
 //! No I/O, no `unsafe`, no dependencies beyond `thiserror`.
