@@ -14,7 +14,7 @@ use crate::engine::{Engine, EngineConfig, Status, TorrentHandle, TorrentOptions}
 use crate::meta::TorrentMeta;
 use crate::progress::{use_bars, TorrentProgress};
 
-const POLL: Duration = Duration::from_millis(200);
+const POLL: Duration = Duration::from_millis(50);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn start_engine(config: &Config, net: &NetArgs, ip: IpAddr) -> Result<Engine, String> {

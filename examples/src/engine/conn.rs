@@ -178,7 +178,11 @@ fn drive(setup: &ConnSetup, stream: TcpStream, their: Handshake, leftover: Vec<u
 
 const READ_CHUNK: usize = 128 * 1024;
 
-fn read_loop(mut stream: TcpStream, out: Sender<std::io::Result<Vec<u8>>>, spare: Receiver<Vec<u8>>) {
+fn read_loop(
+    mut stream: TcpStream,
+    out: Sender<std::io::Result<Vec<u8>>>,
+    spare: Receiver<Vec<u8>>,
+) {
     loop {
         let mut buf = spare.try_recv().unwrap_or_default();
         buf.resize(READ_CHUNK, 0);

@@ -132,7 +132,8 @@ struct Manager {
     saver_tx: Sender<SaveJob>,
     tracker_tx: Option<Sender<TrackerEvent>>,
     tracker_thread: Option<std::thread::JoinHandle<()>>,
-    resume_path: PathBuf,
+    resume_tx: Option<Sender<Vec<bool>>>,
+    resume_thread: Option<std::thread::JoinHandle<()>>,
     resume_dirty: bool,
     last_resume_save: Instant,
     rechoke_soon: bool,
@@ -228,6 +229,23 @@ fn run_inner(setup: ManagerSetup) -> Result<(), String> {
     } else {
         (None, None)
     };
+    let (resume_tx, resume_rx) = unbounded::<Vec<bool>>();
+    let resume_thread = {
+        let storage = storage.clone();
+        let name = meta.name.clone();
+        super::spawn("resume", move || {
+            while let Ok(mut have) = resume_rx.recv() {
+                // Only the latest snapshot matters.
+                while let Ok(newer) = resume_rx.try_recv() {
+                    have = newer;
+                }
+                if let Err(e) = storage.save_resume(&resume_path, &have) {
+                    log::warn!(target: "rustico", "{name}: saving resume data failed: {e}");
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?
+    };
     let now = Instant::now();
     let mut m = Manager {
         storage,
@@ -249,7 +267,8 @@ fn run_inner(setup: ManagerSetup) -> Result<(), String> {
         saver_tx,
         tracker_tx,
         tracker_thread,
-        resume_path,
+        resume_tx: Some(resume_tx),
+        resume_thread: Some(resume_thread),
         resume_dirty: false,
         last_resume_save: now,
         rechoke_soon: false,
@@ -347,6 +366,7 @@ impl Manager {
             let _ = peer.tx.send(ConnInput::Close("shutting down".into()));
         }
         self.save_resume();
+        self.resume_tx = None;
         if let Some(tx) = self.tracker_tx.take() {
             let _ = tx.send(TrackerEvent::Stopped);
         }
@@ -366,6 +386,9 @@ impl Manager {
             }
         }
         self.status.peers.store(0, Ordering::Relaxed);
+        if let Some(t) = self.resume_thread.take() {
+            let _ = t.join();
+        }
         // The `stopped` announce is bounded in time; wait for it so the
         // process does not exit first.
         if let Some(t) = self.tracker_thread.take() {
@@ -376,16 +399,16 @@ impl Manager {
         }
     }
 
+    /// Hands a snapshot of our pieces to the resume thread (saving fsyncs
+    /// the data first, which must not stall the manager).
     fn save_resume(&mut self) {
         let have: Vec<bool> = (0..self.meta.num_pieces)
             .map(|i| self.have.get(i))
             .collect();
-        match self.storage.save_resume(&self.resume_path, &have) {
-            Ok(()) => self.resume_dirty = false,
-            Err(e) => {
-                log::warn!(target: "rustico", "{}: saving resume data failed: {e}", self.name())
-            }
+        if let Some(tx) = &self.resume_tx {
+            let _ = tx.send(have);
         }
+        self.resume_dirty = false;
         self.last_resume_save = Instant::now();
     }
 
@@ -394,7 +417,7 @@ impl Manager {
             self.save_resume();
         }
         if now >= self.next_rechoke || self.rechoke_soon {
-            self.rechoke(now);
+            self.rechoke(now, now >= self.next_rechoke);
         }
         // Dial while under the limit (nothing to dial for once we are a
         // seed: leechers come to us).
@@ -414,9 +437,11 @@ impl Manager {
         self.status.peers.store(connected, Ordering::Relaxed);
     }
 
-    fn rechoke(&mut self, now: Instant) {
+    fn rechoke(&mut self, now: Instant, periodic: bool) {
         self.rechoke_soon = false;
-        self.next_rechoke = now + RECHOKE_INTERVAL;
+        if periodic {
+            self.next_rechoke = now + RECHOKE_INTERVAL;
+        }
         let states: Vec<PeerState<PeerKey>> = self
             .peers
             .iter()
@@ -528,7 +553,9 @@ impl Manager {
                         }
                     }
                 }
-                if self.spare_buffers.len() < 16 && result.data.len() == self.meta.piece_length as usize {
+                if self.spare_buffers.len() < 16
+                    && result.data.len() == self.meta.piece_length as usize
+                {
                     self.spare_buffers.push(result.data);
                 }
                 let _ = self.picker.piece_verified(piece);
@@ -729,7 +756,9 @@ impl Manager {
             Event::Interested(on) => {
                 if peer.peer_interested != on {
                     peer.peer_interested = on;
-                    self.rechoke_soon = true;
+                    // At once, not at the next tick: a new leecher should
+                    // not wait to be served when a slot is free.
+                    self.rechoke(Instant::now(), false);
                 }
             }
             Event::Block { req, data } => self.handle_block(key, pk, req, data),
