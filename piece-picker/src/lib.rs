@@ -41,9 +41,9 @@
 //!   [`BlockRequest`] a block; [`PickerError`] what a caller or peer got wrong.
 //!
 //! # The rules, in the order [`PiecePicker::pick`] applies them
-//! 1. **A peer continues the pieces it started**, then **partial pieces
-//!    before new ones** (fewest open blocks first, so partial pieces do not
-//!    pile up).
+//! 1. **A peer continues the piece it requested last**, then **partial
+//!    pieces before new ones** (the highest priority first), so partial
+//!    pieces do not pile up.
 //! 2. **Fastest peer first** ([`PickerConfig::fastest_peer_first`]): a peer
 //!    is [`SpeedClass::Fast`] when its rate ([`PiecePicker::set_peer_rate`])
 //!    could download a whole piece within
@@ -69,7 +69,14 @@
 //! # Costs
 //! A `have` and a seed joining or leaving are O(1); a bitfield is O(pieces);
 //! a pick touches the partial pieces and then a few entries of the
-//! availability order (see the README for the full table).
+//! availability buckets, never every piece (see the README for the full
+//! table). Open pieces sit in one bucket per (priority, availability); a
+//! `have` moves one piece to the next bucket.
+//!
+//! # Threads
+//! The picker is `Send` but not `Sync` (the interest cache in
+//! [`PiecePicker::interesting`] uses `Cell`): one thread owns it, as the
+//! torrent manager does.
 #![forbid(unsafe_code)]
 
 mod buckets;

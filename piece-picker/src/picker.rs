@@ -360,7 +360,10 @@ impl PiecePicker {
     }
 
     /// Whether `peer` has a piece we still want: send `interested` if so.
-    /// O(1). False for unknown peers.
+    /// False for unknown peers. O(1) while the piece that proved interest
+    /// last time (its *witness*) is still wanted; otherwise one word-wise
+    /// search of the peer's pieces, whose negative answer is cached until a
+    /// piece becomes wanted again.
     pub fn interesting(&self, peer: PeerKey) -> bool {
         match self.peer(peer) {
             Ok(slot) if slot.seed => self.wanted_missing > 0,
@@ -1206,8 +1209,14 @@ impl PiecePicker {
                 level = prio;
             }
         }
+        // Candidates are tested in batches of 8 without an early exit, so
+        // the bitfield loads (likely cache misses) overlap instead of
+        // queueing one behind the other.
+        const BATCH: usize = 8;
+        let mut batch = [(0u32, 0u32); BATCH];
         while level > 0 {
             let mut lower = 0u8;
+            let mut filled = 0;
             for &d in &self.open_partials {
                 let entry = &self.dl[d as usize];
                 let prio = self.prio[entry.piece as usize];
@@ -1216,13 +1225,35 @@ impl PiecePicker {
                 }
                 if prio < level {
                     lower = lower.max(prio);
-                } else if slot.has(entry.piece) {
-                    return Some(d);
+                    continue;
                 }
+                batch[filled] = (d, entry.piece);
+                filled += 1;
+                if filled == BATCH {
+                    if let Some(d) = Self::first_held(slot, &batch) {
+                        return Some(d);
+                    }
+                    filled = 0;
+                }
+            }
+            if let Some(d) = Self::first_held(slot, &batch[..filled]) {
+                return Some(d);
             }
             level = lower;
         }
         None
+    }
+
+    /// The first `(d, piece)` whose piece the peer has, testing all of them
+    /// first so the loads can run in parallel.
+    fn first_held(slot: &PeerSlot, candidates: &[(u32, u32)]) -> Option<u32> {
+        let mut mask = 0u32;
+        for (i, &(_, piece)) in candidates.iter().enumerate() {
+            mask |= u32::from(slot.has(piece)) << i;
+        }
+        candidates
+            .get(mask.trailing_zeros() as usize)
+            .map(|&(d, _)| d)
     }
 
     /// Requests open blocks of downloading piece `d` from `peer`, in block
@@ -1295,31 +1326,54 @@ impl PiecePicker {
         let slot = &self.peers[peer.index as usize];
         let budget = 64 + self.words;
         let mut probes = 0usize;
+        // Candidates in preference order, tested 8 at a time (see
+        // `first_held`).
+        let mut batch = [0u32; 8];
+        let mut filled = 0;
         for level in (1..LEVELS).rev() {
             let b = &self.levels[level];
             let mut next = b.next_non_empty(0);
             while let Some(a) = next {
                 let bucket = &b.buckets[a];
                 let width = bucket.len();
-                let mut j = self.rng.below(width as u32) as usize;
-                for _ in 0..width {
-                    let piece = bucket[j];
-                    if slot.has(piece) {
-                        return Some(piece);
+                let start = self.rng.below(width as u32) as usize;
+                for t in 0..width {
+                    let j = if start + t >= width {
+                        start + t - width
+                    } else {
+                        start + t
+                    };
+                    batch[filled] = bucket[j];
+                    filled += 1;
+                    if filled == batch.len() {
+                        if let Some(piece) = Self::first_held_piece(slot, &batch) {
+                            return Some(piece);
+                        }
+                        filled = 0;
+                        probes += batch.len();
+                        if probes > budget {
+                            return self.bitset_scan(peer, rank);
+                        }
                     }
-                    j += 1;
-                    if j == width {
-                        j = 0;
-                    }
-                }
-                probes += width;
-                if probes > budget {
-                    return self.bitset_scan(peer, rank);
                 }
                 next = b.next_non_empty(a + 1);
             }
+            if let Some(piece) = Self::first_held_piece(slot, &batch[..filled]) {
+                return Some(piece);
+            }
+            filled = 0;
         }
         None
+    }
+
+    /// The first piece of `candidates` that the peer has; all are tested
+    /// before choosing so the bitfield loads overlap.
+    fn first_held_piece(slot: &PeerSlot, candidates: &[u32]) -> Option<u32> {
+        let mut mask = 0u32;
+        for (i, &piece) in candidates.iter().enumerate() {
+            mask |= u32::from(slot.has(piece)) << i;
+        }
+        candidates.get(mask.trailing_zeros() as usize).copied()
     }
 
     /// A random open piece the peer has, at the highest open priority: a
