@@ -300,6 +300,26 @@ pub(crate) fn unexpected_end(input: &[u8]) -> Error {
     Error::new(ErrorKind::UnexpectedEnd, input.len())
 }
 
+/// Digits that always fit in a `u64`: 10^19 - 1 < 2^64.
+const SAFE_U64_DIGITS: usize = 19;
+
+/// Skips the run of ASCII digits at `at`; returns where it ends and its
+/// value, exact for up to [`SAFE_U64_DIGITS`] digits (longer runs wrap, and
+/// callers must not trust the value).
+#[inline(always)]
+fn digit_run(input: &[u8], mut at: usize) -> (usize, u64) {
+    let mut value: u64 = 0;
+    while let Some(&byte) = input.get(at) {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
+        at += 1;
+    }
+    (at, value)
+}
+
 /// `<digits>:<bytes>`, with `pos` on the first digit; leaves `pos` after
 /// the bytes.
 #[inline]
@@ -309,24 +329,21 @@ pub(crate) fn byte_string<'a>(
     strict: bool,
 ) -> Result<&'a [u8], Error> {
     let start = *pos;
-    let mut at = start;
-    let mut claimed: u64 = 0;
-    loop {
-        match input.get(at) {
-            Some(&digit @ b'0'..=b'9') => {
-                claimed = claimed
-                    .saturating_mul(10)
-                    .saturating_add(u64::from(digit - b'0'));
-                at += 1;
-            }
-            Some(b':') => break,
-            Some(&byte) => return Err(Error::new(ErrorKind::UnexpectedByte { byte }, at)),
-            None => return Err(unexpected_end(input)),
-        }
+    let (at, value) = digit_run(input, start);
+    match input.get(at) {
+        Some(b':') => {}
+        Some(&byte) => return Err(Error::new(ErrorKind::UnexpectedByte { byte }, at)),
+        None => return Err(unexpected_end(input)),
     }
-    if strict && at - start > 1 && input.get(start) == Some(&b'0') {
+    let digits = at - start;
+    if strict && digits > 1 && input.get(start) == Some(&b'0') {
         return Err(Error::new(ErrorKind::LeadingZero, start));
     }
+    let claimed = if digits > SAFE_U64_DIGITS {
+        u64::MAX
+    } else {
+        value
+    };
     let body = at + 1; // after the ':'
     let remaining = input.len() - body;
     let length = match usize::try_from(claimed) {
@@ -345,35 +362,37 @@ pub(crate) fn byte_string<'a>(
 /// `[-]<digits>e`, with `pos` just after the `i`; leaves `pos` after the `e`.
 #[inline]
 pub(crate) fn integer(input: &[u8], pos: &mut usize, strict: bool) -> Result<i64, Error> {
-    let mut at = *pos;
-    let negative = input.get(at) == Some(&b'-');
+    let mut digits_start = *pos;
+    let negative = input.get(digits_start) == Some(&b'-');
     if negative {
-        at += 1;
+        digits_start += 1;
     }
-    let digits_start = at;
-    // The magnitude of i64::MIN is one more than i64::MAX.
-    let limit = if negative {
-        i64::MIN.unsigned_abs()
-    } else {
-        i64::MAX.unsigned_abs()
-    };
-    let mut magnitude: u64 = 0;
-    loop {
-        match input.get(at) {
-            Some(&digit @ b'0'..=b'9') => {
-                magnitude = magnitude
-                    .checked_mul(10)
-                    .and_then(|m| m.checked_add(u64::from(digit - b'0')))
-                    .filter(|&m| m <= limit)
-                    .ok_or(Error::new(ErrorKind::IntegerOverflow, digits_start))?;
-                at += 1;
-            }
-            Some(b'e') => break,
-            Some(&byte) => return Err(Error::new(ErrorKind::UnexpectedByte { byte }, at)),
-            None => return Err(unexpected_end(input)),
-        }
-    }
+    let (at, mut magnitude) = digit_run(input, digits_start);
     let digits = at - digits_start;
+    if digits >= SAFE_U64_DIGITS {
+        // Long enough to overflow: parse again, checked. The magnitude of
+        // i64::MIN is one more than i64::MAX.
+        let limit = if negative {
+            i64::MIN.unsigned_abs()
+        } else {
+            i64::MAX.unsigned_abs()
+        };
+        magnitude = input
+            .get(digits_start..at)
+            .unwrap_or_default()
+            .iter()
+            .try_fold(0u64, |m, &d| {
+                m.checked_mul(10)?
+                    .checked_add(u64::from(d - b'0'))
+                    .filter(|&m| m <= limit)
+            })
+            .ok_or(Error::new(ErrorKind::IntegerOverflow, digits_start))?;
+    }
+    match input.get(at) {
+        Some(b'e') => {}
+        Some(&byte) => return Err(Error::new(ErrorKind::UnexpectedByte { byte }, at)),
+        None => return Err(unexpected_end(input)),
+    }
     if digits == 0 {
         return Err(Error::new(ErrorKind::EmptyInteger, digits_start));
     }
@@ -386,8 +405,9 @@ pub(crate) fn integer(input: &[u8], pos: &mut usize, strict: bool) -> Result<i64
         }
     }
     *pos = at + 1; // after the 'e'
-                   // `limit` kept the magnitude within i64, so the cast and negation are exact
-                   // (i64::MIN's magnitude casts to i64::MIN, whose wrapping negation is itself).
+                   // Up to 18 digits fit in i64, and longer runs were checked against the
+                   // limit, so the cast and negation are exact (i64::MIN's magnitude casts
+                   // to i64::MIN, whose wrapping negation is itself).
     Ok(if negative {
         (magnitude as i64).wrapping_neg()
     } else {

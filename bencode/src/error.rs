@@ -51,7 +51,8 @@ pub enum ErrorKind {
     /// the input. Caught before anything is allocated.
     #[error("byte string claims {claimed} bytes but only {remaining} remain")]
     StringTooLong {
-        /// The length the prefix claims (saturated at `u64::MAX`).
+        /// The length the prefix claims; `u64::MAX` for a prefix of 20
+        /// digits or more.
         claimed: u64,
         /// Bytes left in the input after the `:`.
         remaining: usize,

@@ -101,6 +101,7 @@ impl<'a> Tokens<'a> {
         result
     }
 
+    #[inline(always)]
     fn step(&mut self) -> Result<Option<(usize, Token<'a>)>, Error> {
         let input = self.input;
         let start = self.pos;
@@ -157,6 +158,7 @@ impl<'a> Tokens<'a> {
     }
 
     /// A value starts at `pos`.
+    #[inline(always)]
     fn value(&mut self) -> Result<Option<(usize, Token<'a>)>, Error> {
         let input = self.input;
         let start = self.pos;
