@@ -7,6 +7,8 @@
 //! the three before measuring. Ours builds its borrowed tree and walks it;
 //! bendy's streaming decoder is walked object by object (it builds no tree);
 //! serde_bencode builds its owned `value::Value` and the tree is walked.
+//! `rustico_tokens` walks our pull parser (`Decoder::tokens`), which builds
+//! nothing either: the like-for-like comparison with bendy's walker.
 //! `bendy_value` is bendy's own tree (`bendy::value::Value`), built and
 //! walked: the like-for-like comparison for a tree decoder.
 //! `allocation_floor` builds and drops a tree of 56-byte nodes with exactly
@@ -25,7 +27,7 @@ use std::hint::black_box;
 
 use bendy::decoding::{Decoder as BendyDecoder, Object};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use rustico_bencode::{Kind, Value};
+use rustico_bencode::{Kind, Token, Value};
 
 /// The benchmarked documents, by name.
 fn documents() -> Vec<(&'static str, Vec<u8>)> {
@@ -59,6 +61,20 @@ fn checksum_ours(value: &Value<'_>) -> u64 {
 fn decode_ours(doc: &[u8]) -> u64 {
     let value = rustico_bencode::decode(doc).unwrap();
     checksum_ours(&value)
+}
+
+/// Our pull parser: the like-for-like comparison with bendy's walker
+/// (neither builds anything).
+fn decode_ours_tokens(doc: &[u8]) -> u64 {
+    let mut sum = 0u64;
+    for token in rustico_bencode::Decoder::new().tokens(doc) {
+        sum = sum.wrapping_add(match token.unwrap().1 {
+            Token::Integer(i) => i as u64,
+            Token::Bytes(b) | Token::Key(b) => b.len() as u64,
+            Token::List | Token::Dict | Token::End => 0,
+        });
+    }
+    sum
 }
 
 fn checksum_bendy(object: Object<'_, '_>) -> u64 {
@@ -146,6 +162,11 @@ fn bench_decode(c: &mut Criterion) {
         let expected = decode_ours(&doc);
         assert_eq!(decode_bendy(&doc), expected, "bendy disagrees on {name}");
         assert_eq!(
+            decode_ours_tokens(&doc),
+            expected,
+            "tokens disagree on {name}"
+        );
+        assert_eq!(
             decode_serde(&doc),
             expected,
             "serde_bencode disagrees on {name}"
@@ -153,6 +174,9 @@ fn bench_decode(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(doc.len() as u64));
         group.bench_with_input(BenchmarkId::new("rustico", name), &doc, |b, doc| {
             b.iter(|| decode_ours(black_box(doc)))
+        });
+        group.bench_with_input(BenchmarkId::new("rustico_tokens", name), &doc, |b, doc| {
+            b.iter(|| decode_ours_tokens(black_box(doc)))
         });
         group.bench_with_input(BenchmarkId::new("bendy", name), &doc, |b, doc| {
             b.iter(|| decode_bendy(black_box(doc)))
