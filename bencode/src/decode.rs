@@ -196,12 +196,7 @@ impl<'a> Parser<'a> {
                         } else {
                             Kind::List(self.items.split_off(frame.mark))
                         };
-                        let value = Value {
-                            raw: input.get(frame.start..pos).unwrap_or_default(),
-                            offset: frame.start,
-                            kind,
-                        };
-                        match self.place(value) {
+                        match self.place(input, frame.start, pos, kind) {
                             Some(root) => break Ok((root, pos)),
                             None => continue,
                         }
@@ -236,11 +231,19 @@ impl<'a> Parser<'a> {
 
             // A value starts at `pos`.
             let start = pos;
-            let kind = match input.get(pos) {
-                Some(b'0'..=b'9') => Kind::Bytes(byte_string(input, &mut pos, self.strict)?),
+            match input.get(pos) {
+                Some(b'0'..=b'9') => {
+                    let bytes = byte_string(input, &mut pos, self.strict)?;
+                    if let Some(root) = self.place(input, start, pos, Kind::Bytes(bytes)) {
+                        break Ok((root, pos));
+                    }
+                }
                 Some(b'i') => {
                     pos += 1;
-                    Kind::Integer(integer(input, &mut pos, self.strict)?)
+                    let n = integer(input, &mut pos, self.strict)?;
+                    if let Some(root) = self.place(input, start, pos, Kind::Integer(n)) {
+                        break Ok((root, pos));
+                    }
                 }
                 Some(&open @ (b'l' | b'd')) => {
                     if self.frames.len() >= self.max_depth {
@@ -263,25 +266,32 @@ impl<'a> Parser<'a> {
                         key: &[],
                     });
                     pos += 1;
-                    continue;
                 }
                 Some(&byte) => break Err(Error::new(ErrorKind::UnexpectedByte { byte }, pos)),
                 None => break Err(unexpected_end(input)),
-            };
-            let value = Value {
-                raw: input.get(start..pos).unwrap_or_default(),
-                offset: start,
-                kind,
-            };
-            if let Some(root) = self.place(value) {
-                break Ok((root, pos));
             }
         }
     }
 
-    /// Hands a finished value to its container, or returns it if it is the root.
-    #[inline]
-    fn place(&mut self, value: Value<'a>) -> Option<Value<'a>> {
+    /// Hands the value spanning `start..end` to its container, or returns
+    /// it if it is the root.
+    ///
+    /// Inlined into each caller so that the value is written straight into
+    /// its slot: a value built first and moved in afterwards goes through
+    /// the stack, and that copy cost more than the parsing around it.
+    #[inline(always)]
+    fn place(
+        &mut self,
+        input: &'a [u8],
+        start: usize,
+        end: usize,
+        kind: Kind<'a>,
+    ) -> Option<Value<'a>> {
+        let value = Value {
+            raw: input.get(start..end).unwrap_or_default(),
+            offset: start,
+            kind,
+        };
         match self.frames.last() {
             None => Some(value),
             Some(frame) if frame.dict => {
