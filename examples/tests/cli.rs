@@ -179,3 +179,66 @@ fn rustico_downloads_from_a_rustico_seed() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn one_process_serves_two_torrents_on_one_port() {
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let shared = dir.path().join("shared");
+    let first = content(81, &[("first.bin", 500_000)]);
+    let second = content(82, &[("second.bin", 700_000)]);
+    write_files(&shared, &first);
+    write_files(&shared, &second);
+    let t1 = create_torrent(
+        &shared.join("first.bin"),
+        &dir.path().join("first.torrent"),
+        &[],
+    );
+    let t2 = create_torrent(
+        &shared.join("second.bin"),
+        &dir.path().join("second.torrent"),
+        &[],
+    );
+    let config = config_in(dir.path());
+    // `download --seed` with the data already present: both torrents are
+    // complete at once and served on one port.
+    let port = rustico_testkit::free_port();
+    let _server = ChildGuard(
+        rustico()
+            .arg("download")
+            .arg(&t1)
+            .arg(&t2)
+            .arg("-o")
+            .arg(&shared)
+            .args(["--seed", "--port", &port.to_string(), "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    rustico_testkit::wait_for_tcp(([127, 0, 0, 1], port).into(), Duration::from_secs(20)).unwrap();
+    for (torrent, files, name) in [(&t1, &first, "one"), (&t2, &second, "two")] {
+        let out = dir.path().join(name);
+        let mut cmd = rustico();
+        cmd.arg("download")
+            .arg(torrent)
+            .arg("-o")
+            .arg(&out)
+            .args([
+                "--port",
+                "0",
+                "--peer",
+                &format!("127.0.0.1:{port}"),
+                "--config",
+            ])
+            .arg(&config);
+        let result =
+            output_with_timeout(cmd, Duration::from_secs(60), "download from a shared port");
+        assert!(
+            result.status.success(),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        assert_files(&out, files);
+    }
+}

@@ -62,7 +62,8 @@ fn one_seed_and_four_leechers_trade_pieces_through_opentracker() {
     write_files(&seed_dir, &files);
     // Torrent first (it names the tracker), then the tracker (it needs the hash).
     let port = rustico_testkit::free_port();
-    let url = format!("http://127.0.0.1:{port}/announce");
+    // UDP this time (the other interop tests use HTTP).
+    let url = format!("udp://127.0.0.1:{port}/announce");
     let torrent = create_torrent(
         &seed_dir.join("swarm.bin"),
         &dir.path().join("swarm.torrent"),

@@ -78,13 +78,14 @@ const BLOCK: usize = 16 * 1024;
 /// Smallest and largest request pipeline per peer; in between it follows
 /// the peer's rate (about one second of data in flight).
 const MIN_PIPELINE: usize = 4;
-const START_PIPELINE: usize = 16;
+const START_PIPELINE: usize = 64;
 const MAX_PIPELINE: usize = 600;
 /// Assumed `reqq` of a peer that does not say (libtorrent's own default).
 const DEFAULT_REQQ: usize = 250;
 const TICK: Duration = Duration::from_millis(250);
 const RESUME_SAVE_EVERY: Duration = Duration::from_secs(5);
 const SAVER_THREADS: usize = 2;
+const SAVER_QUEUE_BYTES: usize = 32 << 20;
 
 struct Peer {
     addr: SocketAddr,
@@ -205,7 +206,11 @@ fn run_inner(setup: ManagerSetup) -> Result<(), String> {
     status.have_bytes.store(verified_bytes, Ordering::Relaxed);
 
     let (peer_tx, peer_rx) = bounded::<ToManager>(4096);
-    let (saver_tx, saver_rx) = bounded::<SaveJob>(4);
+    // Room for about 32 MiB of pieces waiting to be hashed and written:
+    // enough to absorb a burst without the manager (and so every peer's
+    // pipeline) stalling on the savers, bounded whatever the piece size.
+    let queue = (SAVER_QUEUE_BYTES / meta.piece_length.max(1) as usize).clamp(2, 256);
+    let (saver_tx, saver_rx) = bounded::<SaveJob>(queue);
     for _ in 0..SAVER_THREADS {
         let rx = saver_rx.clone();
         let storage = storage.clone();
