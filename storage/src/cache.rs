@@ -5,19 +5,23 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 struct Entry {
-    data: Arc<[u8]>,
+    data: Arc<Vec<u8>>,
     last_used: u64,
 }
 
-/// Whole verified-on-write pieces read from disk for seeding. `get` and
-/// `insert` are O(log n): a `BTreeMap` keyed by a use counter orders entries
-/// by recency.
+/// Whole pieces read from disk for seeding. `get` and `insert` are
+/// O(log n): a `BTreeMap` keyed by a use counter orders entries by recency.
+///
+/// The buffer of one evicted piece is kept (outside the byte bound) and
+/// handed out for the next miss: a fresh allocation of a piece costs page
+/// faults on every page, a reused one costs nothing.
 pub(crate) struct PieceCache {
     capacity: usize,
     used: usize,
     tick: u64,
     entries: HashMap<u32, Entry>,
     by_age: BTreeMap<u64, u32>,
+    spare: Option<Vec<u8>>,
 }
 
 impl PieceCache {
@@ -28,10 +32,30 @@ impl PieceCache {
             tick: 0,
             entries: HashMap::new(),
             by_age: BTreeMap::new(),
+            spare: None,
         }
     }
 
-    pub(crate) fn get(&mut self, piece: u32) -> Option<Arc<[u8]>> {
+    /// A buffer of exactly `len` bytes (contents unspecified), reusing an
+    /// evicted piece's buffer when there is one.
+    pub(crate) fn take_buffer(&mut self, len: usize) -> Vec<u8> {
+        match self.spare.take() {
+            Some(mut buf) => {
+                buf.resize(len, 0);
+                buf
+            }
+            None => vec![0; len],
+        }
+    }
+
+    fn recycle(&mut self, data: Arc<Vec<u8>>) {
+        // Only when no reader still holds it.
+        if let Ok(buf) = Arc::try_unwrap(data) {
+            self.spare = Some(buf);
+        }
+    }
+
+    pub(crate) fn get(&mut self, piece: u32) -> Option<Arc<Vec<u8>>> {
         self.tick += 1;
         let tick = self.tick;
         let entry = self.entries.get_mut(&piece)?;
@@ -46,7 +70,7 @@ impl PieceCache {
         len > 0 && len <= self.capacity
     }
 
-    pub(crate) fn insert(&mut self, piece: u32, data: Arc<[u8]>) {
+    pub(crate) fn insert(&mut self, piece: u32, data: Arc<Vec<u8>>) {
         if !self.fits(data.len()) {
             return;
         }
@@ -57,6 +81,7 @@ impl PieceCache {
             };
             if let Some(entry) = self.entries.remove(&oldest) {
                 self.used -= entry.data.len();
+                self.recycle(entry.data);
             }
         }
         self.tick += 1;
@@ -75,6 +100,7 @@ impl PieceCache {
         if let Some(entry) = self.entries.remove(&piece) {
             self.by_age.remove(&entry.last_used);
             self.used -= entry.data.len();
+            self.recycle(entry.data);
         }
     }
 
@@ -91,8 +117,8 @@ impl PieceCache {
 mod tests {
     use super::*;
 
-    fn piece(len: usize, fill: u8) -> Arc<[u8]> {
-        vec![fill; len].into()
+    fn piece(len: usize, fill: u8) -> Arc<Vec<u8>> {
+        Arc::new(vec![fill; len])
     }
 
     #[test]
@@ -109,6 +135,11 @@ mod tests {
         assert!(cache.get(4).is_some());
         assert_eq!(cache.used_bytes(), 30);
         assert_eq!(cache.len(), 3);
+        // Piece 2's buffer was evicted with no reader holding it: reused.
+        let reused = cache.take_buffer(12);
+        assert_eq!(&reused[..10], &[2u8; 10]);
+        assert_eq!(reused.len(), 12);
+        assert_eq!(cache.take_buffer(4), [0u8; 4]);
     }
 
     #[test]
@@ -119,7 +150,10 @@ mod tests {
         cache.insert(2, piece(8, 2));
         cache.insert(2, piece(8, 9));
         assert_eq!(cache.used_bytes(), 8);
-        assert_eq!(cache.get(2).as_deref(), Some(&[9u8; 8][..]));
+        assert_eq!(
+            cache.get(2).as_deref().map(Vec::as_slice),
+            Some(&[9u8; 8][..])
+        );
         cache.remove(2);
         assert_eq!(cache.used_bytes(), 0);
         let mut off = PieceCache::new(0);

@@ -51,6 +51,15 @@
 //! [`Options::read_cache_bytes`]. Only [`Storage::read_block`] fills it (a
 //! recheck or a `read_piece` does not, so a scan does not push out what peers
 //! are downloading); writing a piece drops its cached copy.
+//!
+//! # Durability
+//! `write_piece` leaves the bytes in the operating system's cache;
+//! [`Storage::flush`] `fsync`s every file written since the last flush;
+//! [`Storage::save_resume`] flushes first and then replaces the resume file
+//! atomically, so a resume file never marks a piece done that is not on
+//! disk. [`Storage::load_resume`] trusts a file only if its size,
+//! modification time and inode are as recorded; pieces touching any other
+//! file are left for a recheck. Dropping a `Storage` does not `fsync`.
 #![forbid(unsafe_code)]
 
 mod cache;

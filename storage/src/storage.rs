@@ -295,10 +295,10 @@ impl Storage {
         // Two threads missing the same piece at once both read it; the
         // second insert replaces the first. Rare, and cheaper than a lock
         // held across disk I/O.
-        let mut whole = vec![0u8; piece_len as usize];
+        let mut whole = self.lock_cache().take_buffer(piece_len as usize);
         self.read_span(piece, 0, &mut whole).map_err(fail)?;
         out.extend_from_slice(whole.get(range).unwrap_or_default());
-        self.lock_cache().insert(piece, Arc::from(whole));
+        self.lock_cache().insert(piece, Arc::new(whole));
         Ok(())
     }
 
