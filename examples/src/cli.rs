@@ -25,9 +25,9 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show what a .torrent file (or magnet link) contains.
+    /// Show what a .torrent file contains.
     Info {
-        /// A .torrent file or a magnet link.
+        /// A .torrent file.
         torrent: String,
         /// Print one JSON object (info_hash, name, total_length,
         /// piece_length, num_pieces, private, trackers, files).
@@ -75,11 +75,12 @@ pub struct CreateArgs {
 /// `rustico download`
 #[derive(Debug, Args)]
 pub struct DownloadArgs {
-    /// One or more .torrent files (or magnet links); all share one port.
+    /// One or more .torrent files; all share one listen port. (Magnet links
+    /// are recognised but not supported yet.)
     #[arg(required = true, value_name = "TORRENT|MAGNET")]
     pub torrents: Vec<String>,
     /// The folder that receives the content (a single-file torrent becomes
-    /// DIR/<name>, a multi-file one DIR/<name>/...). Default: the config's
+    /// DIR/NAME, a multi-file one DIR/NAME/...). Default: the config's
     /// download folder, else the current folder.
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     pub output: Option<PathBuf>,
@@ -99,8 +100,8 @@ pub struct DownloadArgs {
 pub struct SeedArgs {
     /// The .torrent file describing the content.
     pub torrent: PathBuf,
-    /// The folder holding the content (DIR/<name> for a single file,
-    /// DIR/<name>/... for a folder).
+    /// The folder holding the content (DIR/NAME for a single file,
+    /// DIR/NAME/... for a folder).
     pub dir: PathBuf,
     #[command(flatten)]
     pub net: NetArgs,
@@ -118,8 +119,17 @@ pub struct NetArgs {
     pub port: Option<u16>,
     /// Connect to this peer directly, besides the trackers' peers; repeat
     /// for several.
-    #[arg(long = "peer", value_name = "HOST:PORT")]
+    #[arg(long = "peer", value_name = "HOST:PORT", value_parser = parse_peer)]
     pub peers: Vec<SocketAddr>,
+}
+
+/// A peer address: `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT` (resolved now).
+fn parse_peer(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    text.to_socket_addrs()
+        .map_err(|e| format!("{text}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{text}: no address"))
 }
 
 /// `rustico demo`
