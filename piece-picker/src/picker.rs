@@ -11,9 +11,10 @@ use crate::PickerError;
 
 const NONE: u32 = u32::MAX;
 const LEVELS: usize = MAX_PRIORITY as usize + 1;
-/// A bitfield or peer removal touching at least this many pieces marks the
-/// order dirty instead of moving each piece: one counting sort at the next
-/// pick is cheaper than thousands of single moves.
+/// A bitfield or peer removal touching at least this many pieces (or a
+/// quarter of a smaller torrent) marks the order stale instead of moving
+/// each piece: one rebuild at the next pick is cheaper than thousands of
+/// single moves when several peers arrive at once.
 const REBUILD_THRESHOLD: u32 = 512;
 
 /// A small copyable handle for a peer, issued by [`PiecePicker::add_peer`].
@@ -447,6 +448,10 @@ impl PiecePicker {
         Ok(index)
     }
 
+    fn rebuild_threshold(&self) -> u32 {
+        (self.geo.num_pieces / 4).clamp(1, REBUILD_THRESHOLD)
+    }
+
     #[inline]
     fn is_open(&self, piece: u32) -> bool {
         bit(&self.open_bits, piece)
@@ -511,7 +516,7 @@ impl PiecePicker {
         if was_seed {
             self.seeds -= 1;
         } else {
-            if count >= REBUILD_THRESHOLD {
+            if count >= self.rebuild_threshold() {
                 self.dirty = true;
             }
             self.for_each_bit(&bits, |picker, p| picker.sub_availability(p));
@@ -603,7 +608,7 @@ impl PiecePicker {
             new_bits.push(fresh);
         }
         slot.has_count += new_count;
-        if new_count >= REBUILD_THRESHOLD {
+        if new_count >= self.rebuild_threshold() {
             self.dirty = true;
         }
         let mut witness = NONE;
@@ -635,7 +640,7 @@ impl PiecePicker {
         slot.seed = true;
         slot.has_count = n;
         self.seeds += 1;
-        if count >= REBUILD_THRESHOLD {
+        if count >= self.rebuild_threshold() {
             self.dirty = true;
         }
         self.for_each_bit(&bits, |picker, p| picker.sub_availability(p));
