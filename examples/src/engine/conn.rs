@@ -171,7 +171,7 @@ fn drive(setup: &ConnSetup, stream: TcpStream, their: Handshake, leftover: Vec<u
     let (down, up) = session.take_stats();
     let _ = setup.to_manager.send(ToManager::Peer(
         setup.key,
-        super::PeerMsg::Event(Event::Stats { down, up }),
+        super::PeerMsg::Events(vec![Event::Stats { down, up }]),
     ));
     closed
 }
@@ -221,7 +221,9 @@ fn event_loop(
         }
     }
     loop {
-        // Drain what the session wants done before waiting again.
+        // Drain what the session wants done before waiting again; the
+        // manager gets the events of one wake-up as one message.
+        let mut batch = Vec::new();
         while let Some(event) = session.poll_event() {
             match event {
                 Event::Serve(req) => {
@@ -231,16 +233,16 @@ fn event_loop(
                             .read_block(req.index, req.begin, req.length, out)
                     });
                 }
-                other => {
-                    if setup
-                        .to_manager
-                        .send(ToManager::Peer(setup.key, super::PeerMsg::Event(other)))
-                        .is_err()
-                    {
-                        return Closed::Normal("torrent stopped".into());
-                    }
-                }
+                other => batch.push(other),
             }
+        }
+        if !batch.is_empty()
+            && setup
+                .to_manager
+                .send(ToManager::Peer(setup.key, super::PeerMsg::Events(batch)))
+                .is_err()
+        {
+            return Closed::Normal("torrent stopped".into());
         }
         session.poll_transmit(&mut out, Instant::now());
         if !out.is_empty() {

@@ -205,7 +205,9 @@ fn run_inner(setup: ManagerSetup) -> Result<(), String> {
     }
     status.have_bytes.store(verified_bytes, Ordering::Relaxed);
 
-    let (peer_tx, peer_rx) = bounded::<ToManager>(4096);
+    // Peers block (and TCP pushes back) when the manager falls behind; a
+    // message is the events of one wake-up, at most about 1 MiB of blocks.
+    let (peer_tx, peer_rx) = bounded::<ToManager>(64);
     // Room for about 32 MiB of pieces waiting to be hashed and written:
     // enough to absorb a burst without the manager (and so every peer's
     // pipeline) stalling on the savers, bounded whatever the piece size.
@@ -382,9 +384,13 @@ impl Manager {
                 Ok(ToManager::Peer(key, PeerMsg::Closed(_))) => {
                     self.peers.remove(&key);
                 }
-                Ok(ToManager::Peer(_, PeerMsg::Event(Event::Stats { down, up }))) => {
-                    self.status.downloaded.fetch_add(down, Ordering::Relaxed);
-                    self.status.uploaded.fetch_add(up, Ordering::Relaxed);
+                Ok(ToManager::Peer(_, PeerMsg::Events(events))) => {
+                    for event in events {
+                        if let Event::Stats { down, up } = event {
+                            self.status.downloaded.fetch_add(down, Ordering::Relaxed);
+                            self.status.uploaded.fetch_add(up, Ordering::Relaxed);
+                        }
+                    }
                 }
                 Ok(_) => {}
                 Err(_) => break,
@@ -643,7 +649,11 @@ impl Manager {
                 fast,
                 peer_id,
             } => self.handle_connected(key, client, fast, peer_id),
-            PeerMsg::Event(event) => self.handle_event(key, event),
+            PeerMsg::Events(events) => {
+                for event in events {
+                    self.handle_event(key, event);
+                }
+            }
             PeerMsg::Closed(closed) => self.handle_closed(key, closed),
         }
     }

@@ -49,8 +49,8 @@ pub enum PeerMsg {
         /// The peer's id from its handshake.
         peer_id: [u8; 20],
     },
-    /// Something the session reported.
-    Event(Event),
+    /// What the session reported, in order.
+    Events(Vec<Event>),
     /// The connection ended (always the last message).
     Closed(conn::Closed),
 }
