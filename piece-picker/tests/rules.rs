@@ -621,3 +621,82 @@ fn peer_with_few_pieces_among_many_is_found() {
     assert_eq!(pick(&mut picker, sparse, 4)[0].piece, 99_998);
     assert!(pick(&mut picker, sparse, 4).is_empty());
 }
+
+#[test]
+fn random_mode_ignores_rarity_but_not_priority() {
+    let first_piece = |seed| {
+        let mut c = config(64);
+        c.seed = seed;
+        c.mode = PickMode::Random;
+        let mut picker = PiecePicker::new(c).unwrap();
+        let a = picker.add_peer();
+        picker.peer_has_all(a).unwrap();
+        let b = picker.add_peer();
+        picker.peer_bitfield(b, &bitfield(64, |p| p != 63)).unwrap();
+        picker.set_piece_priority(10, 0).unwrap();
+        let got = pick(&mut picker, a, 4 * 63);
+        assert!(
+            !pieces_of(&got).contains(&10),
+            "priority 0 is skipped in random mode too"
+        );
+        assert_eq!(pieces_of(&got).len(), 63);
+        got[0].piece
+    };
+    let firsts: BTreeSet<u32> = (0..16).map(first_piece).collect();
+    assert!(
+        firsts.len() > 4,
+        "random, not rarest (63) first: {firsts:?}"
+    );
+
+    let mut c = config(64);
+    c.mode = PickMode::Random;
+    let mut picker = PiecePicker::new(c).unwrap();
+    let a = picker.add_peer();
+    picker.peer_has_all(a).unwrap();
+    picker.set_piece_priority(40, 6).unwrap();
+    assert_eq!(
+        pick(&mut picker, a, 4)[0].piece,
+        40,
+        "higher priority first"
+    );
+}
+
+#[test]
+fn fast_peer_helps_slow_pieces_when_nothing_new_is_left() {
+    let mut c = config(1);
+    c.fastest_peer_first = true;
+    c.whole_piece_seconds = 1;
+    c.end_game_max_duplicates = 0;
+    let mut picker = PiecePicker::new(c).unwrap();
+    let slow = picker.add_peer();
+    let fast = picker.add_peer();
+    for (p, rate) in [(slow, 1), (fast, 100)] {
+        picker.peer_has_all(p).unwrap();
+        picker.set_peer_rate(p, rate).unwrap();
+    }
+    assert_eq!(pick(&mut picker, slow, 2).len(), 2);
+    let helped = pick(&mut picker, fast, 4);
+    assert_eq!(helped.len(), 2, "the two blocks the slow peer left open");
+    assert!(!picker.in_end_game());
+}
+
+#[test]
+fn end_game_asks_least_duplicated_blocks_first() {
+    let mut c = config(1);
+    c.end_game_max_duplicates = 2;
+    let mut picker = PiecePicker::new(c).unwrap();
+    let peers: Vec<_> = (0..3).map(|_| picker.add_peer()).collect();
+    for &p in &peers {
+        picker.peer_has_all(p).unwrap();
+    }
+    assert_eq!(pick(&mut picker, peers[0], 4).len(), 4);
+    let second = pick(&mut picker, peers[1], 2);
+    assert_eq!(second.len(), 2);
+    // Peer 2 first takes the two blocks requested once, then duplicates.
+    let third = pick(&mut picker, peers[2], 2);
+    assert!(
+        third.iter().all(|b| !second.contains(b)),
+        "{third:?} vs {second:?}"
+    );
+    picker.debug_check_invariants().unwrap();
+}
