@@ -88,6 +88,7 @@ impl<'a> Tokens<'a> {
     /// The next token and its offset in the input, `None` after the
     /// value's last token, or the error that stops the walk (after which
     /// the walk is over and this returns `None`).
+    #[inline]
     pub fn next_token(&mut self) -> Result<Option<(usize, Token<'a>)>, Error> {
         if self.finished {
             return Ok(None);
@@ -202,6 +203,7 @@ impl<'a> Tokens<'a> {
 impl<'a> Iterator for Tokens<'a> {
     type Item = Result<(usize, Token<'a>), Error>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         self.next_token().transpose()
     }
