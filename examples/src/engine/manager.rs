@@ -86,6 +86,8 @@ const TICK: Duration = Duration::from_millis(250);
 const RESUME_SAVE_EVERY: Duration = Duration::from_secs(5);
 const SAVER_THREADS: usize = 2;
 const SAVER_QUEUE_BYTES: usize = 32 << 20;
+/// Memory kept in recycled piece buffers.
+const SPARE_BUFFER_BYTES: usize = 8 << 20;
 
 struct Peer {
     addr: SocketAddr,
@@ -564,7 +566,8 @@ impl Manager {
                         }
                     }
                 }
-                if self.spare_buffers.len() < 16
+                let keep = (SPARE_BUFFER_BYTES / result.data.len().max(1)).max(2);
+                if self.spare_buffers.len() < keep
                     && result.data.len() == self.meta.piece_length as usize
                 {
                     self.spare_buffers.push(result.data);
