@@ -306,26 +306,45 @@ fn summary(data: &[u8]) {
             ..Options::default()
         };
         let storage = Storage::open(dir.path(), layout.clone(), options).unwrap();
-        let mut runs: Vec<Duration> = (0..5)
+        let mut runs: Vec<(Duration, f64)> = (0..5)
             .map(|_| {
+                let cpu = process_cpu_seconds();
                 let start = Instant::now();
                 storage.recheck(&|_| {}, &cancel).unwrap();
-                start.elapsed()
+                (start.elapsed(), process_cpu_seconds() - cpu)
             })
             .collect();
-        runs.sort();
+        runs.sort_by_key(|run| run.0);
+        let (median, cpu) = runs[2];
         eprintln!(
-            "summary recheck 256KiB pieces, threads {}: median {:.3} s, best {:.3} s",
-            if threads == 0 {
-                "all".to_string()
-            } else {
-                threads.to_string()
-            },
-            secs(runs[2]),
-            secs(runs[0]),
+            "summary recheck 256KiB pieces, threads {}: median {:.3} s (CPU {:.2} s: {:.1} cores busy), best {:.3} s; load average {}",
+            if threads == 0 { "all".to_string() } else { threads.to_string() },
+            secs(median),
+            cpu,
+            cpu / secs(median),
+            secs(runs[0].0),
+            std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
         );
     }
     drop(storage);
+}
+
+/// User plus system CPU time of this process so far, from `/proc/self/stat`
+/// (clock ticks of 1/100 s), to show how many cores a run kept busy on a
+/// machine shared with other work; 0 where unavailable.
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn main() {
