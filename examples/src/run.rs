@@ -15,6 +15,7 @@ use crate::meta::TorrentMeta;
 use crate::progress::{use_bars, TorrentProgress};
 
 const POLL: Duration = Duration::from_millis(50);
+const SEEDING_LINE_EVERY: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn start_engine(config: &Config, net: &NetArgs, ip: IpAddr) -> Result<Engine, String> {
@@ -127,6 +128,7 @@ fn watch(handles: &[(String, TorrentHandle)], until_complete: bool) -> Result<()
         })
         .collect();
     let mut finished = vec![false; handles.len()];
+    let mut next_seeding_line = start + SEEDING_LINE_EVERY;
     loop {
         let now = Instant::now();
         for (i, (name, h)) in handles.iter().enumerate() {
@@ -149,6 +151,20 @@ fn watch(handles: &[(String, TorrentHandle)], until_complete: bool) -> Result<()
         }
         if until_complete && finished.iter().all(|&f| f) {
             return Ok(());
+        }
+        if now >= next_seeding_line {
+            next_seeding_line = now + SEEDING_LINE_EVERY;
+            for (i, (name, h)) in handles.iter().enumerate() {
+                if finished[i] {
+                    let snap = h.status().snapshot();
+                    crate::progress::print_line(&format!(
+                        "{name}: seeding, up {}/s, uploaded {}, peers {}",
+                        crate::progress::human_bytes(snap.up_rate as u64),
+                        crate::progress::human_bytes(snap.uploaded),
+                        snap.peers
+                    ));
+                }
+            }
         }
         std::thread::sleep(POLL);
     }
