@@ -29,8 +29,19 @@ pub enum Allocation {
     Preallocate,
 }
 
-/// Identity of a file on disk: device and inode.
-type Identity = (u64, u64);
+/// Identity of a file on disk: device, inode and birth time. Inode numbers
+/// are reused as soon as a file is deleted, so a file deleted and created
+/// again often gets the same one; its birth time (where the file system
+/// records one) tells them apart.
+type Identity = (u64, u64, Option<std::time::Duration>);
+
+fn identity_of(meta: &fs::Metadata) -> Identity {
+    let born = meta
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+    (meta.dev(), meta.ino(), born)
+}
 
 struct OpenFile {
     file: Arc<File>,
@@ -141,7 +152,7 @@ impl Files {
         if !meta.is_file() {
             return Err(FileError::NotRegular { path });
         }
-        let identity = (meta.dev(), meta.ino());
+        let identity = identity_of(&meta);
         let known = table.identity.get(file).copied().flatten();
         match known {
             Some(seen) if seen != identity => return Err(FileError::Replaced { path }),
@@ -250,7 +261,11 @@ impl Files {
 
     fn sync_one(&self, file: usize) -> Result<(), FileError> {
         let path = self.path(file);
-        let handle = self.handle(file, false)?;
+        // We wrote to this file: if it is gone now, it was deleted under us.
+        let handle = self.handle(file, false).map_err(|e| match e {
+            FileError::Missing { path } => FileError::Replaced { path },
+            other => other,
+        })?;
         handle
             .sync_all()
             .map_err(|e| FileError::from_io(e, path.clone(), 0))?;

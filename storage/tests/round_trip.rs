@@ -292,6 +292,42 @@ fn a_file_replaced_under_us_is_reported_on_flush() {
 }
 
 #[test]
+fn a_file_deleted_after_its_handle_was_closed_is_reported_on_flush() {
+    let (layout, data) = layout_over(&[64, 64, 64], 64, 15);
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        max_open_files: 1,
+        ..Options::default()
+    };
+    let storage = Storage::open(dir.path(), layout.clone(), options).unwrap();
+    storage.write_piece(0, piece_of(&layout, &data, 0)).unwrap();
+    // Writing pieces 1 and 2 closes file 0's handle (one open file at most).
+    storage.write_piece(1, piece_of(&layout, &data, 1)).unwrap();
+    storage.write_piece(2, piece_of(&layout, &data, 2)).unwrap();
+    std::fs::remove_file(storage.file_path(0)).unwrap();
+    let err = storage.flush().unwrap_err();
+    assert!(
+        matches!(&err.0, FileError::Replaced { path } if path.ends_with("t/f0")),
+        "{err:?}"
+    );
+    // Recreated by someone else: a different inode, also refused on write.
+    std::fs::write(storage.file_path(0), vec![0u8; 64]).unwrap();
+    let err = storage
+        .write_piece(0, piece_of(&layout, &data, 0))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WriteError::File {
+                source: FileError::Replaced { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn a_folder_where_a_file_should_be_is_refused_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let (layout, data) = layout_over(&[10], 16, 14);
