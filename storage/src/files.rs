@@ -171,6 +171,8 @@ impl Files {
                 *slot = true;
             }
         }
+        // A read-only handle being upgraded is replaced, not counted twice.
+        table.open.remove(&file);
         if table.open.len() >= self.max_open {
             let oldest = table
                 .open
