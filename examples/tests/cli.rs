@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -245,4 +246,64 @@ fn one_process_serves_two_torrents_on_one_port() {
         );
         assert_files(&out, files);
     }
+}
+
+#[test]
+fn the_config_file_sets_port_and_folder_and_flags_override_it() {
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let shared = dir.path().join("shared");
+    let files = content(91, &[("cfg.bin", 300_000)]);
+    write_files(&shared, &files);
+    let torrent = create_torrent(
+        &shared.join("cfg.bin"),
+        &dir.path().join("cfg.torrent"),
+        &[],
+    );
+    let port = rustico_testkit::free_port();
+    let cfg = |name: &str, folder: &Path| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "listen_port = {port}\ndownload_dir = {:?}\nlog_dir = {:?}\n",
+                folder,
+                dir.path().join("logs")
+            ),
+        )
+        .unwrap();
+        path
+    };
+    // The seeder takes its port and folder from the config alone.
+    let seed_cfg = cfg("seed.toml", &shared);
+    let _seeder = ChildGuard(
+        rustico()
+            .arg("download")
+            .arg(&torrent)
+            .arg("--seed")
+            .arg("--config")
+            .arg(&seed_cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    rustico_testkit::wait_for_tcp(([127, 0, 0, 1], port).into(), Duration::from_secs(20)).unwrap();
+    // The leecher's config names the same (taken) port: --port wins, and
+    // the files land in the configured folder.
+    let landing = dir.path().join("landing");
+    let leech_cfg = cfg("leech.toml", &landing);
+    let mut cmd = rustico();
+    cmd.arg("download")
+        .arg(&torrent)
+        .args(["--port", &rustico_testkit::free_port().to_string()])
+        .args(["--peer", &format!("127.0.0.1:{port}")])
+        .arg("--config")
+        .arg(&leech_cfg);
+    let out = output_with_timeout(cmd, Duration::from_secs(60), "download with a config");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_files(&landing, &files);
 }
