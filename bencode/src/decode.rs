@@ -67,6 +67,9 @@ pub fn decode_prefix(input: &[u8]) -> Result<(Value<'_>, usize), Error> {
 /// string longer than the rest of the input (before allocating anything),
 /// keys that are not byte strings, and nesting deeper than the limit.
 ///
+/// [`Decoder::decode`] builds a [`Value`] tree; [`Decoder::tokens`] walks
+/// the same grammar, with the same checks and errors, building nothing.
+///
 /// ```
 /// use rustico_bencode::{Decoder, ErrorKind};
 ///
