@@ -94,6 +94,19 @@ impl TorrentProgress {
         eprintln!("{}", plain_line(&self.name, snap));
     }
 
+    /// Stops the bar for a torrent whose data was all on disk already.
+    pub fn finish_verified(&mut self, snap: &Snapshot) {
+        if let Some(bar) = self.bar.take() {
+            bar.set_position(snap.have_bytes);
+            bar.finish();
+        }
+        print_line(&format!(
+            "{}: all {} verified on disk",
+            self.name,
+            human_bytes(snap.total_bytes)
+        ));
+    }
+
     /// Stops the bar (leaving it drawn) and prints the summary line.
     pub fn finish(&mut self, snap: &Snapshot, elapsed: Duration) {
         if let Some(bar) = self.bar.take() {

@@ -140,7 +140,12 @@ fn watch(handles: &[(String, TorrentHandle)], until_complete: bool) -> Result<()
             let show = &mut shows[i];
             if !finished[i] && status.complete.load(Ordering::SeqCst) {
                 finished[i] = true;
-                show.finish(&snap, start.elapsed());
+                if status.downloaded.load(Ordering::Relaxed) == 0 {
+                    // Nothing came from peers: the data was already here.
+                    show.finish_verified(&snap);
+                } else {
+                    show.finish(&snap, start.elapsed());
+                }
                 log::info!(target: "rustico", "{name}: complete and verified");
             } else if !finished[i] {
                 show.update(&snap, now);
