@@ -123,8 +123,13 @@ def against_libtorrent_seed(work, torrent, seed_dir, size, runs, tracker_port):
     try:
         assert seed.stdout.readline().strip() == "READY"
         time.sleep(2)  # let it announce to the tracker (aria2c finds it there)
-        for _ in range(runs):
-            for client in results:
+        clients = list(results)
+        for round_no in range(runs):
+            # Rotate the order each round so no client always runs right
+            # after the same other one (the page cache and the seeder carry
+            # state from run to run).
+            order = clients[round_no % len(clients):] + clients[:round_no % len(clients)]
+            for client in order:
                 out = os.path.join(work, "dl-" + client)
                 shutil.rmtree(out, ignore_errors=True)
                 os.makedirs(out)
