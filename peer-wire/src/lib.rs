@@ -61,7 +61,9 @@ mod framer;
 mod handshake;
 mod message;
 mod metadata;
+mod metadata_download;
 mod pex;
+mod pex_state;
 
 pub use bitfield::{Bitfield, BitfieldError};
 pub use blocking::{connect, Connection, ConnectionError, Timeouts};
@@ -77,7 +79,11 @@ pub use message::{
     BLOCK_LEN,
 };
 pub use metadata::{metadata_piece_count, MetadataMessage, METADATA_PIECE_LEN};
+pub use metadata_download::{
+    DataOutcome, MetadataConfig, MetadataDownload, MetadataError, MetadataServer,
+};
 pub use pex::{PexFlags, PexMessage, PexPeer};
+pub use pex_state::{filter_incoming_pex, IncomingPex, PexConfig, PexState};
 
 /// The answer of an incremental decoder: not enough bytes yet, or a value
 /// and how many bytes it used. Malformed input is an `Err` instead.
