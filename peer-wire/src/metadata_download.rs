@@ -169,9 +169,11 @@ enum Phase<P> {
 /// 4. [`poll_complete`](Self::poll_complete) after a `DataOutcome::Complete`.
 ///
 /// The size fetched is the first asking peer's; peers announcing another
-/// size get no requests while pieces of this one are in or asked for (if
-/// the chosen size was a lie, the hash check fails, its contributors are
-/// reported and the next peer's size is tried). Requests go to distinct
+/// size get no requests while pieces of this one are in or asked for and
+/// some connected peer still claims it (if the chosen size was a lie, the
+/// hash check fails, its contributors are reported and the next peer's
+/// size is tried). BEP 9 has no per-piece hashes, so a mismatch cannot
+/// tell an honest contributor from a lying one: all are reported. Requests go to distinct
 /// pieces; a piece is asked of a second peer only once its request timed
 /// out or when every piece is in or asked for (the end of the download).
 ///
@@ -288,15 +290,15 @@ impl<P: Copy + Eq> MetadataDownload<P> {
     /// open, refused what is left, or nothing is left to ask.
     pub fn poll_request(&mut self, peer: P, now: Instant) -> Option<u32> {
         let size = self.peers.iter().find(|e| e.peer == peer)?.size;
-        // A size nobody has delivered or been asked for yet can be
-        // swapped for this peer's: otherwise one peer's bad size would
-        // block every other peer for good.
+        // A size nobody has delivered or been asked for yet, or that no
+        // connected peer claims any more, gives way to this peer's:
+        // otherwise one peer's bad size would block the others for good.
         let restart = match &self.phase {
             Phase::Idle => true,
             Phase::Fetching(fetch) => {
                 fetch.size != size
-                    && fetch.have == 0
-                    && fetch.slots.iter().all(|s| matches!(s, Slot::Missing))
+                    && ((fetch.have == 0 && fetch.slots.iter().all(|s| matches!(s, Slot::Missing)))
+                        || !self.peers.iter().any(|e| e.size == fetch.size))
             }
             Phase::Complete(_) | Phase::Taken => return None,
         };
@@ -822,6 +824,31 @@ mod tests {
         // Nothing of size 5 is in or asked for: the honest size takes over.
         assert_eq!(d.poll_request(2, now), Some(0));
         assert_eq!(d.size(), Some(20_000));
+        d.handle_data(2, 0, 20_000, piece(&bytes, 0)).unwrap();
+        assert_eq!(d.poll_request(2, now), Some(1));
+        assert_eq!(
+            d.handle_data(2, 1, 20_000, piece(&bytes, 1)),
+            Ok(DataOutcome::Complete)
+        );
+    }
+
+    #[test]
+    fn a_size_nobody_claims_any_more_is_abandoned() {
+        let (bytes, hash) = info(20_000);
+        let mut d = MetadataDownload::new(hash);
+        let now = Instant::now();
+        d.handle_metadata_size(1u8, 40_000).unwrap();
+        d.handle_metadata_size(2, 20_000).unwrap();
+        assert_eq!(d.poll_request(1, now), Some(0));
+        d.handle_data(1, 0, 40_000, &[0; 16384]).unwrap();
+        assert_eq!(
+            d.poll_request(2, now),
+            None,
+            "40 000 bytes still claimed by 1"
+        );
+        d.handle_peer_gone(1);
+        assert_eq!(d.poll_request(2, now), Some(0));
+        assert_eq!(d.progress(), Some((0, 2)));
         d.handle_data(2, 0, 20_000, piece(&bytes, 0)).unwrap();
         assert_eq!(d.poll_request(2, now), Some(1));
         assert_eq!(
