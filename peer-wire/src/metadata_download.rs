@@ -367,10 +367,13 @@ impl<P: Copy + Eq> MetadataDownload<P> {
         u32::try_from(choice).ok()
     }
 
-    /// When the oldest open request times out (and another peer could be
-    /// asked for its piece): call [`poll_request`](Self::poll_request)
-    /// for idle peers then. `None` when no request is open.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    /// The next moment after `now` when an open request times out (and
+    /// its piece may go to another peer): call
+    /// [`poll_request`](Self::poll_request) for idle peers then. Pieces
+    /// whose requests timed out already are handed out by `poll_request`
+    /// at any time, so they set no deadline. `None` when nothing is
+    /// waiting to time out.
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
         let Phase::Fetching(fetch) = &self.phase else {
             return None;
         };
@@ -381,8 +384,9 @@ impl<P: Copy + Eq> MetadataDownload<P> {
                 Slot::Requested(r) => r.iter().map(|(_, at)| *at).max(),
                 _ => None,
             })
-            .min()
             .map(|at| at + self.config.request_timeout)
+            .filter(|&deadline| deadline > now)
+            .min()
     }
 
     /// A `Data` message from `peer`. Checks, in order: a download is in
@@ -414,10 +418,9 @@ impl<P: Copy + Eq> MetadataDownload<P> {
                 expected: len as u32,
             });
         }
-        let slot = fetch
-            .slots
-            .get_mut(piece as usize)
-            .ok_or(MetadataError::PieceOutOfRange { piece, count: 0 })?;
+        let Some(slot) = fetch.slots.get_mut(piece as usize) else {
+            return Err(MetadataError::NotRequested { piece });
+        };
         match slot {
             Slot::Have(_) => return Ok(DataOutcome::Duplicate),
             Slot::Requested(r) if r.iter().any(|(p, _)| *p == peer) => {}
@@ -425,6 +428,11 @@ impl<P: Copy + Eq> MetadataDownload<P> {
         }
         *slot = Slot::Have(peer);
         fetch.have += 1;
+        if fetch.buffer.is_empty() {
+            // Allocated once a peer delivered a valid piece of this size,
+            // not when one merely claims it.
+            fetch.buffer = vec![0; fetch.size as usize];
+        }
         if let Some(target) = fetch.buffer.get_mut(start..start + len) {
             target.copy_from_slice(data);
         }
@@ -515,7 +523,7 @@ impl<P> Fetch<P> {
         let count = metadata_piece_count(u64::from(size)) as usize;
         Fetch {
             size,
-            buffer: vec![0; size as usize],
+            buffer: Vec::new(),
             slots: (0..count).map(|_| Slot::Missing).collect(),
             have: 0,
         }
@@ -690,7 +698,12 @@ mod tests {
             Some(0),
             "endgame"
         );
-        assert_eq!(d.poll_timeout(), Some(t0 + Duration::from_secs(20)));
+        assert_eq!(d.poll_timeout(t0), Some(t0 + Duration::from_secs(20)));
+        assert_eq!(
+            d.poll_timeout(t0 + Duration::from_secs(20)),
+            Some(t0 + Duration::from_secs(39)),
+            "the endgame request of peer 3"
+        );
         d.handle_peer_gone(3);
         d.handle_metadata_size(4, 20_000).unwrap();
         // Piece 0 is asked of peer 1 only, not timed out yet: endgame

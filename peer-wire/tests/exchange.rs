@@ -182,6 +182,9 @@ proptest! {
                 }
                 Event::Gone { peer } => download.handle_peer_gone(peer),
             }
+            if let Some(deadline) = download.poll_timeout(now) {
+                prop_assert!(deadline > now, "a deadline in the past would spin a timer");
+            }
         }
         prop_assert_eq!(done, download.is_complete());
         if done {
