@@ -2,6 +2,8 @@
 //! BEP 3 and BEP 6, the extension protocol of BEP 10 with `ut_metadata`
 //! (BEP 9) and `ut_pex` (BEP 11), and a stream framer. The core does no
 //! I/O; [`Connection`] is a thin blocking layer for those who want one.
+//! Sans-IO state machines for fetching and serving metadata (BEP 9) and
+//! for peer exchange (BEP 11) sit on top of the codec.
 //!
 //! ```
 //! use rustico_peer_wire::{Framer, Handshake, Message, Reserved, Status, BlockRequest};
@@ -46,6 +48,13 @@
 //! - [`allowed_fast_set`]: BEP 6's allowed-fast pieces for a peer.
 //! - [`ExtensionHandshake`], [`ExtensionMap`]: BEP 10;
 //!   [`MetadataMessage`]: BEP 9; [`PexMessage`]: BEP 11.
+//! - [`MetadataDownload`] (fetching a magnet link's info dictionary from
+//!   several peers, SHA-1 checked, [`MetadataError`], [`DataOutcome`]) and
+//!   [`MetadataServer`] (answering requests): BEP 9 bookkeeping, sans-IO.
+//! - [`PexState`] (what to tell one peer, rate- and size-limited),
+//!   [`PexState::handle_incoming`] and [`filter_incoming_pex`] (what to
+//!   believe of what it tells us): BEP 11 bookkeeping. Never for private
+//!   torrents; the caller enforces that.
 //! - [`Connection`], [`connect`], [`Timeouts`]: blocking I/O over any
 //!   `Read + Write`.
 //!
