@@ -75,10 +75,26 @@ impl Swarm {
         bytes
     }
 
-    fn picker(&self) -> (PiecePicker, Vec<PeerKey>) {
+    /// Pieces we already have in the steady state: as many as the picker's
+    /// default `random_first_pieces` (4), spread out, so picks are rarest
+    /// first (what the naive picker does) rather than the random start.
+    fn had(&self) -> [u32; 4] {
+        let n = self.pieces;
+        [0, n / 4, n / 2, 3 * n / 4]
+    }
+
+    /// Our picker with every peer connected. `mid_download`: the pieces of
+    /// [`Swarm::had`] are verified (the steady state, rarest first); else
+    /// nothing is, and new pieces are the random first pieces.
+    fn picker(&self, mid_download: bool) -> (PiecePicker, Vec<PeerKey>) {
         let mut config = PickerConfig::new(u64::from(self.pieces) * u64::from(PIECE), PIECE);
         config.seed = 1;
         let mut picker = PiecePicker::new(config).unwrap();
+        if mid_download {
+            for piece in self.had() {
+                picker.we_have(piece).unwrap();
+            }
+        }
         let keys = self
             .bitfields
             .iter()
@@ -96,7 +112,9 @@ impl Swarm {
         (picker, keys)
     }
 
-    fn naive(&self) -> NaivePicker<'_> {
+    /// The naive picker on the same swarm; `mid_download` as in
+    /// [`Swarm::picker`].
+    fn naive(&self, mid_download: bool) -> NaivePicker<'_> {
         let n = self.pieces as usize;
         let mut avail = vec![0u32; n];
         for bits in self.bitfields.iter() {
@@ -104,12 +122,18 @@ impl Swarm {
                 *a += u32::from(bits.as_ref().is_none_or(|b| b[p / 64] >> (p % 64) & 1 == 1));
             }
         }
+        let mut have = vec![false; n];
+        if mid_download {
+            for piece in self.had() {
+                have[piece as usize] = true;
+            }
+        }
         NaivePicker {
             swarm: self,
             avail,
             requested: vec![0; n],
             received: vec![0; n],
-            have: vec![false; n],
+            have,
             in_flight: vec![Vec::new(); self.bitfields.len()],
             rng: Rng(7),
         }
@@ -252,7 +276,7 @@ fn time_naive_picks(naive: &mut NaivePicker<'_>, max: usize, iters: u64) -> Dura
 fn per_size(c: &mut Criterion) {
     for &n in &SIZES {
         let swarm = Swarm::new(n, PEERS, SEEDS);
-        let (mut picker, keys) = swarm.picker();
+        let (mut picker, keys) = swarm.picker(true);
         let mut group = c.benchmark_group(format!("picker/{n}"));
         group.warm_up_time(Duration::from_millis(500));
         group.measurement_time(Duration::from_secs(2));
@@ -295,7 +319,15 @@ fn per_size(c: &mut Criterion) {
         group.bench_function("pick_same_peer/1", |b| {
             b.iter_custom(|iters| time_picks(&mut picker, &keys, 1, true, iters))
         });
-        let mut naive = swarm.naive();
+        drop(picker);
+        // The first few pieces of a download are picked at random (cold
+        // bitfield words every time), measured on its own.
+        let (mut fresh, keys) = swarm.picker(false);
+        group.bench_function("pick_random_first/1", |b| {
+            b.iter_custom(|iters| time_picks(&mut fresh, &keys, 1, false, iters))
+        });
+        drop(fresh);
+        let mut naive = swarm.naive(true);
         for max in [1usize, 64] {
             group.bench_function(BenchmarkId::new("naive_pick", max), |b| {
                 b.iter_custom(|iters| time_naive_picks(&mut naive, max, iters))
@@ -350,7 +382,7 @@ fn whole_download(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
     for n in [10_000u32, 100_000] {
         let swarm = Swarm::new(n, PEERS, SEEDS);
-        let (picker, keys) = swarm.picker();
+        let (picker, keys) = swarm.picker(false);
         group.bench_function(BenchmarkId::new("ours", n), |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
@@ -369,7 +401,7 @@ fn whole_download(c: &mut Criterion) {
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        let mut naive = swarm.naive();
+                        let mut naive = swarm.naive(false);
                         let start = Instant::now();
                         let blocks = naive_download(&mut naive);
                         total += start.elapsed();

@@ -116,6 +116,9 @@ struct Downloading {
     requests: Vec<(u32, PeerKey)>,
     /// Blocks neither received nor requested.
     open_blocks: u32,
+    /// No block below this index is open, so handing out blocks one or a
+    /// few at a time does not rescan the requested prefix of the piece.
+    first_open: u32,
     received: u32,
     owner: PeerKey,
     class: SpeedClass,
@@ -1016,6 +1019,7 @@ impl PiecePicker {
                     blocks: Vec::new(),
                     requests: Vec::new(),
                     open_blocks: 0,
+                    first_open: 0,
                     received: 0,
                     owner,
                     class,
@@ -1038,6 +1042,7 @@ impl PiecePicker {
         );
         entry.requests.clear();
         entry.open_blocks = nb;
+        entry.first_open = 0;
         entry.received = 0;
         entry.owner = owner;
         entry.class = class;
@@ -1108,6 +1113,7 @@ impl PiecePicker {
             return;
         }
         entry.open_blocks += 1;
+        entry.first_open = entry.first_open.min(block);
         if entry.received == 0 && entry.requests.is_empty() {
             self.free_downloading(d);
             self.make_open(piece);

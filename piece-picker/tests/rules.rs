@@ -700,3 +700,47 @@ fn end_game_asks_least_duplicated_blocks_first() {
     );
     picker.debug_check_invariants().unwrap();
 }
+
+#[test]
+fn block_returned_below_later_requests_is_picked_next() {
+    // One piece of 8 blocks handed out one at a time: the picker resumes
+    // after the last block it gave, yet a block returned from earlier in
+    // the piece comes back first.
+    let mut c = PickerConfig::new(8, 8);
+    c.block_size = 1;
+    c.random_first_pieces = 0;
+    let mut picker = PiecePicker::new(c).unwrap();
+    let a = picker.add_peer();
+    picker.peer_has_all(a).unwrap();
+    let offsets = |blocks: Vec<BlockRequest>| blocks.iter().map(|b| b.offset).collect::<Vec<_>>();
+    for expected in 0..5 {
+        assert_eq!(offsets(pick(&mut picker, a, 1)), vec![expected]);
+    }
+    let block2 = BlockRequest {
+        piece: 0,
+        offset: 2,
+        length: 1,
+    };
+    picker.block_rejected(a, block2).unwrap();
+    assert_eq!(offsets(pick(&mut picker, a, 1)), vec![2]);
+    assert_eq!(offsets(pick(&mut picker, a, 2)), vec![5, 6]);
+    let mut cancel = Vec::new();
+    let unrequested = BlockRequest {
+        piece: 0,
+        offset: 7,
+        length: 1,
+    };
+    assert!(
+        picker
+            .block_received(a, unrequested, &mut cancel)
+            .unwrap()
+            .accepted
+    );
+    assert!(
+        pick(&mut picker, a, 4).is_empty(),
+        "nothing left to ask for"
+    );
+    picker.peer_choked(a).unwrap();
+    assert_eq!(offsets(pick(&mut picker, a, 8)), vec![0, 1, 2, 3, 4, 5, 6]);
+    picker.debug_check_invariants().unwrap();
+}

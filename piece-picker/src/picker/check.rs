@@ -83,7 +83,14 @@ impl PiecePicker {
                     return Err("received block still requested".into());
                 }
                 dups += reqs.saturating_sub(1) as u32;
-                open_blocks += u32::from(!s.received && reqs == 0);
+                let open = !s.received && reqs == 0;
+                if open && (b as u32) < e.first_open {
+                    return Err(format!(
+                        "piece {}: block {b} open below first_open {}",
+                        e.piece, e.first_open
+                    ));
+                }
+                open_blocks += u32::from(open);
                 received += u32::from(s.received);
             }
             if open_blocks != e.open_blocks || received != e.received {

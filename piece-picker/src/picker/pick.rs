@@ -54,7 +54,14 @@ impl PiecePicker {
             let Some(d) = self.choose_partial(peer, strict) else {
                 break;
             };
+            let before = left;
             left = self.request_open_blocks(d, peer, left, out);
+            // A listed partial piece always yields a block; should that
+            // ever break, stop rather than spin (the model test then fails).
+            debug_assert!(left < before, "partial piece {d} yielded no block");
+            if left == before {
+                break;
+            }
         }
         left
     }
@@ -166,14 +173,16 @@ impl PiecePicker {
             entry.class = pslot.class;
         }
         let piece = entry.piece;
-        for (b, slot) in entry.blocks.iter_mut().enumerate() {
-            if left == 0 || entry.open_blocks == 0 {
+        let mut next = entry.first_open as usize;
+        while left > 0 && entry.open_blocks > 0 {
+            let Some(slot) = entry.blocks.get_mut(next) else {
                 break;
-            }
+            };
+            let b = next as u32;
+            next += 1;
             if slot.received || slot.requesters > 0 {
                 continue;
             }
-            let b = b as u32;
             slot.requesters = 1;
             entry.open_blocks -= 1;
             entry.requests.push((b, peer));
@@ -185,6 +194,7 @@ impl PiecePicker {
             });
             left -= 1;
         }
+        entry.first_open = next as u32;
         if entry.open_blocks == 0 {
             self.unlist_partial(d);
         }
