@@ -21,7 +21,9 @@ pub struct MetadataConfig {
     /// After this long without an answer a piece may be asked of another
     /// peer (the first request stays open: its answer is still taken).
     pub request_timeout: Duration,
-    /// Requests a single peer may have open at once.
+    /// Requests a single peer may have open at once. Timed-out requests
+    /// count until answered or rejected, or the peer is gone, so a peer
+    /// that stops answering stops being asked.
     pub max_requests_per_peer: usize,
 }
 
@@ -133,9 +135,20 @@ enum Slot<P> {
 #[derive(Debug)]
 struct Fetch<P> {
     size: u32,
-    buffer: Vec<u8>,
+    buffer: Bytes,
     slots: Vec<Slot<P>>,
     have: usize,
+}
+
+/// Metadata bytes, shown by length only: a `{:?}` of the download
+/// should not print megabytes.
+#[derive(Default)]
+struct Bytes(Vec<u8>);
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} bytes>", self.0.len())
+    }
 }
 
 #[derive(Debug)]
@@ -144,7 +157,7 @@ enum Phase<P> {
     Idle,
     Fetching(Fetch<P>),
     /// Verified bytes, not yet taken.
-    Complete(Vec<u8>),
+    Complete(Bytes),
     /// Bytes handed out by `poll_complete`.
     Taken,
 }
@@ -428,18 +441,18 @@ impl<P: Copy + Eq> MetadataDownload<P> {
         }
         *slot = Slot::Have(peer);
         fetch.have += 1;
-        if fetch.buffer.is_empty() {
+        if fetch.buffer.0.is_empty() {
             // Allocated once a peer delivered a valid piece of this size,
             // not when one merely claims it.
-            fetch.buffer = vec![0; fetch.size as usize];
+            fetch.buffer = Bytes(vec![0; fetch.size as usize]);
         }
-        if let Some(target) = fetch.buffer.get_mut(start..start + len) {
+        if let Some(target) = fetch.buffer.0.get_mut(start..start + len) {
             target.copy_from_slice(data);
         }
         if fetch.have < fetch.slots.len() {
             return Ok(DataOutcome::Stored);
         }
-        let digest: [u8; 20] = Sha1::digest(&fetch.buffer).into();
+        let digest: [u8; 20] = Sha1::digest(&fetch.buffer.0).into();
         if digest == self.info_hash {
             let bytes = std::mem::take(&mut fetch.buffer);
             self.phase = Phase::Complete(bytes);
@@ -488,7 +501,7 @@ impl<P: Copy + Eq> MetadataDownload<P> {
     /// The verified info dictionary, once (later calls return `None`).
     pub fn poll_complete(&mut self) -> Option<Vec<u8>> {
         match std::mem::replace(&mut self.phase, Phase::Taken) {
-            Phase::Complete(bytes) => Some(bytes),
+            Phase::Complete(bytes) => Some(bytes.0),
             other => {
                 self.phase = other;
                 None
@@ -523,7 +536,7 @@ impl<P> Fetch<P> {
         let count = metadata_piece_count(u64::from(size)) as usize;
         Fetch {
             size,
-            buffer: Vec::new(),
+            buffer: Bytes(Vec::new()),
             slots: (0..count).map(|_| Slot::Missing).collect(),
             have: 0,
         }
@@ -668,6 +681,7 @@ mod tests {
             Ok(DataOutcome::Duplicate)
         );
         assert_eq!(d.progress(), Some((2, 3)));
+        assert!(format!("{d:?}").contains("<40000 bytes>"), "{d:?}");
         assert_eq!(
             d.handle_data(3, 2, 40_000, piece(&bytes, 2)),
             Ok(DataOutcome::Complete)
