@@ -83,10 +83,10 @@ pub fn init(verbose: u8, log_dir: Option<&Path>) -> Option<PathBuf> {
         }
     });
     let stderr_level = stderr_level(verbose);
-    let file_level = if verbose >= 2 {
-        Level::Debug
-    } else {
-        Level::Info
+    let file_level = match verbose {
+        0 | 1 => Level::Info,
+        2 => Level::Debug,
+        _ => Level::Trace,
     };
     let max = if file.is_some() {
         stderr_level.max(file_level)

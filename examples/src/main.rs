@@ -7,7 +7,6 @@
 //! ([`choker`], [`peer_policy`]) are pure logic with their own tests.
 #![forbid(unsafe_code)]
 
-mod bits;
 mod choker;
 mod cli;
 mod commands;

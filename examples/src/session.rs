@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rustico_peer_wire::{BlockRequest, FrameError, Framer, Limits, Message};
 
-use crate::bits::Bits;
+use rustico_peer_wire::Bitfield as Bits;
 
 /// Send a keep-alive after this long without sending anything.
 pub const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(90);
@@ -174,12 +174,12 @@ impl PeerSession {
             });
         }
         let have = s.setup.ours.count();
-        if s.setup.fast && have == s.setup.num_pieces as usize {
+        if s.setup.fast && have == s.setup.num_pieces {
             s.send(Message::HaveAll);
         } else if s.setup.fast && have == 0 {
             s.send(Message::HaveNone);
         } else if have > 0 {
-            let wire = s.setup.ours.to_wire();
+            let wire = s.setup.ours.as_wire().to_vec();
             s.send(Message::Bitfield(&wire));
         }
         s
@@ -288,9 +288,9 @@ impl PeerSession {
                 // BEP 3 wants it first, but some clients (aria2 after
                 // have-none) send it later: merge rather than drop them.
                 let mut bits = Bits::from_wire(wire, n)
-                    .ok_or_else(|| SessionError::Violation("bitfield of the wrong size".into()))?;
+                    .map_err(|e| SessionError::Violation(format!("bad bitfield: {e}")))?;
                 if let Some(known) = st.peer_pieces.as_ref() {
-                    for i in known.iter() {
+                    for i in known.iter_set() {
                         bits.set(i);
                     }
                 }
@@ -371,13 +371,14 @@ impl PeerSession {
     pub fn handle_command(&mut self, command: Command, now: Instant) {
         match command {
             Command::Request(reqs) => {
+                // The stall clock starts when requests start waiting.
+                if self.outstanding.is_empty() {
+                    self.last_block = now;
+                }
                 for req in reqs {
                     if self.outstanding.insert(req) {
                         self.send(Message::Request(req));
                     }
-                }
-                if self.outstanding.len() == 1 {
-                    self.last_block = now;
                 }
                 if self.peer_choking && !self.setup.fast {
                     // Sent while choked: the peer ignores them; give them back.
@@ -619,7 +620,7 @@ mod tests {
         s.handle_input(a, now).unwrap();
         s.handle_input(b, now).unwrap();
         let got = events(&mut s);
-        assert!(matches!(got[0], Event::Pieces(ref b) if b.is_full()));
+        assert!(matches!(got[0], Event::Pieces(ref b) if b.is_complete()));
         assert_eq!(got[1], Event::Choked(false));
         assert_eq!(
             got[2],

@@ -13,8 +13,8 @@ use crossbeam_channel::{bounded, select, Receiver, Sender};
 use rustico_peer_wire::{Handshake, Reserved, HANDSHAKE_LEN};
 use rustico_storage::Storage;
 
-use crate::bits::Bits;
 use crate::session::{Command, Event, PeerSession, SessionSetup};
+use rustico_peer_wire::Bitfield as Bits;
 
 use super::{PeerKey, ToManager};
 
@@ -228,9 +228,11 @@ fn event_loop(
             match event {
                 Event::Serve(req) => {
                     session.send_block_with(req, |out| {
-                        setup
-                            .storage
-                            .read_block(req.index, req.begin, req.length, out)
+                        let read = setup.storage.read_block(req.index, req.begin, req.length, out);
+                        if let Err(e) = &read {
+                            log::debug!(target: "rustico", "{}: cannot serve {req:?}: {e}", setup.addr);
+                        }
+                        read
                     });
                 }
                 other => batch.push(other),

@@ -21,11 +21,11 @@ use rustico_storage::{Options, Storage, WriteError};
 use super::conn::{self, Closed, ConnInput, ConnSetup, Origin};
 use super::tracker::{self, TrackerEvent};
 use super::{Control, PeerKey, PeerMsg, Status, ToManager};
-use crate::bits::Bits;
 use crate::choker::{Choker, PeerState, RECHOKE_INTERVAL};
 use crate::meta::TorrentMeta;
 use crate::peer_policy::{Ended, PeerPolicy};
 use crate::session::{Command, Event};
+use rustico_peer_wire::Bitfield as Bits;
 
 /// Per-torrent choices of the caller.
 #[derive(Debug, Clone, Default)]
@@ -85,6 +85,7 @@ const DEFAULT_REQQ: usize = 250;
 const TICK: Duration = Duration::from_millis(250);
 const RESUME_SAVE_EVERY: Duration = Duration::from_secs(5);
 const SAVER_THREADS: usize = 2;
+const BOTH_SEEDING: &str = "both seeding";
 const SAVER_QUEUE_BYTES: usize = 32 << 20;
 /// Memory kept in recycled piece buffers.
 const SPARE_BUFFER_BYTES: usize = 8 << 20;
@@ -201,7 +202,7 @@ fn run_inner(setup: ManagerSetup) -> Result<(), String> {
     config.seed = super::seed_from_clock();
     let mut picker = PiecePicker::new(config).map_err(|e| format!("{name}: piece picker: {e}"))?;
     let mut verified_bytes = 0;
-    for i in have.iter() {
+    for i in have.iter_set() {
         picker.we_have(i).map_err(|e| format!("{name}: {e}"))?;
         verified_bytes += u64::from(meta.piece_size(i));
     }
@@ -291,7 +292,7 @@ fn run_inner(setup: ManagerSetup) -> Result<(), String> {
     for addr in m.options.peers.clone() {
         m.policy.handle_candidate(addr);
     }
-    if m.have.is_full() {
+    if m.have.is_complete() {
         m.status.complete.store(true, Ordering::SeqCst);
     }
     let result = m.event_loop(&peer_rx, &setup.control_rx);
@@ -347,7 +348,7 @@ impl Manager {
     ) -> Result<(), String> {
         let mut next_tick = Instant::now();
         loop {
-            if self.have.is_full() && self.saving == 0 && !self.options.keep_seeding {
+            if self.have.is_complete() && self.saving == 0 && !self.options.keep_seeding {
                 return Ok(());
             }
             let now = Instant::now();
@@ -432,13 +433,11 @@ impl Manager {
         if now >= self.next_rechoke || self.rechoke_soon {
             self.rechoke(now, now >= self.next_rechoke);
         }
-        // Dial while under the limit (nothing to dial for once we are a
-        // seed: leechers come to us).
-        if !self.have.is_full() {
-            let free = self.peers_per_torrent.saturating_sub(self.peers.len());
-            for addr in self.policy.poll_dial(now, free) {
-                self.spawn_connection(addr, Origin::Outgoing);
-            }
+        // Dial while under the limit, seeding too (a seed meeting a seed
+        // hangs up at once: "both seeding").
+        let free = self.peers_per_torrent.saturating_sub(self.peers.len());
+        for addr in self.policy.poll_dial(now, free) {
+            self.spawn_connection(addr, Origin::Outgoing);
         }
         let (down, up) = self
             .peers
@@ -466,7 +465,7 @@ impl Manager {
                 rate_to_peer: p.up_rate,
             })
             .collect();
-        let unchoke = self.choker.decide(now, self.have.is_full(), &states);
+        let unchoke = self.choker.decide(now, self.have.is_complete(), &states);
         for (key, peer) in self.peers.iter_mut() {
             if peer.pick.is_none() {
                 continue;
@@ -590,7 +589,7 @@ impl Manager {
                     let _ = peer.tx.send(ConnInput::Command(Command::Have(piece)));
                 }
                 self.update_interest_all();
-                if self.have.is_full() {
+                if self.have.is_complete() {
                     log::info!(target: "rustico", "{}: download complete", self.name());
                     self.save_resume();
                     if let Some(tx) = &self.tracker_tx {
@@ -600,14 +599,16 @@ impl Manager {
                     // Seeds have nothing to trade with seeds.
                     for peer in self.peers.values() {
                         if peer.is_seed {
-                            let _ = peer.tx.send(ConnInput::Close("both seeding".into()));
+                            let _ = peer.tx.send(ConnInput::Close(BOTH_SEEDING.into()));
                         }
                     }
                 }
             }
             Err(_) if result.hash_failed => {
                 let mut blamed = Vec::new();
-                let _ = self.picker.piece_hash_failed(piece, &mut blamed);
+                if let Err(e) = self.picker.piece_hash_failed(piece, &mut blamed) {
+                    log::warn!(target: "rustico", "{}: picker: {e}", self.name());
+                }
                 let mut senders: Vec<SocketAddr> =
                     result.senders.iter().flatten().copied().collect();
                 senders.sort();
@@ -718,6 +719,9 @@ impl Manager {
         }
         let (how, reason) = match closed {
             Closed::Failed(r) => (Ended::Failed, r),
+            // Two seeds have nothing to trade: back off as from a failure
+            // rather than redial every few seconds.
+            Closed::Normal(r) if r == BOTH_SEEDING => (Ended::Failed, r),
             Closed::Normal(r) => (Ended::Closed, r),
         };
         if peer.outgoing {
@@ -745,14 +749,14 @@ impl Manager {
         let Some(pk) = peer.pick else { return };
         match event {
             Event::Pieces(bits) => {
-                if bits.is_full() {
+                if bits.is_complete() {
                     peer.is_seed = true;
                     let _ = self.picker.peer_has_all(pk);
                 } else {
-                    let _ = self.picker.peer_bitfield(pk, &bits.to_wire());
+                    let _ = self.picker.peer_bitfield(pk, bits.as_wire());
                 }
-                if self.have.is_full() && bits.is_full() {
-                    let _ = peer.tx.send(ConnInput::Close("both seeding".into()));
+                if self.have.is_complete() && bits.is_complete() {
+                    let _ = peer.tx.send(ConnInput::Close(BOTH_SEEDING.into()));
                     return;
                 }
                 self.update_interest(key);
@@ -762,6 +766,7 @@ impl Manager {
                 self.update_interest(key);
             }
             Event::Choked(choked) => {
+                log::debug!(target: "rustico", "{}: {} {}", self.meta.name, peer.addr, if choked { "choked us" } else { "unchoked us" });
                 peer.peer_choking = choked;
                 if choked {
                     if !peer.fast {
@@ -772,6 +777,7 @@ impl Manager {
                 }
             }
             Event::Interested(on) => {
+                log::debug!(target: "rustico", "{}: {} interested: {on}", self.meta.name, peer.addr);
                 if peer.peer_interested != on {
                     peer.peer_interested = on;
                     // At once, not at the next tick: a new leecher should
@@ -781,6 +787,7 @@ impl Manager {
             }
             Event::Block { req, data } => self.handle_block(key, pk, req, data),
             Event::Dropped(reqs) => {
+                log::debug!(target: "rustico", "{}: {} dropped {} requests", self.meta.name, peer.addr, reqs.len());
                 for r in &reqs {
                     let _ = self.picker.block_rejected(pk, to_pick(r));
                 }
@@ -866,6 +873,7 @@ impl Manager {
         let Some(pk) = peer.pick else { return };
         let want = self.picker.interesting(pk);
         if want != peer.am_interested {
+            log::debug!(target: "rustico", "{}: interested in {}: {want}", self.meta.name, peer.addr);
             peer.am_interested = want;
             let _ = peer.tx.send(ConnInput::Command(Command::Interested(want)));
         }
@@ -897,6 +905,7 @@ impl Manager {
         let limit = peer.target.min(peer.reqq);
         let in_flight = self.picker.in_flight_count(pk);
         if in_flight >= limit {
+            log::trace!(target: "rustico", "{}: {} has {in_flight} of {limit} in flight", self.meta.name, peer.addr);
             return;
         }
         // Ask in batches: topping up one block at a time costs a message
@@ -905,14 +914,15 @@ impl Manager {
             return;
         }
         self.scratch.clear();
-        if self
-            .picker
-            .pick(pk, limit - in_flight, &mut self.scratch)
-            .is_err()
-            || self.scratch.is_empty()
-        {
+        if let Err(e) = self.picker.pick(pk, limit - in_flight, &mut self.scratch) {
+            log::warn!(target: "rustico", "{}: picker: {e}", self.meta.name);
             return;
         }
+        if self.scratch.is_empty() {
+            log::debug!(target: "rustico", "{}: nothing to request from {}", self.meta.name, peer.addr);
+            return;
+        }
+        log::trace!(target: "rustico", "{}: {} more requests to {}", self.meta.name, self.scratch.len(), peer.addr);
         let reqs = self.scratch.iter().map(to_wire).collect();
         let _ = peer.tx.send(ConnInput::Command(Command::Request(reqs)));
     }
