@@ -4,6 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustico_metainfo::{Torrent, TorrentBuilder};
@@ -35,6 +36,30 @@ fn start_engine(config: &Config, net: &NetArgs, ip: IpAddr) -> Result<Engine, St
     }
 }
 
+/// Why [`watch`] stopped waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WatchEnd {
+    /// Every torrent is complete and verified.
+    Complete,
+    /// SIGINT or SIGTERM arrived.
+    Interrupted,
+}
+
+/// A flag set by SIGINT (Ctrl-C) or SIGTERM, so that the torrents stop
+/// cleanly: peers closed, resume data flushed, trackers told `stopped`.
+/// A second signal while that runs exits at once (exit status 1).
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Registration fails only for forbidden signals, not these two; if
+        // it did, the signal would keep its default action (terminate),
+        // which loses nothing verified.
+        let _ = signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&flag));
+        let _ = signal_hook::flag::register(signal, Arc::clone(&flag));
+    }
+    flag
+}
+
 fn load_torrent(source: &str) -> Result<TorrentMeta, String> {
     if source.starts_with("magnet:") {
         return Err(format!(
@@ -58,6 +83,7 @@ pub fn download(args: &DownloadArgs, verbose: u8) -> Result<(), String> {
         .iter()
         .map(|t| load_torrent(t))
         .collect::<Result<Vec<_>, _>>()?;
+    let interrupted = interrupt_flag();
     let engine = start_engine(&config, &args.net, IpAddr::from([0, 0, 0, 0]))?;
     log::info!(target: "rustico", "listening on port {}", engine.port());
     let options = TorrentOptions {
@@ -74,12 +100,22 @@ pub fn download(args: &DownloadArgs, verbose: u8) -> Result<(), String> {
                 .map(|h| (name, h))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let outcome = watch(&handles, !args.seed);
+    let outcome = watch(&handles, !args.seed, &interrupted);
+    if outcome == Ok(WatchEnd::Interrupted) {
+        eprintln!("rustico: interrupted; stopping cleanly (saving resume data, telling trackers)");
+    }
     for (_, h) in handles {
         h.stop(STOP_TIMEOUT);
     }
     engine.shutdown();
-    outcome
+    match outcome? {
+        WatchEnd::Complete => Ok(()),
+        WatchEnd::Interrupted if args.seed => Ok(()),
+        WatchEnd::Interrupted => Err(
+            "interrupted before every torrent completed; run the same command again to resume"
+                .into(),
+        ),
+    }
 }
 
 /// `rustico seed`.
@@ -87,6 +123,7 @@ pub fn seed(args: &SeedArgs, verbose: u8) -> Result<(), String> {
     let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
     init_logging(verbose, &config);
     let meta = TorrentMeta::from_file(&args.torrent)?;
+    let interrupted = interrupt_flag();
     let engine = start_engine(&config, &args.net, IpAddr::from([0, 0, 0, 0]))?;
     eprintln!("seeding {} on port {}", meta.name, engine.port());
     let options = TorrentOptions {
@@ -97,12 +134,15 @@ pub fn seed(args: &SeedArgs, verbose: u8) -> Result<(), String> {
     let name = meta.name.clone();
     let handle = engine.add_torrent(meta, args.dir.clone(), options)?;
     let handles = vec![(name, handle)];
-    let outcome = watch(&handles, false);
+    let outcome = watch(&handles, false, &interrupted);
+    if outcome == Ok(WatchEnd::Interrupted) {
+        eprintln!("rustico: interrupted; stopping cleanly (saving resume data, telling trackers)");
+    }
     for (_, h) in handles {
         h.stop(STOP_TIMEOUT);
     }
     engine.shutdown();
-    outcome
+    outcome.map(|_| ())
 }
 
 fn init_logging(verbose: u8, config: &Config) {
@@ -117,8 +157,13 @@ fn torrent_error(status: &Status) -> Option<String> {
 }
 
 /// Shows progress until every torrent is complete (when `until_complete`)
-/// or forever; an error of any torrent ends the wait with that error.
-fn watch(handles: &[(String, TorrentHandle)], until_complete: bool) -> Result<(), String> {
+/// or `interrupted` is set; an error of any torrent ends the wait with that
+/// error.
+fn watch(
+    handles: &[(String, TorrentHandle)],
+    until_complete: bool,
+    interrupted: &AtomicBool,
+) -> Result<WatchEnd, String> {
     let start = Instant::now();
     let bars = use_bars();
     let mut shows: Vec<TorrentProgress> = handles
@@ -155,7 +200,10 @@ fn watch(handles: &[(String, TorrentHandle)], until_complete: bool) -> Result<()
             }
         }
         if until_complete && finished.iter().all(|&f| f) {
-            return Ok(());
+            return Ok(WatchEnd::Complete);
+        }
+        if interrupted.load(Ordering::SeqCst) {
+            return Ok(WatchEnd::Interrupted);
         }
         if now >= next_seeding_line {
             next_seeding_line = now + SEEDING_LINE_EVERY;
@@ -234,14 +282,16 @@ pub fn demo(args: &DemoArgs, verbose: u8) -> Result<(), String> {
         handles.push((format!("leecher {}", i + 1), handle));
         engines.push((engine, dir));
     }
-    let outcome = watch(&handles, true);
+    let outcome = watch(&handles, true, &interrupt_flag());
     let elapsed = swarm_start.elapsed();
     let uploaded_by_seed = seed_handle.status().uploaded.load(Ordering::Relaxed);
     for (_, h) in handles {
         h.stop(STOP_TIMEOUT);
     }
     seed_handle.stop(STOP_TIMEOUT);
-    outcome?;
+    if outcome? == WatchEnd::Interrupted {
+        return Err("demo interrupted".into());
+    }
     for (engine, dir) in engines {
         engine.shutdown();
         let path = dir.join("demo.bin");
