@@ -156,41 +156,8 @@ fn libtorrent_seeds_and_rustico_downloads(kind: &str) {
 }
 
 /// Opentracker on a chosen port (the torrent names it before it starts).
-fn start_tracker_on(port: u16, hashes: &[[u8; 20]]) -> TrackerOnPort {
-    let dir = rustico_testkit::temp_dir().unwrap();
-    let whitelist = dir.path().join("whitelist");
-    let text: String = hashes
-        .iter()
-        .map(|h| rustico_testkit::hex(h) + "\n")
-        .collect();
-    std::fs::write(&whitelist, text).unwrap();
-    let child = std::process::Command::new("opentracker")
-        .current_dir(dir.path())
-        .args([
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-P",
-            &port.to_string(),
-        ])
-        .arg("-w")
-        .arg(&whitelist)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let guard = ChildGuard(child);
-    rustico_testkit::wait_for_tcp(([127, 0, 0, 1], port).into(), Duration::from_secs(10)).unwrap();
-    TrackerOnPort {
-        _child: guard,
-        _dir: dir,
-    }
-}
-
-struct TrackerOnPort {
-    _child: ChildGuard,
-    _dir: rustico_testkit::TempDir,
+fn start_tracker_on(port: u16, hashes: &[[u8; 20]]) -> rustico_testkit::Opentracker {
+    rustico_testkit::Opentracker::start_on(([127, 0, 0, 1], port).into(), hashes).unwrap()
 }
 
 #[test]

@@ -128,29 +128,8 @@ fn one_seed_and_four_leechers_trade_pieces_through_opentracker() {
 }
 
 /// Opentracker on a chosen port, whitelisting one hash.
-fn start_tracker_on(port: u16, hash: [u8; 20]) -> (ChildGuard, rustico_testkit::TempDir) {
-    let dir = rustico_testkit::temp_dir().unwrap();
-    let whitelist = dir.path().join("whitelist");
-    std::fs::write(&whitelist, rustico_testkit::hex(&hash) + "\n").unwrap();
-    let child = std::process::Command::new("opentracker")
-        .current_dir(dir.path())
-        .args([
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-P",
-            &port.to_string(),
-        ])
-        .arg("-w")
-        .arg(&whitelist)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let guard = ChildGuard(child);
-    rustico_testkit::wait_for_tcp(([127, 0, 0, 1], port).into(), Duration::from_secs(10)).unwrap();
-    (guard, dir)
+fn start_tracker_on(port: u16, hash: [u8; 20]) -> rustico_testkit::Opentracker {
+    rustico_testkit::Opentracker::start_on(([127, 0, 0, 1], port).into(), &[hash]).unwrap()
 }
 
 /// A libtorrent seed limited to `rate` bytes per second, so a download

@@ -104,28 +104,8 @@ fn rustico_seeds_and_transmission_downloads_across_a_namespace() {
     );
     let hash = info_hash(&torrent);
 
-    let tracker_dir = rustico_testkit::temp_dir().unwrap();
-    let whitelist = tracker_dir.path().join("whitelist");
-    std::fs::write(&whitelist, rustico_testkit::hex(&hash) + "\n").unwrap();
-    let _tracker = ChildGuard(
-        Command::new("opentracker")
-            .current_dir(tracker_dir.path())
-            .args([
-                "-i",
-                "10.77.0.1",
-                "-p",
-                &port.to_string(),
-                "-P",
-                &port.to_string(),
-            ])
-            .arg("-w")
-            .arg(&whitelist)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    rustico_testkit::wait_for_tcp(([10, 77, 0, 1], port).into(), Duration::from_secs(10)).unwrap();
+    let _tracker =
+        rustico_testkit::Opentracker::start_on(([10, 77, 0, 1], port).into(), &[hash]).unwrap();
     let config = config_in(dir.path());
     let _seeder = start_seeder(&torrent, &seed_dir, rustico_testkit::free_port(), &config);
 

@@ -128,8 +128,16 @@ pub struct Opentracker {
 }
 
 impl Opentracker {
-    /// Starts opentracker and waits until it accepts connections.
+    /// Starts opentracker on a free port of 127.0.0.1 and waits until it
+    /// serves the whitelisted torrents.
     pub fn start(info_hashes: &[[u8; 20]]) -> io::Result<Opentracker> {
+        Opentracker::start_on(([127, 0, 0, 1], free_port()).into(), info_hashes)
+    }
+
+    /// Starts opentracker on a given address (a port a torrent already
+    /// names, or a test's own network namespace address) and waits until it
+    /// serves the whitelisted torrents.
+    pub fn start_on(addr: SocketAddr, info_hashes: &[[u8; 20]]) -> io::Result<Opentracker> {
         let dir = tempfile::tempdir()?;
         // opentracker chroots to its working directory and drops to `nobody`.
         set_mode(dir.path(), 0o755)?;
@@ -141,28 +149,20 @@ impl Opentracker {
         }
         std::fs::write(&whitelist, text)?;
         set_mode(&whitelist, 0o644)?;
-        let port = free_port();
+        let port = addr.port().to_string();
         let child = Command::new("opentracker")
             .current_dir(dir.path())
-            .args([
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-P",
-                &port.to_string(),
-            ])
+            .args(["-i", &addr.ip().to_string(), "-p", &port, "-P", &port])
             .arg("-w")
             .arg(&whitelist)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
         let tracker = Opentracker {
-            port,
+            port: addr.port(),
             _child: ChildGuard(child),
             _dir: dir,
         };
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         wait_for_tcp(addr, Duration::from_secs(10))?;
         // opentracker accepts connections before it has read its whitelist,
         // and refuses every torrent until then: wait until it knows ours.
