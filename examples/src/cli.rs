@@ -25,10 +25,19 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show what a .torrent file contains.
+    /// Show what a .torrent file contains, or fetch and show a magnet
+    /// link's metadata from peers.
     Info {
-        /// A .torrent file.
+        /// A .torrent file or a magnet link.
+        #[arg(value_name = "TORRENT|MAGNET")]
         torrent: String,
+        /// For a magnet link: a peer to fetch the metadata from (besides
+        /// the link's x.pe and trackers); repeat for several.
+        #[arg(long = "peer", value_name = "HOST:PORT", value_parser = parse_peer)]
+        peers: Vec<SocketAddr>,
+        /// For a magnet link: give up after this many seconds.
+        #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+        timeout: u64,
         /// Print one JSON object (info_hash, name, total_length,
         /// piece_length, num_pieces, private, trackers, files).
         #[arg(long)]
@@ -75,8 +84,9 @@ pub struct CreateArgs {
 /// `rustico download`
 #[derive(Debug, Args)]
 pub struct DownloadArgs {
-    /// One or more .torrent files; all share one listen port. (Magnet links
-    /// are recognised but not supported yet.)
+    /// One or more .torrent files or magnet links; all share one listen
+    /// port. A magnet link's metadata is fetched from its peers (x.pe,
+    /// --peer, its trackers) and saved as DIR/NAME.torrent.
     #[arg(required = true, value_name = "TORRENT|MAGNET")]
     pub torrents: Vec<String>,
     /// The folder that receives the content (a single-file torrent becomes

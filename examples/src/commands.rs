@@ -1,18 +1,44 @@
 //! `info` and `create`: the commands that need no network.
 
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
 
-use rustico_metainfo::{Torrent, TorrentBuilder};
+use rustico_metainfo::{Magnet, Torrent, TorrentBuilder};
 use serde_json::json;
 
 use crate::cli::CreateArgs;
+use crate::magnet::PeerSources;
 
-/// `rustico info TORRENT [--json]`: prints the torrent's contents.
-pub fn info(source: &str, as_json: bool) -> Result<(), String> {
-    if source.starts_with("magnet:") {
-        return Err("magnet links need the metadata from peers, which this version cannot fetch yet; pass a .torrent file".into());
-    }
-    let torrent = Torrent::from_file(source).map_err(|e| format!("{source}: {e}"))?;
+/// How `info` fetches a magnet link's metadata.
+#[derive(Debug, Clone)]
+pub struct MagnetFetch {
+    /// Peers besides the link's.
+    pub peers: Vec<SocketAddr>,
+    /// Give up after this long.
+    pub timeout: Duration,
+    /// `-v` count, for the log on stderr.
+    pub verbose: u8,
+}
+
+/// `rustico info TORRENT|MAGNET [--json]`: prints the torrent's contents
+/// (for a magnet link, once fetched from peers).
+pub fn info(source: &str, as_json: bool, fetch: &MagnetFetch) -> Result<(), String> {
+    let torrent = if source.starts_with("magnet:") {
+        let _ = crate::logging::init(fetch.verbose, None);
+        let magnet = Magnet::parse(source).map_err(|e| format!("bad magnet link: {e}"))?;
+        // Trackers need a port; nothing listens on it during `info`.
+        let sources = PeerSources::from_magnet(&magnet, &fetch.peers, 6881);
+        let (torrent, _, _) = crate::magnet::resolve(
+            &magnet,
+            &sources,
+            Some(Instant::now() + fetch.timeout),
+            &AtomicBool::new(false),
+        )?;
+        torrent
+    } else {
+        Torrent::from_file(source).map_err(|e| format!("{source}: {e}"))?
+    };
     if as_json {
         println!("{}", info_json(&torrent));
         return Ok(());

@@ -13,6 +13,7 @@ mod commands;
 mod config;
 mod engine;
 mod logging;
+mod magnet;
 mod meta;
 mod peer_policy;
 mod progress;
@@ -26,7 +27,20 @@ use cli::{Cli, Command};
 fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Info { torrent, json } => commands::info(torrent, *json),
+        Command::Info {
+            torrent,
+            json,
+            peers,
+            timeout,
+        } => commands::info(
+            torrent,
+            *json,
+            &commands::MagnetFetch {
+                peers: peers.clone(),
+                timeout: std::time::Duration::from_secs(*timeout),
+                verbose: cli.verbose,
+            },
+        ),
         Command::Create(args) => commands::create(args),
         Command::Download(args) => run::download(args, cli.verbose),
         Command::Seed(args) => run::seed(args, cli.verbose),

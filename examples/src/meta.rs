@@ -2,8 +2,10 @@
 //! `rustico_metainfo::Torrent` (the crates do not know each other's types).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rustico_metainfo::Torrent;
+use rustico_peer_wire::MetadataServer;
 use rustico_storage::{FileEntry, Layout, LayoutError};
 
 /// A torrent as the engine sees it.
@@ -25,6 +27,8 @@ pub struct TorrentMeta {
     pub files: Vec<(Vec<String>, u64)>,
     /// Announce tiers.
     pub trackers: Vec<Vec<String>>,
+    /// The info dictionary, served to peers with `ut_metadata`.
+    pub metadata: Arc<MetadataServer>,
 }
 
 impl TorrentMeta {
@@ -56,6 +60,7 @@ impl TorrentMeta {
             piece_hashes,
             files,
             trackers: t.trackers().to_vec(),
+            metadata: Arc::new(MetadataServer::new(t.info_bytes().to_vec())),
         }
     }
 

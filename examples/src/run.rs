@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustico_metainfo::{Torrent, TorrentBuilder};
+use rustico_metainfo::{Magnet, Torrent, TorrentBuilder};
 
 use crate::cli::{DemoArgs, DownloadArgs, NetArgs, SeedArgs};
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig, Status, TorrentHandle, TorrentOptions};
+use crate::magnet::PeerSources;
 use crate::meta::TorrentMeta;
 use crate::progress::{use_bars, TorrentProgress};
 
@@ -60,13 +61,44 @@ fn interrupt_flag() -> Arc<AtomicBool> {
     flag
 }
 
-fn load_torrent(source: &str) -> Result<TorrentMeta, String> {
+/// A `download` argument: a torrent file, or a magnet link whose
+/// metadata comes later from peers.
+enum Source {
+    File(TorrentMeta),
+    Magnet(Magnet),
+}
+
+fn load_source(source: &str) -> Result<Source, String> {
     if source.starts_with("magnet:") {
-        return Err(format!(
-            "{source}: magnet links need the metadata from peers, which this version cannot fetch yet; pass the .torrent file"
-        ));
+        return Magnet::parse(source)
+            .map(Source::Magnet)
+            .map_err(|e| format!("{source}: {e}"));
     }
-    TorrentMeta::from_file(Path::new(source))
+    TorrentMeta::from_file(Path::new(source)).map(Source::File)
+}
+
+/// Fetches a magnet link's metadata (no time limit: Ctrl-C stops it),
+/// saves `DIR/NAME.torrent` and returns the torrent and the peers to dial.
+fn resolve_magnet(
+    magnet: &Magnet,
+    args: &DownloadArgs,
+    dir: &Path,
+    port: u16,
+    interrupted: &AtomicBool,
+) -> Result<(TorrentMeta, Vec<SocketAddr>), String> {
+    let sources = PeerSources::from_magnet(magnet, &args.net.peers, port);
+    let (torrent, file, seen) = crate::magnet::resolve(magnet, &sources, None, interrupted)?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join(crate::magnet::torrent_file_name(torrent.name()));
+    std::fs::write(&path, &file).map_err(|e| format!("{}: {e}", path.display()))?;
+    log::info!(target: "rustico", "{}: metadata saved as {}", torrent.name(), path.display());
+    let mut peers = sources.peers;
+    for addr in seen {
+        if !peers.contains(&addr) {
+            peers.push(addr);
+        }
+    }
+    Ok((TorrentMeta::from_torrent(&torrent), peers))
 }
 
 /// `rustico download`.
@@ -78,10 +110,10 @@ pub fn download(args: &DownloadArgs, verbose: u8) -> Result<(), String> {
         .clone()
         .or_else(|| config.download_dir.clone())
         .unwrap_or_else(|| PathBuf::from("."));
-    let metas = args
+    let sources = args
         .torrents
         .iter()
-        .map(|t| load_torrent(t))
+        .map(|t| load_source(t))
         .collect::<Result<Vec<_>, _>>()?;
     let interrupted = interrupt_flag();
     let engine = start_engine(&config, &args.net, IpAddr::from([0, 0, 0, 0]))?;
@@ -91,15 +123,34 @@ pub fn download(args: &DownloadArgs, verbose: u8) -> Result<(), String> {
         peers: args.net.peers.clone(),
         use_trackers: true,
     };
-    let handles = metas
-        .into_iter()
-        .map(|m| {
-            let name = m.name.clone();
-            engine
-                .add_torrent(m, dir.clone(), options.clone())
-                .map(|h| (name, h))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut handles = Vec::new();
+    for source in sources {
+        let (meta, options) = match source {
+            Source::File(meta) => (meta, options.clone()),
+            Source::Magnet(magnet) => {
+                let resolved = resolve_magnet(&magnet, args, &dir, engine.port(), &interrupted);
+                let (meta, peers) = match resolved {
+                    Ok(r) => r,
+                    Err(e) => {
+                        for (_, h) in handles {
+                            TorrentHandle::stop(h, STOP_TIMEOUT);
+                        }
+                        engine.shutdown();
+                        return Err(e);
+                    }
+                };
+                (
+                    meta,
+                    TorrentOptions {
+                        peers,
+                        ..options.clone()
+                    },
+                )
+            }
+        };
+        let name = meta.name.clone();
+        handles.push((name, engine.add_torrent(meta, dir.clone(), options)?));
+    }
     let outcome = watch(&handles, !args.seed, &interrupted);
     if outcome == Ok(WatchEnd::Interrupted) {
         eprintln!("rustico: interrupted; stopping cleanly (saving resume data, telling trackers)");

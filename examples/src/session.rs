@@ -12,7 +12,12 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use rustico_peer_wire::{BlockRequest, FrameError, Framer, Limits, Message};
+use std::sync::Arc;
+
+use rustico_peer_wire::{
+    BlockRequest, ExtensionHandshake, FrameError, Framer, Limits, Message, MetadataMessage,
+    MetadataServer,
+};
 
 use rustico_peer_wire::Bitfield as Bits;
 
@@ -43,7 +48,13 @@ pub struct SessionSetup {
     pub ours: Bits,
     /// Our client name for the extension handshake.
     pub client: String,
+    /// The info dictionary, served with `ut_metadata` (BEP 9) to peers
+    /// that fetch it from a magnet link.
+    pub metadata: Option<Arc<MetadataServer>>,
 }
+
+/// Our id for `ut_metadata` messages (what we announce in `m`).
+pub const OUR_UT_METADATA: u8 = 1;
 
 /// Orders from the torrent manager.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +143,8 @@ pub struct PeerSession {
     next_stats: Instant,
     down: u64,
     up: u64,
+    /// The peer's id for `ut_metadata`, from its extension handshake.
+    remote_ut_metadata: Option<u8>,
     failed: Option<SessionError>,
 }
 
@@ -156,18 +169,23 @@ impl PeerSession {
             next_stats: now + STATS_EVERY,
             down: 0,
             up: 0,
+            remote_ut_metadata: None,
             failed: None,
             setup,
         };
         if s.setup.extended {
-            let payload = rustico_bencode::encode(&rustico_bencode::OwnedValue::dict([
-                ("m", rustico_bencode::OwnedValue::dict::<&str, _>([])),
-                ("reqq", rustico_bencode::OwnedValue::from(OUR_REQQ as i64)),
-                (
-                    "v",
-                    rustico_bencode::OwnedValue::from(s.setup.client.as_str()),
-                ),
-            ]));
+            let mut ours = ExtensionHandshake {
+                reqq: Some(OUR_REQQ as u32),
+                client: Some(s.setup.client.clone()),
+                ..ExtensionHandshake::default()
+            };
+            if let Some(server) = &s.setup.metadata {
+                ours.extensions
+                    .insert("ut_metadata".into(), OUR_UT_METADATA);
+                ours.metadata_size = Some(server.metadata_size());
+            }
+            let mut payload = Vec::new();
+            ours.encode(&mut payload);
             s.send(Message::Extended {
                 id: 0,
                 payload: &payload,
@@ -231,6 +249,7 @@ impl PeerSession {
                     queued_serves: &mut self.queued_serves,
                     last_block: &mut self.last_block,
                     down: &mut self.down,
+                    remote_ut_metadata: &mut self.remote_ut_metadata,
                 };
                 if let Err(e) = Self::handle_message(&mut self.setup, &mut st, message, now) {
                     return self.fail(e);
@@ -355,10 +374,25 @@ impl PeerSession {
             }
             Message::Extended { id, payload } => {
                 if id == 0 {
-                    if let Ok(v) = rustico_bencode::decode(payload) {
-                        if let Some(reqq) = v.get(b"reqq").and_then(|r| r.as_integer()) {
+                    if let Ok(theirs) = ExtensionHandshake::decode(payload) {
+                        if let Some(reqq) = theirs.reqq {
                             st.events
                                 .push_back(Event::Reqq(reqq.clamp(1, 2000) as usize));
+                        }
+                        if let Some(&remote) = theirs.extensions.get("ut_metadata") {
+                            *st.remote_ut_metadata = (remote != 0).then_some(remote);
+                        }
+                    }
+                } else if id == OUR_UT_METADATA {
+                    let (Some(server), Some(remote)) = (&setup.metadata, *st.remote_ut_metadata)
+                    else {
+                        return Ok(());
+                    };
+                    // Only requests are answered; anything else under this
+                    // id (or undecodable) is ignored, as BEP 9 allows.
+                    if let Ok(message) = MetadataMessage::decode(payload) {
+                        if let Some(answer) = server.answer(message) {
+                            answer.encode_message(remote, st.out);
                         }
                     }
                 }
@@ -536,6 +570,7 @@ struct StateRef<'a> {
     queued_serves: &'a mut usize,
     last_block: &'a mut Instant,
     down: &'a mut u64,
+    remote_ut_metadata: &'a mut Option<u8>,
 }
 
 #[cfg(test)]
@@ -553,6 +588,7 @@ mod tests {
             extended: false,
             ours: bits,
             client: "test".into(),
+            metadata: None,
         }
     }
 
@@ -745,6 +781,52 @@ mod tests {
         s.handle_input(&wire(&[Message::Extended { id: 0, payload }]), now)
             .unwrap();
         assert_eq!(events(&mut s), [Event::Reqq(42)]);
+    }
+
+    #[test]
+    fn metadata_is_served_to_peers_that_ask() {
+        let now = Instant::now();
+        let mut st = setup(4, &[0, 1, 2, 3], true);
+        st.extended = true;
+        let info: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
+        st.metadata = Some(Arc::new(MetadataServer::new(info.clone())));
+        let mut s = PeerSession::new(st, now);
+        let ours = sent(&mut s, now);
+        let text = String::from_utf8_lossy(&ours);
+        assert!(text.contains("11:ut_metadatai1e"), "{text}");
+        assert!(text.contains("13:metadata_sizei20000e"), "{text}");
+        let theirs = b"d1:md11:ut_metadatai7eee";
+        let mut ask = Vec::new();
+        MetadataMessage::Request { piece: 1 }.encode(&mut ask);
+        let mut past_end = Vec::new();
+        MetadataMessage::Request { piece: 2 }.encode(&mut past_end);
+        s.handle_input(
+            &wire(&[
+                Message::Extended {
+                    id: 0,
+                    payload: theirs,
+                },
+                Message::Extended {
+                    id: OUR_UT_METADATA,
+                    payload: &ask,
+                },
+                Message::Extended {
+                    id: OUR_UT_METADATA,
+                    payload: &past_end,
+                },
+            ]),
+            now,
+        )
+        .unwrap();
+        let mut expected = Vec::new();
+        MetadataMessage::Data {
+            piece: 1,
+            total_size: 20_000,
+            data: &info[16_384..],
+        }
+        .encode_message(7, &mut expected);
+        MetadataMessage::Reject { piece: 2 }.encode_message(7, &mut expected);
+        assert_eq!(sent(&mut s, now), expected);
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct ConnSetup {
     pub ours: Bits,
     /// Where blocks we serve are read from.
     pub storage: Arc<Storage>,
+    /// The info dictionary, served with `ut_metadata`.
+    pub metadata: Arc<rustico_peer_wire::MetadataServer>,
     /// The manager's inbox.
     pub to_manager: Sender<ToManager>,
     /// This connection's inbox.
@@ -140,6 +142,7 @@ fn drive(setup: &ConnSetup, stream: TcpStream, their: Handshake, leftover: Vec<u
             extended: common.extension_protocol(),
             ours: setup.ours.clone(),
             client: format!("rustico {}", env!("CARGO_PKG_VERSION")),
+            metadata: Some(Arc::clone(&setup.metadata)),
         },
         now,
     );

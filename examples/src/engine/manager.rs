@@ -491,6 +491,7 @@ impl Manager {
             num_pieces: self.meta.num_pieces,
             ours: self.have.clone(),
             storage: self.storage.clone(),
+            metadata: Arc::clone(&self.meta.metadata),
             to_manager: self.peer_tx.clone(),
             inbox: rx,
         };

@@ -307,7 +307,7 @@ pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<J
 }
 
 /// `-RS0010-` followed by 12 pseudo-random characters.
-fn make_peer_id() -> [u8; 20] {
+pub fn make_peer_id() -> [u8; 20] {
     let mut id = *b"-RS0010-000000000000";
     let mut seed = seed_from_clock();
     for b in id.iter_mut().skip(8) {

@@ -1,0 +1,489 @@
+//! Magnet links (BEP 9): find peers (the link's `x.pe`, `--peer`, the
+//! link's trackers), fetch the info dictionary from them with
+//! `ut_metadata`, check it against the info-hash and turn it into a
+//! `.torrent`.
+//!
+//! The protocol state is `rustico_peer_wire::MetadataDownload`; this module
+//! is its I/O: one blocking thread per peer (the fetch lasts seconds and
+//! involves a handful of peers), the download behind a mutex.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{unbounded, Receiver, Sender};
+use rustico_metainfo::{Magnet, Torrent};
+use rustico_peer_wire::{
+    Connection, ConnectionError, DataOutcome, ExtensionHandshake, Handshake, Message,
+    MetadataDownload, MetadataMessage, Reserved, Timeouts,
+};
+use rustico_tracker_client::{AnnounceRequest, Client, TransportConfig};
+
+/// Our id for `ut_metadata` while fetching (what peers send it under).
+const UT_METADATA_ID: u8 = 1;
+/// How long a peer's read waits before the thread looks at the shared
+/// state again (new requests to send, the fetch finished elsewhere).
+const READ_SLICE: Duration = Duration::from_millis(300);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A peer whose connection ended is dialled again after this long (it
+/// may not have been listening yet), unless it misbehaved.
+const REDIAL_AFTER: Duration = Duration::from_secs(5);
+/// Trackers are asked again this often until the metadata is in.
+const REANNOUNCE_EVERY: Duration = Duration::from_secs(15);
+
+/// Where the peers of a magnet link come from.
+#[derive(Debug, Clone)]
+pub struct PeerSources {
+    /// Addresses to dial (the link's `x.pe` and `--peer`).
+    pub peers: Vec<SocketAddr>,
+    /// Tracker URLs (the link's `tr`).
+    pub trackers: Vec<String>,
+    /// Our listen port, for the trackers.
+    pub port: u16,
+}
+
+impl PeerSources {
+    /// The link's `x.pe` (resolved now; unresolvable ones are logged and
+    /// skipped) and `tr`, plus `extra` peers.
+    pub fn from_magnet(magnet: &Magnet, extra: &[SocketAddr], port: u16) -> PeerSources {
+        let mut peers: Vec<SocketAddr> = Vec::new();
+        for text in &magnet.peers {
+            match text.to_socket_addrs().map(|mut a| a.next()) {
+                Ok(Some(addr)) => peers.push(addr),
+                _ => log::warn!(target: "rustico", "magnet x.pe {text}: cannot resolve; skipped"),
+            }
+        }
+        for addr in extra {
+            if !peers.contains(addr) {
+                peers.push(*addr);
+            }
+        }
+        PeerSources {
+            peers,
+            trackers: magnet.trackers.clone(),
+            port,
+        }
+    }
+}
+
+/// What the peer threads share.
+struct Shared {
+    info_hash: [u8; 20],
+    peer_id: [u8; 20],
+    download: Mutex<MetadataDownload<usize>>,
+    /// Address of each peer handle (the index).
+    addrs: Mutex<Vec<SocketAddr>>,
+    /// Handles whose metadata failed the hash check: their threads end.
+    banned: Mutex<HashSet<usize>>,
+    /// The verified info dictionary is in (or the fetch was abandoned).
+    done: AtomicBool,
+}
+
+impl Shared {
+    fn download(&self) -> MutexGuard<'_, MetadataDownload<usize>> {
+        // A peer thread that panicked while holding the lock leaves the
+        // download in a state its methods still accept.
+        self.download
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn addr_of(&self, handle: usize) -> String {
+        self.addrs
+            .lock()
+            .ok()
+            .and_then(|a| a.get(handle).map(ToString::to_string))
+            .unwrap_or_else(|| format!("peer #{handle}"))
+    }
+
+    fn is_banned(&self, handle: usize) -> bool {
+        self.banned.lock().is_ok_and(|b| b.contains(&handle))
+    }
+}
+
+/// Fetches the info dictionary of `info_hash` from the peers `sources`
+/// leads to, until it is verified, `deadline` passes or `stop` is set.
+/// Returns the verified bytes and every peer address seen (for the
+/// download that follows).
+pub fn fetch_metadata(
+    info_hash: [u8; 20],
+    sources: &PeerSources,
+    deadline: Option<Instant>,
+    stop: &AtomicBool,
+) -> Result<(Vec<u8>, Vec<SocketAddr>), String> {
+    let shared = Arc::new(Shared {
+        info_hash,
+        peer_id: crate::engine::make_peer_id(),
+        download: Mutex::new(MetadataDownload::new(info_hash)),
+        addrs: Mutex::new(Vec::new()),
+        banned: Mutex::new(HashSet::new()),
+        done: AtomicBool::new(false),
+    });
+    let (found_tx, found_rx) = unbounded::<SocketAddr>();
+    for addr in &sources.peers {
+        let _ = found_tx.send(*addr);
+    }
+    if !sources.trackers.is_empty() {
+        let shared = Arc::clone(&shared);
+        let trackers = sources.trackers.clone();
+        let port = sources.port;
+        let tx = found_tx.clone();
+        let _ = crate::engine::spawn("magnet-tracker", move || {
+            announce_until_done(&shared, &trackers, port, &tx);
+        });
+    }
+    drop(found_tx);
+    let result = drive(&shared, &found_rx, deadline, stop);
+    shared.done.store(true, Ordering::SeqCst);
+    result
+}
+
+/// Dials every address found (again after [`REDIAL_AFTER`] when its
+/// connection ended) until the download completes.
+fn drive(
+    shared: &Arc<Shared>,
+    found: &Receiver<SocketAddr>,
+    deadline: Option<Instant>,
+    stop: &AtomicBool,
+) -> Result<(Vec<u8>, Vec<SocketAddr>), String> {
+    // Per address: the running flag of its current thread and when it started.
+    let mut dialled: HashMap<SocketAddr, (Arc<AtomicBool>, Instant, usize)> = HashMap::new();
+    let mut order: Vec<SocketAddr> = Vec::new();
+    let mut found_open = true;
+    loop {
+        if let Some(bytes) = shared.download().poll_complete() {
+            return Ok((bytes, order));
+        }
+        if stop.load(Ordering::SeqCst) {
+            return Err("interrupted while fetching the metadata".into());
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let progress = shared.download().progress();
+            return Err(match progress {
+                Some((have, of)) => format!(
+                    "timed out fetching the metadata ({have} of {of} pieces from {} peers)",
+                    order.len()
+                ),
+                None => format!(
+                    "timed out fetching the metadata: none of the {} peers found sent metadata_size",
+                    order.len()
+                ),
+            });
+        }
+        if found_open {
+            match found.recv_timeout(Duration::from_millis(100)) {
+                Ok(addr) => {
+                    if !order.contains(&addr) {
+                        order.push(addr);
+                    }
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => found_open = false,
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let now = Instant::now();
+        for addr in &order {
+            let redial = match dialled.get(addr) {
+                None => true,
+                Some((running, started, handle)) => {
+                    !running.load(Ordering::SeqCst)
+                        && now.duration_since(*started) >= REDIAL_AFTER
+                        && !shared.is_banned(*handle)
+                }
+            };
+            if !redial {
+                continue;
+            }
+            let handle = {
+                let mut addrs = shared
+                    .addrs
+                    .lock()
+                    .map_err(|_| "lock poisoned".to_string())?;
+                addrs.push(*addr);
+                addrs.len() - 1
+            };
+            let running = Arc::new(AtomicBool::new(true));
+            dialled.insert(*addr, (Arc::clone(&running), now, handle));
+            let shared = Arc::clone(shared);
+            let addr = *addr;
+            let _ = crate::engine::spawn("magnet-peer", move || {
+                match fetch_from_peer(&shared, handle, addr) {
+                    Ok(()) => {}
+                    // Misbehaviour is a warning; a peer that is merely
+                    // unreachable or has nothing is not.
+                    Err(why) if why.starts_with("rejected") || why.starts_with("dropped") => {
+                        log::warn!(target: "rustico", "metadata peer {addr}: {why}");
+                    }
+                    Err(why) => log::info!(target: "rustico", "metadata peer {addr}: {why}"),
+                }
+                shared.download().handle_peer_gone(handle);
+                running.store(false, Ordering::SeqCst);
+            });
+        }
+    }
+}
+
+fn announce_until_done(
+    shared: &Shared,
+    trackers: &[String],
+    port: u16,
+    found: &Sender<SocketAddr>,
+) {
+    let mut client = Client::new(TransportConfig::default());
+    while !shared.done.load(Ordering::SeqCst) {
+        let mut request = AnnounceRequest::new(shared.info_hash, shared.peer_id, port);
+        // The size is unknown until the metadata is in; any non-zero
+        // `left` says we are not a seed.
+        request.left = 1;
+        request.numwant = Some(50);
+        for url in trackers {
+            match client.announce(url, &request) {
+                Ok(response) => {
+                    log::info!(target: "rustico", "tracker {url}: {} peers for the metadata", response.peers.len());
+                    for addr in response.peers {
+                        let _ = found.send(addr);
+                    }
+                }
+                Err(e) => log::warn!(target: "rustico", "tracker {url}: announce failed: {e}"),
+            }
+        }
+        let until = Instant::now() + REANNOUNCE_EVERY;
+        while Instant::now() < until && !shared.done.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// One peer: handshakes, then requests metadata pieces as the download
+/// hands them out, until the fetch is done or the peer fails or lies.
+fn fetch_from_peer(shared: &Shared, handle: usize, addr: SocketAddr) -> Result<(), String> {
+    let timeouts = Timeouts {
+        read: Some(READ_SLICE),
+        write: Some(Duration::from_secs(10)),
+    };
+    let stream = rustico_peer_wire::connect(addr, CONNECT_TIMEOUT, timeouts)
+        .map_err(|e| format!("connect: {e}"))?;
+    let ours = Handshake::new(Reserved::supported(), shared.info_hash, shared.peer_id);
+    // The handshake may take longer than one read slice.
+    stream
+        .set_read_timeout(Some(CONNECT_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let mut conn: Connection<TcpStream> =
+        Connection::initiate(stream, &ours).map_err(|e| format!("handshake: {e}"))?;
+    conn.get_ref()
+        .set_read_timeout(Some(READ_SLICE))
+        .map_err(|e| e.to_string())?;
+    let theirs = conn.peer_handshake().reserved;
+    if !theirs.extension_protocol() {
+        return Err("no extension protocol (BEP 10), so no ut_metadata".into());
+    }
+    if theirs.fast() {
+        conn.queue(&Message::HaveNone);
+    }
+    let mut ext = ExtensionHandshake {
+        client: Some(format!("rustico {}", env!("CARGO_PKG_VERSION"))),
+        ..ExtensionHandshake::default()
+    };
+    ext.extensions.insert("ut_metadata".into(), UT_METADATA_ID);
+    ext.encode_message(conn.queue_raw());
+    conn.flush().map_err(|e| format!("send: {e}"))?;
+    let mut remote_id: Option<u8> = None;
+    loop {
+        if shared.done.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if shared.is_banned(handle) {
+            return Err("dropped: its metadata did not match the info-hash".into());
+        }
+        if let Some(remote) = remote_id {
+            let now = Instant::now();
+            let mut asked = false;
+            {
+                let mut download = shared.download();
+                while let Some(piece) = download.poll_request(handle, now) {
+                    MetadataMessage::Request { piece }.encode_message(remote, conn.queue_raw());
+                    asked = true;
+                }
+            }
+            if asked {
+                conn.flush().map_err(|e| format!("send: {e}"))?;
+            }
+        }
+        let message = match conn.receive() {
+            Ok(m) => m,
+            Err(ConnectionError::TimedOut) => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        let Message::Extended { id, payload } = message else {
+            continue;
+        };
+        if id == 0 {
+            let hs = ExtensionHandshake::decode(payload)
+                .map_err(|e| format!("bad extension handshake: {e}"))?;
+            let Some(&remote) = hs.extensions.get("ut_metadata").filter(|&&id| id != 0) else {
+                return Err("does not support ut_metadata".into());
+            };
+            let Some(size) = hs.metadata_size else {
+                return Err("has no metadata to give (no metadata_size)".into());
+            };
+            shared
+                .download()
+                .handle_metadata_size(handle, size)
+                .map_err(|e| format!("rejected: {e}"))?;
+            remote_id = Some(remote);
+            log::debug!(target: "rustico", "metadata peer {addr}: metadata_size {size}");
+        } else if id == UT_METADATA_ID {
+            let message = MetadataMessage::decode(payload)
+                .map_err(|e| format!("bad ut_metadata message: {e}"))?;
+            match message {
+                MetadataMessage::Data {
+                    piece,
+                    total_size,
+                    data,
+                } => {
+                    let outcome = shared
+                        .download()
+                        .handle_data(handle, piece, total_size, data)
+                        .map_err(|e| format!("rejected metadata piece: {e}"))?;
+                    match outcome {
+                        DataOutcome::Complete => {
+                            log::info!(target: "rustico", "metadata complete and verified against the info-hash");
+                        }
+                        DataOutcome::HashMismatch { contributors } => {
+                            let names: Vec<String> =
+                                contributors.iter().map(|&c| shared.addr_of(c)).collect();
+                            log::warn!(
+                                target: "rustico",
+                                "metadata does not match the info-hash (SHA-1); dropping the peers that sent it: {}",
+                                names.join(", ")
+                            );
+                            if let Ok(mut banned) = shared.banned.lock() {
+                                banned.extend(contributors);
+                            }
+                        }
+                        DataOutcome::Stored | DataOutcome::Duplicate => {}
+                    }
+                }
+                MetadataMessage::Reject { piece } => {
+                    log::debug!(target: "rustico", "metadata peer {addr}: rejected piece {piece}");
+                    shared
+                        .download()
+                        .handle_reject(handle, piece)
+                        .map_err(|e| format!("rejected reject: {e}"))?;
+                }
+                MetadataMessage::Request { piece } => {
+                    // We have nothing to serve yet.
+                    MetadataMessage::Reject { piece }
+                        .encode_message(remote_id.unwrap_or(UT_METADATA_ID), conn.queue_raw());
+                    conn.flush().map_err(|e| format!("send: {e}"))?;
+                }
+            }
+        }
+    }
+}
+
+/// A `.torrent` file: the verified info dictionary, announcing to the
+/// link's trackers (one tier each, as BEP 9 suggests for `tr`).
+pub fn torrent_file(info: &[u8], trackers: &[String]) -> Vec<u8> {
+    fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+        out.extend_from_slice(b.len().to_string().as_bytes());
+        out.push(b':');
+        out.extend_from_slice(b);
+    }
+    let mut out = b"d".to_vec();
+    if let Some(first) = trackers.first() {
+        bytes(&mut out, b"announce");
+        bytes(&mut out, first.as_bytes());
+        bytes(&mut out, b"announce-list");
+        out.push(b'l');
+        for url in trackers {
+            out.push(b'l');
+            bytes(&mut out, url.as_bytes());
+            out.push(b'e');
+        }
+        out.push(b'e');
+    }
+    bytes(&mut out, b"info");
+    out.extend_from_slice(info);
+    out.push(b'e');
+    out
+}
+
+/// Fetches a magnet link's metadata and builds its torrent: the parsed
+/// torrent, the `.torrent` bytes and the peers seen.
+pub fn resolve(
+    magnet: &Magnet,
+    sources: &PeerSources,
+    deadline: Option<Instant>,
+    stop: &AtomicBool,
+) -> Result<(Torrent, Vec<u8>, Vec<SocketAddr>), String> {
+    if sources.peers.is_empty() && sources.trackers.is_empty() {
+        return Err(
+            "the magnet link names no peers (x.pe) and no trackers (tr); give peers with --peer"
+                .into(),
+        );
+    }
+    let name = magnet.display_name.as_deref().unwrap_or("(no name)");
+    log::info!(target: "rustico", "fetching the metadata of {} ({name}) from peers", magnet.info_hash);
+    let (info, peers) = fetch_metadata(magnet.info_hash.0, sources, deadline, stop)?;
+    let file = torrent_file(&info, &sources.trackers);
+    let torrent = Torrent::from_bytes(&file).map_err(|e| format!("the fetched metadata: {e}"))?;
+    if torrent.info_hash() != magnet.info_hash {
+        return Err("the fetched metadata re-encodes to another info-hash".into());
+    }
+    Ok((torrent, file, peers))
+}
+
+/// A file name for `<name>.torrent` that cannot leave its folder.
+pub fn torrent_file_name(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let safe = safe.trim_start_matches('.');
+    if safe.is_empty() {
+        "metadata.torrent".into()
+    } else {
+        format!("{safe}.torrent")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_torrent_keeps_the_info_hash_and_trackers() {
+        let info = b"d6:lengthi5e4:name3:abc12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae";
+        let file = torrent_file(info, &["http://t/a".into(), "udp://u:1".into()]);
+        let torrent = Torrent::from_bytes(&file).unwrap();
+        let direct = Torrent::from_info_bytes(info).unwrap();
+        assert_eq!(torrent.info_hash(), direct.info_hash());
+        assert_eq!(
+            torrent.trackers(),
+            [
+                vec!["http://t/a".to_string()],
+                vec!["udp://u:1".to_string()]
+            ]
+        );
+        let bare = Torrent::from_bytes(&torrent_file(info, &[])).unwrap();
+        assert!(bare.trackers().is_empty());
+    }
+
+    #[test]
+    fn torrent_file_names_stay_in_their_folder() {
+        assert_eq!(torrent_file_name("abc"), "abc.torrent");
+        assert_eq!(torrent_file_name("../x/y"), "_x_y.torrent");
+        assert_eq!(torrent_file_name(".."), "metadata.torrent");
+    }
+}
