@@ -85,7 +85,18 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     let magnet = "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567";
     let out = rustico().args(["info", magnet]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("magnet"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("names no peers (x.pe) and no trackers"),
+        "{err}"
+    );
+    let out = rustico()
+        .args(["info", "magnet:?xt=urn:btih:nothex"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad magnet link"), "{err}");
     let out = rustico()
         .args(["download", "missing.torrent"])
         .output()
