@@ -82,6 +82,7 @@
 mod buckets;
 mod config;
 mod error;
+mod peer_bits;
 mod picker;
 mod rng;
 

@@ -6,6 +6,7 @@ use std::fmt;
 
 use crate::buckets::Buckets;
 use crate::config::{Geometry, PickMode, PickerConfig, DEFAULT_PRIORITY, MAX_PRIORITY};
+use crate::peer_bits::PeerBits;
 use crate::rng::SplitMix64;
 use crate::PickerError;
 
@@ -131,9 +132,9 @@ struct PeerSlot {
     generation: u32,
     live: bool,
     seed: bool,
-    /// One bit per piece (bit `p % 64` of word `p / 64`); empty until the
-    /// peer reports its first piece, and always empty for seeds.
-    bits: Vec<u64>,
+    /// Its row in `PiecePicker::bits` (bit `p % 64` of word `p / 64`);
+    /// NONE until the peer reports its first piece, and always for seeds.
+    row: u32,
     has_count: u32,
     /// A piece it has that we wanted when last looked at (NONE if unknown):
     /// `interesting` re-checks it in O(1) and only searches when it has
@@ -150,12 +151,20 @@ struct PeerSlot {
 
 impl PeerSlot {
     #[inline]
-    fn has(&self, piece: u32) -> bool {
-        self.seed
-            || self
-                .bits
-                .get((piece >> 6) as usize)
-                .is_some_and(|w| w & (1u64 << (piece & 63)) != 0)
+    fn has(&self, bits: &PeerBits, piece: u32) -> bool {
+        self.seed || (self.row != NONE && bits.has(self.row, piece))
+    }
+
+    /// Word `w` of its pieces (all ones for a seed).
+    #[inline]
+    fn word(&self, bits: &PeerBits, w: usize) -> u64 {
+        if self.seed {
+            u64::MAX
+        } else if self.row == NONE {
+            0
+        } else {
+            bits.word(self.row, w)
+        }
     }
 }
 
@@ -195,6 +204,10 @@ pub struct PiecePicker {
 
     seeds: u32,
     peers: Vec<PeerSlot>,
+    /// The non-seed peers' bitfields.
+    bits: PeerBits,
+    /// Reused buffer for a bitfield being taken out of `bits`.
+    scratch: Vec<u64>,
     free_peers: Vec<u32>,
     live_peers: u32,
 
@@ -264,6 +277,8 @@ impl PiecePicker {
             seq_cursor: 0,
             seeds: 0,
             peers: Vec::new(),
+            bits: PeerBits::new(words),
+            scratch: Vec::new(),
             free_peers: Vec::new(),
             live_peers: 0,
             dl: Vec::new(),
@@ -381,7 +396,7 @@ impl PiecePicker {
 
     /// Whether `peer` has `piece` (false for unknown peers or pieces).
     pub fn peer_has_piece(&self, peer: PeerKey, piece: u32) -> bool {
-        piece < self.geo.num_pieces && self.peer(peer).is_ok_and(|s| s.has(piece))
+        piece < self.geo.num_pieces && self.peer(peer).is_ok_and(|s| s.has(&self.bits, piece))
     }
 
     /// The speed class fastest-peer-first assigns to `peer`.
@@ -486,7 +501,7 @@ impl PiecePicker {
             generation: 0,
             live: true,
             seed: false,
-            bits: Vec::new(),
+            row: NONE,
             has_count: 0,
             witness: Cell::new(NONE),
             not_interesting_at: Cell::new(0),
@@ -508,7 +523,7 @@ impl PiecePicker {
         self.return_all(peer);
         let idx = peer.index as usize;
         let slot = &mut self.peers[idx];
-        let bits = std::mem::take(&mut slot.bits);
+        let row = std::mem::replace(&mut slot.row, NONE);
         let was_seed = slot.seed;
         let count = slot.has_count;
         slot.live = false;
@@ -525,14 +540,23 @@ impl PiecePicker {
             if count >= self.rebuild_threshold() {
                 self.dirty = true;
             }
-            self.for_each_bit(&bits, |picker, p| picker.sub_availability(p));
+            self.forget_row(row);
         }
-        let mut bits = bits;
-        bits.clear();
-        self.peers[idx].bits = bits;
         self.free_peers.push(peer.index);
         self.live_peers -= 1;
         Ok(())
+    }
+
+    /// Frees a peer's row (if any) and takes its pieces out of the
+    /// availability counts.
+    fn forget_row(&mut self, row: u32) {
+        if row == NONE {
+            return;
+        }
+        let mut pieces = std::mem::take(&mut self.scratch);
+        self.bits.release(row, &mut pieces);
+        self.for_each_bit(&pieces, |picker, p| picker.sub_availability(p));
+        self.scratch = pieces;
     }
 
     fn for_each_bit(&mut self, bits: &[u64], mut f: impl FnMut(&mut Self, u32)) {
@@ -549,16 +573,17 @@ impl PiecePicker {
     /// `peer` announced `piece` (a `have` message). O(1).
     pub fn peer_has(&mut self, peer: PeerKey, piece: u32) -> Result<(), PickerError> {
         self.check_piece(piece)?;
-        let words = self.words;
         let wanted = self.wanted(piece);
         let slot = self.peer_mut(peer)?;
         if slot.seed {
             return Ok(());
         }
-        if slot.bits.is_empty() {
-            slot.bits.resize(words, 0);
+        if slot.row == NONE {
+            let row = self.bits.alloc();
+            self.peers[peer.index as usize].row = row;
         }
-        let w = &mut slot.bits[(piece >> 6) as usize];
+        let slot = &mut self.peers[peer.index as usize];
+        let w = self.bits.word_mut(slot.row, (piece >> 6) as usize);
         let m = 1u64 << (piece & 63);
         if *w & m != 0 {
             return Ok(());
@@ -598,9 +623,11 @@ impl PiecePicker {
         if slot.seed {
             return Ok(());
         }
-        if slot.bits.is_empty() {
-            slot.bits.resize(words, 0);
+        if slot.row == NONE {
+            let row = self.bits.alloc();
+            self.peers[peer.index as usize].row = row;
         }
+        let row = self.peers[peer.index as usize].row;
         let mut new_bits = Vec::with_capacity(words);
         let mut new_count = 0u32;
         for (w, chunk) in bitfield.chunks(8).enumerate() {
@@ -608,12 +635,13 @@ impl PiecePicker {
             for (k, byte) in chunk.iter().enumerate() {
                 word |= u64::from(byte.reverse_bits()) << (8 * k);
             }
-            let fresh = word & !slot.bits[w];
-            slot.bits[w] |= fresh;
+            let mine = self.bits.word_mut(row, w);
+            let fresh = word & !*mine;
+            *mine |= fresh;
             new_count += fresh.count_ones();
             new_bits.push(fresh);
         }
-        slot.has_count += new_count;
+        self.peers[peer.index as usize].has_count += new_count;
         if new_count >= self.rebuild_threshold() {
             self.dirty = true;
         }
@@ -641,7 +669,7 @@ impl PiecePicker {
         if slot.seed {
             return Ok(());
         }
-        let bits = std::mem::take(&mut slot.bits);
+        let row = std::mem::replace(&mut slot.row, NONE);
         let count = slot.has_count;
         slot.seed = true;
         slot.has_count = n;
@@ -649,7 +677,7 @@ impl PiecePicker {
         if count >= self.rebuild_threshold() {
             self.dirty = true;
         }
-        self.for_each_bit(&bits, |picker, p| picker.sub_availability(p));
+        self.forget_row(row);
         Ok(())
     }
 
@@ -946,17 +974,17 @@ impl PiecePicker {
             return self.wanted_missing > 0;
         }
         let w = slot.witness.get();
-        if w != NONE && bit(&self.want_bits, w) && slot.has(w) {
+        if w != NONE && bit(&self.want_bits, w) && slot.has(&self.bits, w) {
             return true;
         }
-        if slot.not_interesting_at.get() == self.want_version + 1 || slot.bits.is_empty() {
+        if slot.not_interesting_at.get() == self.want_version + 1 || slot.row == NONE {
             return false;
         }
         let words = self.words;
         let from = if w == NONE { 0 } else { (w >> 6) as usize };
         for k in 0..words {
             let i = (from + k) % words;
-            let hit = slot.bits[i] & self.want_bits[i];
+            let hit = self.bits.word(slot.row, i) & self.want_bits[i];
             if hit != 0 {
                 slot.witness.set((i as u32) * 64 + hit.trailing_zeros());
                 return true;

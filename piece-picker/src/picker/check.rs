@@ -13,16 +13,16 @@ impl PiecePicker {
         for s in self.peers.iter().filter(|s| s.live) {
             if s.seed {
                 seeds += 1;
-                if !s.bits.is_empty() {
+                if s.row != NONE {
                     return Err("seed with a bitfield".into());
                 }
             } else {
                 for p in 0..n {
-                    if s.has(p) {
+                    if s.has(&self.bits, p) {
                         avail[p as usize] += 1;
                     }
                 }
-                let want = (0..n).any(|p| s.has(p) && self.wanted(p));
+                let want = (0..n).any(|p| s.has(&self.bits, p) && self.wanted(p));
                 if want != self.peer_interesting(s) {
                     return Err(format!("peer interest {} != {want}", !want));
                 }

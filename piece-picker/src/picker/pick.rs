@@ -91,7 +91,7 @@ impl PiecePicker {
             for &d in &self.open_partials {
                 let entry = &self.dl[d as usize];
                 let prio = self.prio[entry.piece as usize];
-                if prio == 0 || !eligible(entry) || !slot.has(entry.piece) {
+                if prio == 0 || !eligible(entry) || !slot.has(&self.bits, entry.piece) {
                     continue;
                 }
                 let key = (MAX_PRIORITY - prio, entry.piece);
@@ -130,13 +130,13 @@ impl PiecePicker {
                 batch[filled] = (d, entry.piece);
                 filled += 1;
                 if filled == BATCH {
-                    if let Some(d) = Self::first_held(slot, &batch) {
+                    if let Some(d) = Self::first_held(&self.bits, slot, &batch) {
                         return Some(d);
                     }
                     filled = 0;
                 }
             }
-            if let Some(d) = Self::first_held(slot, &batch[..filled]) {
+            if let Some(d) = Self::first_held(&self.bits, slot, &batch[..filled]) {
                 return Some(d);
             }
             level = lower;
@@ -146,10 +146,10 @@ impl PiecePicker {
 
     /// The first `(d, piece)` whose piece the peer has, testing all of them
     /// first so the loads can run in parallel.
-    fn first_held(slot: &PeerSlot, candidates: &[(u32, u32)]) -> Option<u32> {
+    fn first_held(bits: &PeerBits, slot: &PeerSlot, candidates: &[(u32, u32)]) -> Option<u32> {
         let mut mask = 0u32;
         for (i, &(_, piece)) in candidates.iter().enumerate() {
-            mask |= u32::from(slot.has(piece)) << i;
+            mask |= u32::from(slot.has(bits, piece)) << i;
         }
         candidates
             .get(mask.trailing_zeros() as usize)
@@ -249,7 +249,7 @@ impl PiecePicker {
                     batch[filled] = bucket[j];
                     filled += 1;
                     if filled == batch.len() {
-                        if let Some(piece) = Self::first_held_piece(slot, &batch) {
+                        if let Some(piece) = Self::first_held_piece(&self.bits, slot, &batch) {
                             return Some(piece);
                         }
                         filled = 0;
@@ -261,7 +261,7 @@ impl PiecePicker {
                 }
                 next = b.next_non_empty(a + 1);
             }
-            if let Some(piece) = Self::first_held_piece(slot, &batch[..filled]) {
+            if let Some(piece) = Self::first_held_piece(&self.bits, slot, &batch[..filled]) {
                 return Some(piece);
             }
             filled = 0;
@@ -271,10 +271,10 @@ impl PiecePicker {
 
     /// The first piece of `candidates` that the peer has; all are tested
     /// before choosing so the bitfield loads overlap.
-    fn first_held_piece(slot: &PeerSlot, candidates: &[u32]) -> Option<u32> {
+    fn first_held_piece(bits: &PeerBits, slot: &PeerSlot, candidates: &[u32]) -> Option<u32> {
         let mut mask = 0u32;
         for (i, &piece) in candidates.iter().enumerate() {
-            mask |= u32::from(slot.has(piece)) << i;
+            mask |= u32::from(slot.has(bits, piece)) << i;
         }
         candidates.get(mask.trailing_zeros() as usize).copied()
     }
@@ -289,11 +289,7 @@ impl PiecePicker {
         let start = self.rng.below(words as u32) as usize;
         for k in 0..words {
             let w = (start + k) % words;
-            let mine = if slot.seed {
-                u64::MAX
-            } else {
-                slot.bits.get(w).copied().unwrap_or(0)
-            };
+            let mine = slot.word(&self.bits, w);
             let mut word = self.open_bits[w] & mine;
             let mut at_top = 0u64;
             while word != 0 {
@@ -322,11 +318,7 @@ impl PiecePicker {
         let mut best: Option<((u8, u32), u32)> = None;
         let mut ties = 0u32;
         for (w, &open) in self.open_bits.iter().enumerate() {
-            let mine = if slot.seed {
-                u64::MAX
-            } else {
-                slot.bits.get(w).copied().unwrap_or(0)
-            };
+            let mine = slot.word(&self.bits, w);
             let mut word = mine & open;
             while word != 0 {
                 let piece = (w as u32) * 64 + word.trailing_zeros();
@@ -364,11 +356,7 @@ impl PiecePicker {
         let slot = &self.peers[peer.index as usize];
         let mut best: Option<(u8, u32)> = None;
         for w in self.seq_cursor..self.words {
-            let mine = if slot.seed {
-                u64::MAX
-            } else {
-                slot.bits.get(w).copied().unwrap_or(0)
-            };
+            let mine = slot.word(&self.bits, w);
             let mut word = self.open_bits[w] & mine;
             while word != 0 {
                 let piece = (w as u32) * 64 + word.trailing_zeros();
@@ -415,7 +403,8 @@ impl PiecePicker {
                 let entry = &mut self.dl[d];
                 let piece = entry.piece;
                 let pslot = &mut self.peers[peer.index as usize];
-                if !entry.active || self.prio[piece as usize] == 0 || !pslot.has(piece) {
+                if !entry.active || self.prio[piece as usize] == 0 || !pslot.has(&self.bits, piece)
+                {
                     continue;
                 }
                 for b in 0..entry.blocks.len() {
