@@ -29,6 +29,8 @@ pub struct TorrentMeta {
     pub trackers: Vec<Vec<String>>,
     /// The info dictionary, served to peers with `ut_metadata`.
     pub metadata: Arc<MetadataServer>,
+    /// BEP 27: peers from the trackers only (no peer exchange).
+    pub private: bool,
 }
 
 impl TorrentMeta {
@@ -61,6 +63,7 @@ impl TorrentMeta {
             files,
             trackers: t.trackers().to_vec(),
             metadata: Arc::new(MetadataServer::new(t.info_bytes().to_vec())),
+            private: t.is_private(),
         }
     }
 

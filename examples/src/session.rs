@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use rustico_peer_wire::{
     BlockRequest, ExtensionHandshake, FrameError, Framer, Limits, Message, MetadataMessage,
-    MetadataServer,
+    MetadataServer, PexMessage,
 };
 
 use rustico_peer_wire::Bitfield as Bits;
@@ -51,10 +51,17 @@ pub struct SessionSetup {
     /// The info dictionary, served with `ut_metadata` (BEP 9) to peers
     /// that fetch it from a magnet link.
     pub metadata: Option<Arc<MetadataServer>>,
+    /// Peer exchange (BEP 11) is allowed: the torrent is not private.
+    pub pex: bool,
+    /// Our listen port, announced as `p` (so that a peer we dialled, or
+    /// that learns of us through PEX, knows where to reach us).
+    pub listen_port: Option<u16>,
 }
 
 /// Our id for `ut_metadata` messages (what we announce in `m`).
 pub const OUR_UT_METADATA: u8 = 1;
+/// Our id for `ut_pex` messages.
+pub const OUR_UT_PEX: u8 = 2;
 
 /// Orders from the torrent manager.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +76,8 @@ pub enum Command {
     Choke(bool),
     /// Tell the peer whether we want anything from it.
     Interested(bool),
+    /// Send a `ut_pex` message (ignored if the peer lacks `ut_pex`).
+    Pex(PexMessage),
 }
 
 /// What happened, for the manager (or the driver, for [`Event::Serve`]).
@@ -98,6 +107,16 @@ pub enum Event {
     Serve(BlockRequest),
     /// The peer's extension handshake said how many requests it queues.
     Reqq(usize),
+    /// The peer's extension handshake: its listen port, and whether it
+    /// speaks `ut_pex` (only reported true when PEX is allowed).
+    PeerInfo {
+        /// The `p` it announced.
+        listen_port: Option<u16>,
+        /// It takes `ut_pex` messages and we may send them.
+        pex: bool,
+    },
+    /// A `ut_pex` message from the peer (PEX allowed only).
+    Pex(PexMessage),
     /// Our outstanding requests got no answer for [`REQUEST_TIMEOUT`];
     /// they are listed and forgotten here, so another peer may get them.
     Stalled(Vec<BlockRequest>),
@@ -145,6 +164,8 @@ pub struct PeerSession {
     up: u64,
     /// The peer's id for `ut_metadata`, from its extension handshake.
     remote_ut_metadata: Option<u8>,
+    /// The peer's id for `ut_pex`.
+    remote_ut_pex: Option<u8>,
     failed: Option<SessionError>,
 }
 
@@ -170,6 +191,7 @@ impl PeerSession {
             down: 0,
             up: 0,
             remote_ut_metadata: None,
+            remote_ut_pex: None,
             failed: None,
             setup,
         };
@@ -184,6 +206,10 @@ impl PeerSession {
                     .insert("ut_metadata".into(), OUR_UT_METADATA);
                 ours.metadata_size = Some(server.metadata_size());
             }
+            if s.setup.pex {
+                ours.extensions.insert("ut_pex".into(), OUR_UT_PEX);
+            }
+            ours.listen_port = s.setup.listen_port;
             let mut payload = Vec::new();
             ours.encode(&mut payload);
             s.send(Message::Extended {
@@ -250,6 +276,7 @@ impl PeerSession {
                     last_block: &mut self.last_block,
                     down: &mut self.down,
                     remote_ut_metadata: &mut self.remote_ut_metadata,
+                    remote_ut_pex: &mut self.remote_ut_pex,
                 };
                 if let Err(e) = Self::handle_message(&mut self.setup, &mut st, message, now) {
                     return self.fail(e);
@@ -382,6 +409,19 @@ impl PeerSession {
                         if let Some(&remote) = theirs.extensions.get("ut_metadata") {
                             *st.remote_ut_metadata = (remote != 0).then_some(remote);
                         }
+                        if let Some(&remote) = theirs.extensions.get("ut_pex") {
+                            *st.remote_ut_pex = (remote != 0 && setup.pex).then_some(remote);
+                        }
+                        st.events.push_back(Event::PeerInfo {
+                            listen_port: theirs.listen_port.filter(|&p| p != 0),
+                            pex: st.remote_ut_pex.is_some(),
+                        });
+                    }
+                } else if id == OUR_UT_PEX && setup.pex {
+                    // A malformed PEX message is ignored, not fatal: the
+                    // peer list is advice.
+                    if let Ok(message) = PexMessage::decode(payload) {
+                        st.events.push_back(Event::Pex(message));
                     }
                 } else if id == OUR_UT_METADATA {
                     let (Some(server), Some(remote)) = (&setup.metadata, *st.remote_ut_metadata)
@@ -449,6 +489,11 @@ impl PeerSession {
                     } else {
                         Message::NotInterested
                     });
+                }
+            }
+            Command::Pex(message) => {
+                if let Some(remote) = self.remote_ut_pex {
+                    message.encode_message(remote, &mut self.out);
                 }
             }
         }
@@ -571,6 +616,7 @@ struct StateRef<'a> {
     last_block: &'a mut Instant,
     down: &'a mut u64,
     remote_ut_metadata: &'a mut Option<u8>,
+    remote_ut_pex: &'a mut Option<u8>,
 }
 
 #[cfg(test)]
@@ -589,6 +635,8 @@ mod tests {
             ours: bits,
             client: "test".into(),
             metadata: None,
+            pex: false,
+            listen_port: None,
         }
     }
 
@@ -780,7 +828,16 @@ mod tests {
         let payload = b"d4:reqqi42ee";
         s.handle_input(&wire(&[Message::Extended { id: 0, payload }]), now)
             .unwrap();
-        assert_eq!(events(&mut s), [Event::Reqq(42)]);
+        assert_eq!(
+            events(&mut s),
+            [
+                Event::Reqq(42),
+                Event::PeerInfo {
+                    listen_port: None,
+                    pex: false
+                }
+            ]
+        );
     }
 
     #[test]
@@ -827,6 +884,64 @@ mod tests {
         .encode_message(7, &mut expected);
         MetadataMessage::Reject { piece: 2 }.encode_message(7, &mut expected);
         assert_eq!(sent(&mut s, now), expected);
+    }
+
+    #[test]
+    fn pex_is_advertised_received_and_sent_only_when_allowed() {
+        use rustico_peer_wire::{PexFlags, PexPeer};
+        let now = Instant::now();
+        let message = PexMessage {
+            added: vec![PexPeer {
+                addr: "10.1.2.3:6881".parse().unwrap(),
+                flags: PexFlags(0),
+            }],
+            dropped: vec![],
+        };
+        let mut payload = Vec::new();
+        message.encode(&mut payload);
+        for allowed in [true, false] {
+            let mut st = setup(4, &[], true);
+            st.extended = true;
+            st.pex = allowed;
+            st.listen_port = Some(7000);
+            let mut s = PeerSession::new(st, now);
+            let text = String::from_utf8_lossy(&sent(&mut s, now)).into_owned();
+            assert_eq!(text.contains("6:ut_pexi2e"), allowed, "{text}");
+            assert!(text.contains("1:pi7000e"), "{text}");
+            s.handle_input(
+                &wire(&[
+                    Message::Extended {
+                        id: 0,
+                        payload: b"d1:md6:ut_pexi5ee1:pi6881ee",
+                    },
+                    Message::Extended {
+                        id: OUR_UT_PEX,
+                        payload: &payload,
+                    },
+                ]),
+                now,
+            )
+            .unwrap();
+            let got = events(&mut s);
+            assert!(
+                got.contains(&Event::PeerInfo {
+                    listen_port: Some(6881),
+                    pex: allowed
+                }),
+                "{got:?}"
+            );
+            assert_eq!(
+                got.contains(&Event::Pex(message.clone())),
+                allowed,
+                "{got:?}"
+            );
+            s.handle_command(Command::Pex(message.clone()), now);
+            let mut expected = Vec::new();
+            if allowed {
+                message.encode_message(5, &mut expected);
+            }
+            assert_eq!(sent(&mut s, now), expected);
+        }
     }
 
     #[test]

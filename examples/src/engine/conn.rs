@@ -51,6 +51,10 @@ pub struct ConnSetup {
     pub storage: Arc<Storage>,
     /// The info dictionary, served with `ut_metadata`.
     pub metadata: Arc<rustico_peer_wire::MetadataServer>,
+    /// Peer exchange allowed (the torrent is not private).
+    pub pex: bool,
+    /// Our listen port, for the extension handshake.
+    pub listen_port: u16,
     /// The manager's inbox.
     pub to_manager: Sender<ToManager>,
     /// This connection's inbox.
@@ -143,6 +147,8 @@ fn drive(setup: &ConnSetup, stream: TcpStream, their: Handshake, leftover: Vec<u
             ours: setup.ours.clone(),
             client: format!("rustico {}", env!("CARGO_PKG_VERSION")),
             metadata: Some(Arc::clone(&setup.metadata)),
+            pex: setup.pex,
+            listen_port: Some(setup.listen_port),
         },
         now,
     );

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
 use rustico_peer_wire::BlockRequest as WireBlock;
+use rustico_peer_wire::{PexConfig, PexFlags, PexPeer, PexState};
 use rustico_piece_picker::{
     BlockRequest as PickBlock, PeerKey as PickKey, PickerConfig, PiecePicker,
 };
@@ -109,6 +110,12 @@ struct Peer {
     downloaded: u64,
     uploaded: u64,
     is_seed: bool,
+    /// Where the peer accepts connections: the address we dialled, or
+    /// for an incoming peer its IP with the `p` of its extension
+    /// handshake. What PEX tells others.
+    listen_addr: Option<SocketAddr>,
+    /// Peer exchange with this peer (it speaks `ut_pex`, torrent public).
+    pex: Option<PexState>,
 }
 
 struct Manager {
@@ -146,6 +153,8 @@ struct Manager {
     cancels: Vec<PickKey>,
     verified_bytes: u64,
     options: TorrentOptions,
+    /// Our listen port.
+    listen_port: u16,
 }
 
 pub(super) fn run(setup: ManagerSetup) {
@@ -287,6 +296,7 @@ fn run_inner(setup: ManagerSetup) -> Result<(), String> {
         cancels: Vec::new(),
         verified_bytes,
         options: setup.options,
+        listen_port: setup.port,
         meta,
     };
     for addr in m.options.peers.clone() {
@@ -439,6 +449,7 @@ impl Manager {
         for addr in self.policy.poll_dial(now, free) {
             self.spawn_connection(addr, Origin::Outgoing);
         }
+        self.send_pex(now);
         let (down, up) = self
             .peers
             .values()
@@ -492,6 +503,8 @@ impl Manager {
             ours: self.have.clone(),
             storage: self.storage.clone(),
             metadata: Arc::clone(&self.meta.metadata),
+            pex: !self.meta.private,
+            listen_port: self.listen_port,
             to_manager: self.peer_tx.clone(),
             inbox: rx,
         };
@@ -523,6 +536,8 @@ impl Manager {
                 downloaded: 0,
                 uploaded: 0,
                 is_seed: false,
+                listen_addr: outgoing.then_some(addr),
+                pex: None,
             },
         );
     }
@@ -817,6 +832,86 @@ impl Manager {
                 self.top_up(key);
             }
             Event::Serve(_) => {}
+            Event::PeerInfo { listen_port, pex } => {
+                if !peer.outgoing {
+                    peer.listen_addr =
+                        listen_port.map(|port| SocketAddr::new(peer.addr.ip(), port));
+                }
+                if pex && !self.meta.private && peer.pex.is_none() {
+                    let mut state = PexState::new(peer.addr, PexConfig::default());
+                    if let Some(listen) = peer.listen_addr {
+                        state.exclude(listen);
+                    }
+                    peer.pex = Some(state);
+                }
+            }
+            Event::Pex(message) => {
+                if self.meta.private {
+                    return;
+                }
+                let from = peer.addr;
+                let Some(state) = peer.pex.as_mut() else {
+                    return;
+                };
+                let incoming = state.handle_incoming(message, Instant::now());
+                if incoming.too_soon {
+                    log::debug!(target: "rustico", "{}: PEX from {from} too soon; ignored", self.meta.name);
+                    return;
+                }
+                let mut learned = 0;
+                for added in incoming.added {
+                    // Our own address comes back from others; dialling it
+                    // would only meet ourselves (which the handshake
+                    // detects elsewhere, by peer id).
+                    if added.addr.port() == self.listen_port && added.addr.ip().is_loopback() {
+                        continue;
+                    }
+                    if self
+                        .peers
+                        .values()
+                        .any(|p| p.listen_addr == Some(added.addr))
+                    {
+                        continue;
+                    }
+                    self.policy.handle_candidate(added.addr);
+                    learned += 1;
+                }
+                log::info!(
+                    target: "rustico",
+                    "{}: PEX from {from}: {learned} new peers (of {} listed)",
+                    self.meta.name,
+                    learned + incoming.discarded
+                );
+            }
+        }
+    }
+
+    /// Sends each PEX-capable peer what changed in our peer set (at most
+    /// once a minute per peer; `PexState` keeps the pace).
+    fn send_pex(&mut self, now: Instant) {
+        if self.meta.private {
+            return;
+        }
+        let connected: Vec<PexPeer> = self
+            .peers
+            .values()
+            .filter(|p| p.pick.is_some())
+            .filter_map(|p| {
+                let flags = if p.is_seed { PexFlags::SEED } else { 0 };
+                p.listen_addr.map(|addr| PexPeer {
+                    addr,
+                    flags: PexFlags(flags | PexFlags::REACHABLE),
+                })
+            })
+            .collect();
+        for peer in self.peers.values_mut() {
+            let Some(state) = peer.pex.as_mut() else {
+                continue;
+            };
+            state.set_connected(connected.iter().copied());
+            if let Some(message) = state.poll_message(now) {
+                let _ = peer.tx.send(ConnInput::Command(Command::Pex(message)));
+            }
         }
     }
 

@@ -1,0 +1,108 @@
+//! Peer exchange (BEP 11) between three rustico processes on 127.0.0.1:
+//! a seed A, a leecher B that knows A, a leecher C that knows only B. C
+//! learns A from B's `ut_pex` message and connects to it. For a private
+//! torrent (BEP 27) nothing is exchanged and C never meets A.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+fn leecher(torrent: &Path, out: &Path, port: u16, peer: u16, config: &Path) -> ChildGuard {
+    let child = rustico()
+        .arg("download")
+        .arg(torrent)
+        .arg("-o")
+        .arg(out)
+        .arg("--seed")
+        .args(["--port", &port.to_string()])
+        .args(["--peer", &format!("127.0.0.1:{peer}")])
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    ChildGuard(child)
+}
+
+fn wait_for_log(path: &Path, want: &str, timeout: Duration) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .contains(want)
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// Runs A, B, C; returns C's log once C is complete.
+fn three_peers(private: bool) -> (String, u16) {
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let files = content(5, &[("pex.bin", 30_000_000)]);
+    write_files(&dir.path().join("a"), &files);
+    let mut extra = vec!["--piece-length", "262144"];
+    if private {
+        extra.push("--private");
+    }
+    let torrent = create_torrent(
+        &dir.path().join("a").join("pex.bin"),
+        &dir.path().join("pex.torrent"),
+        &extra,
+    );
+    let config = |name: &str| {
+        let d = dir.path().join(format!("cfg-{name}"));
+        std::fs::create_dir_all(&d).unwrap();
+        (config_in(&d), log_file(&d))
+    };
+    let (config_a, _) = config("a");
+    let (config_b, _) = config("b");
+    let (config_c, log_c) = config("c");
+    let [port_a, port_b, port_c] = [(); 3].map(|()| rustico_testkit::free_port());
+    let _a = start_seeder(&torrent, &dir.path().join("a"), port_a, &config_a);
+    let _b = leecher(&torrent, &dir.path().join("b"), port_b, port_a, &config_b);
+    let _c = leecher(&torrent, &dir.path().join("c"), port_c, port_b, &config_c);
+    assert!(
+        wait_for_log(&log_c, "complete and verified", Duration::from_secs(60)),
+        "C never completed:\n{}",
+        std::fs::read_to_string(&log_c).unwrap_or_default()
+    );
+    assert_files(&dir.path().join("c"), &files);
+    if !private {
+        // Give C the moment it needs to dial A if it finished first.
+        wait_for_log(
+            &log_c,
+            &format!("peer 127.0.0.1:{port_a} connected"),
+            Duration::from_secs(10),
+        );
+    }
+    (std::fs::read_to_string(&log_c).unwrap(), port_a)
+}
+
+#[test]
+fn a_leecher_finds_the_third_peer_through_pex() {
+    let (log, port_a) = three_peers(false);
+    assert!(log.contains("PEX from 127.0.0.1:"), "{log}");
+    assert!(
+        log.contains(&format!("peer 127.0.0.1:{port_a} connected (outgoing")),
+        "C never connected to A:\n{log}"
+    );
+}
+
+#[test]
+fn a_private_torrent_exchanges_no_peers() {
+    let (log, port_a) = three_peers(true);
+    assert!(!log.contains("PEX from"), "{log}");
+    assert!(
+        !log.contains(&format!("peer 127.0.0.1:{port_a} connected")),
+        "C met A of a private torrent:\n{log}"
+    );
+}
