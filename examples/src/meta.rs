@@ -31,6 +31,12 @@ pub struct TorrentMeta {
     pub metadata: Arc<MetadataServer>,
     /// BEP 27: peers from the trackers only (no peer exchange).
     pub private: bool,
+    /// BEP 19 web seeds (`url-list`).
+    pub web_seeds: Vec<String>,
+    /// Whether each of `files` is a BEP 47 padding file (not on web seeds).
+    pub padding: Vec<bool>,
+    /// A multi-file torrent (files under a folder named `name`).
+    pub multi_file: bool,
 }
 
 impl TorrentMeta {
@@ -64,6 +70,9 @@ impl TorrentMeta {
             trackers: t.trackers().to_vec(),
             metadata: Arc::new(MetadataServer::new(t.info_bytes().to_vec())),
             private: t.is_private(),
+            web_seeds: t.web_seeds().to_vec(),
+            padding: t.files().iter().map(|f| f.is_padding()).collect(),
+            multi_file: t.is_multi_file(),
         }
     }
 

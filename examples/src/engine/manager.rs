@@ -86,6 +86,12 @@ const DEFAULT_REQQ: usize = 250;
 const TICK: Duration = Duration::from_millis(250);
 const RESUME_SAVE_EVERY: Duration = Duration::from_secs(5);
 const SAVER_THREADS: usize = 2;
+/// Web seeds wait this long after the start for peers to show up.
+const WEB_SEED_DELAY: Duration = Duration::from_secs(1);
+/// Web seeds start when fewer peers than this are connected...
+const WEB_SEED_BELOW_PEERS: usize = 4;
+/// ... or when all peers together send less than this (bytes/s).
+const WEB_SEED_BELOW_RATE: f64 = 1024.0 * 1024.0;
 const BOTH_SEEDING: &str = "both seeding";
 const SAVER_QUEUE_BYTES: usize = 32 << 20;
 /// Memory kept in recycled piece buffers.
@@ -155,6 +161,10 @@ struct Manager {
     options: TorrentOptions,
     /// Our listen port.
     listen_port: u16,
+    /// When the torrent started (web seeds wait a moment for peers).
+    started: Instant,
+    /// The web seeds were started.
+    web_seeds_started: bool,
 }
 
 pub(super) fn run(setup: ManagerSetup) {
@@ -297,6 +307,8 @@ fn run_inner(setup: ManagerSetup) -> Result<(), String> {
         verified_bytes,
         options: setup.options,
         listen_port: setup.port,
+        started: now,
+        web_seeds_started: false,
         meta,
     };
     for addr in m.options.peers.clone() {
@@ -450,6 +462,7 @@ impl Manager {
             self.spawn_connection(addr, Origin::Outgoing);
         }
         self.send_pex(now);
+        self.maybe_start_web_seeds(now);
         let (down, up) = self
             .peers
             .values()
@@ -883,6 +896,82 @@ impl Manager {
                     learned + incoming.discarded
                 );
             }
+        }
+    }
+
+    /// Starts the torrent's web seeds once it has been running a moment
+    /// and peers are few (under [`WEB_SEED_BELOW_PEERS`]) or slow (under
+    /// [`WEB_SEED_BELOW_RATE`] together). They then stay, as peers that
+    /// have everything; the picker's fastest-peer-first keeps a slow one
+    /// from holding pieces up.
+    fn maybe_start_web_seeds(&mut self, now: Instant) {
+        if self.web_seeds_started
+            || self.meta.web_seeds.is_empty()
+            || self.have.is_complete()
+            || now.duration_since(self.started) < WEB_SEED_DELAY
+        {
+            return;
+        }
+        let connected = self.peers.values().filter(|p| p.pick.is_some()).count();
+        let rate: f64 = self.peers.values().map(|p| p.down_rate).sum();
+        if connected >= WEB_SEED_BELOW_PEERS && rate >= WEB_SEED_BELOW_RATE {
+            return;
+        }
+        self.web_seeds_started = true;
+        let files: Vec<(Vec<String>, u64, bool)> = self
+            .meta
+            .files
+            .iter()
+            .zip(self.meta.padding.iter().chain(std::iter::repeat(&false)))
+            .map(|((path, len), pad)| (path.clone(), *len, *pad))
+            .collect();
+        for (index, base) in self.meta.web_seeds.clone().into_iter().enumerate() {
+            if !(base.starts_with("http://") || base.starts_with("https://")) {
+                log::warn!(target: "rustico", "{}: web seed {base}: not HTTP(S); skipped", self.meta.name);
+                continue;
+            }
+            let key = self.next_key;
+            self.next_key += 1;
+            let (tx, rx) = unbounded();
+            let setup = super::webseed::WebSeedSetup {
+                key,
+                base: base.clone(),
+                files: super::webseed::file_urls(&base, self.meta.multi_file, &files),
+                piece_length: u64::from(self.meta.piece_length),
+                num_pieces: self.meta.num_pieces,
+                to_manager: self.peer_tx.clone(),
+                inbox: rx,
+            };
+            if super::spawn("webseed", move || super::webseed::run(setup)).is_err() {
+                continue;
+            }
+            log::info!(target: "rustico", "{}: using web seed {base}", self.meta.name);
+            let addr = super::webseed::pseudo_addr(index);
+            self.peers.insert(
+                key,
+                Peer {
+                    addr,
+                    tx,
+                    outgoing: false,
+                    pick: None,
+                    peer_id: None,
+                    client: String::new(),
+                    fast: false,
+                    peer_choking: true,
+                    peer_interested: false,
+                    am_interested: false,
+                    am_choking: true,
+                    reqq: MAX_PIPELINE,
+                    target: START_PIPELINE,
+                    down_rate: 0.0,
+                    up_rate: 0.0,
+                    downloaded: 0,
+                    uploaded: 0,
+                    is_seed: false,
+                    listen_addr: None,
+                    pex: None,
+                },
+            );
         }
     }
 

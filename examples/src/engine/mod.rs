@@ -15,6 +15,7 @@
 pub mod conn;
 mod manager;
 mod tracker;
+mod webseed;
 
 use std::collections::HashMap;
 use std::io::Read;
