@@ -87,6 +87,16 @@ fn resolve_magnet(
     interrupted: &AtomicBool,
 ) -> Result<(TorrentMeta, Vec<SocketAddr>), String> {
     let sources = PeerSources::from_magnet(magnet, &args.net.peers, port);
+    // A second run (resuming) finds the .torrent the first one saved.
+    if let Some(name) = &magnet.display_name {
+        let path = dir.join(crate::magnet::torrent_file_name(name));
+        if let Ok(saved) = Torrent::from_file(&path) {
+            if saved.info_hash() == magnet.info_hash {
+                log::info!(target: "rustico", "{name}: metadata from {} (saved earlier)", path.display());
+                return Ok((TorrentMeta::from_torrent(&saved), sources.peers));
+            }
+        }
+    }
     let (torrent, file, seen) = crate::magnet::resolve(magnet, &sources, None, interrupted)?;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let path = dir.join(crate::magnet::torrent_file_name(torrent.name()));

@@ -190,6 +190,34 @@ fn libtorrent_seeds_and_rustico_downloads_from_a_magnet_link_with_x_pe() {
     assert_saved_torrent(&out_dir, &hash);
     let log = std::fs::read_to_string(log_file(dir.path())).unwrap();
     assert!(log.contains("metadata complete and verified"), "{log}");
+
+    // A second run finds the saved .torrent (the link has `dn`) and the
+    // data: nothing is fetched, not even the metadata.
+    let out = rustico_download(&link, &out_dir, &config);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::read_to_string(log_file(dir.path())).unwrap();
+    assert!(log.contains("(saved earlier)"), "{log}");
+}
+
+#[test]
+fn info_on_a_magnet_link_gives_up_after_its_timeout() {
+    // A listener that never answers the handshake.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let link = magnet(&[7; 20], &format!("&x.pe=127.0.0.1:{port}"));
+    let started = Instant::now();
+    let mut info = rustico();
+    info.args(["info", &link, "--timeout", "2"]);
+    let out = output_with_timeout(info, Duration::from_secs(30), "rustico info");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("timed out fetching the metadata"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    drop(silent);
 }
 
 #[test]

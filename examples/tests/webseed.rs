@@ -1,8 +1,8 @@
 //! Web seeds (BEP 19): a torrent whose only source is a small HTTP server
 //! in this test (std `TcpListener`, `Range` requests) downloads
-//! completely, multi-file and single-file; a server that corrupts one
-//! range the first time is caught by the hash check, backed off, and the
-//! piece fetched again.
+//! completely, multi-file (after two 503 answers, backed off) and
+//! single-file; a server that corrupts one range the first time is caught
+//! by the hash check, backed off, and the piece fetched again.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -25,6 +25,8 @@ struct Site {
     corrupt_once: Option<(String, u64)>,
     corrupted: AtomicBool,
     range_requests: AtomicUsize,
+    /// Answer this many range requests with 503 first.
+    fail_first: usize,
 }
 
 fn serve(site: Arc<Site>) -> u16 {
@@ -75,7 +77,11 @@ fn answer(mut stream: TcpStream, site: &Site) -> std::io::Result<()> {
         stream.write_all(head.as_bytes())?;
         return stream.write_all(body);
     };
-    site.range_requests.fetch_add(1, Ordering::SeqCst);
+    if site.range_requests.fetch_add(1, Ordering::SeqCst) < site.fail_first {
+        return stream.write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+    }
     let mut part = body[first as usize..=last as usize].to_vec();
     if let Some((bad_path, offset)) = &site.corrupt_once {
         if *bad_path == path
@@ -129,6 +135,7 @@ fn a_multi_file_torrent_downloads_from_a_web_seed_alone() {
         corrupt_once: None,
         corrupted: AtomicBool::new(false),
         range_requests: AtomicUsize::new(0),
+        fail_first: 2,
     });
     let port = serve(Arc::clone(&site));
     let torrent = create_torrent(
@@ -152,7 +159,10 @@ fn a_multi_file_torrent_downloads_from_a_web_seed_alone() {
     );
     assert_files(&out_dir.join("share"), &files);
     assert!(log.contains("using web seed"), "{log}");
-    assert!(site.range_requests.load(Ordering::SeqCst) > 0);
+    // The first two answers were errors: backed off, then it went on.
+    assert!(log.contains("503"), "{log}");
+    assert!(log.contains("backing off"), "{log}");
+    assert!(site.range_requests.load(Ordering::SeqCst) > 2);
 }
 
 #[test]
@@ -165,6 +175,7 @@ fn a_corrupt_range_from_a_web_seed_is_caught_and_fetched_again() {
         corrupt_once: Some(("/files/one.bin".into(), 1_000_000)),
         corrupted: AtomicBool::new(false),
         range_requests: AtomicUsize::new(0),
+        fail_first: 0,
     });
     let port = serve(Arc::clone(&site));
     let torrent = create_torrent(
