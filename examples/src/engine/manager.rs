@@ -734,6 +734,9 @@ impl Manager {
             if peer.outgoing { "outgoing" } else { "incoming" },
             peer.client
         );
+        // PEX-capable peers hear of the newcomer now, if their first
+        // message is still due.
+        self.send_pex(Instant::now());
     }
 
     fn handle_closed(&mut self, key: PeerKey, closed: Closed) {
@@ -856,6 +859,10 @@ impl Manager {
                         state.exclude(listen);
                     }
                     peer.pex = Some(state);
+                    // The first message goes at once (later ones at most
+                    // once a minute): a short-lived swarm must not wait
+                    // for the next tick to share what it knows.
+                    self.send_pex(Instant::now());
                 }
             }
             Event::Pex(message) => {
