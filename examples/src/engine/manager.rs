@@ -993,10 +993,12 @@ impl Manager {
             .values()
             .filter(|p| p.pick.is_some())
             .filter_map(|p| {
-                let flags = if p.is_seed { PexFlags::SEED } else { 0 };
+                let seed = if p.is_seed { PexFlags::SEED } else { 0 };
+                // Reachable: we dialled it ourselves.
+                let reachable = if p.outgoing { PexFlags::REACHABLE } else { 0 };
                 p.listen_addr.map(|addr| PexPeer {
                     addr,
-                    flags: PexFlags(flags | PexFlags::REACHABLE),
+                    flags: PexFlags(seed | reachable),
                 })
             })
             .collect();
