@@ -203,7 +203,12 @@ fn a_corrupt_range_from_a_web_seed_is_caught_and_fetched_again() {
     );
     assert_files(&out_dir, &files);
     // Byte 1 000 000 is in piece 15 (64 KiB pieces).
-    assert!(log.contains("piece 15 failed its hash check"), "{log}");
+    assert!(
+        log.contains(&format!(
+            "piece 15 failed its hash check (sent by web seed http://127.0.0.1:{port}/files/one.bin)"
+        )),
+        "{log}"
+    );
     assert!(log.contains("web seed http://127.0.0.1:"), "{log}");
     assert!(log.contains("backing off"), "{log}");
 }

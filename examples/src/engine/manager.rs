@@ -642,10 +642,12 @@ impl Manager {
                     result.senders.iter().flatten().copied().collect();
                 senders.sort();
                 senders.dedup();
+                let names: Vec<String> = senders.iter().map(|a| self.peer_name(*a)).collect();
                 log::warn!(
                     target: "rustico",
-                    "{}: piece {piece} failed its hash check (sent by {senders:?})",
-                    self.name()
+                    "{}: piece {piece} failed its hash check (sent by {})",
+                    self.name(),
+                    names.join(", ")
                 );
                 // A sole sender is surely the culprit; with several, wait
                 // for a good copy to tell which blocks were wrong.
@@ -667,9 +669,19 @@ impl Manager {
         Ok(())
     }
 
+    /// A peer's address, or for a web seed (whose address is a stand-in)
+    /// its URL.
+    fn peer_name(&self, addr: SocketAddr) -> String {
+        self.peers
+            .values()
+            .find(|p| p.addr == addr && p.client.starts_with("web seed "))
+            .map_or_else(|| addr.to_string(), |p| p.client.clone())
+    }
+
     fn ban(&mut self, addr: SocketAddr, why: &str) {
         self.policy.ban(addr, Instant::now());
-        log::warn!(target: "rustico", "{}: banning peer {addr}: {why}", self.name());
+        let name = self.peer_name(addr);
+        log::warn!(target: "rustico", "{}: banning peer {name}: {why}", self.name());
         for peer in self.peers.values().filter(|p| p.addr == addr) {
             let _ = peer.tx.send(ConnInput::Close(format!("banned: {why}")));
         }
