@@ -345,11 +345,18 @@ pub fn demo(args: &DemoArgs, verbose: u8) -> Result<(), String> {
     }
     let outcome = watch(&handles, true, &interrupt_flag());
     let elapsed = swarm_start.elapsed();
-    let uploaded_by_seed = seed_handle.status().uploaded.load(Ordering::Relaxed);
+    // Upload counters arrive from the connections in batches; the last
+    // ones are counted while the torrents stop, so read them afterwards.
+    let seed_status = Arc::clone(seed_handle.status());
+    let leecher_statuses: Vec<(String, Arc<Status>)> = handles
+        .iter()
+        .map(|(name, h)| (name.clone(), Arc::clone(h.status())))
+        .collect();
     for (_, h) in handles {
         h.stop(STOP_TIMEOUT);
     }
     seed_handle.stop(STOP_TIMEOUT);
+    let uploaded_by_seed = seed_status.uploaded.load(Ordering::Relaxed);
     if outcome? == WatchEnd::Interrupted {
         return Err("demo interrupted".into());
     }
@@ -376,6 +383,12 @@ pub fn demo(args: &DemoArgs, verbose: u8) -> Result<(), String> {
         "demo: the seeder uploaded {}, the leechers traded the rest among themselves",
         crate::progress::human_bytes(uploaded_by_seed)
     );
+    for (name, status) in leecher_statuses {
+        eprintln!(
+            "demo: {name} uploaded {} to the others",
+            crate::progress::human_bytes(status.uploaded.load(Ordering::Relaxed))
+        );
+    }
     Ok(())
 }
 
