@@ -5,46 +5,17 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rustico_tracker_client::{
-    announce, scrape, AnnounceRequest, Error, Event, ResponseError, TransportConfig,
-};
-
-const TIMEOUT: Duration = Duration::from_millis(700);
-
-fn config() -> TransportConfig {
-    let mut config = TransportConfig {
-        timeout: TIMEOUT,
-        connect_timeout: TIMEOUT,
-        ..TransportConfig::default()
-    };
-    config.udp.retransmit_base = Duration::from_millis(50);
-    config.udp.max_retransmits = 2; // 50 + 100 + 200 ms
-    config
-}
-
-fn request() -> AnnounceRequest {
-    AnnounceRequest {
-        left: 5,
-        event: Event::Started,
-        ..AnnounceRequest::new([0xab; 20], *b"-RS0100-hostile00000", 6881)
-    }
-}
-
-/// Runs `call` and checks it ended within `bound`.
-fn timed<T>(bound: Duration, call: impl FnOnce() -> T) -> T {
-    let started = Instant::now();
-    let result = call();
-    let elapsed = started.elapsed();
-    assert!(elapsed <= bound, "took {elapsed:?}, bound {bound:?}");
-    result
-}
+use common::{config, request, timed, TIMEOUT};
+use rustico_tracker_client::{announce, scrape, Error, ResponseError, TransportConfig};
 
 /// Serves every connection on its own thread with `respond`, which gets the
 /// request line (after the request head was read in full) and the stream.

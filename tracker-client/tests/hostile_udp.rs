@@ -4,44 +4,17 @@
 //! retransmission settings allow. Also connection id reuse, and bad URLs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{config, request, timed};
 use rustico_tracker_client::udp::UdpError;
-use rustico_tracker_client::{announce, AnnounceRequest, Client, Error, Event, TransportConfig};
-
-const TIMEOUT: Duration = Duration::from_millis(700);
-
-fn config() -> TransportConfig {
-    let mut config = TransportConfig {
-        timeout: TIMEOUT,
-        connect_timeout: TIMEOUT,
-        ..TransportConfig::default()
-    };
-    config.udp.retransmit_base = Duration::from_millis(50);
-    config.udp.max_retransmits = 2; // 50 + 100 + 200 ms
-    config
-}
-
-fn request() -> AnnounceRequest {
-    AnnounceRequest {
-        left: 5,
-        event: Event::Started,
-        ..AnnounceRequest::new([0xab; 20], *b"-RS0100-hostile00000", 6881)
-    }
-}
-
-/// Runs `call` and checks it ended within `bound`.
-fn timed<T>(bound: Duration, call: impl FnOnce() -> T) -> T {
-    let started = Instant::now();
-    let result = call();
-    let elapsed = started.elapsed();
-    assert!(elapsed <= bound, "took {elapsed:?}, bound {bound:?}");
-    result
-}
+use rustico_tracker_client::{announce, Client, Error};
 
 /// What the fake UDP tracker does with each datagram.
 #[derive(Clone, Copy)]
