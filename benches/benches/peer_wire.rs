@@ -36,8 +36,8 @@ fn small_messages() -> Vec<Message<'static>> {
     (0..SMALL_MESSAGES)
         .map(|i| {
             let block = BlockRequest {
-                index: i,
-                begin: (i % 16) * BLOCK_LEN,
+                piece: i,
+                offset: (i % 16) * BLOCK_LEN,
                 length: BLOCK_LEN,
             };
             match i % 3 {
@@ -57,7 +57,7 @@ fn decode_all(stream: &[u8], limits: &Limits) -> u64 {
         checksum += match message {
             Message::Piece { index, data, .. } => u64::from(index) + data.len() as u64,
             Message::Have(i) => u64::from(i),
-            Message::Request(r) | Message::Cancel(r) => u64::from(r.index),
+            Message::Request(r) | Message::Cancel(r) => u64::from(r.piece),
             _ => 1,
         };
         rest = &rest[used..];
@@ -78,7 +78,7 @@ fn frame_all(framer: &mut Framer, stream: &[u8]) -> u64 {
             checksum += match message {
                 Message::Piece { data, .. } => data.len() as u64,
                 Message::Have(i) => u64::from(i),
-                Message::Request(r) | Message::Cancel(r) => u64::from(r.index),
+                Message::Request(r) | Message::Cancel(r) => u64::from(r.piece),
                 _ => 1,
             };
         }

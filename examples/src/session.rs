@@ -355,8 +355,8 @@ impl PeerSession {
                 st.events.push_back(Event::Pieces(bits));
             }
             Message::Request(req) => {
-                if req.index >= n || !setup.ours.get(req.index) {
-                    return violation(format!("request for piece {} we do not have", req.index));
+                if req.piece >= n || !setup.ours.get(req.piece) {
+                    return violation(format!("request for piece {} we do not have", req.piece));
                 }
                 if req.length == 0 || req.length > MAX_SERVED_BLOCK {
                     return violation(format!("request of {} bytes", req.length));
@@ -372,8 +372,8 @@ impl PeerSession {
             }
             Message::Piece { index, begin, data } => {
                 let req = BlockRequest {
-                    index,
-                    begin,
+                    piece: index,
+                    offset: begin,
                     length: data.len() as u32,
                 };
                 *st.down += data.len() as u64;
@@ -514,7 +514,7 @@ impl PeerSession {
         }
         let start = self.out.len();
         self.out.extend_from_slice(&rustico_peer_wire::piece_header(
-            req.index, req.begin, req.length,
+            req.piece, req.offset, req.length,
         ));
         let data_start = self.out.len();
         match fill(&mut self.out) {
@@ -537,8 +537,8 @@ impl PeerSession {
             Some(data) if !self.am_choking => {
                 self.up += data.len() as u64;
                 self.send(Message::Piece {
-                    index: req.index,
-                    begin: req.begin,
+                    index: req.piece,
+                    begin: req.offset,
                     data,
                 });
             }
@@ -660,8 +660,8 @@ mod tests {
 
     fn block(index: u32, begin: u32) -> BlockRequest {
         BlockRequest {
-            index,
-            begin,
+            piece: index,
+            offset: begin,
             length: 4,
         }
     }

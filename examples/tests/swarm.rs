@@ -295,8 +295,8 @@ fn lie(mut stream: TcpStream, num_pieces: u32) -> std::io::Result<()> {
             if let Message::Request(r) = m {
                 let data = &garbage[..r.length as usize];
                 Message::Piece {
-                    index: r.index,
-                    begin: r.begin,
+                    index: r.piece,
+                    begin: r.offset,
                     data,
                 }
                 .encode(&mut reply);

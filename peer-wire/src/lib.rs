@@ -30,7 +30,7 @@
 //!
 //! // Encoding appends to a buffer the caller owns.
 //! let mut out = Vec::new();
-//! Message::Request(BlockRequest { index: 3, begin: 0, length: 16384 }).encode(&mut out);
+//! Message::Request(BlockRequest { piece: 3, offset: 0, length: 16384 }).encode(&mut out);
 //! assert_eq!(out, [0, 0, 0, 13, 6, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0x40, 0]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -62,7 +62,6 @@
 //! seen the bytes for.
 #![forbid(unsafe_code)]
 
-mod bitfield;
 mod blocking;
 mod extension;
 mod fast;
@@ -74,7 +73,6 @@ mod metadata_download;
 mod pex;
 mod pex_state;
 
-pub use bitfield::{Bitfield, BitfieldError};
 pub use blocking::{connect, Connection, ConnectionError, Timeouts};
 pub use extension::{
     encode_extended, ExtensionError, ExtensionHandshake, ExtensionMap, HANDSHAKE_ID, UT_METADATA,
@@ -83,16 +81,14 @@ pub use extension::{
 pub use fast::allowed_fast_set;
 pub use framer::Framer;
 pub use handshake::{Handshake, HandshakeError, Reserved, HANDSHAKE_LEN, PROTOCOL};
-pub use message::{
-    decode_frame, id, piece_header, BlockRequest, FrameError, Limits, Message, OwnedMessage,
-    BLOCK_LEN,
-};
+pub use message::{decode_frame, id, piece_header, FrameError, Limits, Message, OwnedMessage};
 pub use metadata::{metadata_piece_count, MetadataMessage, METADATA_PIECE_LEN};
 pub use metadata_download::{
     DataOutcome, MetadataConfig, MetadataDownload, MetadataError, MetadataServer,
 };
 pub use pex::{PexFlags, PexMessage, PexPeer};
 pub use pex_state::{filter_incoming_pex, IncomingPex, PexConfig, PexState};
+pub use rustico_pieces::{Bitfield, BitfieldError, BlockRequest, BLOCK_LEN};
 
 /// The answer of an incremental decoder: not enough bytes yet, or a value
 /// and how many bytes it used. Malformed input is an `Err` instead.

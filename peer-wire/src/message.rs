@@ -2,6 +2,7 @@
 //! envelope), their limits, and decoding one frame from a byte slice.
 
 use crate::Status;
+use rustico_pieces::{BlockRequest, BLOCK_LEN};
 
 /// Message ids (the byte after the length prefix).
 pub mod id {
@@ -39,20 +40,6 @@ pub mod id {
     pub const EXTENDED: u8 = 20;
 }
 
-/// The usual block size, and the largest block most clients request.
-pub const BLOCK_LEN: u32 = 16 * 1024;
-
-/// A block: `request`, `cancel` and `reject request` name one of these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BlockRequest {
-    /// Piece index.
-    pub index: u32,
-    /// Byte offset of the block within the piece.
-    pub begin: u32,
-    /// Length of the block in bytes.
-    pub length: u32,
-}
-
 /// One peer wire message. Variable-length payloads borrow from the input
 /// (the [`Framer`](crate::Framer)'s buffer or the slice given to
 /// [`decode_frame`]); [`Message::to_owned`] keeps one.
@@ -62,7 +49,7 @@ pub struct BlockRequest {
 ///
 /// let mut out = Vec::new();
 /// Message::Have(7).encode(&mut out);
-/// Message::Request(BlockRequest { index: 1, begin: 0x4000, length: 0x4000 }).encode(&mut out);
+/// Message::Request(BlockRequest { piece: 1, offset: 0x4000, length: 0x4000 }).encode(&mut out);
 /// assert_eq!(out[..9], [0, 0, 0, 5, 4, 0, 0, 0, 7]);
 /// assert_eq!(out.len(), 9 + 17);
 /// ```
@@ -388,8 +375,8 @@ fn be32(bytes: &[u8], at: usize) -> u32 {
 #[inline]
 fn block(body: &[u8]) -> BlockRequest {
     BlockRequest {
-        index: be32(body, 1),
-        begin: be32(body, 5),
+        piece: be32(body, 1),
+        offset: be32(body, 5),
         length: be32(body, 9),
     }
 }
@@ -573,8 +560,8 @@ impl<'a> Message<'a> {
         }
         #[inline]
         fn with_block(out: &mut Vec<u8>, id: u8, r: &BlockRequest) {
-            let i = r.index.to_be_bytes();
-            let b = r.begin.to_be_bytes();
+            let i = r.piece.to_be_bytes();
+            let b = r.offset.to_be_bytes();
             let l = r.length.to_be_bytes();
             out.extend_from_slice(&[
                 0, 0, 0, 13, id, i[0], i[1], i[2], i[3], b[0], b[1], b[2], b[3], l[0], l[1], l[2],

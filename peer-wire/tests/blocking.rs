@@ -39,8 +39,8 @@ fn initiate_and_respond_then_exchange_messages() {
         };
         let data = vec![0x5a; r.length as usize];
         peer.send(&Message::Piece {
-            index: r.index,
-            begin: r.begin,
+            index: r.piece,
+            begin: r.offset,
             data: &data,
         })
         .unwrap();
@@ -50,8 +50,8 @@ fn initiate_and_respond_then_exchange_messages() {
     assert_eq!(peer.peer_handshake().peer_id, [b's'; 20]);
     assert_eq!(peer.receive().unwrap(), Message::HaveAll);
     peer.send(&Message::Request(BlockRequest {
-        index: 2,
-        begin: 0,
+        piece: 2,
+        offset: 0,
         length: BLOCK_LEN,
     }))
     .unwrap();

@@ -154,8 +154,8 @@ fn download_one_block_from_libtorrent() {
     }
 
     let wanted = BlockRequest {
-        index: 1,
-        begin: BLOCK_LEN,
+        piece: 1,
+        offset: BLOCK_LEN,
         length: BLOCK_LEN,
     };
     peer.send(&Message::Request(wanted)).unwrap();
@@ -165,7 +165,7 @@ fn download_one_block_from_libtorrent() {
         assert!(Instant::now() < deadline, "no piece in time");
         match peer.receive().unwrap() {
             Message::Piece { index, begin, data } => {
-                assert_eq!((index, begin), (wanted.index, wanted.begin));
+                assert_eq!((index, begin), (wanted.piece, wanted.offset));
                 assert_eq!(data.len(), expected.len());
                 assert!(data == expected, "block bytes differ from the file");
                 break;
@@ -178,8 +178,8 @@ fn download_one_block_from_libtorrent() {
 
     // The last, short piece works too (100 000 - 3 * 32 768 = 1 696 bytes).
     let tail = BlockRequest {
-        index: 3,
-        begin: 0,
+        piece: 3,
+        offset: 0,
         length: (file.len() - 3 * piece_len) as u32,
     };
     peer.send(&Message::Request(tail)).unwrap();

@@ -12,8 +12,8 @@ use rustico_peer_wire::*;
 
 fn block() -> impl Strategy<Value = BlockRequest> {
     (any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(index, begin, length)| BlockRequest {
-        index,
-        begin,
+        piece: index,
+        offset: begin,
         length,
     })
 }
@@ -268,8 +268,8 @@ fn every_two_way_split_of_a_mixed_stream() {
             payload: b"d1:md6:ut_pexi1eee".to_vec(),
         },
         OwnedMessage::Fixed(Message::Request(BlockRequest {
-            index: 2,
-            begin: 3,
+            piece: 2,
+            offset: 3,
             length: 4,
         })),
     ];

@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use rustico_peer_wire::*;
 
 const REQ: BlockRequest = BlockRequest {
-    index: 1,
-    begin: 0x4000,
+    piece: 1,
+    offset: 0x4000,
     length: 0x4000,
 };
 

@@ -3,7 +3,7 @@
 use crate::PickerError;
 
 /// The standard request size (BEP 3 clients use 16 KiB blocks).
-pub const DEFAULT_BLOCK_SIZE: u32 = 16 * 1024;
+pub const DEFAULT_BLOCK_SIZE: u32 = rustico_pieces::BLOCK_LEN;
 
 /// Highest piece priority; 0 means "do not download", 1..=7 higher first.
 pub const MAX_PRIORITY: u8 = 7;

@@ -88,4 +88,5 @@ mod rng;
 
 pub use config::{PickMode, PickerConfig, DEFAULT_BLOCK_SIZE, DEFAULT_PRIORITY, MAX_PRIORITY};
 pub use error::PickerError;
-pub use picker::{BlockOutcome, BlockRequest, PeerKey, PiecePicker, PieceState, SpeedClass};
+pub use picker::{BlockOutcome, PeerKey, PiecePicker, PieceState, SpeedClass};
+pub use rustico_pieces::BlockRequest;

@@ -9,6 +9,7 @@ use crate::config::{Geometry, PickMode, PickerConfig, DEFAULT_PRIORITY, MAX_PRIO
 use crate::peer_bits::PeerBits;
 use crate::rng::SplitMix64;
 use crate::PickerError;
+use rustico_pieces::BlockRequest;
 
 mod check;
 mod pick;
@@ -48,17 +49,6 @@ impl fmt::Display for PeerKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "#{}.{}", self.index, self.generation)
     }
-}
-
-/// One request: `length` bytes at `offset` within `piece`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BlockRequest {
-    /// Piece index.
-    pub piece: u32,
-    /// Byte offset within the piece (a multiple of the block size).
-    pub offset: u32,
-    /// Bytes requested: the block size, or less for the last block.
-    pub length: u32,
 }
 
 /// What [`PiecePicker::block_received`] concluded.

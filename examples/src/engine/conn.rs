@@ -237,7 +237,7 @@ fn event_loop(
             match event {
                 Event::Serve(req) => {
                     session.send_block_with(req, |out| {
-                        let read = setup.storage.read_block(req.index, req.begin, req.length, out);
+                        let read = setup.storage.read_block(req.piece, req.offset, req.length, out);
                         if let Err(e) = &read {
                             log::debug!(target: "rustico", "{}: cannot serve {req:?}: {e}", setup.addr);
                         }

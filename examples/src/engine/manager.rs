@@ -12,11 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
-use rustico_peer_wire::BlockRequest as WireBlock;
-use rustico_peer_wire::{PexConfig, PexFlags, PexPeer, PexState};
-use rustico_piece_picker::{
-    BlockRequest as PickBlock, PeerKey as PickKey, PickerConfig, PiecePicker,
-};
+use rustico_peer_wire::{BlockRequest, PexConfig, PexFlags, PexPeer, PexState};
+use rustico_piece_picker::{PeerKey as PickKey, PickerConfig, PiecePicker};
 use rustico_storage::{Options, Storage, WriteError};
 
 use super::conn::{self, Closed, ConnInput, ConnSetup, Origin};
@@ -155,7 +152,7 @@ struct Manager {
     last_resume_save: Instant,
     rechoke_soon: bool,
     next_rechoke: Instant,
-    scratch: Vec<PickBlock>,
+    scratch: Vec<BlockRequest>,
     cancels: Vec<PickKey>,
     verified_bytes: u64,
     options: TorrentOptions,
@@ -339,22 +336,6 @@ fn saver(rx: &Receiver<SaveJob>, storage: &Storage, control: &Sender<Control>) {
         if control.send(Control::Saved(result)).is_err() {
             return;
         }
-    }
-}
-
-fn to_wire(b: &PickBlock) -> WireBlock {
-    WireBlock {
-        index: b.piece,
-        begin: b.offset,
-        length: b.length,
-    }
-}
-
-fn to_pick(b: &WireBlock) -> PickBlock {
-    PickBlock {
-        piece: b.index,
-        offset: b.begin,
-        length: b.length,
     }
 }
 
@@ -833,13 +814,13 @@ impl Manager {
             Event::Dropped(reqs) => {
                 log::debug!(target: "rustico", "{}: {} dropped {} requests", self.meta.name, peer.addr, reqs.len());
                 for r in &reqs {
-                    let _ = self.picker.block_rejected(pk, to_pick(r));
+                    let _ = self.picker.block_rejected(pk, *r);
                 }
                 self.top_up_all();
             }
             Event::Stalled(reqs) => {
                 for r in &reqs {
-                    let _ = self.picker.block_rejected(pk, to_pick(r));
+                    let _ = self.picker.block_rejected(pk, *r);
                 }
                 peer.target = MIN_PIPELINE;
                 log::debug!(target: "rustico", "{}: peer {} stalled with {} requests", self.meta.name, peer.addr, reqs.len());
@@ -1025,8 +1006,8 @@ impl Manager {
         }
     }
 
-    fn handle_block(&mut self, key: PeerKey, pk: PickKey, req: WireBlock, data: Vec<u8>) {
-        let block = to_pick(&req);
+    fn handle_block(&mut self, key: PeerKey, pk: PickKey, req: BlockRequest, data: Vec<u8>) {
+        let block = req;
         self.cancels.clear();
         let outcome = match self.picker.block_received(pk, block, &mut self.cancels) {
             Ok(o) => o,
@@ -1038,10 +1019,10 @@ impl Manager {
             }
         }
         if outcome.accepted {
-            let size = self.meta.piece_size(req.index) as usize;
+            let size = self.meta.piece_size(req.piece) as usize;
             let addr = self.peers.get(&key).map(|p| p.addr);
             let spare = &mut self.spare_buffers;
-            let buf = self.buffers.entry(req.index).or_insert_with(|| {
+            let buf = self.buffers.entry(req.piece).or_insert_with(|| {
                 let data = match spare.pop() {
                     Some(d) if d.len() == size => d,
                     _ => vec![0u8; size],
@@ -1051,7 +1032,7 @@ impl Manager {
                     senders: vec![None; size.div_ceil(BLOCK)],
                 }
             });
-            let start = req.begin as usize;
+            let start = req.offset as usize;
             if let Some(dst) = buf.data.get_mut(start..start + data.len()) {
                 dst.copy_from_slice(&data);
             }
@@ -1059,10 +1040,10 @@ impl Manager {
                 *slot = addr;
             }
             if outcome.piece_complete {
-                if let Some(buf) = self.buffers.remove(&req.index) {
+                if let Some(buf) = self.buffers.remove(&req.piece) {
                     self.saving += 1;
                     let _ = self.saver_tx.send(SaveJob {
-                        piece: req.index,
+                        piece: req.piece,
                         data: buf.data,
                         senders: buf.senders,
                     });
@@ -1129,7 +1110,7 @@ impl Manager {
             return;
         }
         log::trace!(target: "rustico", "{}: {} more requests to {}", self.meta.name, self.scratch.len(), peer.addr);
-        let reqs = self.scratch.iter().map(to_wire).collect();
+        let reqs = self.scratch.clone();
         let _ = peer.tx.send(ConnInput::Command(Command::Request(reqs)));
     }
 }

@@ -282,10 +282,10 @@ fn take_run(queue: &mut VecDeque<BlockRequest>, piece_length: u64) -> Vec<BlockR
     let mut run: Vec<BlockRequest> = Vec::new();
     while let Some(next) = queue.front().copied() {
         if let Some(last) = run.last() {
-            let last_end = u64::from(last.index) * piece_length
-                + u64::from(last.begin)
+            let last_end = u64::from(last.piece) * piece_length
+                + u64::from(last.offset)
                 + u64::from(last.length);
-            let next_start = u64::from(next.index) * piece_length + u64::from(next.begin);
+            let next_start = u64::from(next.piece) * piece_length + u64::from(next.offset);
             if next_start != last_end || run.len() >= MAX_RUN_BLOCKS {
                 break;
             }
@@ -306,9 +306,10 @@ fn fetch_run(
     let (Some(first), Some(last)) = (run.first(), run.last()) else {
         return Ok(Vec::new());
     };
-    let start = u64::from(first.index) * setup.piece_length + u64::from(first.begin);
-    let end =
-        u64::from(last.index) * setup.piece_length + u64::from(last.begin) + u64::from(last.length);
+    let start = u64::from(first.piece) * setup.piece_length + u64::from(first.offset);
+    let end = u64::from(last.piece) * setup.piece_length
+        + u64::from(last.offset)
+        + u64::from(last.length);
     let mut bytes = Vec::with_capacity((end - start) as usize);
     for (file, offset, len) in file_ranges(&setup.files, start, end - start) {
         let Some(url) = setup.files.get(file).and_then(|f| f.url.as_deref()) else {

@@ -7,7 +7,7 @@
 /// date, so [`Bitfield::is_complete`] is too.
 ///
 /// ```
-/// use rustico_peer_wire::Bitfield;
+/// use rustico_pieces::Bitfield;
 ///
 /// let mut have = Bitfield::from_wire(&[0b1010_0000], 3)?;
 /// assert!(have.get(0) && !have.get(1) && have.get(2));
@@ -17,7 +17,7 @@
 ///
 /// // Spare bits after the last piece must be zero.
 /// assert!(Bitfield::from_wire(&[0b1111_0000], 3).is_err());
-/// # Ok::<(), rustico_peer_wire::BitfieldError>(())
+/// # Ok::<(), rustico_pieces::BitfieldError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Bitfield {
