@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rustico_metainfo::Torrent;
 use rustico_peer_wire::MetadataServer;
-use rustico_storage::{FileEntry, Layout, LayoutError};
+use rustico_storage::Layout;
 
 /// A torrent as the engine sees it.
 #[derive(Debug, Clone)]
@@ -21,10 +21,8 @@ pub struct TorrentMeta {
     pub total_length: u64,
     /// Number of pieces.
     pub num_pieces: u32,
-    /// One hash per piece.
-    pub piece_hashes: Vec<[u8; 20]>,
-    /// Files as paths relative to the download folder (name included).
-    pub files: Vec<(Vec<String>, u64)>,
+    /// Where every piece's bytes live on disk (padding files virtual).
+    pub layout: Layout,
     /// Announce tiers.
     pub trackers: Vec<Vec<String>>,
     /// The info dictionary, served to peers with `ut_metadata`.
@@ -33,65 +31,35 @@ pub struct TorrentMeta {
     pub private: bool,
     /// BEP 19 web seeds (`url-list`).
     pub web_seeds: Vec<String>,
-    /// Whether each of `files` is a BEP 47 padding file (not on web seeds).
-    pub padding: Vec<bool>,
     /// A multi-file torrent (files under a folder named `name`).
     pub multi_file: bool,
 }
 
 impl TorrentMeta {
-    /// Converts a parsed torrent.
-    pub fn from_torrent(t: &Torrent) -> TorrentMeta {
-        let piece_hashes = t
-            .piece_hashes()
-            .chunks_exact(20)
-            .filter_map(|c| <[u8; 20]>::try_from(c).ok())
-            .collect();
-        let files = t
-            .files()
-            .iter()
-            .map(|f| {
-                let mut path = Vec::new();
-                if t.is_multi_file() {
-                    path.push(t.name().to_string());
-                }
-                path.extend(f.path.iter().cloned());
-                (path, f.length)
-            })
-            .collect();
-        TorrentMeta {
+    /// Converts a parsed torrent; fails when its files cannot be laid out
+    /// on disk.
+    pub fn from_torrent(t: &Torrent) -> Result<TorrentMeta, String> {
+        let layout =
+            Layout::from_torrent(t).map_err(|e| format!("{}: bad layout: {e}", t.name()))?;
+        Ok(TorrentMeta {
             info_hash: t.info_hash().0,
             name: t.name().to_string(),
             piece_length: u32::try_from(t.nominal_piece_length()).unwrap_or(u32::MAX),
             total_length: t.total_length(),
             num_pieces: t.num_pieces(),
-            piece_hashes,
-            files,
+            layout,
             trackers: t.trackers().to_vec(),
             metadata: Arc::new(MetadataServer::new(t.info_bytes().to_vec())),
             private: t.is_private(),
             web_seeds: t.web_seeds().to_vec(),
-            padding: t.files().iter().map(|f| f.is_padding()).collect(),
             multi_file: t.is_multi_file(),
-        }
+        })
     }
 
     /// Reads and converts a `.torrent` file.
     pub fn from_file(path: &Path) -> Result<TorrentMeta, String> {
         let t = Torrent::from_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(TorrentMeta::from_torrent(&t))
-    }
-
-    /// The storage layout of this torrent.
-    pub fn layout(&self) -> Result<Layout, LayoutError> {
-        Layout::new(
-            self.files
-                .iter()
-                .map(|(path, len)| FileEntry::new(path.iter().cloned(), *len))
-                .collect(),
-            u64::from(self.piece_length),
-            self.piece_hashes.clone(),
-        )
+        TorrentMeta::from_torrent(&t)
     }
 
     /// Length of piece `index` (the last is shorter).

@@ -93,7 +93,7 @@ fn resolve_magnet(
         if let Ok(saved) = Torrent::from_file(&path) {
             if saved.info_hash() == magnet.info_hash {
                 log::info!(target: "rustico", "{name}: metadata from {} (saved earlier)", path.display());
-                return Ok((TorrentMeta::from_torrent(&saved), sources.peers));
+                return Ok((TorrentMeta::from_torrent(&saved)?, sources.peers));
             }
         }
     }
@@ -108,7 +108,7 @@ fn resolve_magnet(
             peers.push(addr);
         }
     }
-    Ok((TorrentMeta::from_torrent(&torrent), peers))
+    Ok((TorrentMeta::from_torrent(&torrent)?, peers))
 }
 
 /// `rustico download`.
@@ -307,7 +307,7 @@ pub fn demo(args: &DemoArgs, verbose: u8) -> Result<(), String> {
         .map_err(|e| format!("creating the torrent: {e}"))?;
     let meta = TorrentMeta::from_torrent(
         &Torrent::from_bytes(torrent.as_bytes()).map_err(|e| e.to_string())?,
-    );
+    )?;
     eprintln!(
         "demo: torrent {} ({} pieces of {}) created in {:.2} s",
         meta.hex_hash(),

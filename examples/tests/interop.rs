@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -237,4 +237,147 @@ fn rustico_seeds_and_aria2c_and_libtorrent_download() {
         assert!(status.success(), "aria2c exited with {status}");
         assert_files(&aria_dir.join("share"), &files);
     }
+}
+
+/// libtorrent's default torrent of four files of 100,000 bytes: a hybrid
+/// v1+v2 torrent whose three padding files all have the same size, so the
+/// same path `.pad/31072`.
+/// Files of a torrent, `(relative path, bytes)`.
+type Files = Vec<(String, Vec<u8>)>;
+
+fn album_with_equal_pads(dir: &Path, tracker_port: u16) -> (Files, PathBuf, [u8; 20]) {
+    let files = content(
+        31,
+        &[
+            ("a.bin", 100_000),
+            ("b.bin", 100_000),
+            ("c.bin", 100_000),
+            ("d.bin", 100_000),
+        ],
+    );
+    write_files(&dir.join("seed").join("album"), &files);
+    let url = format!("http://127.0.0.1:{tracker_port}/announce");
+    let torrent = dir.join("album.torrent");
+    let hash = libtorrent_create(&dir.join("seed").join("album"), &url, &torrent, "hybrid");
+    let info = rustico()
+        .args(["info", "--json"])
+        .arg(&torrent)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let pads: Vec<&str> = json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["path"].as_str())
+        .filter(|p| p.contains(".pad/"))
+        .collect();
+    assert!(pads.is_empty(), "info lists padding as files: {pads:?}");
+    (files, torrent, hash)
+}
+
+/// Panics if any `.pad` file or folder exists below `root`.
+fn assert_no_pad(root: &Path) {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            assert!(
+                !path
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(".pad"),
+                "padding on disk: {}",
+                path.display()
+            );
+            if path.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+}
+
+#[test]
+fn libtorrent_hybrid_with_equal_pads_rechecks_whole_and_rustico_seeds_it_to_libtorrent() {
+    if !rustico_testkit::require_libtorrent() || !rustico_testkit::require("opentracker") {
+        return;
+    }
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let port = rustico_testkit::free_port();
+    let (files, torrent, hash) = album_with_equal_pads(dir.path(), port);
+    let _tracker = start_tracker_on(port, &[hash]);
+    let config = config_in(dir.path());
+    let seed_dir = dir.path().join("seed");
+
+    // A recheck of the original content (which has no `.pad` files) finds
+    // every piece: `download` into it has nothing to fetch and exits 0.
+    download_through_tracker(&torrent, &seed_dir, &config);
+    let log = std::fs::read_to_string(log_file(dir.path())).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("pieces already on disk"))
+        .unwrap_or_else(|| panic!("no recheck line in {log}"));
+    let counts: Vec<u32> = line
+        .split("album: ")
+        .nth(1)
+        .unwrap_or_default()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    // "album: 16 of 16 pieces already on disk (16 rechecked ...)".
+    assert!(
+        counts.len() >= 2 && counts[0] == counts[1] && counts[0] == 16,
+        "{line}"
+    );
+    assert_no_pad(&seed_dir);
+
+    let seed_port = rustico_testkit::free_port();
+    let _seeder = start_seeder(&torrent, &seed_dir, seed_port, &config);
+    let lt_dir = dir.path().join("libtorrent");
+    std::fs::create_dir_all(&lt_dir).unwrap();
+    let mut lt = rustico_testkit::spawn_python(
+        PEER_SCRIPT,
+        &[
+            torrent.to_str().unwrap(),
+            lt_dir.to_str().unwrap(),
+            &rustico_testkit::free_port().to_string(),
+            "leech",
+        ],
+    )
+    .unwrap();
+    wait_for_line(&mut lt, "READY");
+    wait_for_line(&mut lt, "DONE");
+    assert_files(&lt_dir.join("album"), &files);
+    assert_no_pad(&seed_dir);
+}
+
+#[test]
+fn libtorrent_seeds_a_hybrid_with_equal_pads_and_rustico_downloads_no_pad_on_disk() {
+    if !rustico_testkit::require_libtorrent() || !rustico_testkit::require("opentracker") {
+        return;
+    }
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let port = rustico_testkit::free_port();
+    let (files, torrent, hash) = album_with_equal_pads(dir.path(), port);
+    let _tracker = start_tracker_on(port, &[hash]);
+    let mut seed = rustico_testkit::spawn_python(
+        PEER_SCRIPT,
+        &[
+            torrent.to_str().unwrap(),
+            dir.path().join("seed").to_str().unwrap(),
+            &rustico_testkit::free_port().to_string(),
+            "seed",
+        ],
+    )
+    .unwrap();
+    wait_for_line(&mut seed, "READY");
+    let config = config_in(dir.path());
+    let out_dir = dir.path().join("download");
+    download_through_tracker(&torrent, &out_dir, &config);
+    assert_files(&out_dir.join("album"), &files);
+    assert_no_pad(&out_dir);
 }

@@ -189,6 +189,26 @@ impl Bitfield {
         })
     }
 
+    /// Every piece's flag, in piece order (`len()` items).
+    pub fn iter(&self) -> impl Iterator<Item = bool> + '_ {
+        (0..self.len).map(|piece| self.get(piece))
+    }
+
+    /// Adds every piece of `other` to this set (pieces past this set's
+    /// length are ignored).
+    pub fn union_with(&mut self, other: &Bitfield) {
+        for piece in other.iter_set() {
+            self.set(piece);
+        }
+    }
+
+    /// Removes every piece of `other` from this set.
+    pub fn subtract(&mut self, other: &Bitfield) {
+        for piece in other.iter_set() {
+            self.clear(piece);
+        }
+    }
+
     /// Whether `other` has a piece this set lacks (am I interested in a
     /// peer that has `other`?). Sets of different lengths compare over the
     /// shorter one.
@@ -197,6 +217,35 @@ impl Bitfield {
             .iter()
             .zip(other.bytes.iter())
             .any(|(mine, theirs)| theirs & !mine != 0)
+    }
+}
+
+/// A set from one flag per piece, in piece order.
+///
+/// ```
+/// use rustico_pieces::Bitfield;
+/// let set: Bitfield = [true, false, true].into_iter().collect();
+/// assert_eq!(set.len(), 3);
+/// assert_eq!(set.iter_set().collect::<Vec<_>>(), [0, 2]);
+/// ```
+impl FromIterator<bool> for Bitfield {
+    fn from_iter<I: IntoIterator<Item = bool>>(flags: I) -> Bitfield {
+        let mut bytes = Vec::new();
+        let mut len = 0u32;
+        let mut ones = 0u32;
+        for flag in flags {
+            if len % 8 == 0 {
+                bytes.push(0);
+            }
+            if flag {
+                if let Some(byte) = bytes.last_mut() {
+                    *byte |= bit(len);
+                }
+                ones += 1;
+            }
+            len += 1;
+        }
+        Bitfield { bytes, len, ones }
     }
 }
 

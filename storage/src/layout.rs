@@ -6,9 +6,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-/// Largest piece length accepted (256 MiB). Pieces are held whole in memory
+use rustico_pieces::Geometry;
+
+/// Largest piece length accepted (512 MiB, as libtorrent). Pieces are held whole in memory
 /// while they are verified and cached, so an absurd length is refused up front.
-pub const MAX_PIECE_LENGTH: u64 = 256 * 1024 * 1024;
+pub const MAX_PIECE_LENGTH: u32 = 512 * 1024 * 1024;
 
 /// Largest total length accepted (1 PiB): far above any real torrent, far
 /// below the point where offsets could overflow.
@@ -25,6 +27,12 @@ pub struct FileEntry {
     pub path: Vec<String>,
     /// Length in bytes (may be zero).
     pub length: u64,
+    /// A BEP 47 padding file: zeros that push the next file to a piece
+    /// boundary. Padding is virtual: it is read as zeros, never created,
+    /// read or written on disk, and its path is neither checked nor
+    /// compared with others (libtorrent names every pad `.pad/<size>`, so
+    /// two pads of one size share a path).
+    pub padding: bool,
 }
 
 impl FileEntry {
@@ -33,6 +41,15 @@ impl FileEntry {
         FileEntry {
             path: path.into_iter().map(Into::into).collect(),
             length,
+            padding: false,
+        }
+    }
+
+    /// A padding entry of `length` zeros (see [`FileEntry::padding`]).
+    pub fn padding<S: Into<String>>(path: impl IntoIterator<Item = S>, length: u64) -> FileEntry {
+        FileEntry {
+            padding: true,
+            ..FileEntry::new(path, length)
         }
     }
 
@@ -90,7 +107,7 @@ pub enum LayoutError {
     ZeroPieceLength,
     /// The piece length exceeds [`MAX_PIECE_LENGTH`].
     #[error("piece length {0} exceeds {MAX_PIECE_LENGTH}")]
-    PieceLengthTooLong(u64),
+    PieceLengthTooLong(u32),
     /// The number of piece hashes does not match the total length.
     #[error("{actual} piece hashes given, the total length needs {expected}")]
     PieceCountMismatch {
@@ -119,8 +136,7 @@ pub struct Layout {
     files: Vec<FileEntry>,
     /// Offset of each file's first byte in the torrent's byte stream.
     starts: Vec<u64>,
-    total_length: u64,
-    piece_length: u32,
+    geometry: Geometry,
     piece_hashes: Vec<[u8; 20]>,
 }
 
@@ -135,6 +151,8 @@ pub struct FileSpan {
     pub buf_offset: usize,
     /// Number of bytes.
     pub len: usize,
+    /// The file is padding: these bytes are zeros and touch no disk.
+    pub padding: bool,
 }
 
 impl Layout {
@@ -145,7 +163,7 @@ impl Layout {
     /// total length.
     pub fn new(
         files: Vec<FileEntry>,
-        piece_length: u64,
+        piece_length: u32,
         piece_hashes: Vec<[u8; 20]>,
     ) -> Result<Layout, LayoutError> {
         if piece_length == 0 {
@@ -154,13 +172,13 @@ impl Layout {
         if piece_length > MAX_PIECE_LENGTH {
             return Err(LayoutError::PieceLengthTooLong(piece_length));
         }
-        let piece_length_u32 = u32::try_from(piece_length)
-            .map_err(|_| LayoutError::PieceLengthTooLong(piece_length))?;
 
         let mut starts = Vec::with_capacity(files.len());
         let mut total: u64 = 0;
         for (index, file) in files.iter().enumerate() {
-            check_path(index, &file.path)?;
+            if !file.padding {
+                check_path(index, &file.path)?;
+            }
             starts.push(total);
             total = total
                 .checked_add(file.length)
@@ -171,18 +189,18 @@ impl Layout {
         if total == 0 {
             return Err(LayoutError::Empty);
         }
-        let expected = total.div_ceil(piece_length);
-        if expected != piece_hashes.len() as u64 || expected > u64::from(u32::MAX) {
-            return Err(LayoutError::PieceCountMismatch {
+        let expected = total.div_ceil(u64::from(piece_length));
+        let geometry = Geometry::new(total, piece_length)
+            .ok()
+            .filter(|g| u64::from(g.num_pieces()) == piece_hashes.len() as u64)
+            .ok_or(LayoutError::PieceCountMismatch {
                 expected,
                 actual: piece_hashes.len(),
-            });
-        }
+            })?;
         Ok(Layout {
             files,
             starts,
-            total_length: total,
-            piece_length: piece_length_u32,
+            geometry,
             piece_hashes,
         })
     }
@@ -192,20 +210,35 @@ impl Layout {
         &self.files
     }
 
-    /// Sum of all file lengths.
+    /// Sum of all file lengths, padding included: the length of the byte
+    /// stream the pieces cut.
     pub fn total_length(&self) -> u64 {
-        self.total_length
+        self.geometry.total_length()
+    }
+
+    /// Sum of the lengths of the real files (padding left out): what
+    /// ends up on disk.
+    pub fn content_length(&self) -> u64 {
+        self.files
+            .iter()
+            .filter(|f| !f.padding)
+            .map(|f| f.length)
+            .sum()
+    }
+
+    /// The piece and block geometry of the byte stream.
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
     }
 
     /// Nominal piece length (every piece but possibly the last).
     pub fn piece_length(&self) -> u32 {
-        self.piece_length
+        self.geometry.piece_length()
     }
 
     /// Number of pieces.
     pub fn num_pieces(&self) -> u32 {
-        // Checked against u32::MAX in `new`.
-        self.piece_hashes.len() as u32
+        self.geometry.num_pieces()
     }
 
     /// The expected SHA-1 of every piece.
@@ -220,18 +253,12 @@ impl Layout {
 
     /// Length of one piece (the last may be shorter), `None` if out of range.
     pub fn piece_size(&self, piece: u32) -> Option<u32> {
-        if piece >= self.num_pieces() {
-            return None;
-        }
-        let start = self.piece_offset(piece);
-        let len = (self.total_length - start).min(u64::from(self.piece_length));
-        // At most piece_length, which fits in u32.
-        Some(len as u32)
+        self.geometry.piece_size(piece)
     }
 
     /// Offset of a piece's first byte in the torrent's byte stream.
     pub(crate) fn piece_offset(&self, piece: u32) -> u64 {
-        u64::from(piece) * u64::from(self.piece_length)
+        self.geometry.piece_offset(piece)
     }
 
     /// Offset of a file's first byte in the torrent's byte stream.
@@ -248,7 +275,7 @@ impl Layout {
         }
         let start = *self.starts.get(file)?;
         let end = start + entry.length - 1;
-        let pl = u64::from(self.piece_length);
+        let pl = u64::from(self.piece_length());
         Some(((start / pl) as u32, (end / pl) as u32))
     }
 
@@ -280,6 +307,7 @@ impl Layout {
                     file_offset: cursor - start,
                     buf_offset: (cursor - offset) as usize,
                     len: take,
+                    padding: entry.padding,
                 };
                 cursor += take as u64;
                 file += 1;
@@ -300,10 +328,11 @@ impl Layout {
     pub(crate) fn fingerprint(&self) -> [u8; 20] {
         use sha1::{Digest, Sha1};
         let mut hasher = Sha1::new();
-        hasher.update(u64::from(self.piece_length).to_le_bytes());
+        hasher.update(u64::from(self.piece_length()).to_le_bytes());
         hasher.update((self.files.len() as u64).to_le_bytes());
         for file in &self.files {
             hasher.update(file.length.to_le_bytes());
+            hasher.update([u8::from(file.padding)]);
             hasher.update((file.path.len() as u64).to_le_bytes());
             for component in &file.path {
                 hasher.update((component.len() as u64).to_le_bytes());
@@ -347,7 +376,7 @@ fn check_path(file: usize, path: &[String]) -> Result<(), LayoutError> {
 fn check_conflicts(files: &[FileEntry]) -> Result<(), LayoutError> {
     let mut file_paths: HashMap<&[String], usize> = HashMap::with_capacity(files.len());
     let mut folders: HashMap<&[String], usize> = HashMap::new();
-    for (index, file) in files.iter().enumerate() {
+    for (index, file) in files.iter().enumerate().filter(|(_, f)| !f.padding) {
         let path = file.path.as_slice();
         if let Some(&other) = file_paths.get(path).or_else(|| folders.get(path)) {
             return Err(LayoutError::PathConflict { file: index, other });
@@ -362,4 +391,69 @@ fn check_conflicts(files: &[FileEntry]) -> Result<(), LayoutError> {
         file_paths.insert(path, index);
     }
     Ok(())
+}
+
+#[cfg(feature = "metainfo")]
+impl Layout {
+    /// The layout of a parsed torrent: its files below the download folder
+    /// (`name/...` for a multi-file torrent, `name` for a single file), its
+    /// padding files as virtual [`FileEntry::padding`] entries, its piece
+    /// length and piece hashes.
+    ///
+    /// ```
+    /// use std::sync::atomic::AtomicBool;
+    /// use rustico_metainfo::{Torrent, TorrentBuilder};
+    /// use rustico_storage::{Layout, Options, Storage};
+    ///
+    /// // Some content, and a torrent of it.
+    /// let dir = tempfile::tempdir()?;
+    /// std::fs::create_dir(dir.path().join("album"))?;
+    /// std::fs::write(dir.path().join("album/a.flac"), vec![1u8; 40_000])?;
+    /// std::fs::write(dir.path().join("album/b.flac"), vec![2u8; 30_000])?;
+    /// let torrent = TorrentBuilder::new(dir.path().join("album"))
+    ///     .piece_length(16_384)
+    ///     .build(|_| {}, &AtomicBool::new(false))?;
+    /// let torrent = Torrent::from_bytes(torrent.as_bytes())?; // as a user reads it
+    ///
+    /// // Storage over the folder that holds `album/`, and a recheck.
+    /// let layout = Layout::from_torrent(&torrent)?;
+    /// assert_eq!(layout.files()[0].path, ["album", "a.flac"]);
+    /// let storage = Storage::open(dir.path(), layout, Options::default())?;
+    /// let have = storage.recheck(&|_progress| {}, &AtomicBool::new(false))?;
+    /// assert!(have.is_complete());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_torrent(torrent: &rustico_metainfo::Torrent) -> Result<Layout, LayoutError> {
+        let files = torrent
+            .files()
+            .iter()
+            .map(|file| {
+                let path: Vec<String> = if torrent.is_multi_file() {
+                    std::iter::once(torrent.name().to_string())
+                        .chain(file.path.iter().cloned())
+                        .collect()
+                } else {
+                    file.path.clone()
+                };
+                FileEntry {
+                    path,
+                    length: file.length,
+                    padding: file.is_padding(),
+                }
+            })
+            .collect();
+        let nominal = torrent.nominal_piece_length();
+        let piece_length =
+            u32::try_from(nominal).map_err(|_| LayoutError::PieceLengthTooLong(u32::MAX))?;
+        let hashes = torrent
+            .piece_hashes()
+            .chunks_exact(20)
+            .map(|hash| {
+                let mut array = [0u8; 20];
+                array.copy_from_slice(hash);
+                array
+            })
+            .collect();
+        Layout::new(files, piece_length, hashes)
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! ```
 //! use std::sync::atomic::AtomicBool;
-//! use rustico_storage::{FileEntry, Layout, Options, Storage};
+//! use rustico_storage::{Bitfield, FileEntry, Layout, Options, Storage};
 //! use sha1::{Digest, Sha1};
 //!
 //! let data = b"hello, storage!".to_vec(); // 15 bytes, pieces of 8
@@ -23,18 +23,25 @@
 //! assert_eq!(block, &data[10..13]);
 //!
 //! let resume = dir.path().join("demo.resume");
-//! storage.save_resume(&resume, &[false, true])?; // fsyncs data first
+//! let mut have = Bitfield::new(2);
+//! have.set(1);
+//! storage.save_resume(&resume, &have)?; // fsyncs data first
 //! let check = storage.load_resume(&resume)?;
-//! assert_eq!(check.have, [false, true]);
+//! assert_eq!(check.have, have);
 //!
-//! let have = storage.recheck(&|_progress| {}, &AtomicBool::new(false))?;
-//! assert_eq!(have, [false, true]);
+//! let rechecked = storage.recheck(&|_progress| {}, &AtomicBool::new(false))?;
+//! assert_eq!(rechecked, have);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # Map
 //! - [`Layout`], [`FileEntry`]: the validated file list, piece length and
 //!   hashes ([`LayoutError`] for hostile ones); maps pieces to [`FileSpan`]s.
+//!   `Layout::from_torrent` (feature `metainfo`, on by default) builds one
+//!   from a parsed `.torrent`. BEP 47 padding files are virtual: read as
+//!   zeros, never created on disk, exempt from the path checks.
+//! - [`Bitfield`] (sets of pieces: recheck results, resume state) and
+//!   [`Progress`] (recheck progress) come from `rustico-pieces`.
 //! - [`Storage`]: `Send + Sync`, `&self` methods; [`Storage::write_piece`]
 //!   (verify then write), [`Storage::read_block`] (read cache, see
 //!   [`CacheStats`]), [`Storage::read_piece`], [`Storage::flush`],
@@ -77,4 +84,5 @@ pub use layout::{
     FileEntry, FileSpan, Layout, LayoutError, MAX_COMPONENT_LENGTH, MAX_PIECE_LENGTH,
     MAX_TOTAL_LENGTH,
 };
-pub use storage::{CacheStats, Options, RecheckProgress, ResumeCheck, Resumed, Storage};
+pub use rustico_pieces::{Bitfield, Progress};
+pub use storage::{CacheStats, Options, ResumeCheck, Resumed, Storage};

@@ -25,12 +25,13 @@ use sha1::{Digest, Sha1};
 
 use crate::error::{FileError, ResumeError};
 use crate::files::FileStamp;
+use rustico_pieces::Bitfield;
 
 const MAGIC: &[u8; 8] = b"RSTRSUM1";
 const FILE_RECORD_LEN: usize = 1 + 8 + 8 + 4 + 8 + 8;
 
 pub(crate) struct ResumeData {
-    pub(crate) have: Vec<bool>,
+    pub(crate) have: Bitfield,
     pub(crate) stamps: Vec<FileStamp>,
 }
 
@@ -39,20 +40,13 @@ pub(crate) fn encoded_len(num_pieces: usize, num_files: usize) -> usize {
     8 + 20 + 4 + num_pieces.div_ceil(8) + 4 + num_files * FILE_RECORD_LEN + 20
 }
 
-pub(crate) fn encode(fingerprint: &[u8; 20], have: &[bool], stamps: &[FileStamp]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(encoded_len(have.len(), stamps.len()));
+pub(crate) fn encode(fingerprint: &[u8; 20], have: &Bitfield, stamps: &[FileStamp]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded_len(have.len() as usize, stamps.len()));
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(fingerprint);
-    out.extend_from_slice(&(have.len() as u32).to_le_bytes());
-    for chunk in have.chunks(8) {
-        let mut byte = 0u8;
-        for (bit, &set) in chunk.iter().enumerate() {
-            if set {
-                byte |= 0x80 >> bit;
-            }
-        }
-        out.push(byte);
-    }
+    out.extend_from_slice(&have.len().to_le_bytes());
+    // The bitfield message's layout: piece 0 is the high bit of byte 0.
+    out.extend_from_slice(have.as_wire());
     out.extend_from_slice(&(stamps.len() as u32).to_le_bytes());
     for stamp in stamps {
         out.push(u8::from(stamp.exists));
@@ -136,9 +130,9 @@ pub(crate) fn decode(
         return Err(r.malformed("piece count differs from the layout"));
     }
     let bits = r.take(pieces.div_ceil(8), "truncated bitfield")?;
-    let have: Vec<bool> = (0..pieces)
-        .map(|i| bits.get(i / 8).is_some_and(|b| b & (0x80 >> (i % 8)) != 0))
-        .collect();
+    // `pieces` equals the layout's piece count, a u32.
+    let have = Bitfield::from_wire(bits, pieces as u32)
+        .map_err(|_| r.malformed("bitfield has a bit set past the last piece"))?;
     let files = u32::from_le_bytes(r.array("truncated file count")?) as usize;
     if files != num_files {
         return Err(r.malformed("file count differs from the layout"));
@@ -220,9 +214,11 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects_every_single_byte_flip() {
-        let have = vec![
+        let have: Bitfield = [
             true, false, true, true, false, false, false, true, true, false,
-        ];
+        ]
+        .into_iter()
+        .collect();
         let stamps = vec![stamp(1), stamp(2), stamp(3)];
         let bytes = encode(&[7; 20], &have, &stamps);
         let path = Path::new("r");

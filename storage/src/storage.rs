@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use rustico_pieces::{Bitfield, Progress};
 use sha1::{Digest, Sha1};
 
 use crate::cache::PieceCache;
@@ -52,26 +53,15 @@ pub struct CacheStats {
     pub bytes: usize,
 }
 
-/// Progress of a recheck, passed to its callback after each piece.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecheckProgress {
-    /// Pieces hashed so far.
-    pub checked: u32,
-    /// Pieces to hash in all.
-    pub total: u32,
-    /// Pieces found valid so far.
-    pub valid: u32,
-}
-
 /// What [`Storage::load_resume`] concluded from a resume file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResumeCheck {
     /// Pieces the resume file says are on disk, and whose files all match
     /// their recorded size, modification time and inode.
-    pub have: Vec<bool>,
+    pub have: Bitfield,
     /// Pieces that touch a file that changed since the resume file was
     /// written: their state is unknown and must be rechecked.
-    pub needs_recheck: Vec<bool>,
+    pub needs_recheck: Bitfield,
     /// Indices of the files that changed.
     pub changed_files: Vec<usize>,
 }
@@ -80,7 +70,7 @@ pub struct ResumeCheck {
 #[derive(Debug)]
 pub struct Resumed {
     /// Pieces on disk and valid.
-    pub have: Vec<bool>,
+    pub have: Bitfield,
     /// Pieces that were hashed (all of them when the resume file was unusable).
     pub pieces_rechecked: u32,
     /// Why the resume file was not used, if it was not.
@@ -196,7 +186,7 @@ impl Storage {
         if !self.empty_files_created.load(Ordering::Acquire) {
             self.create_empty_files().map_err(fail)?;
         }
-        for span in self.layout.piece_spans(piece) {
+        for span in self.layout.piece_spans(piece).filter(|span| !span.padding) {
             let handle = self.files.handle(span.file, true).map_err(fail)?;
             let bytes = data
                 .get(span.buf_offset..span.buf_offset + span.len)
@@ -215,7 +205,7 @@ impl Storage {
     /// them; they are created with the first piece written.
     fn create_empty_files(&self) -> Result<(), FileError> {
         for (file, entry) in self.layout.files().iter().enumerate() {
-            if entry.length == 0 {
+            if entry.length == 0 && !entry.padding {
                 self.files.handle(file, true)?;
             }
         }
@@ -323,11 +313,15 @@ impl Storage {
     fn read_span(&self, piece: u32, offset: u32, buf: &mut [u8]) -> Result<(), FileError> {
         let start = self.layout.piece_offset(piece) + u64::from(offset);
         for span in self.layout.spans(start, buf.len()) {
-            let handle = self.files.handle(span.file, false)?;
-            let path = self.files.path(span.file);
             let target = buf
                 .get_mut(span.buf_offset..span.buf_offset + span.len)
                 .unwrap_or_default();
+            if span.padding {
+                target.fill(0);
+                continue;
+            }
+            let handle = self.files.handle(span.file, false)?;
+            let path = self.files.path(span.file);
             read_exact_at(&handle, &path, target, span.file_offset)?;
         }
         Ok(())
@@ -347,32 +341,36 @@ impl Storage {
     /// each piece; raising `cancel` stops it with [`RecheckError::Cancelled`].
     pub fn recheck(
         &self,
-        progress: &(dyn Fn(RecheckProgress) + Sync),
+        progress: &(dyn Fn(Progress) + Sync),
         cancel: &AtomicBool,
-    ) -> Result<Vec<bool>, RecheckError> {
-        let all = vec![true; self.layout.num_pieces() as usize];
+    ) -> Result<Bitfield, RecheckError> {
+        let all = Bitfield::full(self.layout.num_pieces());
         self.recheck_pieces(&all, progress, cancel)
     }
 
-    /// Like [`recheck`](Self::recheck), hashing only the pieces whose entry
-    /// in `which` is true; the others are reported false.
+    /// Like [`recheck`](Self::recheck), hashing only the pieces in
+    /// `which`; the others are reported missing.
     pub fn recheck_pieces(
         &self,
-        which: &[bool],
-        progress: &(dyn Fn(RecheckProgress) + Sync),
+        which: &Bitfield,
+        progress: &(dyn Fn(Progress) + Sync),
         cancel: &AtomicBool,
-    ) -> Result<Vec<bool>, RecheckError> {
+    ) -> Result<Bitfield, RecheckError> {
         let num_pieces = self.layout.num_pieces() as usize;
-        if which.len() != num_pieces {
+        if which.len() as usize != num_pieces {
             return Err(RecheckError::MaskLength {
                 expected: num_pieces,
-                actual: which.len(),
+                actual: which.len() as usize,
             });
         }
-        let targets: Vec<u32> = (0..self.layout.num_pieces())
-            .filter(|&p| which.get(p as usize).copied().unwrap_or(false))
-            .collect();
+        let targets: Vec<u32> = which.iter_set().collect();
         let total = targets.len() as u32;
+        let total_bytes: u64 = targets
+            .iter()
+            .filter_map(|&p| self.layout.piece_size(p))
+            .map(u64::from)
+            .sum();
+        let bytes_done = AtomicU64::new(0);
         let threads = match self.options.recheck_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -383,7 +381,6 @@ impl Storage {
         let valid: Vec<AtomicBool> = (0..num_pieces).map(|_| AtomicBool::new(false)).collect();
         let next = AtomicUsize::new(0);
         let checked = AtomicU32::new(0);
-        let valid_count = AtomicU32::new(0);
         let stop = AtomicBool::new(false);
         let failure: Mutex<Option<RecheckError>> = Mutex::new(None);
         let worker = || {
@@ -410,13 +407,14 @@ impl Storage {
                         flag.store(true, Ordering::Relaxed);
                     }
                 }
-                let valid_now =
-                    valid_count.fetch_add(u32::from(ok), Ordering::Relaxed) + u32::from(ok);
+                let size = u64::from(self.layout.piece_size(piece).unwrap_or(0));
+                let bytes_now = bytes_done.fetch_add(size, Ordering::Relaxed) + size;
                 let checked_now = checked.fetch_add(1, Ordering::Relaxed) + 1;
-                progress(RecheckProgress {
-                    checked: checked_now,
-                    total,
-                    valid: valid_now,
+                progress(Progress {
+                    pieces_done: checked_now,
+                    num_pieces: total,
+                    bytes_done: bytes_now,
+                    total_bytes,
                 });
             }
         };
@@ -432,7 +430,13 @@ impl Storage {
         if cancel.load(Ordering::Relaxed) && checked.load(Ordering::Relaxed) < total {
             return Err(RecheckError::Cancelled);
         }
-        Ok(valid.into_iter().map(AtomicBool::into_inner).collect())
+        let mut have = Bitfield::new(self.layout.num_pieces());
+        for (piece, flag) in (0..).zip(valid) {
+            if flag.into_inner() {
+                have.set(piece);
+            }
+        }
+        Ok(have)
     }
 
     /// Streams a piece from disk through SHA-1 and compares with its hash.
@@ -442,6 +446,10 @@ impl Storage {
         };
         let mut hasher = Sha1::new();
         for span in self.layout.piece_spans(piece) {
+            if span.padding {
+                hash_zeros(&mut hasher, span.len);
+                continue;
+            }
             let handle = self.files.handle(span.file, false)?;
             let path = self.files.path(span.file);
             let mut done = 0usize;
@@ -463,12 +471,12 @@ impl Storage {
     /// the resume file is written, and the resume file replaces the old one
     /// atomically (temporary file, `fsync`, rename, `fsync` of the folder).
     /// So after a crash a piece is marked done only if its bytes are on disk.
-    pub fn save_resume(&self, path: &Path, have: &[bool]) -> Result<(), ResumeError> {
+    pub fn save_resume(&self, path: &Path, have: &Bitfield) -> Result<(), ResumeError> {
         let num_pieces = self.layout.num_pieces() as usize;
-        if have.len() != num_pieces {
+        if have.len() as usize != num_pieces {
             return Err(ResumeError::BitfieldLength {
                 expected: num_pieces,
-                actual: have.len(),
+                actual: have.len() as usize,
             });
         }
         self.files.flush()?;
@@ -479,8 +487,18 @@ impl Storage {
     }
 
     fn stamps(&self) -> Result<Vec<FileStamp>, FileError> {
-        (0..self.layout.files().len())
-            .map(|file| FileStamp::of(&self.files.path(file)))
+        self.layout
+            .files()
+            .iter()
+            .enumerate()
+            .map(|(file, entry)| {
+                if entry.padding {
+                    // Never on disk: a stamp of its own, stable across runs.
+                    Ok(FileStamp::MISSING)
+                } else {
+                    FileStamp::of(&self.files.path(file))
+                }
+            })
             .collect()
     }
 
@@ -504,7 +522,7 @@ impl Storage {
         )?;
         let now = self.stamps()?;
         let mut changed_files = Vec::new();
-        let mut needs_recheck = vec![false; num_pieces];
+        let mut needs_recheck = Bitfield::new(self.layout.num_pieces());
         for file in 0..self.layout.files().len() {
             // Unchanged includes "missing then, missing now": the resume
             // file's bits for its pieces (false) still hold.
@@ -513,20 +531,15 @@ impl Storage {
             }
             changed_files.push(file);
             if let Some((first, last)) = self.layout.pieces_of_file(file) {
-                for flag in needs_recheck
-                    .get_mut(first as usize..=last as usize)
-                    .unwrap_or_default()
-                {
-                    *flag = true;
+                for piece in first..=last {
+                    needs_recheck.set(piece);
                 }
             }
         }
-        let have = saved
-            .have
-            .iter()
-            .zip(&needs_recheck)
-            .map(|(&had, &unknown)| had && !unknown)
-            .collect();
+        let mut have = saved.have;
+        for piece in needs_recheck.iter_set() {
+            have.clear(piece);
+        }
         Ok(ResumeCheck {
             have,
             needs_recheck,
@@ -540,21 +553,19 @@ impl Storage {
     pub fn resume_or_recheck(
         &self,
         path: &Path,
-        progress: &(dyn Fn(RecheckProgress) + Sync),
+        progress: &(dyn Fn(Progress) + Sync),
         cancel: &AtomicBool,
     ) -> Result<Resumed, RecheckError> {
         match self.load_resume(path) {
             Ok(check) => {
                 let rechecked = self.recheck_pieces(&check.needs_recheck, progress, cancel)?;
-                let have = check
-                    .have
-                    .iter()
-                    .zip(&rechecked)
-                    .map(|(&a, &b)| a || b)
-                    .collect();
+                let mut have = check.have;
+                for piece in rechecked.iter_set() {
+                    have.set(piece);
+                }
                 Ok(Resumed {
                     have,
-                    pieces_rechecked: check.needs_recheck.iter().filter(|&&b| b).count() as u32,
+                    pieces_rechecked: check.needs_recheck.count(),
                     resume_unusable: None,
                 })
             }
@@ -564,6 +575,17 @@ impl Storage {
                 resume_unusable: Some(error),
             }),
         }
+    }
+}
+
+/// Feeds `len` zero bytes (a padding file's) to `hasher`.
+fn hash_zeros(hasher: &mut Sha1, len: usize) {
+    static ZEROS: [u8; 16 * 1024] = [0; 16 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let take = left.min(ZEROS.len());
+        hasher.update(&ZEROS[..take]);
+        left -= take;
     }
 }
 

@@ -54,9 +54,7 @@ fn kill_child_writer() {
     // delay counts from here.
     std::fs::write(dir.join("ready"), b"").unwrap();
     loop {
-        let missing: Vec<u32> = (0..layout.num_pieces())
-            .filter(|&p| !have[p as usize])
-            .collect();
+        let missing: Vec<u32> = (0..layout.num_pieces()).filter(|&p| !have.get(p)).collect();
         let piece = if missing.is_empty() {
             (splitmix(&mut rng) % u64::from(layout.num_pieces())) as u32
         } else {
@@ -65,7 +63,7 @@ fn kill_child_writer() {
         storage
             .write_piece(piece, piece_of(&layout, &data, piece))
             .unwrap();
-        have[piece as usize] = true;
+        have.set(piece);
         since_save += 1;
         if since_save == 3 {
             storage.save_resume(&resume, &have).unwrap();
@@ -142,7 +140,7 @@ fn killed_writer_never_leaves_a_bad_piece_marked_valid() {
         match storage.load_resume(&resume) {
             Ok(check) => {
                 for piece in 0..layout.num_pieces() {
-                    if check.have[piece as usize] {
+                    if check.have.get(piece) {
                         assert_eq!(
                             storage.read_piece(piece).unwrap(),
                             piece_of(&layout, &data, piece),
@@ -162,7 +160,7 @@ fn killed_writer_never_leaves_a_bad_piece_marked_valid() {
             .recheck(&no_progress, &AtomicBool::new(false))
             .unwrap();
         for piece in 0..layout.num_pieces() {
-            if resumed.have[piece as usize] || rechecked[piece as usize] {
+            if resumed.have.get(piece) || rechecked.get(piece) {
                 assert_eq!(
                     storage.read_piece(piece).unwrap(),
                     piece_of(&layout, &data, piece),
@@ -170,9 +168,9 @@ fn killed_writer_never_leaves_a_bad_piece_marked_valid() {
                 );
             }
             // Whatever the fast path trusts, a full recheck confirms.
-            assert!(!resumed.have[piece as usize] || rechecked[piece as usize]);
+            assert!(!resumed.have.get(piece) || rechecked.get(piece));
         }
-        let count = rechecked.iter().filter(|&&b| b).count();
+        let count = rechecked.count() as usize;
         assert!(
             count >= last_count,
             "round {round}: valid pieces went from {last_count} to {count}"

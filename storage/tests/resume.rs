@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::{layout_over, no_progress, piece_of, write_pieces};
-use rustico_storage::{Options, RecheckError, ResumeError, Storage};
+use rustico_storage::{Bitfield, Options, RecheckError, ResumeError, Storage};
 
 const LENGTHS: [u64; 5] = [30_000, 0, 50_000, 1, 40_000];
 const PIECE: u64 = 4096;
@@ -22,13 +22,13 @@ fn written_half() -> (
     tempfile::TempDir,
     rustico_storage::Layout,
     Vec<u8>,
-    Vec<bool>,
+    Bitfield,
 ) {
     let (layout, data) = layout_over(&LENGTHS, PIECE, 21);
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::open(dir.path().join("dl"), layout.clone(), Options::default()).unwrap();
     write_pieces(&storage, &data, half);
-    let have: Vec<bool> = (0..layout.num_pieces()).map(half).collect();
+    let have: Bitfield = (0..layout.num_pieces()).map(half).collect();
     storage
         .save_resume(&dir.path().join("resume"), &have)
         .unwrap();
@@ -43,10 +43,10 @@ fn reopened_storage_finds_exactly_the_written_pieces_both_ways() {
 
     let calls = AtomicU32::new(0);
     let last_total = AtomicU32::new(0);
-    let progress = |p: rustico_storage::RecheckProgress| {
+    let progress = |p: rustico_storage::Progress| {
         calls.fetch_add(1, Ordering::Relaxed);
-        last_total.store(p.total, Ordering::Relaxed);
-        assert!(p.checked <= p.total && p.valid <= p.checked);
+        last_total.store(p.num_pieces, Ordering::Relaxed);
+        assert!(p.pieces_done <= p.num_pieces && p.bytes_done <= p.total_bytes);
     };
     let rechecked = storage.recheck(&progress, &AtomicBool::new(false)).unwrap();
     assert_eq!(rechecked, have);
@@ -59,7 +59,7 @@ fn reopened_storage_finds_exactly_the_written_pieces_both_ways() {
     let check = storage.load_resume(&dir.path().join("resume")).unwrap();
     assert_eq!(check.have, have);
     assert!(check.changed_files.is_empty());
-    assert!(check.needs_recheck.iter().all(|&b| !b));
+    assert!(check.needs_recheck.is_clear());
 
     let resumed = storage
         .resume_or_recheck(
@@ -83,7 +83,7 @@ fn a_corrupted_file_is_not_trusted_by_the_fast_path() {
     // Corrupt one byte in file 2 (bytes 30_000..80_000 of the torrent) that
     // belongs to a written piece.
     let victim_piece = (0..layout.num_pieces())
-        .find(|&p| have[p as usize] && u64::from(p) * PIECE >= 31_000)
+        .find(|&p| have.get(p) && u64::from(p) * PIECE >= 31_000)
         .unwrap();
     let offset_in_file = u64::from(victim_piece) * PIECE - 30_000 + 5;
     {
@@ -100,12 +100,9 @@ fn a_corrupted_file_is_not_trusted_by_the_fast_path() {
     let (first, last) = layout.pieces_of_file(2).unwrap();
     for piece in 0..layout.num_pieces() {
         let in_file_2 = (first..=last).contains(&piece);
-        assert_eq!(
-            check.needs_recheck[piece as usize], in_file_2,
-            "piece {piece}"
-        );
-        let trusted = have[piece as usize] && !in_file_2;
-        assert_eq!(check.have[piece as usize], trusted, "piece {piece}");
+        assert_eq!(check.needs_recheck.get(piece), in_file_2, "piece {piece}");
+        let trusted = have.get(piece) && !in_file_2;
+        assert_eq!(check.have.get(piece), trusted, "piece {piece}");
     }
     let resumed = storage
         .resume_or_recheck(
@@ -115,7 +112,7 @@ fn a_corrupted_file_is_not_trusted_by_the_fast_path() {
         )
         .unwrap();
     let mut expected = have.clone();
-    expected[victim_piece as usize] = false;
+    expected.clear(victim_piece);
     assert_eq!(resumed.have, expected);
     assert_eq!(resumed.pieces_rechecked, last - first + 1);
     // A fresh full recheck agrees.
@@ -160,8 +157,8 @@ fn a_replaced_or_deleted_file_is_not_trusted() {
     let (first4, _) = layout.pieces_of_file(4).unwrap();
     for piece in 0..layout.num_pieces() {
         // The piece straddling files 2 and 4 also loses its bytes in file 4.
-        let expected = have[piece as usize] && piece < first4;
-        assert_eq!(resumed.have[piece as usize], expected, "piece {piece}");
+        let expected = have.get(piece) && piece < first4;
+        assert_eq!(resumed.have.get(piece), expected, "piece {piece}");
     }
 }
 
@@ -214,7 +211,7 @@ fn an_unusable_resume_file_falls_back_to_a_full_recheck() {
 
     // Wrong bitfield length when saving.
     assert!(matches!(
-        storage.save_resume(&resume, &[true]),
+        storage.save_resume(&resume, &Bitfield::full(1)),
         Err(ResumeError::BitfieldLength { actual: 1, .. })
     ));
 }
@@ -224,8 +221,8 @@ fn recheck_can_be_cancelled_and_checks_only_what_is_asked() {
     let (dir, layout, _data, have) = written_half();
     let storage = Storage::open(dir.path().join("dl"), layout.clone(), Options::default()).unwrap();
     let cancel = AtomicBool::new(false);
-    let cancel_after_three = |p: rustico_storage::RecheckProgress| {
-        if p.checked >= 3 {
+    let cancel_after_three = |p: rustico_storage::Progress| {
+        if p.pieces_done >= 3 {
             cancel.store(true, Ordering::Relaxed);
         }
     };
@@ -233,16 +230,16 @@ fn recheck_can_be_cancelled_and_checks_only_what_is_asked() {
         storage.recheck(&cancel_after_three, &cancel),
         Err(RecheckError::Cancelled)
     ));
-    let mut which = vec![false; layout.num_pieces() as usize];
-    which[0] = true;
-    which[1] = true;
+    let mut which = Bitfield::new(layout.num_pieces());
+    which.set(0);
+    which.set(1);
     let got = storage
         .recheck_pieces(&which, &no_progress, &AtomicBool::new(false))
         .unwrap();
-    assert_eq!(got[0], have[0]);
-    assert!(got[2..].iter().all(|&b| !b));
+    assert_eq!(got.get(0), have.get(0));
+    assert!(got.iter_set().all(|piece| piece < 2));
     assert!(matches!(
-        storage.recheck_pieces(&[true], &no_progress, &AtomicBool::new(false)),
+        storage.recheck_pieces(&Bitfield::full(1), &no_progress, &AtomicBool::new(false)),
         Err(RecheckError::MaskLength { .. })
     ));
 }
@@ -255,6 +252,6 @@ fn recheck_of_an_empty_folder_creates_nothing() {
     let have = storage
         .recheck(&no_progress, &AtomicBool::new(false))
         .unwrap();
-    assert!(have.iter().all(|&b| !b));
+    assert!(have.is_clear());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

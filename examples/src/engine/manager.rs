@@ -146,7 +146,7 @@ struct Manager {
     saver_tx: Sender<SaveJob>,
     tracker_tx: Option<Sender<TrackerEvent>>,
     tracker_thread: Option<std::thread::JoinHandle<()>>,
-    resume_tx: Option<Sender<Vec<bool>>>,
+    resume_tx: Option<Sender<Bits>>,
     resume_thread: Option<std::thread::JoinHandle<()>>,
     resume_dirty: bool,
     last_resume_save: Instant,
@@ -178,9 +178,7 @@ pub(super) fn run(setup: ManagerSetup) {
 fn run_inner(setup: ManagerSetup) -> Result<(), String> {
     let meta = setup.meta;
     let name = meta.name.clone();
-    let layout = meta
-        .layout()
-        .map_err(|e| format!("{name}: bad layout: {e}"))?;
+    let layout = meta.layout.clone();
     let storage = Arc::new(
         Storage::open(&setup.dir, layout, Options::default()).map_err(|e| {
             format!(
@@ -200,12 +198,7 @@ fn run_inner(setup: ManagerSetup) -> Result<(), String> {
     let resumed = storage
         .resume_or_recheck(&resume_path, &|_| {}, &AtomicBool::new(false))
         .map_err(|e| format!("{name}: checking existing data failed: {e}"))?;
-    let mut have = Bits::new(meta.num_pieces);
-    for (i, &h) in resumed.have.iter().enumerate() {
-        if h {
-            have.set(i as u32);
-        }
-    }
+    let have = resumed.have;
     log::info!(
         target: "rustico",
         "{name}: {} of {} pieces already on disk ({} rechecked in {:.1} s)",
@@ -255,7 +248,7 @@ fn run_inner(setup: ManagerSetup) -> Result<(), String> {
     } else {
         (None, None)
     };
-    let (resume_tx, resume_rx) = unbounded::<Vec<bool>>();
+    let (resume_tx, resume_rx) = unbounded::<Bits>();
     let resume_thread = {
         let storage = storage.clone();
         let name = meta.name.clone();
@@ -419,11 +412,8 @@ impl Manager {
     /// Hands a snapshot of our pieces to the resume thread (saving fsyncs
     /// the data first, which must not stall the manager).
     fn save_resume(&mut self) {
-        let have: Vec<bool> = (0..self.meta.num_pieces)
-            .map(|i| self.have.get(i))
-            .collect();
         if let Some(tx) = &self.resume_tx {
-            let _ = tx.send(have);
+            let _ = tx.send(self.have.clone());
         }
         self.resume_dirty = false;
         self.last_resume_save = Instant::now();
@@ -920,10 +910,10 @@ impl Manager {
         self.web_seeds_started = true;
         let files: Vec<(Vec<String>, u64, bool)> = self
             .meta
-            .files
+            .layout
+            .files()
             .iter()
-            .zip(self.meta.padding.iter().chain(std::iter::repeat(&false)))
-            .map(|((path, len), pad)| (path.clone(), *len, *pad))
+            .map(|file| (file.path.clone(), file.length, file.padding))
             .collect();
         for (index, base) in self.meta.web_seeds.clone().into_iter().enumerate() {
             if !(base.starts_with("http://") || base.starts_with("https://")) {

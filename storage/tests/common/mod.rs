@@ -18,7 +18,10 @@ pub fn layout_over(lengths: &[u64], piece_length: u64, seed: u64) -> (Layout, Ve
         .enumerate()
         .map(|(i, &len)| FileEntry::new(["t".to_string(), format!("f{i}")], len))
         .collect();
-    (Layout::new(files, piece_length, hashes).unwrap(), data)
+    (
+        Layout::new(files, piece_length as u32, hashes).unwrap(),
+        data,
+    )
 }
 
 /// The bytes of piece `index` in `data`.
@@ -59,4 +62,4 @@ pub fn small_options() -> Options {
 }
 
 /// A no-op progress callback.
-pub fn no_progress(_: rustico_storage::RecheckProgress) {}
+pub fn no_progress(_: rustico_storage::Progress) {}
