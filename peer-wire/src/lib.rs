@@ -44,7 +44,9 @@
 //! - [`Framer`] and [`Limits`]: bytes in any split to messages, with
 //!   bounded memory. [`FrameError`] says what broke and at which stream
 //!   offset.
-//! - [`Bitfield`]: a checked set of pieces.
+//! - [`Bitfield`]: a checked set of pieces; [`BlockRequest`]: one block
+//!   (both from `rustico-pieces`, shared with the picker and storage).
+//! - [`generate_peer_id`]: a peer id in the usual `-XXvvvv-` style.
 //! - [`allowed_fast_set`]: BEP 6's allowed-fast pieces for a peer.
 //! - [`ExtensionHandshake`], [`ExtensionMap`]: BEP 10;
 //!   [`MetadataMessage`]: BEP 9; [`PexMessage`]: BEP 11.
@@ -70,6 +72,7 @@ mod handshake;
 mod message;
 mod metadata;
 mod metadata_download;
+mod peer_id;
 mod pex;
 mod pex_state;
 
@@ -86,6 +89,7 @@ pub use metadata::{metadata_piece_count, MetadataMessage, METADATA_PIECE_LEN};
 pub use metadata_download::{
     DataOutcome, MetadataConfig, MetadataDownload, MetadataError, MetadataServer,
 };
+pub use peer_id::{generate_peer_id, RUSTICO_PEER_ID_PREFIX};
 pub use pex::{PexFlags, PexMessage, PexPeer};
 pub use pex_state::{filter_incoming_pex, IncomingPex, PexConfig, PexState};
 pub use rustico_pieces::{Bitfield, BitfieldError, BlockRequest, BLOCK_LEN};

@@ -1,6 +1,8 @@
 //! Messages after the handshake (BEP 3, BEP 5's `port`, BEP 6, BEP 10's
 //! envelope), their limits, and decoding one frame from a byte slice.
 
+use std::fmt;
+
 use crate::Status;
 use rustico_pieces::{BlockRequest, BLOCK_LEN};
 
@@ -53,7 +55,7 @@ pub mod id {
 /// assert_eq!(out[..9], [0, 0, 0, 5, 4, 0, 0, 0, 7]);
 /// assert_eq!(out.len(), 9 + 17);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Message<'a> {
     /// A zero-length message: keeps an idle connection open.
     KeepAlive,
@@ -114,7 +116,7 @@ pub enum Message<'a> {
 
 /// A [`Message`] that owns its payload, to keep past the buffer it was
 /// decoded from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum OwnedMessage {
     /// A message without a borrowed payload.
     Fixed(Message<'static>),
@@ -143,6 +145,55 @@ pub enum OwnedMessage {
         /// Payload after the id.
         payload: Vec<u8>,
     },
+}
+
+/// Payloads show as their length (a log wants `Piece { index: 3, begin:
+/// 16384, len: 16384 }`, not 16 KiB of numbers).
+impl fmt::Debug for Message<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Message::KeepAlive => f.write_str("KeepAlive"),
+            Message::Choke => f.write_str("Choke"),
+            Message::Unchoke => f.write_str("Unchoke"),
+            Message::Interested => f.write_str("Interested"),
+            Message::NotInterested => f.write_str("NotInterested"),
+            Message::Have(piece) => f.debug_tuple("Have").field(piece).finish(),
+            Message::Bitfield(bytes) => f
+                .debug_struct("Bitfield")
+                .field("len", &bytes.len())
+                .finish(),
+            Message::Request(block) => f.debug_tuple("Request").field(block).finish(),
+            Message::Piece { index, begin, data } => f
+                .debug_struct("Piece")
+                .field("index", index)
+                .field("begin", begin)
+                .field("len", &data.len())
+                .finish(),
+            Message::Cancel(block) => f.debug_tuple("Cancel").field(block).finish(),
+            Message::Port(port) => f.debug_tuple("Port").field(port).finish(),
+            Message::SuggestPiece(piece) => f.debug_tuple("SuggestPiece").field(piece).finish(),
+            Message::HaveAll => f.write_str("HaveAll"),
+            Message::HaveNone => f.write_str("HaveNone"),
+            Message::RejectRequest(block) => f.debug_tuple("RejectRequest").field(block).finish(),
+            Message::AllowedFast(piece) => f.debug_tuple("AllowedFast").field(piece).finish(),
+            Message::Extended { id, payload } => f
+                .debug_struct("Extended")
+                .field("id", id)
+                .field("len", &payload.len())
+                .finish(),
+            Message::Unknown { id, payload } => f
+                .debug_struct("Unknown")
+                .field("id", id)
+                .field("len", &payload.len())
+                .finish(),
+        }
+    }
+}
+
+impl fmt::Debug for OwnedMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_message().fmt(f)
+    }
 }
 
 impl OwnedMessage {

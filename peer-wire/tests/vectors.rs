@@ -537,3 +537,23 @@ fn bep11_vector() {
         })
     ));
 }
+
+#[test]
+fn debug_shows_payload_lengths_not_payloads() {
+    let data = vec![0xabu8; 16384];
+    let piece = Message::Piece {
+        index: 3,
+        begin: 16384,
+        data: &data,
+    };
+    assert_eq!(
+        format!("{piece:?}"),
+        "Piece { index: 3, begin: 16384, len: 16384 }"
+    );
+    let owned = piece.to_owned();
+    assert_eq!(format!("{owned:?}"), format!("{piece:?}"));
+    assert_eq!(
+        format!("{:?}", Message::Bitfield(&[0xff; 100])),
+        "Bitfield { len: 100 }"
+    );
+}

@@ -246,6 +246,19 @@ impl Layout {
         &self.piece_hashes
     }
 
+    /// Whether `data` is piece `piece`: the right length and the right
+    /// SHA-1. Needs no files: a client can check a piece before it decides
+    /// where (or whether) to store it.
+    pub fn verify_piece(&self, piece: u32, data: &[u8]) -> bool {
+        use sha1::{Digest, Sha1};
+        match (self.piece_size(piece), self.piece_hash(piece)) {
+            (Some(len), Some(expected)) => {
+                data.len() == len as usize && Sha1::digest(data).as_slice() == expected
+            }
+            _ => false,
+        }
+    }
+
     /// Expected SHA-1 of one piece, `None` if out of range.
     pub fn piece_hash(&self, piece: u32) -> Option<&[u8; 20]> {
         self.piece_hashes.get(piece as usize)

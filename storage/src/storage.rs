@@ -156,12 +156,7 @@ impl Storage {
 
     /// Whether `data` is piece `piece`: right length and right SHA-1.
     pub fn verify_piece(&self, piece: u32, data: &[u8]) -> bool {
-        let (Some(len), Some(expected)) =
-            (self.layout.piece_size(piece), self.layout.piece_hash(piece))
-        else {
-            return false;
-        };
-        data.len() == len as usize && Sha1::digest(data).as_slice() == expected
+        self.layout.verify_piece(piece, data)
     }
 
     /// Verifies a complete piece and writes it; refuses with

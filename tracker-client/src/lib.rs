@@ -70,3 +70,4 @@ pub use scrape::{
 };
 pub use tiers::{TrackerList, TrackerPosition};
 pub use transport::{announce, scrape, Client, Error, TransportConfig};
+pub use udp::{UdpConfig, UdpError};

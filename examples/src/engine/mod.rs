@@ -307,15 +307,12 @@ pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<J
     std::thread::Builder::new().name(name.to_string()).spawn(f)
 }
 
-/// `-RS0010-` followed by 12 pseudo-random characters.
+/// rustico's prefix followed by 12 characters that differ between runs.
 pub fn make_peer_id() -> [u8; 20] {
-    let mut id = *b"-RS0010-000000000000";
-    let mut seed = seed_from_clock();
-    for b in id.iter_mut().skip(8) {
-        seed = splitmix(seed);
-        *b = b"0123456789abcdefghijklmnopqrstuvwxyz"[(seed % 36) as usize];
-    }
-    id
+    rustico_peer_wire::generate_peer_id(
+        rustico_peer_wire::RUSTICO_PEER_ID_PREFIX,
+        seed_from_clock(),
+    )
 }
 
 /// A seed from the clock and the process, for non-reproducible choices.
