@@ -131,6 +131,16 @@ pub struct NetArgs {
     /// for several.
     #[arg(long = "peer", value_name = "HOST:PORT", value_parser = parse_peer)]
     pub peers: Vec<SocketAddr>,
+    /// Run without the DHT (it is on by default for non-private torrents).
+    #[arg(long)]
+    pub no_dht: bool,
+    /// Bootstrap the DHT from this node instead of the configured ones
+    /// (default: the public routers); repeat for several.
+    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
+    pub dht_bootstrap: Vec<String>,
+    /// UDP port of the DHT node (default: the peer port).
+    #[arg(long, value_name = "N")]
+    pub dht_port: Option<u16>,
 }
 
 /// A peer address: `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT` (resolved now).

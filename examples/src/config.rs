@@ -10,6 +10,12 @@
 //! log_dir = "/home/me/.local/state/rustico"
 //! peers_per_torrent = 50
 //! upload_slots = 4
+//! # The DHT (BEP 5): on by default, bootstrapped from the public routers;
+//! # `dht = false` (or `--no-dht`) turns it off.
+//! dht = true
+//! dht_bootstrap = ["router.bittorrent.com:6881"]
+//! dht_port = 6881          # default: the listen port
+//! state_dir = "/home/me/.local/share/rustico"   # the DHT routing table
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -31,6 +37,15 @@ pub struct Config {
     pub peers_per_torrent: usize,
     /// Most peers unchoked at once per torrent (one of them optimistic).
     pub upload_slots: usize,
+    /// Run a DHT node (BEP 5) and use it for every non-private torrent.
+    pub dht: bool,
+    /// `HOST:PORT` nodes to bootstrap the DHT from (besides the routing
+    /// table saved by the last run).
+    pub dht_bootstrap: Vec<String>,
+    /// UDP port of the DHT node; default: the peer listen port.
+    pub dht_port: Option<u16>,
+    /// Where state that outlives a run is kept (the DHT routing table).
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -41,6 +56,10 @@ impl Default for Config {
             log_dir: None,
             peers_per_torrent: 50,
             upload_slots: 4,
+            dht: true,
+            dht_bootstrap: crate::dht::PUBLIC_ROUTERS.map(String::from).to_vec(),
+            dht_port: None,
+            state_dir: None,
         }
     }
 }
@@ -96,6 +115,21 @@ impl Config {
                 Ok(Config::default())
             }
             Err(e) => Err(ConfigError::Read(path, e)),
+        }
+    }
+
+    /// The state folder: the configured one, else `$XDG_DATA_HOME/rustico`,
+    /// else `$HOME/.local/share/rustico`, else the system temp folder.
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.state_dir {
+            return dir.clone();
+        }
+        if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(data).join("rustico");
+        }
+        match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            Some(home) => PathBuf::from(home).join(".local/share/rustico"),
+            None => std::env::temp_dir().join("rustico"),
         }
     }
 

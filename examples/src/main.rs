@@ -11,6 +11,7 @@ mod choker;
 mod cli;
 mod commands;
 mod config;
+mod dht;
 mod engine;
 mod logging;
 mod magnet;

@@ -77,3 +77,8 @@ impl TorrentMeta {
         self.info_hash.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
+
+/// A 20-byte hash as 40 lowercase hex digits.
+pub fn hex(hash: &[u8; 20]) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}

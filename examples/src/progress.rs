@@ -33,6 +33,16 @@ pub struct Snapshot {
     pub uploaded: u64,
     /// Connected peers.
     pub peers: usize,
+    /// The DHT node's routing-table size and the peers it found (over all
+    /// torrents), when the DHT is on.
+    pub dht: Option<(usize, u64)>,
+}
+
+/// ` dht 40 nodes/12 peers`, or nothing without a DHT.
+fn dht_part(snap: &Snapshot) -> String {
+    snap.dht
+        .map(|(nodes, peers)| format!(" dht {nodes} nodes/{peers} peers"))
+        .unwrap_or_default()
 }
 
 /// How one torrent's progress is shown.
@@ -77,10 +87,11 @@ impl TorrentProgress {
         if let Some(bar) = &self.bar {
             bar.set_position(snap.have_bytes);
             bar.set_message(format!(
-                "down {}/s up {}/s peers {}",
+                "down {}/s up {}/s peers {}{}",
                 human_bytes(snap.down_rate as u64),
                 human_bytes(snap.up_rate as u64),
-                snap.peers
+                snap.peers,
+                dht_part(snap)
             ));
             return;
         }
@@ -125,12 +136,13 @@ pub fn plain_line(name: &str, snap: &Snapshot) -> String {
         snap.have_bytes as f64 * 100.0 / snap.total_bytes as f64
     };
     format!(
-        "{name}: {percent:.1}% {}/{} down {}/s up {}/s peers {}",
+        "{name}: {percent:.1}% {}/{} down {}/s up {}/s peers {}{}",
         human_bytes(snap.have_bytes),
         human_bytes(snap.total_bytes),
         human_bytes(snap.down_rate as u64),
         human_bytes(snap.up_rate as u64),
-        snap.peers
+        snap.peers,
+        dht_part(snap)
     )
 }
 
@@ -186,11 +198,17 @@ mod tests {
             up_rate: 0.0,
             uploaded: 0,
             peers: 3,
+            dht: None,
         };
         assert_eq!(
             plain_line("t", &snap),
             "t: 50.0% 512 B/1.0 KiB down 2.0 KiB/s up 0 B/s peers 3"
         );
+        let with_dht = Snapshot {
+            dht: Some((40, 7)),
+            ..snap
+        };
+        assert!(plain_line("t", &with_dht).ends_with("peers 3 dht 40 nodes/7 peers"));
         let s = summary_line("t", &snap, Duration::from_secs(2));
         assert!(
             s.starts_with("t: incomplete, 512 B/1.0 KiB in 2.0 s"),

@@ -11,6 +11,7 @@ use rustico_metainfo::{Magnet, Torrent, TorrentBuilder};
 
 use crate::cli::{DemoArgs, DownloadArgs, NetArgs, SeedArgs};
 use crate::config::Config;
+use crate::dht::DhtSettings;
 use crate::engine::{Engine, EngineConfig, Status, TorrentHandle, TorrentOptions};
 use crate::magnet::PeerSources;
 use crate::meta::TorrentMeta;
@@ -21,11 +22,25 @@ const SEEDING_LINE_EVERY: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn start_engine(config: &Config, net: &NetArgs, ip: IpAddr) -> Result<Engine, String> {
+    let dht = (config.dht && !net.no_dht).then(|| DhtSettings {
+        port: net.dht_port.or(config.dht_port).unwrap_or(0),
+        bind: match ip {
+            IpAddr::V4(v4) => v4,
+            IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
+        },
+        bootstrap: if net.dht_bootstrap.is_empty() {
+            config.dht_bootstrap.clone()
+        } else {
+            net.dht_bootstrap.clone()
+        },
+        state_file: Some(config.state_dir().join("dht-nodes")),
+    });
     let engine_config = |port| EngineConfig {
         listen_port: port,
         listen_ip: ip,
         peers_per_torrent: config.peers_per_torrent.max(1),
         upload_slots: config.upload_slots.max(1),
+        dht: dht.clone(),
     };
     match net.port {
         Some(port) => Engine::start(engine_config(port))
@@ -83,10 +98,10 @@ fn resolve_magnet(
     magnet: &Magnet,
     args: &DownloadArgs,
     dir: &Path,
-    port: u16,
+    engine: &Engine,
     interrupted: &AtomicBool,
 ) -> Result<(TorrentMeta, Vec<SocketAddr>), String> {
-    let sources = PeerSources::from_magnet(magnet, &args.net.peers, port);
+    let mut sources = PeerSources::from_magnet(magnet, &args.net.peers, engine.port());
     // A second run (resuming) finds the .torrent the first one saved.
     if let Some(name) = &magnet.display_name {
         let path = dir.join(crate::magnet::torrent_file_name(name));
@@ -94,6 +109,16 @@ fn resolve_magnet(
             if saved.info_hash() == magnet.info_hash {
                 log::info!(target: "rustico", "{name}: metadata from {} (saved earlier)", path.display());
                 return Ok((TorrentMeta::from_torrent(&saved)?, sources.peers));
+            }
+        }
+    }
+    if let Some(dht) = engine.dht() {
+        // A magnet link has no private flag: its peers may come from the DHT.
+        let found = dht.get_peers(magnet.info_hash.0);
+        log::info!(target: "rustico", "magnet: {} peers from the DHT", found.len());
+        for addr in found {
+            if !sources.peers.contains(&addr) {
+                sources.peers.push(addr);
             }
         }
     }
@@ -138,7 +163,7 @@ pub fn download(args: &DownloadArgs, verbose: u8) -> Result<(), String> {
         let (meta, options) = match source {
             Source::File(meta) => (meta, options.clone()),
             Source::Magnet(magnet) => {
-                let resolved = resolve_magnet(&magnet, args, &dir, engine.port(), &interrupted);
+                let resolved = resolve_magnet(&magnet, args, &dir, &engine, &interrupted);
                 let (meta, peers) = match resolved {
                     Ok(r) => r,
                     Err(e) => {
@@ -161,7 +186,7 @@ pub fn download(args: &DownloadArgs, verbose: u8) -> Result<(), String> {
         let name = meta.name.clone();
         handles.push((name, engine.add_torrent(meta, dir.clone(), options)?));
     }
-    let outcome = watch(&handles, !args.seed, &interrupted);
+    let outcome = watch(&handles, engine.dht(), !args.seed, &interrupted);
     if outcome == Ok(WatchEnd::Interrupted) {
         eprintln!("rustico: interrupted; stopping cleanly (saving resume data, telling trackers)");
     }
@@ -195,7 +220,7 @@ pub fn seed(args: &SeedArgs, verbose: u8) -> Result<(), String> {
     let name = meta.name.clone();
     let handle = engine.add_torrent(meta, args.dir.clone(), options)?;
     let handles = vec![(name, handle)];
-    let outcome = watch(&handles, false, &interrupted);
+    let outcome = watch(&handles, engine.dht(), false, &interrupted);
     if outcome == Ok(WatchEnd::Interrupted) {
         eprintln!("rustico: interrupted; stopping cleanly (saving resume data, telling trackers)");
     }
@@ -222,6 +247,7 @@ fn torrent_error(status: &Status) -> Option<String> {
 /// error.
 fn watch(
     handles: &[(String, TorrentHandle)],
+    dht: Option<&crate::dht::DhtNode>,
     until_complete: bool,
     interrupted: &AtomicBool,
 ) -> Result<WatchEnd, String> {
@@ -242,12 +268,20 @@ fn watch(
             if let Some(e) = torrent_error(status) {
                 return Err(e);
             }
-            let snap = status.snapshot();
+            let mut snap = status.snapshot();
+            snap.dht = dht.map(|node| {
+                let stats = node.stats();
+                (
+                    stats.nodes.load(Ordering::Relaxed),
+                    stats.peers_found.load(Ordering::Relaxed),
+                )
+            });
             let show = &mut shows[i];
             if !finished[i] && status.complete.load(Ordering::SeqCst) {
                 finished[i] = true;
-                if status.downloaded.load(Ordering::Relaxed) == 0 {
+                if status.complete_on_disk.load(Ordering::SeqCst) {
                     // Nothing came from peers: the data was already here.
+                    // (Not `downloaded == 0`: counters arrive in batches.)
                     show.finish_verified(&snap);
                 } else {
                     show.finish(&snap, start.elapsed());
@@ -317,9 +351,13 @@ pub fn demo(args: &DemoArgs, verbose: u8) -> Result<(), String> {
     );
     let config = Config::default();
     let loopback = IpAddr::from([127, 0, 0, 1]);
+    // The demo runs on loopback alone: no DHT.
     let any_port = NetArgs {
         port: Some(0),
         peers: Vec::new(),
+        no_dht: true,
+        dht_bootstrap: Vec::new(),
+        dht_port: None,
     };
     let options = |peers| TorrentOptions {
         keep_seeding: true,
@@ -343,7 +381,7 @@ pub fn demo(args: &DemoArgs, verbose: u8) -> Result<(), String> {
         handles.push((format!("leecher {}", i + 1), handle));
         engines.push((engine, dir));
     }
-    let outcome = watch(&handles, true, &interrupt_flag());
+    let outcome = watch(&handles, None, true, &interrupt_flag());
     let elapsed = swarm_start.elapsed();
     // Upload counters arrive from the connections in batches; the last
     // ones are counted while the torrents stop, so read them afterwards.

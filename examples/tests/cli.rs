@@ -276,7 +276,7 @@ fn the_config_file_sets_port_and_folder_and_flags_override_it() {
         std::fs::write(
             &path,
             format!(
-                "listen_port = {port}\ndownload_dir = {:?}\nlog_dir = {:?}\n",
+                "listen_port = {port}\ndownload_dir = {:?}\nlog_dir = {:?}\ndht = false\n",
                 folder,
                 dir.path().join("logs")
             ),

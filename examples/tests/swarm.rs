@@ -79,7 +79,7 @@ fn one_seed_and_four_leechers_trade_pieces_through_opentracker() {
     std::fs::write(
         &seed_cfg,
         format!(
-            "log_dir = {:?}\nupload_slots = 1\n",
+            "log_dir = {:?}\nupload_slots = 1\ndht = false\n",
             seed_cfg_dir.join("logs")
         ),
     )

@@ -305,6 +305,7 @@ fn run_inner(setup: ManagerSetup) -> Result<(), String> {
         m.policy.handle_candidate(addr);
     }
     if m.have.is_complete() {
+        m.status.complete_on_disk.store(true, Ordering::SeqCst);
         m.status.complete.store(true, Ordering::SeqCst);
     }
     let result = m.event_loop(&peer_rx, &setup.control_rx);

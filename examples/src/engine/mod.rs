@@ -95,6 +95,9 @@ pub struct Status {
     pub peers: AtomicUsize,
     /// Every piece is verified on disk.
     pub complete: AtomicBool,
+    /// Every piece was already on disk when the torrent started (set
+    /// before `complete`).
+    pub complete_on_disk: AtomicBool,
     /// The manager thread has ended.
     pub stopped: AtomicBool,
     /// Why the torrent stopped with an error, if it did.
@@ -111,6 +114,7 @@ impl Status {
             up_rate: self.up_rate.load(Ordering::Relaxed) as f64,
             uploaded: self.uploaded.load(Ordering::Relaxed),
             peers: self.peers.load(Ordering::Relaxed),
+            dht: None,
         }
     }
 }
@@ -126,6 +130,9 @@ pub struct EngineConfig {
     pub peers_per_torrent: usize,
     /// Upload slots per torrent.
     pub upload_slots: usize,
+    /// The DHT node's settings; `None` runs without a DHT. Its port 0
+    /// means the listen port.
+    pub dht: Option<crate::dht::DhtSettings>,
 }
 
 type Routes = Arc<Mutex<HashMap<[u8; 20], Sender<Control>>>>;
@@ -138,6 +145,7 @@ pub struct Engine {
     routes: Routes,
     shutdown: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    dht: Option<crate::dht::DhtNode>,
 }
 
 /// Handshake workers of the server's pool.
@@ -174,6 +182,15 @@ impl Engine {
             let routes = routes.clone();
             threads.push(spawn("handshake", move || route_incoming(&rx, &routes))?);
         }
+        let dht = match config.dht.clone() {
+            Some(mut settings) => {
+                if settings.port == 0 {
+                    settings.port = port;
+                }
+                Some(crate::dht::DhtNode::start(settings)?)
+            }
+            None => None,
+        };
         Ok(Engine {
             peer_id: make_peer_id(),
             config,
@@ -181,12 +198,18 @@ impl Engine {
             routes,
             shutdown,
             threads,
+            dht,
         })
     }
 
     /// The port peers reach us on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The DHT node, unless the DHT is off.
+    pub fn dht(&self) -> Option<&crate::dht::DhtNode> {
+        self.dht.as_ref()
     }
 
     /// Starts a torrent whose content lives under `dir`.
@@ -202,6 +225,10 @@ impl Engine {
             .total_bytes
             .store(meta.total_length, Ordering::Relaxed);
         let hash = meta.info_hash;
+        // BEP 27: a private torrent's peers come from its trackers only.
+        if let Some(dht) = self.dht.as_ref().filter(|_| !meta.private) {
+            dht.add_torrent(hash, control_tx.clone(), self.port);
+        }
         let setup = manager::ManagerSetup {
             meta,
             dir,
@@ -235,6 +262,9 @@ impl Engine {
         );
         if let Ok(mut routes) = self.routes.lock() {
             routes.clear();
+        }
+        if let Some(dht) = self.dht.take() {
+            dht.stop();
         }
         for t in self.threads.drain(..) {
             if t.is_finished() {

@@ -9,11 +9,25 @@ use std::time::{Duration, Instant};
 
 pub use rustico_testkit::ChildGuard;
 
-/// The `rustico` binary under test.
+/// The `rustico` binary under test. Its default config (used when a test
+/// gives no `--config`) turns the DHT off, so no test ever contacts the
+/// public DHT routers, and its state folder is a temporary one.
 pub fn rustico() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rustico"));
-    c.stdin(Stdio::null());
+    c.stdin(Stdio::null())
+        .env("XDG_CONFIG_HOME", default_config_home())
+        .env("XDG_DATA_HOME", default_config_home().join("data"));
     c
+}
+
+fn default_config_home() -> &'static Path {
+    static HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| {
+        let home = std::env::temp_dir().join(format!("rustico-test-config-{}", std::process::id()));
+        std::fs::create_dir_all(home.join("rustico")).unwrap();
+        std::fs::write(home.join("rustico/config.toml"), "dht = false\n").unwrap();
+        home
+    })
 }
 
 /// Writes a config file that keeps logs inside `dir`; returns its path.
@@ -23,8 +37,9 @@ pub fn config_in(dir: &Path) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "log_dir = {:?}\npeers_per_torrent = 50\nupload_slots = 8\n",
-            logs
+            "log_dir = {:?}\npeers_per_torrent = 50\nupload_slots = 8\ndht = false\nstate_dir = {:?}\n",
+            logs,
+            dir.join("state")
         ),
     )
     .unwrap();
