@@ -14,7 +14,7 @@ pub struct Shape {
     pub label: &'static str,
     /// The file or folder to make a torrent of.
     pub source: PathBuf,
-    pub piece_length: u64,
+    pub piece_length: u32,
     pub private: bool,
     pub tiers: Vec<Vec<String>>,
     pub web_seeds: Vec<String>,
@@ -29,10 +29,10 @@ impl Shape {
             .piece_length(self.piece_length)
             .private(self.private);
         for tier in &self.tiers {
-            builder = builder.tracker_tier(tier.clone());
+            builder = builder.tracker_tier(tier.clone()).unwrap();
         }
         for seed in &self.web_seeds {
-            builder = builder.web_seed(seed.clone());
+            builder = builder.web_seed(seed.clone()).unwrap();
         }
         if let Some(c) = &self.comment {
             builder = builder.comment(c.clone());
@@ -49,7 +49,7 @@ fn write(path: &Path, len: usize, seed: u64) {
     std::fs::write(path, rustico_testkit::pseudo_random_bytes(seed, len)).unwrap();
 }
 
-const K16: u64 = 16 * 1024;
+const K16: u32 = 16 * 1024;
 
 /// Writes the shapes below `root`. `mktorrent_safe` leaves out names whose
 /// order differs between per-component and whole-path sorting.
