@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rustico_metainfo::TorrentBuilder;
+use rustico_metainfo::{Torrent, TorrentBuilder, MAX_ELEMENT_LENGTH};
 
 /// One input for the torrent creators, and the fields to give them.
 #[derive(Debug, Clone)]
@@ -176,4 +176,52 @@ pub fn json_string(text: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// The properties every sanitised path has, checked from outside: each
+/// element a safe portable name, every file inside the download folder,
+/// no two files (ignoring ASCII case) at one path or at a folder of another.
+pub fn assert_safe(t: &Torrent) {
+    let reserved = |e: &str| {
+        let stem = e
+            .split('.')
+            .next()
+            .unwrap()
+            .trim_end_matches(' ')
+            .to_ascii_uppercase();
+        ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"].contains(&stem.as_str())
+            || ((stem.starts_with("COM") || stem.starts_with("LPT"))
+                && ["1", "2", "3", "4", "5", "6", "7", "8", "9", "¹", "²", "³"]
+                    .contains(&&stem[3..]))
+    };
+    let root = Path::new("/download");
+    let mut seen = std::collections::HashSet::new();
+    let mut folders = std::collections::HashSet::new();
+    for f in t.files() {
+        assert!(!f.path.is_empty());
+        for e in f.path.iter().chain([&t.name().to_string()]) {
+            assert!(!e.is_empty() && e != "." && e != "..", "{e:?}");
+            assert!(!e.contains(['/', '\\', '\0']), "{e:?}");
+            assert!(!e.chars().any(char::is_control), "{e:?}");
+            assert!(!reserved(e), "{e:?}");
+            assert!(e.len() <= MAX_ELEMENT_LENGTH, "{e:?}");
+            assert!(!e.ends_with(['.', ' ']), "{e:?}");
+        }
+        let on_disk = root.join(t.file_path(f));
+        assert!(on_disk.starts_with(root));
+        assert!(t
+            .file_path(f)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_))));
+        if !f.is_padding() {
+            let key = f.path_string().to_ascii_lowercase();
+            assert!(seen.insert(key.clone()), "two files at {key}");
+            for cut in 1..f.path.len() {
+                folders.insert(f.path[..cut].join("/").to_ascii_lowercase());
+            }
+        }
+    }
+    for key in &seen {
+        assert!(!folders.contains(key), "{key} is a file and a folder");
+    }
 }
