@@ -255,7 +255,7 @@ impl std::fmt::Display for Warning {
                 "file {file}: path {original:?} is taken; renamed to {renamed:?}"
             ),
             Warning::WebSeedIgnored { key, found } => {
-                write!(f, "`{key}` is a {found}, not a URL; ignored")
+                write!(f, "`{key}` is not a URL but a bencode {found}; ignored")
             }
         }
     }

@@ -350,7 +350,7 @@ fn lenient_fields() {
     );
     assert_eq!(
         t.warnings()[0].to_string(),
-        "`url-list[1]` is a integer, not a URL; ignored"
+        "`url-list[1]` is not a URL but a bencode integer; ignored"
     );
     value
         .as_dict_mut()
