@@ -114,14 +114,14 @@ fn hashing(c: &mut Criterion) {
     println!(
         "hash {mib} MiB, {} pieces of {} KiB, {} threads: best of 3 {:.3} s ({:.2} GB/s)",
         torrent.num_pieces(),
-        torrent.nominal_piece_length() / 1024,
+        u64::from(torrent.piece_length()) / 1024,
         std::thread::available_parallelism().unwrap(),
         best.as_secs_f64(),
         bytes as f64 / best.as_secs_f64() / 1e9
     );
     if have_mktorrent {
         let out = dir.path().join("mk.torrent");
-        mktorrent(&data, torrent.nominal_piece_length(), &out);
+        mktorrent(&data, u64::from(torrent.piece_length()), &out);
         let theirs = Torrent::from_file(&out).unwrap();
         assert_eq!(
             theirs.info_hash(),
@@ -142,11 +142,11 @@ fn hashing(c: &mut Criterion) {
     if have_mktorrent {
         let out = dir.path().join("mk.torrent");
         group.bench_function("mktorrent_all_cores", |b| {
-            b.iter(|| mktorrent(&data, torrent.nominal_piece_length(), &out))
+            b.iter(|| mktorrent(&data, u64::from(torrent.piece_length()), &out))
         });
     }
     let memory = std::fs::read(&data).unwrap();
-    let piece = torrent.nominal_piece_length() as usize;
+    let piece = u64::from(torrent.piece_length()) as usize;
     group.bench_function("sha1_one_core_in_memory", |b| {
         b.iter(|| {
             memory

@@ -39,6 +39,9 @@ pub fn info(source: &str, as_json: bool, fetch: &MagnetFetch) -> Result<(), Stri
     } else {
         Torrent::from_file(source).map_err(|e| format!("{source}: {e}"))?
     };
+    for warning in torrent.warnings() {
+        eprintln!("warning: {warning}");
+    }
     if as_json {
         println!("{}", info_json(&torrent));
         return Ok(());
@@ -53,7 +56,7 @@ pub fn info(source: &str, as_json: bool, fetch: &MagnetFetch) -> Result<(), Stri
     println!(
         "pieces:       {} of {}",
         torrent.num_pieces(),
-        crate::progress::human_bytes(torrent.nominal_piece_length())
+        crate::progress::human_bytes(u64::from(torrent.piece_length()))
     );
     println!(
         "private:      {}",
@@ -84,7 +87,7 @@ pub fn info_json(torrent: &Torrent) -> serde_json::Value {
         "info_hash": torrent.info_hash().to_string(),
         "name": torrent.name(),
         "total_length": torrent.total_length(),
-        "piece_length": torrent.nominal_piece_length(),
+        "piece_length": torrent.piece_length(),
         "num_pieces": torrent.num_pieces(),
         "private": torrent.is_private(),
         "trackers": torrent.trackers(),
@@ -112,16 +115,18 @@ pub fn build(args: &CreateArgs) -> Result<Torrent, String> {
         .private(args.private)
         .created_by(format!("rustico {}", env!("CARGO_PKG_VERSION")));
     for url in &args.trackers {
-        builder = builder.tracker_tier([url.clone()]);
+        builder = builder
+            .tracker_tier([url.clone()])
+            .map_err(|e| e.to_string())?;
     }
     for url in &args.web_seeds {
-        builder = builder.web_seed(url.clone());
+        builder = builder.web_seed(url.clone()).map_err(|e| e.to_string())?;
     }
     if let Some(comment) = &args.comment {
         builder = builder.comment(comment.clone());
     }
     if let Some(len) = args.piece_length {
-        builder = builder.piece_length(u64::from(len));
+        builder = builder.piece_length(len);
     }
     builder
         .build(|_| {}, &AtomicBool::new(false))

@@ -386,42 +386,6 @@ fn fetch_from_peer(shared: &Shared, handle: usize, addr: SocketAddr) -> Result<(
     }
 }
 
-/// A `.torrent` file: the verified info dictionary, announcing to the
-/// link's trackers (one tier each, as BEP 9 suggests for `tr`), with the
-/// link's `ws` web seeds as `url-list`.
-pub fn torrent_file(info: &[u8], trackers: &[String], web_seeds: &[String]) -> Vec<u8> {
-    fn bytes(out: &mut Vec<u8>, b: &[u8]) {
-        out.extend_from_slice(b.len().to_string().as_bytes());
-        out.push(b':');
-        out.extend_from_slice(b);
-    }
-    let mut out = b"d".to_vec();
-    if let Some(first) = trackers.first() {
-        bytes(&mut out, b"announce");
-        bytes(&mut out, first.as_bytes());
-        bytes(&mut out, b"announce-list");
-        out.push(b'l');
-        for url in trackers {
-            out.push(b'l');
-            bytes(&mut out, url.as_bytes());
-            out.push(b'e');
-        }
-        out.push(b'e');
-    }
-    bytes(&mut out, b"info");
-    out.extend_from_slice(info);
-    if !web_seeds.is_empty() {
-        bytes(&mut out, b"url-list");
-        out.push(b'l');
-        for url in web_seeds {
-            bytes(&mut out, url.as_bytes());
-        }
-        out.push(b'e');
-    }
-    out.push(b'e');
-    out
-}
-
 /// Fetches a magnet link's metadata and builds its torrent: the parsed
 /// torrent, the `.torrent` bytes and the peers seen.
 pub fn resolve(
@@ -439,11 +403,11 @@ pub fn resolve(
     let name = magnet.display_name.as_deref().unwrap_or("(no name)");
     log::info!(target: "rustico", "fetching the metadata of {} ({name}) from peers", magnet.info_hash);
     let (info, peers) = fetch_metadata(magnet.info_hash.0, sources, deadline, stop)?;
-    let file = torrent_file(&info, &sources.trackers, &magnet.web_seeds);
-    let torrent = Torrent::from_bytes(&file).map_err(|e| format!("the fetched metadata: {e}"))?;
-    if torrent.info_hash() != magnet.info_hash {
-        return Err("the fetched metadata re-encodes to another info-hash".into());
-    }
+    // The link's trackers (`tr`, one tier each) and web seeds (`ws`)
+    // around the verified info dictionary.
+    let torrent = Torrent::from_magnet_and_info(magnet, &info)
+        .map_err(|e| format!("the fetched metadata: {e}"))?;
+    let file = torrent.as_bytes().to_vec();
     Ok((torrent, file, peers))
 }
 
@@ -470,30 +434,6 @@ pub fn torrent_file_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_built_torrent_keeps_the_info_hash_and_trackers() {
-        let info = b"d6:lengthi5e4:name3:abc12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae";
-        let file = torrent_file(
-            info,
-            &["http://t/a".into(), "udp://u:1".into()],
-            &["http://w/x".into()],
-        );
-        let torrent = Torrent::from_bytes(&file).unwrap();
-        let direct = Torrent::from_info_bytes(info).unwrap();
-        assert_eq!(torrent.info_hash(), direct.info_hash());
-        assert_eq!(
-            torrent.trackers(),
-            [
-                vec!["http://t/a".to_string()],
-                vec!["udp://u:1".to_string()]
-            ]
-        );
-        assert_eq!(torrent.web_seeds(), ["http://w/x"]);
-        let bare = Torrent::from_bytes(&torrent_file(info, &[], &[])).unwrap();
-        assert!(bare.trackers().is_empty());
-        assert!(bare.web_seeds().is_empty());
-    }
 
     #[test]
     fn torrent_file_names_stay_in_their_folder() {

@@ -44,7 +44,7 @@ impl TorrentMeta {
         Ok(TorrentMeta {
             info_hash: t.info_hash().0,
             name: t.name().to_string(),
-            piece_length: u32::try_from(t.nominal_piece_length()).unwrap_or(u32::MAX),
+            piece_length: t.piece_length(),
             total_length: t.total_length(),
             num_pieces: t.num_pieces(),
             layout,

@@ -9,14 +9,15 @@ use std::sync::mpsc;
 use rustico_bencode::{encode, OwnedDict, OwnedValue};
 use sha1::{Digest, Sha1};
 
-use crate::torrent::{check_component, Torrent};
+use crate::sanitize::check_element;
+use crate::torrent::Torrent;
 use crate::PathProblem;
 
 /// The smallest piece length [`auto_piece_length`] picks: 16 KiB, the
 /// block size peers request.
-pub const MIN_AUTO_PIECE_LENGTH: u64 = 16 * 1024;
+pub const MIN_AUTO_PIECE_LENGTH: u32 = 16 * 1024;
 /// The largest piece length [`auto_piece_length`] picks: 16 MiB.
-pub const MAX_AUTO_PIECE_LENGTH: u64 = 16 * 1024 * 1024;
+pub const MAX_AUTO_PIECE_LENGTH: u32 = 16 * 1024 * 1024;
 /// The piece count [`auto_piece_length`] aims to stay under.
 pub const TARGET_PIECE_COUNT: u64 = 2048;
 
@@ -31,10 +32,10 @@ pub const TARGET_PIECE_COUNT: u64 = 2048;
 /// assert_eq!(auto_piece_length((1 << 30) + 1), 1024 * 1024);
 /// assert_eq!(auto_piece_length(1 << 40), 16 * 1024 * 1024);
 /// ```
-pub fn auto_piece_length(total_length: u64) -> u64 {
+pub fn auto_piece_length(total_length: u64) -> u32 {
     let mut piece_length = MIN_AUTO_PIECE_LENGTH;
     while piece_length < MAX_AUTO_PIECE_LENGTH
-        && total_length.div_ceil(piece_length) > TARGET_PIECE_COUNT
+        && total_length.div_ceil(u64::from(piece_length)) > TARGET_PIECE_COUNT
     {
         piece_length *= 2;
     }
@@ -88,9 +89,27 @@ pub enum CreateError {
         /// The folder.
         path: PathBuf,
     },
-    /// The given piece length is not a power of two from 16 KiB to 256 MiB.
-    #[error("piece length {0} is not a power of two from 16 KiB to 256 MiB")]
-    BadPieceLength(u64),
+    /// The given piece length is not a power of two from 16 KiB to
+    /// [`MAX_PIECE_LENGTH`](crate::MAX_PIECE_LENGTH).
+    #[error("piece length {0} is not a power of two from 16 KiB to 512 MiB")]
+    BadPieceLength(u32),
+    /// The files hold no data (all empty): such a torrent has no piece,
+    /// and readers refuse it.
+    #[error("{} holds no data (every file is empty)", path.display())]
+    EmptyContent {
+        /// The file or folder.
+        path: PathBuf,
+    },
+    /// A tracker or web seed URL that a client could not use.
+    #[error("bad {what} URL {url:?}: {problem}")]
+    BadUrl {
+        /// `tracker` or `web seed`.
+        what: &'static str,
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        problem: UrlProblem,
+    },
     /// More pieces than fit a `u32` index.
     #[error("too many pieces; use a larger piece length")]
     TooManyPieces,
@@ -108,6 +127,72 @@ pub enum BadNameProblem {
     /// Breaks the path policy.
     #[error("{0}")]
     Path(PathProblem),
+}
+
+/// What is wrong with a URL given to [`TorrentBuilder::tracker`] or
+/// [`TorrentBuilder::web_seed`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UrlProblem {
+    /// Not a URL at all (the `url` crate's reason).
+    #[error("not a URL: {0}")]
+    Syntax(String),
+    /// A scheme clients do not announce to (or fetch from).
+    #[error("scheme `{scheme}` is not one of {allowed}")]
+    Scheme {
+        /// The scheme given.
+        scheme: String,
+        /// The schemes accepted.
+        allowed: &'static str,
+    },
+    /// No host.
+    #[error("no host")]
+    NoHost,
+    /// A UDP tracker without a port (BEP 15 has no default port).
+    #[error("a UDP tracker needs a port")]
+    NoPort,
+}
+
+/// Checks a tracker URL: `http`, `https` or `udp` (with a port), with a host.
+fn check_tracker_url(url: &str) -> Result<(), CreateError> {
+    check_url(
+        url,
+        "tracker",
+        &["http", "https", "udp"],
+        "http, https, udp",
+    )
+}
+
+/// Checks a web seed URL: `http` or `https`, with a host.
+fn check_web_seed_url(url: &str) -> Result<(), CreateError> {
+    check_url(url, "web seed", &["http", "https"], "http, https")
+}
+
+fn check_url(
+    text: &str,
+    what: &'static str,
+    schemes: &[&str],
+    allowed: &'static str,
+) -> Result<(), CreateError> {
+    let bad = |problem| CreateError::BadUrl {
+        what,
+        url: text.to_string(),
+        problem,
+    };
+    let url = url::Url::parse(text).map_err(|e| bad(UrlProblem::Syntax(e.to_string())))?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(bad(UrlProblem::Scheme {
+            scheme: url.scheme().to_string(),
+            allowed,
+        }));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad(UrlProblem::NoHost));
+    }
+    if url.scheme() == "udp" && url.port().is_none() {
+        return Err(bad(UrlProblem::NoPort));
+    }
+    Ok(())
 }
 
 /// Builds a v1 `.torrent` from a file or a folder.
@@ -146,8 +231,10 @@ pub enum BadNameProblem {
 /// std::fs::create_dir_all(&dir)?;
 /// std::fs::write(dir.join("hello.txt"), b"hello")?;
 /// let torrent = TorrentBuilder::new(dir.join("hello.txt"))
-///     .tracker("http://127.0.0.1:6969/announce")
+///     .tracker("http://127.0.0.1:6969/announce")?
 ///     .build(|_progress| {}, &AtomicBool::new(false))?;
+/// // A URL no client could announce to fails at once, not at announce time.
+/// assert!(TorrentBuilder::new(dir.join("hello.txt")).tracker("not a url").is_err());
 /// assert_eq!(torrent.name(), "hello.txt");
 /// assert_eq!(torrent.total_length(), 5);
 /// // torrent.as_bytes() is the .torrent file to save.
@@ -163,7 +250,7 @@ pub struct TorrentBuilder {
     created_by: Option<String>,
     creation_date: Option<i64>,
     private: bool,
-    piece_length: Option<u64>,
+    piece_length: Option<u32>,
     threads: Option<usize>,
     skip_hidden: bool,
 }
@@ -186,28 +273,41 @@ impl TorrentBuilder {
     }
 
     /// Adds a tracker in a tier of its own (after the existing tiers).
-    pub fn tracker(mut self, url: impl Into<String>) -> TorrentBuilder {
-        self.trackers.push(vec![url.into()]);
-        self
+    ///
+    /// The URL must parse (with the `url` crate) and be `http`, `https`
+    /// or `udp` (with a port) with a host; otherwise
+    /// [`CreateError::BadUrl`], here rather than at announce time.
+    pub fn tracker(mut self, url: impl Into<String>) -> Result<TorrentBuilder, CreateError> {
+        let url = url.into();
+        check_tracker_url(&url)?;
+        self.trackers.push(vec![url]);
+        Ok(self)
     }
 
-    /// Adds a tier of trackers (BEP 12), tried in order after the earlier tiers.
-    pub fn tracker_tier<I, S>(mut self, urls: I) -> TorrentBuilder
+    /// Adds a tier of trackers (BEP 12), tried in order after the earlier
+    /// tiers. Each URL is checked as in [`tracker`](TorrentBuilder::tracker).
+    pub fn tracker_tier<I, S>(mut self, urls: I) -> Result<TorrentBuilder, CreateError>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
         let tier: Vec<String> = urls.into_iter().map(Into::into).collect();
+        for url in &tier {
+            check_tracker_url(url)?;
+        }
         if !tier.is_empty() {
             self.trackers.push(tier);
         }
-        self
+        Ok(self)
     }
 
-    /// Adds a BEP 19 web seed.
-    pub fn web_seed(mut self, url: impl Into<String>) -> TorrentBuilder {
-        self.web_seeds.push(url.into());
-        self
+    /// Adds a BEP 19 web seed. The URL must parse and be `http` or
+    /// `https` with a host; otherwise [`CreateError::BadUrl`].
+    pub fn web_seed(mut self, url: impl Into<String>) -> Result<TorrentBuilder, CreateError> {
+        let url = url.into();
+        check_web_seed_url(&url)?;
+        self.web_seeds.push(url);
+        Ok(self)
     }
 
     /// Sets `comment`.
@@ -235,9 +335,10 @@ impl TorrentBuilder {
         self
     }
 
-    /// Sets the piece length: a power of two from 16 KiB to 256 MiB.
-    /// Without it, [`auto_piece_length`] decides.
-    pub fn piece_length(mut self, piece_length: u64) -> TorrentBuilder {
+    /// Sets the nominal piece length: a power of two from 16 KiB to
+    /// [`MAX_PIECE_LENGTH`](crate::MAX_PIECE_LENGTH) (512 MiB). Without
+    /// it, [`auto_piece_length`] decides.
+    pub fn piece_length(mut self, piece_length: u32) -> TorrentBuilder {
         self.piece_length = Some(piece_length);
         self
     }
@@ -289,6 +390,11 @@ impl TorrentBuilder {
             }]
         };
         let total: u64 = files.iter().map(|f| f.length).sum();
+        if total == 0 {
+            return Err(CreateError::EmptyContent {
+                path: self.source.clone(),
+            });
+        }
         let piece_length = match self.piece_length {
             Some(p)
                 if p.is_power_of_two() && (16 * 1024..=crate::MAX_PIECE_LENGTH).contains(&p) =>
@@ -298,8 +404,8 @@ impl TorrentBuilder {
             Some(p) => return Err(CreateError::BadPieceLength(p)),
             None => auto_piece_length(total),
         };
-        let num_pieces =
-            u32::try_from(total.div_ceil(piece_length)).map_err(|_| CreateError::TooManyPieces)?;
+        let num_pieces = u32::try_from(total.div_ceil(u64::from(piece_length)))
+            .map_err(|_| CreateError::TooManyPieces)?;
         let threads = self
             .threads
             .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
@@ -307,7 +413,7 @@ impl TorrentBuilder {
         let hashes = hash_pieces(
             &files,
             total,
-            piece_length,
+            u64::from(piece_length),
             num_pieces,
             threads,
             &mut progress,
@@ -337,7 +443,7 @@ impl TorrentBuilder {
         info.insert(b"name".to_vec(), OwnedValue::from(name));
         info.insert(
             b"piece length".to_vec(),
-            OwnedValue::Integer(len_i64(piece_length)),
+            OwnedValue::Integer(i64::from(piece_length)),
         );
         info.insert(b"pieces".to_vec(), OwnedValue::Bytes(hashes));
         if self.private {
@@ -459,7 +565,7 @@ fn file_name(path: &Path) -> Result<String, CreateError> {
         }
     };
     let name = name.to_str().ok_or(bad(BadNameProblem::NotUtf8))?;
-    check_component(name.as_bytes()).map_err(|p| bad(BadNameProblem::Path(p)))?;
+    check_element(name).map_err(|p| bad(BadNameProblem::Path(p)))?;
     Ok(name.to_string())
 }
 

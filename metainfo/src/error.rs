@@ -41,20 +41,6 @@ pub enum Error {
         /// Offset of the value.
         offset: usize,
     },
-    /// A file path (or the torrent's name) that could write outside the
-    /// torrent's folder or is not a portable file name. Such torrents are
-    /// rejected, not sanitized: see the crate docs for the policy.
-    #[error("unsafe path `{path}` in `{key}` at byte {offset}: {problem}")]
-    UnsafePath {
-        /// Path of the key.
-        key: String,
-        /// The offending component, lossily decoded.
-        path: String,
-        /// What is wrong with it.
-        problem: PathProblem,
-        /// Offset of the component.
-        offset: usize,
-    },
     /// The file lengths add up to more than 2^63 - 1 bytes.
     #[error("total length overflows at `{key}` (byte {offset})")]
     TotalLengthOverflow {
@@ -75,6 +61,52 @@ pub enum Error {
         /// Offset of `info.pieces`.
         offset: usize,
     },
+    /// The files add up to zero bytes: there is nothing to download (and
+    /// no piece to hash).
+    #[error("the torrent holds no data (total length 0; info dictionary at byte {offset})")]
+    EmptyTorrent {
+        /// Offset of the info dictionary.
+        offset: usize,
+    },
+    /// More files than [`MAX_DUPLICATE_NAMES`](crate::MAX_DUPLICATE_NAMES)
+    /// had to be renamed because their path was taken.
+    #[error("more than {max} files have a duplicate path (reached at file {file})")]
+    TooManyDuplicateNames {
+        /// The cap.
+        max: usize,
+        /// Index (in `info.files`) of the file past the cap.
+        file: usize,
+    },
+    /// A node of a BEP 52 `file tree` that is neither a valid file
+    /// (`{"": {"length": N, "pieces root": 32 bytes}}`) nor a non-empty folder.
+    #[error("`info.file tree` entry `{path}` at byte {offset}: {reason}")]
+    InvalidFileTree {
+        /// The node's path in the tree, `/`-separated (empty for the root).
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+        /// Offset of the node.
+        offset: usize,
+    },
+    /// A hybrid torrent whose v1 `files` (padding aside) and v2 `file
+    /// tree` describe different content; v1 and v2 peers would be
+    /// downloading different bytes under one torrent.
+    #[error("the v1 and v2 file lists disagree at file {file}: {reason}")]
+    HybridMismatch {
+        /// Index of the first file that differs (padding files not counted).
+        file: usize,
+        /// What differs.
+        reason: String,
+    },
+    /// The info dictionary given with a magnet link does not hash to the
+    /// link's info-hash.
+    #[error("the info dictionary hashes to {found}, not the magnet link's {expected}")]
+    InfoHashMismatch {
+        /// The link's info-hash.
+        expected: crate::InfoHash,
+        /// SHA-1 of the bytes given.
+        found: crate::InfoHash,
+    },
     /// A BitTorrent v2-only torrent (BEP 52): no v1 `pieces`, only a
     /// `file tree`. This crate reads v1 and the v1 part of hybrid torrents.
     #[error("BitTorrent v2-only torrents are not supported (info dictionary at byte {offset})")]
@@ -92,30 +124,44 @@ pub enum Error {
     },
 }
 
-/// What is wrong with a path component.
+/// Why a path element is not already a safe file name (see
+/// [`CreateError::BadName`](crate::CreateError::BadName)). The reader
+/// sanitises such elements instead (crate docs, "Paths are sanitised").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PathProblem {
-    /// An empty component, or a file with an empty `path` list.
+    /// An empty element.
     #[error("empty")]
     Empty,
     /// `.` or `..`.
     #[error("`.` or `..`")]
     DotComponent,
-    /// Contains `/` or `\` (so is really several components, or absolute).
+    /// Contains `/` or `\` (so is really several elements, or absolute).
     #[error("contains a path separator")]
     Separator,
     /// Contains a NUL byte.
     #[error("contains NUL")]
     Nul,
+    /// Contains another control character (U+0001 to U+001F, U+007F to U+009F).
+    #[error("contains a control character")]
+    ControlCharacter,
     /// Starts with a drive prefix such as `C:`, absolute on Windows.
     #[error("starts with a drive prefix")]
     DrivePrefix,
+    /// Ends with `.` or a space, which Windows drops.
+    #[error("ends with a dot or a space")]
+    TrailingDotOrSpace,
+    /// Longer than [`MAX_ELEMENT_LENGTH`](crate::MAX_ELEMENT_LENGTH) bytes.
+    #[error("longer than 255 bytes")]
+    TooLong,
     /// A Windows device name (`CON`, `NUL`, `COM1`, `LPT1.txt`, ...).
     #[error("a reserved device name")]
     ReservedName,
 }
 
-/// Something accepted but worth telling the user (see [`Torrent::warnings`](crate::Torrent::warnings)).
+/// Something accepted but worth telling the user (see
+/// [`Torrent::warnings`](crate::Torrent::warnings)). `Display` gives one
+/// line for a person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Warning {
@@ -123,16 +169,94 @@ pub enum Warning {
     /// BEP 52 requires. Downloads still work.
     PieceLengthNotPowerOfTwo {
         /// The piece length.
-        piece_length: u64,
+        piece_length: u32,
     },
     /// The piece length is below 16 KiB, the block size peers request.
     PieceLengthBelow16KiB {
         /// The piece length.
-        piece_length: u64,
+        piece_length: u32,
     },
     /// Bytes after the top-level dictionary, ignored.
     TrailingBytes {
         /// How many.
         count: usize,
     },
+    /// The torrent's `name` was not a safe file name and was sanitised.
+    NameSanitized {
+        /// The name as in the torrent (lossily decoded).
+        original: String,
+        /// The name used.
+        sanitized: String,
+    },
+    /// A file's path was not made of safe file names and was sanitised.
+    PathSanitized {
+        /// Index of the file in [`Torrent::files`](crate::Torrent::files).
+        file: usize,
+        /// The path as in the torrent, elements joined with `/`.
+        original: String,
+        /// The path used.
+        sanitized: String,
+    },
+    /// A file's path was taken by an earlier file, or is a folder of
+    /// another file, so the file was renamed.
+    DuplicateRenamed {
+        /// Index of the file in [`Torrent::files`](crate::Torrent::files).
+        file: usize,
+        /// The path it would have had.
+        original: String,
+        /// The path used.
+        renamed: String,
+    },
+    /// An entry of `url-list` (or `url-list` itself) that is not a byte
+    /// string, ignored.
+    WebSeedIgnored {
+        /// The key, such as `url-list[2]`.
+        key: String,
+        /// Its bencode type.
+        found: &'static str,
+    },
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::PieceLengthNotPowerOfTwo { piece_length } => {
+                write!(f, "piece length {piece_length} is not a power of two")
+            }
+            Warning::PieceLengthBelow16KiB { piece_length } => {
+                write!(f, "piece length {piece_length} is below 16 KiB")
+            }
+            Warning::TrailingBytes { count } => {
+                write!(f, "{count} bytes after the torrent's dictionary ignored")
+            }
+            Warning::NameSanitized {
+                original,
+                sanitized,
+            } => {
+                write!(
+                    f,
+                    "name {original:?} is not a safe file name; using {sanitized:?}"
+                )
+            }
+            Warning::PathSanitized {
+                file,
+                original,
+                sanitized,
+            } => write!(
+                f,
+                "file {file}: path {original:?} is not made of safe file names; using {sanitized:?}"
+            ),
+            Warning::DuplicateRenamed {
+                file,
+                original,
+                renamed,
+            } => write!(
+                f,
+                "file {file}: path {original:?} is taken; renamed to {renamed:?}"
+            ),
+            Warning::WebSeedIgnored { key, found } => {
+                write!(f, "`{key}` is not a URL but a bencode {found}; ignored")
+            }
+        }
+    }
 }

@@ -167,12 +167,41 @@ impl FromStr for InfoHash {
     }
 }
 
-impl fmt::Display for InfoHash {
+/// Bytes shown as lowercase hex digits, two per byte, with no allocation:
+/// `format!("{}", hex(&bytes))`. For a bare hash (a piece hash, a peer
+/// id) where an [`InfoHash`] would mislabel it.
+///
+/// ```
+/// use rustico_metainfo::hex;
+/// assert_eq!(hex(&[0x00, 0xab, 0x7f]).to_string(), "00ab7f");
+/// assert_eq!(format!("{:?}", hex(b"\x01")), "01");
+/// ```
+pub fn hex(bytes: &[u8]) -> Hex<'_> {
+    Hex(bytes)
+}
+
+/// What [`hex`] returns: `Display` (and `Debug`) as lowercase hex.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Hex<'a>(pub &'a [u8]);
+
+impl fmt::Display for Hex<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for &b in &self.0 {
+        for &b in self.0 {
             write!(f, "{b:02x}")?;
         }
         Ok(())
+    }
+}
+
+impl fmt::Debug for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for InfoHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&Hex(&self.0), f)
     }
 }
 

@@ -11,7 +11,7 @@
 //! std::fs::write(dir.join("album/disc 1/track.ogg"), vec![1u8; 40_000])?;
 //! std::fs::write(dir.join("album/cover.jpg"), vec![2u8; 3_000])?;
 //! let created = TorrentBuilder::new(dir.join("album"))
-//!     .tracker("http://127.0.0.1:6969/announce")
+//!     .tracker("http://127.0.0.1:6969/announce")?
 //!     .piece_length(16 * 1024)
 //!     .build(|_progress| {}, &AtomicBool::new(false))?;
 //!
@@ -44,30 +44,83 @@
 //!   on all cores, with progress and cancel ([`Progress`], [`CreateError`]).
 //!
 //! # Validation policy
-//! - **Piece length**: 0, negative or above [`MAX_PIECE_LENGTH`] (256 MiB)
-//!   is an error. A length that is not a power of two, or is below 16 KiB,
-//!   is accepted with a [`Warning`] (old torrents have them and they still
-//!   download; BEP 52 only requires powers of two for v2).
+//! Refuse what cannot be downloaded or is self-contradictory; load
+//! leniently what mainstream clients (libtorrent, so qBittorrent and
+//! Deluge; Transmission) load, and say what was changed in
+//! [`Torrent::warnings`].
+//! - **Piece length**: 0, negative or above [`MAX_PIECE_LENGTH`] (512 MiB,
+//!   about what libtorrent loads) is an error. A length that is not a
+//!   power of two, or is below 16 KiB, is accepted with a [`Warning`]
+//!   (old torrents have them and they still download; BEP 52 only
+//!   requires powers of two for v2).
 //! - **Pieces**: `info.pieces` must be a multiple of 20 bytes and hold
 //!   exactly `ceil(total length / piece length)` hashes.
 //! - **Lengths**: negative lengths and totals above 2^63 - 1 are errors;
-//!   nothing is allocated from a claimed length.
+//!   nothing is allocated from a claimed length. A total of 0 is
+//!   [`Error::EmptyTorrent`] (nothing to download; libtorrent refuses it too).
 //! - **Types**: every key this crate reads must have its BEP type, even
-//!   optional ones (`comment` as an integer is an error, not ignored).
-//! - **Paths are rejected, not sanitized**: a `name` or `path` component
-//!   that is empty, `.`, `..`, contains `/`, `\` or NUL, starts with a
-//!   drive prefix (`C:`), or is a Windows device name (`CON`, `nul.txt`,
-//!   `COM1`...) makes the whole torrent an error ([`PathProblem`]). So no
-//!   torrent that parses can name a file outside its folder. Invalid
-//!   UTF-8 in names is the one thing sanitized (to U+FFFD); `name.utf-8`
-//!   and `path.utf-8` are preferred where present.
-//! - **v2**: a v2-only torrent is [`Error::UnsupportedV2`]; a hybrid one
-//!   opens through its v1 keys ([`Torrent::is_hybrid`]), and its BEP 47
-//!   padding files stay in [`Torrent::files`], flagged by
+//!   optional ones (`comment` as an integer is an error, not ignored),
+//!   except `url-list`: an entry that is not a string (or a `url-list`
+//!   that is neither a string nor a list) is dropped with
+//!   [`Warning::WebSeedIgnored`], since web seeds are an optional extra
+//!   and libtorrent drops them the same way.
+//! - **BEP 47 entries**: a symlink (`attr` has `l`) may lack `length` (it
+//!   is 0); a padding file (`attr` has `p`) may lack `path` (it is named
+//!   `.pad/<length>`). Padding files stay in [`Torrent::files`], flagged by
 //!   [`FileEntry::is_padding`], since they occupy bytes of the piece stream.
+//! - **Hybrid v1+v2** (BEP 52): `meta version` above 2 is an error; `meta
+//!   version` 2 and a `file tree` come together or not at all. Every node
+//!   of the `file tree` must be a valid file (`{"": {length, pieces
+//!   root}}`, `pieces root` 32 bytes unless empty) or a non-empty folder
+//!   ([`Error::InvalidFileTree`]), and the tree must list the same files,
+//!   lengths and order as the v1 `files`, padding aside
+//!   ([`Error::HybridMismatch`]): otherwise v1 and v2 peers would be
+//!   swapping different content under one torrent. A v2-only torrent is
+//!   [`Error::UnsupportedV2`].
 //! - **Bencode** is read leniently (unsorted keys are common), at most 256
 //!   levels deep; the info-hash always hashes the info dictionary's bytes
 //!   as they are in the file.
+//!
+//! # Paths are sanitised, never refused
+//! A torrent whose names are unsafe or not portable still loads (as in
+//! libtorrent, qBittorrent and Transmission), with names made safe, one
+//! [`Warning`] per changed name, and the original kept
+//! ([`FileEntry::original_path`], [`Torrent::original_name`]). Each path
+//! element (and `name`) goes through, in order:
+//! 1. bytes that are not UTF-8 become U+FFFD;
+//! 2. `/`, `\`, NUL and control characters (U+0001-U+001F,
+//!    U+007F-U+009F) become `_` (`abc/../../def` -> `abc_.._.._def`, so no
+//!    element can name a parent or an absolute path);
+//! 3. a drive prefix loses its colon (`C:x` -> `C_x`);
+//! 4. a Windows device name (`CON`, `PRN`, `AUX`, `NUL`, `COM1`-`COM9`,
+//!    `LPT1`-`LPT9`, `COM¹²³`, `LPT¹²³`, `CONIN$`, `CONOUT$`, any case, any
+//!    extension) gets `_` after its stem (`con.txt` -> `con_.txt`);
+//! 5. an element over [`MAX_ELEMENT_LENGTH`] (255) bytes is cut on a
+//!    character boundary, keeping its extension if that is at most
+//!    [`MAX_KEPT_EXTENSION`] bytes;
+//! 6. trailing dots and spaces are removed (Windows ignores them, so `a.`
+//!    and `a` would be one file there);
+//! 7. an element with nothing left (empty, `.`, `..`, only dots and
+//!    spaces) is dropped; a file path with no element left is `_`, a
+//!    `name` with nothing left is the info-hash in hex (libtorrent's choice).
+//!
+//! The same rules apply on every platform, so a torrent lands under the
+//! same names everywhere. Then **duplicates** are renamed, in torrent
+//! order: every folder of every file claims its path first, then each
+//! file claims its own; a file whose path is taken, compared ignoring
+//! ASCII case (two names that one file system tells apart may be one file
+//! on Windows or macOS), gets the first free `base.N.ext` from N = 1:
+//! `bar.txt` -> `bar.1.txt`, `a` (when `a/b` exists) -> `a.1`, `.bashrc`
+//! -> `.1.bashrc`: exactly libtorrent's rule and names. Padding files are
+//! never renamed and never collide: they are never on disk (two of equal
+//! size share `.pad/N` legitimately). Past [`MAX_DUPLICATE_NAMES`]
+//! renames the torrent is refused ([`Error::TooManyDuplicateNames`]).
+//!
+//! So every [`FileEntry::path`] is non-empty, each element is non-empty,
+//! not `.` or `..`, free of `/`, `\`, NUL and control characters, not a
+//! Windows device name, at most 255 bytes, and no path equals another
+//! or a folder of another: joined below a download folder, nothing can
+//! be written outside it, and no two files share bytes on disk.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -75,13 +128,21 @@ mod create;
 mod error;
 mod info_hash;
 mod magnet;
+mod sanitize;
 mod torrent;
+mod v2;
 
 pub use create::{
-    auto_piece_length, BadNameProblem, CreateError, Progress, TorrentBuilder,
+    auto_piece_length, BadNameProblem, CreateError, Progress, TorrentBuilder, UrlProblem,
     MAX_AUTO_PIECE_LENGTH, MIN_AUTO_PIECE_LENGTH, TARGET_PIECE_COUNT,
 };
 pub use error::{Error, PathProblem, Warning};
-pub use info_hash::{InfoHash, ParseInfoHashError};
+pub use info_hash::{hex, Hex, InfoHash, ParseInfoHashError};
 pub use magnet::{Magnet, MagnetError};
+pub use sanitize::{MAX_DUPLICATE_NAMES, MAX_ELEMENT_LENGTH, MAX_KEPT_EXTENSION};
 pub use torrent::{FileEntry, Torrent, MAX_PIECE_LENGTH};
+
+/// The bencode types that appear in this crate's API (unknown keys are
+/// [`OwnedDict`]s of [`OwnedValue`]s; [`Error::Bencode`] wraps a
+/// [`BencodeError`]), so users need not depend on `rustico-bencode`.
+pub use rustico_bencode::{Error as BencodeError, OwnedDict, OwnedValue};

@@ -5,13 +5,16 @@ use std::path::{Path, PathBuf};
 
 use rustico_bencode::{Decoder, Kind, OwnedDict, Value};
 
-use crate::error::{Error, PathProblem, Warning};
+use crate::error::{Error, Warning};
 use crate::info_hash::InfoHash;
+use crate::sanitize::{resolve_duplicates, sanitize_element, sanitize_path};
+use crate::v2;
 
-/// The largest piece length accepted: 256 MiB (mktorrent's limit too).
-/// Larger pieces would make a client buffer hundreds of megabytes on the
-/// word of an untrusted file.
-pub const MAX_PIECE_LENGTH: u64 = 256 * 1024 * 1024;
+/// The largest piece length accepted: 512 MiB. libtorrent loads up to
+/// about this much (32,767 blocks of 16 KiB and a little more), so
+/// torrents it opens open here too; larger pieces would make a client
+/// buffer gigabytes on the word of an untrusted file.
+pub const MAX_PIECE_LENGTH: u32 = 512 * 1024 * 1024;
 
 /// Bencode nesting allowed in a `.torrent`: real ones need 4 levels
 /// (v2 file trees more, bounded by folder depth).
@@ -46,11 +49,12 @@ const FILE_KEYS: &[&[u8]] = &[b"length", b"path", b"path.utf-8", b"attr"];
 /// One file of a torrent, where it sits in the torrent's byte stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEntry {
-    /// Path components below the torrent's folder (`["sub", "a.txt"]`);
-    /// for a single-file torrent, just the torrent's name. Every
-    /// component passed the path policy (no `..`, separators, NUL,
-    /// reserved names). `path.utf-8` is preferred over `path`; bytes that
-    /// are not UTF-8 become U+FFFD.
+    /// Path elements below the torrent's folder (`["sub", "a.txt"]`);
+    /// for a single-file torrent, just the torrent's name. Sanitised
+    /// (crate docs, "Paths are sanitised"): never empty, every element a
+    /// safe file name, no two files at the same path. This is where the
+    /// file goes on disk. `path.utf-8` is preferred over `path`; bytes
+    /// that are not UTF-8 become U+FFFD.
     pub path: Vec<String>,
     /// Length in bytes.
     pub length: u64,
@@ -61,8 +65,11 @@ pub struct FileEntry {
     /// `h` hidden, `l` symlink. Empty when absent.
     pub attr: String,
     /// Keys of the file's dictionary this crate does not interpret
-    /// (`md5sum`, `sha1`, ...).
+    /// (`md5sum`, `sha1`, `symlink path`, ...).
     pub extra: OwnedDict,
+    /// The path as the torrent wrote it, when sanitising or renaming
+    /// changed it.
+    pub(crate) original_path: Option<Vec<String>>,
 }
 
 impl FileEntry {
@@ -82,6 +89,27 @@ impl FileEntry {
     /// BEP 47: `attr` contains `h`.
     pub fn is_hidden(&self) -> bool {
         self.attr.contains('h')
+    }
+
+    /// BEP 47: `attr` contains `l`, a symbolic link (its target is the
+    /// `symlink path` key, in [`extra`](FileEntry::extra)). Its length
+    /// may be absent in the torrent, and is then 0.
+    pub fn is_symlink(&self) -> bool {
+        self.attr.contains('l')
+    }
+
+    /// The path as the torrent wrote it (elements lossily decoded),
+    /// before sanitising and duplicate renaming; the same as
+    /// [`path`](FileEntry::path) when nothing was changed. Empty for a
+    /// padding file that had no `path`. For display only: never use it
+    /// to name a file on disk.
+    pub fn original_path(&self) -> &[String] {
+        self.original_path.as_deref().unwrap_or(&self.path)
+    }
+
+    /// Whether sanitising or duplicate renaming changed the path.
+    pub fn was_renamed(&self) -> bool {
+        self.original_path.is_some()
     }
 
     /// The path components joined with `/`, as shown to users.
@@ -108,7 +136,8 @@ impl FileEntry {
 /// let torrent = Torrent::from_bytes(&file)?;
 /// assert_eq!(torrent.name(), "a.bin");
 /// assert_eq!(torrent.num_pieces(), 2);
-/// assert_eq!(torrent.piece_length(1), Some(20000 - 16384));
+/// assert_eq!(torrent.piece_length(), 16384);
+/// assert_eq!(torrent.piece_size(1), Some(20000 - 16384));
 /// assert_eq!(torrent.trackers(), [vec!["http://t.invalid".to_string()]]);
 /// println!("{}", torrent.info_hash());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -120,7 +149,8 @@ pub struct Torrent {
     pieces_range: Range<usize>,
     info_hash: InfoHash,
     name: String,
-    piece_length: u64,
+    original_name: Option<String>,
+    piece_length: u32,
     total_length: u64,
     num_pieces: u32,
     files: Vec<FileEntry>,
@@ -187,25 +217,27 @@ impl Torrent {
             }
         }
 
+        // Web seeds are optional: a malformed entry is dropped with a
+        // warning, as libtorrent does, rather than losing the torrent.
         let mut web_seeds = Vec::new();
         if let Some(seeds) = root.get(b"url-list") {
-            match seeds.kind() {
-                Kind::Bytes(url) => {
-                    if !url.is_empty() {
-                        web_seeds.push(String::from_utf8_lossy(url).into_owned());
-                    }
+            let mut add = |key: String, url: &Value<'_>| match url.as_bytes() {
+                Some(text) if !text.is_empty() => {
+                    web_seeds.push(String::from_utf8_lossy(text).into_owned());
                 }
+                Some(_) => {}
+                None => parsed.warnings.push(Warning::WebSeedIgnored {
+                    key,
+                    found: url.type_name(),
+                }),
+            };
+            match seeds.kind() {
                 Kind::List(urls) => {
                     for (u, url) in urls.iter().enumerate() {
-                        let text = url.as_bytes().ok_or_else(|| {
-                            wrong_type(&format!("url-list[{u}]"), "a byte string", url)
-                        })?;
-                        if !text.is_empty() {
-                            web_seeds.push(String::from_utf8_lossy(text).into_owned());
-                        }
+                        add(format!("url-list[{u}]"), url);
                     }
                 }
-                _ => return Err(wrong_type("url-list", "a byte string or a list", seeds)),
+                _ => add("url-list".into(), seeds),
             }
         }
 
@@ -275,6 +307,84 @@ impl Torrent {
         Ok(parsed.finish(info_bytes.to_vec(), 0..info_bytes.len(), Header::default()))
     }
 
+    /// The `.torrent` of a magnet link whose info dictionary was fetched
+    /// from peers (BEP 9): checks that `info_bytes` hashes (SHA-1) to the
+    /// link's info-hash, then writes a torrent file around those exact
+    /// bytes, announcing to the link's trackers (`tr`, one tier each, in
+    /// order) with its web seeds (`ws`) as `url-list`, and parses it.
+    /// [`as_bytes`](Torrent::as_bytes) is the file to save.
+    ///
+    /// ```
+    /// use rustico_metainfo::{InfoHash, Magnet, Torrent};
+    ///
+    /// let info = b"d6:lengthi5e4:name3:abc12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae";
+    /// let mut magnet = Magnet::new(InfoHash::of_info_bytes(info));
+    /// magnet.trackers.push("http://127.0.0.1:6969/announce".into());
+    /// magnet.web_seeds.push("http://127.0.0.1:8080/files/".into());
+    /// let torrent = Torrent::from_magnet_and_info(&magnet, info)?;
+    /// assert_eq!(torrent.info_hash(), magnet.info_hash);
+    /// assert_eq!(torrent.info_bytes(), info);
+    /// assert_eq!(torrent.trackers(), [vec!["http://127.0.0.1:6969/announce".to_string()]]);
+    /// assert_eq!(torrent.web_seeds(), ["http://127.0.0.1:8080/files/"]);
+    /// // Bytes that do not hash to the link's info-hash are refused.
+    /// assert!(Torrent::from_magnet_and_info(&Magnet::new(InfoHash::default()), info).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_magnet_and_info(
+        magnet: &crate::Magnet,
+        info_bytes: &[u8],
+    ) -> Result<Torrent, Error> {
+        let found = InfoHash::of_info_bytes(info_bytes);
+        if found != magnet.info_hash {
+            return Err(Error::InfoHashMismatch {
+                expected: magnet.info_hash,
+                found,
+            });
+        }
+        // Exactly one value: what follows it would become part of the
+        // top-level dictionary below.
+        let (_, used) = Decoder::new()
+            .max_depth(MAX_DEPTH)
+            .decode_prefix(info_bytes)?;
+        if used != info_bytes.len() {
+            return Err(Error::Invalid {
+                key: "info".into(),
+                reason: format!("{} bytes after the dictionary", info_bytes.len() - used),
+                offset: used,
+            });
+        }
+        // Keys in sorted order: announce, announce-list, info, url-list.
+        let trackers: Vec<&String> = magnet.trackers.iter().filter(|t| !t.is_empty()).collect();
+        let mut out = Vec::with_capacity(info_bytes.len() + 256);
+        out.push(b'd');
+        if let Some(first) = trackers.first() {
+            rustico_bencode::encode::bytes(&mut out, b"announce");
+            rustico_bencode::encode::bytes(&mut out, first.as_bytes());
+            rustico_bencode::encode::bytes(&mut out, b"announce-list");
+            out.push(b'l');
+            for url in &trackers {
+                out.push(b'l');
+                rustico_bencode::encode::bytes(&mut out, url.as_bytes());
+                out.push(b'e');
+            }
+            out.push(b'e');
+        }
+        rustico_bencode::encode::bytes(&mut out, b"info");
+        out.extend_from_slice(info_bytes);
+        if !magnet.web_seeds.is_empty() {
+            rustico_bencode::encode::bytes(&mut out, b"url-list");
+            out.push(b'l');
+            for url in &magnet.web_seeds {
+                rustico_bencode::encode::bytes(&mut out, url.as_bytes());
+            }
+            out.push(b'e');
+        }
+        out.push(b'e');
+        let torrent = Torrent::from_bytes(&out)?;
+        debug_assert_eq!(torrent.info_hash(), magnet.info_hash);
+        Ok(torrent)
+    }
+
     /// The v1 info-hash.
     pub fn info_hash(&self) -> InfoHash {
         self.info_hash
@@ -293,25 +403,36 @@ impl Torrent {
         &self.bytes
     }
 
-    /// `info.name` (`name.utf-8` preferred): the file name of a
-    /// single-file torrent, the folder name of a multi-file one.
+    /// `info.name` (`name.utf-8` preferred), sanitised like a path
+    /// element: the file name of a single-file torrent, the folder name of
+    /// a multi-file one. When nothing of it is left (`..`, `/`), the
+    /// info-hash in hex, as libtorrent does.
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// `info.piece length`: the length of every piece but the last.
-    pub fn nominal_piece_length(&self) -> u64 {
+    /// `info.name` as the torrent wrote it (lossily decoded), before
+    /// sanitising. For display only.
+    pub fn original_name(&self) -> &str {
+        self.original_name.as_deref().unwrap_or(&self.name)
+    }
+
+    /// `info.piece length`, the nominal piece length: the length of every
+    /// piece but the last. At most [`MAX_PIECE_LENGTH`].
+    pub fn piece_length(&self) -> u32 {
         self.piece_length
     }
 
-    /// The length of piece `index` (the last one may be shorter), or
-    /// `None` past the end.
-    pub fn piece_length(&self, index: u32) -> Option<u64> {
+    /// The length of piece `index` (the last one may be shorter than
+    /// [`piece_length`](Torrent::piece_length)), or `None` past the end.
+    pub fn piece_size(&self, index: u32) -> Option<u32> {
         if index >= self.num_pieces {
             return None;
         }
-        let start = u64::from(index) * self.piece_length;
-        Some((self.total_length - start).min(self.piece_length))
+        let piece_length = u64::from(self.piece_length);
+        let start = u64::from(index) * piece_length;
+        let size = self.total_length.checked_sub(start)?.min(piece_length);
+        u32::try_from(size).ok()
     }
 
     /// The SHA-1 of piece `index`, or `None` past the end.
@@ -333,9 +454,23 @@ impl Torrent {
         self.num_pieces
     }
 
-    /// Sum of all file lengths, padding files included.
+    /// Sum of all file lengths, padding files included: the length of the
+    /// byte stream the pieces cut up (`num_pieces` is
+    /// `ceil(total_length / piece_length)`). Never 0.
     pub fn total_length(&self) -> u64 {
         self.total_length
+    }
+
+    /// Sum of the lengths of the real files, padding files left out: the
+    /// bytes a client writes to disk and shows as the torrent's size.
+    /// Equal to [`total_length`](Torrent::total_length) for a torrent
+    /// without BEP 47 padding.
+    pub fn content_length(&self) -> u64 {
+        self.files
+            .iter()
+            .filter(|f| !f.is_padding())
+            .map(|f| f.length)
+            .sum()
     }
 
     /// The files in torrent order, padding files included (see
@@ -379,8 +514,8 @@ impl Torrent {
     }
 
     /// Whether the info dictionary also carries BEP 52 v2 data (`meta
-    /// version` 2 or a `file tree`): a hybrid torrent, read through its v1
-    /// part.
+    /// version` 2 and a `file tree`, checked to describe the same files
+    /// as the v1 part): a hybrid torrent, read through its v1 part.
     pub fn is_hybrid(&self) -> bool {
         self.hybrid
     }
@@ -391,7 +526,8 @@ impl Torrent {
         &self.trackers
     }
 
-    /// BEP 19 web seeds (`url-list`, a string or a list).
+    /// BEP 19 web seeds (`url-list`, a string or a list; entries that are
+    /// not strings are left out with a [`Warning::WebSeedIgnored`]).
     pub fn web_seeds(&self) -> &[String] {
         &self.web_seeds
     }
@@ -428,8 +564,10 @@ impl Torrent {
         &self.info_extra
     }
 
-    /// Things accepted but unusual (a piece length that is not a power of
-    /// two, trailing bytes...).
+    /// Things accepted but worth telling the user, in the order found: a
+    /// piece length that is not a power of two, trailing bytes, each
+    /// sanitised name or renamed duplicate, each ignored web seed. Each
+    /// prints as one line ([`Warning`] is `Display`).
     pub fn warnings(&self) -> &[Warning] {
         &self.warnings
     }
@@ -468,7 +606,8 @@ impl std::fmt::Debug for Torrent {
 struct Parsed {
     info_hash: InfoHash,
     name: String,
-    piece_length: u64,
+    original_name: Option<String>,
+    piece_length: u32,
     total_length: u64,
     num_pieces: u32,
     pieces_offset: usize,
@@ -504,6 +643,7 @@ impl Parsed {
             pieces_range,
             info_hash: self.info_hash,
             name: self.name,
+            original_name: self.original_name,
             piece_length: self.piece_length,
             total_length: self.total_length,
             num_pieces: self.num_pieces,
@@ -537,18 +677,55 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
         ),
         None => None,
     };
-    let has_file_tree = info.get(b"file tree").is_some();
+    let file_tree = info.get(b"file tree");
     let Some(pieces) = info.get(b"pieces") else {
-        if has_file_tree || meta_version.is_some_and(|v| v >= 2) {
+        if file_tree.is_some() || meta_version == Some(2) {
             return Err(Error::UnsupportedV2 {
                 offset: info.offset(),
             });
         }
         return Err(missing("info.pieces", info));
     };
-    out.hybrid = has_file_tree || meta_version.is_some_and(|v| v >= 2);
+    // BEP 52: a later meta version is an incompatible format.
+    if let Some(version) = meta_version.filter(|v| *v > 2) {
+        return Err(Error::Invalid {
+            key: "info.meta version".into(),
+            reason: format!("unknown meta version {version}"),
+            offset: info
+                .get(b"meta version")
+                .map_or(info.offset(), Value::offset),
+        });
+    }
+    match (meta_version == Some(2), file_tree) {
+        (true, None) => return Err(missing("info.file tree", info)),
+        (false, Some(tree)) => {
+            return Err(Error::Invalid {
+                key: "info.file tree".into(),
+                reason: "a v2 file tree without `meta version` 2".into(),
+                offset: tree.offset(),
+            })
+        }
+        _ => {}
+    }
+    out.hybrid = file_tree.is_some();
 
-    out.name = preferred_name(info)?;
+    let name_bytes = preferred_name(info)?;
+    match sanitize_element(name_bytes) {
+        Some(name) if name.as_bytes() == name_bytes => out.name = name,
+        sanitized => {
+            // Nothing left (`..`, `/`): the info-hash names the torrent.
+            let name = sanitized.unwrap_or_else(|| out.info_hash.to_string());
+            let original = String::from_utf8_lossy(name_bytes).into_owned();
+            if name != original {
+                out.warnings.push(Warning::NameSanitized {
+                    original: original.clone(),
+                    sanitized: name.clone(),
+                });
+                out.original_name = Some(original);
+            }
+            out.name = name;
+        }
+    }
 
     let piece_length_value = info
         .get(b"piece length")
@@ -556,14 +733,14 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
     let piece_length = piece_length_value
         .as_integer()
         .ok_or_else(|| wrong_type("info.piece length", "an integer", piece_length_value))?;
-    if piece_length <= 0 || piece_length.unsigned_abs() > MAX_PIECE_LENGTH {
-        return Err(Error::Invalid {
+    let piece_length = u32::try_from(piece_length)
+        .ok()
+        .filter(|p| (1..=MAX_PIECE_LENGTH).contains(p))
+        .ok_or_else(|| Error::Invalid {
             key: "info.piece length".into(),
             reason: format!("{piece_length} is not between 1 and {MAX_PIECE_LENGTH}"),
             offset: piece_length_value.offset(),
-        });
-    }
-    let piece_length = piece_length.unsigned_abs();
+        })?;
     if !piece_length.is_power_of_two() {
         out.warnings
             .push(Warning::PieceLengthNotPowerOfTwo { piece_length });
@@ -588,7 +765,9 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
     out.pieces_offset = pieces.offset() + (pieces.raw().len() - piece_bytes.len());
     out.pieces_len = piece_bytes.len();
 
-    match (info.get(b"length"), info.get(b"files")) {
+    // The v1 paths as written, for the comparison with the v2 file tree
+    // (`None` for padding files, which the tree leaves out).
+    let raw_paths: Vec<Option<Vec<&[u8]>>> = match (info.get(b"length"), info.get(b"files")) {
         (Some(_), Some(files)) => {
             return Err(Error::Invalid {
                 key: "info".into(),
@@ -606,15 +785,22 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
                 offset: 0,
                 attr: String::new(),
                 extra: OwnedDict::new(),
+                original_path: out.original_name.clone().map(|n| vec![n]),
             });
+            vec![Some(vec![name_bytes])]
         }
         (None, Some(files)) => {
             out.multi_file = true;
-            parse_files(files, out)?;
+            parse_files(files, out)?
         }
+    };
+    if out.total_length == 0 {
+        return Err(Error::EmptyTorrent {
+            offset: info.offset(),
+        });
     }
 
-    let expected = out.total_length.div_ceil(piece_length);
+    let expected = out.total_length.div_ceil(u64::from(piece_length));
     let found = (piece_bytes.len() / 20) as u64;
     if expected != found {
         return Err(Error::PieceCountMismatch {
@@ -629,6 +815,14 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
         offset: pieces.offset(),
     })?;
 
+    if let Some(tree) = file_tree {
+        let v2_files = v2::parse_file_tree(tree)?;
+        compare_v1_v2(&raw_paths, &out.files, &v2_files)?;
+    }
+    if out.multi_file {
+        resolve_duplicates(&mut out.files, &mut out.warnings)?;
+    }
+
     out.private = match info.get(b"private") {
         Some(v) => {
             v.as_integer()
@@ -641,7 +835,59 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
     Ok(())
 }
 
-fn parse_files(files: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
+/// Checks that a hybrid torrent's v1 files (padding left out) and v2
+/// file tree name the same files, with the same lengths, in the same order.
+fn compare_v1_v2(
+    raw_paths: &[Option<Vec<&[u8]>>],
+    files: &[FileEntry],
+    tree: &[v2::TreeFile<'_>],
+) -> Result<(), Error> {
+    let v1 = raw_paths
+        .iter()
+        .zip(files)
+        .filter_map(|(path, file)| Some((path.as_ref()?, file.length)));
+    let mut count = 0;
+    for (index, ((path, length), theirs)) in v1.zip(tree).enumerate() {
+        count = index + 1;
+        let show = |p: &[&[u8]]| {
+            p.iter()
+                .map(|e| String::from_utf8_lossy(e).into_owned())
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        if path.as_slice() != theirs.path.as_slice() {
+            return Err(Error::HybridMismatch {
+                file: index,
+                reason: format!("v1 path {:?}, v2 path {:?}", show(path), show(&theirs.path)),
+            });
+        }
+        if length != theirs.length {
+            return Err(Error::HybridMismatch {
+                file: index,
+                reason: format!(
+                    "{:?} is {length} bytes in v1, {} in v2",
+                    show(path),
+                    theirs.length
+                ),
+            });
+        }
+    }
+    let v1_count = raw_paths.iter().filter(|p| p.is_some()).count();
+    if v1_count != tree.len() {
+        return Err(Error::HybridMismatch {
+            file: count,
+            reason: format!("{v1_count} files in v1, {} in v2", tree.len()),
+        });
+    }
+    Ok(())
+}
+
+/// Parses `info.files`, sanitising each path; returns each file's path
+/// as written (`None` for padding files).
+fn parse_files<'a>(
+    files: &Value<'a>,
+    out: &mut Parsed,
+) -> Result<Vec<Option<Vec<&'a [u8]>>>, Error> {
     let list = files
         .as_list()
         .ok_or_else(|| wrong_type("info.files", "a list", files))?;
@@ -653,6 +899,7 @@ fn parse_files(files: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
         });
     }
     out.files.reserve(list.len());
+    let mut raw_paths = Vec::with_capacity(list.len());
     let mut total: u64 = 0;
     for (i, file) in list.iter().enumerate() {
         let key = |k: &str| format!("info.files[{i}].{k}");
@@ -663,38 +910,6 @@ fn parse_files(files: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
                 file,
             ));
         }
-        let length_value = file
-            .get(b"length")
-            .ok_or_else(|| missing(&key("length"), file))?;
-        let length = non_negative(length_value, || key("length"))?;
-        let path_value = match file.get(b"path.utf-8") {
-            Some(p) => (p, "path.utf-8"),
-            None => (
-                file.get(b"path")
-                    .ok_or_else(|| missing(&key("path"), file))?,
-                "path",
-            ),
-        };
-        let components = path_value
-            .0
-            .as_list()
-            .ok_or_else(|| wrong_type(&key(path_value.1), "a list", path_value.0))?;
-        if components.is_empty() {
-            return Err(Error::UnsafePath {
-                key: key(path_value.1),
-                path: String::new(),
-                problem: PathProblem::Empty,
-                offset: path_value.0.offset(),
-            });
-        }
-        let mut path = Vec::with_capacity(components.len());
-        for (c, component) in components.iter().enumerate() {
-            let key = || format!("info.files[{i}].{}[{c}]", path_value.1);
-            let bytes = component
-                .as_bytes()
-                .ok_or_else(|| wrong_type(&key(), "a byte string", component))?;
-            path.push(safe_component(bytes, component.offset(), key)?);
-        }
         let attr = match file.get(b"attr") {
             Some(a) => String::from_utf8_lossy(
                 a.as_bytes()
@@ -703,27 +918,92 @@ fn parse_files(files: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
             .into_owned(),
             None => String::new(),
         };
+        let padding = attr.contains('p');
+        // BEP 47 symlinks carry no data; some creators leave out `length`.
+        let length = match file.get(b"length") {
+            Some(v) => non_negative(v, || key("length"))?,
+            None if attr.contains('l') => 0,
+            None => return Err(missing(&key("length"), file)),
+        };
+        let path_value = match file.get(b"path.utf-8") {
+            Some(p) => Some((p, "path.utf-8")),
+            None => file.get(b"path").map(|p| (p, "path")),
+        };
+        let mut raw: Vec<&'a [u8]> = Vec::new();
+        match path_value {
+            Some((value, name)) => {
+                let elements = value
+                    .as_list()
+                    .ok_or_else(|| wrong_type(&key(name), "a list", value))?;
+                raw.reserve(elements.len());
+                for (c, element) in elements.iter().enumerate() {
+                    let bytes = element.as_bytes().ok_or_else(|| {
+                        wrong_type(
+                            &format!("info.files[{i}].{name}[{c}]"),
+                            "a byte string",
+                            element,
+                        )
+                    })?;
+                    raw.push(bytes);
+                }
+            }
+            // A padding file's name does not matter: it is never on disk.
+            None if padding => {}
+            None => return Err(missing(&key("path"), file)),
+        }
+        let (path, original_path) = if padding && path_value.is_none() {
+            (
+                vec![".pad".to_string(), length.to_string()],
+                Some(Vec::new()),
+            )
+        } else {
+            let path = sanitize_path(raw.iter().copied());
+            let same =
+                path.len() == raw.len() && path.iter().zip(&raw).all(|(p, r)| p.as_bytes() == *r);
+            if same {
+                (path, None)
+            } else {
+                let original: Vec<String> = raw
+                    .iter()
+                    .map(|r| String::from_utf8_lossy(r).into_owned())
+                    .collect();
+                // Only invalid UTF-8 (to U+FFFD) is not worth a warning.
+                if original != path {
+                    out.warnings.push(Warning::PathSanitized {
+                        file: i,
+                        original: original.join("/"),
+                        sanitized: path.join("/"),
+                    });
+                    (path, Some(original))
+                } else {
+                    (path, None)
+                }
+            }
+        };
         let offset = total;
         total = total
             .checked_add(length)
             .filter(|t| *t <= i64::MAX as u64)
             .ok_or_else(|| Error::TotalLengthOverflow {
                 key: key("length"),
-                offset: length_value.offset(),
+                offset: file.get(b"length").map_or(file.offset(), Value::offset),
             })?;
+        raw_paths.push((!padding).then_some(raw));
         out.files.push(FileEntry {
             path,
             length,
             offset,
             attr,
             extra: unknown_keys(file, FILE_KEYS),
+            original_path,
         });
     }
     out.total_length = total;
-    Ok(())
+    Ok(raw_paths)
 }
 
-fn preferred_name(info: &Value<'_>) -> Result<String, Error> {
+/// `info.name.utf-8` or `info.name`, as bytes.
+fn preferred_name<'a>(info: &Value<'a>) -> Result<&'a [u8], Error> {
     let (value, key) = match info.get(b"name.utf-8") {
         Some(v) => (v, "info.name.utf-8"),
         None => (
@@ -735,69 +1015,7 @@ fn preferred_name(info: &Value<'_>) -> Result<String, Error> {
     let bytes = value
         .as_bytes()
         .ok_or_else(|| wrong_type(key, "a byte string", value))?;
-    safe_component(bytes, value.offset(), || key.to_string())
-}
-
-/// Applies the path policy to one component: reject, never rewrite (a
-/// rewritten name could collide with another file, and a torrent built to
-/// escape its folder is hostile, not sloppy). Invalid UTF-8 is the one
-/// thing sanitized (to U+FFFD), since it cannot escape a folder.
-fn safe_component(
-    bytes: &[u8],
-    offset: usize,
-    key: impl FnOnce() -> String,
-) -> Result<String, Error> {
-    match check_component(bytes) {
-        Ok(()) => Ok(String::from_utf8_lossy(bytes).into_owned()),
-        Err(problem) => Err(Error::UnsafePath {
-            key: key(),
-            path: String::from_utf8_lossy(bytes).into_owned(),
-            problem,
-            offset,
-        }),
-    }
-}
-
-/// Checks one path component against the policy of the crate docs.
-pub(crate) fn check_component(bytes: &[u8]) -> Result<(), PathProblem> {
-    if bytes.is_empty() {
-        return Err(PathProblem::Empty);
-    }
-    if bytes == b"." || bytes == b".." {
-        return Err(PathProblem::DotComponent);
-    }
-    // One pass over the name: separators and NUL all sort at or below
-    // the backslash, so lowercase letters cost one comparison each.
-    for &b in bytes {
-        if b <= b'\\' {
-            match b {
-                b'/' | b'\\' => return Err(PathProblem::Separator),
-                0 => return Err(PathProblem::Nul),
-                _ => {}
-            }
-        }
-    }
-    if bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' {
-        return Err(PathProblem::DrivePrefix);
-    }
-    // Windows reserves device names with any extension, and ignores
-    // trailing dots and spaces: `con`, `CON.txt`, `lpt1 .log`.
-    let stem = bytes.split(|&b| b == b'.').next().unwrap_or(bytes);
-    let stem = stem.trim_ascii_end();
-    let reserved = match stem.len() {
-        3 => [&b"CON"[..], b"PRN", b"AUX", b"NUL"]
-            .iter()
-            .any(|name| stem.eq_ignore_ascii_case(name)),
-        4 => {
-            (stem[..3].eq_ignore_ascii_case(b"COM") || stem[..3].eq_ignore_ascii_case(b"LPT"))
-                && (b'1'..=b'9').contains(&stem[3])
-        }
-        _ => false,
-    };
-    if reserved {
-        return Err(PathProblem::ReservedName);
-    }
-    Ok(())
+    Ok(bytes)
 }
 
 fn non_negative(value: &Value<'_>, key: impl Fn() -> String) -> Result<u64, Error> {
@@ -878,12 +1096,13 @@ mod tests {
     }
 
     #[test]
-    fn piece_lengths_of_single_file() {
+    fn piece_sizes_of_single_file() {
         let t = Torrent::from_bytes(&single(16384 * 2 + 1, 16384, 3)).unwrap();
         assert_eq!(t.num_pieces(), 3);
-        assert_eq!(t.piece_length(0), Some(16384));
-        assert_eq!(t.piece_length(2), Some(1));
-        assert_eq!(t.piece_length(3), None);
+        assert_eq!(t.piece_length(), 16384);
+        assert_eq!(t.piece_size(0), Some(16384));
+        assert_eq!(t.piece_size(2), Some(1));
+        assert_eq!(t.piece_size(3), None);
         assert_eq!(t.piece_hash(2), Some(&[b'h'; 20]));
         assert_eq!(t.piece_hash(3), None);
         assert!(t.warnings().is_empty());
@@ -911,13 +1130,17 @@ mod tests {
 
     #[test]
     fn piece_length_rules() {
-        for bad in [0, -16384, (MAX_PIECE_LENGTH * 2) as i64] {
+        let max = i64::from(MAX_PIECE_LENGTH);
+        for bad in [0, -16384, max + 1, max * 2, i64::from(u32::MAX) + 1] {
             let err = Torrent::from_bytes(&single(10, bad, 1)).unwrap_err();
             assert!(
                 matches!(&err, Error::Invalid { key, .. } if key == "info.piece length"),
                 "{err}"
             );
         }
+        // libtorrent loads pieces up to 512 MiB; so do we.
+        let t = Torrent::from_bytes(&single(10, max, 1)).unwrap();
+        assert_eq!(t.piece_length(), 512 * 1024 * 1024);
         let t = Torrent::from_bytes(&single(10, 1000, 1)).unwrap();
         assert_eq!(
             t.warnings(),
@@ -926,33 +1149,15 @@ mod tests {
                 Warning::PieceLengthBelow16KiB { piece_length: 1000 }
             ]
         );
+        assert_eq!(
+            t.warnings()[0].to_string(),
+            "piece length 1000 is not a power of two"
+        );
     }
 
     #[test]
-    fn component_policy() {
-        for (name, problem) in [
-            (&b""[..], PathProblem::Empty),
-            (b".", PathProblem::DotComponent),
-            (b"..", PathProblem::DotComponent),
-            (b"/etc", PathProblem::Separator),
-            (b"a\\b", PathProblem::Separator),
-            (b"a\0", PathProblem::Nul),
-            (b"C:x", PathProblem::DrivePrefix),
-            (b"con", PathProblem::ReservedName),
-            (b"LPT1.txt", PathProblem::ReservedName),
-            (b"aux .c", PathProblem::ReservedName),
-        ] {
-            assert_eq!(check_component(name), Err(problem), "{name:?}");
-        }
-        for ok in [
-            &b"..."[..],
-            b".hidden",
-            b"console",
-            b"com10",
-            b"ab:c",
-            "é".as_bytes(),
-        ] {
-            assert_eq!(check_component(ok), Ok(()), "{ok:?}");
-        }
+    fn zero_total_length_is_refused() {
+        let err = Torrent::from_bytes(&single(0, 16384, 0)).unwrap_err();
+        assert!(matches!(err, Error::EmptyTorrent { .. }), "{err}");
     }
 }

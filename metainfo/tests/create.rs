@@ -27,7 +27,7 @@ fn piece_hashes_match_a_serial_hash_of_the_stream() {
         stream.extend_from_slice(&data);
     }
     for threads in [1, 2, 3, 8] {
-        for piece_length in [16384u64, 32768, 1 << 20] {
+        for piece_length in [16384u32, 32768, 1 << 20] {
             let t = TorrentBuilder::new(&root)
                 .piece_length(piece_length)
                 .threads(threads)
@@ -80,7 +80,12 @@ fn order_hidden_files_and_symlinks() {
             .skip_hidden(skip_hidden)
             .build(|_| {}, &AtomicBool::new(false))
             .unwrap();
-        t.files().iter().map(|f| f.path_string()).collect()
+        // The file list as written: the reader renames `b` (it collides
+        // with `B` on case-insensitive file systems, as libtorrent sees it).
+        t.files()
+            .iter()
+            .map(|f| f.original_path().join("/"))
+            .collect()
     };
     assert_eq!(
         paths(false),
@@ -97,6 +102,10 @@ fn order_hidden_files_and_symlinks() {
         ]
     );
     assert_eq!(paths(true), ["B", "a/x", "a.txt", "b", "link-to-file", "é"]);
+    let t = TorrentBuilder::new(&root)
+        .build(|_| {}, &AtomicBool::new(false))
+        .unwrap();
+    assert_eq!(t.files()[5].path_string(), "b.1");
 }
 
 #[test]
@@ -106,15 +115,18 @@ fn fields_and_automatic_piece_length() {
     write(&file, &rustico_testkit::pseudo_random_bytes(1, 100_000));
     let t = TorrentBuilder::new(&file)
         .tracker_tier(["http://127.0.0.1:1/a", "http://127.0.0.1:2/a"])
+        .unwrap()
         .tracker("udp://127.0.0.1:3/a")
+        .unwrap()
         .web_seed("http://127.0.0.1:4/")
+        .unwrap()
         .comment("hi")
         .created_by("rustico")
         .creation_date(1234)
         .private(true)
         .build(|_| {}, &AtomicBool::new(false))
         .unwrap();
-    assert_eq!(t.nominal_piece_length(), auto_piece_length(100_000));
+    assert_eq!(t.piece_length(), auto_piece_length(100_000));
     assert_eq!(t.num_pieces(), 7);
     assert_eq!(t.trackers().len(), 2);
     assert_eq!(t.trackers()[0].len(), 2);
@@ -181,7 +193,7 @@ fn builder_errors() {
     let empty = TorrentBuilder::new(dir.path().join("empty")).build(|_| {}, &none);
     assert!(matches!(empty, Err(CreateError::NoFiles { .. })));
     write(&dir.path().join("f"), b"x");
-    for bad in [0, 1000, 8192, 1 << 29] {
+    for bad in [0, 1000, 8192, 1 << 30, 3 << 20] {
         let r = TorrentBuilder::new(dir.path().join("f"))
             .piece_length(bad)
             .build(|_| {}, &none);
@@ -190,10 +202,53 @@ fn builder_errors() {
     write(&dir.path().join("bad/con"), b"x");
     let r = TorrentBuilder::new(dir.path().join("bad")).build(|_| {}, &none);
     assert!(matches!(r, Err(CreateError::BadName { .. })), "{r:?}");
-    // Only zero-length files: a torrent with no pieces.
+    // Only zero-length files: no data, which readers refuse.
     write(&dir.path().join("zeros/a"), b"");
-    let t = TorrentBuilder::new(dir.path().join("zeros"))
-        .build(|_| {}, &none)
-        .unwrap();
-    assert_eq!((t.num_pieces(), t.total_length()), (0, 0));
+    let r = TorrentBuilder::new(dir.path().join("zeros")).build(|_| {}, &none);
+    assert!(matches!(r, Err(CreateError::EmptyContent { .. })), "{r:?}");
+}
+
+#[test]
+fn tracker_and_web_seed_urls_fail_early() {
+    let b = || TorrentBuilder::new("unused");
+    for good in [
+        "http://127.0.0.1:6969/announce",
+        "https://tracker.invalid/announce?passkey=x",
+        "udp://127.0.0.1:6969/announce",
+        "udp://[::1]:6969",
+    ] {
+        assert!(b().tracker(good).is_ok(), "{good}");
+    }
+    for (bad, problem) in [
+        ("not a url", "not a URL"),
+        ("", "not a URL"),
+        ("ftp://127.0.0.1/announce", "scheme `ftp`"),
+        ("udp://127.0.0.1/announce", "needs a port"),
+        ("udp:/announce", "no host"),
+        ("file:///etc/passwd", "scheme `file`"),
+    ] {
+        let err = b().tracker(bad).unwrap_err();
+        assert!(
+            matches!(&err, CreateError::BadUrl { what: "tracker", url, .. } if url == bad),
+            "{bad}: {err:?}"
+        );
+        assert!(err.to_string().contains(problem), "{bad}: {err}");
+        assert!(
+            b().tracker_tier(["http://127.0.0.1:1/", bad]).is_err(),
+            "{bad}"
+        );
+    }
+    assert!(b().web_seed("https://127.0.0.1/files/").is_ok());
+    for bad in ["not a url", "udp://127.0.0.1:1/", "ftp://127.0.0.1/"] {
+        assert!(
+            matches!(
+                b().web_seed(bad),
+                Err(CreateError::BadUrl {
+                    what: "web seed",
+                    ..
+                })
+            ),
+            "{bad}"
+        );
+    }
 }

@@ -136,7 +136,7 @@ fn our_report(t: &Torrent) -> Report {
     Report {
         info_hash: t.info_hash().to_string(),
         num_pieces: u64::from(t.num_pieces()),
-        piece_length: t.nominal_piece_length(),
+        piece_length: u64::from(t.piece_length()),
         total: t.total_length(),
         name: t.name().into(),
         private: t.is_private(),
@@ -259,8 +259,8 @@ fn libtorrent_agrees_both_ways() {
             let last = parsed.num_pieces().checked_sub(1);
             if let Some(last) = last {
                 let expected_last =
-                    parsed.total_length() - u64::from(last) * parsed.nominal_piece_length();
-                assert_eq!(parsed.piece_length(last), Some(expected_last));
+                    parsed.total_length() - u64::from(last) * u64::from(parsed.piece_length());
+                assert_eq!(parsed.piece_size(last).map(u64::from), Some(expected_last));
             }
         }
 

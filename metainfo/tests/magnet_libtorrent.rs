@@ -79,8 +79,11 @@ fn libtorrent_reads_our_magnets_and_we_read_its() {
     let torrent = TorrentBuilder::new(&data)
         // Two tiers: libtorrent may reorder URLs within one.
         .tracker("http://127.0.0.1:1/announce")
+        .unwrap()
         .tracker("http://127.0.0.1:2/announce")
+        .unwrap()
         .web_seed("http://127.0.0.1:3/")
+        .unwrap()
         .build(|_| {}, &AtomicBool::new(false))
         .unwrap();
     let path = dir.path().join("t.torrent");

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rustico_metainfo::TorrentBuilder;
+use rustico_metainfo::{Torrent, TorrentBuilder, MAX_ELEMENT_LENGTH};
 
 /// One input for the torrent creators, and the fields to give them.
 #[derive(Debug, Clone)]
@@ -14,7 +14,7 @@ pub struct Shape {
     pub label: &'static str,
     /// The file or folder to make a torrent of.
     pub source: PathBuf,
-    pub piece_length: u64,
+    pub piece_length: u32,
     pub private: bool,
     pub tiers: Vec<Vec<String>>,
     pub web_seeds: Vec<String>,
@@ -29,10 +29,10 @@ impl Shape {
             .piece_length(self.piece_length)
             .private(self.private);
         for tier in &self.tiers {
-            builder = builder.tracker_tier(tier.clone());
+            builder = builder.tracker_tier(tier.clone()).unwrap();
         }
         for seed in &self.web_seeds {
-            builder = builder.web_seed(seed.clone());
+            builder = builder.web_seed(seed.clone()).unwrap();
         }
         if let Some(c) = &self.comment {
             builder = builder.comment(c.clone());
@@ -49,7 +49,7 @@ fn write(path: &Path, len: usize, seed: u64) {
     std::fs::write(path, rustico_testkit::pseudo_random_bytes(seed, len)).unwrap();
 }
 
-const K16: u64 = 16 * 1024;
+const K16: u32 = 16 * 1024;
 
 /// Writes the shapes below `root`. `mktorrent_safe` leaves out names whose
 /// order differs between per-component and whole-path sorting.
@@ -176,4 +176,52 @@ pub fn json_string(text: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// The properties every sanitised path has, checked from outside: each
+/// element a safe portable name, every file inside the download folder,
+/// no two files (ignoring ASCII case) at one path or at a folder of another.
+pub fn assert_safe(t: &Torrent) {
+    let reserved = |e: &str| {
+        let stem = e
+            .split('.')
+            .next()
+            .unwrap()
+            .trim_end_matches(' ')
+            .to_ascii_uppercase();
+        ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"].contains(&stem.as_str())
+            || ((stem.starts_with("COM") || stem.starts_with("LPT"))
+                && ["1", "2", "3", "4", "5", "6", "7", "8", "9", "¹", "²", "³"]
+                    .contains(&&stem[3..]))
+    };
+    let root = Path::new("/download");
+    let mut seen = std::collections::HashSet::new();
+    let mut folders = std::collections::HashSet::new();
+    for f in t.files() {
+        assert!(!f.path.is_empty());
+        for e in f.path.iter().chain([&t.name().to_string()]) {
+            assert!(!e.is_empty() && e != "." && e != "..", "{e:?}");
+            assert!(!e.contains(['/', '\\', '\0']), "{e:?}");
+            assert!(!e.chars().any(char::is_control), "{e:?}");
+            assert!(!reserved(e), "{e:?}");
+            assert!(e.len() <= MAX_ELEMENT_LENGTH, "{e:?}");
+            assert!(!e.ends_with(['.', ' ']), "{e:?}");
+        }
+        let on_disk = root.join(t.file_path(f));
+        assert!(on_disk.starts_with(root));
+        assert!(t
+            .file_path(f)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_))));
+        if !f.is_padding() {
+            let key = f.path_string().to_ascii_lowercase();
+            assert!(seen.insert(key.clone()), "two files at {key}");
+            for cut in 1..f.path.len() {
+                folders.insert(f.path[..cut].join("/").to_ascii_lowercase());
+            }
+        }
+    }
+    for key in &seen {
+        assert!(!folders.contains(key), "{key} is a file and a folder");
+    }
 }

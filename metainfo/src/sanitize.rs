@@ -1,0 +1,342 @@
+//! File names made safe: every path element a torrent names becomes a
+//! plain, portable file name, and no two files end up at the same path.
+//! The rules are listed in the crate docs (`Paths are sanitised`).
+
+use std::collections::HashMap;
+
+use crate::error::{Error, PathProblem, Warning};
+use crate::torrent::FileEntry;
+
+/// The longest path element kept, in bytes (`NAME_MAX` of Linux, ext4,
+/// NTFS and APFS: 255). Longer elements are cut on a character boundary.
+pub const MAX_ELEMENT_LENGTH: usize = 255;
+
+/// An extension (from the last `.`) at most this many bytes long survives
+/// the cutting of an over-long element and the renaming of a duplicate.
+pub const MAX_KEPT_EXTENSION: usize = 32;
+
+/// The most files a torrent may have renamed because their path was
+/// already taken (by another file, or by a folder of another file). A
+/// torrent with more is refused ([`Error::TooManyDuplicateNames`]): a few
+/// duplicates are sloppiness, thousands are an attack on whoever lists the
+/// folder. libtorrent caps the same thing.
+pub const MAX_DUPLICATE_NAMES: usize = 10_000;
+
+/// Checks that `name` is already a safe path element: sanitising would
+/// leave it as it is.
+pub(crate) fn check_element(name: &str) -> Result<(), PathProblem> {
+    if name.is_empty() {
+        return Err(PathProblem::Empty);
+    }
+    if name == "." || name == ".." {
+        return Err(PathProblem::DotComponent);
+    }
+    for c in name.chars() {
+        match c {
+            '/' | '\\' => return Err(PathProblem::Separator),
+            '\0' => return Err(PathProblem::Nul),
+            c if c.is_control() => return Err(PathProblem::ControlCharacter),
+            _ => {}
+        }
+    }
+    if has_drive_prefix(name) {
+        return Err(PathProblem::DrivePrefix);
+    }
+    if name.ends_with(['.', ' ']) {
+        return Err(PathProblem::TrailingDotOrSpace);
+    }
+    if name.len() > MAX_ELEMENT_LENGTH {
+        return Err(PathProblem::TooLong);
+    }
+    if reserved_stem_end(name).is_some() {
+        return Err(PathProblem::ReservedName);
+    }
+    Ok(())
+}
+
+/// Sanitises one path element (bytes as in the torrent); `None` when
+/// nothing of it is left (empty, `.`, `..`, only dots and spaces), in
+/// which case the element is dropped. The result always passes
+/// [`check_element`], and equals the input when the input passes it.
+pub(crate) fn sanitize_element(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
+    // 1. Separators, NUL and control characters become `_`.
+    let mut out: String = text
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    // 2. A drive prefix (`C:x`) loses its colon.
+    if has_drive_prefix(&out) {
+        out.replace_range(1..2, "_");
+    }
+    // 3. A Windows device name gets `_` after its stem: `CON.txt` -> `CON_.txt`.
+    if let Some(end) = reserved_stem_end(&out) {
+        out.insert(end, '_');
+    }
+    // 4. Over-long elements are cut, keeping a short extension.
+    if out.len() > MAX_ELEMENT_LENGTH {
+        let (base, ext) = split_extension(&out);
+        let cut = floor_char_boundary(base, MAX_ELEMENT_LENGTH - ext.len());
+        out = format!("{}{ext}", &base[..cut]);
+    }
+    // 5. Trailing dots and spaces go (Windows drops them itself, so `a.`
+    //    and `a` would be one file there); `.` and `..` vanish here.
+    let kept = out.trim_end_matches(['.', ' ']).len();
+    out.truncate(kept);
+    if out.is_empty() {
+        return None;
+    }
+    debug_assert_eq!(check_element(&out), Ok(()), "{out:?}");
+    Some(out)
+}
+
+/// Sanitises a whole path; never empty (`_` when every element was dropped).
+pub(crate) fn sanitize_path<'a>(elements: impl IntoIterator<Item = &'a [u8]>) -> Vec<String> {
+    let mut path: Vec<String> = elements.into_iter().filter_map(sanitize_element).collect();
+    if path.is_empty() {
+        path.push("_".into());
+    }
+    path
+}
+
+fn has_drive_prefix(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':'
+}
+
+/// Where the stem of a Windows device name ends (`CON`, `nul.txt`,
+/// `LPT1 .log`, `COM¹`, `CONIN$`), or `None` if `name` is not one.
+/// Windows ignores the extension and trailing spaces of the stem.
+fn reserved_stem_end(name: &str) -> Option<usize> {
+    let end = name.find('.').unwrap_or(name.len());
+    let stem = name[..end].trim_end_matches(' ');
+    let upper = stem.to_ascii_uppercase();
+    let reserved = match upper.as_str() {
+        "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$" => true,
+        _ => {
+            let digit = upper
+                .strip_prefix("COM")
+                .or_else(|| upper.strip_prefix("LPT"));
+            matches!(
+                digit,
+                Some("1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9" | "¹" | "²" | "³")
+            )
+        }
+    };
+    reserved.then_some(end)
+}
+
+/// Splits `name` into base and extension (from the last `.`, kept only
+/// when at most [`MAX_KEPT_EXTENSION`] bytes long).
+fn split_extension(name: &str) -> (&str, &str) {
+    match name.rfind('.') {
+        Some(dot) if name.len() - dot <= MAX_KEPT_EXTENSION => name.split_at(dot),
+        _ => (name, ""),
+    }
+}
+
+fn floor_char_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// The name for the `n`th duplicate of `name`: `bar.txt` -> `bar.1.txt`,
+/// `bar` -> `bar.1`, `.bashrc` -> `.1.bashrc` (libtorrent's rule), cut to
+/// [`MAX_ELEMENT_LENGTH`] bytes.
+fn numbered(name: &str, n: usize) -> String {
+    let (base, ext) = split_extension(name);
+    let suffix = format!(".{n}{ext}");
+    let cut = floor_char_boundary(base, MAX_ELEMENT_LENGTH.saturating_sub(suffix.len()));
+    let out = format!("{}{suffix}", &base[..cut]);
+    debug_assert_eq!(check_element(&out), Ok(()), "{out:?}");
+    out
+}
+
+/// Renames files whose (sanitised) path is taken, in torrent order:
+/// folders first claim their paths, then each file claims its own; a file
+/// whose path is taken (compared ignoring ASCII case) becomes
+/// `base.N.ext` with the smallest free `N` from 1. Padding files are left
+/// alone: they are never on disk. Each rename is a warning.
+pub(crate) fn resolve_duplicates(
+    files: &mut [FileEntry],
+    warnings: &mut Vec<Warning>,
+) -> Result<(), Error> {
+    // A trie of names: (parent node, lowercase name) -> node. Node 0 is
+    // the torrent's folder. Walking it costs the length of each path,
+    // whatever the depth, where hashing every prefix would be quadratic.
+    let mut nodes: HashMap<(usize, String), usize> = HashMap::new();
+    let mut parents = Vec::with_capacity(files.len());
+    for file in files.iter() {
+        let mut parent = 0;
+        if !file.is_padding() {
+            if let Some((_, folders)) = file.path.split_last() {
+                for folder in folders {
+                    let next = nodes.len() + 1;
+                    parent = *nodes
+                        .entry((parent, folder.to_ascii_lowercase()))
+                        .or_insert(next);
+                }
+            }
+        }
+        parents.push(parent);
+    }
+    // For each taken (parent, name): the next number to try.
+    let mut next_number: HashMap<(usize, String), usize> = HashMap::new();
+    let mut renamed = 0usize;
+    for (index, (file, &parent)) in files.iter_mut().zip(&parents).enumerate() {
+        if file.is_padding() {
+            continue;
+        }
+        let Some(last) = file.path.last_mut() else {
+            debug_assert!(false, "sanitised paths are never empty");
+            return Err(Error::Invalid {
+                key: format!("info.files[{index}].path"),
+                reason: "empty after sanitising (a bug)".into(),
+                offset: 0,
+            });
+        };
+        let key = (parent, last.to_ascii_lowercase());
+        if !nodes.contains_key(&key) {
+            let id = nodes.len() + 1;
+            nodes.insert(key, id);
+            continue;
+        }
+        renamed += 1;
+        if renamed > MAX_DUPLICATE_NAMES {
+            return Err(Error::TooManyDuplicateNames {
+                max: MAX_DUPLICATE_NAMES,
+                file: index,
+            });
+        }
+        let counter = next_number.entry(key).or_insert(1);
+        let new_name = loop {
+            let candidate = numbered(last, *counter);
+            *counter += 1;
+            let candidate_key = (parent, candidate.to_ascii_lowercase());
+            if !nodes.contains_key(&candidate_key) {
+                let id = nodes.len() + 1;
+                nodes.insert(candidate_key, id);
+                break candidate;
+            }
+        };
+        let original = file.path.join("/");
+        if file.original_path.is_none() {
+            file.original_path = Some(file.path.clone());
+        }
+        if let Some(last) = file.path.last_mut() {
+            *last = new_name;
+        }
+        warnings.push(Warning::DuplicateRenamed {
+            file: index,
+            original,
+            renamed: file.path.join("/"),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn s(name: &[u8]) -> Option<String> {
+        sanitize_element(name)
+    }
+
+    #[test]
+    fn element_rules() {
+        for (input, expected) in [
+            (&b"plain.txt"[..], Some("plain.txt")),
+            (b"", None),
+            (b".", None),
+            (b"..", None),
+            (b"...", None),
+            (b". .", None),
+            (b"/", Some("_")),
+            (b"\\", Some("_")),
+            (b"/foobar", Some("_foobar")),
+            (b"abc/../../def", Some("abc_.._.._def")),
+            (b"temp\\..\\abc", Some("temp_.._abc")),
+            (b"a\0b\x01c\x7fd", Some("a_b_c_d")),
+            (b"C:x", Some("C_x")),
+            (b"ab:c", Some("ab:c")),
+            (b"CON", Some("CON_")),
+            (b"con.txt", Some("con_.txt")),
+            (b"Lpt9.tar.gz", Some("Lpt9_.tar.gz")),
+            (b"aux .c", Some("aux _.c")),
+            (b"NUL.", Some("NUL_")),
+            ("COM¹".as_bytes(), Some("COM¹_")),
+            (b"conout$", Some("conout$_")),
+            (b"console", Some("console")),
+            (b"com10", Some("com10")),
+            (b"abc. ", Some("abc")),
+            (b".hidden", Some(".hidden")),
+            (b"a\xffb", Some("a\u{fffd}b")),
+        ] {
+            assert_eq!(
+                s(input).as_deref(),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn long_elements_keep_their_extension_and_characters() {
+        let long = format!("{}.txt", "a".repeat(300));
+        let out = s(long.as_bytes()).unwrap();
+        assert_eq!(out.len(), MAX_ELEMENT_LENGTH);
+        assert!(out.ends_with("aaa.txt"));
+        // A huge "extension" is not kept: the whole is cut.
+        let long_ext = format!("a.{}", "e".repeat(300));
+        assert_eq!(s(long_ext.as_bytes()).unwrap().len(), MAX_ELEMENT_LENGTH);
+        // Two-byte characters are never split.
+        let wide = "é".repeat(200);
+        let out = s(wide.as_bytes()).unwrap();
+        assert_eq!(out, "é".repeat(127));
+    }
+
+    #[test]
+    fn numbered_names_follow_libtorrent() {
+        assert_eq!(numbered("bar.txt", 1), "bar.1.txt");
+        assert_eq!(numbered("bar.tar.gz", 2), "bar.tar.2.gz");
+        assert_eq!(numbered("bar", 3), "bar.3");
+        assert_eq!(numbered(".bashrc", 1), ".1.bashrc");
+        let long = format!("{}.txt", "a".repeat(251));
+        let out = numbered(&long, 1000);
+        assert_eq!(out.len(), MAX_ELEMENT_LENGTH);
+        assert!(out.ends_with("a.1000.txt"));
+    }
+
+    proptest! {
+        #[test]
+        fn sanitised_elements_are_safe_and_stable(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Some(out) = sanitize_element(&bytes) {
+                prop_assert_eq!(check_element(&out), Ok(()));
+                prop_assert_eq!(sanitize_element(out.as_bytes()), Some(out.clone()));
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            if check_element(&text).is_ok() {
+                prop_assert_eq!(sanitize_element(&bytes), Some(text.into_owned()));
+            }
+        }
+
+        #[test]
+        fn sanitised_text_is_safe(text in "[a-zA-Z0-9 ./\\\\:$¹\u{0}-\u{1f}é]{0,20}") {
+            if let Some(out) = sanitize_element(text.as_bytes()) {
+                prop_assert_eq!(check_element(&out), Ok(()));
+            }
+        }
+    }
+}
