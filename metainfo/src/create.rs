@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use rustico_bencode::{encode, OwnedDict, OwnedValue};
+use rustico_pieces::Progress;
 use sha1::{Digest, Sha1};
 
 use crate::sanitize::check_element;
@@ -40,20 +41,6 @@ pub fn auto_piece_length(total_length: u64) -> u32 {
         piece_length *= 2;
     }
     piece_length
-}
-
-/// How far hashing has come, passed to the progress callback of
-/// [`TorrentBuilder::build`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
-    /// Bytes hashed so far.
-    pub bytes_hashed: u64,
-    /// Bytes to hash in all.
-    pub total_bytes: u64,
-    /// Pieces hashed so far.
-    pub pieces_hashed: u32,
-    /// Pieces in all.
-    pub num_pieces: u32,
 }
 
 /// Why a torrent could not be created.
@@ -622,9 +609,9 @@ fn hash_pieces(
         }
         drop(sender);
         let mut done = Progress {
-            bytes_hashed: 0,
+            bytes_done: 0,
             total_bytes: total,
-            pieces_hashed: 0,
+            pieces_done: 0,
             num_pieces,
         };
         for report in receiver {
@@ -634,8 +621,8 @@ fn hash_pieces(
                 Ok((index, hash)) => {
                     let at = index as usize * 20;
                     hashes[at..at + 20].copy_from_slice(&hash);
-                    done.pieces_hashed += 1;
-                    done.bytes_hashed += piece_size(index, piece_length, total);
+                    done.pieces_done += 1;
+                    done.bytes_done += piece_size(index, piece_length, total);
                     progress(done);
                 }
                 Err(e) => {

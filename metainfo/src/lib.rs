@@ -124,6 +124,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// How far hashing has come (the same type a storage recheck reports).
+pub use rustico_pieces::Progress;
+
 mod create;
 mod error;
 mod info_hash;
@@ -133,7 +136,7 @@ mod torrent;
 mod v2;
 
 pub use create::{
-    auto_piece_length, BadNameProblem, CreateError, Progress, TorrentBuilder, UrlProblem,
+    auto_piece_length, BadNameProblem, CreateError, TorrentBuilder, UrlProblem,
     MAX_AUTO_PIECE_LENGTH, MIN_AUTO_PIECE_LENGTH, TARGET_PIECE_COUNT,
 };
 pub use error::{Error, PathProblem, Warning};

@@ -455,9 +455,7 @@ impl Layout {
                 }
             })
             .collect();
-        let nominal = torrent.nominal_piece_length();
-        let piece_length =
-            u32::try_from(nominal).map_err(|_| LayoutError::PieceLengthTooLong(u32::MAX))?;
+        let piece_length = torrent.piece_length();
         let hashes = torrent
             .piece_hashes()
             .chunks_exact(20)
