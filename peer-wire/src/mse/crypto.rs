@@ -49,6 +49,12 @@ pub(super) struct KeyPair {
 impl KeyPair {
     /// `private` is the caller's 20 random bytes, big-endian.
     pub(super) fn new(private: &[u8; 20]) -> Result<KeyPair, MseError> {
+        if private == &[0u8; 20] {
+            // 2^0 = 1: a public key every peer must refuse.
+            return Err(MseError::InvalidConfig {
+                what: "the seed's first 20 bytes (the private key) are all zero",
+            });
+        }
         let mut wide = [0u8; 24];
         wide[4..].copy_from_slice(private);
         let private = U192::from_be_slice(&wide);

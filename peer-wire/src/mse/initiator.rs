@@ -75,7 +75,8 @@ impl Initiator {
     /// `config.methods` and carrying `initial_payload` (at most
     /// [`MAX_IA_LEN`] bytes, may be empty), with randomness from `seed`
     /// (it must come from a cryptographic RNG; bytes 0..20 become the
-    /// private key). Ya and PadA are queued for `poll_transmit`.
+    /// private key, which must not be all zero). Ya and PadA are queued
+    /// for `poll_transmit`.
     pub fn new(
         info_hash: [u8; 20],
         config: &MseConfig,

@@ -90,7 +90,7 @@ impl std::fmt::Debug for Responder {
 impl Responder {
     /// Waits for an initiator's Ya; selects among `config.methods`, with
     /// randomness from `seed` (from a cryptographic RNG; bytes 0..20
-    /// become the private key).
+    /// become the private key, which must not be all zero).
     pub fn new(
         config: &MseConfig,
         seed: &[u8; SEED_LEN],

@@ -775,6 +775,12 @@ fn misuse_and_bad_settings_are_typed_errors() {
         a.finish(&mut Vec::new()),
         Err(MseError::Misuse { .. })
     ));
+    let mut zero_key = [0x55; SEED_LEN];
+    zero_key[..20].fill(0);
+    assert!(matches!(
+        Responder::new(&MseConfig::default(), &zero_key, now),
+        Err(MseError::InvalidConfig { .. })
+    ));
     let mut b = responder();
     assert!(matches!(
         b.select_from(&[INFO_HASH]),
