@@ -27,7 +27,7 @@
 //!     if !b_done {
 //!         match b.handle_input(&a_to_b)? {
 //!             Progress::NeedInput => a_to_b.clear(),
-//!             Progress::NeedInfoHash { skey_hash, used } => {
+//!             Progress::NeedInfoHash { used, .. } => {
 //!                 // The receiver learns which torrent from HASH('req2', SKEY).
 //!                 a_to_b.drain(..used);
 //!                 b.select_from(&[[0x11; 20], info_hash])?;
