@@ -59,6 +59,11 @@
 //!   torrents; the caller enforces that.
 //! - [`Connection`], [`connect`], [`Timeouts`]: blocking I/O over any
 //!   `Read + Write`.
+//! - [`mse`]: Message Stream Encryption (MSE/PE), both roles as sans-IO
+//!   state machines ([`mse::Initiator`], [`mse::Responder`]), the
+//!   negotiated [`mse::Cipher`] a driver applies under the framer,
+//!   [`mse::detect`] for incoming connections and the [`mse::Policy`]
+//!   setting.
 //!
 //! Decoders never panic and never allocate by a length they have not
 //! seen the bytes for.
@@ -72,6 +77,7 @@ mod handshake;
 mod message;
 mod metadata;
 mod metadata_download;
+pub mod mse;
 mod peer_id;
 mod pex;
 mod pex_state;
