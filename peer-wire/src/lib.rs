@@ -62,7 +62,6 @@
 //! seen the bytes for.
 #![forbid(unsafe_code)]
 
-mod blocking;
 mod extension;
 mod fast;
 mod framer;
@@ -72,8 +71,8 @@ mod metadata;
 mod metadata_download;
 mod pex;
 mod pex_state;
+pub mod session;
 
-pub use blocking::{connect, Connection, ConnectionError, Timeouts};
 pub use extension::{
     encode_extended, ExtensionError, ExtensionHandshake, ExtensionMap, HANDSHAKE_ID, UT_METADATA,
     UT_PEX,
@@ -88,7 +87,13 @@ pub use metadata_download::{
 };
 pub use pex::{PexFlags, PexMessage, PexPeer};
 pub use pex_state::{filter_incoming_pex, IncomingPex, PexConfig, PexState};
-pub use rustico_pieces::{Bitfield, BitfieldError, BlockRequest, BLOCK_LEN};
+pub use rustico_pieces::{
+    Bitfield, BitfieldError, BlockRequest, Geometry, GeometryError, BLOCK_LEN,
+};
+pub use session::{
+    Action, Content, ContentError, Event, Handshaking, PeerExtensions, PeerPieces, Progress,
+    Served, Session, SessionConfig, SessionError, Timer, Violation,
+};
 
 /// The answer of an incremental decoder: not enough bytes yet, or a value
 /// and how many bytes it used. Malformed input is an `Err` instead.

@@ -7,6 +7,9 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::*;
 use rustico_peer_wire::*;
 
 /// Seeds `DIR/data.bin` as a v1-only torrent with 32 KiB pieces on
