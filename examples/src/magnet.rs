@@ -3,11 +3,15 @@
 //! `ut_metadata`, check it against the info-hash and turn it into a
 //! `.torrent`.
 //!
-//! The protocol state is `rustico_peer_wire::MetadataDownload`; this module
-//! is its I/O: one blocking thread per peer (the fetch lasts seconds and
-//! involves a handful of peers), the download behind a mutex.
+//! The protocol state is peer-wire's: one `Session` per peer (the same
+//! session type as for a download, started with `Content::magnet()`) and
+//! one `MetadataDownload` for the torrent. This module is their I/O: one
+//! blocking thread per peer (the fetch lasts seconds and involves a
+//! handful of peers) reading straight into its session's buffer, the
+//! download behind a mutex.
 
 use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,13 +20,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use rustico_metainfo::{Magnet, Torrent};
 use rustico_peer_wire::{
-    Connection, ConnectionError, DataOutcome, ExtensionHandshake, Handshake, Message,
-    MetadataDownload, MetadataMessage, Reserved, Timeouts,
+    Content, DataOutcome, Event, Handshake, Handshaking, MetadataDownload, Reserved, SessionConfig,
 };
 use rustico_tracker_client::{AnnounceRequest, Client, TransportConfig};
 
-/// Our id for `ut_metadata` while fetching (what peers send it under).
-const UT_METADATA_ID: u8 = 1;
 /// How long a peer's read waits before the thread looks at the shared
 /// state again (new requests to send, the fetch finished elsewhere).
 const READ_SLICE: Duration = Duration::from_millis(300);
@@ -261,37 +262,36 @@ fn announce_until_done(
 /// One peer: handshakes, then requests metadata pieces as the download
 /// hands them out, until the fetch is done or the peer fails or lies.
 fn fetch_from_peer(shared: &Shared, handle: usize, addr: SocketAddr) -> Result<(), String> {
-    let timeouts = Timeouts {
-        read: Some(READ_SLICE),
-        write: Some(Duration::from_secs(10)),
-    };
-    let stream = rustico_peer_wire::connect(addr, CONNECT_TIMEOUT, timeouts)
-        .map_err(|e| format!("connect: {e}"))?;
-    let ours = Handshake::new(Reserved::supported(), shared.info_hash, shared.peer_id);
-    // The handshake may take longer than one read slice.
+    let mut stream =
+        TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
+    let _ = stream.set_nodelay(true);
     stream
-        .set_read_timeout(Some(CONNECT_TIMEOUT))
+        .set_write_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
-    let mut conn: Connection<TcpStream> =
-        Connection::initiate(stream, &ours).map_err(|e| format!("handshake: {e}"))?;
-    conn.get_ref()
-        .set_read_timeout(Some(READ_SLICE))
-        .map_err(|e| e.to_string())?;
-    let theirs = conn.peer_handshake().reserved;
-    if !theirs.extension_protocol() {
+    let config = SessionConfig {
+        handshake_timeout: CONNECT_TIMEOUT,
+        stats_interval: None,
+        client: Some(format!("rustico {}", env!("CARGO_PKG_VERSION"))),
+        ..SessionConfig::default()
+    };
+    let ours = Handshake::new(Reserved::supported(), shared.info_hash, shared.peer_id);
+    let now = Instant::now();
+    let mut hs = Handshaking::new(ours, Content::magnet(), config, now);
+    let mut out = Vec::new();
+    hs.poll_transmit(&mut out, now);
+    stream
+        .write_all(&out)
+        .map_err(|e| format!("handshake write: {e}"))?;
+    let mut session = crate::engine::conn::finish_handshake(&mut stream, hs)
+        .map_err(|e| format!("handshake: {e}"))?;
+    if !session.extended() {
         return Err("no extension protocol (BEP 10), so no ut_metadata".into());
     }
-    if theirs.fast() {
-        conn.queue(&Message::HaveNone);
-    }
-    let mut ext = ExtensionHandshake {
-        client: Some(format!("rustico {}", env!("CARGO_PKG_VERSION"))),
-        ..ExtensionHandshake::default()
-    };
-    ext.extensions.insert("ut_metadata".into(), UT_METADATA_ID);
-    ext.encode_message(conn.queue_raw());
-    conn.flush().map_err(|e| format!("send: {e}"))?;
-    let mut remote_id: Option<u8> = None;
+    // Reads wait at most a slice, then the shared state is looked at again.
+    stream
+        .set_read_timeout(Some(READ_SLICE))
+        .map_err(|e| e.to_string())?;
+    let mut asking = false;
     loop {
         if shared.done.load(Ordering::SeqCst) {
             return Ok(());
@@ -299,91 +299,101 @@ fn fetch_from_peer(shared: &Shared, handle: usize, addr: SocketAddr) -> Result<(
         if shared.is_banned(handle) {
             return Err("dropped: its metadata did not match the info-hash".into());
         }
-        if let Some(remote) = remote_id {
-            let now = Instant::now();
-            let mut asked = false;
-            {
-                let mut download = shared.download();
-                while let Some(piece) = download.poll_request(handle, now) {
-                    MetadataMessage::Request { piece }.encode_message(remote, conn.queue_raw());
-                    asked = true;
-                }
-            }
-            if asked {
-                conn.flush().map_err(|e| format!("send: {e}"))?;
+        while let Some(event) = session.poll_event() {
+            handle_event(shared, handle, addr, event, &mut asking)?;
+        }
+        if asking {
+            let mut download = shared.download();
+            while let Some(piece) = download.poll_request(handle, Instant::now()) {
+                session.request_metadata(piece);
             }
         }
-        let message = match conn.receive() {
-            Ok(m) => m,
-            Err(ConnectionError::TimedOut) => continue,
-            Err(e) => return Err(e.to_string()),
-        };
-        let Message::Extended { id, payload } = message else {
-            continue;
-        };
-        if id == 0 {
-            let hs = ExtensionHandshake::decode(payload)
-                .map_err(|e| format!("bad extension handshake: {e}"))?;
-            let Some(&remote) = hs.extensions.get("ut_metadata").filter(|&&id| id != 0) else {
+        out.clear();
+        session.poll_transmit(&mut out, Instant::now());
+        stream.write_all(&out).map_err(|e| format!("send: {e}"))?;
+        // Straight into the session's buffer: no copy on the way.
+        match stream.read(session.recv_buffer()) {
+            Ok(0) => return Err("peer closed the connection".into()),
+            Ok(n) => session
+                .handle_received(n, Instant::now())
+                .map_err(|e| e.to_string())?,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(format!("read: {e}")),
+        }
+        session
+            .handle_timeout(Instant::now())
+            .map_err(|e| e.to_string())?;
+    }
+}
+
+/// What one session event means for the shared download; `asking` turns
+/// on once the peer announced a size we accept.
+fn handle_event(
+    shared: &Shared,
+    handle: usize,
+    addr: SocketAddr,
+    event: Event,
+    asking: &mut bool,
+) -> Result<(), String> {
+    match event {
+        Event::Extensions(ext) => {
+            if !ext.ut_metadata {
                 return Err("does not support ut_metadata".into());
-            };
-            let Some(size) = hs.metadata_size else {
+            }
+            let Some(size) = ext.metadata_size else {
                 return Err("has no metadata to give (no metadata_size)".into());
             };
             shared
                 .download()
                 .handle_metadata_size(handle, size)
                 .map_err(|e| format!("rejected: {e}"))?;
-            remote_id = Some(remote);
+            *asking = true;
             log::debug!(target: "rustico", "metadata peer {addr}: metadata_size {size}");
-        } else if id == UT_METADATA_ID {
-            let message = MetadataMessage::decode(payload)
-                .map_err(|e| format!("bad ut_metadata message: {e}"))?;
-            match message {
-                MetadataMessage::Data {
-                    piece,
-                    total_size,
-                    data,
-                } => {
-                    let outcome = shared
-                        .download()
-                        .handle_data(handle, piece, total_size, data)
-                        .map_err(|e| format!("rejected metadata piece: {e}"))?;
-                    match outcome {
-                        DataOutcome::Complete => {
-                            log::info!(target: "rustico", "metadata complete and verified against the info-hash");
-                        }
-                        DataOutcome::HashMismatch { contributors } => {
-                            let names: Vec<String> =
-                                contributors.iter().map(|&c| shared.addr_of(c)).collect();
-                            log::warn!(
-                                target: "rustico",
-                                "metadata does not match the info-hash (SHA-1); dropping the peers that sent it: {}",
-                                names.join(", ")
-                            );
-                            if let Ok(mut banned) = shared.banned.lock() {
-                                banned.extend(contributors);
-                            }
-                        }
-                        DataOutcome::Stored | DataOutcome::Duplicate => {}
+        }
+        Event::MetadataPiece {
+            piece,
+            total_size,
+            data,
+        } => {
+            let outcome = shared
+                .download()
+                .handle_data(handle, piece, total_size, &data)
+                .map_err(|e| format!("rejected metadata piece: {e}"))?;
+            match outcome {
+                DataOutcome::Complete => {
+                    log::info!(target: "rustico", "metadata complete and verified against the info-hash");
+                }
+                DataOutcome::HashMismatch { contributors } => {
+                    let names: Vec<String> =
+                        contributors.iter().map(|&c| shared.addr_of(c)).collect();
+                    log::warn!(
+                        target: "rustico",
+                        "metadata does not match the info-hash (SHA-1); dropping the peers that sent it: {}",
+                        names.join(", ")
+                    );
+                    if let Ok(mut banned) = shared.banned.lock() {
+                        banned.extend(contributors);
                     }
                 }
-                MetadataMessage::Reject { piece } => {
-                    log::debug!(target: "rustico", "metadata peer {addr}: rejected piece {piece}");
-                    shared
-                        .download()
-                        .handle_reject(handle, piece)
-                        .map_err(|e| format!("rejected reject: {e}"))?;
-                }
-                MetadataMessage::Request { piece } => {
-                    // We have nothing to serve yet.
-                    MetadataMessage::Reject { piece }
-                        .encode_message(remote_id.unwrap_or(UT_METADATA_ID), conn.queue_raw());
-                    conn.flush().map_err(|e| format!("send: {e}"))?;
-                }
+                DataOutcome::Stored | DataOutcome::Duplicate => {}
             }
         }
+        Event::MetadataRejected { piece } => {
+            log::debug!(target: "rustico", "metadata peer {addr}: rejected piece {piece}");
+            shared
+                .download()
+                .handle_reject(handle, piece)
+                .map_err(|e| format!("rejected reject: {e}"))?;
+        }
+        _ => {}
     }
+    Ok(())
 }
 
 /// Fetches a magnet link's metadata and builds its torrent: the parsed

@@ -3,7 +3,8 @@
 //! The binary is glue: the command line ([`cli`]) picks a command, and the
 //! [`engine`] wires the rustico library crates together as actors (threads
 //! that own their state, reached through channels). Protocol state per peer
-//! is a sans-IO state machine ([`session`]); policies that need no I/O
+//! is peer-wire's sans-IO `Session`, driven by [`engine::conn`] and
+//! [`magnet`]; policies that need no I/O
 //! ([`choker`], [`peer_policy`]) are pure logic with their own tests.
 #![forbid(unsafe_code)]
 
@@ -19,7 +20,13 @@ mod meta;
 mod peer_policy;
 mod progress;
 mod run;
-mod session;
+
+/// The channel types between connections and torrent managers, under the
+/// path `engine::manager` and `engine::webseed` name them by (the peer
+/// session itself now lives in `rustico_peer_wire::session`).
+mod session {
+    pub use crate::engine::{Command, Event};
+}
 
 use clap::Parser;
 

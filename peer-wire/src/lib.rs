@@ -1,9 +1,11 @@
 //! The BitTorrent peer wire protocol: the handshake, every message of
 //! BEP 3 and BEP 6, the extension protocol of BEP 10 with `ut_metadata`
-//! (BEP 9) and `ut_pex` (BEP 11), and a stream framer. The core does no
-//! I/O; [`Connection`] is a thin blocking layer for those who want one.
-//! Sans-IO state machines for fetching and serving metadata (BEP 9) and
-//! for peer exchange (BEP 11) sit on top of the codec.
+//! (BEP 9) and `ut_pex` (BEP 11), a stream framer, and the peer session:
+//! one connection's protocol state as a sans-IO state machine
+//! ([`Handshaking`] then [`Session`]). Nothing here does I/O or reads the
+//! clock: the caller moves bytes and passes `Instant`s. Sans-IO
+//! bookkeeping for fetching and serving metadata (BEP 9) and for peer
+//! exchange (BEP 11) sits beside the session.
 //!
 //! ```
 //! use rustico_peer_wire::{Framer, Handshake, Message, Reserved, Status, BlockRequest};
@@ -35,7 +37,47 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! The session, two of them talking in memory (see [`Session`] for a
+//! whole exchange, and for the order in which to drain its `poll_*`
+//! methods):
+//!
+//! ```
+//! use std::time::Instant;
+//! use rustico_peer_wire::{
+//!     Bitfield, Content, Event, Geometry, Handshake, Handshaking, Progress, Reserved,
+//!     SessionConfig,
+//! };
+//!
+//! let now = Instant::now();
+//! let geometry = Geometry::new(100_000, 32_768)?;
+//! let start = |id: u8, have: Bitfield| {
+//!     let ours = Handshake::new(Reserved::supported(), [9; 20], [id; 20]);
+//!     Handshaking::new(ours, Content::torrent(geometry, have).unwrap(), SessionConfig::default(), now)
+//! };
+//! let (mut seed, mut leech) = (start(1, Bitfield::full(4)), start(2, Bitfield::new(4)));
+//! let (mut to_leech, mut to_seed) = (Vec::new(), Vec::new());
+//! seed.poll_transmit(&mut to_leech, now);
+//! leech.poll_transmit(&mut to_seed, now);
+//! // Only the peer's handshake turns a `Handshaking` into a `Session`.
+//! let Progress::Established(mut seed) = seed.handle_input(&to_seed, now)? else { unreachable!() };
+//! let Progress::Established(mut leech) = leech.handle_input(&to_leech, now)? else { unreachable!() };
+//! // The seed sends its extension handshake and its pieces.
+//! let mut wire = Vec::new();
+//! seed.poll_transmit(&mut wire, now);
+//! leech.handle_input(&wire, now)?;
+//! assert!(matches!(leech.poll_event(), Some(Event::Extensions(e)) if e.reqq == Some(500)));
+//! assert_eq!(leech.poll_event(), Some(Event::HaveAll));
+//! assert_eq!(leech.poll_timeout(), Some(now + SessionConfig::default().stats_interval.unwrap()));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Map
+//! - [`Handshaking`] → [`Session`] ([`Progress`]): the peer session, with
+//!   its [`SessionConfig`] and [`Content`] (a torrent's [`Geometry`] and
+//!   our pieces, or a magnet link's metadata fetch). Out of it come
+//!   [`Event`]s for the torrent, [`Action`]s for the driver (blocks to
+//!   serve), bytes to send and one deadline from a table of [`Timer`]s;
+//!   [`SessionError`] and [`Violation`] say why it ended.
 //! - [`Handshake`], [`Reserved`]: the 68-byte handshake and its capability
 //!   bits; incremental [`Handshake::decode`].
 //! - [`Message`] (borrowed) and [`OwnedMessage`]: every message;
@@ -57,8 +99,6 @@
 //!   [`PexState::handle_incoming`] and [`filter_incoming_pex`] (what to
 //!   believe of what it tells us): BEP 11 bookkeeping. Never for private
 //!   torrents; the caller enforces that.
-//! - [`Connection`], [`connect`], [`Timeouts`]: blocking I/O over any
-//!   `Read + Write`.
 //! - [`mse`]: Message Stream Encryption (MSE/PE), both roles as sans-IO
 //!   state machines ([`mse::Initiator`], [`mse::Responder`]), the
 //!   negotiated [`mse::Cipher`] a driver applies under the framer,
@@ -69,7 +109,6 @@
 //! seen the bytes for.
 #![forbid(unsafe_code)]
 
-mod blocking;
 mod extension;
 mod fast;
 mod framer;
@@ -81,8 +120,8 @@ pub mod mse;
 mod peer_id;
 mod pex;
 mod pex_state;
+pub mod session;
 
-pub use blocking::{connect, Connection, ConnectionError, Timeouts};
 pub use extension::{
     encode_extended, ExtensionError, ExtensionHandshake, ExtensionMap, HANDSHAKE_ID, UT_METADATA,
     UT_PEX,
@@ -98,7 +137,13 @@ pub use metadata_download::{
 pub use peer_id::{generate_peer_id, RUSTICO_PEER_ID_PREFIX};
 pub use pex::{PexFlags, PexMessage, PexPeer};
 pub use pex_state::{filter_incoming_pex, IncomingPex, PexConfig, PexState};
-pub use rustico_pieces::{Bitfield, BitfieldError, BlockRequest, BLOCK_LEN};
+pub use rustico_pieces::{
+    Bitfield, BitfieldError, BlockRequest, Geometry, GeometryError, BLOCK_LEN,
+};
+pub use session::{
+    Action, Content, ContentError, Event, Handshaking, PeerExtensions, PeerPieces, Progress,
+    Served, Session, SessionConfig, SessionError, Timer, Violation,
+};
 
 /// The answer of an incremental decoder: not enough bytes yet, or a value
 /// and how many bytes it used. Malformed input is an `Err` instead.

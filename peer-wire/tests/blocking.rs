@@ -8,6 +8,9 @@ use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::Duration;
 
+mod common;
+
+use common::*;
 use rustico_peer_wire::*;
 
 fn pair() -> (TcpStream, TcpStream) {

@@ -7,6 +7,9 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::*;
 use rustico_peer_wire::*;
 
 /// Seeds `DIR/data.bin` as a v1-only torrent with 32 KiB pieces on
@@ -191,4 +194,125 @@ fn download_one_block_from_libtorrent() {
             break;
         }
     }
+}
+
+/// The sans-IO `Session` driven over a blocking socket by this test alone
+/// (reads go straight into the session's buffer): handshake, the seed's
+/// pieces and extensions as events, interest, unchoke, two blocks through
+/// `request`, checked against the file.
+#[test]
+fn a_session_downloads_blocks_from_libtorrent() {
+    use std::io::{Read, Write};
+    if !rustico_testkit::require_libtorrent() {
+        return;
+    }
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let file = rustico_testkit::pseudo_random_bytes(5, 100_000);
+    std::fs::write(dir.path().join("data.bin"), &file).unwrap();
+    let port = rustico_testkit::free_port();
+    let mut seed = rustico_testkit::spawn_python(
+        SEED_SCRIPT,
+        &[dir.path().to_str().unwrap(), &port.to_string()],
+    )
+    .unwrap();
+    let mut line = String::new();
+    BufReader::new(seed.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields.first(), Some(&"READY"), "seed said {line:?}");
+    let info_hash = unhex(fields[1]);
+    let geometry = Geometry::new(file.len() as u64, 32_768).unwrap();
+    assert_eq!(fields[2].parse::<u32>().unwrap(), geometry.num_pieces());
+
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    rustico_testkit::wait_for_tcp(addr, Duration::from_secs(10)).unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let now = Instant::now();
+    let ours = Handshake::new(Reserved::supported(), info_hash, *b"-RS0001-sessiontest0");
+    let content = Content::torrent(geometry, Bitfield::new(geometry.num_pieces())).unwrap();
+    let config = SessionConfig {
+        client: Some("rustico-peer-wire session test".into()),
+        ..SessionConfig::default()
+    };
+    let mut hs = Handshaking::new(ours, content, config, now);
+    let mut out = Vec::new();
+    hs.poll_transmit(&mut out, now);
+    stream.write_all(&out).unwrap();
+    let mut chunk = [0u8; 68];
+    let mut session = loop {
+        let n = stream.read(&mut chunk[..68 - hs.received()]).unwrap();
+        assert!(n > 0, "libtorrent closed during the handshake");
+        match hs.handle_input(&chunk[..n], Instant::now()).unwrap() {
+            Progress::Handshaking(next) => hs = next,
+            Progress::Established(session) => break session,
+        }
+    };
+    assert!(session.fast() && session.extended());
+
+    let wanted = [
+        BlockRequest {
+            piece: 1,
+            offset: BLOCK_LEN,
+            length: BLOCK_LEN,
+        },
+        // The last, short piece: 100 000 - 3 * 32 768 = 1 696 bytes.
+        BlockRequest {
+            piece: 3,
+            offset: 0,
+            length: 1_696,
+        },
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = Vec::new();
+    let mut extensions = None;
+    while got.len() < wanted.len() {
+        assert!(Instant::now() < deadline, "no blocks in time: {got:?}");
+        while let Some(event) = session.poll_event() {
+            match event {
+                Event::HaveAll => session.set_interested(true),
+                Event::Bitfield(bits) if bits.is_complete() => session.set_interested(true),
+                Event::Extensions(ext) => extensions = Some(ext),
+                Event::Unchoked => {
+                    for req in wanted {
+                        session.request(req, Instant::now());
+                    }
+                }
+                Event::Block { req, data } => got.push((req, data)),
+                Event::Dropped(reqs) => panic!("libtorrent dropped {reqs:?}"),
+                _ => {}
+            }
+        }
+        out.clear();
+        session.poll_transmit(&mut out, Instant::now());
+        stream.write_all(&out).unwrap();
+        match stream.read(session.recv_buffer()) {
+            Ok(0) => panic!("libtorrent closed the connection"),
+            Ok(n) => session.handle_received(n, Instant::now()).unwrap(),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("read: {e}"),
+        }
+        session.handle_timeout(Instant::now()).unwrap();
+    }
+    let ext = extensions.expect("libtorrent sends an extension handshake");
+    assert!(
+        ext.ut_metadata && ext.metadata_size.is_some_and(|s| s > 0),
+        "{ext:?}"
+    );
+    assert!(
+        ext.client.as_deref().unwrap_or("").contains("libtorrent"),
+        "{ext:?}"
+    );
+    for (req, data) in got {
+        let start = geometry.piece_offset(req.piece) as usize + req.offset as usize;
+        assert!(
+            data == file[start..start + req.length as usize],
+            "block {req:?} differs from the file"
+        );
+    }
+    assert_eq!(session.outstanding(), 0);
 }

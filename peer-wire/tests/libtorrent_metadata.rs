@@ -8,6 +8,9 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::*;
 use rustico_peer_wire::*;
 use sha1::{Digest, Sha1};
 

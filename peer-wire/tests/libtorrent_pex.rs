@@ -7,6 +7,9 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::*;
 use rustico_peer_wire::*;
 
 /// Seeds `DIR/data.bin` on 127.0.0.1:PORT with plain (unencrypted)

@@ -1,8 +1,10 @@
-//! The peer connection thread: handshake over a blocking `TcpStream`, then
-//! a thin loop driving a [`PeerSession`]. A helper thread reads the socket
-//! into a bounded channel (so a slow manager slows the peer down through
-//! TCP, instead of growing a queue), and the loop waits with `select!` on
-//! those bytes, the manager's commands and the session's next timer.
+//! The peer connection thread: a blocking `TcpStream` driving one
+//! peer-wire session, from [`Handshaking`] to [`Session`]. After the
+//! handshake a helper thread reads the socket into a bounded channel (so a
+//! slow manager slows the peer down through TCP, instead of growing a
+//! queue), and the loop waits with `select!` on those bytes, the manager's
+//! commands and the session's next timer. Protocol decisions are the
+//! session's; this module only moves bytes, orders and events.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -10,13 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, select, Receiver, Sender};
-use rustico_peer_wire::{Handshake, Reserved, HANDSHAKE_LEN};
+use rustico_peer_wire::{
+    Action, Content, Handshake, Handshaking, Progress, Reserved, Session, SessionConfig,
+};
+use rustico_peer_wire::{Bitfield as Bits, Event as SessionEvent};
 use rustico_storage::Storage;
 
-use crate::session::{Command, Event, PeerSession, SessionSetup};
-use rustico_peer_wire::Bitfield as Bits;
-
-use super::{PeerKey, ToManager};
+use super::{Command, Event, PeerKey, ToManager};
 
 /// How long connecting and the handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,7 +78,7 @@ pub fn run(setup: ConnSetup, origin: Origin) {
     let key = setup.key;
     let to_manager = setup.to_manager.clone();
     let reason = match connect(&setup, origin) {
-        Ok((stream, their, leftover)) => drive(&setup, stream, their, leftover),
+        Ok((stream, session)) => drive(&setup, stream, session),
         Err(e) => Closed::Failed(e),
     };
     let _ = to_manager.send(ToManager::Peer(key, super::PeerMsg::Closed(reason)));
@@ -91,9 +93,69 @@ pub enum Closed {
     Normal(String),
 }
 
-fn connect(setup: &ConnSetup, origin: Origin) -> Result<(TcpStream, Handshake, Vec<u8>), String> {
+/// The session settings of the client's connections.
+pub fn session_config(listen_port: u16, pex: bool) -> SessionConfig {
+    SessionConfig {
+        handshake_timeout: HANDSHAKE_TIMEOUT,
+        client: Some(format!("rustico {}", env!("CARGO_PKG_VERSION"))),
+        listen_port: Some(listen_port),
+        pex,
+        ..SessionConfig::default()
+    }
+}
+
+/// Reads from `stream` into a [`Handshaking`] until it becomes a session
+/// (its deadline as the read timeout). The session may already hold the
+/// first messages that came with the handshake.
+pub fn finish_handshake(stream: &mut TcpStream, mut hs: Handshaking) -> Result<Session, String> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        let now = Instant::now();
+        hs.handle_timeout(now).map_err(|e| e.to_string())?;
+        let wait = hs
+            .poll_timeout()
+            .map_or(HANDSHAKE_TIMEOUT, |t| t.saturating_duration_since(now))
+            .max(Duration::from_millis(1));
+        stream
+            .set_read_timeout(Some(wait))
+            .map_err(|e| format!("socket: {e}"))?;
+        let n = match stream.read(&mut chunk) {
+            Ok(0) => return Err("closed during the handshake".into()),
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(e) => return Err(format!("handshake read: {e}")),
+        };
+        let got = chunk.get(..n).unwrap_or(&[]);
+        match hs.handle_input(got, Instant::now()) {
+            Ok(Progress::Handshaking(next)) => hs = next,
+            Ok(Progress::Established(session)) => {
+                stream
+                    .set_read_timeout(None)
+                    .map_err(|e| format!("socket: {e}"))?;
+                return Ok(session);
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+fn connect(setup: &ConnSetup, origin: Origin) -> Result<(TcpStream, Session), String> {
     let ours = Handshake::new(Reserved::supported(), setup.info_hash, setup.peer_id);
-    let (mut stream, mut buf) = match origin {
+    let geometry = setup.storage.layout().geometry();
+    let content = Content::torrent(geometry, setup.ours.clone())
+        .map_err(|e| format!("cannot start a session: {e}"))?
+        .with_metadata(Arc::clone(&setup.metadata));
+    let config = session_config(setup.listen_port, setup.pex);
+    let (mut stream, head) = match origin {
         Origin::Outgoing => {
             let s = TcpStream::connect_timeout(&setup.addr, HANDSHAKE_TIMEOUT)
                 .map_err(|e| format!("connect: {e}"))?;
@@ -103,67 +165,37 @@ fn connect(setup: &ConnSetup, origin: Origin) -> Result<(TcpStream, Handshake, V
     };
     let _ = stream.set_nodelay(true);
     stream
-        .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
-        .and_then(|_| stream.set_write_timeout(Some(WRITE_TIMEOUT)))
+        .set_write_timeout(Some(WRITE_TIMEOUT))
         .map_err(|e| format!("socket: {e}"))?;
+    let now = Instant::now();
+    let mut hs = Handshaking::new(ours, content, config, now);
+    let mut out = Vec::new();
+    hs.poll_transmit(&mut out, now);
     stream
-        .write_all(&ours.to_bytes())
+        .write_all(&out)
         .map_err(|e| format!("handshake write: {e}"))?;
-    let mut chunk = [0u8; 4096];
-    let their = loop {
-        match Handshake::decode(&buf).map_err(|e| format!("bad handshake: {e}"))? {
-            rustico_peer_wire::Status::Complete(h, _) => break h,
-            rustico_peer_wire::Status::Incomplete => {}
-        }
-        let n = stream
-            .read(&mut chunk)
-            .map_err(|e| format!("handshake read: {e}"))?;
-        if n == 0 {
-            return Err("closed during the handshake".into());
-        }
-        buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
+    // An incoming peer's first 48 bytes were read by the server.
+    let session = match hs.handle_input(&head, now).map_err(|e| e.to_string())? {
+        Progress::Handshaking(hs) => finish_handshake(&mut stream, hs)?,
+        Progress::Established(session) => session,
     };
-    if their.info_hash != setup.info_hash {
-        return Err("handshake for another torrent".into());
-    }
-    if their.peer_id == setup.peer_id {
-        return Err("connected to ourselves".into());
-    }
-    let leftover = buf.get(HANDSHAKE_LEN..).unwrap_or(&[]).to_vec();
-    stream
-        .set_read_timeout(None)
-        .map_err(|e| format!("socket: {e}"))?;
-    Ok((stream, their, leftover))
+    Ok((stream, session))
 }
 
-fn drive(setup: &ConnSetup, stream: TcpStream, their: Handshake, leftover: Vec<u8>) -> Closed {
-    let common = Reserved::supported().common(&their.reserved);
-    let now = Instant::now();
-    let mut session = PeerSession::new(
-        SessionSetup {
-            num_pieces: setup.num_pieces,
-            fast: common.fast(),
-            extended: common.extension_protocol(),
-            ours: setup.ours.clone(),
-            client: format!("rustico {}", env!("CARGO_PKG_VERSION")),
-            metadata: Some(Arc::clone(&setup.metadata)),
-            pex: setup.pex,
-            listen_port: Some(setup.listen_port),
-        },
-        now,
-    );
+fn drive(setup: &ConnSetup, stream: TcpStream, mut session: Session) -> Closed {
+    let their = *session.peer_handshake();
     let client = String::from_utf8_lossy(their.peer_id.get(..8).unwrap_or(&[])).into_owned();
     let _ = setup.to_manager.send(ToManager::Peer(
         setup.key,
         super::PeerMsg::Connected {
             client,
-            fast: common.fast(),
+            fast: session.fast(),
             peer_id: their.peer_id,
         },
     ));
     let (bytes_tx, bytes_rx) = bounded::<std::io::Result<Vec<u8>>>(8);
     // Read buffers go back to the reader once handled, so reading costs
-    // neither an allocation nor a copy per chunk.
+    // no allocation per chunk.
     let (spare_tx, spare_rx) = bounded::<Vec<u8>>(4);
     let reader_stream = match stream.try_clone() {
         Ok(s) => s,
@@ -175,7 +207,7 @@ fn drive(setup: &ConnSetup, stream: TcpStream, their: Handshake, leftover: Vec<u
     if let Err(e) = reader {
         return Closed::Failed(format!("thread: {e}"));
     }
-    let closed = event_loop(setup, &stream, &mut session, &bytes_rx, &spare_tx, leftover);
+    let closed = event_loop(setup, &stream, &mut session, &bytes_rx, &spare_tx);
     let _ = stream.shutdown(Shutdown::Both);
     let (down, up) = session.take_stats();
     let _ = setup.to_manager.send(ToManager::Peer(
@@ -215,37 +247,92 @@ fn read_loop(
     }
 }
 
+/// A session event as the manager takes it (`None`: nothing to tell).
+/// Consecutive drops are merged into one report.
+fn to_manager_event(event: SessionEvent, num_pieces: u32, batch: &mut Vec<Event>) {
+    let event = match event {
+        SessionEvent::Bitfield(bits) => Event::Pieces(bits),
+        // Once per connection: the session reports `have all` only when
+        // it changes what the peer has.
+        SessionEvent::HaveAll => Event::Pieces(Bits::full(num_pieces)),
+        SessionEvent::HaveNone => Event::Pieces(Bits::new(num_pieces)),
+        SessionEvent::Have(piece) => Event::Have(piece),
+        SessionEvent::Choked => Event::Choked(true),
+        SessionEvent::Unchoked => Event::Choked(false),
+        SessionEvent::Interested => Event::Interested(true),
+        SessionEvent::NotInterested => Event::Interested(false),
+        SessionEvent::Block { req, data } => Event::Block { req, data },
+        SessionEvent::Dropped(reqs) => {
+            if let Some(Event::Dropped(previous)) = batch.last_mut() {
+                previous.extend(reqs);
+                return;
+            }
+            Event::Dropped(reqs)
+        }
+        SessionEvent::Stalled(reqs) => Event::Stalled(reqs),
+        SessionEvent::Extensions(ext) => {
+            if let Some(reqq) = ext.reqq {
+                batch.push(Event::Reqq(reqq.clamp(1, 2000) as usize));
+            }
+            Event::PeerInfo {
+                listen_port: ext.listen_port,
+                pex: ext.ut_pex,
+            }
+        }
+        SessionEvent::Pex(message) => Event::Pex(message),
+        SessionEvent::Stats { down, up } => Event::Stats { down, up },
+        // Pieces the peer lets us fetch while choked: the manager does not
+        // ask for them yet. Metadata events come only to magnet sessions.
+        SessionEvent::AllowedFast(_)
+        | SessionEvent::MetadataPiece { .. }
+        | SessionEvent::MetadataRejected { .. } => return,
+    };
+    batch.push(event);
+}
+
+fn apply(session: &mut Session, command: Command, now: Instant) {
+    match command {
+        Command::Request(reqs) => {
+            for req in reqs {
+                session.request(req, now);
+            }
+        }
+        Command::Cancel(req) => session.cancel(req),
+        Command::Have(piece) => session.have(piece),
+        Command::Choke(choke) => session.set_choking(choke),
+        Command::Interested(on) => session.set_interested(on),
+        Command::Pex(message) => {
+            session.send_pex(&message);
+        }
+    }
+}
+
 fn event_loop(
     setup: &ConnSetup,
     mut stream: &TcpStream,
-    session: &mut PeerSession,
+    session: &mut Session,
     bytes_rx: &Receiver<std::io::Result<Vec<u8>>>,
     spare_tx: &Sender<Vec<u8>>,
-    leftover: Vec<u8>,
 ) -> Closed {
     let mut out = Vec::with_capacity(256 * 1024);
-    if !leftover.is_empty() {
-        if let Err(e) = session.handle_input(&leftover, Instant::now()) {
-            return Closed::Failed(e.to_string());
-        }
-    }
     loop {
-        // Drain what the session wants done before waiting again; the
-        // manager gets the events of one wake-up as one message.
+        // Drain what the session wants done before waiting again, in the
+        // session's order: serve blocks, report events (the manager gets
+        // the events of one wake-up as one message), write, then time.
+        while let Some(Action::Serve(req)) = session.poll_action() {
+            session.send_block_with(req, |out| {
+                let read = setup
+                    .storage
+                    .read_block(req.piece, req.offset, req.length, out);
+                if let Err(e) = &read {
+                    log::debug!(target: "rustico", "{}: cannot serve {req:?}: {e}", setup.addr);
+                }
+                read
+            });
+        }
         let mut batch = Vec::new();
         while let Some(event) = session.poll_event() {
-            match event {
-                Event::Serve(req) => {
-                    session.send_block_with(req, |out| {
-                        let read = setup.storage.read_block(req.piece, req.offset, req.length, out);
-                        if let Err(e) = &read {
-                            log::debug!(target: "rustico", "{}: cannot serve {req:?}: {e}", setup.addr);
-                        }
-                        read
-                    });
-                }
-                other => batch.push(other),
-            }
+            to_manager_event(event, setup.num_pieces, &mut batch);
         }
         if !batch.is_empty()
             && setup
@@ -262,8 +349,12 @@ fn event_loop(
             }
             out.clear();
         }
-        let deadline = session.poll_timeout();
         let now = Instant::now();
+        let Some(deadline) = session.poll_timeout() else {
+            // Only a failed session has no timer, and failures return.
+            debug_assert!(false, "a live session without a timer");
+            return Closed::Failed("session without a timer".into());
+        };
         select! {
             recv(bytes_rx) -> got => match got {
                 Ok(Ok(bytes)) if bytes.is_empty() => return Closed::Normal("peer closed the connection".into()),
@@ -288,7 +379,7 @@ fn event_loop(
                 Err(_) => return Closed::Failed("reader stopped".into()),
             },
             recv(setup.inbox) -> got => match got {
-                Ok(ConnInput::Command(c)) => session.handle_command(c, now),
+                Ok(ConnInput::Command(c)) => apply(session, c, now),
                 Ok(ConnInput::Close(why)) => return Closed::Normal(why),
                 Err(_) => return Closed::Normal("torrent stopped".into()),
             },

@@ -27,16 +27,86 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
-use rustico_peer_wire::Handshake;
+use rustico_peer_wire::{Bitfield, BlockRequest, Handshake, PexMessage};
 
 use crate::meta::TorrentMeta;
 use crate::progress::Snapshot;
-use crate::session::Event;
 
 pub use manager::TorrentOptions;
 
 /// A peer's handle inside its torrent manager.
 pub type PeerKey = u64;
+
+/// Orders from the torrent manager to a connection (a peer-wire session,
+/// or a web seed), in [`conn::ConnInput::Command`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Ask the peer for these blocks.
+    Request(Vec<BlockRequest>),
+    /// Withdraw a request (another peer delivered it: end-game).
+    Cancel(BlockRequest),
+    /// We now have this piece, on disk.
+    Have(u32),
+    /// Choke (true) or unchoke (false) the peer.
+    Choke(bool),
+    /// Tell the peer whether we want anything from it.
+    Interested(bool),
+    /// Send a `ut_pex` message (ignored if the peer lacks `ut_pex`).
+    Pex(PexMessage),
+}
+
+/// What a connection reports to its manager, in [`PeerMsg::Events`]: the
+/// peer-wire session's events (`rustico_peer_wire::Event`) as the manager
+/// consumes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The peer's pieces, from a bitfield or have-all/have-none.
+    Pieces(Bitfield),
+    /// The peer has a new piece.
+    Have(u32),
+    /// The peer choked (true) or unchoked (false) us. On choke without the
+    /// fast extension every request we sent is void.
+    Choked(bool),
+    /// The peer is interested in our pieces (true) or not.
+    Interested(bool),
+    /// A requested block arrived.
+    Block {
+        /// The block.
+        req: BlockRequest,
+        /// Its bytes.
+        data: Vec<u8>,
+    },
+    /// The peer will not serve these requests (rejected, or voided by a
+    /// choke): the manager returns them to the pool.
+    Dropped(Vec<BlockRequest>),
+    /// Never sent: blocks are served by the connection itself. Kept for
+    /// the manager's match until the swarm crate replaces it.
+    #[allow(dead_code)]
+    Serve(BlockRequest),
+    /// The peer's extension handshake said how many requests it queues.
+    Reqq(usize),
+    /// The peer's extension handshake: its listen port, and whether it
+    /// speaks `ut_pex` (only reported true when PEX is allowed).
+    PeerInfo {
+        /// The `p` it announced.
+        listen_port: Option<u16>,
+        /// It takes `ut_pex` messages and we may send them.
+        pex: bool,
+    },
+    /// A `ut_pex` message from the peer (PEX allowed only).
+    Pex(PexMessage),
+    /// Our outstanding requests got no answer in time; they are listed
+    /// and forgotten here, so another peer may get them.
+    Stalled(Vec<BlockRequest>),
+    /// Payload counters, every second: bytes received and sent since the
+    /// previous report.
+    Stats {
+        /// Payload bytes received.
+        down: u64,
+        /// Payload bytes sent.
+        up: u64,
+    },
+}
 
 /// What a connection thread tells its manager.
 #[derive(Debug)]

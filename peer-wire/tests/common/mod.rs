@@ -1,14 +1,16 @@
-//! A thin blocking layer over any `Read + Write` (a `TcpStream`):
-//! handshake, send, receive. It starts no threads; timeouts are the
-//! socket's own, set by the caller (or by [`connect`]).
+//! A thin blocking layer over any `Read + Write` (a `TcpStream`) for the
+//! interop tests: handshake, send, receive, message by message. It moved
+//! here from the library, which does no I/O (its peer connection is the
+//! sans-IO `Session`). Timeouts are the socket's own.
+#![allow(dead_code, missing_docs)]
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use crate::handshake::{Handshake, HandshakeError, HANDSHAKE_LEN};
-use crate::message::{FrameError, Limits, Message};
-use crate::{Framer, Status};
+use rustico_peer_wire::{
+    FrameError, Framer, Handshake, HandshakeError, Limits, Message, Status, HANDSHAKE_LEN,
+};
 
 /// Socket timeouts for a connection. `None` blocks forever.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -82,24 +84,6 @@ fn classify(err: io::Error) -> ConnectionError {
 }
 
 /// A peer connection after the handshake: send and receive messages.
-///
-/// ```no_run
-/// use std::time::Duration;
-/// use rustico_peer_wire::{connect, Connection, Handshake, Message, Reserved, Timeouts};
-///
-/// let timeouts = Timeouts { read: Some(Duration::from_secs(30)), write: Some(Duration::from_secs(30)) };
-/// let stream = connect("127.0.0.1:6881".parse()?, Duration::from_secs(5), timeouts)?;
-/// let ours = Handshake::new(Reserved::supported(), [0xaa; 20], *b"-RS0001-123456789012");
-/// let mut peer = Connection::initiate(stream, &ours)?;
-/// peer.send(&Message::Interested)?;
-/// loop {
-///     match peer.receive()? {
-///         Message::Unchoke => break,
-///         other => println!("{other:?}"),
-///     }
-/// }
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
 #[derive(Debug)]
 pub struct Connection<S> {
     stream: S,
