@@ -17,6 +17,9 @@ use crate::{BanReason, Remote};
 /// Most remotes whose failure counts are remembered.
 const MAX_BLAMED: usize = 4096;
 
+/// Who sent one block of a failed piece, and the SHA-1 of what they sent.
+type BlockRecord = Option<(Remote, [u8; 20])>;
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Blame {
     sole: u32,
@@ -30,7 +33,7 @@ pub(crate) struct SmartBan {
     shared_to_ban: u32,
     /// Failed pieces, oldest first: per block, the sender and the hash of
     /// its bytes.
-    suspects: VecDeque<(u32, Vec<Option<(Remote, [u8; 20])>>)>,
+    suspects: VecDeque<(u32, Vec<BlockRecord>)>,
     blame: HashMap<Remote, Blame>,
 }
 

@@ -1,6 +1,8 @@
 //! A hand-driven harness: a swarm, a clock the test moves, and helpers that
 //! play the driver (connect peers, deliver blocks, hash pieces).
 #![allow(dead_code)]
+// Test helpers: a failed step should stop the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
