@@ -3,11 +3,10 @@
 //! The binary is glue: the command line ([`cli`]) picks a command, and the
 //! [`engine`] wires the rustico library crates together as actors (threads
 //! that own their state, reached through channels). Protocol state per peer
-//! is a sans-IO state machine ([`session`]); policies that need no I/O
-//! ([`choker`], [`peer_policy`]) are pure logic with their own tests.
+//! is a sans-IO state machine ([`session`]); each torrent's decisions are
+//! the `rustico_swarm` state machine's.
 #![forbid(unsafe_code)]
 
-mod choker;
 mod cli;
 mod commands;
 mod config;
@@ -15,7 +14,6 @@ mod engine;
 mod logging;
 mod magnet;
 mod meta;
-mod peer_policy;
 mod progress;
 mod run;
 mod session;
