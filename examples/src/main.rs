@@ -4,11 +4,10 @@
 //! [`engine`] wires the rustico library crates together as actors (threads
 //! that own their state, reached through channels). Protocol state per peer
 //! is peer-wire's sans-IO `Session`, driven by [`engine::conn`] and
-//! [`magnet`]; policies that need no I/O
-//! ([`choker`], [`peer_policy`]) are pure logic with their own tests.
+//! [`magnet`]; each torrent's decisions are the `rustico_swarm` state
+//! machine's, driven by the torrent manager.
 #![forbid(unsafe_code)]
 
-mod choker;
 mod cli;
 mod commands;
 mod config;
@@ -17,7 +16,6 @@ mod engine;
 mod logging;
 mod magnet;
 mod meta;
-mod peer_policy;
 mod progress;
 mod run;
 

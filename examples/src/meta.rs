@@ -62,16 +62,6 @@ impl TorrentMeta {
         TorrentMeta::from_torrent(&t)
     }
 
-    /// Length of piece `index` (the last is shorter).
-    pub fn piece_size(&self, index: u32) -> u32 {
-        let start = u64::from(index) * u64::from(self.piece_length);
-        let len = self
-            .total_length
-            .saturating_sub(start)
-            .min(u64::from(self.piece_length));
-        len as u32
-    }
-
     /// The info-hash as 40 lowercase hex digits.
     pub fn hex_hash(&self) -> String {
         self.info_hash.iter().map(|b| format!("{b:02x}")).collect()

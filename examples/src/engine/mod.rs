@@ -6,10 +6,10 @@
 //!   peer connection threads <--commands / events--> torrent manager
 //! ```
 //!
-//! Each torrent has one manager thread that owns its piece picker, peers,
-//! choker and connection policy; each peer has one connection thread (and a
-//! socket reader); the saver verifies and writes pieces off the network
-//! threads; the tracker thread announces. The [`Engine`] holds what torrents
+//! Each torrent has one manager thread that drives its `rustico_swarm`
+//! state machine (peers, picker, choker, connection policy); each peer has
+//! one connection thread (and a socket reader); the saver verifies and
+//! writes pieces off the network threads; the tracker thread announces. The [`Engine`] holds what torrents
 //! share: the listen port and the routing table.
 
 pub mod conn;
@@ -34,8 +34,8 @@ use crate::progress::Snapshot;
 
 pub use manager::TorrentOptions;
 
-/// A peer's handle inside its torrent manager.
-pub type PeerKey = u64;
+/// A peer's handle inside its torrent manager: the swarm's own.
+pub type PeerKey = rustico_swarm::PeerKey;
 
 /// Orders from the torrent manager to a connection (a peer-wire session,
 /// or a web seed), in [`conn::ConnInput::Command`].

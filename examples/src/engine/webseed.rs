@@ -6,15 +6,27 @@
 //! fails (the manager bans it) or that errors is backed off, not dropped.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rustico_peer_wire::{Bitfield as Bits, BlockRequest};
 
-use super::conn::{Closed, ConnInput};
+use super::conn::Closed;
 use super::{PeerKey, PeerMsg, ToManager};
-use crate::session::{Command, Event};
+use crate::session::Event;
+
+/// What the manager tells a web seed thread.
+#[derive(Debug)]
+pub enum WebSeedInput {
+    /// Fetch these blocks.
+    Request(Vec<BlockRequest>),
+    /// Forget this request (another peer delivered the block).
+    Cancel(BlockRequest),
+    /// Its data failed the hash check: pause, then go on.
+    BackOff,
+    /// The torrent no longer needs it.
+    Close,
+}
 
 /// Blocks fetched with one HTTP request at most (when contiguous).
 const MAX_RUN_BLOCKS: usize = 64;
@@ -47,7 +59,7 @@ pub struct WebSeedSetup {
     /// The manager's inbox.
     pub to_manager: Sender<ToManager>,
     /// This pseudo-peer's inbox.
-    pub inbox: Receiver<ConnInput>,
+    pub inbox: Receiver<WebSeedInput>,
 }
 
 /// The URL of each file under a BEP 19 base URL: a single-file torrent's
@@ -135,7 +147,7 @@ fn drive(setup: &WebSeedSetup) -> Closed {
     for (b, d) in peer_id
         .iter_mut()
         .skip(8)
-        .zip(format!("{:012}", setup.key).bytes())
+        .zip(format!("{:012}", setup.key.index()).bytes())
     {
         *b = d;
     }
@@ -180,10 +192,9 @@ fn drive(setup: &WebSeedSetup) -> Closed {
             first = false;
             let Some(input) = input else { break };
             match input {
-                ConnInput::Command(Command::Request(reqs)) => queue.extend(reqs),
-                ConnInput::Command(Command::Cancel(req)) => queue.retain(|r| *r != req),
-                ConnInput::Command(_) => {}
-                ConnInput::Close(why) if why.starts_with("banned") => {
+                WebSeedInput::Request(reqs) => queue.extend(reqs),
+                WebSeedInput::Cancel(req) => queue.retain(|r| *r != req),
+                WebSeedInput::BackOff => {
                     log::warn!(
                         target: "rustico",
                         "web seed {}: its data failed the hash check; backing off {backoff:?}",
@@ -193,7 +204,7 @@ fn drive(setup: &WebSeedSetup) -> Closed {
                         return closed;
                     }
                 }
-                ConnInput::Close(why) => return Closed::Normal(why),
+                WebSeedInput::Close => return Closed::Normal("not needed any more".into()),
             }
         }
         let now = Instant::now();
@@ -256,13 +267,13 @@ fn pause(
             break;
         }
         match setup.inbox.recv_timeout(left) {
-            Ok(ConnInput::Command(Command::Request(reqs))) => {
+            Ok(WebSeedInput::Request(reqs)) => {
                 if !send_events(setup, vec![Event::Dropped(reqs)]) {
                     return Err(stopped());
                 }
             }
-            Ok(ConnInput::Close(why)) if !why.starts_with("banned") => {
-                return Err(Closed::Normal(why));
+            Ok(WebSeedInput::Close) => {
+                return Err(Closed::Normal("not needed any more".into()));
             }
             Ok(_) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return Err(stopped()),
@@ -348,12 +359,6 @@ fn fetch_run(
         out.push((*req, data));
     }
     Ok(out)
-}
-
-/// An address that names web seed `index` in the manager's peer table
-/// (never dialled: the unspecified address).
-pub fn pseudo_addr(index: usize) -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], u16::try_from(index + 1).unwrap_or(u16::MAX)))
 }
 
 #[cfg(test)]

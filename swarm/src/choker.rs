@@ -1,19 +1,14 @@
 //! The choker, as pure logic: which interested peers we upload to.
 //!
-//! Every [`RECHOKE_INTERVAL`] (and whenever the caller likes, e.g. when a
-//! peer becomes interested) the caller passes every peer's state to
+//! Every rechoke interval (and whenever the swarm likes, e.g. when a peer
+//! becomes interested) the swarm passes every peer's state to
 //! [`Choker::decide`], which returns the peers to unchoke: the
 //! `slots - 1` best by rate (while leeching, those who upload most to us:
 //! tit-for-tat; while seeding, those who download fastest from us) plus one
 //! optimistic unchoke, a random other interested peer, rotated every
-//! [`OPTIMISTIC_INTERVAL`]. Time is a parameter; randomness is seeded.
+//! optimistic interval. Time is a parameter; randomness is seeded.
 
 use std::time::{Duration, Instant};
-
-/// How often the regular unchoke set is recomputed.
-pub const RECHOKE_INTERVAL: Duration = Duration::from_secs(10);
-/// How often the optimistic unchoke moves to another peer.
-pub const OPTIMISTIC_INTERVAL: Duration = Duration::from_secs(30);
 
 /// What the choker needs to know about one peer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,6 +27,7 @@ pub struct PeerState<K> {
 #[derive(Debug)]
 pub struct Choker<K> {
     slots: usize,
+    optimistic_interval: Duration,
     optimistic: Option<K>,
     next_optimistic: Option<Instant>,
     rng: u64,
@@ -39,10 +35,12 @@ pub struct Choker<K> {
 
 impl<K: Copy + Eq> Choker<K> {
     /// A choker with `slots` upload slots (at least 1: the optimistic one),
-    /// random choices seeded by `seed`.
-    pub fn new(slots: usize, seed: u64) -> Choker<K> {
+    /// the optimistic unchoke moving every `optimistic_interval`, random
+    /// choices seeded by `seed`.
+    pub fn new(slots: usize, optimistic_interval: Duration, seed: u64) -> Choker<K> {
         Choker {
             slots: slots.max(1),
+            optimistic_interval,
             optimistic: None,
             next_optimistic: None,
             rng: seed,
@@ -73,7 +71,7 @@ impl<K: Copy + Eq> Choker<K> {
         if rotate {
             let pick = (self.next_random() % candidates.len() as u64) as usize;
             self.optimistic = candidates.get(pick).copied();
-            self.next_optimistic = Some(now + OPTIMISTIC_INTERVAL);
+            self.next_optimistic = Some(now + self.optimistic_interval);
         }
         let mut unchoked = regular;
         unchoked.extend(self.optimistic);
@@ -94,6 +92,8 @@ impl<K: Copy + Eq> Choker<K> {
 mod tests {
     use super::*;
 
+    const OPTIMISTIC_INTERVAL: Duration = Duration::from_secs(30);
+
     fn peer(key: u32, interested: bool, from: f64, to: f64) -> PeerState<u32> {
         PeerState {
             key,
@@ -105,7 +105,7 @@ mod tests {
 
     #[test]
     fn everyone_interested_is_unchoked_when_slots_suffice() {
-        let mut c = Choker::new(4, 1);
+        let mut c = Choker::new(4, OPTIMISTIC_INTERVAL, 1);
         let peers = [
             peer(1, true, 0.0, 0.0),
             peer(2, false, 9.0, 9.0),
@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn leeching_rewards_the_best_uploaders_to_us() {
-        let mut c = Choker::new(3, 7);
+        let mut c = Choker::new(3, OPTIMISTIC_INTERVAL, 7);
         let peers: Vec<_> = (0..10)
             .map(|k| peer(k, true, k as f64, 100.0 - k as f64))
             .collect();
@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn seeding_serves_the_fastest_downloaders() {
-        let mut c = Choker::new(3, 7);
+        let mut c = Choker::new(3, OPTIMISTIC_INTERVAL, 7);
         let peers: Vec<_> = (0..10)
             .map(|k| peer(k, true, k as f64, 100.0 - k as f64))
             .collect();
@@ -146,7 +146,7 @@ mod tests {
     fn the_optimistic_unchoke_rotates_only_every_30_seconds() {
         let t0 = Instant::now();
         let peers: Vec<_> = (0..20).map(|k| peer(k, true, 0.0, 0.0)).collect();
-        let mut c = Choker::new(2, 3);
+        let mut c = Choker::new(2, OPTIMISTIC_INTERVAL, 3);
         let first = c.decide(t0, false, &peers)[1];
         for s in [10, 20, 29] {
             assert_eq!(
@@ -168,7 +168,7 @@ mod tests {
     fn a_departed_optimistic_peer_is_replaced_at_once() {
         let t0 = Instant::now();
         let mut peers: Vec<_> = (0..5).map(|k| peer(k, true, k as f64, 0.0)).collect();
-        let mut c = Choker::new(2, 11);
+        let mut c = Choker::new(2, OPTIMISTIC_INTERVAL, 11);
         let opt = c.decide(t0, false, &peers)[1];
         peers.retain(|p| p.key != opt);
         let now = c.decide(t0 + Duration::from_secs(1), false, &peers);
@@ -181,7 +181,7 @@ mod tests {
         let peers: Vec<_> = (0..30).map(|k| peer(k, true, 0.0, 0.0)).collect();
         let t0 = Instant::now();
         let run = |seed| {
-            let mut c = Choker::new(2, seed);
+            let mut c = Choker::new(2, OPTIMISTIC_INTERVAL, seed);
             (0..10)
                 .map(|i| c.decide(t0 + OPTIMISTIC_INTERVAL * i, false, &peers))
                 .collect::<Vec<_>>()

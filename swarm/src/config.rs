@@ -1,0 +1,133 @@
+//! What a [`Swarm`](crate::Swarm) is told about its torrent and which
+//! limits and intervals it keeps.
+
+use std::time::Duration;
+
+use rustico_piece_picker::PickerConfig;
+
+/// Configuration of one torrent's [`Swarm`](crate::Swarm).
+///
+/// Build one with [`SwarmConfig::new`] and adjust the public fields.
+#[derive(Debug, Clone)]
+pub struct SwarmConfig {
+    /// Bytes in the torrent, sum of the file lengths.
+    pub total_length: u64,
+    /// Nominal piece length.
+    pub piece_length: u32,
+    /// Our own peer id (decides which of two duplicate connections
+    /// survives, the same way on both sides).
+    pub peer_id: [u8; 20],
+    /// Our listen port, if any: an address on loopback or an unspecified
+    /// address with this port is ourselves and never dialled.
+    pub listen_port: Option<u16>,
+    /// BEP 27: a private torrent gets peers from its trackers only, so no
+    /// peer exchange in either direction.
+    pub private: bool,
+    /// Most peer connections at once (dialling, handshaking or connected;
+    /// web seeds not counted).
+    pub max_peers: usize,
+    /// Upload slots (at least 1: the optimistic unchoke).
+    pub upload_slots: usize,
+    /// Most addresses remembered as candidates to dial; later ones are
+    /// refused until some are forgotten.
+    pub max_candidates: usize,
+    /// Seed of every random choice (dial order, optimistic unchoke, the
+    /// piece picker's tie-breaks): same seed, same events, same decisions.
+    pub seed: u64,
+    /// How the piece picker works; its `total_length`, `piece_length` and
+    /// `seed` are overwritten from this configuration.
+    pub picker: PickerConfig,
+    /// How often the regular unchoke set is recomputed.
+    pub rechoke_interval: Duration,
+    /// How often the optimistic unchoke moves to another peer.
+    pub optimistic_interval: Duration,
+    /// How often rates are measured and stalled requests looked for.
+    pub tick_interval: Duration,
+    /// A peer holding our requests this long without sending a block loses
+    /// them to other peers and is marked snubbed.
+    pub request_timeout: Duration,
+    /// After a peer rejects requests (BEP 6), how long it gets no new
+    /// ones, so a rejected block goes to another peer rather than back to
+    /// the one that refused it.
+    pub reject_hold: Duration,
+    /// Smallest request pipeline per peer.
+    pub min_pipeline: usize,
+    /// Pipeline of a peer whose rate is not measured yet.
+    pub start_pipeline: usize,
+    /// Largest request pipeline per peer; in between, about one second of
+    /// the peer's measured rate.
+    pub max_pipeline: usize,
+    /// `reqq` assumed for a peer whose extension handshake does not say
+    /// (libtorrent's default).
+    pub default_reqq: usize,
+    /// A peer that alone sent this many pieces failing their hash check is
+    /// banned.
+    pub sole_failures_to_ban: u32,
+    /// A peer that contributed blocks to this many pieces failing their
+    /// hash check (shared with others) is banned.
+    pub shared_failures_to_ban: u32,
+    /// How long a banned address stays banned.
+    pub ban_duration: Duration,
+    /// Failed pieces whose per-block hashes are kept for smart ban (the
+    /// oldest is forgotten past this).
+    pub max_suspect_pieces: usize,
+    /// First wait before redialling an address after a failure; doubles
+    /// with each further failure.
+    pub base_backoff: Duration,
+    /// Longest wait before redialling.
+    pub max_backoff: Duration,
+    /// Ask for a resume snapshot ([`Event::SaveResume`](crate::Event::SaveResume))
+    /// at most this often while pieces are being added.
+    pub resume_interval: Duration,
+    /// Number of BEP 19 web seeds (`url-list` entries); the driver knows
+    /// their URLs, the swarm schedules them by index.
+    pub web_seeds: usize,
+    /// Web seeds wait this long after the start for peers to show up.
+    pub web_seed_delay: Duration,
+    /// Web seeds start when fewer peers than this are connected...
+    pub web_seed_below_peers: usize,
+    /// ... or when all peers together send less than this (bytes/s).
+    pub web_seed_below_rate: f64,
+}
+
+impl SwarmConfig {
+    /// A configuration with the defaults: 50 peers, 4 upload slots,
+    /// rechoke every 10 s and optimistic unchoke every 30 s, 15 s request
+    /// time-out, pipelines of 4 to 600 blocks, ban after 2 bad pieces of a
+    /// sole sender or 6 shared ones, for 10 minutes, backoff from 5 s to
+    /// 5 minutes, a resume snapshot at most every 5 s, seed 0.
+    pub fn new(total_length: u64, piece_length: u32, peer_id: [u8; 20]) -> SwarmConfig {
+        SwarmConfig {
+            total_length,
+            piece_length,
+            peer_id,
+            listen_port: None,
+            private: false,
+            max_peers: 50,
+            upload_slots: 4,
+            max_candidates: 2000,
+            seed: 0,
+            picker: PickerConfig::new(total_length, piece_length),
+            rechoke_interval: Duration::from_secs(10),
+            optimistic_interval: Duration::from_secs(30),
+            tick_interval: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(15),
+            reject_hold: Duration::from_secs(1),
+            min_pipeline: 4,
+            start_pipeline: 64,
+            max_pipeline: 600,
+            default_reqq: 250,
+            sole_failures_to_ban: 2,
+            shared_failures_to_ban: 6,
+            ban_duration: Duration::from_secs(600),
+            max_suspect_pieces: 64,
+            base_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(300),
+            resume_interval: Duration::from_secs(5),
+            web_seeds: 0,
+            web_seed_delay: Duration::from_secs(1),
+            web_seed_below_peers: 4,
+            web_seed_below_rate: 1024.0 * 1024.0,
+        }
+    }
+}

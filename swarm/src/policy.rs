@@ -1,0 +1,287 @@
+//! The connection policy, as pure logic: which known addresses to dial,
+//! how many at once, backoff after failures, and bans.
+//!
+//! Addresses come from trackers, the command line, PEX and the DHT. A
+//! failed or dropped connection waits `base * 2^failures` (at most `max`)
+//! before another try; a banned address is neither dialled nor accepted
+//! until its ban ends. The list of candidates is capped; among equally
+//! good candidates the dial order is random (seeded), so every peer in a
+//! long list gets its chance. Time is a parameter.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::rng::SplitMix64;
+
+#[derive(Debug)]
+struct Known {
+    /// Being dialled or connected.
+    busy: bool,
+    failures: u32,
+    retry_at: Option<Instant>,
+    banned_until: Option<Instant>,
+    /// Random tie-break among candidates with as many failures.
+    order: u64,
+}
+
+/// How a connection ended, for the backoff rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// Connecting or the handshake failed, or the peer broke the protocol
+    /// (or had nothing to trade): the backoff grows.
+    Failed,
+    /// A normal end; retried after the base backoff.
+    Closed,
+}
+
+/// Which peers to connect to, for one torrent.
+#[derive(Debug)]
+pub(crate) struct Policy {
+    max_candidates: usize,
+    base_backoff: Duration,
+    max_backoff: Duration,
+    ban_duration: Duration,
+    known: HashMap<SocketAddr, Known>,
+    rng: SplitMix64,
+}
+
+impl Policy {
+    pub(crate) fn new(
+        max_candidates: usize,
+        base_backoff: Duration,
+        max_backoff: Duration,
+        ban_duration: Duration,
+        seed: u64,
+    ) -> Policy {
+        Policy {
+            max_candidates,
+            base_backoff,
+            max_backoff,
+            ban_duration,
+            known: HashMap::new(),
+            rng: SplitMix64::new(seed),
+        }
+    }
+
+    /// Addresses known.
+    pub(crate) fn len(&self) -> usize {
+        self.known.len()
+    }
+
+    fn entry(&mut self, addr: SocketAddr) -> &mut Known {
+        let order = self.rng.next_u64();
+        self.known.entry(addr).or_insert(Known {
+            busy: false,
+            failures: 0,
+            retry_at: None,
+            banned_until: None,
+            order,
+        })
+    }
+
+    /// Learns an address. Returns false when it was refused because the
+    /// list is full (an address already known is accepted).
+    pub(crate) fn handle_candidate(&mut self, addr: SocketAddr) -> bool {
+        if !self.known.contains_key(&addr) && self.known.len() >= self.max_candidates {
+            return false;
+        }
+        self.entry(addr);
+        true
+    }
+
+    /// A connection with `addr` is open (handshake done), or accepted.
+    pub(crate) fn handle_connected(&mut self, addr: SocketAddr) {
+        let k = self.entry(addr);
+        k.busy = true;
+        k.failures = 0;
+    }
+
+    /// A connection attempt or connection with `addr` ended.
+    pub(crate) fn handle_ended(&mut self, addr: SocketAddr, how: Ended, now: Instant) {
+        let (base, max) = (self.base_backoff, self.max_backoff);
+        let k = self.entry(addr);
+        k.busy = false;
+        if how == Ended::Failed {
+            k.failures = k.failures.saturating_add(1);
+        }
+        let backoff = base
+            .saturating_mul(1u32.checked_shl(k.failures.min(16)).unwrap_or(u32::MAX))
+            .min(max);
+        k.retry_at = Some(now + backoff);
+    }
+
+    /// Bans `addr` from now on, for the configured time.
+    pub(crate) fn ban(&mut self, addr: SocketAddr, now: Instant) {
+        let until = now + self.ban_duration;
+        self.entry(addr).banned_until = Some(until);
+    }
+
+    /// Whether `addr` is banned now.
+    pub(crate) fn is_banned(&self, addr: SocketAddr, now: Instant) -> bool {
+        self.known
+            .get(&addr)
+            .is_some_and(|k| k.banned_until.is_some_and(|t| now < t))
+    }
+
+    /// Up to `free` addresses to dial now, best first (fewest failures,
+    /// ties in random order), leaving out those `skip` says are connected
+    /// already. The caller dials them and reports
+    /// [`Policy::handle_connected`] or [`Policy::handle_ended`]; an address
+    /// returned here counts as busy until then.
+    pub(crate) fn poll_dial(
+        &mut self,
+        now: Instant,
+        free: usize,
+        skip: impl Fn(SocketAddr) -> bool,
+    ) -> Vec<SocketAddr> {
+        if free == 0 {
+            return Vec::new();
+        }
+        let mut ready: Vec<(u32, u64, SocketAddr)> = self
+            .known
+            .iter()
+            .filter(|(addr, k)| {
+                !k.busy
+                    && k.banned_until.is_none_or(|t| now >= t)
+                    && k.retry_at.is_none_or(|t| now >= t)
+                    && !skip(**addr)
+            })
+            .map(|(addr, k)| (k.failures, k.order, *addr))
+            .collect();
+        ready.sort_unstable();
+        ready.truncate(free);
+        for (_, _, addr) in &ready {
+            if let Some(k) = self.known.get_mut(addr) {
+                k.busy = true;
+            }
+        }
+        ready.into_iter().map(|(_, _, addr)| addr).collect()
+    }
+
+    /// The next moment a backed-off or banned address becomes dialable.
+    pub(crate) fn next_ready(&self, now: Instant) -> Option<Instant> {
+        self.known
+            .values()
+            .filter(|k| !k.busy)
+            .filter_map(|k| match (k.retry_at, k.banned_until) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            })
+            .filter(|&t| t > now)
+            .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: Duration = Duration::from_secs(5);
+    const MAX: Duration = Duration::from_secs(300);
+    const BAN: Duration = Duration::from_secs(600);
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn policy() -> Policy {
+        Policy::new(100, BASE, MAX, BAN, 1)
+    }
+
+    #[test]
+    fn dials_up_to_free_slots_and_not_twice() {
+        let now = Instant::now();
+        let mut p = policy();
+        for port in 1..=5 {
+            p.handle_candidate(addr(port));
+        }
+        assert_eq!(p.poll_dial(now, 2, |_| false).len(), 2);
+        assert_eq!(p.poll_dial(now, 10, |_| false).len(), 3);
+        assert!(p.poll_dial(now, 10, |_| false).is_empty(), "all are busy");
+    }
+
+    #[test]
+    fn failures_back_off_exponentially() {
+        let t0 = Instant::now();
+        let mut p = policy();
+        p.handle_candidate(addr(1));
+        assert_eq!(p.poll_dial(t0, 9, |_| false), [addr(1)]);
+        p.handle_ended(addr(1), Ended::Failed, t0);
+        assert!(p
+            .poll_dial(t0 + Duration::from_secs(9), 9, |_| false)
+            .is_empty());
+        assert_eq!(p.next_ready(t0), Some(t0 + Duration::from_secs(10)));
+        assert_eq!(
+            p.poll_dial(t0 + Duration::from_secs(10), 9, |_| false),
+            [addr(1)]
+        );
+        p.handle_ended(addr(1), Ended::Failed, t0);
+        assert!(p
+            .poll_dial(t0 + Duration::from_secs(19), 9, |_| false)
+            .is_empty());
+        assert_eq!(
+            p.poll_dial(t0 + Duration::from_secs(20), 9, |_| false),
+            [addr(1)]
+        );
+        p.handle_connected(addr(1));
+        p.handle_ended(addr(1), Ended::Closed, t0);
+        assert_eq!(
+            p.poll_dial(t0 + BASE, 9, |_| false),
+            [addr(1)],
+            "success resets the backoff"
+        );
+    }
+
+    #[test]
+    fn a_ban_keeps_the_address_away_for_its_duration() {
+        let t0 = Instant::now();
+        let mut p = policy();
+        p.handle_candidate(addr(1));
+        p.ban(addr(1), t0);
+        assert!(p.is_banned(addr(1), t0));
+        assert!(p
+            .poll_dial(t0 + Duration::from_secs(400), 9, |_| false)
+            .is_empty());
+        assert!(!p.is_banned(addr(1), t0 + BAN));
+        assert_eq!(p.poll_dial(t0 + BAN, 9, |_| false), [addr(1)]);
+    }
+
+    #[test]
+    fn backoff_never_exceeds_the_maximum() {
+        let t0 = Instant::now();
+        let mut p = policy();
+        for _ in 0..40 {
+            p.handle_ended(addr(1), Ended::Failed, t0);
+        }
+        assert_eq!(p.poll_dial(t0 + MAX, 9, |_| false), [addr(1)]);
+    }
+
+    #[test]
+    fn the_candidate_list_is_capped_and_dial_order_is_seeded() {
+        let t0 = Instant::now();
+        let order = |seed| {
+            let mut p = Policy::new(10, BASE, MAX, BAN, seed);
+            for port in 1..=20 {
+                p.handle_candidate(addr(port));
+            }
+            assert_eq!(p.len(), 10);
+            p.poll_dial(t0, 10, |_| false)
+        };
+        assert_eq!(order(3), order(3));
+        let sorted: Vec<SocketAddr> = (1..=10).map(addr).collect();
+        assert!(
+            (0..8).any(|seed| order(seed) != sorted),
+            "dial order should not simply follow the address order"
+        );
+    }
+
+    #[test]
+    fn skipped_addresses_are_not_dialled() {
+        let t0 = Instant::now();
+        let mut p = policy();
+        p.handle_candidate(addr(1));
+        p.handle_candidate(addr(2));
+        assert_eq!(p.poll_dial(t0, 9, |a| a == addr(1)), [addr(2)]);
+    }
+}

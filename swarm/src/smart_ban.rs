@@ -1,0 +1,185 @@
+//! Smart ban: who sent the bad blocks of a piece that failed its hash.
+//!
+//! For each failed piece the swarm keeps, per block, who sent it and the
+//! SHA-1 of what they sent (20 bytes a block, never the piece itself), for
+//! at most a fixed number of pieces (the oldest is forgotten). When a good
+//! copy of the piece is saved, every block whose hash differs names a peer
+//! that sent corrupt data. Besides that proof, peers are counted: a peer
+//! that alone sent a failed piece, or that took part in many failed pieces,
+//! is banned after a configured number of them.
+
+use std::collections::{HashMap, VecDeque};
+
+use sha1::{Digest, Sha1};
+
+use crate::{BanReason, Remote};
+
+/// Most remotes whose failure counts are remembered.
+const MAX_BLAMED: usize = 4096;
+
+/// Who sent one block of a failed piece, and the SHA-1 of what they sent.
+type BlockRecord = Option<(Remote, [u8; 20])>;
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Blame {
+    sole: u32,
+    shared: u32,
+}
+
+#[derive(Debug)]
+pub(crate) struct SmartBan {
+    max_pieces: usize,
+    sole_to_ban: u32,
+    shared_to_ban: u32,
+    /// Failed pieces, oldest first: per block, the sender and the hash of
+    /// its bytes.
+    suspects: VecDeque<(u32, Vec<BlockRecord>)>,
+    blame: HashMap<Remote, Blame>,
+}
+
+fn block_hash(data: &[u8]) -> [u8; 20] {
+    Sha1::digest(data).into()
+}
+
+impl SmartBan {
+    pub(crate) fn new(max_pieces: usize, sole_to_ban: u32, shared_to_ban: u32) -> SmartBan {
+        SmartBan {
+            max_pieces,
+            sole_to_ban: sole_to_ban.max(1),
+            shared_to_ban: shared_to_ban.max(1),
+            suspects: VecDeque::new(),
+            blame: HashMap::new(),
+        }
+    }
+
+    /// Failed pieces remembered now.
+    #[cfg(test)]
+    pub(crate) fn suspects(&self) -> usize {
+        self.suspects.len()
+    }
+
+    /// A piece failed: `senders[i]` sent block `i` (of `block_len` bytes)
+    /// of `data`. Returns the remotes to ban now, with why.
+    pub(crate) fn piece_failed(
+        &mut self,
+        piece: u32,
+        data: &[u8],
+        block_len: usize,
+        senders: &[Option<Remote>],
+    ) -> Vec<(Remote, BanReason)> {
+        let mut distinct: Vec<Remote> = senders.iter().flatten().copied().collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let mut bans = Vec::new();
+        if self.max_pieces > 0 && !self.suspects.iter().any(|(p, _)| *p == piece) {
+            // A piece that failed before keeps its first record: either
+            // copy proves a sender wrong once a good one arrives.
+            let record = senders
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let start = i * block_len;
+                    let block = data.get(start..(start + block_len).min(data.len()))?;
+                    s.map(|r| (r, block_hash(block)))
+                })
+                .collect();
+            if self.suspects.len() >= self.max_pieces {
+                self.suspects.pop_front();
+            }
+            self.suspects.push_back((piece, record));
+        }
+        if self.blame.len() >= MAX_BLAMED {
+            self.blame.retain(|_, b| b.sole > 0);
+            if self.blame.len() >= MAX_BLAMED {
+                self.blame.clear();
+            }
+        }
+        let sole = distinct.len() == 1;
+        for remote in distinct {
+            let b = self.blame.entry(remote).or_default();
+            if sole {
+                b.sole += 1;
+                if b.sole >= self.sole_to_ban {
+                    bans.push((remote, BanReason::FailedPieces));
+                }
+            } else {
+                b.shared += 1;
+                if b.shared >= self.shared_to_ban {
+                    bans.push((remote, BanReason::SharedFailedPieces));
+                }
+            }
+        }
+        bans
+    }
+
+    /// A good copy of `piece` was saved: the senders of blocks that differ
+    /// from it sent corrupt data.
+    pub(crate) fn piece_saved(&mut self, piece: u32, good: &[u8], block_len: usize) -> Vec<Remote> {
+        let Some(at) = self.suspects.iter().position(|(p, _)| *p == piece) else {
+            return Vec::new();
+        };
+        let Some((_, record)) = self.suspects.remove(at) else {
+            return Vec::new();
+        };
+        let mut liars: Vec<Remote> = Vec::new();
+        for (i, entry) in record.iter().enumerate() {
+            let Some((remote, hash)) = entry else {
+                continue;
+            };
+            let start = i * block_len;
+            let Some(block) = good.get(start..(start + block_len).min(good.len())) else {
+                continue;
+            };
+            if block_hash(block) != *hash && !liars.contains(remote) {
+                liars.push(*remote);
+            }
+        }
+        liars
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    fn remote(port: u16) -> Remote {
+        Remote::Addr(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    #[test]
+    fn a_good_copy_names_the_sender_of_the_bad_block() {
+        let mut s = SmartBan::new(4, 2, 6);
+        let good = vec![7u8; 40];
+        let mut bad = good.clone();
+        bad[25] ^= 1;
+        let senders = [Some(remote(1)), Some(remote(2)), Some(remote(1))];
+        assert!(s.piece_failed(3, &bad, 16, &senders).is_empty());
+        assert_eq!(s.piece_saved(3, &good, 16), [remote(2)]);
+        assert_eq!(s.suspects(), 0);
+        assert!(s.piece_saved(3, &good, 16).is_empty());
+    }
+
+    #[test]
+    fn a_sole_sender_is_banned_after_the_configured_failures() {
+        let mut s = SmartBan::new(4, 2, 6);
+        let data = [0u8; 32];
+        let only = [Some(remote(1)), Some(remote(1))];
+        assert!(s.piece_failed(0, &data, 16, &only).is_empty());
+        assert_eq!(
+            s.piece_failed(1, &data, 16, &only),
+            [(remote(1), BanReason::FailedPieces)]
+        );
+    }
+
+    #[test]
+    fn memory_is_bounded_by_the_suspect_cap() {
+        let mut s = SmartBan::new(3, 100, 100);
+        for piece in 0..10 {
+            s.piece_failed(piece, &[1u8; 32], 16, &[Some(remote(1)), Some(remote(2))]);
+        }
+        assert_eq!(s.suspects(), 3);
+        assert!(s.piece_saved(0, &[0u8; 32], 16).is_empty(), "forgotten");
+        assert_eq!(s.piece_saved(9, &[0u8; 32], 16).len(), 2);
+    }
+}

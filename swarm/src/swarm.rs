@@ -1,0 +1,1328 @@
+//! The swarm state machine: one torrent's peers and every decision about
+//! them.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rustico_peer_wire::{PexConfig, PexFlags, PexMessage, PexPeer, PexState};
+use rustico_piece_picker::{PeerKey, PiecePicker};
+use rustico_pieces::{Bitfield, BlockRequest, Geometry};
+
+use crate::choker::{Choker, PeerState as ChokeState};
+use crate::policy::{Ended, Policy};
+use crate::smart_ban::SmartBan;
+use crate::{
+    BanReason, CloseReason, CompletedPiece, Dial, Disconnect, Event, HandshakeInfo, PeerCommand,
+    PeerEvent, PeerStats, Refusal, Remote, SwarmConfig, SwarmError, SwarmStats,
+};
+
+/// The kinds of deadline in the swarm's one timer table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// Rates, stalled requests, PEX, topping up pipelines.
+    Tick = 0,
+    /// The choker's periodic decision (or an early one when the peer set
+    /// changed).
+    Rechoke = 1,
+    /// A backed-off address becomes dialable.
+    Dial = 2,
+    /// A resume snapshot is due.
+    Resume = 3,
+    /// Whether to start the web seeds.
+    WebSeeds = 4,
+}
+
+const TIMERS: [Timer; 5] = [
+    Timer::Tick,
+    Timer::Rechoke,
+    Timer::Dial,
+    Timer::Resume,
+    Timer::WebSeeds,
+];
+
+#[derive(Debug, Default)]
+struct TimerTable([Option<Instant>; 5]);
+
+impl TimerTable {
+    fn set(&mut self, timer: Timer, at: Option<Instant>) {
+        self.0[timer as usize] = at;
+    }
+    fn get(&self, timer: Timer) -> Option<Instant> {
+        self.0[timer as usize]
+    }
+    fn earliest(&self) -> Option<Instant> {
+        self.0.iter().flatten().min().copied()
+    }
+}
+
+#[derive(Debug)]
+struct Peer {
+    key: PeerKey,
+    remote: Remote,
+    outgoing: bool,
+    connected: bool,
+    peer_id: Option<[u8; 20]>,
+    client: String,
+    fast: bool,
+    am_choking: bool,
+    am_interested: bool,
+    peer_choking: bool,
+    peer_interested: bool,
+    snubbed: bool,
+    is_seed: bool,
+    pieces: u32,
+    reqq: usize,
+    target: usize,
+    down_rate: f64,
+    up_rate: f64,
+    tick_down: u64,
+    tick_up: u64,
+    downloaded: u64,
+    uploaded: u64,
+    /// Where the peer accepts connections: the address we dialled, or for
+    /// an incoming peer its IP with the `p` of its extension handshake.
+    listen_addr: Option<SocketAddr>,
+    pex: Option<PexState>,
+    /// The stall clock: the last block, or when requests started waiting.
+    waiting_since: Instant,
+    /// No new requests before this (after a reject or a stall).
+    hold_until: Option<Instant>,
+    closing: Option<CloseReason>,
+}
+
+impl Peer {
+    fn new(key: PeerKey, remote: Remote, outgoing: bool, cfg: &SwarmConfig, now: Instant) -> Peer {
+        Peer {
+            key,
+            remote,
+            outgoing,
+            connected: false,
+            peer_id: None,
+            client: String::new(),
+            fast: false,
+            am_choking: true,
+            am_interested: false,
+            peer_choking: true,
+            peer_interested: false,
+            snubbed: false,
+            is_seed: false,
+            pieces: 0,
+            reqq: if matches!(remote, Remote::WebSeed(_)) {
+                cfg.max_pipeline
+            } else {
+                cfg.default_reqq
+            },
+            target: cfg.start_pipeline,
+            down_rate: 0.0,
+            up_rate: 0.0,
+            tick_down: 0,
+            tick_up: 0,
+            downloaded: 0,
+            uploaded: 0,
+            listen_addr: match remote {
+                Remote::Addr(addr) if outgoing => Some(addr),
+                _ => None,
+            },
+            pex: None,
+            waiting_since: now,
+            hold_until: None,
+            closing: None,
+        }
+    }
+
+    fn is_web_seed(&self) -> bool {
+        matches!(self.remote, Remote::WebSeed(_))
+    }
+
+    /// Connected, not being closed.
+    fn active(&self) -> bool {
+        self.connected && self.closing.is_none()
+    }
+
+    /// Connected, not being closed, a BitTorrent peer (not a web seed).
+    fn active_peer(&self) -> bool {
+        self.active() && !self.is_web_seed()
+    }
+
+    /// Data moved, or interest either way: a connection worth keeping.
+    fn useful(&self) -> bool {
+        self.downloaded + self.uploaded + self.tick_down + self.tick_up > 0
+            || self.am_interested
+            || self.peer_interested
+    }
+
+    fn is_at(&self, addr: SocketAddr) -> bool {
+        self.remote == Remote::Addr(addr) || self.listen_addr == Some(addr)
+    }
+}
+
+/// A piece being assembled: its bytes and who sent each block.
+#[derive(Debug)]
+struct PieceBuf {
+    data: Vec<u8>,
+    senders: Vec<Option<Remote>>,
+}
+
+/// Memory kept in recycled piece buffers.
+const SPARE_BUFFER_BYTES: usize = 8 << 20;
+
+/// One torrent's swarm as a sans-IO state machine, in the shape of
+/// quinn-proto's `Endpoint`: it owns the peer table, the piece picker,
+/// request pipelines, piece assembly, smart ban, the choker, the
+/// connection policy, peer exchange, web-seed scheduling and resume
+/// timing. It never reads the clock, never does I/O and starts no thread.
+///
+/// # Driving it
+///
+/// Feed it what happened with the `handle_*` methods, each taking `now`:
+/// [`handle_candidates`](Self::handle_candidates) (addresses from
+/// trackers, PEX, the DHT, the command line),
+/// [`handle_incoming`](Self::handle_incoming) (a peer dialled us),
+/// [`handle_connected`](Self::handle_connected) (a handshake completed),
+/// [`handle_peer_event`](Self::handle_peer_event) (a message or report
+/// from a peer's session), [`handle_disconnected`](Self::handle_disconnected),
+/// [`handle_piece_saved`](Self::handle_piece_saved) /
+/// [`handle_piece_failed`](Self::handle_piece_failed) (the hash check),
+/// and [`handle_timeout`](Self::handle_timeout) when
+/// [`poll_timeout`](Self::poll_timeout) is reached (an early or extra call
+/// is harmless).
+///
+/// After each `handle_*` call (or a batch of them), drain the outputs in
+/// this order:
+/// 1. [`poll_command`](Self::poll_command) until `None`: orders for peer
+///    connections, in the order they must be carried out per peer
+///    (requests, cancels, `have`, choke, interest, PEX, close).
+/// 2. [`poll_piece`](Self::poll_piece) until `None`: complete pieces to
+///    hash and save.
+/// 3. [`poll_dial`](Self::poll_dial) until `None`: connections to make.
+/// 4. [`poll_event`](Self::poll_event) until `None`: what the torrent's
+///    user should know (piece saved, complete, banned, resume snapshot).
+/// 5. [`poll_timeout`](Self::poll_timeout): when to call
+///    [`handle_timeout`](Self::handle_timeout) next, from one timer table.
+///
+/// The queues are independent, so draining them in another order loses
+/// nothing; the order above delivers commands to peers first, which keeps
+/// pipelines full.
+///
+/// Peers are named by [`PeerKey`], the piece picker's `Copy` handle with a
+/// generation: a handle kept after its peer disconnected is refused with
+/// [`SwarmError::UnknownPeer`], never mistaken for a newer peer.
+#[derive(Debug)]
+pub struct Swarm {
+    cfg: SwarmConfig,
+    geometry: Geometry,
+    block_size: usize,
+    picker: PiecePicker,
+    have: Bitfield,
+    peers: Vec<Option<Peer>>,
+    policy: Policy,
+    choker: Choker<PeerKey>,
+    smart_ban: SmartBan,
+    timers: TimerTable,
+    commands: VecDeque<(PeerKey, PeerCommand)>,
+    pieces: VecDeque<CompletedPiece>,
+    dials: VecDeque<Dial>,
+    events: VecDeque<Event>,
+    buffers: HashMap<u32, PieceBuf>,
+    saving: HashMap<u32, Vec<Option<Remote>>>,
+    spare: Vec<Vec<u8>>,
+    have_bytes: u64,
+    downloaded: u64,
+    uploaded: u64,
+    last_tick: Instant,
+    web_seeds_started: bool,
+    resume_dirty: bool,
+    last_resume: Instant,
+    scratch: Vec<BlockRequest>,
+    cancels: Vec<PeerKey>,
+}
+
+/// The live peer `key` names, borrowing only the table.
+fn slot_mut(peers: &mut [Option<Peer>], key: PeerKey) -> Option<&mut Peer> {
+    peers
+        .get_mut(key.index() as usize)
+        .and_then(Option::as_mut)
+        .filter(|p| p.key == key)
+}
+
+fn derive_seed(seed: u64, n: u64) -> u64 {
+    crate::rng::SplitMix64::new(seed ^ n.wrapping_mul(0xA076_1D64_78BD_642F)).next_u64()
+}
+
+impl Swarm {
+    /// A swarm for a torrent of which we have the pieces in `have` (from
+    /// resume data or a recheck). Fails when the lengths cannot describe a
+    /// torrent or `have` does not fit it.
+    pub fn new(config: SwarmConfig, have: Bitfield, now: Instant) -> Result<Swarm, SwarmError> {
+        let mut cfg = config;
+        cfg.max_pipeline = cfg.max_pipeline.max(cfg.min_pipeline).max(1);
+        cfg.min_pipeline = cfg.min_pipeline.max(1);
+        cfg.start_pipeline = cfg.start_pipeline.clamp(cfg.min_pipeline, cfg.max_pipeline);
+        let geometry = Geometry::new(cfg.total_length, cfg.piece_length)?;
+        let n = geometry.num_pieces();
+        if have.len() != n {
+            return Err(SwarmError::HaveLength {
+                expected: n,
+                actual: have.len(),
+            });
+        }
+        cfg.picker.total_length = cfg.total_length;
+        cfg.picker.piece_length = cfg.piece_length;
+        cfg.picker.seed = derive_seed(cfg.seed, 1);
+        let mut picker = PiecePicker::new(cfg.picker.clone()).map_err(SwarmError::Picker)?;
+        let mut have_bytes = 0;
+        for piece in have.iter_set() {
+            picker
+                .we_have(piece)
+                .map_err(|source| SwarmError::Internal { piece, source })?;
+            have_bytes += u64::from(geometry.piece_size(piece).unwrap_or(0));
+        }
+        let mut timers = TimerTable::default();
+        timers.set(Timer::Tick, Some(now + cfg.tick_interval));
+        timers.set(Timer::Rechoke, Some(now + cfg.rechoke_interval));
+        if cfg.web_seeds > 0 && !have.is_complete() {
+            timers.set(Timer::WebSeeds, Some(now + cfg.web_seed_delay));
+        }
+        Ok(Swarm {
+            block_size: cfg.picker.block_size.max(1) as usize,
+            choker: Choker::new(
+                cfg.upload_slots,
+                cfg.optimistic_interval,
+                derive_seed(cfg.seed, 2),
+            ),
+            policy: Policy::new(
+                cfg.max_candidates,
+                cfg.base_backoff,
+                cfg.max_backoff,
+                cfg.ban_duration,
+                derive_seed(cfg.seed, 3),
+            ),
+            smart_ban: SmartBan::new(
+                cfg.max_suspect_pieces,
+                cfg.sole_failures_to_ban,
+                cfg.shared_failures_to_ban,
+            ),
+            geometry,
+            picker,
+            have,
+            peers: Vec::new(),
+            timers,
+            commands: VecDeque::new(),
+            pieces: VecDeque::new(),
+            dials: VecDeque::new(),
+            events: VecDeque::new(),
+            buffers: HashMap::new(),
+            saving: HashMap::new(),
+            spare: Vec::new(),
+            have_bytes,
+            downloaded: 0,
+            uploaded: 0,
+            last_tick: now,
+            web_seeds_started: false,
+            resume_dirty: false,
+            last_resume: now,
+            scratch: Vec::new(),
+            cancels: Vec::new(),
+            cfg,
+        })
+    }
+
+    // ------------------------------------------------------------- getters
+
+    /// The configuration in effect.
+    pub fn config(&self) -> &SwarmConfig {
+        &self.cfg
+    }
+
+    /// The pieces we have, verified and saved.
+    pub fn have(&self) -> &Bitfield {
+        &self.have
+    }
+
+    /// Every piece is verified and saved.
+    pub fn is_complete(&self) -> bool {
+        self.have.is_complete()
+    }
+
+    /// Pieces handed out by [`poll_piece`](Self::poll_piece) (or still
+    /// queued there) whose save was not reported yet.
+    pub fn pieces_saving(&self) -> usize {
+        self.saving.len()
+    }
+
+    /// The handles of every peer: being dialled, handshaking, connected
+    /// or being closed.
+    pub fn peer_keys(&self) -> impl Iterator<Item = PeerKey> + '_ {
+        self.peers.iter().flatten().map(|p| p.key)
+    }
+
+    /// Figures for one peer (`None` for an unknown handle).
+    pub fn peer_stats(&self, key: PeerKey) -> Option<PeerStats> {
+        let p = self.peer(key).ok()?;
+        Some(PeerStats {
+            remote: p.remote,
+            listen_addr: p.listen_addr,
+            outgoing: p.outgoing,
+            connected: p.connected,
+            client: p.client.clone(),
+            am_choking: p.am_choking,
+            am_interested: p.am_interested,
+            peer_choking: p.peer_choking,
+            peer_interested: p.peer_interested,
+            snubbed: p.snubbed,
+            down_rate: p.down_rate,
+            up_rate: p.up_rate,
+            downloaded: p.downloaded,
+            uploaded: p.uploaded,
+            pieces: p.pieces,
+            requests_in_flight: self.picker.in_flight_count(key),
+        })
+    }
+
+    /// Whether the peer has announced `piece`.
+    pub fn peer_has_piece(&self, key: PeerKey, piece: u32) -> bool {
+        self.picker.peer_has_piece(key, piece)
+    }
+
+    /// Blocks requested from the peer and not yet answered, oldest first.
+    pub fn requests_in_flight(&self, key: PeerKey) -> impl Iterator<Item = BlockRequest> + '_ {
+        self.picker.in_flight(key)
+    }
+
+    /// Whether the peer's remote address (or listen address) is banned now.
+    pub fn is_banned(&self, addr: SocketAddr, now: Instant) -> bool {
+        self.policy.is_banned(addr, now)
+    }
+
+    /// Figures for the whole torrent.
+    pub fn stats(&self) -> SwarmStats {
+        let mut s = SwarmStats {
+            pieces_have: self.have.count(),
+            num_pieces: self.geometry.num_pieces(),
+            have_bytes: self.have_bytes,
+            total_bytes: self.geometry.total_length(),
+            downloaded: self.downloaded,
+            uploaded: self.uploaded,
+            down_rate: 0.0,
+            up_rate: 0.0,
+            peers: 0,
+            connecting: 0,
+            candidates: self.policy.len(),
+            pieces_saving: self.saving.len(),
+            end_game: self.picker.in_end_game(),
+        };
+        for p in self.peers.iter().flatten() {
+            s.down_rate += p.down_rate;
+            s.up_rate += p.up_rate;
+            if p.connected {
+                s.peers += 1;
+            } else {
+                s.connecting += 1;
+            }
+        }
+        s
+    }
+
+    fn peer(&self, key: PeerKey) -> Result<&Peer, SwarmError> {
+        self.peers
+            .get(key.index() as usize)
+            .and_then(Option::as_ref)
+            .filter(|p| p.key == key)
+            .ok_or(SwarmError::UnknownPeer { peer: key })
+    }
+
+    fn peer_mut(&mut self, key: PeerKey) -> Result<&mut Peer, SwarmError> {
+        self.peers
+            .get_mut(key.index() as usize)
+            .and_then(Option::as_mut)
+            .filter(|p| p.key == key)
+            .ok_or(SwarmError::UnknownPeer { peer: key })
+    }
+
+    fn insert(&mut self, peer: Peer) {
+        let i = peer.key.index() as usize;
+        if self.peers.len() <= i {
+            self.peers.resize_with(i + 1, || None);
+        }
+        if let Some(slot) = self.peers.get_mut(i) {
+            debug_assert!(slot.is_none(), "the picker reissued a live slot");
+            *slot = Some(peer);
+        }
+    }
+
+    fn keys(&self) -> Vec<PeerKey> {
+        self.peers.iter().flatten().map(|p| p.key).collect()
+    }
+
+    /// BitTorrent connections (dialling, handshaking or connected).
+    fn connections(&self) -> usize {
+        self.peers
+            .iter()
+            .flatten()
+            .filter(|p| !p.is_web_seed())
+            .count()
+    }
+
+    fn is_self(&self, addr: SocketAddr) -> bool {
+        self.cfg.listen_port == Some(addr.port())
+            && (addr.ip().is_loopback() || addr.ip().is_unspecified())
+    }
+
+    fn connected_addrs(&self) -> HashSet<SocketAddr> {
+        let mut set = HashSet::new();
+        for p in self.peers.iter().flatten() {
+            if let Remote::Addr(a) = p.remote {
+                set.insert(a);
+            }
+            if let Some(a) = p.listen_addr {
+                set.insert(a);
+            }
+        }
+        set
+    }
+
+    // ------------------------------------------------------------- inputs
+
+    /// Addresses to try, from a tracker, PEX, the DHT or the user. Our own
+    /// address and addresses over the candidate cap are left out. Returns
+    /// how many were taken.
+    pub fn handle_candidates(
+        &mut self,
+        addrs: impl IntoIterator<Item = SocketAddr>,
+        now: Instant,
+    ) -> usize {
+        let mut taken = 0;
+        for addr in addrs {
+            if !self.is_self(addr) && self.policy.handle_candidate(addr) {
+                taken += 1;
+            }
+        }
+        self.dial(now);
+        taken
+    }
+
+    /// A peer at `addr` dialled us. Returns the handle to report its
+    /// handshake under, or why it is refused (close the socket then).
+    pub fn handle_incoming(&mut self, addr: SocketAddr, now: Instant) -> Result<PeerKey, Refusal> {
+        if self.policy.is_banned(addr, now) {
+            return Err(Refusal::Banned);
+        }
+        if self.connections() >= self.cfg.max_peers {
+            return Err(Refusal::TooManyPeers);
+        }
+        let key = self.picker.add_peer();
+        let peer = Peer::new(key, Remote::Addr(addr), false, &self.cfg, now);
+        self.insert(peer);
+        Ok(key)
+    }
+
+    /// The handshake with a dialled or incoming peer (or a web seed's
+    /// start) completed. A duplicate of an existing connection (same peer
+    /// id) is resolved here: an established useful connection wins;
+    /// otherwise both sides keep the connection dialled by the lower peer
+    /// id.
+    pub fn handle_connected(
+        &mut self,
+        key: PeerKey,
+        info: HandshakeInfo,
+        now: Instant,
+    ) -> Result<(), SwarmError> {
+        let peer = self.peer_mut(key)?;
+        if peer.connected {
+            return Err(SwarmError::AlreadyConnected { peer: key });
+        }
+        peer.connected = true;
+        peer.peer_id = Some(info.peer_id);
+        peer.fast = info.fast;
+        peer.client = info.client;
+        peer.waiting_since = now;
+        let (remote, outgoing, web_seed) = (peer.remote, peer.outgoing, peer.is_web_seed());
+        if let (Remote::Addr(addr), true) = (remote, outgoing) {
+            self.policy.handle_connected(addr);
+        }
+        if !web_seed {
+            let twin = self
+                .peers
+                .iter()
+                .flatten()
+                .find(|p| {
+                    p.key != key
+                        && p.active_peer()
+                        && (p.peer_id == Some(info.peer_id)
+                            || matches!(remote, Remote::Addr(a) if outgoing && p.is_at(a)))
+                })
+                .map(|p| p.key);
+            if let Some(existing) = twin {
+                self.resolve_duplicate(existing, key);
+            }
+        }
+        self.send_pex(now);
+        Ok(())
+    }
+
+    /// Two connections with one peer: closes one of them.
+    fn resolve_duplicate(&mut self, existing: PeerKey, new: PeerKey) {
+        let (Ok(e), Ok(n)) = (self.peer(existing), self.peer(new)) else {
+            return;
+        };
+        let victim = if e.useful() || e.outgoing == n.outgoing {
+            new
+        } else {
+            // Neither is useful yet: both sides keep the connection dialled
+            // by the lower peer id, so they close the same one.
+            let theirs = n.peer_id.or(e.peer_id).unwrap_or([0; 20]);
+            let keep_outgoing = self.cfg.peer_id < theirs;
+            if n.outgoing == keep_outgoing {
+                existing
+            } else {
+                new
+            }
+        };
+        self.close(victim, CloseReason::Duplicate);
+    }
+
+    /// Something a connected peer's session reported. Events of a peer
+    /// being closed are ignored, except [`PeerEvent::Transferred`].
+    pub fn handle_peer_event(
+        &mut self,
+        key: PeerKey,
+        event: PeerEvent,
+        now: Instant,
+    ) -> Result<(), SwarmError> {
+        let peer = self.peer_mut(key)?;
+        if !peer.connected {
+            return Err(SwarmError::NotConnected { peer: key });
+        }
+        if let PeerEvent::Transferred { down, up } = event {
+            peer.tick_down += down;
+            peer.tick_up += up;
+            peer.downloaded += down;
+            peer.uploaded += up;
+            self.downloaded += down;
+            self.uploaded += up;
+            return Ok(());
+        }
+        if peer.closing.is_some() {
+            return Ok(());
+        }
+        self.dispatch(key, event, now);
+        if self.peer(key).is_ok_and(|p| p.closing.is_some()) {
+            // Its requests went back to the pool.
+            self.top_up_all(now);
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, key: PeerKey, event: PeerEvent, now: Instant) {
+        let Ok(peer) = self.peer_mut(key) else { return };
+        match event {
+            PeerEvent::Pieces(bits) => self.on_pieces(key, &bits, now),
+            PeerEvent::Have(piece) => self.on_have(key, piece, now),
+            PeerEvent::Choked(choked) => self.on_choked(key, choked, now),
+            PeerEvent::Interested(on) => {
+                if peer.peer_interested != on {
+                    peer.peer_interested = on;
+                    // At once: a new leecher should not wait for the next
+                    // rechoke when a slot is free.
+                    self.rechoke(now, false);
+                }
+            }
+            PeerEvent::Block { req, data } => self.on_block(key, req, &data, now),
+            PeerEvent::Rejected(reqs) => self.on_rejected(key, &reqs, false, now),
+            PeerEvent::Stalled(reqs) => self.on_rejected(key, &reqs, true, now),
+            PeerEvent::Reqq(n) => {
+                peer.reqq = n.max(1);
+                self.top_up(key, now);
+            }
+            PeerEvent::ExtensionInfo { listen_port, pex } => {
+                self.on_extension_info(key, listen_port, pex, now)
+            }
+            PeerEvent::Pex(message) => self.on_pex(key, message, now),
+            PeerEvent::Transferred { .. } => {}
+        }
+    }
+
+    /// A connection (or a dial) ended. Its requests go to other peers; an
+    /// outgoing address is backed off; a free slot is filled.
+    pub fn handle_disconnected(
+        &mut self,
+        key: PeerKey,
+        how: Disconnect,
+        now: Instant,
+    ) -> Result<(), SwarmError> {
+        self.peer(key)?;
+        let Some(peer) = self
+            .peers
+            .get_mut(key.index() as usize)
+            .and_then(Option::take)
+        else {
+            return Err(SwarmError::UnknownPeer { peer: key });
+        };
+        let removed = self.picker.remove_peer(key);
+        debug_assert!(removed.is_ok(), "picker lost peer {key}");
+        if peer.connected && !peer.is_web_seed() {
+            // Someone else may get its upload slot now.
+            self.timers.set(Timer::Rechoke, Some(now));
+        }
+        if let (Remote::Addr(addr), true) = (peer.remote, peer.outgoing) {
+            let how = match (peer.closing, how) {
+                // Nothing to trade is no reason to redial every few seconds.
+                (Some(CloseReason::BothSeeding | CloseReason::ProtocolViolation), _)
+                | (_, Disconnect::Failed) => Ended::Failed,
+                _ => Ended::Closed,
+            };
+            self.policy.handle_ended(addr, how, now);
+        }
+        self.dial(now);
+        self.top_up_all(now);
+        Ok(())
+    }
+
+    /// A piece from [`poll_piece`](Self::poll_piece) matched its hash and
+    /// is on disk; `data` is its bytes back (compared against a failed
+    /// copy for smart ban, then reused). Announces it to every peer.
+    pub fn handle_piece_saved(
+        &mut self,
+        piece: u32,
+        data: Vec<u8>,
+        now: Instant,
+    ) -> Result<(), SwarmError> {
+        if self.saving.remove(&piece).is_none() {
+            return Err(SwarmError::NotSaving { piece });
+        }
+        for liar in self.smart_ban.piece_saved(piece, &data, self.block_size) {
+            self.ban(liar, BanReason::CorruptBlock, now);
+        }
+        // (interest updates below top up whoever lost requests to a ban)
+        self.recycle(data);
+        if let Err(source) = self.picker.piece_verified(piece) {
+            debug_assert!(false, "picker refused verified piece {piece}: {source}");
+            return Err(SwarmError::Internal { piece, source });
+        }
+        self.have.set(piece);
+        self.have_bytes += u64::from(self.geometry.piece_size(piece).unwrap_or(0));
+        self.events.push_back(Event::PieceSaved { piece });
+        for key in self.keys() {
+            if self.peer(key).is_ok_and(|p| p.active_peer()) {
+                self.commands.push_back((key, PeerCommand::Have(piece)));
+            }
+        }
+        self.resume_dirty = true;
+        if self.timers.get(Timer::Resume).is_none() {
+            let at = (self.last_resume + self.cfg.resume_interval).max(now);
+            self.timers.set(Timer::Resume, Some(at));
+        }
+        if self.is_complete() {
+            self.events.push_back(Event::Complete);
+            self.save_resume(now);
+            self.timers.set(Timer::WebSeeds, None);
+            // Seeds have nothing to trade with seeds.
+            for key in self.keys() {
+                if self.peer(key).is_ok_and(|p| p.active() && p.is_seed) {
+                    self.close(key, CloseReason::BothSeeding);
+                }
+            }
+        }
+        for key in self.keys() {
+            self.update_interest(key, now);
+        }
+        Ok(())
+    }
+
+    /// A piece from [`poll_piece`](Self::poll_piece) failed its hash
+    /// check; `data` is its bytes back. The piece is downloaded again; the
+    /// peers that sent it are blamed (smart ban).
+    pub fn handle_piece_failed(
+        &mut self,
+        piece: u32,
+        data: Vec<u8>,
+        now: Instant,
+    ) -> Result<(), SwarmError> {
+        let Some(senders) = self.saving.remove(&piece) else {
+            return Err(SwarmError::NotSaving { piece });
+        };
+        let mut contributors = Vec::new();
+        if let Err(source) = self.picker.piece_hash_failed(piece, &mut contributors) {
+            debug_assert!(false, "picker refused failed piece {piece}: {source}");
+            return Err(SwarmError::Internal { piece, source });
+        }
+        let mut distinct: Vec<Remote> = senders.iter().flatten().copied().collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        self.events.push_back(Event::HashFailed {
+            piece,
+            senders: distinct,
+        });
+        let bans = self
+            .smart_ban
+            .piece_failed(piece, &data, self.block_size, &senders);
+        for (remote, reason) in bans {
+            self.ban(remote, reason, now);
+        }
+        self.recycle(data);
+        self.top_up_all(now);
+        Ok(())
+    }
+
+    /// Runs the timers due at `now`. An early or extra call is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for timer in TIMERS {
+            if self.timers.get(timer).is_some_and(|t| now >= t) {
+                self.timers.set(timer, None);
+                match timer {
+                    Timer::Tick => self.tick(now),
+                    Timer::Rechoke => self.rechoke(now, true),
+                    Timer::Dial => self.dial(now),
+                    Timer::Resume => {
+                        if self.resume_dirty {
+                            self.save_resume(now);
+                        }
+                    }
+                    Timer::WebSeeds => self.maybe_start_web_seeds(now),
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ mutators
+
+    /// Closes every connection (the torrent stops): a
+    /// [`PeerCommand::Close`] for each; report each
+    /// [`handle_disconnected`](Self::handle_disconnected) as usual.
+    pub fn close_all(&mut self, reason: CloseReason) {
+        for key in self.keys() {
+            self.close(key, reason);
+        }
+    }
+
+    /// Closes one peer's connection for `reason`; its requests go to other
+    /// peers.
+    pub fn close_peer(
+        &mut self,
+        key: PeerKey,
+        reason: CloseReason,
+        now: Instant,
+    ) -> Result<(), SwarmError> {
+        self.peer(key)?;
+        self.close(key, reason);
+        self.top_up_all(now);
+        Ok(())
+    }
+
+    // ------------------------------------------------------------- outputs
+
+    /// The next order for a peer connection.
+    pub fn poll_command(&mut self) -> Option<(PeerKey, PeerCommand)> {
+        self.commands.pop_front()
+    }
+
+    /// The next complete piece to hash and save.
+    pub fn poll_piece(&mut self) -> Option<CompletedPiece> {
+        self.pieces.pop_front()
+    }
+
+    /// The next connection to make.
+    pub fn poll_dial(&mut self) -> Option<Dial> {
+        self.dials.pop_front()
+    }
+
+    /// The next event for the torrent's user.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next: the
+    /// earliest deadline of the timer table.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.earliest()
+    }
+
+    // ------------------------------------------------------------ internals
+
+    /// Marks the peer closing and orders the close; its requests return
+    /// to the pool (the caller tops up the other peers).
+    fn close(&mut self, key: PeerKey, reason: CloseReason) {
+        let Ok(peer) = self.peer_mut(key) else { return };
+        if peer.closing.is_some() {
+            return;
+        }
+        peer.closing = Some(reason);
+        let _ = self.picker.peer_choked(key);
+        self.commands.push_back((key, PeerCommand::Close(reason)));
+    }
+
+    fn ban(&mut self, remote: Remote, reason: BanReason, now: Instant) {
+        if let Remote::Addr(addr) = remote {
+            self.policy.ban(addr, now);
+        }
+        self.events.push_back(Event::Banned { remote, reason });
+        for key in self.keys() {
+            let Ok(p) = self.peer(key) else { continue };
+            let hit = match remote {
+                Remote::Addr(addr) => p.is_at(addr),
+                web => p.remote == web,
+            };
+            if !hit {
+                continue;
+            }
+            if p.is_web_seed() {
+                self.commands.push_back((key, PeerCommand::BackOff));
+            } else {
+                self.close(key, CloseReason::Banned);
+            }
+        }
+    }
+
+    fn recycle(&mut self, data: Vec<u8>) {
+        let keep = (SPARE_BUFFER_BYTES / data.len().max(1)).max(2);
+        if self.spare.len() < keep && data.len() == self.cfg.piece_length as usize {
+            self.spare.push(data);
+        }
+    }
+
+    fn save_resume(&mut self, now: Instant) {
+        self.events.push_back(Event::SaveResume(self.have.clone()));
+        self.resume_dirty = false;
+        self.last_resume = now;
+        self.timers.set(Timer::Resume, None);
+    }
+
+    fn dial(&mut self, now: Instant) {
+        let free = self.cfg.max_peers.saturating_sub(self.connections());
+        let busy = self.connected_addrs();
+        let addrs = self.policy.poll_dial(now, free, |a| busy.contains(&a));
+        for addr in addrs {
+            let key = self.picker.add_peer();
+            let peer = Peer::new(key, Remote::Addr(addr), true, &self.cfg, now);
+            self.insert(peer);
+            self.dials.push_back(Dial {
+                peer: key,
+                remote: Remote::Addr(addr),
+            });
+        }
+        self.timers.set(Timer::Dial, self.policy.next_ready(now));
+    }
+
+    fn maybe_start_web_seeds(&mut self, now: Instant) {
+        if self.web_seeds_started || self.cfg.web_seeds == 0 || self.is_complete() {
+            return;
+        }
+        let connected = self
+            .peers
+            .iter()
+            .flatten()
+            .filter(|p| p.active_peer())
+            .count();
+        let rate: f64 = self.peers.iter().flatten().map(|p| p.down_rate).sum();
+        if connected >= self.cfg.web_seed_below_peers && rate >= self.cfg.web_seed_below_rate {
+            self.timers
+                .set(Timer::WebSeeds, Some(now + self.cfg.tick_interval));
+            return;
+        }
+        self.web_seeds_started = true;
+        for index in 0..self.cfg.web_seeds {
+            let key = self.picker.add_peer();
+            let remote = Remote::WebSeed(index);
+            let peer = Peer::new(key, remote, true, &self.cfg, now);
+            self.insert(peer);
+            self.dials.push_back(Dial { peer: key, remote });
+        }
+    }
+
+    fn on_pieces(&mut self, key: PeerKey, bits: &Bitfield, now: Instant) {
+        let n = self.geometry.num_pieces();
+        let result = if bits.len() != n {
+            Err(())
+        } else if bits.is_complete() {
+            self.picker.peer_has_all(key).map_err(|_| ())
+        } else {
+            self.picker
+                .peer_bitfield(key, bits.as_wire())
+                .map_err(|_| ())
+        };
+        if result.is_err() {
+            self.close(key, CloseReason::ProtocolViolation);
+            return;
+        }
+        let complete = self.is_complete();
+        let Ok(peer) = self.peer_mut(key) else { return };
+        peer.pieces = bits.count();
+        peer.is_seed = bits.is_complete();
+        if complete && peer.is_seed {
+            self.close(key, CloseReason::BothSeeding);
+            return;
+        }
+        self.update_interest(key, now);
+    }
+
+    fn on_have(&mut self, key: PeerKey, piece: u32, now: Instant) {
+        let n = self.geometry.num_pieces();
+        if piece >= n {
+            self.close(key, CloseReason::ProtocolViolation);
+            return;
+        }
+        let new = !self.picker.peer_has_piece(key, piece);
+        let _ = self.picker.peer_has(key, piece);
+        let complete = self.is_complete();
+        let Ok(peer) = self.peer_mut(key) else { return };
+        if new {
+            peer.pieces += 1;
+        }
+        peer.is_seed = peer.pieces >= n;
+        if complete && peer.is_seed {
+            self.close(key, CloseReason::BothSeeding);
+            return;
+        }
+        self.update_interest(key, now);
+    }
+
+    fn on_choked(&mut self, key: PeerKey, choked: bool, now: Instant) {
+        let Ok(peer) = self.peer_mut(key) else { return };
+        peer.peer_choking = choked;
+        if choked {
+            // Without the fast extension a choke voids every request; with
+            // it the peer rejects (or still serves) each one.
+            if !peer.fast && self.picker.in_flight_count(key) > 0 {
+                let _ = self.picker.peer_choked(key);
+                self.top_up_all(now);
+            }
+        } else {
+            peer.waiting_since = now;
+            self.top_up(key, now);
+        }
+    }
+
+    fn on_block(&mut self, key: PeerKey, req: BlockRequest, data: &[u8], now: Instant) {
+        let Ok(peer) = self.peer_mut(key) else { return };
+        peer.waiting_since = now;
+        peer.snubbed = false;
+        let remote = peer.remote;
+        if data.len() != req.length as usize {
+            self.close(key, CloseReason::ProtocolViolation);
+            return;
+        }
+        self.cancels.clear();
+        let outcome = match self.picker.block_received(key, req, &mut self.cancels) {
+            Ok(o) => o,
+            Err(_) => {
+                // Not a block of this torrent's grid.
+                self.close(key, CloseReason::ProtocolViolation);
+                return;
+            }
+        };
+        let cancels = std::mem::take(&mut self.cancels);
+        for &other in &cancels {
+            if self.peer(other).is_ok_and(|p| p.active()) {
+                self.commands.push_back((other, PeerCommand::Cancel(req)));
+            }
+        }
+        self.cancels = cancels;
+        if outcome.accepted {
+            self.assemble(remote, req, data, outcome.piece_complete);
+        }
+        self.top_up(key, now);
+    }
+
+    fn assemble(&mut self, remote: Remote, req: BlockRequest, data: &[u8], complete: bool) {
+        let size = self.geometry.piece_size(req.piece).unwrap_or(0) as usize;
+        let blocks = size.div_ceil(self.block_size);
+        let spare = &mut self.spare;
+        let buf = self.buffers.entry(req.piece).or_insert_with(|| {
+            let data = match spare.pop() {
+                Some(d) if d.len() == size => d,
+                _ => vec![0u8; size],
+            };
+            PieceBuf {
+                data,
+                senders: vec![None; blocks],
+            }
+        });
+        let start = req.offset as usize;
+        if let Some(dst) = buf.data.get_mut(start..start + data.len()) {
+            dst.copy_from_slice(data);
+        }
+        if let Some(slot) = buf.senders.get_mut(start / self.block_size) {
+            *slot = Some(remote);
+        }
+        if complete {
+            if let Some(buf) = self.buffers.remove(&req.piece) {
+                self.saving.insert(req.piece, buf.senders);
+                self.pieces.push_back(CompletedPiece {
+                    piece: req.piece,
+                    data: buf.data,
+                });
+            }
+        }
+    }
+
+    fn on_rejected(&mut self, key: PeerKey, reqs: &[BlockRequest], stalled: bool, now: Instant) {
+        let before = self.picker.in_flight_count(key);
+        for r in reqs {
+            let _ = self.picker.block_rejected(key, *r);
+        }
+        if self.picker.in_flight_count(key) == before {
+            return;
+        }
+        let (min, hold) = (self.cfg.min_pipeline, self.cfg.reject_hold);
+        if let Ok(peer) = self.peer_mut(key) {
+            // The blocks go to other peers first, not straight back to the
+            // one that refused them.
+            peer.hold_until = Some(now + hold);
+            if stalled {
+                peer.target = min;
+                peer.snubbed = true;
+            }
+        }
+        self.top_up_all(now);
+    }
+
+    fn on_extension_info(
+        &mut self,
+        key: PeerKey,
+        listen_port: Option<u16>,
+        pex: bool,
+        now: Instant,
+    ) {
+        let private = self.cfg.private;
+        let Ok(peer) = self.peer_mut(key) else { return };
+        let Remote::Addr(addr) = peer.remote else {
+            return;
+        };
+        if !peer.outgoing {
+            peer.listen_addr = listen_port.map(|port| SocketAddr::new(addr.ip(), port));
+        }
+        if pex && !private && peer.pex.is_none() {
+            let mut state = PexState::new(addr, PexConfig::default());
+            if let Some(listen) = peer.listen_addr {
+                state.exclude(listen);
+            }
+            peer.pex = Some(state);
+        }
+        // The same peer by address: an incoming connection from where we
+        // also dialled.
+        if let Some(listen) = peer.listen_addr.filter(|_| !peer.outgoing) {
+            let twin = self
+                .peers
+                .iter()
+                .flatten()
+                .find(|p| p.key != key && p.active_peer() && p.is_at(listen))
+                .map(|p| p.key);
+            if let Some(existing) = twin {
+                self.resolve_duplicate(existing, key);
+            }
+        }
+        // The first message goes at once (later ones at most once a
+        // minute): a short-lived swarm must not wait to share what it knows.
+        self.send_pex(now);
+    }
+
+    fn on_pex(&mut self, key: PeerKey, message: PexMessage, now: Instant) {
+        if self.cfg.private {
+            return;
+        }
+        let Ok(peer) = self.peer_mut(key) else { return };
+        let Some(state) = peer.pex.as_mut() else {
+            return;
+        };
+        let incoming = state.handle_incoming(message, now);
+        if incoming.too_soon {
+            return;
+        }
+        let listed = incoming.added.len() + incoming.discarded;
+        let busy = self.connected_addrs();
+        let mut learned = 0;
+        for added in incoming.added {
+            if self.is_self(added.addr) || busy.contains(&added.addr) {
+                continue;
+            }
+            if self.policy.handle_candidate(added.addr) {
+                learned += 1;
+            }
+        }
+        self.events.push_back(Event::PexReceived {
+            peer: key,
+            learned,
+            listed,
+        });
+        self.dial(now);
+    }
+
+    fn update_interest(&mut self, key: PeerKey, now: Instant) {
+        let want = self.picker.interesting(key);
+        let Ok(peer) = self.peer_mut(key) else { return };
+        if !peer.active() {
+            return;
+        }
+        if want != peer.am_interested {
+            peer.am_interested = want;
+            self.commands
+                .push_back((key, PeerCommand::Interested(want)));
+        }
+        self.top_up(key, now);
+    }
+
+    fn top_up_all(&mut self, now: Instant) {
+        for key in self.keys() {
+            self.top_up(key, now);
+        }
+    }
+
+    fn top_up(&mut self, key: PeerKey, now: Instant) {
+        let in_flight = self.picker.in_flight_count(key);
+        let Some(peer) = slot_mut(&mut self.peers, key) else {
+            return;
+        };
+        if !peer.active()
+            || peer.peer_choking
+            || !peer.am_interested
+            || peer.hold_until.is_some_and(|t| now < t)
+        {
+            return;
+        }
+        let limit = peer.target.min(peer.reqq).max(1);
+        if in_flight >= limit {
+            return;
+        }
+        // Ask in batches: topping up one block at a time costs a message
+        // per block between threads.
+        if in_flight > 0 && limit - in_flight < (limit / 4).max(1) {
+            return;
+        }
+        self.scratch.clear();
+        if self
+            .picker
+            .pick(key, limit - in_flight, &mut self.scratch)
+            .is_err()
+            || self.scratch.is_empty()
+        {
+            return;
+        }
+        if in_flight == 0 {
+            peer.waiting_since = now;
+        }
+        self.commands
+            .push_back((key, PeerCommand::Request(self.scratch.clone())));
+    }
+
+    /// Sends each PEX-capable peer what changed in our peer set (at most
+    /// once a minute per peer; `PexState` keeps the pace).
+    fn send_pex(&mut self, now: Instant) {
+        if self.cfg.private {
+            return;
+        }
+        let connected: Vec<PexPeer> = self
+            .peers
+            .iter()
+            .flatten()
+            .filter(|p| p.active_peer())
+            .filter_map(|p| {
+                let seed = if p.is_seed { PexFlags::SEED } else { 0 };
+                // Reachable: we dialled it ourselves.
+                let reachable = if p.outgoing { PexFlags::REACHABLE } else { 0 };
+                p.listen_addr.map(|addr| PexPeer {
+                    addr,
+                    flags: PexFlags(seed | reachable),
+                })
+            })
+            .collect();
+        for peer in self.peers.iter_mut().flatten() {
+            if peer.closing.is_some() {
+                continue;
+            }
+            let Some(state) = peer.pex.as_mut() else {
+                continue;
+            };
+            state.set_connected(connected.iter().copied());
+            if let Some(message) = state.poll_message(now) {
+                self.commands
+                    .push_back((peer.key, PeerCommand::Pex(message)));
+            }
+        }
+    }
+
+    fn rechoke(&mut self, now: Instant, periodic: bool) {
+        if periodic {
+            self.timers
+                .set(Timer::Rechoke, Some(now + self.cfg.rechoke_interval));
+        }
+        let states: Vec<ChokeState<PeerKey>> = self
+            .peers
+            .iter()
+            .flatten()
+            .filter(|p| p.active_peer())
+            .map(|p| ChokeState {
+                key: p.key,
+                interested: p.peer_interested,
+                rate_from_peer: p.down_rate,
+                rate_to_peer: p.up_rate,
+            })
+            .collect();
+        let seeding = self.is_complete();
+        let unchoke = self.choker.decide(now, seeding, &states);
+        for state in states {
+            let choke = !unchoke.contains(&state.key);
+            if let Ok(peer) = self.peer_mut(state.key) {
+                if choke != peer.am_choking {
+                    peer.am_choking = choke;
+                    self.commands
+                        .push_back((state.key, PeerCommand::Choke(choke)));
+                }
+            }
+        }
+        if !periodic && self.timers.get(Timer::Rechoke).is_none() {
+            self.timers
+                .set(Timer::Rechoke, Some(now + self.cfg.rechoke_interval));
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        let dt = now
+            .saturating_duration_since(self.last_tick)
+            .as_secs_f64()
+            .max(1e-3);
+        self.last_tick = now;
+        self.timers
+            .set(Timer::Tick, Some(now + self.cfg.tick_interval));
+        let (min, max, block) = (
+            self.cfg.min_pipeline,
+            self.cfg.max_pipeline,
+            self.block_size as f64,
+        );
+        let (timeout, hold) = (self.cfg.request_timeout, self.cfg.reject_hold);
+        let mut stalled = Vec::new();
+        for peer in self.peers.iter_mut().flatten() {
+            peer.down_rate = 0.5 * peer.down_rate + 0.5 * peer.tick_down as f64 / dt;
+            peer.up_rate = 0.5 * peer.up_rate + 0.5 * peer.tick_up as f64 / dt;
+            peer.tick_down = 0;
+            peer.tick_up = 0;
+            if !peer.active() {
+                continue;
+            }
+            // About one second of blocks in flight, within bounds.
+            let by_rate = (peer.down_rate / block) as usize;
+            peer.target = by_rate.clamp(min.max(peer.target / 2), max);
+            let _ = self.picker.set_peer_rate(peer.key, peer.down_rate as u64);
+            if self.picker.in_flight_count(peer.key) > 0
+                && now.saturating_duration_since(peer.waiting_since) >= timeout
+            {
+                stalled.push(peer.key);
+            }
+        }
+        for key in stalled {
+            let reqs: Vec<BlockRequest> = self.picker.in_flight(key).collect();
+            for r in &reqs {
+                self.commands.push_back((key, PeerCommand::Cancel(*r)));
+            }
+            let _ = self.picker.peer_choked(key);
+            if let Ok(peer) = self.peer_mut(key) {
+                peer.target = min;
+                peer.snubbed = true;
+                peer.waiting_since = now;
+                peer.hold_until = Some(now + hold);
+            }
+        }
+        self.send_pex(now);
+        self.top_up_all(now);
+    }
+}

@@ -1,0 +1,323 @@
+//! The values that go into a [`Swarm`](crate::Swarm) and come out of it.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use rustico_peer_wire::PexMessage;
+use rustico_piece_picker::PeerKey;
+use rustico_pieces::{Bitfield, BlockRequest};
+
+/// Who a peer is: an address, or a web seed (BEP 19) by its index in the
+/// torrent's `url-list` (the driver knows the URL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Remote {
+    /// A BitTorrent peer at this address (for an incoming peer, the
+    /// connection's address).
+    Addr(SocketAddr),
+    /// Web seed number `n` of the torrent.
+    WebSeed(usize),
+}
+
+impl fmt::Display for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Remote::Addr(addr) => write!(f, "{addr}"),
+            Remote::WebSeed(n) => write!(f, "web seed #{n}"),
+        }
+    }
+}
+
+/// What the handshake told about a peer, for
+/// [`Swarm::handle_connected`](crate::Swarm::handle_connected).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeInfo {
+    /// The peer id from its handshake.
+    pub peer_id: [u8; 20],
+    /// Both sides speak the fast extension (BEP 6).
+    pub fast: bool,
+    /// The peer's client, for display.
+    pub client: String,
+}
+
+/// Something a connected peer did, as its session reports it, for
+/// [`Swarm::handle_peer_event`](crate::Swarm::handle_peer_event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerEvent {
+    /// The peer's pieces (a bitfield, have-all or have-none), everything
+    /// it has so far.
+    Pieces(Bitfield),
+    /// The peer has a new piece.
+    Have(u32),
+    /// The peer choked (true) or unchoked (false) us.
+    Choked(bool),
+    /// The peer is interested in our pieces (true) or not.
+    Interested(bool),
+    /// A block arrived.
+    Block {
+        /// Which block.
+        req: BlockRequest,
+        /// Its bytes.
+        data: Vec<u8>,
+    },
+    /// The peer will not serve these requests: rejected (BEP 6), or voided
+    /// by a choke without the fast extension.
+    Rejected(Vec<BlockRequest>),
+    /// The session gave up waiting for these requests (its own time-out).
+    Stalled(Vec<BlockRequest>),
+    /// The peer's extension handshake: how many requests it queues.
+    Reqq(usize),
+    /// The peer's extension handshake: its listen port, and whether it
+    /// speaks `ut_pex`.
+    ExtensionInfo {
+        /// The `p` it announced.
+        listen_port: Option<u16>,
+        /// It takes `ut_pex` messages.
+        pex: bool,
+    },
+    /// A `ut_pex` message from the peer.
+    Pex(PexMessage),
+    /// Payload bytes moved since the previous report.
+    Transferred {
+        /// Bytes received.
+        down: u64,
+        /// Bytes sent.
+        up: u64,
+    },
+}
+
+/// Why the swarm closes a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// The peer is banned (corrupt data).
+    Banned,
+    /// We and the peer both have everything: nothing to trade.
+    BothSeeding,
+    /// Another connection with the same peer is kept instead.
+    Duplicate,
+    /// The peer broke the protocol (a piece index out of range, a bitfield
+    /// of the wrong length, a block of the wrong size).
+    ProtocolViolation,
+    /// The torrent is stopping.
+    Shutdown,
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CloseReason::Banned => "banned",
+            CloseReason::BothSeeding => "both seeding",
+            CloseReason::Duplicate => "duplicate connection",
+            CloseReason::ProtocolViolation => "protocol violation",
+            CloseReason::Shutdown => "shutting down",
+        })
+    }
+}
+
+/// An order for one peer's connection, from
+/// [`Swarm::poll_command`](crate::Swarm::poll_command).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerCommand {
+    /// Ask the peer for these blocks.
+    Request(Vec<BlockRequest>),
+    /// Withdraw a request (another peer delivered the block, or this one
+    /// sat on it too long).
+    Cancel(BlockRequest),
+    /// We now have this piece (on disk).
+    Have(u32),
+    /// Choke (true) or unchoke (false) the peer.
+    Choke(bool),
+    /// Tell the peer whether we want anything from it.
+    Interested(bool),
+    /// Send this `ut_pex` message.
+    Pex(PexMessage),
+    /// Close the connection; report
+    /// [`Swarm::handle_disconnected`](crate::Swarm::handle_disconnected)
+    /// once it is closed.
+    Close(CloseReason),
+    /// Web seeds only: the data it sent failed the hash check; stop
+    /// fetching from it for a while (report `Choked(true)` and the
+    /// dropped requests, then `Choked(false)` when ready again).
+    BackOff,
+}
+
+/// How a connection ended, for
+/// [`Swarm::handle_disconnected`](crate::Swarm::handle_disconnected).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disconnect {
+    /// Connecting, the handshake or the protocol failed: the address is
+    /// backed off longer with each failure.
+    Failed,
+    /// A normal end (the peer hung up, or we closed it).
+    Closed,
+}
+
+/// Why [`Swarm::handle_incoming`](crate::Swarm::handle_incoming) refused a
+/// connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The address is banned.
+    #[error("banned")]
+    Banned,
+    /// The torrent has as many peers as it may.
+    #[error("too many peers")]
+    TooManyPeers,
+}
+
+/// A connection the driver should make, from
+/// [`Swarm::poll_dial`](crate::Swarm::poll_dial).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dial {
+    /// The handle the swarm gave the connection-to-be: report its
+    /// handshake or its failure under it.
+    pub peer: PeerKey,
+    /// Whom to connect to.
+    pub remote: Remote,
+}
+
+/// A piece whose blocks have all arrived, from
+/// [`Swarm::poll_piece`](crate::Swarm::poll_piece): hash it, write it if it
+/// matches, then report
+/// [`Swarm::handle_piece_saved`](crate::Swarm::handle_piece_saved) or
+/// [`Swarm::handle_piece_failed`](crate::Swarm::handle_piece_failed) with
+/// the same bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedPiece {
+    /// The piece index.
+    pub piece: u32,
+    /// Its bytes.
+    pub data: Vec<u8>,
+}
+
+/// Why a peer was banned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BanReason {
+    /// It alone sent pieces that failed their hash check, too often.
+    FailedPieces,
+    /// It took part in too many pieces that failed their hash check.
+    SharedFailedPieces,
+    /// A good copy of a failed piece proved one of its blocks wrong.
+    CorruptBlock,
+}
+
+impl fmt::Display for BanReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BanReason::FailedPieces => "sent pieces that failed the hash check",
+            BanReason::SharedFailedPieces => {
+                "took part in too many pieces that failed the hash check"
+            }
+            BanReason::CorruptBlock => "sent a corrupt block",
+        })
+    }
+}
+
+/// Something the torrent's driver (or its user) should know, from
+/// [`Swarm::poll_event`](crate::Swarm::poll_event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A piece was verified and saved (announced to peers with `have`).
+    PieceSaved {
+        /// The piece.
+        piece: u32,
+    },
+    /// A piece failed its hash check; these sent its blocks.
+    HashFailed {
+        /// The piece.
+        piece: u32,
+        /// Who sent its blocks, each once.
+        senders: Vec<Remote>,
+    },
+    /// Every piece is verified and saved (announce `completed`).
+    Complete,
+    /// A peer is banned; its connections are closed (a web seed is backed
+    /// off instead).
+    Banned {
+        /// Who.
+        remote: Remote,
+        /// Why.
+        reason: BanReason,
+    },
+    /// Save this resume snapshot of our pieces now.
+    SaveResume(Bitfield),
+    /// A `ut_pex` message from a peer was taken.
+    PexReceived {
+        /// The peer that sent it.
+        peer: PeerKey,
+        /// Addresses that were new to us.
+        learned: usize,
+        /// Addresses it listed.
+        listed: usize,
+    },
+}
+
+/// Per-peer figures for a user interface, from
+/// [`Swarm::peer_stats`](crate::Swarm::peer_stats).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerStats {
+    /// Who.
+    pub remote: Remote,
+    /// Where it accepts connections, when known.
+    pub listen_addr: Option<SocketAddr>,
+    /// We dialled it.
+    pub outgoing: bool,
+    /// Its handshake is done.
+    pub connected: bool,
+    /// Its client, from the handshake.
+    pub client: String,
+    /// We choke it.
+    pub am_choking: bool,
+    /// We are interested in it.
+    pub am_interested: bool,
+    /// It chokes us.
+    pub peer_choking: bool,
+    /// It is interested in us.
+    pub peer_interested: bool,
+    /// It sat on our requests past the time-out and has not sent a block
+    /// since.
+    pub snubbed: bool,
+    /// Download rate from it, bytes per second.
+    pub down_rate: f64,
+    /// Upload rate to it, bytes per second.
+    pub up_rate: f64,
+    /// Payload bytes received from it.
+    pub downloaded: u64,
+    /// Payload bytes sent to it.
+    pub uploaded: u64,
+    /// How many pieces it has.
+    pub pieces: u32,
+    /// Requests sent to it and not yet answered.
+    pub requests_in_flight: usize,
+}
+
+/// Whole-torrent figures for a user interface, from
+/// [`Swarm::stats`](crate::Swarm::stats).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SwarmStats {
+    /// Pieces verified and saved.
+    pub pieces_have: u32,
+    /// Pieces in the torrent.
+    pub num_pieces: u32,
+    /// Bytes verified and saved.
+    pub have_bytes: u64,
+    /// Bytes in the torrent.
+    pub total_bytes: u64,
+    /// Payload bytes received (as reported in
+    /// [`PeerEvent::Transferred`]).
+    pub downloaded: u64,
+    /// Payload bytes sent.
+    pub uploaded: u64,
+    /// Download rate, bytes per second, all peers together.
+    pub down_rate: f64,
+    /// Upload rate, bytes per second.
+    pub up_rate: f64,
+    /// Peers with a completed handshake (web seeds included).
+    pub peers: usize,
+    /// Connections being dialled or handshaking.
+    pub connecting: usize,
+    /// Addresses known as candidates.
+    pub candidates: usize,
+    /// Pieces handed out to be verified and saved, not yet reported.
+    pub pieces_saving: usize,
+    /// The picker hands out duplicate requests (end-game).
+    pub end_game: bool,
+}

@@ -1,0 +1,242 @@
+//! Random event sequences into a swarm; invariants checked after every step.
+// `run` is called from the proptest cases: a failed call must stop them.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use common::*;
+use proptest::prelude::*;
+use rustico_swarm::{Bitfield, BlockRequest, Disconnect, PeerCommand, PeerEvent, PeerKey};
+
+const PIECES: u32 = 6;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Dial(u8),
+    Incoming(u8),
+    Disconnect(u8),
+    Pieces(u8, u8),
+    Have(u8, u32),
+    Choke(u8, bool),
+    Interested(u8, bool),
+    /// Deliver the n-th in-flight block, corrupt or not.
+    Deliver(u8, u8, bool),
+    Reject(u8, u8),
+    Transferred(u8, u16, u16),
+    Advance(u16),
+    Hash,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let p = 0u8..5;
+    prop_oneof![
+        1 => p.clone().prop_map(Op::Dial),
+        1 => p.clone().prop_map(Op::Incoming),
+        1 => p.clone().prop_map(Op::Disconnect),
+        1 => (p.clone(), any::<u8>()).prop_map(|(a, b)| Op::Pieces(a, b)),
+        1 => (p.clone(), 0..PIECES).prop_map(|(a, b)| Op::Have(a, b)),
+        1 => (p.clone(), any::<bool>()).prop_map(|(a, b)| Op::Choke(a, b)),
+        1 => (p.clone(), any::<bool>()).prop_map(|(a, b)| Op::Interested(a, b)),
+        4 => (p.clone(), any::<u8>(), prop::bool::weighted(0.1)).prop_map(|(a, b, c)| Op::Deliver(a, b, c)),
+        1 => (p.clone(), any::<u8>()).prop_map(|(a, b)| Op::Reject(a, b)),
+        1 => (p.clone(), any::<u16>(), any::<u16>()).prop_map(|(a, b, c)| Op::Transferred(a, b, c)),
+        1 => (0u16..20_000).prop_map(Op::Advance),
+        2 => Just(Op::Hash),
+    ]
+}
+
+/// What the test, as driver and as the peers, knows.
+#[derive(Default)]
+struct Model {
+    /// Slot -> connected peer handle.
+    peers: HashMap<u8, PeerKey>,
+    /// Peers that choke us.
+    choking: HashSet<PeerKey>,
+    down: u64,
+    up: u64,
+    saved: u32,
+}
+
+fn run(ops: Vec<Op>, end_game: bool) -> Result<(), TestCaseError> {
+    let mut cfg = config(PIECES);
+    cfg.max_peers = 4;
+    if !end_game {
+        cfg.picker.end_game_max_duplicates = 0;
+    }
+    let mut h = Harness::new(cfg, Bitfield::new(PIECES));
+    let mut m = Model::default();
+    for op in ops {
+        let now = h.now;
+        match op {
+            Op::Dial(slot) | Op::Incoming(slot) if !m.peers.contains_key(&slot) => {
+                let key = if matches!(op, Op::Dial(_)) {
+                    h.swarm.handle_candidates([addr(u16::from(slot) + 1)], now);
+                    match h.swarm.poll_dial() {
+                        Some(d) => d.peer,
+                        None => continue,
+                    }
+                } else {
+                    match h.swarm.handle_incoming(addr(50_000 + u16::from(slot)), now) {
+                        Ok(k) => k,
+                        Err(_) => continue,
+                    }
+                };
+                h.handshake(key, slot + 1, slot % 2 == 0);
+                m.peers.insert(slot, key);
+                m.choking.insert(key);
+            }
+            Op::Disconnect(slot) => {
+                if let Some(key) = m.peers.remove(&slot) {
+                    h.swarm
+                        .handle_disconnected(key, Disconnect::Closed, now)
+                        .unwrap();
+                    m.choking.remove(&key);
+                }
+            }
+            Op::Pieces(slot, bits) => {
+                if let Some(&key) = m.peers.get(&slot) {
+                    let mut b = Bitfield::new(PIECES);
+                    (0..PIECES).filter(|i| bits & (1 << i) != 0).for_each(|i| {
+                        b.set(i);
+                    });
+                    h.event(key, PeerEvent::Pieces(b));
+                }
+            }
+            Op::Have(slot, piece) => {
+                if let Some(&key) = m.peers.get(&slot) {
+                    h.event(key, PeerEvent::Have(piece));
+                }
+            }
+            Op::Choke(slot, on) => {
+                if let Some(&key) = m.peers.get(&slot) {
+                    h.event(key, PeerEvent::Choked(on));
+                    if on {
+                        m.choking.insert(key);
+                    } else {
+                        m.choking.remove(&key);
+                    }
+                }
+            }
+            Op::Interested(slot, on) => {
+                if let Some(&key) = m.peers.get(&slot) {
+                    h.event(key, PeerEvent::Interested(on));
+                }
+            }
+            Op::Deliver(slot, n, corrupt) => {
+                if let Some(&key) = m.peers.get(&slot) {
+                    let pending: Vec<BlockRequest> = h.swarm.requests_in_flight(key).collect();
+                    if !pending.is_empty() {
+                        let req = pending[n as usize % pending.len()];
+                        let mut data = block_data(req);
+                        if corrupt {
+                            data[0] ^= 1;
+                        }
+                        h.event(key, PeerEvent::Block { req, data });
+                    }
+                }
+            }
+            Op::Reject(slot, n) => {
+                if let Some(&key) = m.peers.get(&slot) {
+                    let pending: Vec<BlockRequest> = h.swarm.requests_in_flight(key).collect();
+                    if !pending.is_empty() {
+                        let req = pending[n as usize % pending.len()];
+                        h.event(key, PeerEvent::Rejected(vec![req]));
+                    }
+                }
+            }
+            Op::Transferred(slot, down, up) => {
+                if let Some(&key) = m.peers.get(&slot) {
+                    h.event(
+                        key,
+                        PeerEvent::Transferred {
+                            down: down.into(),
+                            up: up.into(),
+                        },
+                    );
+                    m.down += u64::from(down);
+                    m.up += u64::from(up);
+                }
+            }
+            Op::Advance(ms) => h.advance(Duration::from_millis(ms.into())),
+            Op::Hash => m.saved += h.hash_pieces().0,
+            _ => {}
+        }
+        // Carry out the commands like a driver would, checking each request.
+        for (key, command) in h.commands() {
+            match command {
+                PeerCommand::Request(reqs) => {
+                    prop_assert!(
+                        m.peers.values().any(|k| *k == key),
+                        "request to an unknown peer"
+                    );
+                    prop_assert!(
+                        !m.choking.contains(&key),
+                        "request to a peer that chokes us"
+                    );
+                    for r in reqs {
+                        prop_assert!(
+                            h.swarm.peer_has_piece(key, r.piece),
+                            "{r:?} from a peer without it"
+                        );
+                        prop_assert!(!h.swarm.have().get(r.piece), "{r:?} of a piece we have");
+                    }
+                }
+                PeerCommand::Close(_) => {
+                    // The connection closes at once.
+                    if let Some(slot) = m.peers.iter().find(|(_, k)| **k == key).map(|(s, _)| *s) {
+                        m.peers.remove(&slot);
+                        m.choking.remove(&key);
+                        h.swarm
+                            .handle_disconnected(key, Disconnect::Closed, h.now)
+                            .unwrap();
+                    }
+                }
+                _ => {}
+            }
+        }
+        while h.swarm.poll_dial().is_some() {}
+        h.drain_events();
+
+        // Invariants.
+        let mut seen: HashMap<BlockRequest, usize> = HashMap::new();
+        for key in m.peers.values() {
+            for r in h.swarm.requests_in_flight(*key) {
+                *seen.entry(r).or_default() += 1;
+            }
+        }
+        let most = seen.values().copied().max().unwrap_or(0);
+        if end_game {
+            prop_assert!(most <= 2, "a block asked of {most} peers");
+        } else {
+            prop_assert!(most <= 1, "a block outstanding twice outside end-game");
+        }
+        let stats = h.swarm.stats();
+        prop_assert_eq!(stats.downloaded, m.down);
+        prop_assert_eq!(stats.uploaded, m.up);
+        prop_assert_eq!(stats.peers, m.peers.len());
+        prop_assert_eq!(stats.pieces_have, m.saved);
+        prop_assert_eq!(stats.pieces_have, h.swarm.have().count());
+        prop_assert!(
+            stats.peers + stats.connecting <= 4,
+            "over the connection limit"
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn invariants_hold_without_end_game(ops in prop::collection::vec(op(), 1..150)) {
+        run(ops, false)?;
+    }
+
+    #[test]
+    fn invariants_hold_with_end_game(ops in prop::collection::vec(op(), 1..150)) {
+        run(ops, true)?;
+    }
+}

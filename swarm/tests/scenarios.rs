@@ -1,0 +1,550 @@
+//! Scenarios driven through the sans-IO interface alone, time moved by hand.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::*;
+use rustico_peer_wire::{PexFlags, PexMessage, PexPeer};
+use rustico_swarm::{
+    BanReason, Bitfield, CloseReason, Disconnect, Event, PeerCommand, PeerEvent, Refusal, Remote,
+    SwarmError,
+};
+
+#[test]
+fn a_choke_without_the_fast_extension_voids_requests_and_they_go_to_another_peer() {
+    let mut cfg = config(40); // 80 blocks
+    cfg.picker.end_game_max_duplicates = 0;
+    let mut h = Harness::new(cfg, Bitfield::new(40));
+    let a = h.seed(1, false);
+    let first = requests_to(&h.commands(), a);
+    assert_eq!(first.len(), 64, "a fresh peer gets the start pipeline");
+    let b = h.seed(2, false);
+    let to_b = requests_to(&h.commands(), b);
+    assert_eq!(to_b.len(), 16, "the rest");
+
+    h.event(a, PeerEvent::Choked(true));
+    assert_eq!(h.swarm.requests_in_flight(a).count(), 0, "voided");
+    let commands = h.commands();
+    assert!(
+        requests_to(&commands, a).is_empty(),
+        "nothing asked while choked"
+    );
+    let to_b: HashSet<_> = requests_to(&commands, b).into_iter().collect();
+    assert_eq!(to_b.len(), 48, "b's pipeline refills");
+    assert!(
+        to_b.iter().all(|r| first.contains(r)),
+        "with a's voided blocks"
+    );
+
+    // Unchoked again: a is asked again.
+    h.event(a, PeerEvent::Choked(false));
+    assert!(!requests_to(&h.commands(), a).is_empty());
+}
+
+#[test]
+fn a_choke_with_the_fast_extension_keeps_requests_until_they_are_rejected() {
+    let mut cfg = config(40);
+    cfg.picker.end_game_max_duplicates = 0;
+    let mut h = Harness::new(cfg, Bitfield::new(40));
+    let a = h.seed(1, true);
+    let first = requests_to(&h.commands(), a);
+    let b = h.seed(2, true);
+    h.commands();
+    h.event(a, PeerEvent::Choked(true));
+    assert_eq!(
+        h.swarm.requests_in_flight(a).count(),
+        first.len(),
+        "still pending"
+    );
+    assert!(h.commands().is_empty(), "nothing moves on a fast choke");
+
+    // BEP 6: the choke is followed by a reject of each pending request.
+    h.event(a, PeerEvent::Rejected(first.clone()));
+    let commands = h.commands();
+    assert!(requests_to(&commands, a).is_empty());
+    let to_b = requests_to(&commands, b);
+    assert!(!to_b.is_empty() && to_b.iter().all(|r| first.contains(r)));
+}
+
+#[test]
+fn a_rejected_block_is_not_asked_again_of_the_same_peer_in_a_hot_loop() {
+    let mut h = Harness::leecher(1); // one piece, two blocks
+    let a = h.seed(1, true);
+    let reqs = requests_to(&h.commands(), a);
+    assert_eq!(reqs.len(), 2);
+    let mut asked_again = 0;
+    // The peer rejects everything, a hundred times within the hold time.
+    for _ in 0..100 {
+        let pending: Vec<_> = h.swarm.requests_in_flight(a).collect();
+        if !pending.is_empty() {
+            h.event(a, PeerEvent::Rejected(pending));
+        }
+        asked_again += requests_to(&h.commands(), a).len();
+        h.now += Duration::from_millis(5);
+    }
+    assert_eq!(asked_again, 0, "held back for the reject hold");
+    // Once the hold has passed, the only peer is asked again.
+    h.advance(Duration::from_secs(2));
+    assert_eq!(requests_to(&h.commands(), a).len(), 2);
+}
+
+#[test]
+fn a_stalled_peer_loses_its_requests_to_another_peer() {
+    let mut cfg = config(8); // 16 blocks: one peer takes them all
+    cfg.picker.end_game_max_duplicates = 0;
+    let mut h = Harness::new(cfg, Bitfield::new(8));
+    let slow = h.seed(1, false);
+    let held = requests_to(&h.commands(), slow);
+    assert_eq!(held.len(), 16);
+    let fast = h.seed(2, false);
+    assert!(
+        requests_to(&h.commands(), fast).is_empty(),
+        "nothing left yet"
+    );
+
+    h.advance(Duration::from_secs(14));
+    let c = h.commands();
+    assert!(requests_to(&c, fast).is_empty(), "not stalled before 15 s");
+    assert!(!orders_to(&c, slow)
+        .iter()
+        .any(|o| matches!(o, PeerCommand::Cancel(_))));
+
+    h.advance(Duration::from_secs(1));
+    let c = h.commands();
+    let cancels = orders_to(&c, slow)
+        .into_iter()
+        .filter(|o| matches!(o, PeerCommand::Cancel(_)))
+        .count();
+    assert_eq!(cancels, 16, "the stalled requests are withdrawn");
+    // The other peer gets them (as many as its pipeline takes: with no
+    // measured rate it shrank to the minimum meanwhile).
+    let moved = requests_to(&c, fast);
+    assert!(moved.len() >= 4, "{moved:?}");
+    assert!(moved.iter().all(|r| held.contains(r)));
+    assert!(h.swarm.peer_stats(slow).unwrap().snubbed);
+    assert!(requests_to(&c, slow).is_empty());
+    // Later the snubbed peer gets a minimal pipeline of what is left.
+    h.advance(Duration::from_secs(2));
+    let again = requests_to(&h.commands(), slow);
+    assert!(again.len() <= 4, "{again:?}");
+}
+
+#[test]
+fn smart_ban_names_the_sender_of_a_corrupt_block_once_a_good_copy_arrives() {
+    let mut h = Harness::leecher(4);
+    let honest = h.seed(1, true);
+    let liar = h.seed(2, true);
+    h.commands();
+    // Piece 0: block 0 from the honest peer, block 1 corrupted by the liar.
+    let b0 = rustico_swarm::BlockRequest {
+        piece: 0,
+        offset: 0,
+        length: 16384,
+    };
+    let b1 = rustico_swarm::BlockRequest {
+        piece: 0,
+        offset: 16384,
+        length: 16384,
+    };
+    h.deliver(honest, b0);
+    let mut bad = block_data(b1);
+    bad[100] ^= 0xff;
+    h.event(liar, PeerEvent::Block { req: b1, data: bad });
+    assert_eq!(h.hash_pieces(), (0, 1));
+    let events = h.drain_events();
+    assert!(events.contains(&Event::HashFailed {
+        piece: 0,
+        senders: vec![Remote::Addr(addr(1)), Remote::Addr(addr(2))]
+    }));
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Banned { .. })),
+        "not yet: two senders"
+    );
+
+    // The honest peer sends the piece again: the good copy proves the liar.
+    h.commands();
+    h.deliver(honest, b0);
+    h.deliver(honest, b1);
+    assert_eq!(h.hash_pieces(), (1, 0));
+    let events = h.drain_events();
+    assert!(events.contains(&Event::Banned {
+        remote: Remote::Addr(addr(2)),
+        reason: BanReason::CorruptBlock
+    }));
+    assert!(orders_to(&h.commands(), liar).contains(&PeerCommand::Close(CloseReason::Banned)));
+    assert!(h.swarm.is_banned(addr(2), h.now));
+    assert!(!h.swarm.is_banned(addr(1), h.now));
+    h.disconnect(liar);
+    assert_eq!(
+        h.swarm.handle_incoming(addr(2), h.now),
+        Err(Refusal::Banned)
+    );
+    h.swarm.handle_candidates([addr(2)], h.now);
+    assert!(
+        h.swarm.poll_dial().is_none(),
+        "a banned peer is not dialled"
+    );
+}
+
+#[test]
+fn a_peer_that_alone_sends_bad_pieces_twice_is_banned() {
+    let mut h = Harness::leecher(4);
+    let liar = h.seed(1, true);
+    let reqs = requests_to(&h.commands(), liar);
+    for req in reqs.iter().filter(|r| r.piece < 2) {
+        h.event(
+            liar,
+            PeerEvent::Block {
+                req: *req,
+                data: vec![0; req.length as usize],
+            },
+        );
+    }
+    assert_eq!(h.hash_pieces(), (0, 2));
+    let events = h.drain_events();
+    assert!(events.contains(&Event::Banned {
+        remote: Remote::Addr(addr(1)),
+        reason: BanReason::FailedPieces
+    }));
+    assert!(orders_to(&h.commands(), liar).contains(&PeerCommand::Close(CloseReason::Banned)));
+}
+
+#[test]
+fn end_game_asks_twice_and_cancels_the_duplicate() {
+    let mut h = Harness::leecher(4); // 8 blocks
+    let a = h.seed(1, true);
+    let to_a = requests_to(&h.commands(), a);
+    assert_eq!(to_a.len(), 8);
+    let b = h.seed(2, true);
+    let to_b = requests_to(&h.commands(), b);
+    assert!(h.swarm.stats().end_game);
+    assert!(
+        !to_b.is_empty() && to_b.iter().all(|r| to_a.contains(r)),
+        "duplicates"
+    );
+    let dup = to_b[0];
+    h.deliver(a, dup);
+    let c = h.commands();
+    assert!(orders_to(&c, b).contains(&PeerCommand::Cancel(dup)));
+    assert!(!h.swarm.requests_in_flight(b).any(|r| r == dup));
+    // The late duplicate from b is not used twice.
+    h.deliver(b, dup);
+    for req in to_a.iter().filter(|r| **r != dup) {
+        h.deliver(a, *req);
+    }
+    assert_eq!(h.hash_pieces(), (4, 0));
+    assert!(h.swarm.is_complete());
+}
+
+#[test]
+fn duplicate_connections_keep_the_established_useful_one() {
+    let mut h = Harness::leecher(4);
+    let out = h.seed(1, true); // outgoing, interested: useful
+    h.commands();
+    let inc = h.swarm.handle_incoming(addr(40000), h.now).unwrap();
+    h.handshake(inc, 1, true); // same peer id
+    let c = h.commands();
+    assert_eq!(
+        orders_to(&c, inc),
+        [PeerCommand::Close(CloseReason::Duplicate)]
+    );
+    assert!(orders_to(&c, out).is_empty());
+}
+
+#[test]
+fn duplicate_connections_neither_useful_follow_the_peer_ids() {
+    // Our id (0xff..) is above theirs: both sides keep the connection
+    // the lower id dialled, which is the one they dialled to us.
+    let mut h = Harness::leecher(4);
+    let out = h.dial(1, 1, true);
+    let inc = h.swarm.handle_incoming(addr(40000), h.now).unwrap();
+    h.handshake(inc, 1, true);
+    let c = h.commands();
+    assert_eq!(
+        orders_to(&c, out),
+        [PeerCommand::Close(CloseReason::Duplicate)]
+    );
+    assert!(orders_to(&c, inc).is_empty());
+}
+
+#[test]
+fn duplicate_connections_are_found_by_address_too() {
+    let mut h = Harness::leecher(4);
+    let out = h.seed(1, true); // dialled 10.0.0.1:1
+    h.commands();
+    // The same host dials us with another peer id and says it listens on 1.
+    let inc = h.swarm.handle_incoming(addr(40000), h.now).unwrap();
+    h.handshake(inc, 9, true);
+    h.event(
+        inc,
+        PeerEvent::ExtensionInfo {
+            listen_port: Some(1),
+            pex: false,
+        },
+    );
+    let c = h.commands();
+    assert_eq!(
+        orders_to(&c, inc),
+        [PeerCommand::Close(CloseReason::Duplicate)]
+    );
+    assert!(!orders_to(&c, out).contains(&PeerCommand::Close(CloseReason::Duplicate)));
+    // And an address we are connected to is not dialled again.
+    h.swarm.handle_candidates([addr(1)], h.now);
+    assert!(h.swarm.poll_dial().is_none());
+}
+
+#[test]
+fn pex_tells_peers_about_each_other_and_learns_addresses() {
+    let mut h = Harness::leecher(4);
+    let a = h.dial(1, 1, true);
+    let b = h.dial(2, 2, true);
+    h.commands();
+    h.event(
+        a,
+        PeerEvent::ExtensionInfo {
+            listen_port: Some(1),
+            pex: true,
+        },
+    );
+    let c = h.commands();
+    let Some(PeerCommand::Pex(message)) = orders_to(&c, a).into_iter().next() else {
+        panic!("no PEX message to a: {c:?}");
+    };
+    assert_eq!(message.added.len(), 1);
+    assert_eq!(message.added[0].addr, addr(2), "b, not a itself");
+    assert!(message.added[0].flags.reachable());
+    assert!(orders_to(&c, b).is_empty(), "b does not speak ut_pex");
+
+    // a tells us of a new peer: we dial it.
+    let learned = PexMessage {
+        added: vec![
+            PexPeer {
+                addr: addr(3),
+                flags: PexFlags(0),
+            },
+            PexPeer {
+                addr: addr(2),
+                flags: PexFlags(0),
+            },
+        ],
+        dropped: vec![],
+    };
+    h.event(a, PeerEvent::Pex(learned));
+    assert_eq!(
+        h.swarm.poll_dial().map(|d| d.remote),
+        Some(Remote::Addr(addr(3)))
+    );
+    assert!(h.swarm.poll_dial().is_none(), "b is connected already");
+    assert!(h.drain_events().contains(&Event::PexReceived {
+        peer: a,
+        learned: 1,
+        listed: 2
+    }));
+
+    // A new peer connects: a hears of it, but not before a minute passed.
+    let _c = h.dial(4, 4, true);
+    assert!(!orders_to(&h.commands(), a)
+        .iter()
+        .any(|o| matches!(o, PeerCommand::Pex(_))));
+    h.advance(Duration::from_secs(61));
+    let c = h.commands();
+    assert!(orders_to(&c, a)
+        .iter()
+        .any(|o| matches!(o, PeerCommand::Pex(m) if m.added.iter().any(|p| p.addr == addr(4)))));
+}
+
+#[test]
+fn a_private_torrent_never_exchanges_peers() {
+    let mut cfg = config(4);
+    cfg.private = true;
+    let mut h = Harness::new(cfg, Bitfield::new(4));
+    let a = h.dial(1, 1, true);
+    let _b = h.dial(2, 2, true);
+    h.event(
+        a,
+        PeerEvent::ExtensionInfo {
+            listen_port: Some(1),
+            pex: true,
+        },
+    );
+    let message = PexMessage {
+        added: vec![PexPeer {
+            addr: addr(3),
+            flags: PexFlags(0),
+        }],
+        dropped: vec![],
+    };
+    h.event(a, PeerEvent::Pex(message));
+    h.advance(Duration::from_secs(120));
+    assert!(!h
+        .commands()
+        .iter()
+        .any(|(_, c)| matches!(c, PeerCommand::Pex(_))));
+    assert!(h.swarm.poll_dial().is_none());
+}
+
+#[test]
+fn the_optimistic_unchoke_rotates_over_time() {
+    let mut cfg = config(4);
+    cfg.upload_slots = 2;
+    cfg.max_peers = 20;
+    let mut h = Harness::new(cfg, Bitfield::full(4));
+    let keys: Vec<_> = (1..=8).map(|p| h.dial(p, p as u8, true)).collect();
+    for &k in &keys {
+        h.event(k, PeerEvent::Pieces(Bitfield::new(4)));
+        h.event(k, PeerEvent::Interested(true));
+    }
+    // Peer 1 downloads fastest from us: it keeps the regular slot.
+    h.event(
+        keys[0],
+        PeerEvent::Transferred {
+            down: 0,
+            up: 1 << 20,
+        },
+    );
+    let mut optimistic = HashSet::new();
+    for _ in 0..12 {
+        h.advance(Duration::from_secs(30));
+        h.event(
+            keys[0],
+            PeerEvent::Transferred {
+                down: 0,
+                up: 1 << 20,
+            },
+        );
+        let unchoked: Vec<_> = keys
+            .iter()
+            .filter(|k| !h.swarm.peer_stats(**k).unwrap().am_choking)
+            .copied()
+            .collect();
+        assert_eq!(unchoked.len(), 2, "two slots");
+        assert!(unchoked.contains(&keys[0]), "the best stays unchoked");
+        optimistic.extend(unchoked.into_iter().filter(|k| *k != keys[0]));
+    }
+    assert!(
+        optimistic.len() >= 3,
+        "rotation visits several peers: {}",
+        optimistic.len()
+    );
+}
+
+#[test]
+fn a_seed_serves_leechers_and_hangs_up_on_seeds() {
+    let mut h = Harness::new(config(4), Bitfield::full(4));
+    assert!(h.swarm.is_complete());
+    let leecher = h.dial(1, 1, true);
+    h.event(leecher, PeerEvent::Pieces(Bitfield::new(4)));
+    h.event(leecher, PeerEvent::Interested(true));
+    let c = h.commands();
+    assert_eq!(
+        orders_to(&c, leecher),
+        [PeerCommand::Choke(false)],
+        "a free slot at once"
+    );
+    let seed = h.dial(2, 2, true);
+    h.event(seed, PeerEvent::Pieces(Bitfield::full(4)));
+    let c = h.commands();
+    assert_eq!(
+        orders_to(&c, seed),
+        [PeerCommand::Close(CloseReason::BothSeeding)]
+    );
+    assert!(!c
+        .iter()
+        .any(|(_, o)| matches!(o, PeerCommand::Interested(true) | PeerCommand::Request(_))));
+    // Nothing to trade: redialled only after a growing backoff.
+    h.swarm
+        .handle_disconnected(seed, Disconnect::Closed, h.now)
+        .unwrap();
+    h.advance(Duration::from_secs(6));
+    assert!(
+        h.swarm.poll_dial().is_none(),
+        "backed off as a failure (10 s)"
+    );
+    h.advance(Duration::from_secs(5));
+    assert!(h.swarm.poll_dial().is_some());
+}
+
+#[test]
+fn completing_announces_have_and_asks_for_a_resume_snapshot() {
+    let mut h = Harness::leecher(2);
+    let a = h.seed(1, true);
+    let b = h.dial(2, 2, true);
+    h.event(b, PeerEvent::Pieces(Bitfield::new(2)));
+    let reqs = requests_to(&h.commands(), a);
+    for r in reqs.iter().filter(|r| r.piece == 0) {
+        h.deliver(a, *r);
+    }
+    h.hash_pieces();
+    assert!(orders_to(&h.commands(), b).contains(&PeerCommand::Have(0)));
+    assert!(!h
+        .drain_events()
+        .iter()
+        .any(|e| matches!(e, Event::SaveResume(_))));
+    h.advance(Duration::from_secs(5));
+    let events = h.drain_events();
+    let Some(Event::SaveResume(snapshot)) =
+        events.iter().find(|e| matches!(e, Event::SaveResume(_)))
+    else {
+        panic!("no snapshot after 5 s: {events:?}");
+    };
+    assert!(snapshot.get(0) && !snapshot.get(1));
+    for r in reqs.iter().filter(|r| r.piece == 1) {
+        h.deliver(a, *r);
+    }
+    h.hash_pieces();
+    let events = h.drain_events();
+    assert!(events.contains(&Event::Complete));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::SaveResume(s) if s.is_complete())));
+    assert!(orders_to(&h.commands(), a).contains(&PeerCommand::Close(CloseReason::BothSeeding)));
+}
+
+#[test]
+fn web_seeds_start_after_the_delay_when_peers_are_few() {
+    let mut cfg = config(4);
+    cfg.web_seeds = 2;
+    let mut h = Harness::new(cfg, Bitfield::new(4));
+    assert!(h.swarm.poll_dial().is_none());
+    h.advance(Duration::from_millis(1100));
+    let dials: Vec<_> = std::iter::from_fn(|| h.swarm.poll_dial())
+        .map(|d| d.remote)
+        .collect();
+    assert_eq!(dials, [Remote::WebSeed(0), Remote::WebSeed(1)]);
+}
+
+#[test]
+fn stale_handles_are_refused_not_mistaken() {
+    let mut h = Harness::leecher(4);
+    let a = h.dial(1, 1, true);
+    h.disconnect(a);
+    let b = h.dial(2, 2, true);
+    assert_eq!(a.index(), b.index(), "the slot is reused");
+    assert_eq!(
+        h.swarm.handle_peer_event(a, PeerEvent::Have(0), h.now),
+        Err(SwarmError::UnknownPeer { peer: a })
+    );
+    assert_eq!(
+        h.swarm.handle_piece_saved(0, vec![0; 10], h.now),
+        Err(SwarmError::NotSaving { piece: 0 })
+    );
+}
+
+#[test]
+fn a_peer_breaking_the_protocol_is_closed() {
+    let mut h = Harness::leecher(4);
+    let a = h.dial(1, 1, true);
+    h.event(a, PeerEvent::Have(99));
+    assert_eq!(
+        orders_to(&h.commands(), a),
+        [PeerCommand::Close(CloseReason::ProtocolViolation)]
+    );
+    let b = h.dial(2, 2, true);
+    h.event(b, PeerEvent::Pieces(Bitfield::new(5)));
+    assert_eq!(
+        orders_to(&h.commands(), b),
+        [PeerCommand::Close(CloseReason::ProtocolViolation)]
+    );
+}
