@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use super::crypto::{hash, skey_hash, Cipher, Entropy, KeyPair, Keys, PUBLIC_KEY_LEN};
 use super::{
-    array, xor20, CryptoMethod, CryptoSet, Cursor, Established, MseConfig, MseError, Pad, Phase,
-    Progress, Sync, INITIATOR_SYNC_LIMIT, MAX_IA_LEN, MAX_PAD_LEN, SEED_LEN,
+    array, xor20, CryptoMethod, CryptoSet, Cursor, Established, Lifecycle, MseConfig, MseError,
+    Pad, Phase, Progress, Sync, INITIATOR_SYNC_LIMIT, MAX_IA_LEN, MAX_PAD_LEN, SEED_LEN,
 };
 
 /// Bytes after Yb in which `ENCRYPT(VC)` must end: PadB 512 + VC 8.
@@ -54,17 +54,14 @@ pub struct Initiator {
     initial_payload: Vec<u8>,
     keys: Option<Keys>,
     selected: Option<CryptoMethod>,
-    out: Vec<u8>,
-    received: u64,
-    deadline: Instant,
-    error: Option<MseError>,
+    life: Lifecycle,
 }
 
 impl std::fmt::Debug for Initiator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Initiator")
             .field("phase", &self.phase())
-            .field("received", &self.received)
+            .field("received", &self.life.received)
             .field("selected", &self.selected)
             .finish_non_exhaustive()
     }
@@ -109,10 +106,7 @@ impl Initiator {
             initial_payload: initial_payload.to_vec(),
             keys: None,
             selected: None,
-            out,
-            received: 0,
-            deadline: now + config.timeout,
-            error: None,
+            life: Lifecycle::new(out, now + config.timeout),
         })
     }
 
@@ -140,79 +134,54 @@ impl Initiator {
     /// The bytes received from the peer so far that belonged to the
     /// handshake.
     pub fn received(&self) -> u64 {
-        self.received
+        self.life.received
     }
 
     /// Appends what must be sent to the peer now to `out`.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
-        out.append(&mut self.out);
+        out.append(&mut self.life.out);
     }
 
     /// When [`Initiator::handle_timeout`] should be called, unless the
     /// handshake finished or failed.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (&self.state, &self.error) {
-            (State::Done, _) | (_, Some(_)) => None,
-            _ => Some(self.deadline),
-        }
+        self.life.poll_timeout(matches!(self.state, State::Done))
     }
 
     /// Fails the handshake with [`MseError::Timeout`] if its deadline has
     /// passed; an early call is harmless.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), MseError> {
-        if let Some(error) = &self.error {
-            return Err(error.clone());
-        }
-        if matches!(self.state, State::Done) || now < self.deadline {
-            return Ok(());
-        }
-        Err(self.fail(MseError::Timeout {
-            phase: self.phase(),
-            received: self.received,
-        }))
+        let (done, phase) = (matches!(self.state, State::Done), self.phase());
+        self.life.handle_timeout(now, done, phase)
     }
 
     /// The peer closed the connection: a typed error unless the handshake
     /// had finished.
     pub fn handle_eof(&mut self) -> Result<(), MseError> {
-        if let Some(error) = &self.error {
-            return Err(error.clone());
-        }
-        if matches!(self.state, State::Done) {
-            return Ok(());
-        }
-        Err(self.fail(MseError::UnexpectedEof {
-            phase: self.phase(),
-            received: self.received,
-        }))
+        let (done, phase) = (matches!(self.state, State::Done), self.phase());
+        self.life.handle_eof(done, phase)
     }
 
     /// Bytes that arrived from the peer. Consumes every byte until the
     /// handshake completes and none after it. An error is final: later
     /// calls return it again.
     pub fn handle_input(&mut self, input: &[u8]) -> Result<Progress, MseError> {
-        if let Some(error) = &self.error {
-            return Err(error.clone());
-        }
-        let mut cursor = Cursor::new(input, self.received);
+        self.life.check()?;
+        let mut cursor = Cursor::new(input, self.life.received);
         let result = self.advance(&mut cursor);
-        self.received = cursor.offset();
-        match result {
-            Ok(progress) => Ok(progress),
-            Err(error) => Err(self.fail(error)),
-        }
+        self.life.finish_input(&cursor, result)
     }
 
     /// Turns the completed handshake into the negotiated [`Cipher`],
     /// appending anything still unsent to `out` (send it before any
     /// payload). [`MseError::Misuse`] before [`Progress::Done`].
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<Established, MseError> {
-        if !matches!(self.state, State::Done) || self.error.is_some() {
+        if !matches!(self.state, State::Done) || self.life.error.is_some() {
             return Err(MseError::Misuse {
                 what: "finish before the handshake completed",
             });
         }
-        out.append(&mut self.out);
+        out.append(&mut self.life.out);
         let cipher = match (self.selected, self.keys) {
             (Some(CryptoMethod::Plaintext), _) => Cipher::Plaintext,
             (Some(CryptoMethod::Rc4), Some(keys)) => Cipher::Rc4 {
@@ -231,11 +200,6 @@ impl Initiator {
             info_hash: self.info_hash,
             initial_payload: Vec::new(),
         })
-    }
-
-    fn fail(&mut self, error: MseError) -> MseError {
-        self.error = Some(error.clone());
-        error
     }
 
     fn advance(&mut self, cursor: &mut Cursor<'_>) -> Result<Progress, MseError> {
@@ -330,22 +294,26 @@ impl Initiator {
         let mut marker = [0u8; 8];
         keys.recv.apply(&mut marker);
 
-        self.out.extend_from_slice(&hash(&[b"req1", &secret]));
-        self.out.extend_from_slice(&xor20(
+        self.life.out.extend_from_slice(&hash(&[b"req1", &secret]));
+        self.life.out.extend_from_slice(&xor20(
             &skey_hash(&self.info_hash),
             &hash(&[b"req3", &secret]),
         ));
-        let start = self.out.len();
+        let start = self.life.out.len();
         let pad_c = self.entropy.pad_len();
-        self.out.extend_from_slice(&[0u8; 8]); // VC
-        self.out
+        self.life.out.extend_from_slice(&[0u8; 8]); // VC
+        self.life
+            .out
             .extend_from_slice(&self.provide.bits().to_be_bytes());
-        self.out.extend_from_slice(&(pad_c as u16).to_be_bytes());
-        self.out.resize(self.out.len() + pad_c, 0);
-        self.out
+        self.life
+            .out
+            .extend_from_slice(&(pad_c as u16).to_be_bytes());
+        self.life.out.resize(self.life.out.len() + pad_c, 0);
+        self.life
+            .out
             .extend_from_slice(&(self.initial_payload.len() as u16).to_be_bytes());
-        self.out.extend_from_slice(&self.initial_payload);
-        if let Some(tail) = self.out.get_mut(start..) {
+        self.life.out.extend_from_slice(&self.initial_payload);
+        if let Some(tail) = self.life.out.get_mut(start..) {
             keys.send.apply(tail);
         }
         self.keys = Some(keys);

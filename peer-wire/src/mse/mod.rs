@@ -117,7 +117,7 @@ mod crypto;
 mod initiator;
 mod responder;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use crypto::{skey_hash, Cipher, HalfCipher, Keystream, PUBLIC_KEY_LEN};
 pub use initiator::Initiator;
@@ -559,6 +559,76 @@ pub enum MseError {
         /// What went wrong.
         what: &'static str,
     },
+}
+
+/// What both roles track the same way around their own states: bytes to
+/// send, how much of the peer's stream the handshake has read, the
+/// deadline, and the first error (final: every later call returns it).
+struct Lifecycle {
+    out: Vec<u8>,
+    received: u64,
+    deadline: Instant,
+    error: Option<MseError>,
+}
+
+impl Lifecycle {
+    fn new(out: Vec<u8>, deadline: Instant) -> Lifecycle {
+        Lifecycle {
+            out,
+            received: 0,
+            deadline,
+            error: None,
+        }
+    }
+
+    /// The error that ended the handshake, if one did.
+    fn check(&self) -> Result<(), MseError> {
+        match &self.error {
+            Some(error) => Err(error.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&mut self, error: MseError) -> MseError {
+        self.error = Some(error.clone());
+        error
+    }
+
+    fn poll_timeout(&self, done: bool) -> Option<Instant> {
+        (!done && self.error.is_none()).then_some(self.deadline)
+    }
+
+    fn handle_timeout(&mut self, now: Instant, done: bool, phase: Phase) -> Result<(), MseError> {
+        self.check()?;
+        if done || now < self.deadline {
+            return Ok(());
+        }
+        Err(self.fail(MseError::Timeout {
+            phase,
+            received: self.received,
+        }))
+    }
+
+    fn handle_eof(&mut self, done: bool, phase: Phase) -> Result<(), MseError> {
+        self.check()?;
+        if done {
+            return Ok(());
+        }
+        Err(self.fail(MseError::UnexpectedEof {
+            phase,
+            received: self.received,
+        }))
+    }
+
+    /// Records how far one `handle_input` call read, and its error if any.
+    fn finish_input(
+        &mut self,
+        cursor: &Cursor<'_>,
+        result: Result<Progress, MseError>,
+    ) -> Result<Progress, MseError> {
+        self.received = cursor.offset();
+        result.map_err(|error| self.fail(error))
+    }
 }
 
 /// The unconsumed part of one `handle_input` call, and where it sits in

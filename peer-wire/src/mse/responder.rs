@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use super::crypto::{hash, skey_hash, Cipher, Entropy, KeyPair, Keys, PUBLIC_KEY_LEN};
 use super::{
-    array, xor20, CryptoMethod, CryptoSet, Cursor, Established, MseConfig, MseError, Pad, Phase,
-    Progress, Sync, MAX_IA_LEN, MAX_PAD_LEN, RESPONDER_SYNC_LIMIT, SEED_LEN,
+    array, xor20, CryptoMethod, CryptoSet, Cursor, Established, Lifecycle, MseConfig, MseError,
+    Pad, Phase, Progress, Sync, MAX_IA_LEN, MAX_PAD_LEN, RESPONDER_SYNC_LIMIT, SEED_LEN,
 };
 
 /// Bytes after Ya in which `HASH('req1', S)` must end: PadA 512 + 20.
@@ -71,17 +71,14 @@ pub struct Responder {
     keys: Option<Keys>,
     selected: Option<CryptoMethod>,
     initial_payload: Vec<u8>,
-    out: Vec<u8>,
-    received: u64,
-    deadline: Instant,
-    error: Option<MseError>,
+    life: Lifecycle,
 }
 
 impl std::fmt::Debug for Responder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Responder")
             .field("phase", &self.phase())
-            .field("received", &self.received)
+            .field("received", &self.life.received)
             .field("selected", &self.selected)
             .finish_non_exhaustive()
     }
@@ -113,10 +110,7 @@ impl Responder {
             keys: None,
             selected: None,
             initial_payload: Vec::new(),
-            out: Vec::new(),
-            received: 0,
-            deadline: now + config.timeout,
-            error: None,
+            life: Lifecycle::new(Vec::new(), now + config.timeout),
         })
     }
 
@@ -151,7 +145,7 @@ impl Responder {
     /// The bytes received from the peer so far that belonged to the
     /// handshake.
     pub fn received(&self) -> u64 {
-        self.received
+        self.life.received
     }
 
     /// The method selected, once `crypto_provide` was read.
@@ -161,62 +155,37 @@ impl Responder {
 
     /// Appends what must be sent to the peer now to `out`.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
-        out.append(&mut self.out);
+        out.append(&mut self.life.out);
     }
 
     /// When [`Responder::handle_timeout`] should be called, unless the
     /// handshake finished or failed.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (&self.state, &self.error) {
-            (State::Done, _) | (_, Some(_)) => None,
-            _ => Some(self.deadline),
-        }
+        self.life.poll_timeout(matches!(self.state, State::Done))
     }
 
     /// Fails the handshake with [`MseError::Timeout`] if its deadline has
     /// passed; an early call is harmless.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), MseError> {
-        if let Some(error) = &self.error {
-            return Err(error.clone());
-        }
-        if matches!(self.state, State::Done) || now < self.deadline {
-            return Ok(());
-        }
-        Err(self.fail(MseError::Timeout {
-            phase: self.phase(),
-            received: self.received,
-        }))
+        let (done, phase) = (matches!(self.state, State::Done), self.phase());
+        self.life.handle_timeout(now, done, phase)
     }
 
     /// The peer closed the connection: a typed error unless the handshake
     /// had finished.
     pub fn handle_eof(&mut self) -> Result<(), MseError> {
-        if let Some(error) = &self.error {
-            return Err(error.clone());
-        }
-        if matches!(self.state, State::Done) {
-            return Ok(());
-        }
-        Err(self.fail(MseError::UnexpectedEof {
-            phase: self.phase(),
-            received: self.received,
-        }))
+        let (done, phase) = (matches!(self.state, State::Done), self.phase());
+        self.life.handle_eof(done, phase)
     }
 
     /// Bytes that arrived from the peer. Consumes every byte until the
     /// handshake stops for the info-hash or completes, and none after
     /// that. An error is final: later calls return it again.
     pub fn handle_input(&mut self, input: &[u8]) -> Result<Progress, MseError> {
-        if let Some(error) = &self.error {
-            return Err(error.clone());
-        }
-        let mut cursor = Cursor::new(input, self.received);
+        self.life.check()?;
+        let mut cursor = Cursor::new(input, self.life.received);
         let result = self.advance(&mut cursor);
-        self.received = cursor.offset();
-        match result {
-            Ok(progress) => Ok(progress),
-            Err(error) => Err(self.fail(error)),
-        }
+        self.life.finish_input(&cursor, result)
     }
 
     /// Answers [`Progress::NeedInfoHash`] with the torrent whose
@@ -237,7 +206,7 @@ impl Responder {
         }
         let Some(secret) = self.secret else {
             debug_assert!(false, "S is derived with Ya");
-            return Err(self.fail(MseError::Internal {
+            return Err(self.life.fail(MseError::Internal {
                 what: "shared secret missing after the public key",
             }));
         };
@@ -265,7 +234,7 @@ impl Responder {
                 self.select_info_hash(*found)?;
                 Ok(*found)
             }
-            None => Err(self.fail(MseError::UnknownInfoHash { offset })),
+            None => Err(self.life.fail(MseError::UnknownInfoHash { offset })),
         }
     }
 
@@ -274,12 +243,12 @@ impl Responder {
     /// (send it before any payload). [`MseError::Misuse`] before
     /// [`Progress::Done`].
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<Established, MseError> {
-        if !matches!(self.state, State::Done) || self.error.is_some() {
+        if !matches!(self.state, State::Done) || self.life.error.is_some() {
             return Err(MseError::Misuse {
                 what: "finish before the handshake completed",
             });
         }
-        out.append(&mut self.out);
+        out.append(&mut self.life.out);
         let cipher = match (self.selected, self.keys) {
             (Some(CryptoMethod::Plaintext), _) => Cipher::Plaintext,
             (Some(CryptoMethod::Rc4), Some(keys)) => Cipher::Rc4 {
@@ -306,11 +275,6 @@ impl Responder {
         })
     }
 
-    fn fail(&mut self, error: MseError) -> MseError {
-        self.error = Some(error.clone());
-        error
-    }
-
     fn keys(&mut self) -> Result<&mut Keys, MseError> {
         match self.keys.as_mut() {
             Some(keys) => Ok(keys),
@@ -334,9 +298,9 @@ impl Responder {
                     let secret = self.keypair.shared_secret(&ya)?;
                     self.secret = Some(secret);
                     // Step 2: Yb and PadB.
-                    self.out.extend_from_slice(self.keypair.public());
+                    self.life.out.extend_from_slice(self.keypair.public());
                     let pad_b = self.entropy.pad_len();
-                    self.entropy.fill(&mut self.out, pad_b);
+                    self.entropy.fill(&mut self.life.out, pad_b);
                     self.state = State::Sync {
                         window: Vec::with_capacity(WINDOW),
                         marker: hash(&[b"req1", &secret]),
@@ -478,18 +442,20 @@ impl Responder {
     /// Queues step 4: `ENCRYPT(VC, crypto_select, len(PadD), PadD)`.
     fn send_step4(&mut self, method: CryptoMethod) -> Result<(), MseError> {
         let pad_d = self.entropy.pad_len();
-        let start = self.out.len();
-        self.out.extend_from_slice(&[0u8; 8]);
-        self.out.extend_from_slice(&method.bit().to_be_bytes());
-        self.out.extend_from_slice(&(pad_d as u16).to_be_bytes());
-        self.out.resize(self.out.len() + pad_d, 0);
+        let start = self.life.out.len();
+        self.life.out.extend_from_slice(&[0u8; 8]);
+        self.life.out.extend_from_slice(&method.bit().to_be_bytes());
+        self.life
+            .out
+            .extend_from_slice(&(pad_d as u16).to_be_bytes());
+        self.life.out.resize(self.life.out.len() + pad_d, 0);
         let Some(keys) = self.keys.as_mut() else {
             debug_assert!(false, "keys are derived with the info-hash");
             return Err(MseError::Internal {
                 what: "RC4 keys missing after the info-hash",
             });
         };
-        if let Some(tail) = self.out.get_mut(start..) {
+        if let Some(tail) = self.life.out.get_mut(start..) {
             keys.send.apply(tail);
         }
         Ok(())
