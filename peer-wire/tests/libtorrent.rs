@@ -62,33 +62,56 @@ fn unhex(hex: &str) -> [u8; 20] {
     out
 }
 
-#[test]
-fn download_one_block_from_libtorrent() {
-    if !rustico_testkit::require_libtorrent() {
-        return;
-    }
+/// A libtorrent seed of 100,000 pseudo-random bytes (from `seed`) in
+/// pieces of 32 KiB, listening on 127.0.0.1 and ready for a connection.
+struct Seed {
+    _dir: tempfile::TempDir,
+    _child: rustico_testkit::ChildGuard,
+    file: Vec<u8>,
+    addr: SocketAddr,
+    info_hash: [u8; 20],
+    piece_count: u32,
+    piece_len: usize,
+}
+
+fn start_seed(seed: u64) -> Seed {
     let dir = rustico_testkit::temp_dir().unwrap();
-    let file = rustico_testkit::pseudo_random_bytes(4, 100_000);
+    let file = rustico_testkit::pseudo_random_bytes(seed, 100_000);
     std::fs::write(dir.path().join("data.bin"), &file).unwrap();
     let port = rustico_testkit::free_port();
-    let mut seed = rustico_testkit::spawn_python(
+    let mut child = rustico_testkit::spawn_python(
         SEED_SCRIPT,
         &[dir.path().to_str().unwrap(), &port.to_string()],
     )
     .unwrap();
     let mut line = String::new();
-    BufReader::new(seed.0.stdout.take().unwrap())
+    BufReader::new(child.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let fields: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(fields.first(), Some(&"READY"), "seed said {line:?}");
-    let info_hash = unhex(fields[1]);
-    let piece_count: u32 = fields[2].parse().unwrap();
-    let piece_len: usize = fields[3].parse().unwrap();
-    assert_eq!((piece_count, piece_len), (4, 32768));
-
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     rustico_testkit::wait_for_tcp(addr, Duration::from_secs(10)).unwrap();
+    Seed {
+        _dir: dir,
+        _child: child,
+        file,
+        addr,
+        info_hash: unhex(fields[1]),
+        piece_count: fields[2].parse().unwrap(),
+        piece_len: fields[3].parse().unwrap(),
+    }
+}
+
+#[test]
+fn download_one_block_from_libtorrent() {
+    if !rustico_testkit::require_libtorrent() {
+        return;
+    }
+    let seed = start_seed(4);
+    let (file, addr, info_hash) = (&seed.file, seed.addr, seed.info_hash);
+    let (piece_count, piece_len) = (seed.piece_count, seed.piece_len);
+    assert_eq!((piece_count, piece_len), (4, 32768));
     let timeouts = Timeouts {
         read: Some(Duration::from_secs(20)),
         write: Some(Duration::from_secs(20)),
@@ -206,27 +229,10 @@ fn a_session_downloads_blocks_from_libtorrent() {
     if !rustico_testkit::require_libtorrent() {
         return;
     }
-    let dir = rustico_testkit::temp_dir().unwrap();
-    let file = rustico_testkit::pseudo_random_bytes(5, 100_000);
-    std::fs::write(dir.path().join("data.bin"), &file).unwrap();
-    let port = rustico_testkit::free_port();
-    let mut seed = rustico_testkit::spawn_python(
-        SEED_SCRIPT,
-        &[dir.path().to_str().unwrap(), &port.to_string()],
-    )
-    .unwrap();
-    let mut line = String::new();
-    BufReader::new(seed.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(fields.first(), Some(&"READY"), "seed said {line:?}");
-    let info_hash = unhex(fields[1]);
+    let seed = start_seed(5);
+    let (file, addr, info_hash) = (&seed.file, seed.addr, seed.info_hash);
     let geometry = Geometry::new(file.len() as u64, 32_768).unwrap();
-    assert_eq!(fields[2].parse::<u32>().unwrap(), geometry.num_pieces());
-
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    rustico_testkit::wait_for_tcp(addr, Duration::from_secs(10)).unwrap();
+    assert_eq!(seed.piece_count, geometry.num_pieces());
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_millis(200)))
