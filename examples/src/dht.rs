@@ -235,7 +235,7 @@ impl Driver {
             target: "rustico",
             "DHT: {} peers for {}",
             peers.len(),
-            crate::meta::hex(&hash)
+            rustico_metainfo::hex(&hash)
         );
         self.stats
             .peers_found
@@ -249,13 +249,13 @@ impl Driver {
             Ok(_) => log::info!(
                 target: "rustico",
                 "DHT: announced {} on port {}",
-                crate::meta::hex(&hash),
+                rustico_metainfo::hex(&hash),
                 torrent.port
             ),
             Err(e) => log::info!(
                 target: "rustico",
                 "DHT: announce of {} failed: {e}",
-                crate::meta::hex(&hash)
+                rustico_metainfo::hex(&hash)
             ),
         }
         self.count_nodes();

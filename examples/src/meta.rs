@@ -64,11 +64,6 @@ impl TorrentMeta {
 
     /// The info-hash as 40 lowercase hex digits.
     pub fn hex_hash(&self) -> String {
-        self.info_hash.iter().map(|b| format!("{b:02x}")).collect()
+        rustico_metainfo::hex(&self.info_hash).to_string()
     }
-}
-
-/// A 20-byte hash as 40 lowercase hex digits.
-pub fn hex(hash: &[u8; 20]) -> String {
-    hash.iter().map(|b| format!("{b:02x}")).collect()
 }
