@@ -141,6 +141,12 @@ pub struct NetArgs {
     /// UDP port of the DHT node (default: the peer port).
     #[arg(long, value_name = "N")]
     pub dht_port: Option<u16>,
+    /// Protocol encryption (MSE/PE) with peers: `prefer` dials encrypted,
+    /// falls back to plaintext and accepts both; `require` and `disable`
+    /// allow only encrypted or only plaintext links. Default: the config's
+    /// `encryption`, else `prefer`.
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub encryption: Option<crate::config::Encryption>,
 }
 
 /// A peer address: `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT` (resolved now).

@@ -16,6 +16,8 @@
 //! dht_bootstrap = ["router.bittorrent.com:6881"]
 //! dht_port = 6881          # default: the listen port
 //! state_dir = "/home/me/.local/share/rustico"   # the DHT routing table
+//! # Protocol encryption (MSE/PE): "prefer" (default), "require" or "disable".
+//! encryption = "prefer"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -46,6 +48,34 @@ pub struct Config {
     pub dht_port: Option<u16>,
     /// Where state that outlives a run is kept (the DHT routing table).
     pub state_dir: Option<PathBuf>,
+    /// Protocol encryption (MSE/PE) with peers, both ways.
+    pub encryption: Encryption,
+}
+
+/// The protocol encryption setting (`encryption` in the config,
+/// `--encryption` on the command line).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Encryption {
+    /// Dial encrypted (RC4) and fall back to plaintext once if the peer
+    /// hangs up; accept both.
+    #[default]
+    Prefer,
+    /// RC4-encrypted connections only, both ways.
+    Require,
+    /// Plaintext only, both ways.
+    Disable,
+}
+
+impl From<Encryption> for rustico_peer_wire::mse::Policy {
+    fn from(setting: Encryption) -> Self {
+        use rustico_peer_wire::mse::Policy;
+        match setting {
+            Encryption::Prefer => Policy::Prefer,
+            Encryption::Require => Policy::Require,
+            Encryption::Disable => Policy::Disable,
+        }
+    }
 }
 
 impl Default for Config {
@@ -60,6 +90,7 @@ impl Default for Config {
             dht_bootstrap: crate::dht::PUBLIC_ROUTERS.map(String::from).to_vec(),
             dht_port: None,
             state_dir: None,
+            encryption: Encryption::default(),
         }
     }
 }

@@ -11,14 +11,14 @@
 //! download behind a mutex.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use rustico_metainfo::{Magnet, Torrent};
+use rustico_peer_wire::mse::Policy;
 use rustico_peer_wire::{
     Content, DataOutcome, Event, Handshake, Handshaking, MetadataDownload, Reserved, SessionConfig,
 };
@@ -43,6 +43,8 @@ pub struct PeerSources {
     pub trackers: Vec<String>,
     /// Our listen port, for the trackers.
     pub port: u16,
+    /// Protocol encryption when dialling them.
+    pub encryption: Policy,
 }
 
 impl PeerSources {
@@ -65,6 +67,7 @@ impl PeerSources {
             peers,
             trackers: magnet.trackers.clone(),
             port,
+            encryption: Policy::default(),
         }
     }
 }
@@ -73,6 +76,7 @@ impl PeerSources {
 struct Shared {
     info_hash: [u8; 20],
     peer_id: [u8; 20],
+    encryption: Policy,
     download: Mutex<MetadataDownload<usize>>,
     /// Address of each peer handle (the index).
     addrs: Mutex<Vec<SocketAddr>>,
@@ -117,6 +121,7 @@ pub fn fetch_metadata(
     let shared = Arc::new(Shared {
         info_hash,
         peer_id: crate::engine::make_peer_id(),
+        encryption: sources.encryption,
         download: Mutex::new(MetadataDownload::new(info_hash)),
         addrs: Mutex::new(Vec::new()),
         banned: Mutex::new(HashSet::new()),
@@ -262,12 +267,6 @@ fn announce_until_done(
 /// One peer: handshakes, then requests metadata pieces as the download
 /// hands them out, until the fetch is done or the peer fails or lies.
 fn fetch_from_peer(shared: &Shared, handle: usize, addr: SocketAddr) -> Result<(), String> {
-    let mut stream =
-        TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    stream
-        .set_write_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
     let config = SessionConfig {
         handshake_timeout: CONNECT_TIMEOUT,
         stats_interval: None,
@@ -275,20 +274,16 @@ fn fetch_from_peer(shared: &Shared, handle: usize, addr: SocketAddr) -> Result<(
         ..SessionConfig::default()
     };
     let ours = Handshake::new(Reserved::supported(), shared.info_hash, shared.peer_id);
-    let now = Instant::now();
-    let mut hs = Handshaking::new(ours, Content::magnet(), config, now);
+    let hs = Handshaking::new(ours, Content::magnet(), config, Instant::now());
+    let (mut link, mut session) =
+        crate::engine::conn::dial(addr, shared.info_hash, hs, shared.encryption)
+            .map_err(|e| format!("handshake: {e}"))?;
     let mut out = Vec::new();
-    hs.poll_transmit(&mut out, now);
-    stream
-        .write_all(&out)
-        .map_err(|e| format!("handshake write: {e}"))?;
-    let mut session = crate::engine::conn::finish_handshake(&mut stream, hs)
-        .map_err(|e| format!("handshake: {e}"))?;
     if !session.extended() {
         return Err("no extension protocol (BEP 10), so no ut_metadata".into());
     }
     // Reads wait at most a slice, then the shared state is looked at again.
-    stream
+    link.socket()
         .set_read_timeout(Some(READ_SLICE))
         .map_err(|e| e.to_string())?;
     let mut asking = false;
@@ -310,9 +305,9 @@ fn fetch_from_peer(shared: &Shared, handle: usize, addr: SocketAddr) -> Result<(
         }
         out.clear();
         session.poll_transmit(&mut out, Instant::now());
-        stream.write_all(&out).map_err(|e| format!("send: {e}"))?;
+        link.write_all(&mut out).map_err(|e| format!("send: {e}"))?;
         // Straight into the session's buffer: no copy on the way.
-        match stream.read(session.recv_buffer()) {
+        match link.read(session.recv_buffer()) {
             Ok(0) => return Err("peer closed the connection".into()),
             Ok(n) => session
                 .handle_received(n, Instant::now())

@@ -41,6 +41,7 @@ fn start_engine(config: &Config, net: &NetArgs, ip: IpAddr) -> Result<Engine, St
         peers_per_torrent: config.peers_per_torrent.max(1),
         upload_slots: config.upload_slots.max(1),
         dht: dht.clone(),
+        encryption: net.encryption.unwrap_or(config.encryption).into(),
     };
     match net.port {
         Some(port) => Engine::start(engine_config(port))
@@ -102,6 +103,7 @@ fn resolve_magnet(
     interrupted: &AtomicBool,
 ) -> Result<(TorrentMeta, Vec<SocketAddr>), String> {
     let mut sources = PeerSources::from_magnet(magnet, &args.net.peers, engine.port());
+    sources.encryption = engine.encryption();
     // A second run (resuming) finds the .torrent the first one saved.
     if let Some(name) = &magnet.display_name {
         let path = dir.join(crate::magnet::torrent_file_name(name));
@@ -358,6 +360,7 @@ pub fn demo(args: &DemoArgs, verbose: u8) -> Result<(), String> {
         no_dht: true,
         dht_bootstrap: Vec::new(),
         dht_port: None,
+        encryption: None,
     };
     let options = |peers| TorrentOptions {
         keep_seeding: true,

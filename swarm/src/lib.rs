@@ -19,7 +19,7 @@
 //! let seed = swarm.poll_dial().ok_or("nothing to dial")?.peer;
 //!
 //! // The driver connected and shook hands; the peer has everything.
-//! let info = HandshakeInfo { peer_id: *b"-XX0001-bbbbbbbbbbbb", fast: true, client: "XX".into() };
+//! let info = HandshakeInfo { peer_id: *b"-XX0001-bbbbbbbbbbbb", fast: true, client: "XX".into(), encrypted: false };
 //! swarm.handle_connected(seed, info, t0)?;
 //! swarm.handle_peer_event(seed, PeerEvent::Pieces(Bitfield::full(2)), t0)?;
 //! assert_eq!(swarm.poll_command(), Some((seed, PeerCommand::Interested(true))));

@@ -64,6 +64,7 @@ struct Peer {
     connected: bool,
     peer_id: Option<[u8; 20]>,
     client: String,
+    encrypted: bool,
     fast: bool,
     am_choking: bool,
     am_interested: bool,
@@ -100,6 +101,7 @@ impl Peer {
             connected: false,
             peer_id: None,
             client: String::new(),
+            encrypted: false,
             fast: false,
             am_choking: true,
             am_interested: false,
@@ -366,6 +368,7 @@ impl Swarm {
             outgoing: p.outgoing,
             connected: p.connected,
             client: p.client.clone(),
+            encrypted: p.encrypted,
             am_choking: p.am_choking,
             am_interested: p.am_interested,
             peer_choking: p.peer_choking,
@@ -536,6 +539,7 @@ impl Swarm {
         peer.peer_id = Some(info.peer_id);
         peer.fast = info.fast;
         peer.client = info.client;
+        peer.encrypted = info.encrypted;
         peer.waiting_since = now;
         let (remote, outgoing, web_seed) = (peer.remote, peer.outgoing, peer.is_web_seed());
         if let (Remote::Addr(addr), true) = (remote, outgoing) {

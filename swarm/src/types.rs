@@ -37,6 +37,8 @@ pub struct HandshakeInfo {
     pub fast: bool,
     /// The peer's client, for display.
     pub client: String,
+    /// The link is encrypted (MSE with RC4), for display.
+    pub encrypted: bool,
 }
 
 /// Something a connected peer did, as its session reports it, for
@@ -264,6 +266,8 @@ pub struct PeerStats {
     pub connected: bool,
     /// Its client, from the handshake.
     pub client: String,
+    /// Its link is encrypted (as the driver reported at the handshake).
+    pub encrypted: bool,
     /// We choke it.
     pub am_choking: bool,
     /// We are interested in it.

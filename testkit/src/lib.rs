@@ -291,3 +291,114 @@ pub fn temp_dir() -> io::Result<TempDir> {
 pub fn target_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target")
 }
+
+/// A packet capture by `tcpdump` (full packets, written as they come), to
+/// check what really crossed the wire. Stopped and read with
+/// [`Capture::finish`]; killed when dropped.
+#[derive(Debug)]
+pub struct Capture {
+    child: ChildGuard,
+    file: PathBuf,
+}
+
+impl Capture {
+    /// Starts capturing on `interface` what matches the pcap `filter`
+    /// (e.g. `tcp port 6881`), into `file`, and returns once packets are
+    /// really being captured: UDP probes to `probe` (an address whose
+    /// packets cross `interface`) are sent until one shows in the file.
+    /// `netns`: run tcpdump inside that network namespace.
+    pub fn start(
+        netns: Option<&str>,
+        interface: &str,
+        filter: &str,
+        probe: SocketAddr,
+        file: &Path,
+    ) -> io::Result<Capture> {
+        let filter = format!("({filter}) or (udp port {})", probe.port());
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "tcpdump"]);
+                c
+            }
+            None => Command::new("tcpdump"),
+        };
+        // A 64 MiB kernel buffer: loopback packets are up to 64 KiB, and
+        // the default 2 MiB drops some during a fast transfer.
+        cmd.args(["-i", interface, "-s", "0", "-B", "65536", "-U", "-n", "-w"])
+            .arg(file)
+            .arg(filter)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = ChildGuard(cmd.spawn()?);
+        let stderr = child
+            .0
+            .stderr
+            .take()
+            .ok_or_else(|| io::Error::other("tcpdump without stderr"))?;
+        let mut lines = io::BufRead::lines(io::BufReader::new(stderr));
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains("listening on") => break,
+                Some(Ok(_)) => {}
+                _ => return Err(io::Error::other("tcpdump exited before listening")),
+            }
+        }
+        // Keep draining its stderr so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        // "listening on" comes before the filter is attached: probe until
+        // a packet is written (past the 24-byte pcap header).
+        let socket = UdpSocket::bind(SocketAddr::new(
+            if probe.is_ipv4() {
+                std::net::Ipv4Addr::UNSPECIFIED.into()
+            } else {
+                std::net::Ipv6Addr::UNSPECIFIED.into()
+            },
+            0,
+        ))?;
+        let start = Instant::now();
+        loop {
+            let _ = socket.send_to(b"capture probe", probe);
+            std::thread::sleep(Duration::from_millis(50));
+            if std::fs::metadata(file).map(|m| m.len()).unwrap_or(0) > 24 {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                return Err(io::Error::other("tcpdump captured no probe in 10 s"));
+            }
+        }
+        Ok(Capture {
+            child,
+            file: file.to_path_buf(),
+        })
+    }
+
+    /// Stops the capture (SIGINT, so tcpdump flushes) and returns the pcap
+    /// file's bytes.
+    pub fn finish(mut self) -> io::Result<Vec<u8>> {
+        // Let tcpdump write what the kernel still holds: wait until the
+        // file stops growing.
+        let mut size = 0;
+        let settle = Instant::now();
+        while settle.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = std::fs::metadata(&self.file).map(|m| m.len()).unwrap_or(0);
+            if now == size {
+                break;
+            }
+            size = now;
+        }
+        let pid = self.child.0.id().to_string();
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let start = std::time::Instant::now();
+        while self.child.0.try_wait()?.is_none() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::fs::read(&self.file)
+    }
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}

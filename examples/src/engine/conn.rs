@@ -1,22 +1,25 @@
-//! The peer connection thread: a blocking `TcpStream` driving one
-//! peer-wire session, from [`Handshaking`] to [`Session`]. After the
+//! The peer connection thread: a blocking [`Link`] (a `TcpStream`, with
+//! the cipher protocol encryption chose) driving one peer-wire session,
+//! from [`Handshaking`] to [`Session`]. After the
 //! handshake a helper thread reads the socket into a bounded channel (so a
 //! slow manager slows the peer down through TCP, instead of growing a
 //! queue), and the loop waits with `select!` on those bytes, the manager's
 //! commands and the session's next timer. Protocol decisions are the
 //! session's; this module only moves bytes, orders and events.
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, select, Receiver, Sender};
+use rustico_peer_wire::mse::Policy;
 use rustico_peer_wire::{
     Action, Content, Handshake, Handshaking, Progress, Reserved, Session, SessionConfig,
 };
 use rustico_peer_wire::{Bitfield as Bits, Event as SessionEvent};
 use rustico_storage::Storage;
+
+use super::link::{self, Accepted, Dialled, Link, LinkReader};
 
 use super::{Command, Event, PeerKey, ToManager};
 
@@ -57,6 +60,8 @@ pub struct ConnSetup {
     pub pex: bool,
     /// Our listen port, for the extension handshake.
     pub listen_port: u16,
+    /// Protocol encryption for outgoing connections.
+    pub encryption: Policy,
     /// The manager's inbox.
     pub to_manager: Sender<ToManager>,
     /// This connection's inbox.
@@ -67,9 +72,9 @@ pub struct ConnSetup {
 pub enum Origin {
     /// We dial the address.
     Outgoing,
-    /// The peer dialled us; the server already read the first 48 bytes of
-    /// its handshake (up to the info-hash).
-    Incoming(TcpStream, Vec<u8>),
+    /// The peer dialled us; the listener set up its link and read the
+    /// start of its handshake (up to the info-hash at least).
+    Incoming(Accepted),
 }
 
 /// Runs one connection to its end; the last message to the manager is
@@ -104,10 +109,10 @@ pub fn session_config(listen_port: u16, pex: bool) -> SessionConfig {
     }
 }
 
-/// Reads from `stream` into a [`Handshaking`] until it becomes a session
+/// Reads from `link` into a [`Handshaking`] until it becomes a session
 /// (its deadline as the read timeout). The session may already hold the
 /// first messages that came with the handshake.
-pub fn finish_handshake(stream: &mut TcpStream, mut hs: Handshaking) -> Result<Session, String> {
+pub fn finish_handshake(link: &mut Link, mut hs: Handshaking) -> Result<Session, String> {
     let mut chunk = [0u8; 4096];
     loop {
         let now = Instant::now();
@@ -116,10 +121,10 @@ pub fn finish_handshake(stream: &mut TcpStream, mut hs: Handshaking) -> Result<S
             .poll_timeout()
             .map_or(HANDSHAKE_TIMEOUT, |t| t.saturating_duration_since(now))
             .max(Duration::from_millis(1));
-        stream
+        link.socket()
             .set_read_timeout(Some(wait))
             .map_err(|e| format!("socket: {e}"))?;
-        let n = match stream.read(&mut chunk) {
+        let n = match link.read(&mut chunk) {
             Ok(0) => return Err("closed during the handshake".into()),
             Ok(n) => n,
             Err(e)
@@ -138,7 +143,7 @@ pub fn finish_handshake(stream: &mut TcpStream, mut hs: Handshaking) -> Result<S
         match hs.handle_input(got, Instant::now()) {
             Ok(Progress::Handshaking(next)) => hs = next,
             Ok(Progress::Established(session)) => {
-                stream
+                link.socket()
                     .set_read_timeout(None)
                     .map_err(|e| format!("socket: {e}"))?;
                 return Ok(session);
@@ -148,67 +153,88 @@ pub fn finish_handshake(stream: &mut TcpStream, mut hs: Handshaking) -> Result<S
     }
 }
 
-fn connect(setup: &ConnSetup, origin: Origin) -> Result<(TcpStream, Session), String> {
+/// Opens a link to `addr` as `policy` says and starts the BitTorrent
+/// handshake `hs` over it (in MSE's initial payload when encrypted).
+pub fn dial(
+    addr: SocketAddr,
+    info_hash: [u8; 20],
+    mut hs: Handshaking,
+    policy: Policy,
+) -> Result<(Link, Session), String> {
+    let now = Instant::now();
+    let mut ours = Vec::new();
+    hs.poll_transmit(&mut ours, now);
+    let Dialled { mut link, head } =
+        link::dial(addr, info_hash, &ours, policy, HANDSHAKE_TIMEOUT).map_err(|e| e.to_string())?;
+    link.socket()
+        .set_write_timeout(Some(WRITE_TIMEOUT))
+        .map_err(|e| format!("socket: {e}"))?;
+    let session = match hs.handle_input(&head, now).map_err(|e| e.to_string())? {
+        Progress::Handshaking(hs) => finish_handshake(&mut link, hs)?,
+        Progress::Established(session) => session,
+    };
+    Ok((link, session))
+}
+
+fn connect(setup: &ConnSetup, origin: Origin) -> Result<(Link, Session), String> {
     let ours = Handshake::new(Reserved::supported(), setup.info_hash, setup.peer_id);
     let geometry = setup.storage.layout().geometry();
     let content = Content::torrent(geometry, setup.ours.clone())
         .map_err(|e| format!("cannot start a session: {e}"))?
         .with_metadata(Arc::clone(&setup.metadata));
     let config = session_config(setup.listen_port, setup.pex);
-    let (mut stream, head) = match origin {
-        Origin::Outgoing => {
-            let s = TcpStream::connect_timeout(&setup.addr, HANDSHAKE_TIMEOUT)
-                .map_err(|e| format!("connect: {e}"))?;
-            (s, Vec::new())
-        }
-        Origin::Incoming(s, head) => (s, head),
-    };
-    let _ = stream.set_nodelay(true);
-    stream
-        .set_write_timeout(Some(WRITE_TIMEOUT))
-        .map_err(|e| format!("socket: {e}"))?;
     let now = Instant::now();
     let mut hs = Handshaking::new(ours, content, config, now);
-    let mut out = Vec::new();
-    hs.poll_transmit(&mut out, now);
-    stream
-        .write_all(&out)
-        .map_err(|e| format!("handshake write: {e}"))?;
-    // An incoming peer's first 48 bytes were read by the server.
-    let session = match hs.handle_input(&head, now).map_err(|e| e.to_string())? {
-        Progress::Handshaking(hs) => finish_handshake(&mut stream, hs)?,
-        Progress::Established(session) => session,
-    };
-    Ok((stream, session))
+    match origin {
+        Origin::Outgoing => dial(setup.addr, setup.info_hash, hs, setup.encryption),
+        Origin::Incoming(Accepted { mut link, head, .. }) => {
+            link.socket()
+                .set_write_timeout(Some(WRITE_TIMEOUT))
+                .map_err(|e| format!("socket: {e}"))?;
+            let mut out = Vec::new();
+            hs.poll_transmit(&mut out, now);
+            link.write_all(&mut out)
+                .map_err(|e| format!("handshake write: {e}"))?;
+            // The listener read (and decrypted) the start of the peer's
+            // stream to route it.
+            let session = match hs.handle_input(&head, now).map_err(|e| e.to_string())? {
+                Progress::Handshaking(hs) => finish_handshake(&mut link, hs)?,
+                Progress::Established(session) => session,
+            };
+            Ok((link, session))
+        }
+    }
 }
 
-fn drive(setup: &ConnSetup, stream: TcpStream, mut session: Session) -> Closed {
+fn drive(setup: &ConnSetup, link: Link, mut session: Session) -> Closed {
     let their = *session.peer_handshake();
     let client = String::from_utf8_lossy(their.peer_id.get(..8).unwrap_or(&[])).into_owned();
+    log::debug!(target: "rustico", "{}: link {}", setup.addr, link.describe());
     let _ = setup.to_manager.send(ToManager::Peer(
         setup.key,
         super::PeerMsg::Connected {
             client,
             fast: session.fast(),
             peer_id: their.peer_id,
+            encrypted: link.encrypted(),
         },
     ));
     let (bytes_tx, bytes_rx) = bounded::<std::io::Result<Vec<u8>>>(8);
     // Read buffers go back to the reader once handled, so reading costs
     // no allocation per chunk.
     let (spare_tx, spare_rx) = bounded::<Vec<u8>>(4);
-    let reader_stream = match stream.try_clone() {
-        Ok(s) => s,
+    let (reader_link, mut link) = match link.split() {
+        Ok(halves) => halves,
         Err(e) => return Closed::Failed(format!("socket: {e}")),
     };
     let reader = std::thread::Builder::new()
         .name("peer-reader".into())
-        .spawn(move || read_loop(reader_stream, bytes_tx, spare_rx));
+        .spawn(move || read_loop(reader_link, bytes_tx, spare_rx));
     if let Err(e) = reader {
         return Closed::Failed(format!("thread: {e}"));
     }
-    let closed = event_loop(setup, &stream, &mut session, &bytes_rx, &spare_tx);
-    let _ = stream.shutdown(Shutdown::Both);
+    let closed = event_loop(setup, &mut link, &mut session, &bytes_rx, &spare_tx);
+    let _ = link.socket().shutdown(Shutdown::Both);
     let (down, up) = session.take_stats();
     let _ = setup.to_manager.send(ToManager::Peer(
         setup.key,
@@ -220,7 +246,7 @@ fn drive(setup: &ConnSetup, stream: TcpStream, mut session: Session) -> Closed {
 const READ_CHUNK: usize = 128 * 1024;
 
 fn read_loop(
-    mut stream: TcpStream,
+    mut stream: LinkReader,
     out: Sender<std::io::Result<Vec<u8>>>,
     spare: Receiver<Vec<u8>>,
 ) {
@@ -309,7 +335,7 @@ fn apply(session: &mut Session, command: Command, now: Instant) {
 
 fn event_loop(
     setup: &ConnSetup,
-    mut stream: &TcpStream,
+    link: &mut Link,
     session: &mut Session,
     bytes_rx: &Receiver<std::io::Result<Vec<u8>>>,
     spare_tx: &Sender<Vec<u8>>,
@@ -344,7 +370,7 @@ fn event_loop(
         }
         session.poll_transmit(&mut out, Instant::now());
         if !out.is_empty() {
-            if let Err(e) = stream.write_all(&out) {
+            if let Err(e) = link.write_all(&mut out) {
                 return Closed::Failed(format!("write: {e}"));
             }
             out.clear();

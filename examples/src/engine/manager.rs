@@ -45,6 +45,7 @@ pub(super) struct ManagerSetup {
     pub port: u16,
     pub peers_per_torrent: usize,
     pub upload_slots: usize,
+    pub encryption: rustico_peer_wire::mse::Policy,
     pub status: Arc<Status>,
     pub control_tx: Sender<Control>,
     pub control_rx: Receiver<Control>,
@@ -127,6 +128,7 @@ struct Manager {
     web_seeds: Vec<String>,
     peer_id: [u8; 20],
     listen_port: u16,
+    encryption: rustico_peer_wire::mse::Policy,
     status: Arc<Status>,
     peer_tx: Sender<ToManager>,
     saver_tx: Sender<SaveJob>,
@@ -269,6 +271,7 @@ fn run_inner(setup: ManagerSetup) -> Result<(), ManagerError> {
         web_seeds,
         peer_id: setup.peer_id,
         listen_port: setup.port,
+        encryption: setup.encryption,
         status,
         peer_tx,
         saver_tx,
@@ -424,6 +427,7 @@ impl Manager {
             metadata: Arc::clone(&self.meta.metadata),
             pex: !self.meta.private,
             listen_port: self.listen_port,
+            encryption: self.encryption,
             to_manager: self.peer_tx.clone(),
             inbox: rx,
         };
@@ -540,9 +544,9 @@ impl Manager {
     fn handle_control(&mut self, c: Control) -> Result<(), ManagerError> {
         let now = Instant::now();
         match c {
-            Control::Incoming(stream, addr, head) => match self.swarm.handle_incoming(addr, now) {
+            Control::Incoming(accepted, addr) => match self.swarm.handle_incoming(addr, now) {
                 Ok(key) => {
-                    if !self.spawn_connection(key, addr, Origin::Incoming(stream, head)) {
+                    if !self.spawn_connection(key, addr, Origin::Incoming(accepted)) {
                         let _ = self.swarm.handle_disconnected(key, Disconnect::Failed, now);
                     }
                 }
@@ -586,11 +590,13 @@ impl Manager {
                 client,
                 fast,
                 peer_id,
+                encrypted,
             } => {
                 let info = HandshakeInfo {
                     peer_id,
                     fast,
                     client,
+                    encrypted,
                 };
                 if self.swarm.handle_connected(key, info, now).is_ok() {
                     if let (Some(Link::Conn(_, addr)), Some(stats)) =
@@ -601,7 +607,12 @@ impl Manager {
                         } else {
                             "incoming"
                         };
-                        log::info!(target: "rustico", "{name}: peer {addr} connected ({way}, {})", stats.client);
+                        let link = if stats.encrypted {
+                            "encrypted"
+                        } else {
+                            "plaintext"
+                        };
+                        log::info!(target: "rustico", "{name}: peer {addr} connected ({way}, {link}, {})", stats.client);
                     }
                 }
             }

@@ -13,12 +13,12 @@
 //! share: the listen port and the routing table.
 
 pub mod conn;
+pub mod link;
 mod manager;
 mod tracker;
 mod webseed;
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -26,8 +26,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{unbounded, Receiver, Sender};
-use rustico_peer_wire::{Bitfield, BlockRequest, Handshake, PexMessage};
+use crossbeam_channel::{unbounded, Sender};
+use rustico_peer_wire::mse::Policy;
+use rustico_peer_wire::{Bitfield, BlockRequest, PexMessage};
 
 use crate::meta::TorrentMeta;
 use crate::progress::Snapshot;
@@ -119,6 +120,8 @@ pub enum PeerMsg {
         fast: bool,
         /// The peer's id from its handshake.
         peer_id: [u8; 20],
+        /// The link is RC4-encrypted (MSE).
+        encrypted: bool,
     },
     /// What the session reported, in order.
     Events(Vec<Event>),
@@ -135,9 +138,9 @@ pub enum ToManager {
 
 /// A manager's unbounded inbox of everything else.
 pub enum Control {
-    /// The server accepted a peer for this torrent (first 48 handshake
-    /// bytes already read).
-    Incoming(TcpStream, SocketAddr, Vec<u8>),
+    /// The listener accepted a peer for this torrent (its link set up,
+    /// the start of its handshake already read).
+    Incoming(link::Accepted, SocketAddr),
     /// Addresses from a tracker or the command line.
     Peers(Vec<SocketAddr>),
     /// The saver finished a piece.
@@ -203,9 +206,19 @@ pub struct EngineConfig {
     /// The DHT node's settings; `None` runs without a DHT. Its port 0
     /// means the listen port.
     pub dht: Option<crate::dht::DhtSettings>,
+    /// Protocol encryption (MSE), both ways.
+    pub encryption: Policy,
 }
 
-type Routes = Arc<Mutex<HashMap<[u8; 20], Sender<Control>>>>;
+/// Where incoming peers go: each torrent's inbox by info-hash, and the
+/// info-hash by MSE's `HASH('req2', info-hash)`.
+#[derive(Default)]
+struct RouteTable {
+    by_hash: HashMap<[u8; 20], Sender<Control>>,
+    by_skey: HashMap<[u8; 20], [u8; 20]>,
+}
+
+type Routes = Arc<Mutex<RouteTable>>;
 
 /// A running client: one listen port shared by its torrents.
 pub struct Engine {
@@ -218,8 +231,57 @@ pub struct Engine {
     dht: Option<crate::dht::DhtNode>,
 }
 
-/// Handshake workers of the server's pool.
-const HANDSHAKE_WORKERS: usize = 4;
+/// Incoming handshakes in progress at once, in all.
+const MAX_HANDSHAKES: usize = 64;
+/// Incoming handshakes in progress at once from one IP address.
+const MAX_HANDSHAKES_PER_IP: usize = 4;
+
+/// Counts incoming handshakes in progress, so that silent or slow sockets
+/// cannot pile up: each handshake has its own thread and one deadline for
+/// the whole of it, so none waits for another, and past the limits new
+/// connections are closed at once.
+#[derive(Default)]
+struct HandshakeLimits {
+    in_progress: Mutex<(usize, HashMap<std::net::IpAddr, usize>)>,
+}
+
+/// One admitted handshake; dropping it frees its place.
+struct HandshakePermit {
+    limits: Arc<HandshakeLimits>,
+    ip: std::net::IpAddr,
+}
+
+impl HandshakeLimits {
+    fn admit(limits: &Arc<HandshakeLimits>, ip: std::net::IpAddr) -> Option<HandshakePermit> {
+        let mut guard = limits.in_progress.lock().ok()?;
+        let (total, per_ip) = &mut *guard;
+        let mine = per_ip.entry(ip).or_insert(0);
+        if *total >= MAX_HANDSHAKES || *mine >= MAX_HANDSHAKES_PER_IP {
+            return None;
+        }
+        *mine += 1;
+        *total += 1;
+        Some(HandshakePermit {
+            limits: limits.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for HandshakePermit {
+    fn drop(&mut self) {
+        if let Ok(mut guard) = self.limits.in_progress.lock() {
+            let (total, per_ip) = &mut *guard;
+            *total = total.saturating_sub(1);
+            if let Some(n) = per_ip.get_mut(&self.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    per_ip.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
 
 impl Engine {
     /// Binds the listen port and starts the server.
@@ -228,11 +290,13 @@ impl Engine {
         let port = listener.local_addr()?.port();
         let routes: Routes = Arc::default();
         let shutdown = Arc::new(AtomicBool::new(false));
-        let (accepted_tx, accepted_rx) = unbounded::<(TcpStream, SocketAddr)>();
         let mut threads = Vec::new();
         {
             let shutdown = shutdown.clone();
+            let routes = routes.clone();
+            let policy = config.encryption;
             threads.push(spawn("listener", move || {
+                let limits = Arc::new(HandshakeLimits::default());
                 for stream in listener.incoming() {
                     if shutdown.load(Ordering::Relaxed) {
                         return;
@@ -241,16 +305,20 @@ impl Engine {
                     let Ok(addr) = stream.peer_addr() else {
                         continue;
                     };
-                    if accepted_tx.send((stream, addr)).is_err() {
-                        return;
+                    let Some(permit) = HandshakeLimits::admit(&limits, addr.ip()) else {
+                        log::debug!(target: "rustico", "{addr}: too many handshakes in progress; refused");
+                        continue;
+                    };
+                    let routes = routes.clone();
+                    let started = spawn("handshake", move || {
+                        route_incoming(stream, addr, policy, &routes);
+                        drop(permit);
+                    });
+                    if let Err(e) = started {
+                        log::warn!(target: "rustico", "{addr}: cannot start a handshake thread: {e}");
                     }
                 }
             })?);
-        }
-        for _ in 0..HANDSHAKE_WORKERS {
-            let rx = accepted_rx.clone();
-            let routes = routes.clone();
-            threads.push(spawn("handshake", move || route_incoming(&rx, &routes))?);
         }
         let dht = match config.dht.clone() {
             Some(mut settings) => {
@@ -275,6 +343,11 @@ impl Engine {
     /// The port peers reach us on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Protocol encryption, both ways.
+    pub fn encryption(&self) -> Policy {
+        self.config.encryption
     }
 
     /// The DHT node, unless the DHT is off.
@@ -307,13 +380,17 @@ impl Engine {
             port: self.port,
             peers_per_torrent: self.config.peers_per_torrent,
             upload_slots: self.config.upload_slots,
+            encryption: self.config.encryption,
             status: status.clone(),
             control_tx: control_tx.clone(),
             control_rx,
         };
         let thread = spawn("torrent", move || manager::run(setup)).map_err(|e| e.to_string())?;
         if let Ok(mut routes) = self.routes.lock() {
-            routes.insert(hash, control_tx.clone());
+            routes.by_hash.insert(hash, control_tx.clone());
+            routes
+                .by_skey
+                .insert(rustico_peer_wire::mse::skey_hash(&hash), hash);
         }
         Ok(TorrentHandle {
             control: control_tx,
@@ -331,7 +408,7 @@ impl Engine {
             Duration::from_millis(200),
         );
         if let Ok(mut routes) = self.routes.lock() {
-            routes.clear();
+            *routes = RouteTable::default();
         }
         if let Some(dht) = self.dht.take() {
             dht.stop();
@@ -352,24 +429,26 @@ fn loopback_for(ip: std::net::IpAddr) -> std::net::IpAddr {
     }
 }
 
-fn route_incoming(rx: &Receiver<(TcpStream, SocketAddr)>, routes: &Routes) {
-    for (mut stream, addr) in rx {
-        let _ = stream.set_read_timeout(Some(conn::HANDSHAKE_TIMEOUT));
-        let mut head = vec![0u8; Handshake::INFO_HASH_END];
-        if stream.read_exact(&mut head).is_err() {
-            continue;
+/// Sets up an incoming peer's link (plaintext or MSE, as `policy` allows)
+/// within one deadline, and hands it to its torrent.
+fn route_incoming(stream: TcpStream, addr: SocketAddr, policy: Policy, routes: &Routes) {
+    let torrent_of = |skey: &[u8; 20]| routes.lock().ok()?.by_skey.get(skey).copied();
+    let accepted = match link::accept(stream, policy, conn::HANDSHAKE_TIMEOUT, torrent_of) {
+        Ok(accepted) => accepted,
+        Err(e) => {
+            log::debug!(target: "rustico", "{addr}: incoming connection dropped: {e}");
+            return;
         }
-        let Ok(Some(hash)) = Handshake::peek_info_hash(&head) else {
-            log::debug!(target: "rustico", "{addr}: not a BitTorrent handshake");
-            continue;
-        };
-        let route = routes.lock().ok().and_then(|r| r.get(&hash).cloned());
-        match route {
-            Some(tx) => {
-                let _ = tx.send(Control::Incoming(stream, addr, head));
-            }
-            None => log::debug!(target: "rustico", "{addr}: handshake for an unknown torrent"),
+    };
+    let route = routes
+        .lock()
+        .ok()
+        .and_then(|r| r.by_hash.get(&accepted.info_hash).cloned());
+    match route {
+        Some(tx) => {
+            let _ = tx.send(Control::Incoming(accepted, addr));
         }
+        None => log::debug!(target: "rustico", "{addr}: handshake for an unknown torrent"),
     }
 }
 

@@ -155,6 +155,8 @@ fn drive(setup: &WebSeedSetup) -> Closed {
         client: format!("web seed {}", setup.base),
         fast: true,
         peer_id,
+        // MSE is a peer-wire layer; HTTPS is not reported here.
+        encrypted: false,
     };
     if setup
         .to_manager

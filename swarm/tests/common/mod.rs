@@ -95,6 +95,7 @@ impl Harness {
             peer_id: peer_id(id),
             fast,
             client: format!("peer {id}"),
+            encrypted: false,
         };
         self.swarm.handle_connected(key, info, self.now).unwrap();
     }
