@@ -5,11 +5,15 @@ is compared to measured in the same run. Figures go to BENCHMARKS.md.
     cargo build --release -p rustico
     /usr/bin/python3 examples/bench/loopback.py [--size-mib 1024] [--runs 5] [--big-mib 4096]
 
-1. rustico downloads SIZE from a rustico seeder, RUNS times: median MB/s.
-2. rustico, aria2c and libtorrent each download SIZE from one libtorrent
+1. rustico downloads SIZE from a rustico seeder (plaintext), RUNS times:
+   median MB/s.
+2. Encryption: rustico -> rustico and libtorrent -> libtorrent, RC4
+   required on both sides vs plaintext only, alternating: medians and the
+   RC4 / plaintext ratios.
+3. rustico, aria2c and libtorrent each download SIZE from one libtorrent
    seeder (through opentracker), alternating, RUNS rounds: medians and
    rustico's ratio to the faster of the other two.
-3. Peak resident memory (ru_maxrss) of rustico downloading BIG from a
+4. Peak resident memory (ru_maxrss) of rustico downloading BIG from a
    rustico seeder.
 
 Times use time.monotonic(); MB is 10^6 bytes. Everything is on 127.0.0.1.
@@ -63,10 +67,11 @@ def timed(cmd, **kw):
     return time.monotonic() - start
 
 
-def rustico_vs_rustico(work, torrent, seed_dir, size, runs):
+def rustico_vs_rustico(work, torrent, seed_dir, size, runs, encryption="disable"):
     cfg = config(work)
     port = free_port()
-    seed = subprocess.Popen([RUSTICO, "seed", torrent, seed_dir, "--port", str(port), "--config", cfg],
+    seed = subprocess.Popen([RUSTICO, "seed", torrent, seed_dir, "--port", str(port), "--config", cfg,
+                             "--encryption", encryption],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port)
@@ -76,7 +81,7 @@ def rustico_vs_rustico(work, torrent, seed_dir, size, runs):
             out = os.path.join(work, "dl-rustico")
             shutil.rmtree(out, ignore_errors=True)
             t = timed([RUSTICO, "download", torrent, "-o", out, "--port", "0",
-                       "--peer", "127.0.0.1:%d" % port, "--config", cfg])
+                       "--peer", "127.0.0.1:%d" % port, "--config", cfg, "--encryption", encryption])
             rates.append(size / t / 1e6)
             shutil.rmtree(out, ignore_errors=True)
         return rates
@@ -88,9 +93,12 @@ def rustico_vs_rustico(work, torrent, seed_dir, size, runs):
 LT_SEED = r'''
 import libtorrent as lt, sys, time
 torrent, save, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+enc = sys.argv[4] if len(sys.argv) > 4 else "enabled"
 ses = lt.session({"listen_interfaces": "127.0.0.1:%d" % port, "enable_dht": False, "enable_lsd": False,
     "enable_upnp": False, "enable_natpmp": False, "enable_outgoing_utp": False, "enable_incoming_utp": False,
-    "allow_multiple_connections_per_ip": True})
+    "allow_multiple_connections_per_ip": True,
+    "out_enc_policy": getattr(lt.enc_policy, enc), "in_enc_policy": getattr(lt.enc_policy, enc),
+    "allowed_enc_level": lt.enc_level.rc4 if enc == "forced" else lt.enc_level.both})
 atp = lt.add_torrent_params(); atp.ti = lt.torrent_info(torrent); atp.save_path = save
 atp.flags |= lt.torrent_flags.seed_mode
 atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
@@ -103,9 +111,12 @@ time.sleep(3600)
 LT_LEECH = r'''
 import libtorrent as lt, sys, time
 torrent, save, peer = sys.argv[1], sys.argv[2], int(sys.argv[3])
+enc = sys.argv[4] if len(sys.argv) > 4 else "enabled"
 ses = lt.session({"listen_interfaces": "127.0.0.1:%d" % 0, "enable_dht": False, "enable_lsd": False,
     "enable_upnp": False, "enable_natpmp": False, "enable_outgoing_utp": False, "enable_incoming_utp": False,
-    "allow_multiple_connections_per_ip": True})
+    "allow_multiple_connections_per_ip": True,
+    "out_enc_policy": getattr(lt.enc_policy, enc), "in_enc_policy": getattr(lt.enc_policy, enc),
+    "allowed_enc_level": lt.enc_level.rc4 if enc == "forced" else lt.enc_level.both})
 atp = lt.add_torrent_params(); atp.ti = lt.torrent_info(torrent); atp.save_path = save
 atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
 h = ses.add_torrent(atp)
@@ -151,6 +162,32 @@ def against_libtorrent_seed(work, torrent, seed_dir, size, runs, tracker_port):
         seed.wait()
 
 
+def encryption_cost(work, torrent, seed_dir, size, runs):
+    """rustico -> rustico and libtorrent -> libtorrent, each with RC4 forced
+    on both sides and with plaintext only, alternating in one run."""
+    results = {("rustico", "rc4"): [], ("rustico", "plain"): [],
+               ("libtorrent", "rc4"): [], ("libtorrent", "plain"): []}
+    for _ in range(runs):
+        for mode, ours in (("rc4", "require"), ("plain", "disable")):
+            results[("rustico", mode)] += rustico_vs_rustico(work, torrent, seed_dir, size, 1, ours)
+        for mode, theirs in (("rc4", "forced"), ("plain", "disabled")):
+            port = free_port()
+            seed = subprocess.Popen(["/usr/bin/python3", "-c", LT_SEED, torrent, seed_dir, str(port), theirs],
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            try:
+                assert seed.stdout.readline().strip() == "READY"
+                out = os.path.join(work, "dl-lt-enc")
+                shutil.rmtree(out, ignore_errors=True)
+                os.makedirs(out)
+                t = timed(["/usr/bin/python3", "-c", LT_LEECH, torrent, out, str(port), theirs], timeout=600)
+                results[("libtorrent", mode)].append(size / t / 1e6)
+                shutil.rmtree(out, ignore_errors=True)
+            finally:
+                seed.kill()
+                seed.wait()
+    return results
+
+
 def peak_rss(work, size_mib):
     src = os.path.join(work, "big-src")
     os.makedirs(src, exist_ok=True)
@@ -184,7 +221,7 @@ def main():
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--big-mib", type=int, default=4096)
-    ap.add_argument("--skip", default="", help="comma list of: rustico,peers,memory")
+    ap.add_argument("--skip", default="", help="comma list of: rustico,peers,encryption,memory")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
     if not os.path.exists(RUSTICO):
@@ -209,6 +246,16 @@ def main():
             rates = rustico_vs_rustico(work, torrent, seed_dir, size, args.runs)
             print("rustico <- rustico seeder: median %.0f MB/s (runs: %s)"
                   % (statistics.median(rates), ", ".join("%.0f" % r for r in rates)))
+        if "encryption" not in skip:
+            res = encryption_cost(work, torrent, seed_dir, size, args.runs)
+            med = {k: statistics.median(v) for k, v in res.items()}
+            for (who, mode), v in res.items():
+                print("%-10s -> %-10s %-5s: median %.0f MB/s (runs: %s)"
+                      % (who, who, mode, med[(who, mode)], ", ".join("%.0f" % r for r in v)))
+            for who in ("rustico", "libtorrent"):
+                print("%s: RC4 / plaintext = %.2f" % (who, med[(who, "rc4")] / med[(who, "plain")]))
+            print("rustico / libtorrent with RC4: %.2f"
+                  % (med[("rustico", "rc4")] / med[("libtorrent", "rc4")]))
         if "peers" not in skip:
             wl = os.path.join(work, "whitelist")
             with open(wl, "w") as f:

@@ -40,6 +40,8 @@ const SAVE_INTERVAL: Duration = Duration::from_secs(60);
 const MAX_PEERS_PER_LOOKUP: usize = 200;
 /// Most nodes kept in the state file.
 const MAX_SAVED_NODES: usize = 200;
+/// Most nodes learned from peers' `port` messages that are kept.
+const MAX_LEARNED_NODES: usize = 64;
 
 /// How to run the node.
 #[derive(Debug, Clone)]
@@ -61,6 +63,8 @@ pub struct DhtStats {
     pub nodes: AtomicUsize,
     /// Peers found through the DHT since start, over all torrents.
     pub peers_found: AtomicU64,
+    /// Distinct DHT nodes learned from peers' `port` messages (BEP 5).
+    pub nodes_learned: AtomicUsize,
 }
 
 enum Command {
@@ -69,11 +73,14 @@ enum Command {
         control: Sender<Control>,
         port: u16,
     },
+    /// A peer's `port` message: its DHT node's address.
+    Node(SocketAddr),
     Stop,
 }
 
 /// A running DHT node and its driver thread.
 pub struct DhtNode {
+    port: u16,
     dht: Dht,
     commands: Sender<Command>,
     stats: Arc<DhtStats>,
@@ -117,10 +124,12 @@ impl DhtNode {
             stats: stats.clone(),
             state_file: settings.state_file,
             torrents: HashMap::new(),
+            learned: std::collections::VecDeque::new(),
             last_save: Instant::now(),
         };
         let thread = crate::engine::spawn("dht", move || driver.run(&inbox))?;
         Ok(DhtNode {
+            port: settings.port,
             dht,
             commands,
             stats,
@@ -136,6 +145,16 @@ impl DhtNode {
             control,
             port,
         });
+    }
+
+    /// The node's UDP port, as `port` messages announce it.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Where connection threads report nodes learned from peers.
+    pub fn node_sink(&self) -> NodeSink {
+        NodeSink(self.commands.clone())
     }
 
     /// Peers of `info_hash`, from one lookup (blocks until it ends).
@@ -162,6 +181,22 @@ impl DhtNode {
     }
 }
 
+/// Where connection threads report DHT nodes learned from peers' `port`
+/// messages (BEP 5).
+///
+/// `mainline` 8 has no call to put a node into a running routing table,
+/// so learned nodes are kept (the latest [`MAX_LEARNED_NODES`]) and saved
+/// with the table: the next start bootstraps from them too.
+#[derive(Clone)]
+pub struct NodeSink(Sender<Command>);
+
+impl NodeSink {
+    /// Reports a peer's DHT node.
+    pub fn learned(&self, addr: SocketAddr) {
+        let _ = self.0.send(Command::Node(addr));
+    }
+}
+
 struct Registered {
     control: Sender<Control>,
     port: u16,
@@ -173,6 +208,8 @@ struct Driver {
     stats: Arc<DhtStats>,
     state_file: Option<PathBuf>,
     torrents: HashMap<[u8; 20], Registered>,
+    /// Nodes from peers' `port` messages, oldest first.
+    learned: std::collections::VecDeque<SocketAddr>,
     last_save: Instant,
 }
 
@@ -214,6 +251,16 @@ impl Driver {
                             next: Instant::now(),
                         },
                     );
+                }
+                Ok(Command::Node(addr)) => {
+                    if !self.learned.contains(&addr) {
+                        if self.learned.len() == MAX_LEARNED_NODES {
+                            self.learned.pop_front();
+                        }
+                        self.learned.push_back(addr);
+                        self.stats.nodes_learned.fetch_add(1, Ordering::Relaxed);
+                        log::debug!(target: "rustico", "DHT: node {addr} learned from a peer");
+                    }
                 }
                 Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => {
                     self.save();
@@ -267,13 +314,21 @@ impl Driver {
         nodes
     }
 
-    /// Writes the routing table atomically (temporary file, rename).
+    /// Writes the routing table, then the nodes learned from peers,
+    /// atomically (temporary file, rename).
     fn save(&mut self) {
         self.last_save = Instant::now();
-        let nodes = self.count_nodes();
+        let mut nodes = self.count_nodes();
         let Some(path) = &self.state_file else {
             return;
         };
+        nodes.truncate(MAX_SAVED_NODES.saturating_sub(self.learned.len()));
+        for addr in self.learned.iter().rev() {
+            let text = addr.to_string();
+            if !nodes.contains(&text) {
+                nodes.push(text);
+            }
+        }
         if nodes.is_empty() {
             return;
         }

@@ -211,3 +211,67 @@ fn a_private_torrent_makes_no_dht_traffic_for_its_hash() {
     assert!(count > 0, "the node still bootstraps through the recorder");
     assert!(!named, "a private torrent's hash went to the DHT");
 }
+
+/// BEP 5 `port` messages: a seeder and a downloader, both with the DHT on
+/// but bootstrapping from a closed port (so their routing tables stay
+/// empty), meet through `--peer`. Each handshake sets the DHT bit, each
+/// side sends its DHT port, and the downloader's saved state then holds
+/// the seeder's DHT node, learned only from that message.
+#[test]
+fn dht_nodes_are_learned_from_port_messages_and_saved() {
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let files = content(43, &[("p.bin", 300_000)]);
+    write_files(&dir.path().join("src").join("p"), &files);
+    let torrent = create_torrent(
+        &dir.path().join("src").join("p"),
+        &dir.path().join("p.torrent"),
+        &[],
+    );
+    // Nothing answers on this UDP port: no node gets into either table.
+    let closed = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let nowhere = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let seed_config = dht_config(dir.path(), "seed");
+    let (seed_port, seed_dht) = (rustico_testkit::free_port(), rustico_testkit::free_port());
+    let _seed = ChildGuard(
+        rustico()
+            .arg("seed")
+            .arg(&torrent)
+            .arg(dir.path().join("src"))
+            .args(["--port", &seed_port.to_string()])
+            .args(["--dht-port", &seed_dht.to_string()])
+            .args(["--dht-bootstrap", &nowhere])
+            .arg("--config")
+            .arg(&seed_config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    rustico_testkit::wait_for_tcp(([127, 0, 0, 1], seed_port).into(), Duration::from_secs(20))
+        .unwrap();
+    let config = dht_config(dir.path(), "leech");
+    let mut cmd = rustico();
+    cmd.arg("download")
+        .arg(&torrent)
+        .arg("-o")
+        .arg(dir.path().join("out"))
+        .args(["--port", &rustico_testkit::free_port().to_string()])
+        .args(["--peer", &format!("127.0.0.1:{seed_port}")])
+        .args(["--dht-bootstrap", &nowhere])
+        .arg("--config")
+        .arg(&config);
+    let out = output_with_timeout(cmd, Duration::from_secs(60), "rustico download");
+    assert!(
+        out.status.success(),
+        "download failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_files(&dir.path().join("out").join("p"), &files);
+    let saved = std::fs::read_to_string(dir.path().join("leech-state").join("dht-nodes"))
+        .expect("the downloader saved its DHT nodes");
+    assert!(
+        saved.lines().any(|l| l == format!("127.0.0.1:{seed_dht}")),
+        "the seeder's DHT node 127.0.0.1:{seed_dht} is not in the saved nodes: {saved:?}"
+    );
+}

@@ -61,12 +61,12 @@
 //! // Only the peer's handshake turns a `Handshaking` into a `Session`.
 //! let Progress::Established(mut seed) = seed.handle_input(&to_seed, now)? else { unreachable!() };
 //! let Progress::Established(mut leech) = leech.handle_input(&to_leech, now)? else { unreachable!() };
-//! // The seed sends its extension handshake and its pieces.
+//! // The seed sends its pieces, then its extension handshake.
 //! let mut wire = Vec::new();
 //! seed.poll_transmit(&mut wire, now);
 //! leech.handle_input(&wire, now)?;
-//! assert!(matches!(leech.poll_event(), Some(Event::Extensions(e)) if e.reqq == Some(500)));
 //! assert_eq!(leech.poll_event(), Some(Event::HaveAll));
+//! assert!(matches!(leech.poll_event(), Some(Event::Extensions(e)) if e.reqq == Some(500)));
 //! assert_eq!(leech.poll_timeout(), Some(now + SessionConfig::default().stats_interval.unwrap()));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -20,6 +20,7 @@ use rustico_peer_wire::{Bitfield as Bits, Event as SessionEvent};
 use rustico_storage::Storage;
 
 use super::link::{self, Accepted, Dialled, Link, LinkReader};
+use crate::dht::NodeSink;
 
 use super::{Command, Event, PeerKey, ToManager};
 
@@ -62,6 +63,9 @@ pub struct ConnSetup {
     pub listen_port: u16,
     /// Protocol encryption for outgoing connections.
     pub encryption: Policy,
+    /// Our DHT port and where to report peers' DHT nodes; `None` when the
+    /// DHT is off or the torrent is private (BEP 27: no DHT bit).
+    pub dht: Option<(u16, NodeSink)>,
     /// The manager's inbox.
     pub to_manager: Sender<ToManager>,
     /// This connection's inbox.
@@ -99,12 +103,13 @@ pub enum Closed {
 }
 
 /// The session settings of the client's connections.
-pub fn session_config(listen_port: u16, pex: bool) -> SessionConfig {
+pub fn session_config(listen_port: u16, pex: bool, dht_port: Option<u16>) -> SessionConfig {
     SessionConfig {
         handshake_timeout: HANDSHAKE_TIMEOUT,
         client: Some(format!("rustico {}", env!("CARGO_PKG_VERSION"))),
         listen_port: Some(listen_port),
         pex,
+        dht_port,
         ..SessionConfig::default()
     }
 }
@@ -177,12 +182,14 @@ pub fn dial(
 }
 
 fn connect(setup: &ConnSetup, origin: Origin) -> Result<(Link, Session), String> {
-    let ours = Handshake::new(Reserved::supported(), setup.info_hash, setup.peer_id);
+    let dht_port = setup.dht.as_ref().map(|(port, _)| *port);
+    let reserved = Reserved::supported().with_dht(dht_port.is_some());
+    let ours = Handshake::new(reserved, setup.info_hash, setup.peer_id);
     let geometry = setup.storage.layout().geometry();
     let content = Content::torrent(geometry, setup.ours.clone())
         .map_err(|e| format!("cannot start a session: {e}"))?
         .with_metadata(Arc::clone(&setup.metadata));
-    let config = session_config(setup.listen_port, setup.pex);
+    let config = session_config(setup.listen_port, setup.pex, dht_port);
     let now = Instant::now();
     let mut hs = Handshaking::new(ours, content, config, now);
     match origin {
@@ -310,6 +317,7 @@ fn to_manager_event(event: SessionEvent, num_pieces: u32, batch: &mut Vec<Event>
         // Pieces the peer lets us fetch while choked: the manager does not
         // ask for them yet. Metadata events come only to magnet sessions.
         SessionEvent::AllowedFast(_)
+        | SessionEvent::DhtPort(_)
         | SessionEvent::MetadataPiece { .. }
         | SessionEvent::MetadataRejected { .. } => return,
     };
@@ -358,6 +366,12 @@ fn event_loop(
         }
         let mut batch = Vec::new();
         while let Some(event) = session.poll_event() {
+            if let SessionEvent::DhtPort(port) = event {
+                if let Some((_, nodes)) = &setup.dht {
+                    nodes.learned(SocketAddr::new(setup.addr.ip(), port));
+                }
+                continue;
+            }
             to_manager_event(event, setup.num_pieces, &mut batch);
         }
         if !batch.is_empty()

@@ -372,7 +372,13 @@ impl Engine {
         if let Some(dht) = self.dht.as_ref().filter(|_| !meta.private) {
             dht.add_torrent(hash, control_tx.clone(), self.port);
         }
+        let dht = self
+            .dht
+            .as_ref()
+            .filter(|_| !meta.private)
+            .map(|d| (d.port(), d.node_sink()));
         let setup = manager::ManagerSetup {
+            dht,
             meta,
             dir,
             options,

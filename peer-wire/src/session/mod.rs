@@ -63,6 +63,11 @@ pub struct SessionConfig {
     /// peer's messages are reported. Must be `false` for private
     /// torrents (BEP 27).
     pub pex: bool,
+    /// Our DHT node's UDP port, sent in a BEP 5 `port` message when both
+    /// handshakes set the DHT bit (set it in ours, with
+    /// [`Reserved::with_dht`](crate::Reserved::with_dht), exactly when
+    /// this is `Some`; never for private torrents, BEP 27).
+    pub dht_port: Option<u16>,
 }
 
 impl Default for SessionConfig {
@@ -78,6 +83,7 @@ impl Default for SessionConfig {
             client: None,
             listen_port: None,
             pex: false,
+            dht_port: None,
         }
     }
 }
@@ -189,6 +195,9 @@ pub enum Event {
     Extensions(PeerExtensions),
     /// A `ut_pex` message (only when [`SessionConfig::pex`] is on).
     Pex(PexMessage),
+    /// The peer's DHT node listens on this UDP port of its address (a
+    /// BEP 5 `port` message; port 0 is not reported).
+    DhtPort(u16),
     /// A piece of the info dictionary (magnet sessions only), for a
     /// [`MetadataDownload`](crate::MetadataDownload).
     MetadataPiece {
@@ -519,6 +528,16 @@ impl Session {
         if let Some(every) = st.config.stats_interval {
             st.timers.set(Timer::Stats, now + every);
         }
+        // Our pieces come first: BEP 3 allows a bitfield only as the first
+        // message, and BEP 6's have-all/have-none take its place.
+        match st.content.have() {
+            Some(have) if st.fast && have.is_complete() => Message::HaveAll.encode(&mut st.out),
+            Some(have) if st.fast && have.is_clear() => Message::HaveNone.encode(&mut st.out),
+            Some(have) if !have.is_clear() => Message::Bitfield(have.as_wire()).encode(&mut st.out),
+            Some(_) => {}
+            None if st.fast => Message::HaveNone.encode(&mut st.out),
+            None => {}
+        }
         if st.extended {
             let mut hs = st.ext.handshake();
             hs.reqq = u32::try_from(st.config.max_peer_requests).ok();
@@ -527,13 +546,8 @@ impl Session {
             hs.metadata_size = st.content.metadata.as_ref().map(|m| m.metadata_size());
             hs.encode_message(&mut st.out);
         }
-        match st.content.have() {
-            Some(have) if st.fast && have.is_complete() => Message::HaveAll.encode(&mut st.out),
-            Some(have) if st.fast && have.is_clear() => Message::HaveNone.encode(&mut st.out),
-            Some(have) if !have.is_clear() => Message::Bitfield(have.as_wire()).encode(&mut st.out),
-            Some(_) => {}
-            None if st.fast => Message::HaveNone.encode(&mut st.out),
-            None => {}
+        if let (Some(port), true) = (st.config.dht_port, common.dht()) {
+            Message::Port(port).encode(&mut st.out);
         }
         Session {
             framer: Framer::with_limits(limits),
@@ -1005,7 +1019,8 @@ impl State {
 
     fn handle_message(&mut self, message: Message<'_>, now: Instant) -> Result<(), Violation> {
         match message {
-            Message::KeepAlive | Message::Port(_) | Message::Unknown { .. } => {}
+            Message::KeepAlive | Message::Port(0) | Message::Unknown { .. } => {}
+            Message::Port(port) => self.events.push_back(Event::DhtPort(port)),
             Message::Choke => {
                 if !self.peer_choking {
                     self.peer_choking = true;

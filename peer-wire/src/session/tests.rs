@@ -28,12 +28,8 @@ fn reserved(fast: bool, extended: bool) -> Reserved {
 }
 
 fn handshaking(content: Content, config: SessionConfig, now: Instant) -> Handshaking {
-    Handshaking::new(
-        Handshake::new(Reserved::supported(), HASH, US),
-        content,
-        config,
-        now,
-    )
+    let ours = Reserved::supported().with_dht(config.dht_port.is_some());
+    Handshaking::new(Handshake::new(ours, HASH, US), content, config, now)
 }
 
 /// A session whose peer sent a handshake with the given bits; our own
@@ -705,10 +701,13 @@ fn the_extension_handshake_is_sent_and_the_peers_reported() {
         now,
     );
     let ours = sent(&mut s, now);
+    // Our pieces first (BEP 3: a bitfield only as the first message), then
+    // the extension handshake.
+    assert!(ours.starts_with(&wire(&[Message::HaveNone])));
     assert_eq!(
-        ours.get(4..6),
+        ours.get(9..11),
         Some(&[20u8, 0][..]),
-        "extension handshake first"
+        "extension handshake second"
     );
     let text = String::from_utf8_lossy(&ours);
     assert!(
@@ -806,7 +805,7 @@ fn a_magnet_session_fetches_metadata_and_serves_no_blocks() {
     let text = String::from_utf8_lossy(&ours);
     assert!(text.contains("11:ut_metadatai1e"), "{text}");
     assert!(!text.contains("metadata_size"), "{text}");
-    assert!(ours.ends_with(&wire(&[Message::HaveNone])), "{text}");
+    assert!(ours.starts_with(&wire(&[Message::HaveNone])), "{text}");
     assert!(!s.request_metadata(0), "the peer's id is unknown yet");
     let mut data = Vec::new();
     MetadataMessage::Data {
@@ -1039,4 +1038,27 @@ proptest! {
             Err(e) => prop_assert!(matches!(e, SessionError::Frame(_) | SessionError::Violation { .. }), "{e}"),
         }
     }
+}
+
+#[test]
+fn port_messages_go_both_ways_only_when_both_set_the_dht_bit() {
+    let now = Instant::now();
+    let config = SessionConfig {
+        dht_port: Some(6881),
+        ..SessionConfig::default()
+    };
+    // The peer set the DHT bit: our `port` follows the bitfield.
+    let dht = reserved(true, true).with_dht(true);
+    let mut s = session_with(content(4, &[]), config.clone(), dht, now);
+    let ours = sent(&mut s, now);
+    assert!(ours.ends_with(&wire(&[Message::Port(6881)])));
+    s.handle_input(&wire(&[Message::Port(7000), Message::Port(0)]), now)
+        .unwrap();
+    let events: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(events.contains(&Event::DhtPort(7000)), "{events:?}");
+    assert!(!events.contains(&Event::DhtPort(0)), "{events:?}");
+    // The peer did not: no `port` from us.
+    let mut s = session_with(content(4, &[]), config, reserved(true, true), now);
+    let ours = sent(&mut s, now);
+    assert!(!ours.ends_with(&wire(&[Message::Port(6881)])));
 }
