@@ -115,13 +115,30 @@ fn resolve_magnet(
         }
     }
     if let Some(dht) = engine.dht() {
-        // A magnet link has no private flag: its peers may come from the DHT.
-        let found = dht.get_peers(magnet.info_hash.0);
-        log::info!(target: "rustico", "magnet: {} peers from the DHT", found.len());
-        for addr in found {
-            if !sources.peers.contains(&addr) {
-                sources.peers.push(addr);
+        // A magnet link has no private flag: its peers may come from the
+        // DHT. With nothing else to go on, keep looking (a swarm's peers
+        // announce on their own schedule) until some appear or Ctrl-C.
+        let mut wait = Duration::from_secs(2);
+        loop {
+            let found = dht.get_peers(magnet.info_hash.0);
+            log::info!(target: "rustico", "magnet: {} peers from the DHT", found.len());
+            for addr in found {
+                if !sources.peers.contains(&addr) {
+                    sources.peers.push(addr);
+                }
             }
+            if !sources.peers.is_empty() || !sources.trackers.is_empty() {
+                break;
+            }
+            log::info!(target: "rustico", "magnet: no peers yet; looking again in {} s", wait.as_secs());
+            let until = Instant::now() + wait;
+            while Instant::now() < until {
+                if interrupted.load(Ordering::Relaxed) {
+                    return Err("interrupted while looking for peers".into());
+                }
+                std::thread::sleep(POLL);
+            }
+            wait = (wait * 2).min(Duration::from_secs(60));
         }
     }
     let (torrent, file, seen) = crate::magnet::resolve(magnet, &sources, None, interrupted)?;
