@@ -131,6 +131,7 @@ mod create;
 mod error;
 mod info_hash;
 mod magnet;
+pub mod merkle;
 mod sanitize;
 mod torrent;
 mod v2;
@@ -140,10 +141,10 @@ pub use create::{
     MAX_AUTO_PIECE_LENGTH, MIN_AUTO_PIECE_LENGTH, TARGET_PIECE_COUNT,
 };
 pub use error::{Error, PathProblem, Warning};
-pub use info_hash::{hex, Hex, InfoHash, ParseInfoHashError};
+pub use info_hash::{hex, Hex, InfoHash, InfoHashV2, InfoHashes, ParseInfoHashError};
 pub use magnet::{Magnet, MagnetError};
 pub use sanitize::{MAX_DUPLICATE_NAMES, MAX_ELEMENT_LENGTH, MAX_KEPT_EXTENSION};
-pub use torrent::{FileEntry, Torrent, MAX_PIECE_LENGTH};
+pub use torrent::{FileEntry, Torrent, V2PieceHash, MAX_PIECE_LENGTH};
 
 /// The bencode types that appear in this crate's API (unknown keys are
 /// [`OwnedDict`]s of [`OwnedValue`]s; [`Error::Bencode`] wraps a
