@@ -205,8 +205,8 @@ impl InfoHashV2 {
     /// 32 bytes) followed by 64 hex digits.
     pub fn from_multihash_hex(text: &str) -> Result<InfoHashV2, ParseInfoHashError> {
         match text.get(..4) {
-            Some("1220") => InfoHashV2::from_hex(text.get(4..).unwrap_or_default()).map_err(|e| {
-                match e {
+            Some("1220") => {
+                InfoHashV2::from_hex(text.get(4..).unwrap_or_default()).map_err(|e| match e {
                     ParseInfoHashError::BadHexDigit { offset } => {
                         ParseInfoHashError::BadHexDigit { offset: offset + 4 }
                     }
@@ -214,8 +214,8 @@ impl InfoHashV2 {
                         ParseInfoHashError::BadLength { len: text.len() }
                     }
                     other => other,
-                }
-            }),
+                })
+            }
             _ if text.len() != 68 => Err(ParseInfoHashError::BadLength { len: text.len() }),
             _ => Err(ParseInfoHashError::NotSha256Multihash),
         }
@@ -467,11 +467,17 @@ mod tests {
             InfoHashV2::from_multihash_hex(&format!("1220x{}", "d".repeat(63))),
             Err(ParseInfoHashError::BadHexDigit { offset: 4 })
         );
-        let both = InfoHashes { v1: Some(InfoHash([1; 20])), v2: Some(h) };
+        let both = InfoHashes {
+            v1: Some(InfoHash([1; 20])),
+            v2: Some(h),
+        };
         assert!(both.matches(&InfoHash([1; 20])));
         assert!(both.matches(&InfoHash([0xcd; 20])));
         assert!(!both.matches(&InfoHash([2; 20])));
-        assert_eq!(both.swarm_hashes(), [InfoHash([1; 20]), InfoHash([0xcd; 20])]);
+        assert_eq!(
+            both.swarm_hashes(),
+            [InfoHash([1; 20]), InfoHash([0xcd; 20])]
+        );
     }
 
     #[test]

@@ -313,8 +313,8 @@ mod tests {
             Magnet::parse("magnet:?dn=x"),
             Err(MagnetError::MissingInfoHash)
         );
-        let v2_only = Magnet::parse(&format!("magnet:?xt=urn:btmh:1220{}", "ab".repeat(32)))
-            .unwrap();
+        let v2_only =
+            Magnet::parse(&format!("magnet:?xt=urn:btmh:1220{}", "ab".repeat(32))).unwrap();
         assert_eq!(v2_only.info_hash_v2, Some(InfoHashV2([0xab; 32])));
         assert_eq!(v2_only.info_hash, InfoHash([0xab; 20]));
         assert_eq!(v2_only.info_hashes().v1, None);

@@ -317,7 +317,9 @@ mod tests {
                 let mut pos = start / count;
                 while size < 16 {
                     let sibling = pos ^ 1;
-                    uncles.push(root_of_leaves(&leaves[sibling * size..(sibling + 1) * size]));
+                    uncles.push(root_of_leaves(
+                        &leaves[sibling * size..(sibling + 1) * size],
+                    ));
                     pos /= 2;
                     size *= 2;
                 }

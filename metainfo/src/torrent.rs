@@ -68,7 +68,9 @@ impl V2PieceHash {
             V2PieceHash::Layer(hash) => {
                 merkle::piece_hash(piece, u64::from(piece_length)).ok() == Some(*hash)
             }
-            V2PieceHash::Root(root) => merkle::root_of_leaves(&merkle::block_hashes(piece)) == *root,
+            V2PieceHash::Root(root) => {
+                merkle::root_of_leaves(&merkle::block_hashes(piece)) == *root
+            }
         }
     }
 }
@@ -295,7 +297,11 @@ impl Torrent {
         let info_start = info.offset();
         let info_range = info_start..info_start + info.raw().len();
         let layers = if parsed.info_hashes.v2.is_some() {
-            parse_piece_layers(root.get(b"piece layers"), &parsed.files, parsed.piece_length)?
+            parse_piece_layers(
+                root.get(b"piece layers"),
+                &parsed.files,
+                parsed.piece_length,
+            )?
         } else {
             vec![None; parsed.files.len()]
         };
@@ -840,8 +846,7 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
         _ => {}
     }
     out.hybrid = file_tree.is_some() && pieces.is_some();
-    out.info_hashes =
-        InfoHashes::of_info_bytes(info.raw(), pieces.is_some(), file_tree.is_some());
+    out.info_hashes = InfoHashes::of_info_bytes(info.raw(), pieces.is_some(), file_tree.is_some());
     out.info_hash = out.info_hashes.primary();
 
     let name_bytes = preferred_name(info)?;
@@ -1051,7 +1056,10 @@ fn parse_v2_only(info: &Value<'_>, tree: &Value<'_>, out: &mut Parsed) -> Result
                 (path, None)
             }
         } else {
-            (vec![out.name.clone()], out.original_name.clone().map(|n| vec![n]))
+            (
+                vec![out.name.clone()],
+                out.original_name.clone().map(|n| vec![n]),
+            )
         };
         let offset = total;
         total = total
@@ -1167,7 +1175,9 @@ fn parse_piece_layers(
             .filter_map(|h| h.try_into().ok())
             .collect();
         if merkle::root_from_layer(&hashes, piece_length).ok() != Some(root) {
-            return Err(invalid("the hashes do not lead to the file's pieces root".into()));
+            return Err(invalid(
+                "the hashes do not lead to the file's pieces root".into(),
+            ));
         }
         let start = value.offset() + (value.raw().len() - layer.len());
         for (index, _) in owners {

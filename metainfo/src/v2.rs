@@ -78,7 +78,9 @@ pub(crate) fn parse_file_tree<'a>(tree: &Value<'a>) -> Result<Vec<TreeFile<'a>>,
                 }
                 None => None,
             };
-            let offset = file.get(b"pieces root").map_or(node.offset(), Value::offset);
+            let offset = file
+                .get(b"pieces root")
+                .map_or(node.offset(), Value::offset);
             files.push(TreeFile {
                 path,
                 length,
