@@ -747,8 +747,8 @@ fn hash_pieces(
     progress: &mut dyn FnMut(Progress),
     cancel: &AtomicBool,
 ) -> Result<AllHashes, CreateError> {
-    let num_pieces = u32::try_from(total.div_ceil(piece_length))
-        .map_err(|_| CreateError::TooManyPieces)?;
+    let num_pieces =
+        u32::try_from(total.div_ceil(piece_length)).map_err(|_| CreateError::TooManyPieces)?;
     let mut hashes = AllHashes {
         v1: vec![
             0u8;

@@ -64,13 +64,24 @@ pub enum V2PieceHash {
 impl V2PieceHash {
     /// Whether `piece` (the piece's bytes, without padding) matches.
     pub fn matches(&self, piece: &[u8], piece_length: u32) -> bool {
+        piece.len() as u64 <= u64::from(piece_length)
+            && self.matches_leaves(&merkle::block_hashes(piece), piece_length)
+    }
+
+    /// Whether the block hashes of a piece (see [`merkle::block_hashes`];
+    /// a caller streaming the piece from disk hashes blocks as they come)
+    /// match.
+    pub fn matches_leaves(&self, leaves: &[merkle::Hash], piece_length: u32) -> bool {
+        let Ok(height) = merkle::piece_height(u64::from(piece_length)) else {
+            return false;
+        };
+        let per_piece = 1usize << height;
+        if leaves.len() > per_piece {
+            return false;
+        }
         match self {
-            V2PieceHash::Layer(hash) => {
-                merkle::piece_hash(piece, u64::from(piece_length)).ok() == Some(*hash)
-            }
-            V2PieceHash::Root(root) => {
-                merkle::root_of_leaves(&merkle::block_hashes(piece)) == *root
-            }
+            V2PieceHash::Layer(hash) => merkle::root_padded(leaves, per_piece, [0; 32]) == *hash,
+            V2PieceHash::Root(root) => merkle::root_of_leaves(leaves) == *root,
         }
     }
 }
