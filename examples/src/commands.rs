@@ -146,7 +146,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("a.bin");
         std::fs::write(&file, vec![3u8; 40_000]).unwrap();
-        for version in [TorrentVersion::V1, TorrentVersion::V2, TorrentVersion::Hybrid] {
+        for version in [
+            TorrentVersion::V1,
+            TorrentVersion::V2,
+            TorrentVersion::Hybrid,
+        ] {
             let t = TorrentBuilder::new(&file)
                 .version(version)
                 .build(|_| {}, &AtomicBool::new(false))
