@@ -504,6 +504,94 @@ impl Torrent {
         self.bytes.get(range)
     }
 
+    /// The same torrent with more BEP 52 piece layers, as fetched from
+    /// peers with `hash request`s for a torrent that lacked them (one
+    /// made from a `btmh` magnet link, say): each `(pieces root, layer)`
+    /// is added to the top-level `piece layers` (the info dictionary's
+    /// bytes, hence the info-hashes, stay as they are) and checked like
+    /// a layer read from a file: it must belong to a file of more than
+    /// one piece, hold one hash per piece and hash up to the root.
+    /// [`as_bytes`](Torrent::as_bytes) is then the complete `.torrent`.
+    ///
+    /// ```
+    /// use std::sync::atomic::AtomicBool;
+    /// use rustico_metainfo::{Torrent, TorrentBuilder, TorrentVersion};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("rustico-layers-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// std::fs::write(dir.join("a.bin"), vec![1u8; 50_000])?;
+    /// let full = TorrentBuilder::new(dir.join("a.bin"))
+    ///     .version(TorrentVersion::V2)
+    ///     .piece_length(16384)
+    ///     .build(|_| {}, &AtomicBool::new(false))?;
+    /// // Only the info dictionary, as a magnet link's peers send it.
+    /// let bare = Torrent::from_info_bytes(full.info_bytes())?;
+    /// assert!(!bare.has_piece_layers());
+    /// let root = full.files()[0].pieces_root.unwrap();
+    /// let layer = full.piece_layer(0).unwrap();
+    /// let complete = bare.with_piece_layers([(&root, layer)])?;
+    /// assert!(complete.has_piece_layers());
+    /// assert_eq!(complete.info_hashes(), full.info_hashes());
+    /// // A layer that does not lead to the root is refused.
+    /// assert!(bare.with_piece_layers([(&root, &layer[32..])]).is_err());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_piece_layers<'a>(
+        &self,
+        layers: impl IntoIterator<Item = (&'a [u8; 32], &'a [u8])>,
+    ) -> Result<Torrent, Error> {
+        use std::collections::BTreeMap;
+        if !self.has_v2() {
+            return Err(Error::Invalid {
+                key: "piece layers".into(),
+                reason: "a v1-only torrent has no merkle trees".into(),
+                offset: 0,
+            });
+        }
+        let mut all: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for (file, layer) in self.files.iter().zip(&self.layers) {
+            if let (Some(root), Some(range)) = (file.pieces_root, layer) {
+                if let Some(bytes) = self.bytes.get(range.clone()) {
+                    all.insert(root.to_vec(), bytes.to_vec());
+                }
+            }
+        }
+        for (root, layer) in layers {
+            all.insert(root.to_vec(), layer.to_vec());
+        }
+        // The top level's entries as written (raw values, so the info
+        // dictionary keeps its exact bytes), `piece layers` replaced.
+        let whole_is_info = self.info_range == (0..self.bytes.len());
+        let mut entries: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        if whole_is_info {
+            entries.insert(b"info".to_vec(), self.bytes.clone());
+        } else {
+            let root = Decoder::new().max_depth(MAX_DEPTH).decode(&self.bytes)?;
+            if let Some(dict) = root.as_dict() {
+                for (key, value) in dict.iter() {
+                    entries.insert(key.to_vec(), value.raw().to_vec());
+                }
+            }
+        }
+        let mut layers_dict = vec![b'd'];
+        for (root, layer) in &all {
+            rustico_bencode::encode::bytes(&mut layers_dict, root);
+            rustico_bencode::encode::bytes(&mut layers_dict, layer);
+        }
+        layers_dict.push(b'e');
+        entries.insert(b"piece layers".to_vec(), layers_dict);
+        let mut out = vec![b'd'];
+        for (key, raw) in &entries {
+            rustico_bencode::encode::bytes(&mut out, key);
+            out.extend_from_slice(raw);
+        }
+        out.push(b'e');
+        let torrent = Torrent::from_bytes(&out)?;
+        debug_assert_eq!(torrent.info_hashes, self.info_hashes);
+        Ok(torrent)
+    }
+
     /// Whether every file of more than one piece has its piece layer
     /// (always true for a v1-only torrent, which has none).
     pub fn has_piece_layers(&self) -> bool {
