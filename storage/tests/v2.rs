@@ -149,6 +149,37 @@ fn v2_and_hybrid_write_verify_and_recheck() {
 }
 
 #[test]
+fn a_hybrid_piece_must_pass_both_hashes() {
+    // Right SHA-1, wrong merkle hash: refused; and the other way round.
+    let data = pseudo_random_bytes(11, 2 * PIECE as usize);
+    let files = vec![FileEntry::new(["h.bin"], data.len() as u64)];
+    let sha1 = |p: &[u8]| -> [u8; 20] {
+        use sha1::Digest;
+        sha1::Sha1::digest(p).into()
+    };
+    let good_v1: Vec<[u8; 20]> = data.chunks(PIECE as usize).map(sha1).collect();
+    let good_v2: Vec<V2PieceHash> = data
+        .chunks(PIECE as usize)
+        .map(|p| V2PieceHash::Layer(merkle::piece_hash(p, u64::from(PIECE)).unwrap()))
+        .collect();
+    let mut bad_v2 = good_v2.clone();
+    bad_v2[1] = V2PieceHash::Layer([7; 32]);
+    let mut bad_v1 = good_v1.clone();
+    bad_v1[1] = [7; 20];
+    let piece1 = &data[PIECE as usize..];
+    let both = |v1: &[[u8; 20]], v2: &[V2PieceHash]| {
+        Layout::new(files.clone(), PIECE, v1.to_vec())
+            .unwrap()
+            .with_v2(v2.to_vec())
+            .unwrap()
+    };
+    assert!(both(&good_v1, &good_v2).verify_piece(1, piece1));
+    assert!(!both(&good_v1, &bad_v2).verify_piece(1, piece1));
+    assert!(!both(&bad_v1, &good_v2).verify_piece(1, piece1));
+    assert!(both(&good_v1, &bad_v2).verify_piece(0, &data[..PIECE as usize]));
+}
+
+#[test]
 fn layer_padding_hashes_and_roots() {
     // Five pieces: the layer is padded with three pad hashes (of a
     // 64 KiB subtree of zero leaves) up to eight before the root.
