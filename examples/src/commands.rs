@@ -75,7 +75,9 @@ pub fn info(source: &str, as_json: bool, fetch: &MagnetFetch) -> Result<(), Stri
     Ok(())
 }
 
-/// The JSON object of `info --json` (fields as DESIGN.md lists them).
+/// The JSON object of `info --json` (fields as DESIGN.md lists them):
+/// `info_hash` is the v1 hash (40 hex; `null` for a v2-only torrent),
+/// `info_hash_v2` the BEP 52 SHA-256 hash (64 hex; `null` for v1-only).
 pub fn info_json(torrent: &Torrent) -> serde_json::Value {
     let files: Vec<_> = torrent
         .files()
@@ -84,7 +86,8 @@ pub fn info_json(torrent: &Torrent) -> serde_json::Value {
         .map(|f| json!({ "path": f.path_string(), "length": f.length }))
         .collect();
     json!({
-        "info_hash": torrent.info_hash().to_string(),
+        "info_hash": torrent.info_hashes().v1.map(|h| h.to_string()),
+        "info_hash_v2": torrent.info_hashes().v2.map(|h| h.to_string()),
         "name": torrent.name(),
         "total_length": torrent.total_length(),
         "piece_length": torrent.piece_length(),
@@ -131,4 +134,35 @@ pub fn build(args: &CreateArgs) -> Result<Torrent, String> {
     builder
         .build(|_| {}, &AtomicBool::new(false))
         .map_err(|e| format!("cannot create a torrent from {}: {e}", args.path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustico_metainfo::TorrentVersion;
+
+    #[test]
+    fn info_json_has_both_hashes_or_null() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.bin");
+        std::fs::write(&file, vec![3u8; 40_000]).unwrap();
+        for version in [
+            TorrentVersion::V1,
+            TorrentVersion::V2,
+            TorrentVersion::Hybrid,
+        ] {
+            let t = TorrentBuilder::new(&file)
+                .version(version)
+                .build(|_| {}, &AtomicBool::new(false))
+                .unwrap();
+            let v = info_json(&t);
+            let v1 = v["info_hash"].as_str();
+            let v2 = v["info_hash_v2"].as_str();
+            assert_eq!(v1.is_some(), version != TorrentVersion::V2, "{version:?}");
+            assert_eq!(v2.is_some(), version != TorrentVersion::V1, "{version:?}");
+            assert!(v1.is_none_or(|h| h.len() == 40 && h == h.to_lowercase()));
+            assert!(v2.is_none_or(|h| h.len() == 64 && h == h.to_lowercase()));
+            assert_eq!(v2, t.info_hashes().v2.map(|h| h.to_string()).as_deref());
+        }
+    }
 }

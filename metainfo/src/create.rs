@@ -1,4 +1,5 @@
-//! [`TorrentBuilder`]: make a v1 `.torrent` from a file or a folder.
+//! [`TorrentBuilder`]: make a v1, v2 or hybrid `.torrent` from a file or
+//! a folder.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -10,6 +11,7 @@ use rustico_bencode::{encode, OwnedDict, OwnedValue};
 use rustico_pieces::Progress;
 use sha1::{Digest, Sha1};
 
+use crate::merkle::{self, Hash};
 use crate::sanitize::check_element;
 use crate::torrent::Torrent;
 use crate::PathProblem;
@@ -41,6 +43,31 @@ pub fn auto_piece_length(total_length: u64) -> u32 {
         piece_length *= 2;
     }
     piece_length
+}
+
+/// Which parts a created torrent has ([`TorrentBuilder::version`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TorrentVersion {
+    /// BEP 3 only: `pieces` (SHA-1), no padding.
+    #[default]
+    V1,
+    /// BEP 52 only: `meta version` 2, `file tree` and `piece layers`.
+    V2,
+    /// Both, for v1 and v2 peers: the v1 `files` list gets BEP 47
+    /// padding files (`.pad/N`, `attr` `p`) after every file that does
+    /// not end on a piece boundary, so every file starts on one, as
+    /// libtorrent writes them.
+    Hybrid,
+}
+
+impl TorrentVersion {
+    fn has_v1(self) -> bool {
+        self != TorrentVersion::V2
+    }
+
+    fn has_v2(self) -> bool {
+        self != TorrentVersion::V1
+    }
 }
 
 /// Why a torrent could not be created.
@@ -230,6 +257,7 @@ fn check_url(
 /// ```
 #[derive(Debug, Clone)]
 pub struct TorrentBuilder {
+    version: TorrentVersion,
     source: PathBuf,
     trackers: Vec<Vec<String>>,
     web_seeds: Vec<String>,
@@ -246,6 +274,7 @@ impl TorrentBuilder {
     /// A builder for the file or folder at `source`.
     pub fn new(source: impl Into<PathBuf>) -> TorrentBuilder {
         TorrentBuilder {
+            version: TorrentVersion::V1,
             source: source.into(),
             trackers: Vec::new(),
             web_seeds: Vec::new(),
@@ -336,6 +365,13 @@ impl TorrentBuilder {
         self
     }
 
+    /// Which BitTorrent versions the torrent is for (default
+    /// [`TorrentVersion::V1`]; libtorrent 2 creates hybrids by default).
+    pub fn version(mut self, version: TorrentVersion) -> TorrentBuilder {
+        self.version = version;
+        self
+    }
+
     /// Leaves out files and folders whose names start with `.`.
     pub fn skip_hidden(mut self, skip: bool) -> TorrentBuilder {
         self.skip_hidden = skip;
@@ -374,6 +410,7 @@ impl TorrentBuilder {
                 path: self.source.clone(),
                 components: Vec::new(),
                 length: meta.len(),
+                pad: false,
             }]
         };
         let total: u64 = files.iter().map(|f| f.length).sum();
@@ -391,48 +428,91 @@ impl TorrentBuilder {
             Some(p) => return Err(CreateError::BadPieceLength(p)),
             None => auto_piece_length(total),
         };
-        let num_pieces = u32::try_from(total.div_ceil(u64::from(piece_length)))
-            .map_err(|_| CreateError::TooManyPieces)?;
+        // v2 and hybrid: every file starts on a piece boundary. The pads
+        // are zeros in the hashed stream (a hybrid lists them in `files`).
+        let stream = if self.version.has_v2() && meta.is_dir() {
+            let mut stream = Vec::with_capacity(files.len() * 2);
+            for file in files.iter() {
+                stream.push(file.clone());
+                let tail = file.length % u64::from(piece_length);
+                if tail != 0 {
+                    let pad = u64::from(piece_length) - tail;
+                    stream.push(SourceFile {
+                        path: PathBuf::new(),
+                        components: vec![".pad".into(), pad.to_string()],
+                        length: pad,
+                        pad: true,
+                    });
+                }
+            }
+            stream
+        } else {
+            files.clone()
+        };
+        let total: u64 = stream.iter().map(|f| f.length).sum();
         let threads = self
             .threads
             .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
             .unwrap_or(1);
         let hashes = hash_pieces(
-            &files,
+            &stream,
             total,
             u64::from(piece_length),
-            num_pieces,
             threads,
+            self.version,
             &mut progress,
             cancel,
         )?;
 
         let mut info = OwnedDict::new();
-        if meta.is_dir() {
-            let list = files
-                .iter()
-                .map(|f| {
-                    OwnedValue::dict([
-                        ("length", OwnedValue::Integer(len_i64(f.length))),
-                        (
-                            "path",
-                            OwnedValue::list(
-                                f.components.iter().map(|c| OwnedValue::from(c.as_str())),
+        let mut layers = OwnedDict::new();
+        if self.version.has_v2() {
+            let tree = file_tree(
+                &stream,
+                &name,
+                meta.is_dir(),
+                u64::from(piece_length),
+                &hashes,
+                &mut layers,
+            )
+            .map_err(|e| CreateError::Io {
+                path: self.source.clone(),
+                source: io::Error::other(format!("merkle tree: {e}")),
+            })?;
+            info.insert(b"file tree".to_vec(), tree);
+            info.insert(b"meta version".to_vec(), OwnedValue::Integer(2));
+        }
+        if self.version.has_v1() {
+            if meta.is_dir() {
+                let list = stream
+                    .iter()
+                    .map(|f| {
+                        let mut entry = vec![
+                            ("length", OwnedValue::Integer(len_i64(f.length))),
+                            (
+                                "path",
+                                OwnedValue::list(
+                                    f.components.iter().map(|c| OwnedValue::from(c.as_str())),
+                                ),
                             ),
-                        ),
-                    ])
-                })
-                .collect();
-            info.insert(b"files".to_vec(), OwnedValue::List(list));
-        } else {
-            info.insert(b"length".to_vec(), OwnedValue::Integer(len_i64(total)));
+                        ];
+                        if f.pad {
+                            entry.push(("attr", OwnedValue::from("p")));
+                        }
+                        OwnedValue::dict(entry)
+                    })
+                    .collect();
+                info.insert(b"files".to_vec(), OwnedValue::List(list));
+            } else {
+                info.insert(b"length".to_vec(), OwnedValue::Integer(len_i64(total)));
+            }
+            info.insert(b"pieces".to_vec(), OwnedValue::Bytes(hashes.v1));
         }
         info.insert(b"name".to_vec(), OwnedValue::from(name));
         info.insert(
             b"piece length".to_vec(),
             OwnedValue::Integer(i64::from(piece_length)),
         );
-        info.insert(b"pieces".to_vec(), OwnedValue::Bytes(hashes));
         if self.private {
             info.insert(b"private".to_vec(), OwnedValue::Integer(1));
         }
@@ -460,6 +540,9 @@ impl TorrentBuilder {
             root.insert(b"creation date".to_vec(), OwnedValue::Integer(date));
         }
         root.insert(b"info".to_vec(), OwnedValue::Dict(info));
+        if !layers.is_empty() {
+            root.insert(b"piece layers".to_vec(), OwnedValue::Dict(layers));
+        }
         match self.web_seeds.as_slice() {
             [] => {}
             [one] => {
@@ -522,6 +605,7 @@ impl TorrentBuilder {
                 path,
                 components,
                 length: meta.len(),
+                pad: false,
             });
         }
         Ok(())
@@ -556,25 +640,133 @@ fn file_name(path: &Path) -> Result<String, CreateError> {
     Ok(name.to_string())
 }
 
+#[derive(Clone)]
 struct SourceFile {
     path: PathBuf,
     components: Vec<String>,
     length: u64,
+    /// A BEP 47 padding file: zeros, not read from disk.
+    pad: bool,
 }
 
-/// A worker's report: a piece's hash, or why it stopped.
-type Report = Result<(u32, [u8; 20]), CreateError>;
+/// One piece's hashes.
+struct PieceHashes {
+    /// SHA-1 of the whole piece, pads included (v1 and hybrid).
+    v1: Option<[u8; 20]>,
+    /// The piece-layer hash of the file's blocks in the piece (v2 and
+    /// hybrid), and for a file of at most one piece its `pieces root`.
+    v2: Option<(Hash, Option<Hash>)>,
+}
+
+/// A worker's report: a piece's hashes, or why it stopped.
+type Report = Result<(u32, PieceHashes), CreateError>;
+
+/// Every piece's hashes, in piece order.
+struct AllHashes {
+    /// Concatenated SHA-1s (empty for v2-only).
+    v1: Vec<u8>,
+    /// Per piece: its layer hash and, for a file of at most one piece,
+    /// the file's root (zeros for v1-only).
+    v2: Vec<(Hash, Option<Hash>)>,
+}
+
+/// The BEP 52 `file tree` of the (aligned) stream, filling `layers`
+/// with the piece layer of each file of more than one piece.
+fn file_tree(
+    stream: &[SourceFile],
+    name: &str,
+    multi_file: bool,
+    piece_length: u64,
+    hashes: &AllHashes,
+    layers: &mut OwnedDict,
+) -> Result<OwnedValue, merkle::MerkleError> {
+    let mut tree = OwnedDict::new();
+    let mut offset = 0u64;
+    for file in stream {
+        let start = offset;
+        offset += file.length;
+        if file.pad {
+            continue;
+        }
+        let mut leaf = OwnedDict::new();
+        leaf.insert(
+            b"length".to_vec(),
+            OwnedValue::Integer(len_i64(file.length)),
+        );
+        if file.length > 0 {
+            let first = (start / piece_length) as usize;
+            let count = file.length.div_ceil(piece_length) as usize;
+            let pieces = hashes.v2.get(first..first + count).unwrap_or_default();
+            let root = if count == 1 {
+                pieces.first().and_then(|(_, root)| *root)
+            } else {
+                let layer: Vec<Hash> = pieces.iter().map(|(h, _)| *h).collect();
+                let root = merkle::root_from_layer(&layer, piece_length)?;
+                layers.insert(root.to_vec(), OwnedValue::Bytes(layer.concat()));
+                Some(root)
+            };
+            // Every piece was hashed (or build failed); a gap is a bug here.
+            debug_assert!(root.is_some() && pieces.len() == count);
+            let root = root.ok_or(merkle::MerkleError::EmptyLayer)?;
+            leaf.insert(b"pieces root".to_vec(), OwnedValue::Bytes(root.to_vec()));
+        }
+        let mut path: Vec<&str> = if multi_file {
+            file.components.iter().map(String::as_str).collect()
+        } else {
+            vec![name]
+        };
+        // Walk down (creating folders) to the file's own dictionary.
+        let last = path.pop().unwrap_or(name);
+        let mut node = &mut tree;
+        for element in path {
+            let child = node
+                .entry(element.as_bytes().to_vec())
+                .or_insert_with(|| OwnedValue::Dict(OwnedDict::new()));
+            let OwnedValue::Dict(dict) = child else {
+                // Source paths come from a folder walk: a name is a file
+                // or a folder, never both.
+                debug_assert!(false, "a file where a folder is expected");
+                return Err(merkle::MerkleError::EmptyLayer);
+            };
+            node = dict;
+        }
+        node.insert(
+            last.as_bytes().to_vec(),
+            OwnedValue::dict([("", OwnedValue::Dict(leaf))]),
+        );
+    }
+    Ok(OwnedValue::Dict(tree))
+}
 
 fn hash_pieces(
     files: &[SourceFile],
     total: u64,
     piece_length: u64,
-    num_pieces: u32,
     threads: usize,
+    version: TorrentVersion,
     progress: &mut dyn FnMut(Progress),
     cancel: &AtomicBool,
-) -> Result<Vec<u8>, CreateError> {
-    let mut hashes = vec![0u8; num_pieces as usize * 20];
+) -> Result<AllHashes, CreateError> {
+    let num_pieces =
+        u32::try_from(total.div_ceil(piece_length)).map_err(|_| CreateError::TooManyPieces)?;
+    let mut hashes = AllHashes {
+        v1: vec![
+            0u8;
+            if version.has_v1() {
+                num_pieces as usize * 20
+            } else {
+                0
+            }
+        ],
+        v2: vec![
+            ([0; 32], None);
+            if version.has_v2() {
+                num_pieces as usize
+            } else {
+                0
+            }
+        ],
+    };
     if num_pieces == 0 {
         return Ok(hashes);
     }
@@ -595,6 +787,7 @@ fn hash_pieces(
         total,
         piece_length,
         num_pieces,
+        version,
         next_piece: &next_piece,
         stop: &stop,
         cancel,
@@ -618,9 +811,14 @@ fn hash_pieces(
             match report {
                 // After a cancel, reports already queued are dropped unseen.
                 Ok(_) if cancel.load(Ordering::Relaxed) => stop.store(true, Ordering::Relaxed),
-                Ok((index, hash)) => {
+                Ok((index, piece)) => {
                     let at = index as usize * 20;
-                    hashes[at..at + 20].copy_from_slice(&hash);
+                    if let (Some(hash), Some(slot)) = (piece.v1, hashes.v1.get_mut(at..at + 20)) {
+                        slot.copy_from_slice(&hash);
+                    }
+                    if let (Some(v2), Some(slot)) = (piece.v2, hashes.v2.get_mut(index as usize)) {
+                        *slot = v2;
+                    }
                     done.pieces_done += 1;
                     done.bytes_done += piece_size(index, piece_length, total);
                     progress(done);
@@ -653,6 +851,7 @@ struct Job<'a> {
     total: u64,
     piece_length: u64,
     num_pieces: u32,
+    version: TorrentVersion,
     next_piece: &'a AtomicU64,
     stop: &'a AtomicBool,
     cancel: &'a AtomicBool,
@@ -676,12 +875,37 @@ impl Job<'_> {
             let index = index as u32;
             let report = self
                 .read_piece(index, &mut buffer, &mut open)
-                .map(|len| (index, Sha1::digest(&buffer[..len]).into()));
+                .map(|len| (index, self.hash_piece(index, &buffer[..len])));
             let failed = report.is_err();
             if sender.send(report).is_err() || failed {
                 return;
             }
         }
+    }
+
+    fn hash_piece(&self, index: u32, piece: &[u8]) -> PieceHashes {
+        let v1 = self.version.has_v1().then(|| Sha1::digest(piece).into());
+        let v2 = self.version.has_v2().then(|| {
+            // Files start on piece boundaries: the piece is the bytes of
+            // the file holding its first byte, then padding.
+            let start = u64::from(index) * self.piece_length;
+            let holder = (0..self.files.len())
+                .rev()
+                .find(|&i| self.starts[i] <= start && self.files[i].length > 0);
+            let (data_len, small) = match holder.and_then(|i| Some((self.files.get(i)?, i))) {
+                Some((file, i)) if !file.pad => {
+                    let end = self.starts[i] + file.length;
+                    let len = (end - start).min(piece.len() as u64) as usize;
+                    (len, file.length <= self.piece_length)
+                }
+                _ => (0, false),
+            };
+            let leaves = merkle::block_hashes(&piece[..data_len]);
+            let per_piece = (self.piece_length as usize / merkle::BLOCK_LEN).max(1);
+            let layer = merkle::root_padded(&leaves, per_piece, [0; 32]);
+            (layer, small.then(|| merkle::root_of_leaves(&leaves)))
+        });
+        PieceHashes { v1, v2 }
     }
 
     fn read_piece(
@@ -713,7 +937,11 @@ impl Job<'_> {
             };
             let within = offset - file_start;
             let want = ((file.length - within) as usize).min(len - filled);
-            if want > 0 {
+            if want > 0 && file.pad {
+                buffer[filled..filled + want].fill(0);
+                filled += want;
+                offset += want as u64;
+            } else if want > 0 {
                 let handle = match open {
                     Some((i, handle)) if *i == file_index => handle,
                     _ => {

@@ -107,12 +107,14 @@ pub enum Error {
         /// SHA-1 of the bytes given.
         found: crate::InfoHash,
     },
-    /// A BitTorrent v2-only torrent (BEP 52): no v1 `pieces`, only a
-    /// `file tree`. This crate reads v1 and the v1 part of hybrid torrents.
-    #[error("BitTorrent v2-only torrents are not supported (info dictionary at byte {offset})")]
-    UnsupportedV2 {
-        /// Offset of the info dictionary.
-        offset: usize,
+    /// The info dictionary given with a `btmh` magnet link does not hash
+    /// (SHA-256) to the link's v2 info-hash.
+    #[error("the info dictionary hashes to {found}, not the magnet link's {expected}")]
+    InfoHashV2Mismatch {
+        /// The link's v2 info-hash.
+        expected: crate::InfoHashV2,
+        /// SHA-256 of the bytes given.
+        found: crate::InfoHashV2,
     },
     /// Reading the file failed.
     #[error("cannot read {}: {source}", path.display())]

@@ -1,4 +1,5 @@
-//! [`InfoHash`]: the SHA-1 that names a v1 torrent.
+//! [`InfoHash`] (the SHA-1 that names a v1 torrent), [`InfoHashV2`] (the
+//! SHA-256 of BEP 52) and [`InfoHashes`] (both, for hybrids).
 
 use std::fmt;
 use std::str::FromStr;
@@ -29,7 +30,7 @@ pub struct InfoHash(pub [u8; 20]);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ParseInfoHashError {
     /// Neither 40 (hex) nor 32 (base32) characters.
-    #[error("an info-hash is 40 hex or 32 base32 characters, not {len}")]
+    #[error("an info-hash is 40 hex or 32 base32 characters (v2: 64 hex), not {len}")]
     BadLength {
         /// The length given, in bytes.
         len: usize,
@@ -46,6 +47,9 @@ pub enum ParseInfoHashError {
         /// Byte offset of the character.
         offset: usize,
     },
+    /// A `btmh` multihash that is not SHA-256 (does not start with `1220`).
+    #[error("not a SHA-256 multihash (must start with `1220`)")]
+    NotSha256Multihash,
 }
 
 impl InfoHash {
@@ -136,6 +140,189 @@ impl InfoHash {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The v2 info-hash (BEP 52): SHA-256 of the bencoded info dictionary,
+/// exactly as the bytes appear in the `.torrent` file.
+///
+/// Prints as 64 lowercase hex digits. On the wire (handshake, tracker,
+/// DHT) it is [`truncated`](InfoHashV2::truncated) to its first 20 bytes.
+///
+/// ```
+/// use rustico_metainfo::{InfoHash, InfoHashV2};
+///
+/// let hash = InfoHashV2::of_info_bytes(b"d4:name1:ae");
+/// let again: InfoHashV2 = hash.to_string().parse()?;
+/// assert_eq!(hash, again);
+/// assert_eq!(hash.to_string().len(), 64);
+/// assert_eq!(hash.truncated().as_bytes()[..], hash.as_bytes()[..20]);
+/// assert_eq!(hash.to_multihash_hex(), format!("1220{hash}"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct InfoHashV2(pub [u8; 32]);
+
+impl InfoHashV2 {
+    /// The v2 info-hash with these 32 bytes.
+    pub const fn new(bytes: [u8; 32]) -> InfoHashV2 {
+        InfoHashV2(bytes)
+    }
+
+    /// SHA-256 of `info_bytes`, the bencoded info dictionary.
+    pub fn of_info_bytes(info_bytes: &[u8]) -> InfoHashV2 {
+        InfoHashV2(<sha2::Sha256 as sha2::Digest>::digest(info_bytes).into())
+    }
+
+    /// The 32 bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The first 20 bytes: what a v2 torrent's handshake, tracker
+    /// announces and DHT lookups carry (BEP 52), as an [`InfoHash`].
+    pub fn truncated(&self) -> InfoHash {
+        let mut out = [0u8; 20];
+        out.copy_from_slice(&self.0[..20]);
+        InfoHash(out)
+    }
+
+    /// Parses 64 hex digits (either case).
+    pub fn from_hex(text: &str) -> Result<InfoHashV2, ParseInfoHashError> {
+        let bytes = text.as_bytes();
+        if bytes.len() != 64 {
+            return Err(ParseInfoHashError::BadLength { len: bytes.len() });
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in bytes.chunks_exact(2).enumerate() {
+            let hi = hex_value(pair[0]).ok_or(ParseInfoHashError::BadHexDigit { offset: 2 * i })?;
+            let lo =
+                hex_value(pair[1]).ok_or(ParseInfoHashError::BadHexDigit { offset: 2 * i + 1 })?;
+            out[i] = (hi << 4) | lo;
+        }
+        Ok(InfoHashV2(out))
+    }
+
+    /// Parses the multihash hex of a `btmh` magnet link: `1220` (SHA-256,
+    /// 32 bytes) followed by 64 hex digits.
+    pub fn from_multihash_hex(text: &str) -> Result<InfoHashV2, ParseInfoHashError> {
+        match text.get(..4) {
+            Some("1220") => {
+                InfoHashV2::from_hex(text.get(4..).unwrap_or_default()).map_err(|e| match e {
+                    ParseInfoHashError::BadHexDigit { offset } => {
+                        ParseInfoHashError::BadHexDigit { offset: offset + 4 }
+                    }
+                    ParseInfoHashError::BadLength { .. } => {
+                        ParseInfoHashError::BadLength { len: text.len() }
+                    }
+                    other => other,
+                })
+            }
+            _ if text.len() != 68 => Err(ParseInfoHashError::BadLength { len: text.len() }),
+            _ => Err(ParseInfoHashError::NotSha256Multihash),
+        }
+    }
+
+    /// `1220` followed by the 64 hex digits: the multihash form of a
+    /// `btmh` magnet link.
+    pub fn to_multihash_hex(&self) -> String {
+        format!("1220{self}")
+    }
+}
+
+impl FromStr for InfoHashV2 {
+    type Err = ParseInfoHashError;
+
+    /// 64 hex digits, or 68 starting with the multihash prefix `1220`.
+    fn from_str(text: &str) -> Result<InfoHashV2, ParseInfoHashError> {
+        match text.len() {
+            68 => InfoHashV2::from_multihash_hex(text),
+            _ => InfoHashV2::from_hex(text),
+        }
+    }
+}
+
+impl fmt::Display for InfoHashV2 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&Hex(&self.0), f)
+    }
+}
+
+impl fmt::Debug for InfoHashV2 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "InfoHashV2({self})")
+    }
+}
+
+impl From<[u8; 32]> for InfoHashV2 {
+    fn from(bytes: [u8; 32]) -> InfoHashV2 {
+        InfoHashV2(bytes)
+    }
+}
+
+impl AsRef<[u8]> for InfoHashV2 {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// The info-hashes of one torrent: v1 (SHA-1) for v1 and hybrid torrents,
+/// v2 (SHA-256) for v2 and hybrid torrents. At least one is present.
+///
+/// ```
+/// use rustico_metainfo::{InfoHash, InfoHashV2, InfoHashes};
+///
+/// let v2 = InfoHashV2::of_info_bytes(b"d4:name1:ae");
+/// let v2_only = InfoHashes { v1: None, v2: Some(v2) };
+/// // The swarm of a v2-only torrent is found under the truncated v2 hash.
+/// assert_eq!(v2_only.swarm_hashes(), vec![v2.truncated()]);
+/// let hybrid = InfoHashes { v1: Some(InfoHash::of_info_bytes(b"d4:name1:ae")), v2: Some(v2) };
+/// assert_eq!(hybrid.swarm_hashes().len(), 2);
+/// assert_eq!(hybrid.primary(), hybrid.v1.unwrap());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct InfoHashes {
+    /// SHA-1 of the info dictionary, for a torrent with a v1 part.
+    pub v1: Option<InfoHash>,
+    /// SHA-256 of the info dictionary, for a torrent with a v2 part.
+    pub v2: Option<InfoHashV2>,
+}
+
+impl InfoHashes {
+    /// Both hashes of an info dictionary's bytes, keeping those the
+    /// torrent has (`v1`, `v2` say which parts it has).
+    pub fn of_info_bytes(info_bytes: &[u8], v1: bool, v2: bool) -> InfoHashes {
+        InfoHashes {
+            v1: v1.then(|| InfoHash::of_info_bytes(info_bytes)),
+            v2: v2.then(|| InfoHashV2::of_info_bytes(info_bytes)),
+        }
+    }
+
+    /// The 20-byte hash that names the torrent where only one fits: the
+    /// v1 hash when there is one (v1 and hybrid torrents), else the
+    /// truncated v2 hash. (libtorrent 2's `info_hash()` differs: it
+    /// prefers the truncated v2 hash for hybrids.)
+    pub fn primary(&self) -> InfoHash {
+        match (self.v1, self.v2) {
+            (Some(v1), _) => v1,
+            (None, Some(v2)) => v2.truncated(),
+            (None, None) => InfoHash::default(),
+        }
+    }
+
+    /// Every 20-byte hash the torrent's swarm is known under, v1 first:
+    /// a hybrid torrent announces under both (BEP 52).
+    pub fn swarm_hashes(&self) -> Vec<InfoHash> {
+        self.v1
+            .into_iter()
+            .chain(self.v2.map(|v2| v2.truncated()))
+            .collect()
+    }
+
+    /// Whether `hash` (from a handshake or a tracker) names this torrent:
+    /// the v1 hash or the truncated v2 hash.
+    pub fn matches(&self, hash: &InfoHash) -> bool {
+        self.v1.as_ref() == Some(hash) || self.v2.is_some_and(|v2| v2.truncated() == *hash)
+    }
+}
 
 fn hex_value(c: u8) -> Option<u8> {
     match c {
@@ -259,6 +446,38 @@ mod tests {
         );
         // A multi-byte character must not panic on a char boundary.
         assert!(InfoHash::from_hex(&"é".repeat(20)).is_err());
+    }
+
+    #[test]
+    fn v2_hex_and_multihash() {
+        let h = InfoHashV2([0xcd; 32]);
+        assert_eq!(h.to_string(), "cd".repeat(32));
+        assert_eq!("CD".repeat(32).parse::<InfoHashV2>(), Ok(h));
+        assert_eq!(h.to_multihash_hex().parse::<InfoHashV2>(), Ok(h));
+        assert_eq!(h.truncated(), InfoHash([0xcd; 20]));
+        assert_eq!(
+            InfoHashV2::from_multihash_hex(&format!("1114{}", "cd".repeat(32))),
+            Err(ParseInfoHashError::NotSha256Multihash)
+        );
+        assert_eq!(
+            InfoHashV2::from_multihash_hex(&format!("1220{}", "cd".repeat(31))),
+            Err(ParseInfoHashError::BadLength { len: 66 })
+        );
+        assert_eq!(
+            InfoHashV2::from_multihash_hex(&format!("1220x{}", "d".repeat(63))),
+            Err(ParseInfoHashError::BadHexDigit { offset: 4 })
+        );
+        let both = InfoHashes {
+            v1: Some(InfoHash([1; 20])),
+            v2: Some(h),
+        };
+        assert!(both.matches(&InfoHash([1; 20])));
+        assert!(both.matches(&InfoHash([0xcd; 20])));
+        assert!(!both.matches(&InfoHash([2; 20])));
+        assert_eq!(
+            both.swarm_hashes(),
+            [InfoHash([1; 20]), InfoHash([0xcd; 20])]
+        );
     }
 
     #[test]

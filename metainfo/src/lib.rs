@@ -1,9 +1,9 @@
 //! `.torrent` files, info-hashes, magnet links and torrent creation, for
-//! BitTorrent v1 (BEP 3) and the v1 part of hybrid v1+v2 torrents (BEP 52).
+//! BitTorrent v1 (BEP 3), v2 (BEP 52) and hybrid v1+v2 torrents.
 //!
 //! ```
 //! use std::sync::atomic::AtomicBool;
-//! use rustico_metainfo::{Magnet, Torrent, TorrentBuilder};
+//! use rustico_metainfo::{Magnet, Torrent, TorrentBuilder, TorrentVersion};
 //!
 //! // Create a torrent from a folder...
 //! let dir = std::env::temp_dir().join(format!("rustico-metainfo-doc-{}", std::process::id()));
@@ -29,6 +29,18 @@
 //! // A magnet link names the same torrent.
 //! let magnet: Magnet = torrent.magnet().to_string().parse()?;
 //! assert_eq!(magnet.info_hash, torrent.info_hash());
+//!
+//! // The same folder as a hybrid v1+v2 torrent (BEP 52): two info-hashes,
+//! // padding files, merkle roots per file.
+//! let hybrid = TorrentBuilder::new(dir.join("album"))
+//!     .version(TorrentVersion::Hybrid)
+//!     .piece_length(16 * 1024)
+//!     .build(|_progress| {}, &AtomicBool::new(false))?;
+//! let hashes = hybrid.info_hashes();
+//! assert!(hashes.v1.is_some() && hashes.v2.is_some());
+//! assert!(hybrid.files().iter().any(|f| f.is_padding()));
+//! let magnet: Magnet = hybrid.magnet().to_string().parse()?; // btih and btmh
+//! assert_eq!(magnet.info_hashes(), hashes);
 //! # std::fs::remove_dir_all(&dir)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -38,10 +50,15 @@
 //!   then read fields and derived views: [`FileEntry`] with byte offsets,
 //!   piece lengths and hashes, tracker tiers, web seeds, unknown keys.
 //!   Errors are an [`Error`] naming the key and byte offset.
-//! - [`InfoHash`]: hex, base32, URL-encoded forms.
-//! - [`Magnet`]: BEP 9 links, parse and print.
-//! - [`TorrentBuilder`]: create a torrent from a file or a folder, hashing
-//!   on all cores, with progress and cancel ([`Progress`], [`CreateError`]).
+//! - [`InfoHash`] (v1, SHA-1): hex, base32, URL-encoded forms;
+//!   [`InfoHashV2`] (SHA-256) and its 20-byte truncation; [`InfoHashes`],
+//!   both of a torrent ([`Torrent::info_hashes`]).
+//! - [`Magnet`]: BEP 9 links, parse and print; `btih`, `btmh` or both.
+//! - [`TorrentBuilder`]: create a v1, v2 or hybrid torrent
+//!   ([`TorrentVersion`]) from a file or a folder, hashing on all cores,
+//!   with progress and cancel ([`Progress`], [`CreateError`]).
+//! - [`merkle`]: BEP 52 merkle trees (block hashes, piece layers, roots,
+//!   proof checks), used by the reader, the creator and storage.
 //!
 //! # Validation policy
 //! Refuse what cannot be downloaded or is self-contradictory; load
@@ -68,15 +85,22 @@
 //!   is 0); a padding file (`attr` has `p`) may lack `path` (it is named
 //!   `.pad/<length>`). Padding files stay in [`Torrent::files`], flagged by
 //!   [`FileEntry::is_padding`], since they occupy bytes of the piece stream.
-//! - **Hybrid v1+v2** (BEP 52): `meta version` above 2 is an error; `meta
-//!   version` 2 and a `file tree` come together or not at all. Every node
+//! - **v2 and hybrid** (BEP 52): `meta version` above 2 is an error; `meta
+//!   version` 2 and a `file tree` come together or not at all; the piece
+//!   length must be a power of two of at least 16 KiB. Every node
 //!   of the `file tree` must be a valid file (`{"": {length, pieces
-//!   root}}`, `pieces root` 32 bytes unless empty) or a non-empty folder
-//!   ([`Error::InvalidFileTree`]), and the tree must list the same files,
-//!   lengths and order as the v1 `files`, padding aside
-//!   ([`Error::HybridMismatch`]): otherwise v1 and v2 peers would be
-//!   swapping different content under one torrent. A v2-only torrent is
-//!   [`Error::UnsupportedV2`].
+//!   root}}`, `pieces root` 32 bytes unless empty) or a non-empty folder,
+//!   and no key may be empty, `.`, `..` or hold `/`, `\` or NUL
+//!   ([`Error::InvalidFileTree`], with the byte offset). Each `piece
+//!   layers` entry must belong to a file of more than one piece, hold one
+//!   hash per piece and hash up to the file's `pieces root`
+//!   ([`Error::Invalid`]); a missing layer is allowed (peers supply it;
+//!   [`Torrent::has_piece_layers`]). A hybrid's tree must list the same
+//!   files, lengths and order as the v1 `files`, padding aside, each on a
+//!   piece boundary ([`Error::HybridMismatch`]): otherwise v1 and v2 peers
+//!   would be swapping different content under one torrent. A v2-only
+//!   torrent's [`Torrent::files`] gets padding entries as libtorrent lists
+//!   them, so every file starts on a piece boundary.
 //! - **Bencode** is read leniently (unsorted keys are common), at most 256
 //!   levels deep; the info-hash always hashes the info dictionary's bytes
 //!   as they are in the file.
@@ -131,19 +155,20 @@ mod create;
 mod error;
 mod info_hash;
 mod magnet;
+pub mod merkle;
 mod sanitize;
 mod torrent;
 mod v2;
 
 pub use create::{
-    auto_piece_length, BadNameProblem, CreateError, TorrentBuilder, UrlProblem,
+    auto_piece_length, BadNameProblem, CreateError, TorrentBuilder, TorrentVersion, UrlProblem,
     MAX_AUTO_PIECE_LENGTH, MIN_AUTO_PIECE_LENGTH, TARGET_PIECE_COUNT,
 };
 pub use error::{Error, PathProblem, Warning};
-pub use info_hash::{hex, Hex, InfoHash, ParseInfoHashError};
+pub use info_hash::{hex, Hex, InfoHash, InfoHashV2, InfoHashes, ParseInfoHashError};
 pub use magnet::{Magnet, MagnetError};
 pub use sanitize::{MAX_DUPLICATE_NAMES, MAX_ELEMENT_LENGTH, MAX_KEPT_EXTENSION};
-pub use torrent::{FileEntry, Torrent, MAX_PIECE_LENGTH};
+pub use torrent::{FileEntry, Torrent, V2PieceHash, MAX_PIECE_LENGTH};
 
 /// The bencode types that appear in this crate's API (unknown keys are
 /// [`OwnedDict`]s of [`OwnedValue`]s; [`Error::Bencode`] wraps a

@@ -5,9 +5,11 @@ use std::str::FromStr;
 
 use url::form_urlencoded;
 
-use crate::info_hash::{InfoHash, ParseInfoHashError};
+use crate::info_hash::{InfoHash, InfoHashV2, InfoHashes, ParseInfoHashError};
 
 /// A magnet link (BEP 9): an info-hash plus hints for finding peers.
+/// BEP 52 links name a v2 torrent with `xt=urn:btmh:1220<64 hex>`, alone
+/// (v2-only) or beside `xt=urn:btih:` (hybrid).
 ///
 /// ```
 /// use rustico_metainfo::Magnet;
@@ -23,8 +25,13 @@ use crate::info_hash::{InfoHash, ParseInfoHashError};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Magnet {
-    /// From `xt=urn:btih:` (40 hex or 32 base32 characters).
+    /// From `xt=urn:btih:` (40 hex or 32 base32 characters); for a link
+    /// with only `xt=urn:btmh:` (a v2-only torrent), the v2 hash
+    /// truncated to 20 bytes, the name its swarm is found under.
     pub info_hash: InfoHash,
+    /// From `xt=urn:btmh:` (multihash `1220` and 64 hex digits): the
+    /// BEP 52 v2 info-hash.
+    pub info_hash_v2: Option<InfoHashV2>,
     /// `dn`: a name to show until the metadata arrives.
     pub display_name: Option<String>,
     /// Every `tr` (and `tr.N`), in order.
@@ -35,6 +42,29 @@ pub struct Magnet {
     pub web_seeds: Vec<String>,
 }
 
+impl Magnet {
+    /// A magnet link naming the torrent by these hashes: `btih` for v1,
+    /// `btmh` for v2, both for a hybrid. `info_hash` becomes
+    /// [`InfoHashes::primary`].
+    pub fn from_hashes(hashes: InfoHashes) -> Magnet {
+        let mut magnet = Magnet::new(hashes.primary());
+        magnet.info_hash_v2 = hashes.v2;
+        magnet
+    }
+
+    /// The hashes the link names: `v1` when it has `xt=urn:btih:`, `v2`
+    /// when it has `xt=urn:btmh:`.
+    pub fn info_hashes(&self) -> InfoHashes {
+        let v2_only = self
+            .info_hash_v2
+            .is_some_and(|v2| v2.truncated() == self.info_hash);
+        InfoHashes {
+            v1: (!v2_only).then_some(self.info_hash),
+            v2: self.info_hash_v2,
+        }
+    }
+}
+
 /// Why a magnet link was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -42,12 +72,25 @@ pub enum MagnetError {
     /// Does not start with `magnet:?`.
     #[error("not a magnet link (must start with `magnet:?`)")]
     NotMagnet,
-    /// No `xt=urn:btih:` parameter.
-    #[error("no `xt=urn:btih:` info-hash")]
+    /// No `xt=urn:btih:` or `xt=urn:btmh:` parameter.
+    #[error("no `xt=urn:btih:` or `xt=urn:btmh:` info-hash")]
     MissingInfoHash,
-    /// Only a BEP 52 `urn:btmh:` (v2) hash, which this crate does not support.
-    #[error("only a BitTorrent v2 (`urn:btmh:`) hash, which is not supported")]
-    V2Only,
+    /// An `xt=urn:btmh:` value that is not a SHA-256 multihash.
+    #[error("bad v2 info-hash `{value}`: {source}")]
+    BadInfoHashV2 {
+        /// The value given.
+        value: String,
+        /// Why it is not a v2 info-hash.
+        source: ParseInfoHashError,
+    },
+    /// Two different `urn:btmh:` hashes.
+    #[error("two different v2 info-hashes: {first} and {second}")]
+    ConflictingInfoHashesV2 {
+        /// The first.
+        first: InfoHashV2,
+        /// The other.
+        second: InfoHashV2,
+    },
     /// An `xt=urn:btih:` value that is not an info-hash.
     #[error("bad info-hash `{value}`: {source}")]
     BadInfoHash {
@@ -77,6 +120,7 @@ impl Magnet {
     pub fn new(info_hash: InfoHash) -> Magnet {
         Magnet {
             info_hash,
+            info_hash_v2: None,
             display_name: None,
             trackers: Vec::new(),
             peers: Vec::new(),
@@ -94,7 +138,7 @@ impl Magnet {
             .and_then(|_| link.get(8..))
             .ok_or(MagnetError::NotMagnet)?;
         let mut info_hash: Option<InfoHash> = None;
-        let mut saw_v2 = false;
+        let mut info_hash_v2: Option<InfoHashV2> = None;
         let mut magnet = Magnet::new(InfoHash::default());
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             // `tr.1`, `xt.2`: BEP 9 allows numbered copies of a key.
@@ -120,8 +164,22 @@ impl Magnet {
                             }
                             _ => info_hash = Some(hash),
                         }
-                    } else if strip_prefix_ignore_case(&value, "urn:btmh:").is_some() {
-                        saw_v2 = true;
+                    } else if let Some(hash) = strip_prefix_ignore_case(&value, "urn:btmh:") {
+                        let hash = InfoHashV2::from_multihash_hex(hash).map_err(|source| {
+                            MagnetError::BadInfoHashV2 {
+                                value: hash.to_string(),
+                                source,
+                            }
+                        })?;
+                        match info_hash_v2 {
+                            Some(first) if first != hash => {
+                                return Err(MagnetError::ConflictingInfoHashesV2 {
+                                    first,
+                                    second: hash,
+                                })
+                            }
+                            _ => info_hash_v2 = Some(hash),
+                        }
                     }
                 }
                 "dn" => magnet.display_name = Some(value.into_owned()),
@@ -138,10 +196,11 @@ impl Magnet {
                 _ => {}
             }
         }
-        magnet.info_hash = match info_hash {
-            Some(hash) => hash,
-            None if saw_v2 => return Err(MagnetError::V2Only),
-            None => return Err(MagnetError::MissingInfoHash),
+        magnet.info_hash_v2 = info_hash_v2;
+        magnet.info_hash = match (info_hash, info_hash_v2) {
+            (Some(hash), _) => hash,
+            (None, Some(v2)) => v2.truncated(),
+            (None, None) => return Err(MagnetError::MissingInfoHash),
         };
         Ok(magnet)
     }
@@ -180,10 +239,17 @@ impl FromStr for Magnet {
 }
 
 impl fmt::Display for Magnet {
-    /// `magnet:?xt=urn:btih:<hex>`, then `dn`, every `tr`, `ws` and
-    /// `x.pe`, each percent-encoded.
+    /// `magnet:?xt=urn:btih:<hex>` and/or `xt=urn:btmh:1220<hex>` (v1
+    /// first, as libtorrent writes them), then `dn`, every `tr`, `ws`
+    /// and `x.pe`, each percent-encoded.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "magnet:?xt=urn:btih:{}", self.info_hash)?;
+        let hashes = self.info_hashes();
+        f.write_str("magnet:?")?;
+        match (hashes.v1, hashes.v2) {
+            (Some(v1), Some(v2)) => write!(f, "xt=urn:btih:{v1}&xt=urn:btmh:1220{v2}")?,
+            (None, Some(v2)) => write!(f, "xt=urn:btmh:1220{v2}")?,
+            _ => write!(f, "xt=urn:btih:{}", self.info_hash)?,
+        }
         let mut param = |key: &str, value: &str| -> fmt::Result {
             write!(f, "&{key}=")?;
             for piece in form_urlencoded::byte_serialize(value.as_bytes()) {
@@ -247,10 +313,27 @@ mod tests {
             Magnet::parse("magnet:?dn=x"),
             Err(MagnetError::MissingInfoHash)
         );
-        assert_eq!(
-            Magnet::parse(&format!("magnet:?xt=urn:btmh:1220{}", "ab".repeat(32))),
-            Err(MagnetError::V2Only)
-        );
+        let v2_only =
+            Magnet::parse(&format!("magnet:?xt=urn:btmh:1220{}", "ab".repeat(32))).unwrap();
+        assert_eq!(v2_only.info_hash_v2, Some(InfoHashV2([0xab; 32])));
+        assert_eq!(v2_only.info_hash, InfoHash([0xab; 20]));
+        assert_eq!(v2_only.info_hashes().v1, None);
+        assert_eq!(Magnet::parse(&v2_only.to_string()), Ok(v2_only));
+        assert!(matches!(
+            Magnet::parse(&format!("magnet:?xt=urn:btmh:1114{}", "ab".repeat(32))),
+            Err(MagnetError::BadInfoHashV2 {
+                source: ParseInfoHashError::NotSha256Multihash,
+                ..
+            })
+        ));
+        assert!(matches!(
+            Magnet::parse(&format!(
+                "magnet:?xt=urn:btmh:1220{}&xt=urn:btmh:1220{}",
+                "ab".repeat(32),
+                "cd".repeat(32)
+            )),
+            Err(MagnetError::ConflictingInfoHashesV2 { .. })
+        ));
         assert!(matches!(
             Magnet::parse("magnet:?xt=urn:btih:abc"),
             Err(MagnetError::BadInfoHash { .. })
@@ -274,13 +357,18 @@ mod tests {
             "magnet:?xt=urn:btih:{HEX}&xt=urn:btmh:1220{}",
             "ab".repeat(32)
         );
-        assert_eq!(Magnet::parse(&both).unwrap().info_hash.to_string(), HEX);
+        let both = Magnet::parse(&both).unwrap();
+        assert_eq!(both.info_hash.to_string(), HEX);
+        assert_eq!(both.info_hashes().v1, Some(HEX.parse().unwrap()));
+        assert_eq!(both.info_hashes().v2, Some(InfoHashV2([0xab; 32])));
+        assert_eq!(Magnet::parse(&both.to_string()), Ok(both));
     }
 
     proptest! {
         #[test]
         fn display_parse_round_trip(
             bytes in any::<[u8; 20]>(),
+            v2 in proptest::option::of(any::<[u8; 32]>()),
             name in proptest::option::of(".{0,20}"),
             trackers in proptest::collection::vec(".{0,20}", 0..3),
             seeds in proptest::collection::vec(".{0,20}", 0..3),
@@ -288,6 +376,7 @@ mod tests {
         ) {
             let magnet = Magnet {
                 info_hash: InfoHash(bytes),
+                info_hash_v2: v2.map(InfoHashV2),
                 display_name: name,
                 trackers,
                 peers: ports.iter().map(|p| format!("127.0.0.1:{p}")).collect(),

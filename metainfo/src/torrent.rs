@@ -1,4 +1,4 @@
-//! [`Torrent`]: a parsed, validated v1 (or hybrid) `.torrent` file.
+//! [`Torrent`]: a parsed, validated v1, v2 or hybrid `.torrent` file.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use rustico_bencode::{Decoder, Kind, OwnedDict, Value};
 
 use crate::error::{Error, Warning};
-use crate::info_hash::InfoHash;
+use crate::info_hash::{InfoHash, InfoHashV2, InfoHashes};
+use crate::merkle;
 use crate::sanitize::{resolve_duplicates, sanitize_element, sanitize_path};
 use crate::v2;
 
@@ -31,6 +32,7 @@ const TOP_LEVEL_KEYS: &[&[u8]] = &[
     b"created by",
     b"created by.utf-8",
     b"encoding",
+    b"piece layers",
 ];
 
 const INFO_KEYS: &[&[u8]] = &[
@@ -42,9 +44,47 @@ const INFO_KEYS: &[&[u8]] = &[
     b"files",
     b"private",
     b"meta version",
+    b"file tree",
 ];
 
 const FILE_KEYS: &[&[u8]] = &[b"length", b"path", b"path.utf-8", b"attr"];
+
+/// What a v2 piece is checked against ([`Torrent::v2_piece_hash`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum V2PieceHash {
+    /// A piece-layer hash: the root of the piece's blocks padded with
+    /// zero leaves to a whole piece ([`merkle::piece_hash`]).
+    Layer([u8; 32]),
+    /// The `pieces root` of a file of at most one piece: the root of its
+    /// blocks padded only to the next power of two
+    /// ([`merkle::root_of_leaves`]).
+    Root([u8; 32]),
+}
+
+impl V2PieceHash {
+    /// Whether `piece` (the piece's bytes, without padding) matches.
+    pub fn matches(&self, piece: &[u8], piece_length: u32) -> bool {
+        piece.len() as u64 <= u64::from(piece_length)
+            && self.matches_leaves(&merkle::block_hashes(piece), piece_length)
+    }
+
+    /// Whether the block hashes of a piece (see [`merkle::block_hashes`];
+    /// a caller streaming the piece from disk hashes blocks as they come)
+    /// match.
+    pub fn matches_leaves(&self, leaves: &[merkle::Hash], piece_length: u32) -> bool {
+        let Ok(height) = merkle::piece_height(u64::from(piece_length)) else {
+            return false;
+        };
+        let per_piece = 1usize << height;
+        if leaves.len() > per_piece {
+            return false;
+        }
+        match self {
+            V2PieceHash::Layer(hash) => merkle::root_padded(leaves, per_piece, [0; 32]) == *hash,
+            V2PieceHash::Root(root) => merkle::root_of_leaves(leaves) == *root,
+        }
+    }
+}
 
 /// One file of a torrent, where it sits in the torrent's byte stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +107,10 @@ pub struct FileEntry {
     /// Keys of the file's dictionary this crate does not interpret
     /// (`md5sum`, `sha1`, `symlink path`, ...).
     pub extra: OwnedDict,
+    /// BEP 52 `pieces root`: the merkle root of the file's 16 KiB
+    /// blocks, for a non-empty file of a v2 or hybrid torrent (`None`
+    /// for v1-only torrents, empty files and padding).
+    pub pieces_root: Option<[u8; 32]>,
     /// The path as the torrent wrote it, when sanitising or renaming
     /// changed it.
     pub(crate) original_path: Option<Vec<String>>,
@@ -148,12 +192,15 @@ pub struct Torrent {
     info_range: Range<usize>,
     pieces_range: Range<usize>,
     info_hash: InfoHash,
+    info_hashes: InfoHashes,
     name: String,
     original_name: Option<String>,
     piece_length: u32,
     total_length: u64,
     num_pieces: u32,
     files: Vec<FileEntry>,
+    /// Per file: where its piece layer is in `bytes`, when there is one.
+    layers: Vec<Option<Range<usize>>>,
     multi_file: bool,
     private: bool,
     hybrid: bool,
@@ -260,6 +307,15 @@ impl Torrent {
         }
         let info_start = info.offset();
         let info_range = info_start..info_start + info.raw().len();
+        let layers = if parsed.info_hashes.v2.is_some() {
+            parse_piece_layers(
+                root.get(b"piece layers"),
+                &parsed.files,
+                parsed.piece_length,
+            )?
+        } else {
+            vec![None; parsed.files.len()]
+        };
         Ok(parsed.finish(
             bytes[..used].to_vec(),
             info_range,
@@ -272,6 +328,7 @@ impl Torrent {
                 encoding,
                 extra,
             },
+            layers,
         ))
     }
 
@@ -304,12 +361,19 @@ impl Torrent {
         }
         let mut parsed = Parsed::default();
         parse_info(&info, &mut parsed)?;
-        Ok(parsed.finish(info_bytes.to_vec(), 0..info_bytes.len(), Header::default()))
+        let layers = vec![None; parsed.files.len()];
+        Ok(parsed.finish(
+            info_bytes.to_vec(),
+            0..info_bytes.len(),
+            Header::default(),
+            layers,
+        ))
     }
 
     /// The `.torrent` of a magnet link whose info dictionary was fetched
-    /// from peers (BEP 9): checks that `info_bytes` hashes (SHA-1) to the
-    /// link's info-hash, then writes a torrent file around those exact
+    /// from peers (BEP 9): checks that `info_bytes` hashes to the link's
+    /// info-hashes (SHA-1 for `btih`, SHA-256 for `btmh`; both for a
+    /// hybrid link), then writes a torrent file around those exact
     /// bytes, announcing to the link's trackers (`tr`, one tier each, in
     /// order) with its web seeds (`ws`) as `url-list`, and parses it.
     /// [`as_bytes`](Torrent::as_bytes) is the file to save.
@@ -334,12 +398,18 @@ impl Torrent {
         magnet: &crate::Magnet,
         info_bytes: &[u8],
     ) -> Result<Torrent, Error> {
-        let found = InfoHash::of_info_bytes(info_bytes);
-        if found != magnet.info_hash {
-            return Err(Error::InfoHashMismatch {
-                expected: magnet.info_hash,
-                found,
-            });
+        let wanted = magnet.info_hashes();
+        if let Some(expected) = wanted.v1 {
+            let found = InfoHash::of_info_bytes(info_bytes);
+            if found != expected {
+                return Err(Error::InfoHashMismatch { expected, found });
+            }
+        }
+        if let Some(expected) = wanted.v2 {
+            let found = InfoHashV2::of_info_bytes(info_bytes);
+            if found != expected {
+                return Err(Error::InfoHashV2Mismatch { expected, found });
+            }
         }
         // Exactly one value: what follows it would become part of the
         // top-level dictionary below.
@@ -381,13 +451,176 @@ impl Torrent {
         }
         out.push(b'e');
         let torrent = Torrent::from_bytes(&out)?;
-        debug_assert_eq!(torrent.info_hash(), magnet.info_hash);
+        // A link may name only one half of a hybrid, but not a half
+        // the dictionary does not have.
+        if wanted.v1.is_some() && torrent.info_hashes.v1.is_none() {
+            return Err(Error::Invalid {
+                key: "info".into(),
+                reason: "a `btih` link for an info dictionary without v1 `pieces`".into(),
+                offset: 0,
+            });
+        }
+        if wanted.v2.is_some() && torrent.info_hashes.v2.is_none() {
+            return Err(Error::Invalid {
+                key: "info".into(),
+                reason: "a `btmh` link for an info dictionary without a v2 `file tree`".into(),
+                offset: 0,
+            });
+        }
         Ok(torrent)
     }
 
-    /// The v1 info-hash.
+    /// The 20-byte info-hash that names the torrent where one is needed:
+    /// the v1 (SHA-1) hash of a v1 or hybrid torrent, the truncated v2
+    /// hash of a v2-only torrent (what its handshakes and announces
+    /// carry). [`info_hashes`](Torrent::info_hashes) has both.
     pub fn info_hash(&self) -> InfoHash {
         self.info_hash
+    }
+
+    /// The v1 and v2 info-hashes: `v1` for v1 and hybrid torrents, `v2`
+    /// (SHA-256 of the info dictionary) for v2 and hybrid torrents.
+    pub fn info_hashes(&self) -> InfoHashes {
+        self.info_hashes
+    }
+
+    /// Whether the torrent has a v1 part (`info.pieces`, SHA-1 pieces).
+    pub fn has_v1(&self) -> bool {
+        self.info_hashes.v1.is_some()
+    }
+
+    /// Whether the torrent has a v2 part (BEP 52 `file tree`, merkle pieces).
+    pub fn has_v2(&self) -> bool {
+        self.info_hashes.v2.is_some()
+    }
+
+    /// BEP 52 piece layer of file `index` (of [`files`](Torrent::files)):
+    /// its pieces' merkle hashes, 32 bytes each, checked against the
+    /// file's `pieces root` when parsed. `None` for a file of at most one
+    /// piece (its root is its piece hash), for a v1 file, and when the
+    /// `.torrent` left the layer out (a client then fetches it from peers).
+    pub fn piece_layer(&self, index: usize) -> Option<&[u8]> {
+        let range = self.layers.get(index)?.clone()?;
+        self.bytes.get(range)
+    }
+
+    /// The same torrent with more BEP 52 piece layers, as fetched from
+    /// peers with `hash request`s for a torrent that lacked them (one
+    /// made from a `btmh` magnet link, say): each `(pieces root, layer)`
+    /// is added to the top-level `piece layers` (the info dictionary's
+    /// bytes, hence the info-hashes, stay as they are) and checked like
+    /// a layer read from a file: it must belong to a file of more than
+    /// one piece, hold one hash per piece and hash up to the root.
+    /// [`as_bytes`](Torrent::as_bytes) is then the complete `.torrent`.
+    ///
+    /// ```
+    /// use std::sync::atomic::AtomicBool;
+    /// use rustico_metainfo::{Torrent, TorrentBuilder, TorrentVersion};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("rustico-layers-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// std::fs::write(dir.join("a.bin"), vec![1u8; 50_000])?;
+    /// let full = TorrentBuilder::new(dir.join("a.bin"))
+    ///     .version(TorrentVersion::V2)
+    ///     .piece_length(16384)
+    ///     .build(|_| {}, &AtomicBool::new(false))?;
+    /// // Only the info dictionary, as a magnet link's peers send it.
+    /// let bare = Torrent::from_info_bytes(full.info_bytes())?;
+    /// assert!(!bare.has_piece_layers());
+    /// let root = full.files()[0].pieces_root.unwrap();
+    /// let layer = full.piece_layer(0).unwrap();
+    /// let complete = bare.with_piece_layers([(&root, layer)])?;
+    /// assert!(complete.has_piece_layers());
+    /// assert_eq!(complete.info_hashes(), full.info_hashes());
+    /// // A layer that does not lead to the root is refused.
+    /// assert!(bare.with_piece_layers([(&root, &layer[32..])]).is_err());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_piece_layers<'a>(
+        &self,
+        layers: impl IntoIterator<Item = (&'a [u8; 32], &'a [u8])>,
+    ) -> Result<Torrent, Error> {
+        use std::collections::BTreeMap;
+        if !self.has_v2() {
+            return Err(Error::Invalid {
+                key: "piece layers".into(),
+                reason: "a v1-only torrent has no merkle trees".into(),
+                offset: 0,
+            });
+        }
+        let mut all: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for (file, layer) in self.files.iter().zip(&self.layers) {
+            if let (Some(root), Some(range)) = (file.pieces_root, layer) {
+                if let Some(bytes) = self.bytes.get(range.clone()) {
+                    all.insert(root.to_vec(), bytes.to_vec());
+                }
+            }
+        }
+        for (root, layer) in layers {
+            all.insert(root.to_vec(), layer.to_vec());
+        }
+        // The top level's entries as written (raw values, so the info
+        // dictionary keeps its exact bytes), `piece layers` replaced.
+        let whole_is_info = self.info_range == (0..self.bytes.len());
+        let mut entries: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        if whole_is_info {
+            entries.insert(b"info".to_vec(), self.bytes.clone());
+        } else {
+            let root = Decoder::new().max_depth(MAX_DEPTH).decode(&self.bytes)?;
+            if let Some(dict) = root.as_dict() {
+                for (key, value) in dict.iter() {
+                    entries.insert(key.to_vec(), value.raw().to_vec());
+                }
+            }
+        }
+        let mut layers_dict = vec![b'd'];
+        for (root, layer) in &all {
+            rustico_bencode::encode::bytes(&mut layers_dict, root);
+            rustico_bencode::encode::bytes(&mut layers_dict, layer);
+        }
+        layers_dict.push(b'e');
+        entries.insert(b"piece layers".to_vec(), layers_dict);
+        let mut out = vec![b'd'];
+        for (key, raw) in &entries {
+            rustico_bencode::encode::bytes(&mut out, key);
+            out.extend_from_slice(raw);
+        }
+        out.push(b'e');
+        let torrent = Torrent::from_bytes(&out)?;
+        debug_assert_eq!(torrent.info_hashes, self.info_hashes);
+        Ok(torrent)
+    }
+
+    /// Whether every file of more than one piece has its piece layer
+    /// (always true for a v1-only torrent, which has none).
+    pub fn has_piece_layers(&self) -> bool {
+        let piece_length = u64::from(self.piece_length);
+        self.files.iter().zip(&self.layers).all(|(file, layer)| {
+            file.pieces_root.is_none() || file.length <= piece_length || layer.is_some()
+        })
+    }
+
+    /// The expected v2 hash of piece `index`: the piece-layer hash, or
+    /// for a file of at most one piece its `pieces root` (over that
+    /// file's blocks only, see [`V2PieceHash`]). `None` for a v1-only
+    /// torrent, past the end, a padding-only piece, or a missing layer.
+    pub fn v2_piece_hash(&self, index: u32) -> Option<V2PieceHash> {
+        if !self.has_v2() || index >= self.num_pieces {
+            return None;
+        }
+        let piece_length = u64::from(self.piece_length);
+        let start = u64::from(index) * piece_length;
+        let file_index = self.file_index_at(start)?;
+        let file = self.files.get(file_index)?;
+        let root = file.pieces_root?;
+        if file.length <= piece_length {
+            return Some(V2PieceHash::Root(root));
+        }
+        let in_file = usize::try_from((start - file.offset) / piece_length).ok()?;
+        let layer = self.piece_layer(file_index)?;
+        let hash = layer.get(in_file * 32..in_file * 32 + 32)?;
+        Some(V2PieceHash::Layer(hash.try_into().ok()?))
     }
 
     /// The info dictionary's exact bytes (what the info-hash hashes, and
@@ -513,9 +746,9 @@ impl Torrent {
         self.private
     }
 
-    /// Whether the info dictionary also carries BEP 52 v2 data (`meta
-    /// version` 2 and a `file tree`, checked to describe the same files
-    /// as the v1 part): a hybrid torrent, read through its v1 part.
+    /// Whether the info dictionary carries both v1 `pieces` and BEP 52
+    /// v2 data (`meta version` 2 and a `file tree`, checked to describe
+    /// the same files, each on a piece boundary): a hybrid torrent.
     pub fn is_hybrid(&self) -> bool {
         self.hybrid
     }
@@ -576,6 +809,7 @@ impl Torrent {
     pub fn magnet(&self) -> crate::Magnet {
         crate::Magnet {
             info_hash: self.info_hash,
+            info_hash_v2: self.info_hashes.v2,
             display_name: Some(self.name.clone()),
             trackers: self.trackers.iter().flatten().cloned().collect(),
             peers: Vec::new(),
@@ -605,6 +839,7 @@ impl std::fmt::Debug for Torrent {
 #[derive(Default)]
 struct Parsed {
     info_hash: InfoHash,
+    info_hashes: InfoHashes,
     name: String,
     original_name: Option<String>,
     piece_length: u32,
@@ -633,7 +868,13 @@ struct Header {
 }
 
 impl Parsed {
-    fn finish(self, bytes: Vec<u8>, info_range: Range<usize>, header: Header) -> Torrent {
+    fn finish(
+        self,
+        bytes: Vec<u8>,
+        info_range: Range<usize>,
+        header: Header,
+        layers: Vec<Option<Range<usize>>>,
+    ) -> Torrent {
         // `pieces_offset` is an offset in the decoded input, which
         // `bytes` starts with.
         let pieces_range = self.pieces_offset..self.pieces_offset + self.pieces_len;
@@ -642,12 +883,14 @@ impl Parsed {
             info_range,
             pieces_range,
             info_hash: self.info_hash,
+            info_hashes: self.info_hashes,
             name: self.name,
             original_name: self.original_name,
             piece_length: self.piece_length,
             total_length: self.total_length,
             num_pieces: self.num_pieces,
             files: self.files,
+            layers,
             multi_file: self.multi_file,
             private: self.private,
             hybrid: self.hybrid,
@@ -668,8 +911,6 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
     if info.as_dict().is_none() {
         return Err(wrong_type("info", "a dictionary", info));
     }
-    out.info_hash = InfoHash::of_info_bytes(info.raw());
-
     let meta_version = match info.get(b"meta version") {
         Some(v) => Some(
             v.as_integer()
@@ -678,14 +919,10 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
         None => None,
     };
     let file_tree = info.get(b"file tree");
-    let Some(pieces) = info.get(b"pieces") else {
-        if file_tree.is_some() || meta_version == Some(2) {
-            return Err(Error::UnsupportedV2 {
-                offset: info.offset(),
-            });
-        }
+    let pieces = info.get(b"pieces");
+    if pieces.is_none() && file_tree.is_none() && meta_version != Some(2) {
         return Err(missing("info.pieces", info));
-    };
+    }
     // BEP 52: a later meta version is an incompatible format.
     if let Some(version) = meta_version.filter(|v| *v > 2) {
         return Err(Error::Invalid {
@@ -707,7 +944,9 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
         }
         _ => {}
     }
-    out.hybrid = file_tree.is_some();
+    out.hybrid = file_tree.is_some() && pieces.is_some();
+    out.info_hashes = InfoHashes::of_info_bytes(info.raw(), pieces.is_some(), file_tree.is_some());
+    out.info_hash = out.info_hashes.primary();
 
     let name_bytes = preferred_name(info)?;
     match sanitize_element(name_bytes) {
@@ -749,7 +988,23 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
         out.warnings
             .push(Warning::PieceLengthBelow16KiB { piece_length });
     }
+    // BEP 52: v2 pieces are subtrees of 16 KiB leaves.
+    if file_tree.is_some() && merkle::piece_height(u64::from(piece_length)).is_err() {
+        return Err(Error::Invalid {
+            key: "info.piece length".into(),
+            reason: format!(
+                "{piece_length} is not a power of two of at least 16 KiB, as v2 torrents need"
+            ),
+            offset: piece_length_value.offset(),
+        });
+    }
     out.piece_length = piece_length;
+
+    let Some(pieces) = pieces else {
+        // A v2-only torrent: `meta version` 2 and a `file tree` (checked above).
+        let tree = file_tree.ok_or_else(|| missing("info.file tree", info))?;
+        return parse_v2_only(info, tree, out);
+    };
 
     let piece_bytes = pieces
         .as_bytes()
@@ -785,6 +1040,7 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
                 offset: 0,
                 attr: String::new(),
                 extra: OwnedDict::new(),
+                pieces_root: None,
                 original_path: out.original_name.clone().map(|n| vec![n]),
             });
             vec![Some(vec![name_bytes])]
@@ -818,7 +1074,32 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
     if let Some(tree) = file_tree {
         let v2_files = v2::parse_file_tree(tree)?;
         compare_v1_v2(&raw_paths, &out.files, &v2_files)?;
+        let mut tree_files = v2_files.iter();
+        for (file, raw) in out.files.iter_mut().zip(&raw_paths) {
+            if raw.is_none() {
+                continue;
+            }
+            // BEP 52: in a hybrid, padding puts every file on a piece
+            // boundary, so v1 and v2 pieces are the same bytes.
+            if file.length > 0 && file.offset % u64::from(piece_length) != 0 {
+                return Err(Error::HybridMismatch {
+                    file: 0,
+                    reason: format!(
+                        "{:?} starts at byte {}, not on a piece boundary",
+                        file.path_string(),
+                        file.offset
+                    ),
+                });
+            }
+            file.pieces_root = tree_files.next().and_then(|t| t.pieces_root);
+        }
     }
+    finish_info(info, out)
+}
+
+/// What v1, v2 and hybrid info dictionaries share at the end: duplicate
+/// renaming, `private`, unknown keys.
+fn finish_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
     if out.multi_file {
         resolve_duplicates(&mut out.files, &mut out.warnings)?;
     }
@@ -833,6 +1114,178 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
     };
     out.info_extra = unknown_keys(info, INFO_KEYS);
     Ok(())
+}
+
+/// A v2-only info dictionary: the files come from the `file tree`, each
+/// starting on a piece boundary. Padding entries (`.pad/N`, `attr` `p`)
+/// follow each file that does not end on a boundary, the last one too,
+/// exactly as libtorrent lists a v2 torrent's files, so
+/// [`Torrent::files`] tiles the same piece-indexed byte stream as a
+/// hybrid torrent's v1 list (and the last piece is a whole piece).
+fn parse_v2_only(info: &Value<'_>, tree: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
+    let tree_files = v2::parse_file_tree(tree)?;
+    let piece_length = u64::from(out.piece_length);
+    let name_bytes = preferred_name(info)?;
+    // BEP 52: a single-file torrent's tree holds one file named `name`.
+    out.multi_file = !(tree_files.len() == 1
+        && tree_files
+            .first()
+            .is_some_and(|f| f.path.len() == 1 && f.path.first() == Some(&name_bytes)));
+    let mut total: u64 = 0;
+    for (i, file) in tree_files.iter().enumerate() {
+        let overflow = || Error::TotalLengthOverflow {
+            key: format!("info.file tree ({})", show_path(&file.path)),
+            offset: file.offset,
+        };
+        let (path, original_path) = if out.multi_file {
+            let path = sanitize_path(file.path.iter().copied());
+            let original: Vec<String> = file
+                .path
+                .iter()
+                .map(|r| String::from_utf8_lossy(r).into_owned())
+                .collect();
+            if original != path {
+                out.warnings.push(Warning::PathSanitized {
+                    file: i,
+                    original: original.join("/"),
+                    sanitized: path.join("/"),
+                });
+                (path, Some(original))
+            } else {
+                (path, None)
+            }
+        } else {
+            (
+                vec![out.name.clone()],
+                out.original_name.clone().map(|n| vec![n]),
+            )
+        };
+        let offset = total;
+        total = total
+            .checked_add(file.length)
+            .filter(|t| *t <= i64::MAX as u64)
+            .ok_or_else(overflow)?;
+        out.files.push(FileEntry {
+            path,
+            length: file.length,
+            offset,
+            attr: String::new(),
+            extra: OwnedDict::new(),
+            pieces_root: file.pieces_root,
+            original_path,
+        });
+        let tail = file.length % piece_length;
+        if tail != 0 {
+            let pad = piece_length - tail;
+            let offset = total;
+            total = total
+                .checked_add(pad)
+                .filter(|t| *t <= i64::MAX as u64)
+                .ok_or_else(overflow)?;
+            out.files.push(FileEntry {
+                path: vec![".pad".to_string(), pad.to_string()],
+                length: pad,
+                offset,
+                attr: "p".to_string(),
+                extra: OwnedDict::new(),
+                pieces_root: None,
+                original_path: Some(Vec::new()),
+            });
+        }
+    }
+    out.total_length = total;
+    if total == 0 {
+        return Err(Error::EmptyTorrent {
+            offset: info.offset(),
+        });
+    }
+    out.num_pieces = u32::try_from(total.div_ceil(piece_length)).map_err(|_| Error::Invalid {
+        key: "info.file tree".into(),
+        reason: "more than 2^32 - 1 pieces".into(),
+        offset: tree.offset(),
+    })?;
+    finish_info(info, out)
+}
+
+fn show_path(path: &[&[u8]]) -> String {
+    path.iter()
+        .map(|e| String::from_utf8_lossy(e).into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Checks the top-level `piece layers` of a v2 or hybrid torrent against
+/// its files and returns, per file, where its layer is in the input.
+/// BEP 52: each key is the `pieces root` of a file longer than one piece
+/// and its value that file's piece hashes, one per piece, which must
+/// hash up to the root. A file of at most one piece has no layer (its
+/// root is its only piece hash). Missing layers are allowed (a client
+/// then asks peers for them); a layer for no such file, of the wrong
+/// length, or not leading to its root is an error.
+fn parse_piece_layers(
+    layers: Option<&Value<'_>>,
+    files: &[FileEntry],
+    piece_length: u32,
+) -> Result<Vec<Option<Range<usize>>>, Error> {
+    let mut out = vec![None; files.len()];
+    let Some(layers) = layers else {
+        return Ok(out);
+    };
+    let dict = layers
+        .as_dict()
+        .ok_or_else(|| wrong_type("piece layers", "a dictionary", layers))?;
+    let piece_length = u64::from(piece_length);
+    for (key, value) in dict.iter() {
+        let invalid = |reason: String| Error::Invalid {
+            key: format!("piece layers.{}", crate::hex(key)),
+            reason,
+            offset: value.offset(),
+        };
+        let layer = value
+            .as_bytes()
+            .ok_or_else(|| wrong_type("piece layers value", "a byte string", value))?;
+        let root: [u8; 32] = key
+            .try_into()
+            .map_err(|_| invalid(format!("a key of {} bytes, not a 32-byte root", key.len())))?;
+        let mut owners = files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.pieces_root == Some(root))
+            .peekable();
+        let Some((_, first)) = owners.peek() else {
+            return Err(invalid("the root of no file".into()));
+        };
+        if first.length <= piece_length {
+            return Err(invalid(format!(
+                "a layer for a file of {} bytes, at most one piece, which has none",
+                first.length
+            )));
+        }
+        let expected = first.length.div_ceil(piece_length) * 32;
+        if layer.len() as u64 != expected {
+            return Err(invalid(format!(
+                "{} bytes, but a file of {} bytes in pieces of {piece_length} needs {expected}",
+                layer.len(),
+                first.length
+            )));
+        }
+        let hashes: Vec<merkle::Hash> = layer
+            .chunks_exact(32)
+            .filter_map(|h| h.try_into().ok())
+            .collect();
+        if merkle::root_from_layer(&hashes, piece_length).ok() != Some(root) {
+            return Err(invalid(
+                "the hashes do not lead to the file's pieces root".into(),
+            ));
+        }
+        let start = value.offset() + (value.raw().len() - layer.len());
+        for (index, _) in owners {
+            if let Some(slot) = out.get_mut(index) {
+                *slot = Some(start..start + layer.len());
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Checks that a hybrid torrent's v1 files (padding left out) and v2
@@ -995,6 +1448,7 @@ fn parse_files<'a>(
             offset,
             attr,
             extra: unknown_keys(file, FILE_KEYS),
+            pieces_root: None,
             original_path,
         });
     }

@@ -13,8 +13,22 @@ pub(crate) struct TreeFile<'a> {
     pub length: u64,
     /// `pieces root`: the merkle root of the file's blocks (absent for
     /// empty files).
-    #[allow(dead_code)]
     pub pieces_root: Option<[u8; 32]>,
+    /// Byte offset of the file's `pieces root` (or of its node).
+    pub offset: usize,
+}
+
+/// Whether a file tree key names a parent, the folder itself or more than
+/// one element: BEP 52 keys are single path elements, and these are the
+/// traversal attempts (or nonsense) no creator writes. Other unsafe names
+/// (device names, control characters) are sanitised like v1 paths.
+fn is_traversal_name(name: &[u8]) -> bool {
+    name.is_empty()
+        || name == b"."
+        || name == b".."
+        || name.contains(&b'/')
+        || name.contains(&b'\\')
+        || name.contains(&0)
 }
 
 /// Walks a `file tree` in the order it is written (depth first, keys in
@@ -64,10 +78,14 @@ pub(crate) fn parse_file_tree<'a>(tree: &Value<'a>) -> Result<Vec<TreeFile<'a>>,
                 }
                 None => None,
             };
+            let offset = file
+                .get(b"pieces root")
+                .map_or(node.offset(), Value::offset);
             files.push(TreeFile {
                 path,
                 length,
                 pieces_root,
+                offset,
             });
             continue;
         }
@@ -75,6 +93,18 @@ pub(crate) fn parse_file_tree<'a>(tree: &Value<'a>) -> Result<Vec<TreeFile<'a>>,
             return Err(invalid("an empty folder"));
         }
         for (name, child) in dict.entries().iter().rev() {
+            if is_traversal_name(name) {
+                return Err(Error::InvalidFileTree {
+                    path: path
+                        .iter()
+                        .chain(std::iter::once(name))
+                        .map(|e| String::from_utf8_lossy(e))
+                        .collect::<Vec<_>>()
+                        .join("/"),
+                    reason: "a name that is empty, `.`, `..`, or holds `/`, `\\` or NUL",
+                    offset: child.offset(),
+                });
+            }
             let mut child_path = Vec::with_capacity(path.len() + 1);
             child_path.extend_from_slice(&path);
             child_path.push(*name);
@@ -147,6 +177,14 @@ mod tests {
             (
                 "d1:ad0:d6:lengthi3e11:pieces root2:xxeee".to_string(),
                 "`pieces root` is not 32 bytes",
+            ),
+            (
+                format!("d2:..d0:d6:lengthi3e{ROOT}eee"),
+                "a name that is empty, `.`, `..`, or holds `/`, `\\` or NUL",
+            ),
+            (
+                format!("d1:ad3:b/cd0:d6:lengthi3e{ROOT}eeee"),
+                "a name that is empty, `.`, `..`, or holds `/`, `\\` or NUL",
             ),
         ] {
             let err = files(tree.as_bytes()).unwrap_err();

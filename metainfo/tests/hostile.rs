@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 use rustico_bencode::{encode, OwnedValue};
-use rustico_metainfo::{Error, Torrent, Warning};
+use rustico_metainfo::{merkle, Error, Torrent, Warning};
 use sha1::{Digest, Sha1};
 
 /// A valid multi-file torrent with every optional key set.
@@ -364,7 +364,7 @@ fn truncated_and_deeply_nested_inputs_are_errors() {
 }
 
 #[test]
-fn v2_only_is_unsupported_and_hybrid_opens() {
+fn v2_only_and_hybrid_open() {
     let tree = |name: &str, length: i64| {
         OwnedValue::dict([(
             name,
@@ -386,7 +386,10 @@ fn v2_only_is_unsupported_and_hybrid_opens() {
             ("file tree", tree("a.bin", 5)),
         ]),
     )]);
-    assert!(matches!(parse(&v2_only), Err(Error::UnsupportedV2 { .. })));
+    let t = parse(&v2_only).unwrap();
+    assert!(t.has_v2() && !t.has_v1() && !t.is_hybrid());
+    assert_eq!(t.info_hash(), t.info_hashes().v2.unwrap().truncated());
+    assert_eq!(t.files()[0].pieces_root, Some([0; 32]));
 
     let mut hybrid = valid_single();
     let OwnedValue::Dict(info) = at(&mut hybrid, &[Key("info")]) else {
@@ -396,7 +399,9 @@ fn v2_only_is_unsupported_and_hybrid_opens() {
     info.insert(b"file tree".to_vec(), tree("file.bin", 16385));
     let t = parse(&hybrid).unwrap();
     assert!(t.is_hybrid());
-    assert!(t.info_extra_fields().contains_key(&b"file tree"[..]));
+    assert!(t.has_v1() && t.has_v2());
+    // `file tree` is read now, so no longer an unknown key.
+    assert!(!t.info_extra_fields().contains_key(&b"file tree"[..]));
 }
 
 #[test]
@@ -484,6 +489,198 @@ fn pieces_spanning_files_and_zero_length_files() {
 }
 
 /// A valid torrent mutated at random: flips, insertions, deletions, cuts.
+/// A valid v2-only torrent: `big.bin` (40,000 bytes, three pieces of
+/// 16 KiB, with its piece layer) and `d/small.bin` (100 bytes, no layer).
+fn valid_v2() -> OwnedValue {
+    let big: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+    let leaves = merkle::block_hashes(&big);
+    let layer = merkle::piece_layer(&leaves, 16384).unwrap();
+    let big_root = merkle::root_from_layer(&layer, 16384).unwrap();
+    let small_root = merkle::root_of_leaves(&merkle::block_hashes(&[7u8; 100]));
+    let leaf = |len: i64, root: [u8; 32]| {
+        OwnedValue::dict([(
+            "",
+            OwnedValue::dict([
+                ("length", OwnedValue::from(len)),
+                ("pieces root", OwnedValue::bytes(root.to_vec())),
+            ]),
+        )])
+    };
+    OwnedValue::dict([
+        (
+            "info",
+            OwnedValue::dict([
+                ("name", OwnedValue::from("v2")),
+                ("piece length", OwnedValue::from(16384)),
+                ("meta version", OwnedValue::from(2)),
+                (
+                    "file tree",
+                    OwnedValue::dict([
+                        ("big.bin", leaf(40_000, big_root)),
+                        (
+                            "d",
+                            OwnedValue::dict([("small.bin", leaf(100, small_root))]),
+                        ),
+                    ]),
+                ),
+            ]),
+        ),
+        (
+            "piece layers",
+            OwnedValue::Dict(
+                [(big_root.to_vec(), OwnedValue::bytes(layer.concat()))]
+                    .into_iter()
+                    .collect(),
+            ),
+        ),
+    ])
+}
+
+fn layer_error(value: &OwnedValue) -> String {
+    match parse(value) {
+        Err(Error::Invalid { key, reason, .. }) if key.starts_with("piece layers") => reason,
+        other => panic!("expected a piece layers error, got {other:?}"),
+    }
+}
+
+#[test]
+fn v2_rules_are_checked() {
+    let t = parse(&valid_v2()).unwrap();
+    assert!(t.has_v2() && !t.has_v1());
+    assert!(t.has_piece_layers());
+    // big.bin, its pad to 48 KiB, d/small.bin, its pad.
+    let files: Vec<(String, u64, u64)> = t
+        .files()
+        .iter()
+        .map(|f| (f.path_string(), f.length, f.offset))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("big.bin".into(), 40_000, 0),
+            (".pad/9152".into(), 9152, 40_000),
+            ("d/small.bin".into(), 100, 49_152),
+            (".pad/16284".into(), 16284, 49_252),
+        ]
+    );
+    assert_eq!(t.num_pieces(), 4);
+    assert_eq!(t.piece_layer(0).unwrap().len(), 3 * 32);
+    assert_eq!(t.piece_layer(2), None);
+    assert!(t.v2_piece_hash(3).unwrap().matches(&[7u8; 100], 16384));
+
+    // Piece length: a power of two of at least 16 KiB.
+    for bad in [8192, 3 * 16384] {
+        let mut v = valid_v2();
+        *at(&mut v, &[Key("info"), Key("piece length")]) = OwnedValue::from(bad);
+        assert!(
+            matches!(parse(&v), Err(Error::Invalid { ref key, .. }) if key == "info.piece length"),
+            "{bad}"
+        );
+    }
+
+    // Layers: wrong length, for a small file, for no file, not leading
+    // to the root, a key that is not 32 bytes.
+    let big_root = t.files()[0].pieces_root.unwrap();
+    let small_root = t.files()[2].pieces_root.unwrap();
+    let layer = t.piece_layer(0).unwrap().to_vec();
+    let with_layers = |entries: Vec<(Vec<u8>, Vec<u8>)>| {
+        let mut v = valid_v2();
+        *at(&mut v, &[Key("piece layers")]) = OwnedValue::Dict(
+            entries
+                .into_iter()
+                .map(|(k, l)| (k, OwnedValue::bytes(l)))
+                .collect(),
+        );
+        v
+    };
+    assert!(layer_error(&with_layers(vec![(
+        big_root.to_vec(),
+        layer[..64].to_vec()
+    )]))
+    .contains("needs 96"));
+    assert!(layer_error(&with_layers(vec![
+        (big_root.to_vec(), layer.clone()),
+        (small_root.to_vec(), vec![1; 32]),
+    ]))
+    .contains("at most one piece"));
+    assert!(
+        layer_error(&with_layers(vec![([9u8; 32].to_vec(), layer.clone())])).contains("no file")
+    );
+    let mut flipped = layer.clone();
+    flipped[40] ^= 1;
+    assert!(layer_error(&with_layers(vec![(big_root.to_vec(), flipped)])).contains("do not lead"));
+    assert!(layer_error(&with_layers(vec![(vec![1; 20], layer.clone())])).contains("32-byte"));
+    // A missing layer is allowed (peers supply it), and reported.
+    let t = parse(&with_layers(Vec::new())).unwrap();
+    assert!(!t.has_piece_layers());
+    assert_eq!(t.v2_piece_hash(0), None);
+
+    // Traversal names in the tree are errors with the offset.
+    for bad in ["..", ".", "a/b", "a\\b", "nul\0"] {
+        let mut v = valid_v2();
+        let OwnedValue::Dict(tree) = at(&mut v, &[Key("info"), Key("file tree")]) else {
+            unreachable!()
+        };
+        let entry = tree.remove(&b"big.bin"[..]).unwrap();
+        tree.insert(bad.as_bytes().to_vec(), entry);
+        let err = parse(&v).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidFileTree { offset, .. } if offset > 0),
+            "{bad}: {err}"
+        );
+    }
+
+    // Lengths whose pieces overflow 2^32 - 1 or whose total overflows.
+    let mut v = valid_v2();
+    *at(
+        &mut v,
+        &[
+            Key("info"),
+            Key("file tree"),
+            Key("big.bin"),
+            Key(""),
+            Key("length"),
+        ],
+    ) = OwnedValue::from(1i64 << 62);
+    assert!(
+        matches!(parse(&v), Err(Error::Invalid { .. })),
+        "{:?}",
+        parse(&v)
+    );
+    let mut v = valid_v2();
+    *at(
+        &mut v,
+        &[
+            Key("info"),
+            Key("file tree"),
+            Key("big.bin"),
+            Key(""),
+            Key("length"),
+        ],
+    ) = OwnedValue::from(i64::MAX - 10);
+    assert!(matches!(parse(&v), Err(Error::TotalLengthOverflow { .. })));
+
+    // Deep nesting: a typed bencode error, not a stack overflow.
+    let mut deep = b"d4:infod4:name1:a12:piece lengthi16384e12:meta versioni2e9:file tree".to_vec();
+    for _ in 0..100_000 {
+        deep.extend_from_slice(b"d1:a");
+    }
+    assert!(matches!(Torrent::from_bytes(&deep), Err(Error::Bencode(_))));
+
+    // Many files: each one is checked and listed, nothing panics.
+    let mut v = valid_v2();
+    let OwnedValue::Dict(tree) = at(&mut v, &[Key("info"), Key("file tree")]) else {
+        unreachable!()
+    };
+    for i in 0..20_000 {
+        tree.insert(
+            format!("e{i}").into_bytes(),
+            OwnedValue::dict([("", OwnedValue::dict([("length", OwnedValue::from(0))]))]),
+        );
+    }
+    assert_eq!(parse(&v).unwrap().files().len(), 20_004);
+}
+
 fn mutated() -> impl Strategy<Value = Vec<u8>> {
     let mut hybrid = valid_single();
     let OwnedValue::Dict(info) = at(&mut hybrid, &[Key("info")]) else {
@@ -507,6 +704,7 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
         encode(&valid_multi()),
         encode(&valid_single()),
         encode(&hybrid),
+        encode(&valid_v2()),
     ];
     let longest = bases.iter().map(Vec::len).max().unwrap();
     let edits = proptest::collection::vec((0..longest, any::<u8>(), 0u8..4), 1..6);
@@ -537,7 +735,14 @@ proptest! {
             let sum: u64 = t.files().iter().map(|f| f.length).sum();
             prop_assert_eq!(sum, t.total_length());
             prop_assert_eq!(u64::from(t.num_pieces()), t.total_length().div_ceil(u64::from(t.piece_length())));
-            prop_assert_eq!(t.piece_hashes().len(), t.num_pieces() as usize * 20);
+            if t.has_v1() {
+                prop_assert_eq!(t.piece_hashes().len(), t.num_pieces() as usize * 20);
+            } else {
+                prop_assert!(t.piece_hashes().is_empty());
+            }
+            for piece in 0..t.num_pieces() {
+                let _ = t.v2_piece_hash(piece);
+            }
             for f in t.files() {
                 prop_assert!(!f.path.is_empty());
                 for c in &f.path {

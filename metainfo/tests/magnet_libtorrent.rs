@@ -40,6 +40,7 @@ fn libtorrent_reads_our_magnets_and_we_read_its() {
         Magnet::new(InfoHash([0x5a; 20])),
         Magnet {
             info_hash: InfoHash(core::array::from_fn(|i| i as u8 * 13)),
+            info_hash_v2: None,
             display_name: Some("ünïcode name & co + more/slash".into()),
             trackers: vec![
                 "http://127.0.0.1:6969/announce?key=a&b=c".into(),

@@ -83,6 +83,9 @@
 //! - [`Message`] (borrowed) and [`OwnedMessage`]: every message;
 //!   [`Message::encode`] into a caller's buffer, [`decode_frame`] from a
 //!   slice, [`piece_header`] for zero-copy sends.
+//! - [`HashMessage`] (BEP 52 `hash request`, `hashes`, `hash reject`,
+//!   ids 21 to 23, with their proof layers; [`HashMessageError`]) and
+//!   [`v2_handshake`] / [`Reserved::v2_upgrade`]: the v2 wire.
 //! - [`Framer`] and [`Limits`]: bytes in any split to messages, with
 //!   bounded memory. [`FrameError`] says what broke and at which stream
 //!   offset.
@@ -114,6 +117,7 @@ mod fast;
 mod framer;
 mod handshake;
 mod message;
+mod message_v2;
 mod metadata;
 mod metadata_download;
 pub mod mse;
@@ -130,6 +134,10 @@ pub use fast::allowed_fast_set;
 pub use framer::Framer;
 pub use handshake::{Handshake, HandshakeError, Reserved, HANDSHAKE_LEN, PROTOCOL};
 pub use message::{decode_frame, id, piece_header, FrameError, Limits, Message, OwnedMessage};
+pub use message_v2::{
+    v2_handshake, Hash32, HashMessage, HashMessageError, HashRequest, HASHES, HASH_REJECT,
+    HASH_REQUEST, HASH_REQUEST_LEN, MAX_HASHES_PER_MESSAGE,
+};
 pub use metadata::{metadata_piece_count, MetadataMessage, METADATA_PIECE_LEN};
 pub use metadata_download::{
     DataOutcome, MetadataConfig, MetadataDownload, MetadataError, MetadataServer,

@@ -40,6 +40,12 @@ pub mod id {
     pub const ALLOWED_FAST: u8 = 17;
     /// BEP 10 extended message.
     pub const EXTENDED: u8 = 20;
+    /// BEP 52 `hash request` (decoded by [`HashMessage`](crate::HashMessage)).
+    pub const HASH_REQUEST: u8 = 21;
+    /// BEP 52 `hashes` (decoded by [`HashMessage`](crate::HashMessage)).
+    pub const HASHES: u8 = 22;
+    /// BEP 52 `hash reject` (decoded by [`HashMessage`](crate::HashMessage)).
+    pub const HASH_REJECT: u8 = 23;
 }
 
 /// One peer wire message. Variable-length payloads borrow from the input
@@ -311,14 +317,18 @@ impl FrameError {
 ///
 /// The defaults fit any torrent whose peers use 16 KiB blocks and have at
 /// most 131 072 pieces; [`Limits::for_torrent`] tightens the bitfield to
-/// the torrent's exact size once it is known.
+/// the torrent's exact size once it is known. BEP 52 hash messages
+/// (ids 21 to 23) have fixed bounds: 48 bytes after the id for a request
+/// or reject, at most [`MAX_HASHES_PER_MESSAGE`](crate::MAX_HASHES_PER_MESSAGE)
+/// hashes after those for `hashes`.
 ///
 /// ```
 /// use rustico_peer_wire::Limits;
 ///
 /// let limits = Limits::for_torrent(1313);
 /// assert_eq!(limits.max_bitfield_bytes, 165);
-/// assert_eq!(Limits::default().max_frame_len(), 16 * 1024 + 502);
+/// // The largest frame: a `hashes` message of 576 hashes.
+/// assert_eq!(Limits::default().max_frame_len(), 1 + 48 + 576 * 32);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -362,7 +372,13 @@ impl Limits {
         let bitfield = self.max_bitfield_bytes.saturating_add(1);
         let extended = self.max_extended_payload.saturating_add(2);
         let unknown = self.max_unknown_payload.saturating_add(1);
-        piece.max(bitfield).max(extended).max(unknown).max(13)
+        let hashes = crate::message_v2::MAX_HASHES_PAYLOAD + 1;
+        piece
+            .max(bitfield)
+            .max(extended)
+            .max(unknown)
+            .max(hashes)
+            .max(13)
     }
 
     /// Checks a length prefix and, when known, the id after it.
@@ -393,6 +409,14 @@ impl Limits {
             id::PIECE => (9, self.max_block.saturating_add(9)),
             id::BITFIELD => (1, self.max_bitfield_bytes.saturating_add(1)),
             id::EXTENDED => (2, self.max_extended_payload.saturating_add(2)),
+            id::HASH_REQUEST | id::HASH_REJECT => {
+                let len = crate::HASH_REQUEST_LEN as u32 + 1;
+                (len, len)
+            }
+            id::HASHES => (
+                crate::HASH_REQUEST_LEN as u32 + 1,
+                crate::message_v2::MAX_HASHES_PAYLOAD + 1,
+            ),
             _ => (1, self.max_unknown_payload.saturating_add(1)),
         };
         if len < min || (min == max && len != min) {

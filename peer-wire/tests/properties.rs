@@ -18,7 +18,10 @@ fn block() -> impl Strategy<Value = BlockRequest> {
     })
 }
 
-const KNOWN_IDS: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 14, 15, 16, 17, 20];
+// 21 to 23 are BEP 52 hash messages: fixed lengths, decoded by `HashMessage`.
+const KNOWN_IDS: [u8; 19] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 14, 15, 16, 17, 20, 21, 22, 23,
+];
 
 /// Any message, owned so the strategy can hold it. Payloads stay within
 /// the default limits.

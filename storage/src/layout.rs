@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use rustico_metainfo::merkle;
+pub use rustico_metainfo::V2PieceHash;
 use rustico_pieces::Geometry;
 
 /// Largest piece length accepted (512 MiB, as libtorrent). Pieces are held whole in memory
@@ -116,6 +118,26 @@ pub enum LayoutError {
         /// Hashes given.
         actual: usize,
     },
+    /// A v2 layout (BEP 52) whose piece length is not a power of two of
+    /// at least 16 KiB.
+    #[error("piece length {0} is not a power of two of at least 16 KiB, as v2 needs")]
+    V2PieceLength(u32),
+    /// A v2 layout in which a file does not start on a piece boundary
+    /// (BEP 52: every file starts a new piece).
+    #[error("file {file} starts at byte {offset}, not on a piece boundary, as v2 needs")]
+    V2Misaligned {
+        /// Index of the file.
+        file: usize,
+        /// Its offset in the byte stream.
+        offset: u64,
+    },
+    /// A v2 torrent without the piece layer of a file of more than one
+    /// piece (fetch it from peers first).
+    #[error("the piece layer of file {file} is missing")]
+    MissingPieceLayer {
+        /// Index of the file.
+        file: usize,
+    },
 }
 
 /// A validated file layout: files, piece length and piece hashes.
@@ -138,6 +160,9 @@ pub struct Layout {
     starts: Vec<u64>,
     geometry: Geometry,
     piece_hashes: Vec<[u8; 20]>,
+    /// BEP 52: per piece, its merkle hash and how many of its bytes are
+    /// the file's (the rest is padding, left out of the v2 tree).
+    v2: Option<Vec<(V2PieceHash, u32)>>,
 }
 
 /// A part of a piece or block that lies in one file.
@@ -202,7 +227,98 @@ impl Layout {
             starts,
             geometry,
             piece_hashes,
+            v2: None,
         })
+    }
+
+    /// A v2-only layout (BEP 52): `files` with padding entries so that
+    /// every file starts on a piece boundary (as
+    /// `rustico_metainfo::Torrent::files` lists a v2 torrent), and one
+    /// merkle hash per piece. Pieces are checked by SHA-256 merkle roots
+    /// of their 16 KiB blocks, the padding left out.
+    ///
+    /// ```
+    /// use rustico_metainfo::merkle;
+    /// use rustico_storage::{FileEntry, Layout, V2PieceHash};
+    ///
+    /// let data: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+    /// // Three pieces of 16 KiB, each with its piece-layer hash.
+    /// let hashes = data
+    ///     .chunks(16384)
+    ///     .map(|p| merkle::piece_hash(p, 16384).map(V2PieceHash::Layer))
+    ///     .collect::<Result<_, _>>()?;
+    /// let layout = Layout::new_v2(vec![FileEntry::new(["a.bin"], 40_000)], 16384, hashes)?;
+    /// assert!(layout.verify_piece(2, &data[32768..]));
+    /// assert!(!layout.verify_piece(1, &data[..16384]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new_v2(
+        files: Vec<FileEntry>,
+        piece_length: u32,
+        hashes: Vec<V2PieceHash>,
+    ) -> Result<Layout, LayoutError> {
+        let mut layout = Layout::new(files, piece_length, vec![[0; 20]; hashes.len()])?;
+        layout.piece_hashes = Vec::new();
+        layout.set_v2(hashes)?;
+        Ok(layout)
+    }
+
+    /// Adds v2 hashes to a v1 layout: a hybrid torrent's pieces are then
+    /// checked against both (SHA-1 over the piece with its padding,
+    /// merkle over the file's bytes), as libtorrent does.
+    pub fn with_v2(mut self, hashes: Vec<V2PieceHash>) -> Result<Layout, LayoutError> {
+        self.set_v2(hashes)?;
+        Ok(self)
+    }
+
+    fn set_v2(&mut self, hashes: Vec<V2PieceHash>) -> Result<(), LayoutError> {
+        let piece_length = self.piece_length();
+        if merkle::piece_height(u64::from(piece_length)).is_err() {
+            return Err(LayoutError::V2PieceLength(piece_length));
+        }
+        if hashes.len() != self.num_pieces() as usize {
+            return Err(LayoutError::PieceCountMismatch {
+                expected: u64::from(self.num_pieces()),
+                actual: hashes.len(),
+            });
+        }
+        for (file, entry) in self.files.iter().enumerate() {
+            let offset = self.starts.get(file).copied().unwrap_or(0);
+            if !entry.padding && entry.length > 0 && offset % u64::from(piece_length) != 0 {
+                return Err(LayoutError::V2Misaligned { file, offset });
+            }
+        }
+        let v2 = hashes
+            .into_iter()
+            .zip(0..)
+            .map(|(hash, piece)| {
+                let data: usize = self
+                    .piece_spans(piece)
+                    .take_while(|span| !span.padding)
+                    .map(|span| span.len)
+                    .sum();
+                (hash, data as u32)
+            })
+            .collect();
+        self.v2 = Some(v2);
+        Ok(())
+    }
+
+    /// Whether pieces are checked by v1 SHA-1 hashes.
+    pub fn has_v1(&self) -> bool {
+        !self.piece_hashes.is_empty()
+    }
+
+    /// Whether pieces are checked by v2 merkle hashes.
+    pub fn has_v2(&self) -> bool {
+        self.v2.is_some()
+    }
+
+    /// The v2 hash of a piece and how many of its bytes (from its start)
+    /// the hash covers (the rest is padding); `None` without v2 hashes or
+    /// past the end.
+    pub fn v2_piece_hash(&self, piece: u32) -> Option<(V2PieceHash, u32)> {
+        self.v2.as_ref()?.get(piece as usize).copied()
     }
 
     /// The files, in torrent order.
@@ -241,21 +357,37 @@ impl Layout {
         self.geometry.num_pieces()
     }
 
-    /// The expected SHA-1 of every piece.
+    /// The expected SHA-1 of every piece (empty for a v2-only layout).
     pub fn piece_hashes(&self) -> &[[u8; 20]] {
         &self.piece_hashes
     }
 
-    /// Whether `data` is piece `piece`: the right length and the right
-    /// SHA-1. Needs no files: a client can check a piece before it decides
-    /// where (or whether) to store it.
+    /// Whether `data` is piece `piece`: the right length, the right SHA-1
+    /// (v1 and hybrid) and the right merkle hash of the file's bytes in
+    /// it (v2 and hybrid). Needs no files: a client can check a piece
+    /// before it decides where (or whether) to store it.
     pub fn verify_piece(&self, piece: u32, data: &[u8]) -> bool {
         use sha1::{Digest, Sha1};
-        match (self.piece_size(piece), self.piece_hash(piece)) {
-            (Some(len), Some(expected)) => {
-                data.len() == len as usize && Sha1::digest(data).as_slice() == expected
+        let Some(len) = self.piece_size(piece) else {
+            return false;
+        };
+        if data.len() != len as usize {
+            return false;
+        }
+        if self.has_v1() {
+            match self.piece_hash(piece) {
+                Some(expected) if Sha1::digest(data).as_slice() == expected => {}
+                _ => return false,
             }
-            _ => false,
+        }
+        match &self.v2 {
+            Some(v2) => match v2.get(piece as usize) {
+                Some((hash, covered)) => data
+                    .get(..*covered as usize)
+                    .is_some_and(|bytes| hash.matches(bytes, self.piece_length())),
+                None => false,
+            },
+            None => self.has_v1(),
         }
     }
 
@@ -355,6 +487,16 @@ impl Layout {
         for hash in &self.piece_hashes {
             hasher.update(hash);
         }
+        // Added only for v2, so v1 fingerprints (and resume files) stay.
+        for (hash, covered) in self.v2.iter().flatten() {
+            let (kind, bytes) = match hash {
+                V2PieceHash::Layer(h) => (b'L', h),
+                V2PieceHash::Root(h) => (b'R', h),
+            };
+            hasher.update([kind]);
+            hasher.update(bytes);
+            hasher.update(covered.to_le_bytes());
+        }
         hasher.finalize().into()
     }
 }
@@ -411,7 +553,10 @@ impl Layout {
     /// The layout of a parsed torrent: its files below the download folder
     /// (`name/...` for a multi-file torrent, `name` for a single file), its
     /// padding files as virtual [`FileEntry::padding`] entries, its piece
-    /// length and piece hashes.
+    /// length and piece hashes: SHA-1 for v1, merkle for v2, both for a
+    /// hybrid. A v2-only torrent must have its piece layers
+    /// ([`LayoutError::MissingPieceLayer`]); a hybrid without them is
+    /// checked by SHA-1 alone.
     ///
     /// ```
     /// use std::sync::atomic::AtomicBool;
@@ -465,6 +610,27 @@ impl Layout {
                 array
             })
             .collect();
-        Layout::new(files, piece_length, hashes)
+        let v2 = if torrent.has_v2() {
+            match (0..torrent.num_pieces())
+                .map(|piece| torrent.v2_piece_hash(piece).ok_or(piece))
+                .collect::<Result<Vec<_>, u32>>()
+            {
+                Ok(v2) => Some(v2),
+                Err(_) if torrent.has_v1() => None,
+                Err(piece) => {
+                    let offset = u64::from(piece) * u64::from(piece_length);
+                    return Err(LayoutError::MissingPieceLayer {
+                        file: torrent.file_index_at(offset).unwrap_or(0),
+                    });
+                }
+            }
+        } else {
+            None
+        };
+        match v2 {
+            Some(v2) if !torrent.has_v1() => Layout::new_v2(files, piece_length, v2),
+            Some(v2) => Layout::new(files, piece_length, hashes)?.with_v2(v2),
+            None => Layout::new(files, piece_length, hashes),
+        }
     }
 }

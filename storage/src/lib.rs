@@ -81,7 +81,7 @@ pub use error::{
 };
 pub use files::Allocation;
 pub use layout::{
-    FileEntry, FileSpan, Layout, LayoutError, MAX_COMPONENT_LENGTH, MAX_PIECE_LENGTH,
+    FileEntry, FileSpan, Layout, LayoutError, V2PieceHash, MAX_COMPONENT_LENGTH, MAX_PIECE_LENGTH,
     MAX_TOTAL_LENGTH,
 };
 pub use rustico_pieces::{Bitfield, Progress};

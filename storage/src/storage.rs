@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use rustico_metainfo::merkle;
 use rustico_pieces::{Bitfield, Progress};
 use sha1::{Digest, Sha1};
 
@@ -154,13 +155,16 @@ impl Storage {
         self.files.path(file)
     }
 
-    /// Whether `data` is piece `piece`: right length and right SHA-1.
+    /// Whether `data` is piece `piece`: right length and right hashes
+    /// (SHA-1, merkle or both; see [`Layout::verify_piece`]).
     pub fn verify_piece(&self, piece: u32, data: &[u8]) -> bool {
         self.layout.verify_piece(piece, data)
     }
 
     /// Verifies a complete piece and writes it; refuses with
-    /// [`WriteError::HashMismatch`] (writing nothing) when the SHA-1 differs.
+    /// [`WriteError::HashMismatch`] (writing nothing) when its SHA-1 (v1)
+    /// or merkle hash (v2, over the file's bytes; the padding of a v2
+    /// piece is never written) differs.
     ///
     /// The data is in the operating system's cache when this returns, not yet
     /// durable: call [`flush`](Self::flush) (or [`save_resume`](Self::save_resume),
@@ -434,15 +438,28 @@ impl Storage {
         Ok(have)
     }
 
-    /// Streams a piece from disk through SHA-1 and compares with its hash.
+    /// Streams a piece from disk through SHA-1 (v1, hybrid) and the 16 KiB
+    /// leaf hashes of its file bytes (v2, hybrid) and compares with the
+    /// piece's hashes.
     fn hash_matches(&self, piece: u32, buf: &mut [u8]) -> Result<bool, FileError> {
-        let Some(expected) = self.layout.piece_hash(piece) else {
-            return Ok(false);
+        let mut v1 = match self.layout.has_v1() {
+            true => match self.layout.piece_hash(piece) {
+                Some(expected) => Some((Sha1::new(), expected)),
+                None => return Ok(false),
+            },
+            false => None,
         };
-        let mut hasher = Sha1::new();
+        let v2 = self.layout.v2_piece_hash(piece);
+        if v1.is_none() && v2.is_none() {
+            return Ok(false);
+        }
+        let covered = v2.map_or(0, |(_, covered)| covered as usize);
+        let mut leaves = Vec::new();
         for span in self.layout.piece_spans(piece) {
             if span.padding {
-                hash_zeros(&mut hasher, span.len);
+                if let Some((hasher, _)) = v1.as_mut() {
+                    hash_zeros(hasher, span.len);
+                }
                 continue;
             }
             let handle = self.files.handle(span.file, false)?;
@@ -452,11 +469,30 @@ impl Storage {
                 let take = (span.len - done).min(buf.len());
                 let target = buf.get_mut(..take).unwrap_or_default();
                 read_exact_at(&handle, &path, target, span.file_offset + done as u64)?;
-                hasher.update(&*target);
+                if let Some((hasher, _)) = v1.as_mut() {
+                    hasher.update(&*target);
+                }
+                // The v2 bytes are the piece's first `covered` bytes, one
+                // file from a piece boundary; `buf` is a whole number of
+                // 16 KiB blocks for v2 piece lengths, so blocks never
+                // straddle two reads.
+                let at = span.buf_offset + done;
+                if at < covered {
+                    let mine = target.get(..(covered - at).min(take)).unwrap_or_default();
+                    leaves.extend(mine.chunks(merkle::BLOCK_LEN).map(merkle::hash_block));
+                }
                 done += take;
             }
         }
-        Ok(hasher.finalize().as_slice() == expected)
+        if let Some((hasher, expected)) = v1 {
+            if hasher.finalize().as_slice() != expected {
+                return Ok(false);
+            }
+        }
+        Ok(match v2 {
+            Some((hash, _)) => hash.matches_leaves(&leaves, self.layout.piece_length()),
+            None => true,
+        })
     }
 
     /// Records `have` (which pieces are on disk) in a resume file at `path`,
