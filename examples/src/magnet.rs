@@ -221,10 +221,12 @@ fn drive(
                     Ok(()) => {}
                     // Misbehaviour is a warning; a peer that is merely
                     // unreachable or has nothing is not.
-                    Err(why) if why.starts_with("rejected") || why.starts_with("dropped") => {
+                    Err(why @ PeerFailure::Misbehaved(_)) => {
                         log::warn!(target: "rustico", "metadata peer {addr}: {why}");
                     }
-                    Err(why) => log::info!(target: "rustico", "metadata peer {addr}: {why}"),
+                    Err(why @ PeerFailure::Gone(_)) => {
+                        log::info!(target: "rustico", "metadata peer {addr}: {why}");
+                    }
                 }
                 shared.download().handle_peer_gone(handle);
                 running.store(false, Ordering::SeqCst);
@@ -264,9 +266,21 @@ fn announce_until_done(
     }
 }
 
+/// Why a metadata peer's connection ended.
+#[derive(Debug, thiserror::Error)]
+enum PeerFailure {
+    /// It broke the protocol or lied (logged as a warning).
+    #[error("{0}")]
+    Misbehaved(String),
+    /// It is unreachable, left, or has nothing for us (not its fault).
+    #[error("{0}")]
+    Gone(String),
+}
+
 /// One peer: handshakes, then requests metadata pieces as the download
 /// hands them out, until the fetch is done or the peer fails or lies.
-fn fetch_from_peer(shared: &Shared, handle: usize, addr: SocketAddr) -> Result<(), String> {
+fn fetch_from_peer(shared: &Shared, handle: usize, addr: SocketAddr) -> Result<(), PeerFailure> {
+    use PeerFailure::{Gone, Misbehaved};
     let config = SessionConfig {
         handshake_timeout: CONNECT_TIMEOUT,
         stats_interval: None,
@@ -277,22 +291,26 @@ fn fetch_from_peer(shared: &Shared, handle: usize, addr: SocketAddr) -> Result<(
     let hs = Handshaking::new(ours, Content::magnet(), config, Instant::now());
     let (mut link, mut session) =
         crate::engine::conn::dial(addr, shared.info_hash, hs, shared.encryption)
-            .map_err(|e| format!("handshake: {e}"))?;
+            .map_err(|e| Gone(format!("handshake: {e}")))?;
     let mut out = Vec::new();
     if !session.extended() {
-        return Err("no extension protocol (BEP 10), so no ut_metadata".into());
+        return Err(Gone(
+            "no extension protocol (BEP 10), so no ut_metadata".into(),
+        ));
     }
     // Reads wait at most a slice, then the shared state is looked at again.
     link.socket()
         .set_read_timeout(Some(READ_SLICE))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Gone(e.to_string()))?;
     let mut asking = false;
     loop {
         if shared.done.load(Ordering::SeqCst) {
             return Ok(());
         }
         if shared.is_banned(handle) {
-            return Err("dropped: its metadata did not match the info-hash".into());
+            return Err(Misbehaved(
+                "dropped: its metadata did not match the info-hash".into(),
+            ));
         }
         while let Some(event) = session.poll_event() {
             handle_event(shared, handle, addr, event, &mut asking)?;
@@ -305,13 +323,14 @@ fn fetch_from_peer(shared: &Shared, handle: usize, addr: SocketAddr) -> Result<(
         }
         out.clear();
         session.poll_transmit(&mut out, Instant::now());
-        link.write_all(&mut out).map_err(|e| format!("send: {e}"))?;
+        link.write_all(&mut out)
+            .map_err(|e| Gone(format!("send: {e}")))?;
         // Straight into the session's buffer: no copy on the way.
         match link.read(session.recv_buffer()) {
-            Ok(0) => return Err("peer closed the connection".into()),
+            Ok(0) => return Err(Gone("peer closed the connection".into())),
             Ok(n) => session
                 .handle_received(n, Instant::now())
-                .map_err(|e| e.to_string())?,
+                .map_err(|e| Misbehaved(e.to_string()))?,
             Err(e)
                 if matches!(
                     e.kind(),
@@ -319,11 +338,11 @@ fn fetch_from_peer(shared: &Shared, handle: usize, addr: SocketAddr) -> Result<(
                         | std::io::ErrorKind::TimedOut
                         | std::io::ErrorKind::Interrupted
                 ) => {}
-            Err(e) => return Err(format!("read: {e}")),
+            Err(e) => return Err(Gone(format!("read: {e}"))),
         }
         session
             .handle_timeout(Instant::now())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Misbehaved(e.to_string()))?;
     }
 }
 
@@ -335,19 +354,20 @@ fn handle_event(
     addr: SocketAddr,
     event: Event,
     asking: &mut bool,
-) -> Result<(), String> {
+) -> Result<(), PeerFailure> {
+    use PeerFailure::{Gone, Misbehaved};
     match event {
         Event::Extensions(ext) => {
             if !ext.ut_metadata {
-                return Err("does not support ut_metadata".into());
+                return Err(Gone("does not support ut_metadata".into()));
             }
             let Some(size) = ext.metadata_size else {
-                return Err("has no metadata to give (no metadata_size)".into());
+                return Err(Gone("has no metadata to give (no metadata_size)".into()));
             };
             shared
                 .download()
                 .handle_metadata_size(handle, size)
-                .map_err(|e| format!("rejected: {e}"))?;
+                .map_err(|e| Misbehaved(format!("rejected: {e}")))?;
             *asking = true;
             log::debug!(target: "rustico", "metadata peer {addr}: metadata_size {size}");
         }
@@ -359,7 +379,7 @@ fn handle_event(
             let outcome = shared
                 .download()
                 .handle_data(handle, piece, total_size, &data)
-                .map_err(|e| format!("rejected metadata piece: {e}"))?;
+                .map_err(|e| Misbehaved(format!("rejected metadata piece: {e}")))?;
             match outcome {
                 DataOutcome::Complete => {
                     log::info!(target: "rustico", "metadata complete and verified against the info-hash");
@@ -384,7 +404,7 @@ fn handle_event(
             shared
                 .download()
                 .handle_reject(handle, piece)
-                .map_err(|e| format!("rejected reject: {e}"))?;
+                .map_err(|e| Misbehaved(format!("rejected reject: {e}")))?;
         }
         _ => {}
     }

@@ -144,8 +144,7 @@ fn rustico_downloads_from_a_rustico_seed() {
         &["--piece-length", "32768"],
     );
     let config = config_in(dir.path());
-    let port = rustico_testkit::free_port();
-    let _seeder = start_seeder(&torrent, &seed_dir, port, &config);
+    let (_seeder, port) = start_seeder(&torrent, &seed_dir, &config);
 
     let out_dir = dir.path().join("download");
     let mut cmd = rustico();

@@ -190,8 +190,7 @@ fn rustico_seeds_and_aria2c_and_libtorrent_download() {
     );
     let _tracker = start_tracker_on(port, &[info_hash(&torrent)]);
     let config = config_in(dir.path());
-    let seed_port = rustico_testkit::free_port();
-    let _seeder = start_seeder(&torrent, &seed_dir, seed_port, &config);
+    let (_seeder, _) = start_seeder(&torrent, &seed_dir, &config);
 
     let aria_dir = dir.path().join("aria2");
     let aria = have_aria2.then(|| {
@@ -335,8 +334,7 @@ fn libtorrent_hybrid_with_equal_pads_rechecks_whole_and_rustico_seeds_it_to_libt
     );
     assert_no_pad(&seed_dir);
 
-    let seed_port = rustico_testkit::free_port();
-    let _seeder = start_seeder(&torrent, &seed_dir, seed_port, &config);
+    let (_seeder, _) = start_seeder(&torrent, &seed_dir, &config);
     let lt_dir = dir.path().join("libtorrent");
     std::fs::create_dir_all(&lt_dir).unwrap();
     let mut lt = rustico_testkit::spawn_python(

@@ -67,7 +67,7 @@ fn three_peers(private: bool) -> (String, u16) {
     let (config_b, _) = config("b");
     let (config_c, log_c) = config("c");
     let [port_a, port_b, port_c] = [(); 3].map(|()| rustico_testkit::free_port());
-    let _a = start_seeder(&torrent, &dir.path().join("a"), port_a, &config_a);
+    let _a = start_seeder_on(&torrent, &dir.path().join("a"), port_a, &config_a);
     let _b = leecher(&torrent, &dir.path().join("b"), port_b, port_a, &config_b);
     let _c = leecher(&torrent, &dir.path().join("c"), port_c, port_b, &config_c);
     assert!(

@@ -84,8 +84,7 @@ fn one_seed_and_four_leechers_trade_pieces_through_opentracker() {
         ),
     )
     .unwrap();
-    let seed_port = rustico_testkit::free_port();
-    let mut seeder = Some(start_seeder(&torrent, &seed_dir, seed_port, &seed_cfg));
+    let mut seeder = Some(start_seeder(&torrent, &seed_dir, &seed_cfg).0);
 
     let num_pieces = 12_000_000usize.div_ceil(65536);
     let mut leechers = Vec::new();
@@ -122,6 +121,14 @@ fn one_seed_and_four_leechers_trade_pieces_through_opentracker() {
         std::thread::sleep(Duration::from_millis(50));
     }
     eprintln!("pieces per leecher when the seed stopped: {seed_stopped_at:?} of {num_pieces}");
+    // The seed left once the leechers held every piece among them; a
+    // leecher that lacked pieces then and finished got them from the
+    // others.
+    let at_stop = seed_stopped_at.expect("the seed was stopped");
+    assert!(
+        at_stop.iter().any(|&n| n < num_pieces),
+        "every leecher had every piece before the seed left: nothing shows they traded ({at_stop:?})"
+    );
     for (_, _, out) in &leechers {
         assert_files(out, &files);
     }

@@ -167,8 +167,45 @@ fn read_all(r: impl std::io::Read) -> Vec<u8> {
     out
 }
 
-/// Starts `rustico seed TORRENT DIR --port PORT` and waits until it listens.
-pub fn start_seeder(torrent: &Path, dir: &Path, port: u16, config: &Path) -> ChildGuard {
+/// Starts `rustico seed TORRENT DIR --port 0` and returns it with the port
+/// it says it got (no free-port race).
+pub fn start_seeder(torrent: &Path, dir: &Path, config: &Path) -> (ChildGuard, u16) {
+    let child = rustico()
+        .arg("seed")
+        .arg(torrent)
+        .arg(dir)
+        .args(["--port", "0"])
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(child);
+    let stderr = guard.0.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("the seeder exited before saying its port")
+            .unwrap();
+        // "seeding NAME on port N"
+        if let Some(port) = line
+            .strip_prefix("seeding ")
+            .and_then(|rest| rest.rsplit_once(" on port "))
+            .and_then(|(_, port)| port.trim().parse::<u16>().ok())
+        {
+            break port;
+        }
+    };
+    // Keep reading, so the seeder never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (guard, port)
+}
+
+/// Starts `rustico seed TORRENT DIR --port PORT` on a port chosen before
+/// (for tests that must name it first) and waits until it listens.
+pub fn start_seeder_on(torrent: &Path, dir: &Path, port: u16, config: &Path) -> ChildGuard {
     let child = rustico()
         .arg("seed")
         .arg(torrent)
