@@ -31,6 +31,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A peer whose connection ended is dialled again after this long (it
 /// may not have been listening yet), unless it misbehaved.
 const REDIAL_AFTER: Duration = Duration::from_secs(5);
+/// Metadata connections in progress at once: more addresses wait their
+/// turn (a tracker may answer thousands of hanging peers).
+const MAX_DIALS: usize = 16;
+/// Addresses kept for the metadata fetch; later ones are ignored.
+const MAX_ADDRESSES: usize = 1000;
 /// Trackers are asked again this often until the metadata is in.
 const REANNOUNCE_EVERY: Duration = Duration::from_secs(15);
 
@@ -157,6 +162,7 @@ fn drive(
     // Per address: the running flag of its current thread and when it started.
     let mut dialled: HashMap<SocketAddr, (Arc<AtomicBool>, Instant, usize)> = HashMap::new();
     let mut order: Vec<SocketAddr> = Vec::new();
+    let mut known: HashSet<SocketAddr> = HashSet::new();
     let mut found_open = true;
     loop {
         if let Some(bytes) = shared.download().poll_complete() {
@@ -181,7 +187,7 @@ fn drive(
         if found_open {
             match found.recv_timeout(Duration::from_millis(100)) {
                 Ok(addr) => {
-                    if !order.contains(&addr) {
+                    if order.len() < MAX_ADDRESSES && known.insert(addr) {
                         order.push(addr);
                     }
                 }
@@ -192,7 +198,14 @@ fn drive(
             std::thread::sleep(Duration::from_millis(100));
         }
         let now = Instant::now();
+        let mut in_progress = dialled
+            .values()
+            .filter(|(running, _, _)| running.load(Ordering::SeqCst))
+            .count();
         for addr in &order {
+            if in_progress >= MAX_DIALS {
+                break;
+            }
             let redial = match dialled.get(addr) {
                 None => true,
                 Some((running, started, handle)) => {
@@ -213,6 +226,7 @@ fn drive(
                 addrs.len() - 1
             };
             let running = Arc::new(AtomicBool::new(true));
+            in_progress += 1;
             dialled.insert(*addr, (Arc::clone(&running), now, handle));
             let shared = Arc::clone(shared);
             let addr = *addr;

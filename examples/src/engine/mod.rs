@@ -301,7 +301,16 @@ impl Engine {
                     if shutdown.load(Ordering::Relaxed) {
                         return;
                     }
-                    let Ok(stream) = stream else { continue };
+                    let stream = match stream {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            // Out of file descriptors (EMFILE) and the like
+                            // fail again at once: pause instead of spinning.
+                            log::debug!(target: "rustico", "accept: {e}");
+                            std::thread::sleep(Duration::from_millis(100));
+                            continue;
+                        }
+                    };
                     let Ok(addr) = stream.peer_addr() else {
                         continue;
                     };

@@ -1,0 +1,230 @@
+//! Hostile peers and trackers against a real rustico process, on loopback:
+//! while each attack runs, an honest transfer still completes, and the
+//! victim's threads and CPU time stay within bounds read from `/proc`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rustico_testkit::ChildGuard;
+
+/// Threads of process `pid`, from `/proc/PID/status`.
+fn threads(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// User plus system CPU time of process `pid` so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').unwrap().1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13
+    // after the name. Clock ticks are 100 per second on Linux.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+fn wait_line(guard: &mut ChildGuard, want: &str) {
+    let stdout = guard.0.stdout.as_mut().unwrap();
+    let mut line = String::new();
+    let mut reader = BufReader::new(stdout);
+    loop {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "no {want}");
+        if line.trim() == want {
+            return;
+        }
+    }
+}
+
+/// `argv`: port, count. Opens `count` connections to 127.0.0.1:PORT from
+/// 127.0.0.2, 127.0.0.3, ... (four per address) and keeps them silent.
+/// Prints OPEN once they are made, then holds them until killed.
+const SILENT_SOCKETS: &str = r#"
+import socket, sys, time
+port, count = int(sys.argv[1]), int(sys.argv[2])
+held = []
+for i in range(count):
+    s = socket.socket()
+    s.bind(("127.0.%d.%d" % (1 + i // 1000, 2 + (i // 4) % 250), 0))
+    s.settimeout(2)
+    try:
+        s.connect(("127.0.0.1", port))
+        held.append(s)
+    except OSError:
+        pass
+print("OPEN", flush=True)
+time.sleep(3600)
+"#;
+
+/// Class 11: out of file descriptors. A seeder limited to 64 descriptors
+/// gets 300 silent connections from 75 addresses; `accept` fails with
+/// EMFILE until handshakes time out. It must not spin: at most 0.5 s of CPU
+/// over the next 3 s (before the fix it took a whole core). Then a
+/// download from it still completes within 60 s.
+#[test]
+fn out_of_file_descriptors_the_listener_pauses_instead_of_spinning() {
+    if !rustico_testkit::require("prlimit") {
+        return;
+    }
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let files = content(91, &[("fd.bin", 500_000)]);
+    write_files(&dir.path().join("src").join("fd"), &files);
+    let torrent = create_torrent(
+        &dir.path().join("src").join("fd"),
+        &dir.path().join("fd.torrent"),
+        &[],
+    );
+    let config = config_in(dir.path());
+    let port = rustico_testkit::free_port();
+    let seeder = ChildGuard(
+        Command::new("prlimit")
+            .arg("--nofile=64:64")
+            .arg(env!("CARGO_BIN_EXE_rustico"))
+            .arg("seed")
+            .arg(&torrent)
+            .arg(dir.path().join("src"))
+            .args(["--port", &port.to_string()])
+            .arg("--config")
+            .arg(&config)
+            .env("XDG_CONFIG_HOME", dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    rustico_testkit::wait_for_tcp(([127, 0, 0, 1], port).into(), Duration::from_secs(20)).unwrap();
+    let pid = seeder.0.id();
+    let mut attack =
+        rustico_testkit::spawn_python(SILENT_SOCKETS, &[&port.to_string(), "300"]).unwrap();
+    wait_line(&mut attack, "OPEN");
+    let before = cpu_time(pid);
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu_time(pid) - before;
+    let took = start.elapsed();
+    assert!(
+        used < Duration::from_millis(500),
+        "the seeder used {used:?} of CPU in {took:?} while out of descriptors"
+    );
+    let mut cmd = rustico();
+    cmd.arg("download")
+        .arg(&torrent)
+        .arg("-o")
+        .arg(dir.path().join("out"))
+        .args(["--port", "0", "--peer", &format!("127.0.0.1:{port}")])
+        .arg("--config")
+        .arg(&config);
+    let out = output_with_timeout(cmd, Duration::from_secs(60), "rustico download");
+    assert!(
+        out.status.success(),
+        "download during the attack failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_files(&dir.path().join("out").join("fd"), &files);
+}
+
+/// `argv`: tracker port, hanging port, count. An HTTP tracker on
+/// 127.0.0.1 whose every announce answers `count` compact peers
+/// 127.0.X.Y:HANGING; a listener on 0.0.0.0:HANGING that never accepts,
+/// so those connections hang. Prints READY.
+const HANGING_TRACKER: &str = r#"
+import http.server, socket, struct, sys, threading
+tport, hport, count = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+hang = socket.socket()
+hang.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+hang.bind(("0.0.0.0", hport))
+hang.listen(1)
+peers = b"".join(socket.inet_aton("127.0.%d.%d" % (2 + i // 250, 1 + i % 250)) + struct.pack(">H", hport)
+                 for i in range(count))
+body = b"d8:intervali60e5:peers%d:%se" % (len(peers), peers)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", tport), H)
+print("READY", flush=True)
+srv.serve_forever()
+"#;
+
+/// Class 10: a tracker answers a magnet link with 3,000 peers that all
+/// hang. The metadata fetch must not start a thread per address: the
+/// downloader stays under 100 threads, and the honest seeder in the link's
+/// `x.pe` still gives it the metadata and the content within 90 s.
+#[test]
+fn a_tracker_full_of_hanging_peers_does_not_start_a_thread_each() {
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let files = content(92, &[("m.bin", 400_000)]);
+    write_files(&dir.path().join("src").join("m"), &files);
+    let torrent = create_torrent(
+        &dir.path().join("src").join("m"),
+        &dir.path().join("m.torrent"),
+        &[],
+    );
+    let hash = info_hash(&torrent);
+    let seed_config_dir = dir.path().join("seeder");
+    std::fs::create_dir_all(&seed_config_dir).unwrap();
+    let (_seeder, seed_port) = start_seeder(
+        &torrent,
+        &dir.path().join("src"),
+        &config_in(&seed_config_dir),
+    );
+    let (tracker_port, hanging_port) = (rustico_testkit::free_port(), rustico_testkit::free_port());
+    let mut tracker = rustico_testkit::spawn_python(
+        HANGING_TRACKER,
+        &[&tracker_port.to_string(), &hanging_port.to_string(), "3000"],
+    )
+    .unwrap();
+    wait_line(&mut tracker, "READY");
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    // The tracker first, so its 3,000 addresses come before the seeder's.
+    let link = format!(
+        "magnet:?xt=urn:btih:{hex}&tr=http%3A%2F%2F127.0.0.1%3A{tracker_port}%2Fannounce&x.pe=127.0.0.1:{seed_port}"
+    );
+    let config = config_in(dir.path());
+    let mut download = ChildGuard(
+        rustico()
+            .arg("download")
+            .arg(&link)
+            .arg("-o")
+            .arg(dir.path().join("out"))
+            .args(["--port", "0"])
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = download.0.id();
+    let start = Instant::now();
+    let mut most = 0;
+    let status = loop {
+        most = most.max(threads(pid));
+        if let Some(status) = download.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "the download did not finish (at most {most} threads)"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "download failed: {status}");
+    assert_files(&dir.path().join("out").join("m"), &files);
+    assert!(most < 100, "the downloader ran {most} threads at once");
+}
