@@ -54,10 +54,15 @@ def make_data(path, size):
             left -= n
 
 
-def config(work):
-    path = os.path.join(work, "config.toml")
+def config(work, dht_setting=True):
+    """A config with logs in `work`, 8 upload slots and the DHT off (a
+    benchmark contacts no public node). Builds older than the DHT refuse
+    the `dht` key: `dht_setting=False` leaves it out."""
+    path = os.path.join(work, "config.toml" if dht_setting else "config-old.toml")
     with open(path, "w") as f:
         f.write('log_dir = "%s"\nupload_slots = 8\n' % os.path.join(work, "logs"))
+        if dht_setting:
+            f.write("dht = false\n")
     return path
 
 
@@ -67,11 +72,13 @@ def timed(cmd, **kw):
     return time.monotonic() - start
 
 
-def rustico_vs_rustico(work, torrent, seed_dir, size, runs, encryption="disable"):
-    cfg = config(work)
+def rustico_vs_rustico(work, torrent, seed_dir, size, runs, encryption="disable", binary=RUSTICO):
+    """`binary` downloads from a `binary` seeder; `encryption=None` passes no
+    --encryption flag (for builds older than it)."""
+    cfg = config(work, encryption is not None)
     port = free_port()
-    seed = subprocess.Popen([RUSTICO, "seed", torrent, seed_dir, "--port", str(port), "--config", cfg,
-                             "--encryption", encryption],
+    enc = [] if encryption is None else ["--encryption", encryption]
+    seed = subprocess.Popen([binary, "seed", torrent, seed_dir, "--port", str(port), "--config", cfg] + enc,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port)
@@ -80,8 +87,8 @@ def rustico_vs_rustico(work, torrent, seed_dir, size, runs, encryption="disable"
         for _ in range(runs):
             out = os.path.join(work, "dl-rustico")
             shutil.rmtree(out, ignore_errors=True)
-            t = timed([RUSTICO, "download", torrent, "-o", out, "--port", "0",
-                       "--peer", "127.0.0.1:%d" % port, "--config", cfg, "--encryption", encryption])
+            t = timed([binary, "download", torrent, "-o", out, "--port", "0",
+                       "--peer", "127.0.0.1:%d" % port, "--config", cfg] + enc)
             rates.append(size / t / 1e6)
             shutil.rmtree(out, ignore_errors=True)
         return rates
@@ -222,6 +229,9 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--big-mib", type=int, default=4096)
     ap.add_argument("--skip", default="", help="comma list of: rustico,peers,encryption,memory")
+    ap.add_argument("--baseline", default="",
+                    help="an older rustico binary (e.g. built from 7fa41b2 in a worktree): "
+                         "run 1 alternates it with this build and reports the ratio")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
     if not os.path.exists(RUSTICO):
@@ -242,7 +252,17 @@ def main():
         import json
         meta = json.loads(info)
         print("torrent: %d MiB, %d pieces of %d KiB" % (args.size_mib, meta["num_pieces"], meta["piece_length"] >> 10))
-        if "rustico" not in skip:
+        if "rustico" not in skip and args.baseline:
+            new, old = [], []
+            for _ in range(args.runs):
+                new += rustico_vs_rustico(work, torrent, seed_dir, size, 1)
+                old += rustico_vs_rustico(work, torrent, seed_dir, size, 1, None, args.baseline)
+            print("rustico <- rustico seeder, this build: median %.0f MB/s (runs: %s)"
+                  % (statistics.median(new), ", ".join("%.0f" % r for r in new)))
+            print("rustico <- rustico seeder, baseline:   median %.0f MB/s (runs: %s)"
+                  % (statistics.median(old), ", ".join("%.0f" % r for r in old)))
+            print("ratio this build / baseline: %.2f" % (statistics.median(new) / statistics.median(old)))
+        elif "rustico" not in skip:
             rates = rustico_vs_rustico(work, torrent, seed_dir, size, args.runs)
             print("rustico <- rustico seeder: median %.0f MB/s (runs: %s)"
                   % (statistics.median(rates), ", ".join("%.0f" % r for r in rates)))
