@@ -53,7 +53,6 @@ impl SmartBan {
     }
 
     /// Failed pieces remembered now.
-    #[cfg(test)]
     pub(crate) fn suspects(&self) -> usize {
         self.suspects.len()
     }

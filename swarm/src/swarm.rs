@@ -411,6 +411,9 @@ impl Swarm {
             candidates: self.policy.len(),
             pieces_saving: self.saving.len(),
             end_game: self.picker.in_end_game(),
+            partial_pieces: self.buffers.len(),
+            suspect_pieces: self.smart_ban.suspects(),
+            queued_commands: self.commands.len(),
         };
         for p in self.peers.iter().flatten() {
             s.down_rate += p.down_rate;
