@@ -128,6 +128,9 @@ pub struct SimConfig {
     pub upload_rate: u64,
     /// Keep a running hash of every event (the trace) to compare runs.
     pub trace: bool,
+    /// Print every swarm event and order (except requests and cancels) to
+    /// stderr: for replaying a failing seed.
+    pub verbose: bool,
     /// Adjusts each peer's swarm configuration (the policy under test).
     pub tune: Option<Tune>,
 }
@@ -154,6 +157,7 @@ impl SimConfig {
             progress_bound: Duration::from_secs(120),
             upload_rate: 256 * 1024,
             trace: false,
+            verbose: false,
             tune: None,
         }
     }
@@ -172,6 +176,7 @@ impl SimConfig {
             progress_bound: Duration::from_secs(120),
             upload_rate: 1024 * 1024,
             trace: false,
+            verbose: false,
             tune: None,
         }
     }

@@ -135,8 +135,9 @@ pub enum Invariant {
         /// Why.
         reason: BanReason,
     },
-    /// A banned peer got a connection again during its ban.
-    #[error("peer {node} connected again to peer {banned}, which it banned")]
+    /// Blocks were requested from a peer during its ban (it got a
+    /// connection again).
+    #[error("peer {node} requested blocks from peer {banned}, which it banned")]
     BannedReconnected {
         /// Who banned.
         node: usize,

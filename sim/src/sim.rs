@@ -751,6 +751,9 @@ impl Sim {
         });
         self.nodes[n].conns.insert(c);
         self.nodes[n].keys.insert(key, c);
+        if self.cfg.verbose {
+            eprintln!("{:?} node {n} dials node {t}: conn {c} {split:?} cut {cut_after:?}", self.now());
+        }
         self.push(self.now + latency, Ev::Connect(c));
         Ok(())
     }
@@ -787,6 +790,9 @@ impl Sim {
             Some(swarm) => swarm.handle_incoming(from, now).ok(),
             None => None,
         };
+        if self.cfg.verbose {
+            eprintln!("{:?} conn {c}: node {t} accepts node {n}: {accepted:?}", self.now());
+        }
         let Some(key) = accepted else {
             self.conns[c].alive = false;
             return self.close_end(c, 0, Disconnect::Failed);
@@ -962,13 +968,8 @@ impl Sim {
             client: String::from_utf8_lossy(&hs.peer_id[..8]).into_owned(),
         };
         let other = self.conns[c].ends[1 - side].node;
+        let _ = other;
         self.report.connections += 1;
-        if self.nodes[n].banned.contains_key(&other) {
-            return Err(Invariant::BannedReconnected {
-                node: n,
-                banned: other,
-            });
-        }
         if let (Some(key), Some(swarm)) = (key, self.nodes[n].swarm.as_mut()) {
             swarm
                 .handle_connected(key, info, now)
@@ -1122,21 +1123,15 @@ impl Sim {
             .map_err(|source| Invariant::Swarm { node: n, source })
     }
 
-    /// Drains the swarm's queues; true when there was anything.
+    /// Drains the swarm's queues; true when there was anything. After each
+    /// hash check the orders and events it caused are taken before the next
+    /// piece, so an order is judged against the bans made before it.
     fn drain_swarm(&mut self, n: usize) -> Result<bool, Invariant> {
         let now = self.instant();
         let mut busy = false;
         loop {
-            let Some(swarm) = self.nodes[n].swarm.as_mut() else {
-                return Ok(busy);
-            };
-            let Some((key, command)) = swarm.poll_command() else {
-                break;
-            };
-            busy = true;
-            self.command(n, key, command, now)?;
-        }
-        loop {
+            busy |= self.drain_commands(n, now)?;
+            busy |= self.drain_events(n)?;
             let Some(swarm) = self.nodes[n].swarm.as_mut() else {
                 return Ok(busy);
             };
@@ -1168,17 +1163,35 @@ impl Sim {
             busy = true;
             self.start_dial(n, dial.peer, dial.remote)?;
         }
+        Ok(busy)
+    }
+
+    fn drain_commands(&mut self, n: usize, now: Instant) -> Result<bool, Invariant> {
+        let mut busy = false;
+        loop {
+            let Some(swarm) = self.nodes[n].swarm.as_mut() else {
+                return Ok(busy);
+            };
+            let Some((key, command)) = swarm.poll_command() else {
+                return Ok(busy);
+            };
+            busy = true;
+            self.command(n, key, command, now)?;
+        }
+    }
+
+    fn drain_events(&mut self, n: usize) -> Result<bool, Invariant> {
+        let mut busy = false;
         loop {
             let Some(swarm) = self.nodes[n].swarm.as_mut() else {
                 return Ok(busy);
             };
             let Some(event) = swarm.poll_event() else {
-                break;
+                return Ok(busy);
             };
             busy = true;
             self.swarm_event(n, event)?;
         }
-        Ok(busy)
     }
 
     fn saved(&mut self, n: usize, piece: u32, digest: [u8; 20]) {
@@ -1217,6 +1230,9 @@ impl Sim {
     }
 
     fn swarm_event(&mut self, n: usize, event: SwarmEvent) -> Result<(), Invariant> {
+        if self.cfg.verbose && !matches!(event, SwarmEvent::SaveResume(_)) {
+            eprintln!("{:?} node {n} event {event:?}", self.now());
+        }
         match event {
             SwarmEvent::HashFailed { senders, .. } => {
                 for remote in senders {
@@ -1254,6 +1270,14 @@ impl Sim {
     }
 
     fn command(&mut self, n: usize, key: PeerKey, command: PeerCommand, now: Instant) -> Result<(), Invariant> {
+        if self.cfg.verbose {
+            let conn = self.nodes[n].keys.get(&key).copied();
+            match &command {
+                PeerCommand::Request(r) => eprintln!("{:?} node {n} -> conn {conn:?} request {} blocks", self.now(), r.len()),
+                PeerCommand::Cancel(_) => {}
+                other => eprintln!("{:?} node {n} -> conn {conn:?} {other:?}", self.now()),
+            }
+        }
         let Some(&c) = self.nodes[n].keys.get(&key) else {
             // A connection that already ended (its report is queued).
             return Ok(());
@@ -1274,6 +1298,12 @@ impl Sim {
         };
         match command {
             PeerCommand::Request(reqs) => {
+                if self.nodes[n].banned.contains_key(&remote) {
+                    return Err(Invariant::BannedReconnected {
+                        node: n,
+                        banned: remote,
+                    });
+                }
                 for req in reqs {
                     let truth = self.nodes[remote].have.get(req.piece);
                     if !s.peer_has(req.piece) || (remote_open && !truth) {

@@ -61,10 +61,33 @@ fn replay() {
     let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) else {
         return;
     };
-    let config = SimConfig::from_seed(seed);
+    let mut config = SimConfig::from_seed(seed);
+    config.verbose = std::env::var_os("SIM_VERBOSE").is_some();
     println!("seed {seed}: {config:#?}");
     match Sim::new(config).and_then(Sim::run) {
         Ok(report) => println!("{report:#?}"),
         Err(e) => panic!("{e}\n  replay: {}", replay_command(seed)),
+    }
+}
+
+/// Every seed that found a bug, kept so the bug stays fixed (see the list
+/// in the README).
+const REGRESSIONS: &[(u64, &str)] = &[
+    (0, "banned peer dialled us again from a new port and got requests"),
+    (4, "banned peer dialled us again from a new port and got requests"),
+    (5, "banned peer dialled us again from a new port and got requests"),
+    (7, "banned peer dialled us again from a new port and got requests"),
+    (8, "banned peer dialled us again from a new port and got requests"),
+    (10, "banned peer dialled us again from a new port and got requests"),
+    (12, "banned peer dialled us again from a new port and got requests"),
+    (15, "banned peer dialled us again from a new port and got requests"),
+];
+
+#[test]
+fn regressions() {
+    for &(seed, bug) in REGRESSIONS {
+        if let Err(e) = run(seed) {
+            panic!("{bug}: {e}\n  replay: {}", replay_command(seed));
+        }
     }
 }

@@ -236,6 +236,9 @@ pub struct Swarm {
     last_resume: Instant,
     scratch: Vec<BlockRequest>,
     cancels: Vec<PeerKey>,
+    /// Peer ids of banned peers, with the end of their ban: a banned peer
+    /// that dials us again from a new port is known by its id.
+    banned_ids: HashMap<[u8; 20], Instant>,
 }
 
 /// The live peer `key` names, borrowing only the table.
@@ -324,6 +327,7 @@ impl Swarm {
             last_resume: now,
             scratch: Vec::new(),
             cancels: Vec::new(),
+            banned_ids: HashMap::new(),
             cfg,
         })
     }
@@ -543,6 +547,11 @@ impl Swarm {
         let (remote, outgoing, web_seed) = (peer.remote, peer.outgoing, peer.is_web_seed());
         if let (Remote::Addr(addr), true) = (remote, outgoing) {
             self.policy.handle_connected(addr);
+        }
+        if self.banned_ids.get(&info.peer_id).is_some_and(|&t| now < t) {
+            // A banned peer back from another address or port.
+            self.close(key, CloseReason::Banned);
+            return Ok(());
         }
         if !web_seed {
             let twin = self
@@ -860,18 +869,44 @@ impl Swarm {
             self.policy.ban(addr, now);
         }
         self.events.push_back(Event::Banned { remote, reason });
+        // Every connection of the peer: by address, then by the ids those
+        // connections showed, so its other addresses are banned too.
+        let mut ids = Vec::new();
+        for p in self.peers.iter().flatten() {
+            let hit = match remote {
+                Remote::Addr(addr) => p.is_at(addr),
+                web => p.remote == web,
+            };
+            if hit {
+                ids.extend(p.peer_id);
+            }
+        }
+        let until = now + self.cfg.ban_duration;
+        if self.banned_ids.len() >= self.cfg.max_candidates {
+            self.banned_ids.retain(|_, t| now < *t);
+        }
+        for id in &ids {
+            if self.banned_ids.len() < self.cfg.max_candidates {
+                self.banned_ids.insert(*id, until);
+            }
+        }
         for key in self.keys() {
             let Ok(p) = self.peer(key) else { continue };
             let hit = match remote {
                 Remote::Addr(addr) => p.is_at(addr),
                 web => p.remote == web,
-            };
+            } || p.peer_id.is_some_and(|id| ids.contains(&id));
             if !hit {
                 continue;
             }
             if p.is_web_seed() {
                 self.commands.push_back((key, PeerCommand::BackOff));
             } else {
+                for addr in [Some(p.remote), p.listen_addr.map(Remote::Addr)] {
+                    if let Some(Remote::Addr(addr)) = addr {
+                        self.policy.ban(addr, now);
+                    }
+                }
                 self.close(key, CloseReason::Banned);
             }
         }
@@ -1000,7 +1035,10 @@ impl Swarm {
         let Ok(peer) = self.peer_mut(key) else { return };
         peer.waiting_since = now;
         peer.snubbed = false;
-        let remote = peer.remote;
+        // Blame goes to where the peer listens when known: an incoming
+        // peer's connection address changes with every connection, its
+        // listen address does not.
+        let remote = peer.listen_addr.map_or(peer.remote, Remote::Addr);
         if data.len() != req.length as usize {
             self.close(key, CloseReason::ProtocolViolation);
             return;
@@ -1088,12 +1126,22 @@ impl Swarm {
         now: Instant,
     ) {
         let private = self.cfg.private;
-        let Ok(peer) = self.peer_mut(key) else { return };
+        let policy = &self.policy;
+        let Some(peer) = slot_mut(&mut self.peers, key) else {
+            return;
+        };
         let Remote::Addr(addr) = peer.remote else {
             return;
         };
         if !peer.outgoing {
             peer.listen_addr = listen_port.map(|port| SocketAddr::new(addr.ip(), port));
+            if let Some(listen) = peer.listen_addr {
+                if policy.is_banned(listen, now) {
+                    // A banned peer dialling us from a new port.
+                    self.close(key, CloseReason::Banned);
+                    return;
+                }
+            }
         }
         if pex && !private && peer.pex.is_none() {
             let mut state = PexState::new(addr, PexConfig::default());
