@@ -60,8 +60,6 @@ struct Node {
     up: u64,
     down: u64,
     latency: u64,
-    up_free: u64,
-    down_free: u64,
     swarm: Option<Swarm>,
     epoch: u32,
     /// In-memory storage: the SHA-1 of each saved piece's bytes.
@@ -123,6 +121,10 @@ struct Conn {
     cut_after: Option<u64>,
     cut_pending: bool,
     sent: [u64; 2],
+    /// Per direction (from side 0, from side 1): when the sender's last
+    /// byte leaves, and when it arrives.
+    free_at: [u64; 2],
+    arrive_at: [u64; 2],
     dialer_addr: SocketAddr,
 }
 
@@ -295,8 +297,6 @@ impl Sim {
                 up,
                 down,
                 latency,
-                up_free: 0,
-                down_free: 0,
                 swarm: None,
                 epoch: 0,
                 stored,
@@ -676,6 +676,9 @@ impl Sim {
         if self.incomplete() > 0
             && self.now.saturating_sub(self.last_progress) > self.cfg.progress_bound.as_nanos() as u64
         {
+            if self.cfg.verbose {
+                self.dump();
+            }
             return Err(Invariant::NoProgress {
                 idle: Duration::from_nanos(self.now - self.last_progress),
             });
@@ -747,6 +750,8 @@ impl Sim {
             cut_after,
             cut_pending: false,
             sent: [0, 0],
+            free_at: [0, 0],
+            arrive_at: [0, 0],
             dialer_addr,
         });
         self.nodes[n].conns.insert(c);
@@ -888,12 +893,17 @@ impl Sim {
                     cut = true;
                 }
             }
-            let up_done = self.now.max(self.nodes[from].up_free) + transfer_ns(len, self.nodes[from].up);
-            self.nodes[from].up_free = up_done;
+            // Each connection is its own FIFO (TCP); a node's upload and
+            // download are shared among its busy connections.
+            let up_share = self.busy_links(from, c, side);
+            let down_share = self.busy_links(to, c, 1 - side);
+            let start = self.now.max(self.conns[c].free_at[side]);
+            let up_done = start + transfer_ns(len, self.nodes[from].up / up_share);
             let arrive = up_done + latency;
-            let down_done =
-                arrive.max(self.nodes[to].down_free) + transfer_ns(len, self.nodes[to].down);
-            self.nodes[to].down_free = down_done;
+            let down_done = arrive + transfer_ns(len, self.nodes[to].down / down_share);
+            let down_done = down_done.max(self.conns[c].arrive_at[side]);
+            self.conns[c].free_at[side] = up_done;
+            self.conns[c].arrive_at[side] = down_done;
             if len > 0 {
                 let seg = bytes[off..off + len].to_vec();
                 self.push(down_done, Ev::Deliver(c, 1 - side, seg));
@@ -906,6 +916,28 @@ impl Sim {
                 return;
             }
         }
+    }
+
+    /// Connections of node `n` busy sending (`sending`) or receiving now,
+    /// counting `c` itself: they share the node's bandwidth.
+    fn busy_links(&self, n: usize, c: usize, side: usize) -> u64 {
+        let sending = self.conns[c].ends[side].node == n;
+        let mut busy = 1;
+        for &other in &self.nodes[n].conns {
+            if other == c {
+                continue;
+            }
+            let conn = &self.conns[other];
+            let Some(s) = conn.ends.iter().position(|e| e.node == n) else {
+                continue;
+            };
+            let dir = if sending { s } else { 1 - s };
+            let until = if sending { conn.free_at[dir] } else { conn.arrive_at[dir] };
+            if until > self.now {
+                busy += 1;
+            }
+        }
+        busy
     }
 
     fn deliver(&mut self, c: usize, side: usize, data: &[u8]) -> Result<(), Invariant> {
@@ -1385,6 +1417,34 @@ impl Sim {
             }
         }
         Ok(())
+    }
+
+    /// Prints who lacks what and the state of their connections.
+    fn dump(&self) {
+        for (i, node) in self.nodes.iter().enumerate() {
+            let missing: Vec<u32> = (0..self.geometry.num_pieces())
+                .filter(|&p| !node.have.get(p))
+                .collect();
+            eprintln!(
+                "node {i} {:?} online {} missing {:?}",
+                node.kind,
+                node.online(),
+                missing
+            );
+            let Some(swarm) = node.swarm.as_ref() else { continue };
+            if missing.is_empty() {
+                continue;
+            }
+            eprintln!("  stats {:?}", swarm.stats());
+            for key in swarm.peer_keys() {
+                let conn = node.keys.get(&key);
+                let other = conn.map(|&c| {
+                    let e = &self.conns[c].ends;
+                    if e[0].node == i { e[1].node } else { e[0].node }
+                });
+                eprintln!("  peer {key:?} conn {conn:?} node {other:?}: {:?}", swarm.peer_stats(key));
+            }
+        }
     }
 
     fn finish(mut self) -> Result<Report, SimError> {

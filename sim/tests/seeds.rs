@@ -81,6 +81,10 @@ const REGRESSIONS: &[(u64, &str)] = &[
     (10, "banned peer dialled us again from a new port and got requests"),
     (12, "banned peer dialled us again from a new port and got requests"),
     (15, "banned peer dialled us again from a new port and got requests"),
+    (20, "smart ban kept only a piece's first failed copy; a later liar escaped"),
+    (1, "simulator: one FIFO per uplink starved handshakes behind queued blocks"),
+    (3, "simulator: one FIFO per uplink starved handshakes behind queued blocks"),
+    (19, "simulator: one FIFO per uplink starved handshakes behind queued blocks"),
 ];
 
 #[test]
