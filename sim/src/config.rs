@@ -120,7 +120,8 @@ pub struct SimConfig {
     pub join_spread: Duration,
     /// A run fails when not every honest peer completed by then.
     pub time_limit: Duration,
-    /// A run fails when no honest peer saved a piece for this long while
+    /// A run fails when no honest peer saved a piece for this long, plus
+    /// the time the slowest honest uplink takes to send 8 pieces, while
     /// some are incomplete (livelock).
     pub progress_bound: Duration,
     /// Honest peers' upload speed, bytes per second (download is four

@@ -47,6 +47,17 @@ pub struct Report {
     pub cuts: u64,
     /// Times a peer left (churn and the seed leaving).
     pub leaves: u64,
+    /// The initial seed left once every piece was on an honest leecher.
+    pub seed_left: bool,
+    /// Longest time no honest leecher saved a piece while some were
+    /// incomplete (sampled every simulated second).
+    pub max_idle: Duration,
+    /// Requests given up by a session's time-out (stalled peers).
+    pub stalls: u64,
+    /// Connections that delivered one byte at a time.
+    pub byte_links: u64,
+    /// Choke flips by flapping peers.
+    pub flaps: u64,
     /// Connections that completed a handshake.
     pub connections: u64,
     /// Largest count of pieces being assembled at one peer.

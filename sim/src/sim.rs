@@ -27,6 +27,9 @@ const PORT: u16 = 6881;
 /// Longest message a session buffers: a piece message of one block.
 const MAX_MESSAGE: usize = 16_384 + 13;
 const SEGMENT: usize = 16_384;
+/// Sending time a connection may have queued before the driver stops
+/// serving blocks on it.
+const SEND_BUFFER: u64 = NS / 2;
 
 /// What a simulated peer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -207,6 +210,9 @@ pub struct Sim {
     seed_node: usize,
     seed_left: bool,
     finished: bool,
+    /// The livelock bound: the configured one plus the time the slowest
+    /// honest uplink needs for 8 pieces (a piece may exist only there).
+    progress_ns: u64,
     report: Report,
 }
 
@@ -330,6 +336,11 @@ impl Sim {
                 bans: 0,
                 cuts: 0,
                 leaves: 0,
+                seed_left: false,
+                max_idle: Duration::ZERO,
+                stalls: 0,
+                byte_links: 0,
+                flaps: 0,
                 connections: 0,
                 max_partial_pieces: 0,
                 max_suspect_pieces: 0,
@@ -355,8 +366,18 @@ impl Sim {
             seed_node: 0,
             seed_left: false,
             finished: false,
+            progress_ns: 0,
             cfg: config,
         };
+        let slowest = sim
+            .nodes
+            .iter()
+            .filter(|n| n.kind.honest())
+            .map(|n| n.up)
+            .min()
+            .unwrap_or(1);
+        sim.progress_ns = sim.cfg.progress_bound.as_nanos() as u64
+            + transfer_ns(8 * sim.cfg.piece_length as usize, slowest);
         let spread = sim.cfg.join_spread.as_nanos() as u64;
         for i in 0..sim.nodes.len() {
             let at = if sim.nodes[i].kind.must_complete() {
@@ -486,6 +507,7 @@ impl Sim {
                             if let Wire::Session(s) = &mut end.wire {
                                 let choking = s.am_choking();
                                 s.set_choking(!choking);
+                                self.report.flaps += 1;
                                 self.nodes[n].dirty.push(c);
                             }
                         }
@@ -673,9 +695,11 @@ impl Sim {
             mean,
             min,
         });
-        if self.incomplete() > 0
-            && self.now.saturating_sub(self.last_progress) > self.cfg.progress_bound.as_nanos() as u64
-        {
+        let idle = self.now.saturating_sub(self.last_progress);
+        if self.incomplete() > 0 {
+            self.report.max_idle = self.report.max_idle.max(Duration::from_nanos(idle));
+        }
+        if self.incomplete() > 0 && idle > self.progress_ns {
             if self.cfg.verbose {
                 self.dump();
             }
@@ -724,6 +748,9 @@ impl Sim {
             None
         };
         let c = self.conns.len();
+        if split == Split::Bytes {
+            self.report.byte_links += 1;
+        }
         let epoch = self.nodes[n].epoch;
         self.conns.push(Conn {
             ends: [
@@ -1057,6 +1084,14 @@ impl Sim {
         let mut out = Vec::new();
         let mut events = Vec::new();
         let deadline;
+        // Like a socket's send buffer: blocks are served only while this
+        // connection's backlog is under SEND_BUFFER of sending time, so
+        // our requests and haves do not queue behind megabytes of blocks.
+        let share = self.busy_links(n, c, side);
+        let per_byte_rate = (self.nodes[n].up / share).max(1);
+        let mut est_free = self.conns[c].free_at[side].max(self.now);
+        let limit = self.now + SEND_BUFFER;
+        let mut more = false;
         {
             let end = &mut self.conns[c].ends[side];
             match &mut end.wire {
@@ -1065,10 +1100,18 @@ impl Sim {
                     deadline = hs.poll_timeout();
                 }
                 Wire::Session(s) => {
-                    while let Some(Action::Serve(req)) = s.poll_action() {
+                    loop {
+                        if kind != Kind::Staller && est_free > limit {
+                            more = s.queued_serves() > 0;
+                            break;
+                        }
+                        let Some(Action::Serve(req)) = s.poll_action() else {
+                            break;
+                        };
                         if kind == Kind::Staller {
                             continue;
                         }
+                        est_free += transfer_ns(req.length as usize + 13, per_byte_rate);
                         if self.nodes[n].stored.get(req.piece as usize).is_none_or(Option::is_none) {
                             return Err(Invariant::ServedMissing {
                                 node: n,
@@ -1115,7 +1158,10 @@ impl Sim {
                     WireEvent::NotInterested => PeerEvent::Interested(false),
                     WireEvent::Block { req, data } => PeerEvent::Block { req, data },
                     WireEvent::Dropped(reqs) => PeerEvent::Rejected(reqs),
-                    WireEvent::Stalled(reqs) => PeerEvent::Stalled(reqs),
+                    WireEvent::Stalled(reqs) => {
+                        self.report.stalls += 1;
+                        PeerEvent::Stalled(reqs)
+                    }
                     WireEvent::Extensions(ext) => {
                         if let Some(reqq) = ext.reqq {
                             self.peer_event(n, key, PeerEvent::Reqq(reqq.clamp(1, 2000) as usize), now)?;
@@ -1135,9 +1181,15 @@ impl Sim {
             }
         }
         self.send(c, side, out);
+        let mut wake = deadline.map(|at| at.saturating_duration_since(self.base).as_nanos() as u64);
+        if more {
+            // Serve the rest once the backlog has drained below the mark.
+            let resume = self.conns[c].free_at[side].saturating_sub(SEND_BUFFER / 2);
+            wake = Some(wake.map_or(resume, |w| w.min(resume)));
+        }
         let end = &mut self.conns[c].ends[side];
-        if let Some(at) = deadline {
-            let at = (at.saturating_duration_since(self.base).as_nanos() as u64).max(self.now);
+        if let Some(at) = wake {
+            let at = at.max(self.now);
             if end.open && end.wake_at.is_none_or(|w| at < w) {
                 end.wake_at = Some(at);
                 self.push(at, Ev::SessionWake(c, side));
@@ -1254,6 +1306,7 @@ impl Sim {
             });
             if elsewhere {
                 self.seed_left = true;
+                self.report.seed_left = true;
                 let seed = self.seed_node;
                 let epoch = self.nodes[seed].epoch;
                 self.push(self.now, Ev::Leave(seed, epoch));
@@ -1426,9 +1479,12 @@ impl Sim {
                 .filter(|&p| !node.have.get(p))
                 .collect();
             eprintln!(
-                "node {i} {:?} online {} missing {:?}",
+                "node {i} {:?} online {} up {} down {} latency {} ms missing {:?}",
                 node.kind,
                 node.online(),
+                node.up,
+                node.down,
+                node.latency / 1_000_000,
                 missing
             );
             let Some(swarm) = node.swarm.as_ref() else { continue };
@@ -1443,6 +1499,18 @@ impl Sim {
                     if e[0].node == i { e[1].node } else { e[0].node }
                 });
                 eprintln!("  peer {key:?} conn {conn:?} node {other:?}: {:?}", swarm.peer_stats(key));
+                if let Some(&c) = conn {
+                    let k = &self.conns[c];
+                    eprintln!("    conn alive {} split {:?} cut {:?} sent {:?} free_at {:?}", k.alive, k.split, k.cut_after, k.sent, k.free_at);
+                    for e in &k.ends {
+                        if let Wire::Session(s) = &e.wire {
+                            eprintln!(
+                                "    end node {} open {}: am_choking {} unchoked {} outstanding {} queued_serves {} pending_in {} allowed {:?}",
+                                e.node, e.open, s.am_choking(), s.is_unchoked(), s.outstanding(), s.queued_serves(), s.pending_input(), s.allowed_fast()
+                            );
+                        }
+                    }
+                }
             }
         }
     }

@@ -39,12 +39,30 @@ fn many_seeds() {
     });
     let mut failures = Vec::new();
     let mut events = 0;
+    // Every fault must have happened in some run, or the seeds test
+    // nothing about it.
+    let mut seen = [0u64; 8];
     for (seed, result) in &results {
         match result {
-            Ok(report) => events += report.events,
+            Ok(r) => {
+                events += r.events;
+                for (slot, n) in seen.iter_mut().zip([
+                    r.cuts,
+                    r.byte_links,
+                    r.bans,
+                    r.hash_failures,
+                    r.stalls,
+                    r.flaps,
+                    r.leaves,
+                    u64::from(r.seed_left),
+                ]) {
+                    *slot += n;
+                }
+            }
             Err(e) => failures.push(format!("{e}\n  replay: {}", replay_command(*seed))),
         }
     }
+    println!("cuts, byte links, bans, hash failures, stalls, flaps, leaves, seed left: {seen:?}");
     println!(
         "{} seeds, {} events in {:.1} s",
         results.len(),
@@ -53,6 +71,31 @@ fn many_seeds() {
     );
     assert!(failures.is_empty(), "{} seeds failed:\n{}", failures.len(), failures.join("\n"));
     assert_eq!(results.len() as u64, count);
+    if count >= 100 {
+        assert!(seen.iter().all(|&n| n > 0), "a fault never happened: {seen:?}");
+    }
+}
+
+#[test]
+fn a_seed_replays_exactly() {
+    for seed in [3, 20, 138] {
+        let once = |seed| {
+            let mut config = SimConfig::from_seed(seed);
+            config.trace = true;
+            Sim::new(config).and_then(Sim::run).unwrap()
+        };
+        let (a, b) = (once(seed), once(seed));
+        assert_ne!(a.trace, 0);
+        assert_eq!(a, b, "seed {seed} ran differently twice");
+    }
+    let mut other = SimConfig::from_seed(3);
+    other.trace = true;
+    other.seed = 5;
+    let c = Sim::new(other).and_then(Sim::run).unwrap();
+    let mut config = SimConfig::from_seed(3);
+    config.trace = true;
+    let a = Sim::new(config).and_then(Sim::run).unwrap();
+    assert_ne!(a.trace, c.trace, "the seed decides nothing");
 }
 
 /// Replays one seed: `SIM_SEED=1234 cargo test -p rustico-sim --test seeds replay`.
@@ -62,7 +105,14 @@ fn replay() {
         return;
     };
     let mut config = SimConfig::from_seed(seed);
+    if let Some(shape) = std::env::var("SIM_SHAPE").ok().and_then(|s| s.parse().ok()) {
+        // The size and faults of another seed, with this seed's choices.
+        config = SimConfig { seed, ..SimConfig::from_seed(shape) };
+    }
     config.verbose = std::env::var_os("SIM_VERBOSE").is_some();
+    if let Some(secs) = std::env::var("SIM_PROGRESS_BOUND").ok().and_then(|s| s.parse().ok()) {
+        config.progress_bound = std::time::Duration::from_secs(secs);
+    }
     println!("seed {seed}: {config:#?}");
     match Sim::new(config).and_then(Sim::run) {
         Ok(report) => println!("{report:#?}"),
@@ -85,6 +135,7 @@ const REGRESSIONS: &[(u64, &str)] = &[
     (1, "simulator: one FIFO per uplink starved handshakes behind queued blocks"),
     (3, "simulator: one FIFO per uplink starved handshakes behind queued blocks"),
     (19, "simulator: one FIFO per uplink starved handshakes behind queued blocks"),
+    (138, "simulator: every queued block served at once; a slow peer's requests waited behind them"),
 ];
 
 #[test]
@@ -93,5 +144,19 @@ fn regressions() {
         if let Err(e) = run(seed) {
             panic!("{bug}: {e}\n  replay: {}", replay_command(seed));
         }
+    }
+}
+
+/// Seed 4 with the size and faults of seed 3: the only complete peer
+/// uploads 2.3 KB/s, a block takes longer than the stall time-out, and
+/// every late block was thrown away (peer-wire now reports late blocks).
+#[test]
+fn regression_slow_only_holder() {
+    let config = SimConfig {
+        seed: 4,
+        ..SimConfig::from_seed(3)
+    };
+    if let Err(e) = Sim::new(config).and_then(Sim::run) {
+        panic!("{e}\n  replay: SIM_SHAPE=3 {}", replay_command(4));
     }
 }
