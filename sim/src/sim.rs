@@ -78,6 +78,9 @@ struct Node {
     downloaded_before: u64,
     leaves_left: u8,
     next_port: u16,
+    /// When this node's sending and receiving links go idle.
+    busy_up: Busy,
+    busy_down: Busy,
     /// Corrupt peers that sent blocks of a failed piece (this lifetime).
     failed_by: BTreeSet<usize>,
     /// Peers this node banned (this lifetime), with when.
@@ -88,6 +91,14 @@ impl Node {
     fn online(&self) -> bool {
         self.swarm.is_some()
     }
+}
+
+/// Links of one node busy in one direction: a heap of (idle at,
+/// connection, direction), stale entries skipped, and how many are busy.
+#[derive(Debug, Default)]
+struct Busy {
+    heap: BinaryHeap<Reverse<(u64, usize, usize)>>,
+    count: u64,
 }
 
 #[derive(Debug)]
@@ -129,6 +140,9 @@ struct Conn {
     free_at: [u64; 2],
     arrive_at: [u64; 2],
     dialer_addr: SocketAddr,
+    /// Per side: queued in its node's dirty list; queued to be checked.
+    dirty: [bool; 2],
+    checked: [bool; 2],
 }
 
 #[derive(Debug)]
@@ -207,6 +221,8 @@ pub struct Sim {
     trace: u64,
     last_progress: u64,
     touched: Vec<usize>,
+    /// Connection ends drained in this step, checked after it.
+    drained: Vec<(usize, usize)>,
     seed_node: usize,
     seed_left: bool,
     finished: bool,
@@ -319,6 +335,8 @@ impl Sim {
                 next_port: 40_000,
                 failed_by: BTreeSet::new(),
                 banned: BTreeMap::new(),
+                busy_up: Busy::default(),
+                busy_down: Busy::default(),
             });
         }
         let mut sim = Sim {
@@ -363,6 +381,7 @@ impl Sim {
             trace: 0xcbf2_9ce4_8422_2325,
             last_progress: 0,
             touched: Vec::new(),
+            drained: Vec::new(),
             seed_node: 0,
             seed_left: false,
             finished: false,
@@ -432,7 +451,11 @@ impl Sim {
         self.handle(item.ev).map_err(|invariant| self.fail(invariant))?;
         while let Some(n) = self.touched.pop() {
             self.pump(n).map_err(|invariant| self.fail(invariant))?;
-            self.check_node(n).map_err(|invariant| self.fail(invariant))?;
+            self.check_node(n, false).map_err(|invariant| self.fail(invariant))?;
+        }
+        while let Some((c, side)) = self.drained.pop() {
+            self.conns[c].checked[side] = false;
+            self.check_end(c, side).map_err(|invariant| self.fail(invariant))?;
         }
         if self.now > self.cfg.time_limit.as_nanos() as u64 {
             let incomplete = self.incomplete();
@@ -460,6 +483,16 @@ impl Sim {
             seq: self.seq,
             ev,
         }));
+    }
+
+    fn mark_dirty(&mut self, n: usize, c: usize) {
+        for side in 0..2 {
+            let conn = &mut self.conns[c];
+            if conn.ends[side].node == n && !conn.dirty[side] {
+                conn.dirty[side] = true;
+                self.nodes[n].dirty.push(c);
+            }
+        }
     }
 
     fn touch(&mut self, n: usize) {
@@ -508,7 +541,7 @@ impl Sim {
                                 let choking = s.am_choking();
                                 s.set_choking(!choking);
                                 self.report.flaps += 1;
-                                self.nodes[n].dirty.push(c);
+                                self.mark_dirty(n, c);
                             }
                         }
                     }
@@ -521,8 +554,9 @@ impl Sim {
                 let node = &mut self.nodes[n];
                 if node.epoch == epoch && node.wake_at == Some(self.now) {
                     node.wake_at = None;
-                    let now = self.base + Duration::from_nanos(self.now);
-                    if let Some(swarm) = node.swarm.as_mut() {
+                    self.report_transfers(n)?;
+                    let now = self.instant();
+                    if let Some(swarm) = self.nodes[n].swarm.as_mut() {
                         swarm.handle_timeout(now);
                     }
                     self.touch(n);
@@ -544,7 +578,7 @@ impl Sim {
                 if result.is_err() {
                     self.close_conn(c, side, Disconnect::Failed)?;
                 } else {
-                    self.nodes[n].dirty.push(c);
+                    self.mark_dirty(n, c);
                 }
                 self.touch(n);
             }
@@ -657,6 +691,34 @@ impl Sim {
         }
     }
 
+    /// Reports every session's payload counts to node `n`'s swarm (what a
+    /// driver polling `Session::take_stats` does), so its rates are fresh
+    /// when its timers run.
+    fn report_transfers(&mut self, n: usize) -> Result<(), Invariant> {
+        let now = self.instant();
+        let node = &mut self.nodes[n];
+        let Some(swarm) = node.swarm.as_mut() else {
+            return Ok(());
+        };
+        for &c in &node.conns {
+            for end in &mut self.conns[c].ends {
+                if end.node != n || !end.open {
+                    continue;
+                }
+                let (Some(key), Wire::Session(s)) = (end.key, &mut end.wire) else {
+                    continue;
+                };
+                let (down, up) = s.take_stats();
+                if down + up > 0 {
+                    swarm
+                        .handle_peer_event(key, PeerEvent::Transferred { down, up }, now)
+                        .map_err(|source| Invariant::Swarm { node: n, source })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn announce(&mut self, n: usize) {
         let online: Vec<usize> = (0..self.nodes.len())
             .filter(|&i| i != n && self.nodes[i].online())
@@ -708,7 +770,7 @@ impl Sim {
             });
         }
         for n in 0..self.nodes.len() {
-            self.check_node(n)?;
+            self.check_node(n, true)?;
         }
         Ok(())
     }
@@ -779,6 +841,8 @@ impl Sim {
             sent: [0, 0],
             free_at: [0, 0],
             arrive_at: [0, 0],
+            dirty: [false; 2],
+            checked: [false; 2],
             dialer_addr,
         });
         self.nodes[n].conns.insert(c);
@@ -806,6 +870,10 @@ impl Sim {
             client: Some("rustico-sim".into()),
             listen_port: Some(PORT),
             pex: true,
+            // The driver reports transfer counts itself before each swarm
+            // timer (see `report_transfers`): one timer per peer instead
+            // of one per connection end.
+            stats_interval: None,
             ..SessionConfig::default()
         };
         Handshaking::new(ours, content, config, now)
@@ -844,8 +912,8 @@ impl Sim {
         };
         self.nodes[t].conns.insert(c);
         self.nodes[t].keys.insert(key, c);
-        self.nodes[n].dirty.push(c);
-        self.nodes[t].dirty.push(c);
+        self.mark_dirty(n, c);
+        self.mark_dirty(t, c);
         self.touch(n);
         self.touch(t);
         Ok(())
@@ -905,6 +973,11 @@ impl Sim {
         }
         let (from, to) = (conn.ends[side].node, conn.ends[1 - side].node);
         let (latency, split, cut_after) = (conn.latency, conn.split, conn.cut_after);
+        // Each connection is its own FIFO (TCP); a node's upload and
+        // download are shared among its busy connections.
+        let up_rate = self.nodes[from].up / self.busy_links(from, c, side);
+        let down_rate = self.nodes[to].down / self.busy_links(to, c, 1 - side);
+        let (old_free, old_arrive) = (self.conns[c].free_at[side], self.conns[c].arrive_at[side]);
         let mut off = 0;
         while off < bytes.len() {
             let max = match split {
@@ -920,14 +993,10 @@ impl Sim {
                     cut = true;
                 }
             }
-            // Each connection is its own FIFO (TCP); a node's upload and
-            // download are shared among its busy connections.
-            let up_share = self.busy_links(from, c, side);
-            let down_share = self.busy_links(to, c, 1 - side);
             let start = self.now.max(self.conns[c].free_at[side]);
-            let up_done = start + transfer_ns(len, self.nodes[from].up / up_share);
+            let up_done = start + transfer_ns(len, up_rate);
             let arrive = up_done + latency;
-            let down_done = arrive + transfer_ns(len, self.nodes[to].down / down_share);
+            let down_done = arrive + transfer_ns(len, down_rate);
             let down_done = down_done.max(self.conns[c].arrive_at[side]);
             self.conns[c].free_at[side] = up_done;
             self.conns[c].arrive_at[side] = down_done;
@@ -940,31 +1009,62 @@ impl Sim {
             if cut {
                 self.conns[c].cut_pending = true;
                 self.push(down_done, Ev::Cut(c));
-                return;
+                break;
             }
         }
+        self.mark_busy(from, c, side, true, old_free);
+        self.mark_busy(to, c, side, false, old_arrive);
     }
 
     /// Connections of node `n` busy sending (`sending`) or receiving now,
-    /// counting `c` itself: they share the node's bandwidth.
-    fn busy_links(&self, n: usize, c: usize, side: usize) -> u64 {
+    /// counting `c` itself: they share the node's bandwidth. Amortised
+    /// O(log n): each node keeps a heap of when its busy links go idle.
+    fn busy_links(&mut self, n: usize, c: usize, side: usize) -> u64 {
         let sending = self.conns[c].ends[side].node == n;
-        let mut busy = 1;
-        for &other in &self.nodes[n].conns {
-            if other == c {
-                continue;
+        let dir = if sending { side } else { 1 - side };
+        let now = self.now;
+        let conns = &self.conns;
+        let busy = if sending {
+            &mut self.nodes[n].busy_up
+        } else {
+            &mut self.nodes[n].busy_down
+        };
+        let until = |c: usize, d: usize| {
+            if sending {
+                conns[c].free_at[d]
+            } else {
+                conns[c].arrive_at[d]
             }
-            let conn = &self.conns[other];
-            let Some(s) = conn.ends.iter().position(|e| e.node == n) else {
-                continue;
-            };
-            let dir = if sending { s } else { 1 - s };
-            let until = if sending { conn.free_at[dir] } else { conn.arrive_at[dir] };
-            if until > self.now {
-                busy += 1;
+        };
+        while let Some(&Reverse((t, oc, od))) = busy.heap.peek() {
+            if t > now {
+                break;
+            }
+            busy.heap.pop();
+            if until(oc, od) == t {
+                busy.count = busy.count.saturating_sub(1);
             }
         }
-        busy
+        busy.count + u64::from(until(c, dir) <= now)
+    }
+
+    /// Link `c` of node `n` (direction `dir`) is busy until its new time.
+    fn mark_busy(&mut self, n: usize, c: usize, dir: usize, sending: bool, old: u64) {
+        let now = self.now;
+        let conn = &self.conns[c];
+        let new = if sending { conn.free_at[dir] } else { conn.arrive_at[dir] };
+        if new <= now || new == old {
+            return;
+        }
+        let busy = if sending {
+            &mut self.nodes[n].busy_up
+        } else {
+            &mut self.nodes[n].busy_down
+        };
+        if old <= now {
+            busy.count += 1;
+        }
+        busy.heap.push(Reverse((new, c, dir)));
     }
 
     fn deliver(&mut self, c: usize, side: usize, data: &[u8]) -> Result<(), Invariant> {
@@ -1007,7 +1107,7 @@ impl Sim {
                 break;
             }
         }
-        self.nodes[n].dirty.push(c);
+        self.mark_dirty(n, c);
         self.touch(n);
         Ok(())
     }
@@ -1050,6 +1150,9 @@ impl Sim {
             while let Some(c) = self.nodes[n].dirty.pop() {
                 busy = true;
                 for side in 0..2 {
+                    if self.conns[c].ends[side].node == n {
+                        self.conns[c].dirty[side] = false;
+                    }
                     let end = &self.conns[c].ends[side];
                     if end.node == n && end.open && end.epoch == self.nodes[n].epoch {
                         self.drain_session(c, side)?;
@@ -1078,6 +1181,10 @@ impl Sim {
 
     /// Serves, reports and transmits for one end of a connection.
     fn drain_session(&mut self, c: usize, side: usize) -> Result<(), Invariant> {
+        if !self.conns[c].checked[side] {
+            self.conns[c].checked[side] = true;
+            self.drained.push((c, side));
+        }
         let now = self.instant();
         let n = self.conns[c].ends[side].node;
         let kind = self.nodes[n].kind;
@@ -1087,7 +1194,8 @@ impl Sim {
         // Like a socket's send buffer: blocks are served only while this
         // connection's backlog is under SEND_BUFFER of sending time, so
         // our requests and haves do not queue behind megabytes of blocks.
-        let share = self.busy_links(n, c, side);
+        let serving = matches!(&self.conns[c].ends[side].wire, Wire::Session(s) if s.queued_serves() > 0);
+        let share = if serving { self.busy_links(n, c, side) } else { 1 };
         let per_byte_rate = (self.nodes[n].up / share).max(1);
         let mut est_free = self.conns[c].free_at[side].max(self.now);
         let limit = self.now + SEND_BUFFER;
@@ -1417,31 +1525,22 @@ impl Sim {
             }
             PeerCommand::BackOff | PeerCommand::Close(_) => {}
         }
-        self.nodes[n].dirty.push(c);
+        self.mark_dirty(n, c);
         Ok(())
     }
 
     // --------------------------------------------------------- invariants
 
-    fn check_node(&mut self, n: usize) -> Result<(), Invariant> {
+    /// The swarm's bounds for node `n`; with `all`, every connection's
+    /// too (else only those drained in this step, by [`Sim::check_end`]).
+    fn check_node(&mut self, n: usize, all: bool) -> Result<(), Invariant> {
         let node = &self.nodes[n];
         let Some(swarm) = node.swarm.as_ref() else {
             return Ok(());
         };
         let cfg = swarm.config();
         let stats = swarm.stats();
-        let bound = |what, value: usize, bound: usize| {
-            if value > bound {
-                Err(Invariant::Memory {
-                    node: n,
-                    what,
-                    value,
-                    bound,
-                })
-            } else {
-                Ok(())
-            }
-        };
+        let bound = |what, value: usize, bound: usize| check(n, what, value, bound);
         bound("suspect pieces", stats.suspect_pieces, cfg.max_suspect_pieces)?;
         // A partial piece is one some peer is downloading or one left by a
         // peer that went away; each peer continues its own first.
@@ -1450,25 +1549,53 @@ impl Sim {
         let r = &mut self.report;
         r.max_partial_pieces = r.max_partial_pieces.max(stats.partial_pieces);
         r.max_suspect_pieces = r.max_suspect_pieces.max(stats.suspect_pieces);
-        for &c in &node.conns {
-            for end in &self.conns[c].ends {
-                if end.node != n || !end.open {
-                    continue;
+        if all {
+            let max_pipeline = cfg.max_pipeline;
+            for &c in &node.conns {
+                for end in &self.conns[c].ends {
+                    if end.node != n || !end.open {
+                        continue;
+                    }
+                    let in_flight = end
+                        .key
+                        .and_then(|k| swarm.peer_stats(k))
+                        .map_or(0, |p| p.requests_in_flight);
+                    bound("requests in flight", in_flight, max_pipeline)?;
                 }
-                let Wire::Session(s) = &end.wire else { continue };
-                let in_flight = end
-                    .key
-                    .and_then(|k| swarm.peer_stats(k))
-                    .map_or(0, |p| p.requests_in_flight);
-                bound("requests in flight", in_flight, cfg.max_pipeline)?;
-                bound("session requests", s.outstanding(), cfg.max_pipeline)?;
-                bound("queued serves", s.queued_serves(), 500)?;
-                bound("buffered input", s.pending_input(), MAX_MESSAGE)?;
-                let r = &mut self.report;
-                r.max_in_flight = r.max_in_flight.max(s.outstanding());
-                r.max_queued_serves = r.max_queued_serves.max(s.queued_serves());
+            }
+            let ends: Vec<(usize, usize)> = node
+                .conns
+                .iter()
+                .flat_map(|&c| [(c, 0), (c, 1)])
+                .collect();
+            for (c, side) in ends {
+                self.check_end(c, side)?;
             }
         }
+        Ok(())
+    }
+
+    /// The bounds of one end of a connection: our requests, the peer's
+    /// queued requests, buffered input.
+    fn check_end(&mut self, c: usize, side: usize) -> Result<(), Invariant> {
+        let end = &self.conns[c].ends[side];
+        let n = end.node;
+        if !end.open || self.nodes[n].epoch != end.epoch {
+            return Ok(());
+        }
+        let Wire::Session(s) = &end.wire else {
+            return Ok(());
+        };
+        let max_pipeline = self.nodes[n]
+            .swarm
+            .as_ref()
+            .map_or(0, |sw| sw.config().max_pipeline);
+        check(n, "session requests", s.outstanding(), max_pipeline)?;
+        check(n, "queued serves", s.queued_serves(), 500)?;
+        check(n, "buffered input", s.pending_input(), MAX_MESSAGE)?;
+        let r = &mut self.report;
+        r.max_in_flight = r.max_in_flight.max(s.outstanding());
+        r.max_queued_serves = r.max_queued_serves.max(s.queued_serves());
         Ok(())
     }
 
@@ -1565,6 +1692,19 @@ impl Sim {
             .map(|n| n.downloaded_before + n.swarm.as_ref().map_or(0, |s| s.stats().downloaded))
             .sum();
         Ok(self.report)
+    }
+}
+
+fn check(node: usize, what: &'static str, value: usize, bound: usize) -> Result<(), Invariant> {
+    if value > bound {
+        Err(Invariant::Memory {
+            node,
+            what,
+            value,
+            bound,
+        })
+    } else {
+        Ok(())
     }
 }
 

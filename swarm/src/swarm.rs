@@ -84,6 +84,10 @@ struct Peer {
     /// an incoming peer its IP with the `p` of its extension handshake.
     listen_addr: Option<SocketAddr>,
     pex: Option<PexState>,
+    /// Its `PexState` was given the current set of connected peers.
+    pex_synced: bool,
+    /// The set changed since its last PEX message: poll for one.
+    pex_dirty: bool,
     /// The stall clock: the last block, or when requests started waiting.
     waiting_since: Instant,
     /// No new requests before this (after a reject or a stall).
@@ -125,6 +129,8 @@ impl Peer {
                 _ => None,
             },
             pex: None,
+            pex_synced: false,
+            pex_dirty: true,
             waiting_since: now,
             hold_until: None,
             closing: None,
@@ -239,6 +245,8 @@ pub struct Swarm {
     /// Peer ids of banned peers, with the end of their ban: a banned peer
     /// that dials us again from a new port is known by its id.
     banned_ids: HashMap<[u8; 20], Instant>,
+    /// The connected set last given to the peers' `PexState`s.
+    pex_connected: Vec<PexPeer>,
 }
 
 /// The live peer `key` names, borrowing only the table.
@@ -328,6 +336,7 @@ impl Swarm {
             scratch: Vec::new(),
             cancels: Vec::new(),
             banned_ids: HashMap::new(),
+            pex_connected: Vec::new(),
             cfg,
         })
     }
@@ -1277,6 +1286,9 @@ impl Swarm {
                 })
             })
             .collect();
+        // Rebuilding every peer's set each tick cost O(peers²) a second;
+        // only a change (or a new PEX peer) needs it.
+        let changed = connected != self.pex_connected;
         for peer in self.peers.iter_mut().flatten() {
             if peer.closing.is_some() {
                 continue;
@@ -1284,11 +1296,24 @@ impl Swarm {
             let Some(state) = peer.pex.as_mut() else {
                 continue;
             };
-            state.set_connected(connected.iter().copied());
+            if changed || !peer.pex_synced {
+                state.set_connected(connected.iter().copied());
+                peer.pex_synced = true;
+                peer.pex_dirty = true;
+            }
+            // Unchanged since its last message: nothing to poll (polling
+            // compares two maps).
+            if !peer.pex_dirty {
+                continue;
+            }
             if let Some(message) = state.poll_message(now) {
+                peer.pex_dirty = false;
                 self.commands
                     .push_back((peer.key, PeerCommand::Pex(message)));
             }
+        }
+        if changed {
+            self.pex_connected = connected;
         }
     }
 
