@@ -12,7 +12,10 @@ use crate::rng::SimRng;
 /// under test: picker mode, pipelines, choker slots...). It gets the
 /// peer's index and the configuration the simulator built.
 #[derive(Clone)]
-pub struct Tune(pub Arc<dyn Fn(usize, &mut SwarmConfig) + Send + Sync>);
+pub struct Tune(pub Arc<TuneFn>);
+
+/// The function inside a [`Tune`].
+pub type TuneFn = dyn Fn(usize, &mut SwarmConfig) + Send + Sync;
 
 impl Tune {
     /// A hook from a closure.

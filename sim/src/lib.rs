@@ -43,6 +43,11 @@ mod report;
 mod rng;
 mod sim;
 
-pub use config::{Faults, SimConfig, Tune};
+pub use config::{Faults, SimConfig, Tune, TuneFn};
 pub use report::{Availability, Invariant, Report, SimError};
+/// The picker's strategy switches, for a [`Tune`] hook
+/// (`config.picker.mode`, `end_game_max_duplicates`, `fastest_peer_first`).
+pub use rustico_piece_picker::{PickMode, PickerConfig};
+/// The swarm's configuration, which a [`Tune`] hook adjusts.
+pub use rustico_swarm::SwarmConfig;
 pub use sim::{Kind, Sim};

@@ -13,8 +13,8 @@ use rustico_peer_wire::{
 };
 use rustico_pieces::{Bitfield, Geometry};
 use rustico_swarm::{
-    BanReason, CloseReason, Disconnect, Event as SwarmEvent, HandshakeInfo, PeerCommand,
-    PeerEvent, PeerKey, Remote, Swarm, SwarmConfig,
+    BanReason, CloseReason, Disconnect, Event as SwarmEvent, HandshakeInfo, PeerCommand, PeerEvent,
+    PeerKey, Remote, Swarm, SwarmConfig,
 };
 use sha1::{Digest, Sha1};
 
@@ -104,7 +104,7 @@ struct Busy {
 #[derive(Debug)]
 enum Wire {
     Pending,
-    Handshaking(Handshaking),
+    Handshaking(Box<Handshaking>),
     Session(Box<Session>),
     Done,
 }
@@ -164,7 +164,9 @@ impl Ev {
     fn tag(&self) -> u64 {
         match self {
             Ev::Connect(c) => 1 | (*c as u64) << 8,
-            Ev::Deliver(c, s, d) => 2 | (*c as u64) << 8 | (*s as u64) << 40 | (d.len() as u64) << 44,
+            Ev::Deliver(c, s, d) => {
+                2 | (*c as u64) << 8 | (*s as u64) << 40 | (d.len() as u64) << 44
+            }
             Ev::Fin(c, s) => 3 | (*c as u64) << 8 | (*s as u64) << 40,
             Ev::Cut(c) => 4 | (*c as u64) << 8,
             Ev::SessionWake(c, s) => 5 | (*c as u64) << 8 | (*s as u64) << 40,
@@ -305,7 +307,11 @@ impl Sim {
                 (up, up * 4, rng.range(5, 40) * 1_000_000)
             };
             let full = !kind.must_complete();
-            let have = if full { Bitfield::full(n) } else { Bitfield::new(n) };
+            let have = if full {
+                Bitfield::full(n)
+            } else {
+                Bitfield::new(n)
+            };
             let stored = if full {
                 hashes.iter().map(|h| Some(*h)).collect()
             } else {
@@ -331,7 +337,11 @@ impl Sim {
                 completed_at: None,
                 uploaded_before: 0,
                 downloaded_before: 0,
-                leaves_left: if f.churn && kind.must_complete() { 2 } else { 0 },
+                leaves_left: if f.churn && kind.must_complete() {
+                    2
+                } else {
+                    0
+                },
                 next_port: 40_000,
                 failed_by: BTreeSet::new(),
                 banned: BTreeMap::new(),
@@ -448,14 +458,17 @@ impl Sim {
                 self.trace = (self.trace ^ word).wrapping_mul(0x0100_0000_01b3);
             }
         }
-        self.handle(item.ev).map_err(|invariant| self.fail(invariant))?;
+        self.handle(item.ev)
+            .map_err(|invariant| self.fail(invariant))?;
         while let Some(n) = self.touched.pop() {
             self.pump(n).map_err(|invariant| self.fail(invariant))?;
-            self.check_node(n, false).map_err(|invariant| self.fail(invariant))?;
+            self.check_node(n, false)
+                .map_err(|invariant| self.fail(invariant))?;
         }
         while let Some((c, side)) = self.drained.pop() {
             self.conns[c].checked[side] = false;
-            self.check_end(c, side).map_err(|invariant| self.fail(invariant))?;
+            self.check_end(c, side)
+                .map_err(|invariant| self.fail(invariant))?;
         }
         if self.now > self.cfg.time_limit.as_nanos() as u64 {
             let incomplete = self.incomplete();
@@ -607,11 +620,8 @@ impl Sim {
         let mut peer_id = *b"-RS0010-000000000000";
         let tag = format!("{:06}{:06}", n % 1_000_000, node.epoch % 1_000_000);
         peer_id[8..].copy_from_slice(tag.as_bytes());
-        let mut config = SwarmConfig::new(
-            self.geometry.total_length(),
-            self.cfg.piece_length,
-            peer_id,
-        );
+        let mut config =
+            SwarmConfig::new(self.geometry.total_length(), self.cfg.piece_length, peer_id);
         config.listen_port = Some(PORT);
         config.seed = self.rng.u64();
         config.ban_duration = Duration::from_secs(24 * 3600);
@@ -848,7 +858,10 @@ impl Sim {
         self.nodes[n].conns.insert(c);
         self.nodes[n].keys.insert(key, c);
         if self.cfg.verbose {
-            eprintln!("{:?} node {n} dials node {t}: conn {c} {split:?} cut {cut_after:?}", self.now());
+            eprintln!(
+                "{:?} node {n} dials node {t}: conn {c} {split:?} cut {cut_after:?}",
+                self.now()
+            );
         }
         self.push(self.now + latency, Ev::Connect(c));
         Ok(())
@@ -856,10 +869,7 @@ impl Sim {
 
     fn handshaking(&self, n: usize, now: Instant) -> Handshaking {
         let node = &self.nodes[n];
-        let peer_id = node
-            .swarm
-            .as_ref()
-            .map_or([0; 20], |s| s.config().peer_id);
+        let peer_id = node.swarm.as_ref().map_or([0; 20], |s| s.config().peer_id);
         let ours = Handshake::new(Reserved::supported(), self.info_hash, peer_id);
         let have = node.have.clone();
         let content = match Content::torrent(self.geometry, have) {
@@ -891,7 +901,10 @@ impl Sim {
             None => None,
         };
         if self.cfg.verbose {
-            eprintln!("{:?} conn {c}: node {t} accepts node {n}: {accepted:?}", self.now());
+            eprintln!(
+                "{:?} conn {c}: node {t} accepts node {n}: {accepted:?}",
+                self.now()
+            );
         }
         let Some(key) = accepted else {
             self.conns[c].alive = false;
@@ -901,12 +914,12 @@ impl Sim {
         let hs1 = self.handshaking(t, now);
         let epoch = self.nodes[t].epoch;
         let conn = &mut self.conns[c];
-        conn.ends[0].wire = Wire::Handshaking(hs0);
+        conn.ends[0].wire = Wire::Handshaking(Box::new(hs0));
         conn.ends[1] = End {
             node: t,
             epoch,
             key: Some(key),
-            wire: Wire::Handshaking(hs1),
+            wire: Wire::Handshaking(Box::new(hs1)),
             open: true,
             wake_at: None,
         };
@@ -1052,7 +1065,11 @@ impl Sim {
     fn mark_busy(&mut self, n: usize, c: usize, dir: usize, sending: bool, old: u64) {
         let now = self.now;
         let conn = &self.conns[c];
-        let new = if sending { conn.free_at[dir] } else { conn.arrive_at[dir] };
+        let new = if sending {
+            conn.free_at[dir]
+        } else {
+            conn.arrive_at[dir]
+        };
         if new <= now || new == old {
             return;
         }
@@ -1073,13 +1090,17 @@ impl Sim {
         if !conn.alive || !conn.ends[side].open {
             return Ok(());
         }
-        let step = if conn.split == Split::Bytes { 1 } else { data.len() };
+        let step = if conn.split == Split::Bytes {
+            1
+        } else {
+            data.len()
+        };
         let n = conn.ends[side].node;
         for chunk in data.chunks(step.max(1)) {
             let wire = std::mem::replace(&mut self.conns[c].ends[side].wire, Wire::Done);
             let (wire, outcome) = match wire {
                 Wire::Handshaking(hs) => match hs.handle_input(chunk, now) {
-                    Ok(Progress::Handshaking(hs)) => (Wire::Handshaking(hs), Fed::Go),
+                    Ok(Progress::Handshaking(hs)) => (Wire::Handshaking(Box::new(hs)), Fed::Go),
                     Ok(Progress::Established(s)) => (Wire::Session(Box::new(s)), Fed::Established),
                     Err(_) => (Wire::Done, Fed::Fail),
                 },
@@ -1194,8 +1215,13 @@ impl Sim {
         // Like a socket's send buffer: blocks are served only while this
         // connection's backlog is under SEND_BUFFER of sending time, so
         // our requests and haves do not queue behind megabytes of blocks.
-        let serving = matches!(&self.conns[c].ends[side].wire, Wire::Session(s) if s.queued_serves() > 0);
-        let share = if serving { self.busy_links(n, c, side) } else { 1 };
+        let serving =
+            matches!(&self.conns[c].ends[side].wire, Wire::Session(s) if s.queued_serves() > 0);
+        let share = if serving {
+            self.busy_links(n, c, side)
+        } else {
+            1
+        };
         let per_byte_rate = (self.nodes[n].up / share).max(1);
         let mut est_free = self.conns[c].free_at[side].max(self.now);
         let limit = self.now + SEND_BUFFER;
@@ -1220,14 +1246,20 @@ impl Sim {
                             continue;
                         }
                         est_free += transfer_ns(req.length as usize + 13, per_byte_rate);
-                        if self.nodes[n].stored.get(req.piece as usize).is_none_or(Option::is_none) {
+                        if self.nodes[n]
+                            .stored
+                            .get(req.piece as usize)
+                            .is_none_or(Option::is_none)
+                        {
                             return Err(Invariant::ServedMissing {
                                 node: n,
                                 piece: req.piece,
                             });
                         }
-                        let start = (self.geometry.piece_offset(req.piece) + u64::from(req.offset)) as usize;
-                        let Some(data) = self.content.get(start..start + req.length as usize) else {
+                        let start = (self.geometry.piece_offset(req.piece) + u64::from(req.offset))
+                            as usize;
+                        let Some(data) = self.content.get(start..start + req.length as usize)
+                        else {
                             return Err(Invariant::ServedMissing {
                                 node: n,
                                 piece: req.piece,
@@ -1257,8 +1289,12 @@ impl Sim {
             for ev in events {
                 let swarm_ev = match ev {
                     WireEvent::Bitfield(bits) => PeerEvent::Pieces(bits),
-                    WireEvent::HaveAll => PeerEvent::Pieces(Bitfield::full(self.geometry.num_pieces())),
-                    WireEvent::HaveNone => PeerEvent::Pieces(Bitfield::new(self.geometry.num_pieces())),
+                    WireEvent::HaveAll => {
+                        PeerEvent::Pieces(Bitfield::full(self.geometry.num_pieces()))
+                    }
+                    WireEvent::HaveNone => {
+                        PeerEvent::Pieces(Bitfield::new(self.geometry.num_pieces()))
+                    }
                     WireEvent::Have(p) => PeerEvent::Have(p),
                     WireEvent::Choked => PeerEvent::Choked(true),
                     WireEvent::Unchoked => PeerEvent::Choked(false),
@@ -1272,7 +1308,12 @@ impl Sim {
                     }
                     WireEvent::Extensions(ext) => {
                         if let Some(reqq) = ext.reqq {
-                            self.peer_event(n, key, PeerEvent::Reqq(reqq.clamp(1, 2000) as usize), now)?;
+                            self.peer_event(
+                                n,
+                                key,
+                                PeerEvent::Reqq(reqq.clamp(1, 2000) as usize),
+                                now,
+                            )?;
                         }
                         PeerEvent::ExtensionInfo {
                             listen_port: ext.listen_port,
@@ -1306,7 +1347,13 @@ impl Sim {
         Ok(())
     }
 
-    fn peer_event(&mut self, n: usize, key: PeerKey, ev: PeerEvent, now: Instant) -> Result<(), Invariant> {
+    fn peer_event(
+        &mut self,
+        n: usize,
+        key: PeerKey,
+        ev: PeerEvent,
+        now: Instant,
+    ) -> Result<(), Invariant> {
         let Some(swarm) = self.nodes[n].swarm.as_mut() else {
             return Ok(());
         };
@@ -1462,11 +1509,21 @@ impl Sim {
         }
     }
 
-    fn command(&mut self, n: usize, key: PeerKey, command: PeerCommand, now: Instant) -> Result<(), Invariant> {
+    fn command(
+        &mut self,
+        n: usize,
+        key: PeerKey,
+        command: PeerCommand,
+        now: Instant,
+    ) -> Result<(), Invariant> {
         if self.cfg.verbose {
             let conn = self.nodes[n].keys.get(&key).copied();
             match &command {
-                PeerCommand::Request(r) => eprintln!("{:?} node {n} -> conn {conn:?} request {} blocks", self.now(), r.len()),
+                PeerCommand::Request(r) => eprintln!(
+                    "{:?} node {n} -> conn {conn:?} request {} blocks",
+                    self.now(),
+                    r.len()
+                ),
                 PeerCommand::Cancel(_) => {}
                 other => eprintln!("{:?} node {n} -> conn {conn:?} {other:?}", self.now()),
             }
@@ -1475,7 +1532,8 @@ impl Sim {
             // A connection that already ended (its report is queued).
             return Ok(());
         };
-        let side = usize::from(self.conns[c].ends[1].node == n && self.conns[c].ends[1].key == Some(key));
+        let side =
+            usize::from(self.conns[c].ends[1].node == n && self.conns[c].ends[1].key == Some(key));
         if let PeerCommand::Close(reason) = command {
             let how = match reason {
                 CloseReason::ProtocolViolation => Disconnect::Failed,
@@ -1506,7 +1564,7 @@ impl Sim {
                             piece: req.piece,
                         });
                     }
-                    if !s.is_unchoked() && !(s.fast() && s.allowed_fast().contains(&req.piece)) {
+                    if !(s.is_unchoked() || s.fast() && s.allowed_fast().contains(&req.piece)) {
                         return Err(Invariant::RequestedWhileChoked {
                             node: n,
                             from: remote,
@@ -1541,10 +1599,18 @@ impl Sim {
         let cfg = swarm.config();
         let stats = swarm.stats();
         let bound = |what, value: usize, bound: usize| check(n, what, value, bound);
-        bound("suspect pieces", stats.suspect_pieces, cfg.max_suspect_pieces)?;
+        bound(
+            "suspect pieces",
+            stats.suspect_pieces,
+            cfg.max_suspect_pieces,
+        )?;
         // A partial piece is one some peer is downloading or one left by a
         // peer that went away; each peer continues its own first.
-        bound("partial pieces", stats.partial_pieces, cfg.max_peers * 2 + 8)?;
+        bound(
+            "partial pieces",
+            stats.partial_pieces,
+            cfg.max_peers * 2 + 8,
+        )?;
         bound("undrained commands", stats.queued_commands, 0)?;
         let r = &mut self.report;
         r.max_partial_pieces = r.max_partial_pieces.max(stats.partial_pieces);
@@ -1563,11 +1629,8 @@ impl Sim {
                     bound("requests in flight", in_flight, max_pipeline)?;
                 }
             }
-            let ends: Vec<(usize, usize)> = node
-                .conns
-                .iter()
-                .flat_map(|&c| [(c, 0), (c, 1)])
-                .collect();
+            let ends: Vec<(usize, usize)> =
+                node.conns.iter().flat_map(|&c| [(c, 0), (c, 1)]).collect();
             for (c, side) in ends {
                 self.check_end(c, side)?;
             }
@@ -1614,7 +1677,9 @@ impl Sim {
                 node.latency / 1_000_000,
                 missing
             );
-            let Some(swarm) = node.swarm.as_ref() else { continue };
+            let Some(swarm) = node.swarm.as_ref() else {
+                continue;
+            };
             if missing.is_empty() {
                 continue;
             }
@@ -1623,12 +1688,22 @@ impl Sim {
                 let conn = node.keys.get(&key);
                 let other = conn.map(|&c| {
                     let e = &self.conns[c].ends;
-                    if e[0].node == i { e[1].node } else { e[0].node }
+                    if e[0].node == i {
+                        e[1].node
+                    } else {
+                        e[0].node
+                    }
                 });
-                eprintln!("  peer {key:?} conn {conn:?} node {other:?}: {:?}", swarm.peer_stats(key));
+                eprintln!(
+                    "  peer {key:?} conn {conn:?} node {other:?}: {:?}",
+                    swarm.peer_stats(key)
+                );
                 if let Some(&c) = conn {
                     let k = &self.conns[c];
-                    eprintln!("    conn alive {} split {:?} cut {:?} sent {:?} free_at {:?}", k.alive, k.split, k.cut_after, k.sent, k.free_at);
+                    eprintln!(
+                        "    conn alive {} split {:?} cut {:?} sent {:?} free_at {:?}",
+                        k.alive, k.split, k.cut_after, k.sent, k.free_at
+                    );
                     for e in &k.ends {
                         if let Wire::Session(s) = &e.wire {
                             eprintln!(

@@ -22,7 +22,9 @@ fn many_seeds() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(SEEDS);
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4) as u64;
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(4) as u64;
     let started = Instant::now();
     let results: Vec<(u64, Result<Report, SimError>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
@@ -35,7 +37,10 @@ fn many_seeds() {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     let mut failures = Vec::new();
     let mut events = 0;
@@ -69,10 +74,18 @@ fn many_seeds() {
         events,
         started.elapsed().as_secs_f64()
     );
-    assert!(failures.is_empty(), "{} seeds failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} seeds failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert_eq!(results.len() as u64, count);
     if count >= 100 {
-        assert!(seen.iter().all(|&n| n > 0), "a fault never happened: {seen:?}");
+        assert!(
+            seen.iter().all(|&n| n > 0),
+            "a fault never happened: {seen:?}"
+        );
     }
 }
 
@@ -107,10 +120,16 @@ fn replay() {
     let mut config = SimConfig::from_seed(seed);
     if let Some(shape) = std::env::var("SIM_SHAPE").ok().and_then(|s| s.parse().ok()) {
         // The size and faults of another seed, with this seed's choices.
-        config = SimConfig { seed, ..SimConfig::from_seed(shape) };
+        config = SimConfig {
+            seed,
+            ..SimConfig::from_seed(shape)
+        };
     }
     config.verbose = std::env::var_os("SIM_VERBOSE").is_some();
-    if let Some(secs) = std::env::var("SIM_PROGRESS_BOUND").ok().and_then(|s| s.parse().ok()) {
+    if let Some(secs) = std::env::var("SIM_PROGRESS_BOUND")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
         config.progress_bound = std::time::Duration::from_secs(secs);
     }
     println!("seed {seed}: {config:#?}");
@@ -123,19 +142,58 @@ fn replay() {
 /// Every seed that found a bug, kept so the bug stays fixed (see the list
 /// in the README).
 const REGRESSIONS: &[(u64, &str)] = &[
-    (0, "banned peer dialled us again from a new port and got requests"),
-    (4, "banned peer dialled us again from a new port and got requests"),
-    (5, "banned peer dialled us again from a new port and got requests"),
-    (7, "banned peer dialled us again from a new port and got requests"),
-    (8, "banned peer dialled us again from a new port and got requests"),
-    (10, "banned peer dialled us again from a new port and got requests"),
-    (12, "banned peer dialled us again from a new port and got requests"),
-    (15, "banned peer dialled us again from a new port and got requests"),
-    (20, "smart ban kept only a piece's first failed copy; a later liar escaped"),
-    (1, "simulator: one FIFO per uplink starved handshakes behind queued blocks"),
-    (3, "simulator: one FIFO per uplink starved handshakes behind queued blocks"),
-    (19, "simulator: one FIFO per uplink starved handshakes behind queued blocks"),
-    (138, "simulator: every queued block served at once; a slow peer's requests waited behind them"),
+    (
+        0,
+        "banned peer dialled us again from a new port and got requests",
+    ),
+    (
+        4,
+        "banned peer dialled us again from a new port and got requests",
+    ),
+    (
+        5,
+        "banned peer dialled us again from a new port and got requests",
+    ),
+    (
+        7,
+        "banned peer dialled us again from a new port and got requests",
+    ),
+    (
+        8,
+        "banned peer dialled us again from a new port and got requests",
+    ),
+    (
+        10,
+        "banned peer dialled us again from a new port and got requests",
+    ),
+    (
+        12,
+        "banned peer dialled us again from a new port and got requests",
+    ),
+    (
+        15,
+        "banned peer dialled us again from a new port and got requests",
+    ),
+    (
+        20,
+        "smart ban kept only a piece's first failed copy; a later liar escaped",
+    ),
+    (
+        1,
+        "simulator: one FIFO per uplink starved handshakes behind queued blocks",
+    ),
+    (
+        3,
+        "simulator: one FIFO per uplink starved handshakes behind queued blocks",
+    ),
+    (
+        19,
+        "simulator: one FIFO per uplink starved handshakes behind queued blocks",
+    ),
+    (
+        138,
+        "simulator: every queued block served at once; a slow peer's requests waited behind them",
+    ),
 ];
 
 #[test]

@@ -698,7 +698,8 @@ fn a_block_that_arrives_after_its_request_stalled_is_still_reported() {
         data: b"late",
     };
     let t1 = t0 + config.request_timeout * 2;
-    s.handle_input(&wire(&[late(1), late(2), late(1)]), t1).unwrap();
+    s.handle_input(&wire(&[late(1), late(2), late(1)]), t1)
+        .unwrap();
     assert_eq!(
         events(&mut s),
         [Event::Block {
