@@ -13,7 +13,7 @@ fn run(seed: u64) -> Result<Report, SimError> {
 }
 
 fn replay_command(seed: u64) -> String {
-    format!("SIM_SEED={seed} cargo test -p rustico-sim --test seeds replay -- --nocapture")
+    format!("SIM_SEED={seed} cargo test -p rustico-sim --test seeds -- --exact replay --nocapture")
 }
 
 #[test]
@@ -111,7 +111,7 @@ fn a_seed_replays_exactly() {
     assert_ne!(a.trace, c.trace, "the seed decides nothing");
 }
 
-/// Replays one seed: `SIM_SEED=1234 cargo test -p rustico-sim --test seeds replay`.
+/// Replays one seed: `SIM_SEED=1234 cargo test -p rustico-sim --test seeds -- --exact replay`.
 #[test]
 fn replay() {
     let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) else {
@@ -217,4 +217,33 @@ fn regression_slow_only_holder() {
     if let Err(e) = Sim::new(config).and_then(Sim::run) {
         panic!("{e}\n  replay: SIM_SHAPE=3 {}", replay_command(4));
     }
+}
+
+#[test]
+fn a_swarm_without_leechers_ends_at_once() {
+    let report = Sim::new(SimConfig::clean(1, 0, 4, 16_384))
+        .and_then(Sim::run)
+        .unwrap();
+    assert!(report.download_times.is_empty());
+    assert_eq!(report.events, 0);
+}
+
+/// The checker is not vacuous: a swarm whose smart ban is switched off
+/// (no suspect records, no ban by count) lets a corrupt peer go, and the
+/// run fails naming it.
+#[test]
+fn a_swarm_that_never_bans_fails_the_run() {
+    let mut config = SimConfig::from_seed(20);
+    assert!(config.faults.corrupt_peers > 0);
+    config.tune = Some(rustico_sim::Tune::new(|_, swarm| {
+        swarm.max_suspect_pieces = 0;
+        swarm.sole_failures_to_ban = u32::MAX;
+        swarm.shared_failures_to_ban = u32::MAX;
+    }));
+    let err = Sim::new(config).and_then(Sim::run).unwrap_err();
+    assert!(
+        matches!(err.invariant, rustico_sim::Invariant::NotBanned { .. }),
+        "{err}"
+    );
+    assert_eq!(err.seed, 20);
 }
