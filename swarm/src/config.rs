@@ -68,8 +68,8 @@ pub struct SwarmConfig {
     pub shared_failures_to_ban: u32,
     /// How long a banned address stays banned.
     pub ban_duration: Duration,
-    /// Failed pieces whose per-block hashes are kept for smart ban (the
-    /// oldest is forgotten past this).
+    /// Failed piece copies whose per-block hashes are kept for smart ban
+    /// (up to 4 copies of one piece; the oldest is forgotten past this).
     pub max_suspect_pieces: usize,
     /// First wait before redialling an address after a failure; doubles
     /// with each further failure.

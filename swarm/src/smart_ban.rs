@@ -16,6 +16,9 @@ use crate::{BanReason, Remote};
 
 /// Most remotes whose failure counts are remembered.
 const MAX_BLAMED: usize = 4096;
+/// Failed copies of one piece whose records are kept (within the cap of
+/// all suspect records): each may name a different liar.
+const MAX_COPIES_PER_PIECE: usize = 4;
 
 /// Who sent one block of a failed piece, and the SHA-1 of what they sent.
 type BlockRecord = Option<(Remote, [u8; 20])>;
@@ -53,7 +56,6 @@ impl SmartBan {
     }
 
     /// Failed pieces remembered now.
-    #[cfg(test)]
     pub(crate) fn suspects(&self) -> usize {
         self.suspects.len()
     }
@@ -71,9 +73,11 @@ impl SmartBan {
         distinct.sort_unstable();
         distinct.dedup();
         let mut bans = Vec::new();
-        if self.max_pieces > 0 && !self.suspects.iter().any(|(p, _)| *p == piece) {
-            // A piece that failed before keeps its first record: either
-            // copy proves a sender wrong once a good one arrives.
+        let copies = self.suspects.iter().filter(|(p, _)| *p == piece).count();
+        if self.max_pieces > 0 && copies < MAX_COPIES_PER_PIECE {
+            // Every failed copy keeps its record (up to a few per piece):
+            // keeping only the first let the sender of a later bad copy
+            // escape once a good copy arrived.
             let record = senders
                 .iter()
                 .enumerate()
@@ -115,23 +119,22 @@ impl SmartBan {
     /// A good copy of `piece` was saved: the senders of blocks that differ
     /// from it sent corrupt data.
     pub(crate) fn piece_saved(&mut self, piece: u32, good: &[u8], block_len: usize) -> Vec<Remote> {
-        let Some(at) = self.suspects.iter().position(|(p, _)| *p == piece) else {
-            return Vec::new();
-        };
-        let Some((_, record)) = self.suspects.remove(at) else {
-            return Vec::new();
-        };
         let mut liars: Vec<Remote> = Vec::new();
-        for (i, entry) in record.iter().enumerate() {
-            let Some((remote, hash)) = entry else {
-                continue;
+        while let Some(at) = self.suspects.iter().position(|(p, _)| *p == piece) {
+            let Some((_, record)) = self.suspects.remove(at) else {
+                break;
             };
-            let start = i * block_len;
-            let Some(block) = good.get(start..(start + block_len).min(good.len())) else {
-                continue;
-            };
-            if block_hash(block) != *hash && !liars.contains(remote) {
-                liars.push(*remote);
+            for (i, entry) in record.iter().enumerate() {
+                let Some((remote, hash)) = entry else {
+                    continue;
+                };
+                let start = i * block_len;
+                let Some(block) = good.get(start..(start + block_len).min(good.len())) else {
+                    continue;
+                };
+                if block_hash(block) != *hash && !liars.contains(remote) {
+                    liars.push(*remote);
+                }
             }
         }
         liars
@@ -158,6 +161,24 @@ mod tests {
         assert_eq!(s.piece_saved(3, &good, 16), [remote(2)]);
         assert_eq!(s.suspects(), 0);
         assert!(s.piece_saved(3, &good, 16).is_empty());
+    }
+
+    /// Found by the simulator (seed 20 of `rustico-sim`'s seeds test): a
+    /// piece failed first with one liar's block, then with another's; only
+    /// the first copy was kept, so the second liar was never named.
+    #[test]
+    fn every_failed_copy_of_a_piece_can_name_its_liar() {
+        let mut s = SmartBan::new(8, 100, 100);
+        let good = vec![7u8; 32];
+        let mut first = good.clone();
+        first[3] ^= 1;
+        let mut second = good.clone();
+        second[20] ^= 1;
+        s.piece_failed(5, &first, 16, &[Some(remote(1)), Some(remote(3))]);
+        s.piece_failed(5, &second, 16, &[Some(remote(3)), Some(remote(2))]);
+        assert_eq!(s.suspects(), 2);
+        assert_eq!(s.piece_saved(5, &good, 16), [remote(1), remote(2)]);
+        assert_eq!(s.suspects(), 0);
     }
 
     #[test]

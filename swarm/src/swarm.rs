@@ -85,6 +85,10 @@ struct Peer {
     /// an incoming peer its IP with the `p` of its extension handshake.
     listen_addr: Option<SocketAddr>,
     pex: Option<PexState>,
+    /// Its `PexState` was given the current set of connected peers.
+    pex_synced: bool,
+    /// The set changed since its last PEX message: poll for one.
+    pex_dirty: bool,
     /// The stall clock: the last block, or when requests started waiting.
     waiting_since: Instant,
     /// No new requests before this (after a reject or a stall).
@@ -127,6 +131,8 @@ impl Peer {
                 _ => None,
             },
             pex: None,
+            pex_synced: false,
+            pex_dirty: true,
             waiting_since: now,
             hold_until: None,
             closing: None,
@@ -238,6 +244,11 @@ pub struct Swarm {
     last_resume: Instant,
     scratch: Vec<BlockRequest>,
     cancels: Vec<PeerKey>,
+    /// Peer ids of banned peers, with the end of their ban: a banned peer
+    /// that dials us again from a new port is known by its id.
+    banned_ids: HashMap<[u8; 20], Instant>,
+    /// The connected set last given to the peers' `PexState`s.
+    pex_connected: Vec<PexPeer>,
 }
 
 /// The live peer `key` names, borrowing only the table.
@@ -326,6 +337,8 @@ impl Swarm {
             last_resume: now,
             scratch: Vec::new(),
             cancels: Vec::new(),
+            banned_ids: HashMap::new(),
+            pex_connected: Vec::new(),
             cfg,
         })
     }
@@ -414,6 +427,9 @@ impl Swarm {
             candidates: self.policy.len(),
             pieces_saving: self.saving.len(),
             end_game: self.picker.in_end_game(),
+            partial_pieces: self.buffers.len(),
+            suspect_pieces: self.smart_ban.suspects(),
+            queued_commands: self.commands.len(),
         };
         for p in self.peers.iter().flatten() {
             s.down_rate += p.down_rate;
@@ -544,6 +560,11 @@ impl Swarm {
         let (remote, outgoing, web_seed) = (peer.remote, peer.outgoing, peer.is_web_seed());
         if let (Remote::Addr(addr), true) = (remote, outgoing) {
             self.policy.handle_connected(addr);
+        }
+        if self.banned_ids.get(&info.peer_id).is_some_and(|&t| now < t) {
+            // A banned peer back from another address or port.
+            self.close(key, CloseReason::Banned);
+            return Ok(());
         }
         if !web_seed {
             let twin = self
@@ -861,18 +882,44 @@ impl Swarm {
             self.policy.ban(addr, now);
         }
         self.events.push_back(Event::Banned { remote, reason });
+        // Every connection of the peer: by address, then by the ids those
+        // connections showed, so its other addresses are banned too.
+        let mut ids = Vec::new();
+        for p in self.peers.iter().flatten() {
+            let hit = match remote {
+                Remote::Addr(addr) => p.is_at(addr),
+                web => p.remote == web,
+            };
+            if hit {
+                ids.extend(p.peer_id);
+            }
+        }
+        let until = now + self.cfg.ban_duration;
+        if self.banned_ids.len() >= self.cfg.max_candidates {
+            self.banned_ids.retain(|_, t| now < *t);
+        }
+        for id in &ids {
+            if self.banned_ids.len() < self.cfg.max_candidates {
+                self.banned_ids.insert(*id, until);
+            }
+        }
         for key in self.keys() {
             let Ok(p) = self.peer(key) else { continue };
             let hit = match remote {
                 Remote::Addr(addr) => p.is_at(addr),
                 web => p.remote == web,
-            };
+            } || p.peer_id.is_some_and(|id| ids.contains(&id));
             if !hit {
                 continue;
             }
             if p.is_web_seed() {
                 self.commands.push_back((key, PeerCommand::BackOff));
             } else {
+                for addr in [Some(p.remote), p.listen_addr.map(Remote::Addr)] {
+                    if let Some(Remote::Addr(addr)) = addr {
+                        self.policy.ban(addr, now);
+                    }
+                }
                 self.close(key, CloseReason::Banned);
             }
         }
@@ -1001,7 +1048,10 @@ impl Swarm {
         let Ok(peer) = self.peer_mut(key) else { return };
         peer.waiting_since = now;
         peer.snubbed = false;
-        let remote = peer.remote;
+        // Blame goes to where the peer listens when known: an incoming
+        // peer's connection address changes with every connection, its
+        // listen address does not.
+        let remote = peer.listen_addr.map_or(peer.remote, Remote::Addr);
         if data.len() != req.length as usize {
             self.close(key, CloseReason::ProtocolViolation);
             return;
@@ -1089,12 +1139,22 @@ impl Swarm {
         now: Instant,
     ) {
         let private = self.cfg.private;
-        let Ok(peer) = self.peer_mut(key) else { return };
+        let policy = &self.policy;
+        let Some(peer) = slot_mut(&mut self.peers, key) else {
+            return;
+        };
         let Remote::Addr(addr) = peer.remote else {
             return;
         };
         if !peer.outgoing {
             peer.listen_addr = listen_port.map(|port| SocketAddr::new(addr.ip(), port));
+            if let Some(listen) = peer.listen_addr {
+                if policy.is_banned(listen, now) {
+                    // A banned peer dialling us from a new port.
+                    self.close(key, CloseReason::Banned);
+                    return;
+                }
+            }
         }
         if pex && !private && peer.pex.is_none() {
             let mut state = PexState::new(addr, PexConfig::default());
@@ -1230,6 +1290,9 @@ impl Swarm {
                 })
             })
             .collect();
+        // Rebuilding every peer's set each tick cost O(peers²) a second;
+        // only a change (or a new PEX peer) needs it.
+        let changed = connected != self.pex_connected;
         for peer in self.peers.iter_mut().flatten() {
             if peer.closing.is_some() {
                 continue;
@@ -1237,11 +1300,24 @@ impl Swarm {
             let Some(state) = peer.pex.as_mut() else {
                 continue;
             };
-            state.set_connected(connected.iter().copied());
+            if changed || !peer.pex_synced {
+                state.set_connected(connected.iter().copied());
+                peer.pex_synced = true;
+                peer.pex_dirty = true;
+            }
+            // Unchanged since its last message: nothing to poll (polling
+            // compares two maps).
+            if !peer.pex_dirty {
+                continue;
+            }
             if let Some(message) = state.poll_message(now) {
+                peer.pex_dirty = false;
                 self.commands
                     .push_back((peer.key, PeerCommand::Pex(message)));
             }
+        }
+        if changed {
+            self.pex_connected = connected;
         }
     }
 

@@ -324,4 +324,13 @@ pub struct SwarmStats {
     pub pieces_saving: usize,
     /// The picker hands out duplicate requests (end-game).
     pub end_game: bool,
+    /// Pieces being assembled: a buffer each, holding the blocks received
+    /// so far.
+    pub partial_pieces: usize,
+    /// Failed pieces whose per-block hashes smart ban keeps (at most
+    /// [`SwarmConfig::max_suspect_pieces`](crate::SwarmConfig::max_suspect_pieces)).
+    pub suspect_pieces: usize,
+    /// Orders for peers not yet taken with
+    /// [`Swarm::poll_command`](crate::Swarm::poll_command).
+    pub queued_commands: usize,
 }

@@ -548,3 +548,51 @@ fn a_peer_breaking_the_protocol_is_closed() {
         [PeerCommand::Close(CloseReason::ProtocolViolation)]
     );
 }
+
+/// Found by the simulator (seeds 0, 4, 5, 7, 8, 10, 12, 15 of
+/// `rustico-sim`'s seeds test): a banned peer that dials us again comes
+/// from a new port, which the address ban did not cover, and got blocks
+/// requested again. It is known by its peer id and its listen address.
+#[test]
+fn a_banned_peer_dialling_again_from_a_new_port_is_closed() {
+    let mut h = Harness::leecher(4);
+    let liar = h.seed(1, true);
+    let reqs = requests_to(&h.commands(), liar);
+    for req in reqs.iter().filter(|r| r.piece < 2) {
+        h.event(
+            liar,
+            PeerEvent::Block {
+                req: *req,
+                data: vec![0; req.length as usize],
+            },
+        );
+    }
+    assert_eq!(h.hash_pieces(), (0, 2));
+    assert!(h
+        .drain_events()
+        .iter()
+        .any(|e| matches!(e, Event::Banned { .. })));
+    h.commands();
+    h.disconnect(liar);
+
+    // Same peer id, from port 40001 of the same host: closed at once.
+    let back = h.swarm.handle_incoming(addr(40_001), h.now).unwrap();
+    h.handshake(back, 1, true);
+    assert_eq!(
+        orders_to(&h.commands(), back),
+        vec![PeerCommand::Close(CloseReason::Banned)]
+    );
+    h.disconnect(back);
+
+    // A new peer id, but the listen address it announces is banned.
+    let again = h.swarm.handle_incoming(addr(40_002), h.now).unwrap();
+    h.handshake(again, 9, true);
+    h.event(
+        again,
+        PeerEvent::ExtensionInfo {
+            listen_port: Some(1),
+            pex: false,
+        },
+    );
+    assert!(orders_to(&h.commands(), again).contains(&PeerCommand::Close(CloseReason::Banned)));
+}

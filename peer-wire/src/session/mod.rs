@@ -33,6 +33,10 @@ use crate::Framer;
 
 use timers::TimerTable;
 
+/// Stalled requests whose late blocks are still taken (see
+/// [`Event::Stalled`]).
+const MAX_LATE: usize = 1024;
+
 /// Settings of a peer session. The defaults are the `rustico` client's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionConfig {
@@ -190,6 +194,8 @@ pub enum Event {
     Dropped(Vec<BlockRequest>),
     /// No block arrived for [`SessionConfig::request_timeout`]; these
     /// outstanding requests are forgotten so another peer may get them.
+    /// A block of theirs that arrives later (a slow link) is still
+    /// reported as [`Event::Block`], unless cancelled meanwhile.
     Stalled(Vec<BlockRequest>),
     /// The peer's extension handshake (BEP 10).
     Extensions(PeerExtensions),
@@ -463,6 +469,11 @@ struct State {
     peer_announced: bool,
     /// Our requests to the peer, not yet answered.
     requested: HashSet<BlockRequest>,
+    /// Requests reported [`Event::Stalled`] and not cancelled: the peer
+    /// may still send them (a slow link can take longer than the time-out
+    /// for one block), and such a block is still reported, not wasted.
+    /// At most [`MAX_LATE`]; cleared when it would grow past that.
+    late: HashSet<BlockRequest>,
     /// Serves handed to the driver by `poll_action`, not yet answered.
     awaiting: Vec<BlockRequest>,
     /// Pieces the peer lets us request while choked.
@@ -512,6 +523,7 @@ impl Session {
             peer_pieces: PeerPieces::Nothing,
             peer_announced: false,
             requested: HashSet::new(),
+            late: HashSet::new(),
             awaiting: Vec::new(),
             allowed_in: Vec::new(),
             allowed_out: Vec::new(),
@@ -723,6 +735,10 @@ impl Session {
             if !st.requested.is_empty() {
                 let mut stalled: Vec<_> = st.requested.drain().collect();
                 stalled.sort_unstable();
+                if st.late.len() + stalled.len() > MAX_LATE {
+                    st.late.clear();
+                }
+                st.late.extend(stalled.iter().take(MAX_LATE).copied());
                 st.events.push_back(Event::Stalled(stalled));
             }
         }
@@ -764,6 +780,10 @@ impl Session {
     /// that arrives anyway is ignored.
     pub fn cancel(&mut self, req: BlockRequest) {
         let st = &mut self.st;
+        if st.late.remove(&req) {
+            // Stalled, so still wanted by nobody here: tell the peer.
+            Message::Cancel(req).encode(&mut st.out);
+        }
         if st.requested.remove(&req) {
             Message::Cancel(req).encode(&mut st.out);
             if st.requested.is_empty() {
@@ -1130,8 +1150,14 @@ impl State {
                 };
                 self.down += data.len() as u64;
                 // A block we did not ask for (or cancelled) is ignored: in
-                // end-game several peers race for one block.
-                if self.requested.remove(&req) {
+                // end-game several peers race for one block. One that
+                // arrives after its request stalled is still reported.
+                if self.late.remove(&req) {
+                    self.events.push_back(Event::Block {
+                        req,
+                        data: data.to_vec(),
+                    });
+                } else if self.requested.remove(&req) {
                     if self.requested.is_empty() {
                         self.timers.stop(Timer::Requests);
                     } else {
