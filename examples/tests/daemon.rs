@@ -1,0 +1,365 @@
+//! `rustico daemon`: restart from its state folder, Transmission's RPC
+//! driven by Debian's `transmission-remote`, and hostile requests. The
+//! peers are libtorrent seeders on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::*;
+use serde_json::{json, Value};
+
+/// `argv`: port, upload limit (bytes/s, 0: none), the daemon's peer port,
+/// then pairs of torrent and save path. Seeds every torrent with
+/// libtorrent on 127.0.0.1, prints READY, and dials the daemon every
+/// second while it has no peer (so a restarted daemon is found again).
+const SEEDER: &str = r#"
+import libtorrent as lt, sys, time
+port, limit, target = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+ses = lt.session({
+    "listen_interfaces": "127.0.0.1:%d" % port,
+    "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+    "enable_outgoing_utp": False, "enable_incoming_utp": False,
+    "allow_multiple_connections_per_ip": True, "upload_rate_limit": limit,
+    "alert_mask": lt.alert.category_t.error_notification,
+})
+handles = []
+args = sys.argv[4:]
+for i in range(0, len(args), 2):
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(args[i])
+    atp.save_path = args[i + 1]
+    atp.flags |= lt.torrent_flags.seed_mode
+    atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+    h = ses.add_torrent(atp)
+    if limit:
+        # Session limits skip peers on the local network; a torrent's do not.
+        h.set_upload_limit(limit)
+    handles.append(h)
+print("READY", flush=True)
+end = time.monotonic() + 300
+while time.monotonic() < end:
+    for h in handles:
+        if h.status().num_peers == 0:
+            try:
+                h.connect_peer(("127.0.0.1", target))
+            except Exception as e:
+                print("connect:", e, file=sys.stderr, flush=True)
+    time.sleep(1)
+"#;
+
+/// `argv`: folder, piece length, out, tracker ("" for none). A v1 torrent
+/// of the folder's single file or folder, made by libtorrent; prints the
+/// info-hash.
+const CREATE: &str = r#"
+import libtorrent as lt, sys, os
+src, piece, out, tracker = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+fs = lt.file_storage()
+lt.add_files(fs, src)
+ct = lt.create_torrent(fs, piece, flags=lt.create_torrent.v1_only)
+if tracker:
+    ct.add_tracker(tracker)
+lt.set_piece_hashes(ct, os.path.dirname(src))
+open(out, "wb").write(lt.bencode(ct.generate()))
+print(lt.torrent_info(out).info_hashes().v1)
+"#;
+
+fn make_torrent(src: &Path, piece: u32, out: &Path, tracker: &str) -> String {
+    rustico_testkit::run_python(
+        CREATE,
+        &[
+            src.to_str().unwrap(),
+            &piece.to_string(),
+            out.to_str().unwrap(),
+            tracker,
+        ],
+    )
+    .unwrap()
+    .trim()
+    .to_string()
+}
+
+/// A libtorrent seeder of `torrents` (torrent, save path) that keeps
+/// dialling the daemon's peer port.
+fn start_seeder(limit: u64, daemon_peer_port: u16, torrents: &[(&Path, &Path)]) -> ChildGuard {
+    let port = rustico_testkit::free_port().to_string();
+    let mut args = vec![port, limit.to_string(), daemon_peer_port.to_string()];
+    for (t, dir) in torrents {
+        args.push(t.to_str().unwrap().to_string());
+        args.push(dir.to_str().unwrap().to_string());
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut guard = rustico_testkit::spawn_python(SEEDER, &refs).unwrap();
+    let mut line = String::new();
+    BufReader::new(guard.0.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "READY", "libtorrent did not start");
+    guard
+}
+
+/// A running daemon and its RPC port.
+struct Daemon {
+    child: ChildGuard,
+    rpc_port: u16,
+}
+
+/// Starts `rustico daemon --state STATE --rpc-port 0 --port PEER_PORT`
+/// with the config `config` and reads the RPC port it prints.
+fn start_daemon(state: &Path, peer_port: u16, config: &Path) -> Daemon {
+    let mut child = rustico()
+        .arg("daemon")
+        .arg("--state")
+        .arg(state)
+        .args(["--rpc-port", "0", "--port", &peer_port.to_string()])
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let rpc_port = line
+        .trim()
+        .strip_prefix("rpc listening on 127.0.0.1:")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    Daemon {
+        child: ChildGuard(child),
+        rpc_port,
+    }
+}
+
+impl Daemon {
+    /// SIGTERM, then waits for a clean exit.
+    fn stop(mut self) {
+        let t0 = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = wait_with_timeout(&mut self.child.0, Duration::from_secs(30), "daemon stop");
+        assert!(exit.success(), "daemon exited with {exit}");
+        eprintln!("stop took {:?}", t0.elapsed());
+    }
+
+    #[allow(dead_code)] // used by the next test
+    fn remote(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new("transmission-remote");
+        cmd.arg(format!("127.0.0.1:{}", self.rpc_port)).args(args);
+        let out = output_with_timeout(cmd, Duration::from_secs(30), "transmission-remote");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success(),
+            "transmission-remote {args:?} failed: {text}"
+        );
+        text
+    }
+
+    /// One RPC call with a fresh session id; returns the answer.
+    fn rpc(&self, request: Value) -> Value {
+        let id = session_id(self.rpc_port);
+        let (status, _, body) = http(
+            self.rpc_port,
+            "POST",
+            "/transmission/rpc",
+            &[("X-Transmission-Session-Id", &id)],
+            request.to_string().as_bytes(),
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    fn torrent(&self, id: u64, fields: &[&str]) -> Value {
+        let answer = self
+            .rpc(json!({"method": "torrent-get", "arguments": {"ids": [id], "fields": fields}}));
+        assert_eq!(answer["result"], "success", "{answer}");
+        answer["arguments"]["torrents"][0].clone()
+    }
+
+    /// Polls `torrent-get` until `done` holds, at most `timeout`.
+    fn wait_for(
+        &self,
+        id: u64,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let start = Instant::now();
+        loop {
+            let t = self.torrent(
+                id,
+                &[
+                    "percentDone",
+                    "haveValid",
+                    "status",
+                    "peers",
+                    "name",
+                    "error",
+                    "errorString",
+                ],
+            );
+            if done(&t) {
+                eprintln!("{what} after {:?}", start.elapsed());
+                return t;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{what}: not within {timeout:?}; last {t}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// One HTTP/1.1 exchange on a fresh connection: (status, head, body).
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let mut has_host = false;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        has_host |= name.eq_ignore_ascii_case("host");
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !has_host {
+        request.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    // The server may answer (413) and close before taking the whole body.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP answer: {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head, raw[split + 4..].to_vec())
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// The session id from a 409 answer.
+fn session_id(port: u16) -> String {
+    let (status, head, _) = http(port, "POST", "/transmission/rpc", &[], b"{}");
+    assert_eq!(status, 409);
+    header(&head, "X-Transmission-Session-Id")
+        .unwrap()
+        .to_string()
+}
+
+fn config(dir: &Path, extra: &str) -> PathBuf {
+    let path = config_in(dir);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(extra);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn b64(path: &Path) -> String {
+    base64::engine::general_purpose::STANDARD.encode(std::fs::read(path).unwrap())
+}
+
+#[test]
+fn a_daemon_stopped_halfway_resumes_from_its_state_folder_without_downloading_again() {
+    if !rustico_testkit::require_libtorrent() {
+        return;
+    }
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let total: u64 = 8 << 20;
+    let piece: u64 = 65536;
+    let data = rustico_testkit::pseudo_random_bytes(19, total as usize);
+    let seed_dir = dir.path().join("seed");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    std::fs::write(seed_dir.join("half.bin"), &data).unwrap();
+    let torrent = dir.path().join("half.torrent");
+    make_torrent(&seed_dir.join("half.bin"), piece as u32, &torrent, "");
+    let state = dir.path().join("state");
+    let config = config(dir.path(), "");
+    let peer_port = rustico_testkit::free_port();
+    // 2 MB/s: the download takes about 4 s, time enough to stop halfway.
+    let slow = start_seeder(2_000_000, peer_port, &[(&torrent, &seed_dir)]);
+
+    let daemon = start_daemon(&state, peer_port, &config);
+    let added =
+        daemon.rpc(json!({"method": "torrent-add", "arguments": {"metainfo": b64(&torrent)}}));
+    assert_eq!(added["result"], "success", "{added}");
+    let id = added["arguments"]["torrent-added"]["id"].as_u64().unwrap();
+    let before = daemon.wait_for(id, "a third downloaded", Duration::from_secs(60), |t| {
+        t["haveValid"].as_u64().unwrap() >= total / 3
+    });
+    let have_before = before["haveValid"].as_u64().unwrap();
+    assert!(
+        have_before < total,
+        "finished before the stop: slow the seeder down"
+    );
+    daemon.stop();
+    // A fresh seeder at full speed for the second run.
+    drop(slow);
+    let _fast = start_seeder(0, peer_port, &[(&torrent, &seed_dir)]);
+
+    let daemon = start_daemon(&state, peer_port, &config);
+    let first = daemon.torrent(id, &["name", "haveValid", "downloadDir"]);
+    assert_eq!(
+        first["name"], "half.bin",
+        "the restart lost the torrent: {first}"
+    );
+    let done = daemon.wait_for(id, "complete", Duration::from_secs(60), |t| {
+        t["percentDone"] == 1.0
+    });
+    assert_eq!(done["haveValid"].as_u64().unwrap(), total);
+    let stats = daemon.rpc(json!({"method": "session-stats"}));
+    let again = stats["arguments"]["current-stats"]["downloadedBytes"]
+        .as_u64()
+        .unwrap();
+    // What was on disk at the stop is not fetched again; allow the pieces
+    // in flight at the stop and end-game duplicates.
+    assert!(
+        again <= total - have_before + 4 * piece,
+        "the second run downloaded {again} bytes, but only {} were missing",
+        total - have_before
+    );
+    eprintln!("restart: {have_before} of {total} bytes on disk at the stop; the second run downloaded {again}");
+    assert!(
+        again > 0,
+        "the second run downloaded nothing: was it complete already?"
+    );
+    let cumulative = stats["arguments"]["cumulative-stats"]["sessionCount"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(cumulative, 2);
+    let got = std::fs::read(state.join("downloads/half.bin")).unwrap();
+    assert!(got == data, "the downloaded file differs");
+    daemon.stop();
+}
