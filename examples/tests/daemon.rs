@@ -87,9 +87,17 @@ fn make_torrent(src: &Path, piece: u32, out: &Path, tracker: &str) -> String {
 
 /// A libtorrent seeder of `torrents` (torrent, save path) that keeps
 /// dialling the daemon's peer port.
-fn start_seeder(limit: u64, daemon_peer_port: u16, torrents: &[(&Path, &Path)]) -> ChildGuard {
-    let port = rustico_testkit::free_port().to_string();
-    let mut args = vec![port, limit.to_string(), daemon_peer_port.to_string()];
+fn start_seeder(
+    limit: u64,
+    daemon_peer_port: u16,
+    torrents: &[(&Path, &Path)],
+) -> (ChildGuard, u16) {
+    let port = rustico_testkit::free_port();
+    let mut args = vec![
+        port.to_string(),
+        limit.to_string(),
+        daemon_peer_port.to_string(),
+    ];
     for (t, dir) in torrents {
         args.push(t.to_str().unwrap().to_string());
         args.push(dir.to_str().unwrap().to_string());
@@ -101,7 +109,7 @@ fn start_seeder(limit: u64, daemon_peer_port: u16, torrents: &[(&Path, &Path)]) 
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line.trim(), "READY", "libtorrent did not start");
-    guard
+    (guard, port)
 }
 
 /// A running daemon and its RPC port.
@@ -154,7 +162,6 @@ impl Daemon {
         eprintln!("stop took {:?}", t0.elapsed());
     }
 
-    #[allow(dead_code)] // used by the next test
     fn remote(&self, args: &[&str]) -> String {
         let mut cmd = Command::new("transmission-remote");
         cmd.arg(format!("127.0.0.1:{}", self.rpc_port)).args(args);
@@ -309,7 +316,7 @@ fn a_daemon_stopped_halfway_resumes_from_its_state_folder_without_downloading_ag
     let config = config(dir.path(), "");
     let peer_port = rustico_testkit::free_port();
     // 2 MB/s: the download takes about 4 s, time enough to stop halfway.
-    let slow = start_seeder(2_000_000, peer_port, &[(&torrent, &seed_dir)]);
+    let (slow, _) = start_seeder(2_000_000, peer_port, &[(&torrent, &seed_dir)]);
 
     let daemon = start_daemon(&state, peer_port, &config);
     let added =
@@ -327,7 +334,7 @@ fn a_daemon_stopped_halfway_resumes_from_its_state_folder_without_downloading_ag
     daemon.stop();
     // A fresh seeder at full speed for the second run.
     drop(slow);
-    let _fast = start_seeder(0, peer_port, &[(&torrent, &seed_dir)]);
+    let (_fast, _) = start_seeder(0, peer_port, &[(&torrent, &seed_dir)]);
 
     let daemon = start_daemon(&state, peer_port, &config);
     let first = daemon.torrent(id, &["name", "haveValid", "downloadDir"]);
@@ -361,5 +368,165 @@ fn a_daemon_stopped_halfway_resumes_from_its_state_folder_without_downloading_ag
     assert_eq!(cumulative, 2);
     let got = std::fs::read(state.join("downloads/half.bin")).unwrap();
     assert!(got == data, "the downloaded file differs");
+    daemon.stop();
+}
+
+/// Polls `transmission-remote ARGS` until its output satisfies `done`.
+fn remote_until(d: &Daemon, args: &[&str], what: &str, done: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let out = d.remote(args);
+        if done(&out) {
+            return out;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{what}: not within 60 s; last output:\n{out}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The `-l` row of the torrent named `name`.
+fn row<'a>(list: &'a str, name: &str) -> Option<&'a str> {
+    list.lines()
+        .find(|l| l.trim_end().ends_with(&format!(" {name}")))
+}
+
+#[test]
+fn transmission_remote_drives_the_daemon_end_to_end() {
+    if !rustico_testkit::require_libtorrent() || !rustico_testkit::require("transmission-remote") {
+        return;
+    }
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let files = content(23, &[("one.bin", 3_000_000), ("sub/two.bin", 1_500_000)]);
+    write_files(&seed_dir.join("album"), &files);
+    let single = rustico_testkit::pseudo_random_bytes(29, 2_000_000);
+    std::fs::write(seed_dir.join("b.bin"), &single).unwrap();
+    let album = dir.path().join("album.torrent");
+    // A tracker nobody answers on: -it shows it and the failed announce.
+    let tracker = "http://127.0.0.1:1/announce";
+    make_torrent(&seed_dir.join("album"), 32768, &album, tracker);
+    let b_torrent = dir.path().join("b.torrent");
+    let b_hash = make_torrent(&seed_dir.join("b.bin"), 32768, &b_torrent, "");
+    let state = dir.path().join("state");
+    let config = config(dir.path(), "");
+    let peer_port = rustico_testkit::free_port();
+    // 3 MB/s, so the peer list can be read while the download runs.
+    let (slow, _) = start_seeder(3_000_000, peer_port, &[(&album, &seed_dir)]);
+    let daemon = start_daemon(&state, peer_port, &config);
+
+    // -a by path (transmission-remote sends the file as base64 metainfo).
+    let out = daemon.remote(&["-a", album.to_str().unwrap()]);
+    assert!(out.contains("success"), "{out}");
+    // -ip: the libtorrent peer, with its address and client name.
+    let peers = remote_until(&daemon, &["-t", "1", "-ip"], "a libtorrent peer row", |o| {
+        o.lines()
+            .any(|l| l.starts_with("127.0.0.1") && l.contains("libtorrent"))
+    });
+    assert!(peers.contains("Client"), "{peers}");
+    // -l: 100%.
+    let list = remote_until(&daemon, &["-l"], "album at 100%", |o| {
+        row(o, "album").is_some_and(|r| r.contains("100%"))
+    });
+    assert!(list.contains("Sum:"), "{list}");
+    // The rest from a seeder at full speed (a rate-limited libtorrent was
+    // seen to send nothing to a peer that reconnected).
+    drop(slow);
+    let (seeder, seeder_port) = start_seeder(
+        0,
+        peer_port,
+        &[(&album, &seed_dir), (&b_torrent, &seed_dir)],
+    );
+    // -i: details.
+    let info = daemon.remote(&["-t", "1", "-i"]);
+    for want in ["Name: album", "Percent Done: 100%", "Total size: 4.50 MB"] {
+        assert!(info.contains(want), "-i lacks {want:?}:\n{info}");
+    }
+    // -if: both files, complete.
+    let files_out = daemon.remote(&["-t", "1", "-if"]);
+    assert!(files_out.contains("album (2 files)"), "{files_out}");
+    for name in ["album/one.bin", "album/sub/two.bin"] {
+        let line = files_out
+            .lines()
+            .find(|l| l.ends_with(name))
+            .unwrap_or_else(|| panic!("{name} missing:\n{files_out}"));
+        assert!(line.contains("100%"), "{line}");
+    }
+    // -it: the tracker and its failed announce.
+    let trackers = remote_until(&daemon, &["-t", "1", "-it"], "a tracker announce", |o| {
+        o.contains("error")
+    });
+    assert!(trackers.contains("127.0.0.1:1"), "{trackers}");
+
+    // -a by magnet link: metadata from the link's x.pe peer.
+    let magnet = format!("magnet:?xt=urn:btih:{b_hash}&dn=b.bin&x.pe=127.0.0.1:{seeder_port}");
+    let out = daemon.remote(&["-a", &magnet]);
+    assert!(out.contains("success"), "{out}");
+    remote_until(&daemon, &["-l"], "b.bin at 100%", |o| {
+        row(o, "b.bin").is_some_and(|r| r.contains("100%"))
+    });
+    assert!(std::fs::read(state.join("downloads/b.bin")).unwrap() == single);
+    assert_files(&state.join("downloads/album"), &files);
+
+    // -S and -s.
+    daemon.remote(&["-t", "1", "-S"]);
+    remote_until(&daemon, &["-l"], "album stopped", |o| {
+        row(o, "album").is_some_and(|r| r.contains("Stopped"))
+    });
+    daemon.remote(&["-t", "1", "-s"]);
+    remote_until(&daemon, &["-l"], "album started", |o| {
+        row(o, "album").is_some_and(|r| !r.contains("Stopped") && r.contains("100%"))
+    });
+
+    // -v after damage on disk: the recheck finds it, the piece comes again.
+    let damaged = state.join("downloads/album/one.bin");
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(&damaged, &bytes).unwrap();
+    daemon.remote(&["-t", "1", "-v"]);
+    remote_until(&daemon, &["-l"], "album repaired", |o| {
+        row(o, "album").is_some_and(|r| r.contains("100%"))
+    });
+    assert_files(&state.join("downloads/album"), &files);
+    let got = daemon.torrent(1, &["downloadedEver", "totalSize"]);
+    let total = got["totalSize"].as_u64().unwrap();
+    assert!(
+        got["downloadedEver"].as_u64().unwrap() > total,
+        "the damaged piece was not fetched again: {got}"
+    );
+
+    // -si and -st.
+    let si = daemon.remote(&["-si"]);
+    for want in [
+        "RPC version: 15",
+        &format!("Listenport: {peer_port}"),
+        "Daemon version: rustico",
+    ] {
+        assert!(si.contains(want), "-si lacks {want:?}:\n{si}");
+    }
+    let st = daemon.remote(&["-st"]);
+    let current = st.split("TOTAL").next().unwrap();
+    let downloaded = current
+        .lines()
+        .find(|l| l.trim_start().starts_with("Downloaded:"))
+        .unwrap();
+    assert!(!downloaded.contains("None"), "{st}");
+    assert!(st.contains("Started 1 times"), "{st}");
+
+    // -r keeps the data; -rad deletes it.
+    daemon.remote(&["-t", "2", "-r"]);
+    let list = daemon.remote(&["-l"]);
+    assert!(row(&list, "b.bin").is_none(), "{list}");
+    assert!(state.join("downloads/b.bin").exists());
+    daemon.remote(&["-t", "1", "-rad"]);
+    let list = daemon.remote(&["-l"]);
+    assert!(row(&list, "album").is_none(), "{list}");
+    assert!(
+        !state.join("downloads/album").exists(),
+        "-rad left the data"
+    );
+    drop(seeder);
     daemon.stop();
 }

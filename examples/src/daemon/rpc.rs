@@ -13,7 +13,21 @@ use serde_json::{json, Map, Value};
 use super::state::{self, lock, unix_now, Added, Daemon, Entry, Source};
 use crate::engine::TorrentDetail;
 
-/// Our RPC version (Transmission 3.00's), and the oldest we answer like.
+#[cfg(test)]
+mod tests {
+    use super::client_name;
+
+    #[test]
+    fn client_names_come_from_peer_id_prefixes() {
+        assert_eq!(client_name("-LT2080-"), "libtorrent (Rasterbar) 2.0.8");
+        assert_eq!(client_name("-RS0100-"), "rustico 0.1");
+        assert_eq!(client_name("-XX1000-"), "-XX1000-");
+        assert_eq!(client_name("M7-4-0--"), "M7-4-0--");
+        assert_eq!(client_name("web seed"), "web seed");
+    }
+}
+
+/// Our RPC version (Transmission 3.00's).
 pub const RPC_VERSION: u32 = 15;
 
 /// What the RPC reports of the daemon's settings.
@@ -779,7 +793,11 @@ impl View<'_> {
                     .collect(),
             ),
             "trackerStats" => Value::Array(
-                self.trackers().into_iter().enumerate().map(|(i, t)| tracker_json(i, &t)).collect(),
+                self.trackers()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, t)| tracker_json(i, &t, self.running()))
+                    .collect(),
             ),
             "uploadedEver" => json!(self.uploaded_ever()),
             "uploadRatio" => {
@@ -837,7 +855,7 @@ impl View<'_> {
     }
 }
 
-fn tracker_json(id: usize, t: &crate::engine::TrackerReport) -> Value {
+fn tracker_json(id: usize, t: &crate::engine::TrackerReport, running: bool) -> Value {
     let host = t
         .url
         .split("://")
@@ -846,7 +864,8 @@ fn tracker_json(id: usize, t: &crate::engine::TrackerReport) -> Value {
         .unwrap_or_default();
     let scheme = t.url.split("://").next().unwrap_or_default();
     json!({
-        "announce": t.url, "announceState": 0, "downloadCount": -1,
+        // Transmission's states: 0 inactive, 1 waiting for the next announce.
+        "announce": t.url, "announceState": u8::from(running), "downloadCount": -1,
         "hasAnnounced": t.last_announce > 0, "hasScraped": false,
         "host": format!("{scheme}://{host}"), "id": id, "isBackup": false,
         "lastAnnouncePeerCount": t.last_peers, "lastAnnounceResult": t.last_result,
@@ -891,7 +910,7 @@ fn peer_json(p: &crate::engine::PeerDetail, num_pieces: u32) -> Value {
         flags.push('S');
     }
     json!({
-        "address": address, "port": port, "clientName": s.client,
+        "address": address, "port": port, "clientName": client_name(&s.client),
         "clientIsChoked": s.peer_choking, "clientIsInterested": s.am_interested,
         "peerIsChoked": s.am_choking, "peerIsInterested": s.peer_interested,
         "isDownloadingFrom": downloading, "isUploadingTo": uploading,
@@ -901,6 +920,40 @@ fn peer_json(p: &crate::engine::PeerDetail, num_pieces: u32) -> Value {
         "rateToClient": s.down_rate as u64, "rateToPeer": s.up_rate as u64,
         "rusticoRequestsInFlight": s.requests_in_flight, "rusticoSnubbed": s.snubbed,
     })
+}
+
+/// A readable client name from an Azureus-style peer id prefix
+/// (`-LT2080-` is libtorrent 2.0.8); other text is shown as it is.
+pub fn client_name(prefix: &str) -> String {
+    let b = prefix.as_bytes();
+    let (Some(b'-'), Some(b'-')) = (b.first(), b.get(7)) else {
+        return prefix.to_string();
+    };
+    let code = prefix.get(1..3).unwrap_or_default();
+    let version = prefix.get(3..7).unwrap_or_default();
+    let name = match code {
+        "LT" => "libtorrent (Rasterbar)",
+        "lt" => "libTorrent (Rakshasa)",
+        "TR" => "Transmission",
+        "qB" => "qBittorrent",
+        "DE" => "Deluge",
+        "AZ" => "Vuze",
+        "UT" => "µTorrent",
+        "BC" => "BitComet",
+        "RS" => "rustico",
+        "AR" => "aria2",
+        _ => return prefix.to_string(),
+    };
+    let digits: Vec<String> = version
+        .trim_end_matches(['0', '-'])
+        .chars()
+        .take(3)
+        .map(String::from)
+        .collect();
+    if code == "TR" || digits.is_empty() {
+        return format!("{name} {version}");
+    }
+    format!("{name} {}", digits.join("."))
 }
 
 fn percent_encode(text: &str) -> String {

@@ -339,7 +339,7 @@ impl Daemon {
             });
             if restart {
                 if has_meta {
-                    if let Err(e) = guard.start_entry(id) {
+                    if let Err(e) = guard.start_entry(id, Vec::new()) {
                         log::warn!(target: "rustico", "daemon: torrent {id}: {e}");
                     }
                 } else if let Some(link) = magnet {
@@ -429,15 +429,13 @@ impl Daemon {
     }
 
     /// Starts the engine's torrent for an entry with metainfo.
-    fn start_entry(&mut self, id: u32) -> Result<(), StateError> {
+    fn start_entry(&mut self, id: u32, peers: Vec<SocketAddr>) -> Result<(), StateError> {
         let resume = {
             let Some(e) = self.get(id) else {
                 return Ok(());
             };
             self.resume_path(&e.hex())
         };
-        let port = self.engine.port();
-        let _ = port;
         let Some(e) = self.torrents.iter_mut().find(|e| e.saved.id == id) else {
             return Ok(());
         };
@@ -449,7 +447,7 @@ impl Daemon {
         }
         let options = TorrentOptions {
             keep_seeding: true,
-            peers: Vec::new(),
+            peers,
             use_trackers: true,
             resume_path: Some(resume),
         };
@@ -507,8 +505,7 @@ impl Daemon {
                 ));
                 d.save_entry(id);
                 if !paused {
-                    d.start_entry(id)?;
-                    let _ = peers;
+                    d.start_entry(id, peers)?;
                 }
                 Ok(Added::New {
                     id,
@@ -570,7 +567,7 @@ impl Daemon {
                     start_fetch(this, id, &link);
                 }
             } else {
-                d.start_entry(id)?;
+                d.start_entry(id, Vec::new())?;
             }
         }
         Ok(())
@@ -665,7 +662,7 @@ impl Daemon {
                 e.saved.paused = false;
             }
             d.save_entry(id);
-            d.start_entry(id)?;
+            d.start_entry(id, Vec::new())?;
         }
         Ok(())
     }
@@ -803,22 +800,23 @@ fn start_fetch(this: &Arc<Mutex<Daemon>>, id: u32, link: &str) {
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        let outcome = result.and_then(|(torrent, bytes, _)| {
+        let outcome = result.and_then(|(torrent, bytes, seen)| {
             let meta = TorrentMeta::from_torrent(&torrent)?;
-            Ok((torrent, bytes, meta))
+            Ok((torrent, bytes, meta, seen))
         });
         let hex = rustico_metainfo::hex(&magnet.info_hash.0).to_string();
         let path = d.torrent_path(&hex);
         let Some(e) = d.get_mut(id) else { return };
         e.fetching = None;
         match outcome {
-            Ok((torrent, bytes, meta)) => {
+            Ok((torrent, bytes, meta, mut peers)) => {
                 e.saved.name = meta.name.clone();
                 e.facts = facts_of(&torrent);
                 e.meta = Some(meta);
                 write_atomically(&path, &bytes);
                 d.save_entry(id);
-                if let Err(err) = d.start_entry(id) {
+                peers.extend(sources.peers.iter().copied());
+                if let Err(err) = d.start_entry(id, peers) {
                     if let Some(e) = d.get_mut(id) {
                         e.error = Some(err.to_string());
                     }
