@@ -530,3 +530,296 @@ fn transmission_remote_drives_the_daemon_end_to_end() {
     drop(seeder);
     daemon.stop();
 }
+
+fn rpc_raw(d: &Daemon, id: &str, body: &[u8]) -> (u16, Value) {
+    let (status, _, answer) = http(
+        d.rpc_port,
+        "POST",
+        "/transmission/rpc",
+        &[("X-Transmission-Session-Id", id)],
+        body,
+    );
+    let value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
+    (status, value)
+}
+
+fn result_of(answer: &Value) -> &str {
+    answer["result"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no result in {answer}"))
+}
+
+#[test]
+fn hostile_requests_get_the_right_status_or_rpc_error_and_the_daemon_keeps_serving() {
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let web = dir.path().join("web");
+    std::fs::create_dir_all(&web).unwrap();
+    std::fs::write(web.join("index.html"), "web root page").unwrap();
+    std::fs::write(dir.path().join("secret.txt"), "secret").unwrap();
+    let config = config(
+        dir.path(),
+        &format!("[daemon]\nrpc_max_body = 4096\nweb_root = {:?}\n", web),
+    );
+    let d = start_daemon(&dir.path().join("state"), 0, &config);
+    let port = d.rpc_port;
+
+    // No session id, or a wrong one: 409 with the right one.
+    let (status, head, _) = http(
+        port,
+        "POST",
+        "/transmission/rpc",
+        &[],
+        b"{\"method\":\"session-get\"}",
+    );
+    assert_eq!(status, 409);
+    let id = header(&head, "X-Transmission-Session-Id")
+        .unwrap()
+        .to_string();
+    assert!(id.len() >= 32, "short session id {id}");
+    let (status, head, _) = rpc_raw_head(port, "not-the-id");
+    assert_eq!(status, 409);
+    assert_eq!(
+        header(&head, "X-Transmission-Session-Id"),
+        Some(id.as_str())
+    );
+
+    // A wrong Host (DNS rebinding), even with the right session id.
+    for host in [
+        "evil.example",
+        "evil.example:9091",
+        "127.0.0.1.evil.example",
+    ] {
+        let (status, _, _) = http(
+            port,
+            "POST",
+            "/transmission/rpc",
+            &[("Host", host), ("X-Transmission-Session-Id", &id)],
+            b"{\"method\":\"session-get\"}",
+        );
+        assert_eq!(status, 421, "Host {host}");
+        let (status, _, _) = http(port, "GET", "/", &[("Host", host)], b"");
+        assert_eq!(status, 421, "page with Host {host}");
+    }
+    let (status, _, _) = http(port, "GET", "/", &[("Host", "localhost:1")], b"");
+    assert_eq!(status, 200);
+
+    // Oversized body: 413, whatever it holds.
+    let big = vec![b' '; 10_000];
+    let (status, _) = rpc_raw(&d, &id, &big);
+    assert_eq!(status, 413);
+
+    // Malformed JSON: 400 with a JSON result saying so.
+    for body in [&b"{"[..], b"not json", b"\xff\xfe", b""] {
+        let (status, answer) = rpc_raw(&d, &id, body);
+        assert_eq!(status, 400, "{body:?}");
+        assert!(result_of(&answer).starts_with("malformed JSON"), "{answer}");
+    }
+
+    // Wrong types and unknown names: 200 with an RPC error.
+    let cases: &[(Value, &str)] = &[
+        (json!([1, 2]), "malformed request"),
+        (json!({"method": 5}), "malformed request"),
+        (json!({"arguments": {}}), "malformed request"),
+        (
+            json!({"method": "no-such-method"}),
+            "method name not recognized",
+        ),
+        (
+            json!({"method": "torrent-get", "arguments": []}),
+            "invalid argument 'arguments'",
+        ),
+        (
+            json!({"method": "torrent-get", "arguments": {"fields": "name"}}),
+            "invalid argument 'fields'",
+        ),
+        (
+            json!({"method": "torrent-get", "arguments": {"fields": [1]}}),
+            "invalid argument 'fields'",
+        ),
+        (
+            json!({"method": "torrent-get", "arguments": {"fields": ["nameX"]}}),
+            "unknown field 'nameX'",
+        ),
+        (
+            json!({"method": "torrent-get", "arguments": {"fields": ["name"], "ids": [999]}}),
+            "no torrent with id 999",
+        ),
+        (
+            json!({"method": "torrent-get", "arguments": {"fields": ["name"], "ids": [true]}}),
+            "invalid argument 'ids'",
+        ),
+        (
+            json!({"method": "torrent-get", "arguments": {"fields": ["name"], "ids": -1}}),
+            "invalid argument 'ids'",
+        ),
+        (
+            json!({"method": "torrent-stop", "arguments": {"ids": ["00112233445566778899aabbccddeeff00112233"]}}),
+            "no torrent with id 00112233445566778899aabbccddeeff00112233",
+        ),
+        (
+            json!({"method": "torrent-remove", "arguments": {"ids": [], "delete-local-data": "yes"}}),
+            "invalid argument 'delete-local-data'",
+        ),
+        (
+            json!({"method": "torrent-add", "arguments": {"metainfo": "!!!"}}),
+            "invalid argument 'metainfo'",
+        ),
+        (
+            json!({"method": "torrent-add", "arguments": {"metainfo": "aGVsbG8="}}),
+            "invalid or corrupt torrent file",
+        ),
+        (
+            json!({"method": "torrent-add", "arguments": {"filename": 7}}),
+            "invalid argument 'filename'",
+        ),
+        (
+            json!({"method": "torrent-add", "arguments": {"filename": "/no/such/file.torrent"}}),
+            "invalid argument 'filename'",
+        ),
+        (
+            json!({"method": "torrent-add", "arguments": {"filename": "magnet:?xt=urn:btih:zz"}}),
+            "invalid magnet link",
+        ),
+        (
+            json!({"method": "session-get", "arguments": {"fields": ["no-such-setting"]}}),
+            "unknown field 'no-such-setting'",
+        ),
+        (
+            json!({"method": "session-set", "arguments": {"peer-port": 1}}),
+            "not supported",
+        ),
+    ];
+    for (request, want) in cases {
+        let (status, answer) = rpc_raw(&d, &id, request.to_string().as_bytes());
+        assert_eq!(status, 200, "{request}");
+        assert!(result_of(&answer).contains(want), "{request}: {answer}");
+    }
+    // The tag comes back.
+    let (_, answer) = rpc_raw(&d, &id, br#"{"method":"session-stats","tag":77}"#);
+    assert_eq!(
+        (result_of(&answer), answer["tag"].as_u64()),
+        ("success", Some(77))
+    );
+
+    // Static files: the web root, never outside it.
+    let (status, _, body) = http(port, "GET", "/transmission/web/", &[], b"");
+    assert_eq!((status, body.as_slice()), (200, &b"web root page"[..]));
+    for path in [
+        "/transmission/web/../secret.txt",
+        "/transmission/web/%2e%2e/secret.txt",
+        "/transmission/web/..%2fsecret.txt",
+        "/transmission/web/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/etc/passwd",
+        "/../../etc/passwd",
+    ] {
+        let (status, _, body) = http(port, "GET", path, &[], b"");
+        assert!(status == 404 || status == 400, "{path}: {status}");
+        assert!(!String::from_utf8_lossy(&body).contains("secret"), "{path}");
+    }
+
+    // 1,000 requests in a tight loop, each on its own connection.
+    for i in 0..1000u32 {
+        let request = json!({"method": "session-stats", "tag": i});
+        let (status, answer) = rpc_raw(&d, &id, request.to_string().as_bytes());
+        assert_eq!(status, 200);
+        assert_eq!(answer["tag"].as_u64(), Some(u64::from(i)));
+    }
+    // Still serving.
+    let (status, answer) = rpc_raw(&d, &id, br#"{"method":"session-get"}"#);
+    assert_eq!((status, result_of(&answer)), (200, "success"));
+    d.stop();
+}
+
+fn rpc_raw_head(port: u16, id: &str) -> (u16, String, Vec<u8>) {
+    http(
+        port,
+        "POST",
+        "/transmission/rpc",
+        &[("X-Transmission-Session-Id", id)],
+        b"{\"method\":\"session-get\"}",
+    )
+}
+
+#[test]
+fn basic_authentication_guards_everything_and_is_required_beyond_loopback() {
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let config = config(
+        dir.path(),
+        "[daemon]\nrpc_username = \"ana\"\nrpc_password = \"s3cret\"\n",
+    );
+    let d = start_daemon(&dir.path().join("state"), 0, &config);
+    let port = d.rpc_port;
+    let basic = |user_pass: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(user_pass)
+        )
+    };
+    for auth in [
+        None,
+        Some(basic("ana:wrong")),
+        Some(basic("bob:s3cret")),
+        Some("Basic !!".to_string()),
+        Some("Bearer x".to_string()),
+    ] {
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        for path in ["/", "/transmission/rpc"] {
+            let (status, head, _) = http(port, "POST", path, &headers, b"{}");
+            assert_eq!(status, 401, "{auth:?} {path}");
+            assert!(header(&head, "WWW-Authenticate").is_some_and(|v| v.starts_with("Basic")));
+            assert!(
+                header(&head, "X-Transmission-Session-Id").is_none(),
+                "the session id leaked"
+            );
+        }
+    }
+    let good = basic("ana:s3cret");
+    let (status, head, _) = http(
+        port,
+        "POST",
+        "/transmission/rpc",
+        &[("Authorization", &good)],
+        b"{}",
+    );
+    assert_eq!(status, 409);
+    let id = header(&head, "X-Transmission-Session-Id")
+        .unwrap()
+        .to_string();
+    let (status, _, body) = http(
+        port,
+        "POST",
+        "/transmission/rpc",
+        &[("Authorization", &good), ("X-Transmission-Session-Id", &id)],
+        br#"{"method":"session-get","arguments":{"fields":["rpc-authentication-required"]}}"#,
+    );
+    assert_eq!(status, 200);
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["arguments"]["rpc-authentication-required"], true);
+    let out = Command::new("transmission-remote");
+    if rustico_testkit::tool_exists("transmission-remote") {
+        let mut out = out;
+        out.arg(format!("127.0.0.1:{port}"))
+            .args(["--auth", "ana:s3cret", "-l"]);
+        let o = output_with_timeout(out, Duration::from_secs(30), "transmission-remote");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    d.stop();
+
+    // Anything but loopback without a password: refused at start.
+    let open = config_in(dir.path());
+    let mut text = std::fs::read_to_string(&open).unwrap();
+    text.push_str("[daemon]\nrpc_bind = \"0.0.0.0\"\n");
+    std::fs::write(&open, text).unwrap();
+    let mut cmd = rustico();
+    cmd.arg("daemon")
+        .arg("--state")
+        .arg(dir.path().join("state2"))
+        .args(["--rpc-port", "0", "--port", "0", "--config"])
+        .arg(&open);
+    let out = output_with_timeout(cmd, Duration::from_secs(30), "daemon on 0.0.0.0");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("without authentication"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("rpc listening"));
+}
