@@ -27,6 +27,8 @@ ses = lt.session({
     "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
     "enable_outgoing_utp": False, "enable_incoming_utp": False,
     "allow_multiple_connections_per_ip": True, "upload_rate_limit": limit,
+    # Dialling a daemon that does not have the torrent yet fails; retry soon.
+    "min_reconnect_time": 1, "max_failcount": 1000,
     "alert_mask": lt.alert.category_t.error_notification,
 })
 handles = []
@@ -822,4 +824,103 @@ fn basic_authentication_guards_everything_and_is_required_beyond_loopback() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("without authentication"), "{err}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("rpc listening"));
+}
+
+/// Debian's chromium, driven over WebDriver by `daemon_browser.py`: the
+/// page adds a torrent, shows it complete with a peer row and a full piece
+/// map, pauses and resumes it, logs no console error; Transmission's own
+/// web client, served from the web root, lists the same torrent at 100%.
+#[test]
+fn a_real_browser_uses_the_page_and_transmissions_web_client() {
+    const WEB: &str = "/usr/share/transmission/web";
+    if !rustico_testkit::require_libtorrent()
+        || !rustico_testkit::require("chromium")
+        || !rustico_testkit::require("chromedriver")
+    {
+        return;
+    }
+    if !Path::new(WEB).join("index.html").exists() {
+        assert!(
+            !rustico_testkit::in_ci(),
+            "{WEB} missing: install transmission-common"
+        );
+        eprintln!("skipping: {WEB} missing");
+        return;
+    }
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let files = content(
+        31,
+        &[("movie.bin", 5_000_000), ("extras/notes.txt", 20_000)],
+    );
+    write_files(&seed_dir.join("holiday"), &files);
+    let torrent = dir.path().join("holiday.torrent");
+    make_torrent(
+        &seed_dir.join("holiday"),
+        32768,
+        &torrent,
+        "http://127.0.0.1:1/announce",
+    );
+    let config = config(dir.path(), &format!("[daemon]\nweb_root = {WEB:?}\n"));
+    let peer_port = rustico_testkit::free_port();
+    // 1 MB/s: the page has a few seconds to show the peer while it sends.
+    let (_seeder, _) = start_seeder(1_000_000, peer_port, &[(&torrent, &seed_dir)]);
+    let daemon = start_daemon(&dir.path().join("state"), peer_port, &config);
+    let shot = dir.path().join("daemon-page.png");
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/daemon_browser.py"
+    ))
+    .arg(format!("http://127.0.0.1:{}", daemon.rpc_port))
+    .arg(&torrent)
+    .arg("holiday")
+    .arg(&shot)
+    .arg(rustico_testkit::free_port().to_string());
+    let out = output_with_timeout(cmd, Duration::from_secs(240), "the browser script");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |key: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key).map(str::trim))
+            .unwrap_or_else(|| panic!("no {key} line in:\n{stdout}"))
+            .to_string()
+    };
+    assert_eq!(line("ADDED"), "Added holiday");
+    let peer = line("PEER");
+    assert!(peer.starts_with("127.0.0.1:"), "{peer}");
+    assert!(peer.contains("| libtorrent"), "{peer}");
+    // The screenshot of the page during the download (the README's, when
+    // DAEMON_SCREENSHOT names where to keep it).
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    if let Some(keep) = std::env::var_os("DAEMON_SCREENSHOT") {
+        std::fs::write(keep, &png).unwrap();
+    }
+    assert_eq!(line("PROGRESS"), "100.0%");
+    let piece_line = line("PIECES");
+    let expected = (5_020_000u64).div_ceil(32768);
+    assert!(
+        piece_line.starts_with(&format!("{expected} of {expected} pixels")),
+        "{piece_line}"
+    );
+    assert_eq!(line("PAUSED"), "Stopped");
+    assert_eq!(line("RESUMED"), "Seeding");
+    assert!(
+        line("CONSOLE_ERRORS").starts_with("0 "),
+        "{}",
+        line("CONSOLE_ERRORS")
+    );
+    let web = line("TRANSMISSION_WEB");
+    assert!(
+        web.starts_with("holiday |") && web.contains("100%"),
+        "{web}"
+    );
+    assert_files(&dir.path().join("state/downloads/holiday"), &files);
+    daemon.stop();
 }

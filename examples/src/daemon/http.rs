@@ -257,6 +257,16 @@ fn authorized(request: &Request, user: &str, password: &str) -> bool {
 }
 
 fn serve(shared: &Shared, request: Request) {
+    let started = std::time::Instant::now();
+    let what = format!("{} {}", request.method(), request.url());
+    serve_checked(shared, request);
+    let took = started.elapsed();
+    if took > std::time::Duration::from_secs(1) {
+        log::info!(target: "rustico", "http: {what} took {:.1} s", took.as_secs_f64());
+    }
+}
+
+fn serve_checked(shared: &Shared, request: Request) {
     let host_ok = header_value(&request, "Host")
         .is_some_and(|h| host_allowed(h, &shared.config.host_whitelist));
     if !host_ok {
@@ -289,13 +299,18 @@ fn serve(shared: &Shared, request: Request) {
     const PAGE_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'";
     let csp = [("Content-Security-Policy", PAGE_CSP)];
     match path {
-        "/" | "/index.html" => respond(
-            request,
-            200,
-            "text/html; charset=utf-8",
-            INDEX_HTML.into(),
-            &csp,
-        ),
+        "/" | "/index.html" => {
+            // A page of ours may know the CSRF token: other sites cannot
+            // read it (no CORS), and the Host check keeps rebinding out.
+            let page = INDEX_HTML.replace("{{SESSION_ID}}", &shared.ctx.session_id);
+            respond(
+                request,
+                200,
+                "text/html; charset=utf-8",
+                page.into_bytes(),
+                &csp,
+            )
+        }
         "/app.js" => respond(
             request,
             200,
