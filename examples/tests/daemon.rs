@@ -609,6 +609,35 @@ fn hostile_requests_get_the_right_status_or_rpc_error_and_the_daemon_keeps_servi
     let big = vec![b' '; 10_000];
     let (status, _) = rpc_raw(&d, &id, &big);
     assert_eq!(status, 413);
+    // A huge declared length with a tiny body (the process must not try
+    // to make room for it), and a chunked body.
+    for extra in [
+        "Content-Length: 100000000000000\r\n",
+        "Content-Length: 18446744073709551616\r\n",
+        "Transfer-Encoding: chunked\r\n",
+    ] {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let head = format!(
+            "POST /transmission/rpc HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Transmission-Session-Id: {id}\r\n{extra}\r\n{{}}"
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        let want = if extra.starts_with("Transfer") {
+            " 501 "
+        } else {
+            " 4"
+        };
+        assert!(
+            answer.starts_with("HTTP/1.1") && answer.contains(want),
+            "{extra}: {answer}"
+        );
+    }
+    // A head too large.
+    let huge_header = "x".repeat(20_000);
+    let (status, _, _) = http(port, "GET", "/", &[("X-Big", &huge_header)], b"");
+    assert_eq!(status, 431);
 
     // Malformed JSON: 400 with a JSON result saying so.
     for body in [&b"{"[..], b"not json", b"\xff\xfe", b""] {

@@ -9,26 +9,20 @@
 //! site cannot read that header, so it cannot forge a request: CSRF), and
 //! its body is limited in size.
 
-use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use base64::Engine as _;
-use tiny_http::{Header, Request, Response};
 
 use super::rpc;
+use super::server::{self, Request, Response};
 use super::state::Daemon;
 
 /// Our page, embedded (no build step).
 const INDEX_HTML: &str = include_str!("web/index.html");
 const APP_JS: &str = include_str!("web/app.js");
 const STYLE_CSS: &str = include_str!("web/style.css");
-
-/// Worker threads calling `recv`.
-const WORKERS: usize = 4;
 
 /// The RPC path; Transmission's clients add a trailing slash.
 const RPC_PATH: &str = "/transmission/rpc";
@@ -64,9 +58,6 @@ pub enum HttpError {
         /// Why.
         why: String,
     },
-    /// A worker thread could not start.
-    #[error("cannot start an HTTP thread: {0}")]
-    Thread(#[from] std::io::Error),
     /// The web root cannot be served.
     #[error("web root {path}: {source}")]
     WebRoot {
@@ -79,10 +70,7 @@ pub enum HttpError {
 
 /// A running server.
 pub struct Server {
-    server: Arc<tiny_http::Server>,
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<()>>,
+    inner: server::Server,
 }
 
 struct Shared {
@@ -93,25 +81,13 @@ struct Shared {
 }
 
 impl Server {
-    /// Binds and starts the workers. `ctx.rpc_port` is filled in with the
+    /// Binds and starts serving. `ctx.rpc_port` is filled in with the
     /// port actually bound.
     pub fn start(
         config: HttpConfig,
         daemon: Arc<Mutex<Daemon>>,
         mut ctx: rpc::Context,
     ) -> Result<Server, HttpError> {
-        let server = tiny_http::Server::http(config.bind).map_err(|e| HttpError::Bind {
-            addr: config.bind,
-            why: e.to_string(),
-        })?;
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| HttpError::Bind {
-                addr: config.bind,
-                why: "not an IP listener".into(),
-            })?;
-        ctx.rpc_port = addr.port();
         let web_root = match &config.web_root {
             Some(root) => Some(root.canonicalize().map_err(|source| HttpError::WebRoot {
                 path: root.display().to_string(),
@@ -119,102 +95,72 @@ impl Server {
             })?),
             None => None,
         };
-        let server = Arc::new(server);
-        let stop = Arc::new(AtomicBool::new(false));
-        let shared = Arc::new(Shared {
-            daemon,
-            ctx,
-            config,
-            web_root,
+        // The port is known only once bound (the session-get answer names
+        // it): the handler finds the shared state in a slot set right after.
+        let bind = config.bind;
+        let max_body = config.max_body;
+        let shared = Arc::new(Mutex::new(None::<Arc<Shared>>));
+        let slot = shared.clone();
+        let handler: server::Handler = Arc::new(move |request| {
+            let current = slot.lock().ok().and_then(|s| s.clone());
+            match current {
+                Some(shared) => serve(&shared, request),
+                None => server::simple(503, "Starting"),
+            }
         });
-        let mut workers = Vec::new();
-        for _ in 0..WORKERS {
-            let server = server.clone();
-            let stop = stop.clone();
-            let shared = shared.clone();
-            workers.push(crate::engine::spawn("http", move || {
-                while !stop.load(Ordering::SeqCst) {
-                    match server.recv() {
-                        Ok(request) => serve(&shared, request),
-                        Err(e) => {
-                            log::debug!(target: "rustico", "http: {e}");
-                            if stop.load(Ordering::SeqCst) {
-                                return;
-                            }
-                        }
-                    }
-                }
-            })?);
+        let inner =
+            server::Server::start(bind, max_body, handler).map_err(|e| HttpError::Bind {
+                addr: bind,
+                why: e.to_string(),
+            })?;
+        ctx.rpc_port = inner.addr().port();
+        if let Ok(mut s) = shared.lock() {
+            *s = Some(Arc::new(Shared {
+                daemon,
+                ctx,
+                config,
+                web_root,
+            }));
         }
-        Ok(Server {
-            server,
-            addr,
-            stop,
-            workers,
-        })
+        Ok(Server { inner })
     }
 
     /// The address bound.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.inner.addr()
     }
 
-    /// Stops the workers (requests in progress finish first).
+    /// Stops serving (requests in progress finish first).
     pub fn stop(self) {
-        self.stop.store(true, Ordering::SeqCst);
-        for _ in &self.workers {
-            self.server.unblock();
-        }
-        for w in self.workers {
-            let _ = w.join();
-        }
+        self.inner.stop();
     }
 }
 
-fn header(name: &str, value: &str) -> Option<Header> {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
-}
-
-fn respond(
-    request: Request,
-    status: u16,
-    content_type: &str,
-    body: Vec<u8>,
-    extra: &[(&str, &str)],
-) {
-    let mut response = Response::from_data(body).with_status_code(status);
+fn respond(status: u16, content_type: &str, body: Vec<u8>, extra: &[(&str, &str)]) -> Response {
     let common = [
         ("Content-Type", content_type),
         ("X-Content-Type-Options", "nosniff"),
         ("X-Frame-Options", "DENY"),
         ("Cache-Control", "no-store"),
     ];
-    for (name, value) in common.iter().chain(extra) {
-        if let Some(h) = header(name, value) {
-            response.add_header(h);
-        }
-    }
-    if let Err(e) = request.respond(response) {
-        log::debug!(target: "rustico", "http: cannot answer: {e}");
+    Response {
+        status,
+        headers: common
+            .iter()
+            .chain(extra)
+            .map(|(n, v)| ((*n).to_string(), (*v).to_string()))
+            .collect(),
+        body,
     }
 }
 
-fn text(request: Request, status: u16, message: &str, extra: &[(&str, &str)]) {
+fn text(status: u16, message: &str, extra: &[(&str, &str)]) -> Response {
     respond(
-        request,
         status,
         "text/plain; charset=utf-8",
         format!("{message}\n").into_bytes(),
         extra,
-    );
-}
-
-fn header_value<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
-    request
-        .headers()
-        .iter()
-        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str())
+    )
 }
 
 /// Whether a `Host` header names us: an IP literal, `localhost`, or a
@@ -244,7 +190,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn authorized(request: &Request, user: &str, password: &str) -> bool {
-    let Some(value) = header_value(request, "Authorization") else {
+    let Some(value) = request.header("Authorization") else {
         return false;
     };
     let Some(encoded) = value.strip_prefix("Basic ") else {
@@ -256,153 +202,102 @@ fn authorized(request: &Request, user: &str, password: &str) -> bool {
     same(&decoded, format!("{user}:{password}").as_bytes())
 }
 
-fn serve(shared: &Shared, request: Request) {
+fn serve(shared: &Shared, request: Request) -> Response {
     let started = std::time::Instant::now();
-    let what = format!("{} {}", request.method(), request.url());
-    serve_checked(shared, request);
+    let what = format!("{} {}", request.method, request.url);
+    let response = serve_checked(shared, request);
     let took = started.elapsed();
     if took > std::time::Duration::from_secs(1) {
         log::info!(target: "rustico", "http: {what} took {:.1} s", took.as_secs_f64());
     }
+    response
 }
 
-fn serve_checked(shared: &Shared, request: Request) {
-    let host_ok = header_value(&request, "Host")
+fn serve_checked(shared: &Shared, request: Request) -> Response {
+    let host_ok = request
+        .header("Host")
         .is_some_and(|h| host_allowed(h, &shared.config.host_whitelist));
     if !host_ok {
         // Transmission answers a bad Host with 421 too.
-        return text(request, 421, "Misdirected request: this Host is not allowed (DNS rebinding protection); add it to [daemon] rpc_host_whitelist", &[]);
+        return text(
+            421,
+            "Misdirected request: this Host is not allowed (DNS rebinding protection); add it to [daemon] rpc_host_whitelist",
+            &[],
+        );
     }
     if let Some((user, password)) = &shared.config.auth {
         if !authorized(&request, user, password) {
             return text(
-                request,
                 401,
                 "Unauthorized",
                 &[("WWW-Authenticate", "Basic realm=\"rustico\"")],
             );
         }
     }
-    let url = request.url().to_string();
-    let path = url.split(['?', '#']).next().unwrap_or_default();
+    let path = request
+        .url
+        .split(['?', '#'])
+        .next()
+        .unwrap_or_default()
+        .to_string();
     if path == RPC_PATH || path == "/transmission/rpc/" {
-        return serve_rpc(shared, request);
+        return serve_rpc(shared, &request);
     }
-    if request.method() != &tiny_http::Method::Get && request.method() != &tiny_http::Method::Head {
-        return text(
-            request,
-            405,
-            "Method not allowed",
-            &[("Allow", "GET, HEAD")],
-        );
+    if request.method != "GET" && request.method != "HEAD" {
+        return text(405, "Method not allowed", &[("Allow", "GET, HEAD")]);
     }
     const PAGE_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'";
     let csp = [("Content-Security-Policy", PAGE_CSP)];
-    match path {
+    match path.as_str() {
         "/" | "/index.html" => {
             // A page of ours may know the CSRF token: other sites cannot
             // read it (no CORS), and the Host check keeps rebinding out.
             let page = INDEX_HTML.replace("{{SESSION_ID}}", &shared.ctx.session_id);
-            respond(
-                request,
-                200,
-                "text/html; charset=utf-8",
-                page.into_bytes(),
-                &csp,
-            )
+            respond(200, "text/html; charset=utf-8", page.into_bytes(), &csp)
         }
-        "/app.js" => respond(
-            request,
-            200,
-            "text/javascript; charset=utf-8",
-            APP_JS.into(),
-            &csp,
-        ),
-        "/style.css" => respond(
-            request,
-            200,
-            "text/css; charset=utf-8",
-            STYLE_CSS.into(),
-            &csp,
-        ),
+        "/app.js" => respond(200, "text/javascript; charset=utf-8", APP_JS.into(), &csp),
+        "/style.css" => respond(200, "text/css; charset=utf-8", STYLE_CSS.into(), &csp),
         "/transmission" | "/transmission/" | WEB_PATH => {
-            text(request, 301, "Moved", &[("Location", "/transmission/web/")])
+            text(301, "Moved", &[("Location", "/transmission/web/")])
         }
-        _ => match path.strip_prefix("/transmission/web/") {
-            Some(rest) => serve_web_root(shared, request, rest),
-            None => text(request, 404, "Not found", &[]),
+        other => match other.strip_prefix("/transmission/web/") {
+            Some(rest) => serve_web_root(shared, rest),
+            None => text(404, "Not found", &[]),
         },
     }
 }
 
-fn serve_rpc(shared: &Shared, mut request: Request) {
+fn serve_rpc(shared: &Shared, request: &Request) -> Response {
     let session = &shared.ctx.session_id;
-    let given = header_value(&request, SESSION_HEADER).unwrap_or_default();
+    let given = request.header(SESSION_HEADER).unwrap_or_default();
     if !same(given.as_bytes(), session.as_bytes()) {
         let body = format!(
             "<h1>409: Conflict</h1><p>Your request had an invalid session id. Send the header {SESSION_HEADER}: {session}</p>"
         );
         return respond(
-            request,
             409,
             "text/html; charset=utf-8",
             body.into_bytes(),
             &[(SESSION_HEADER, session.as_str())],
         );
     }
-    if request.method() != &tiny_http::Method::Post {
-        return text(request, 405, "The RPC takes POST", &[("Allow", "POST")]);
+    if request.method != "POST" {
+        return text(405, "The RPC takes POST", &[("Allow", "POST")]);
     }
-    let max = shared.config.max_body;
-    if request.body_length().is_some_and(|n| n > max) {
-        return text(
-            request,
-            413,
-            &format!("Request body larger than {max} bytes"),
-            &[("Connection", "close")],
-        );
-    }
-    let mut body = Vec::new();
-    let read = request
-        .as_reader()
-        .take(max as u64 + 1)
-        .read_to_end(&mut body);
-    if let Err(e) = read {
-        return text(request, 400, &format!("Cannot read the body: {e}"), &[]);
-    }
-    if body.len() > max {
-        return text(
-            request,
-            413,
-            &format!("Request body larger than {max} bytes"),
-            &[("Connection", "close")],
-        );
-    }
+    // The server refused larger bodies before reading them.
     let json_type = "application/json; charset=utf-8";
-    let value: serde_json::Value = match serde_json::from_slice(&body) {
+    let value: serde_json::Value = match serde_json::from_slice(&request.body) {
         Ok(v) => v,
         Err(e) => {
             let answer = serde_json::json!({
                 "result": format!("malformed JSON: {e}"),
                 "arguments": {},
             });
-            return respond(
-                request,
-                400,
-                json_type,
-                answer.to_string().into_bytes(),
-                &[],
-            );
+            return respond(400, json_type, answer.to_string().into_bytes(), &[]);
         }
     };
     let answer = rpc::handle(&shared.daemon, &shared.ctx, &value);
-    respond(
-        request,
-        200,
-        json_type,
-        answer.to_string().into_bytes(),
-        &[],
-    )
+    respond(200, json_type, answer.to_string().into_bytes(), &[])
 }
 
 /// Percent-decodes a URL path; `None` for bad escapes or non-UTF-8.
@@ -467,21 +362,16 @@ fn content_type(path: &Path) -> &'static str {
     }
 }
 
-fn serve_web_root(shared: &Shared, request: Request, rest: &str) {
+fn serve_web_root(shared: &Shared, rest: &str) -> Response {
     let Some(root) = &shared.web_root else {
-        return text(
-            request,
-            404,
-            "No web root is configured ([daemon] web_root)",
-            &[],
-        );
+        return text(404, "No web root is configured ([daemon] web_root)", &[]);
     };
     let Some(file) = resolve_under(root, rest) else {
-        return text(request, 404, "Not found", &[]);
+        return text(404, "Not found", &[]);
     };
     match std::fs::read(&file) {
-        Ok(bytes) => respond(request, 200, content_type(&file), bytes, &[]),
-        Err(_) => text(request, 404, "Not found", &[]),
+        Ok(bytes) => respond(200, content_type(&file), bytes, &[]),
+        Err(_) => text(404, "Not found", &[]),
     }
 }
 

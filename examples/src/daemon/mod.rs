@@ -9,6 +9,7 @@
 
 pub mod http;
 pub mod rpc;
+pub mod server;
 pub mod state;
 
 use std::io::Write;
