@@ -91,11 +91,6 @@ try:
         }
         return null;"""))
     print("PEER", peer[0], "|", peer[1], "|", peer[2], flush=True)
-    if SHOT:
-        png = call("GET", S + "/screenshot")
-        open(SHOT, "wb").write(base64.b64decode(png))
-        print("SCREENSHOT", SHOT, flush=True)
-
     def row(field):
         return js("""
             for (const r of document.querySelectorAll('#torrents tbody tr')) {
@@ -103,6 +98,16 @@ try:
                 return r.querySelector(arguments[1]).textContent;
             }
             return null;""", NAME, field)
+
+    if SHOT:
+        # Mid-download, with a rate shown: the README's picture.
+        def midway():
+            label = row(".bar-label") or "0"
+            return 30.0 <= float(label.rstrip("%")) and (label == "100.0%" or row("td:nth-child(4)") != "\u2013")
+        wait("a download in progress", midway)
+        png = call("GET", S + "/screenshot")
+        open(SHOT, "wb").write(base64.b64decode(png))
+        print("SCREENSHOT", SHOT, flush=True)
     print("PROGRESS", wait("100%", lambda: row(".bar-label") == "100.0%" and row(".bar-label")), flush=True)
 
     click("#tabs button[data-tab=pieces]")
