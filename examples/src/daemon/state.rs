@@ -200,8 +200,9 @@ pub struct SessionTotals {
 
 /// The daemon: its engine, torrents and state folder.
 pub struct Daemon {
-    /// The peer engine every torrent runs in.
-    pub engine: Engine,
+    /// The peer engine every torrent runs in (shared with metadata
+    /// fetches, which look up the DHT without holding the daemon's lock).
+    pub engine: Arc<Engine>,
     /// The state folder.
     pub state_dir: PathBuf,
     /// Default content folder of new torrents.
@@ -272,7 +273,7 @@ impl Daemon {
         };
         totals.session_count += 1;
         let daemon = Daemon {
-            engine,
+            engine: Arc::new(engine),
             state_dir,
             download_dir,
             torrents: Vec::new(),
@@ -695,12 +696,32 @@ impl Daemon {
         for t in threads {
             let _ = t.join();
         }
-        match Arc::try_unwrap(this) {
+        let engine = match Arc::try_unwrap(this) {
             Ok(mutex) => match mutex.into_inner() {
-                Ok(d) => d.engine.shutdown(),
-                Err(poisoned) => poisoned.into_inner().engine.shutdown(),
+                Ok(d) => d.engine,
+                Err(poisoned) => poisoned.into_inner().engine,
             },
-            Err(_) => log::debug!(target: "rustico", "daemon: engine still shared at shutdown"),
+            Err(_) => {
+                log::debug!(target: "rustico", "daemon: state still shared at shutdown");
+                return;
+            }
+        };
+        // A metadata fetch that was cancelled may still hold the engine
+        // for a moment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut engine = engine;
+        loop {
+            match Arc::try_unwrap(engine) {
+                Ok(e) => return e.shutdown(),
+                Err(shared) if Instant::now() < deadline => {
+                    engine = shared;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(_) => {
+                    log::debug!(target: "rustico", "daemon: engine still shared at shutdown");
+                    return;
+                }
+            }
         }
     }
 
@@ -778,21 +799,23 @@ fn start_fetch(this: &Arc<Mutex<Daemon>>, id: u32, link: &str) {
         return;
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let (port, mut dht_peers) = {
+    let engine = {
         let mut d = lock(this);
-        let port = d.engine.port();
-        let found = d
-            .engine
-            .dht()
-            .map(|dht| dht.get_peers(magnet.info_hash.0))
-            .unwrap_or_default();
+        let engine = d.engine.clone();
         let Some(e) = d.get_mut(id) else { return };
         e.fetching = Some(stop.clone());
         e.error = None;
-        (port, found)
+        engine
     };
     let shared = Arc::clone(this);
     let spawned = crate::engine::spawn("metadata", move || {
+        let port = engine.port();
+        // A magnet link has no private flag: its peers may come from the DHT.
+        let mut dht_peers = engine
+            .dht()
+            .map(|dht| dht.get_peers(magnet.info_hash.0))
+            .unwrap_or_default();
+        drop(engine);
         let mut sources = crate::magnet::PeerSources::from_magnet(&magnet, &[], port);
         sources.peers.append(&mut dht_peers);
         let result = crate::magnet::resolve(&magnet, &sources, None, &stop);
