@@ -325,6 +325,14 @@ fn a_daemon_stopped_halfway_resumes_from_its_state_folder_without_downloading_ag
         daemon.rpc(json!({"method": "torrent-add", "arguments": {"metainfo": b64(&torrent)}}));
     assert_eq!(added["result"], "success", "{added}");
     let id = added["arguments"]["torrent-added"]["id"].as_u64().unwrap();
+    // A second torrent (same file, other pieces), added paused: it must
+    // come back paused.
+    let other = dir.path().join("other.torrent");
+    make_torrent(&seed_dir.join("half.bin"), 32768, &other, "");
+    let paused = daemon.rpc(json!({"method": "torrent-add", "arguments": {
+        "metainfo": b64(&other), "paused": true, "download-dir": dir.path().join("other").to_str().unwrap()}}));
+    let paused_id = paused["arguments"]["torrent-added"]["id"].as_u64().unwrap();
+    assert_ne!(paused_id, id);
     let before = daemon.wait_for(id, "a third downloaded", Duration::from_secs(60), |t| {
         t["haveValid"].as_u64().unwrap() >= total / 3
     });
@@ -370,6 +378,28 @@ fn a_daemon_stopped_halfway_resumes_from_its_state_folder_without_downloading_ag
     assert_eq!(cumulative, 2);
     let got = std::fs::read(state.join("downloads/half.bin")).unwrap();
     assert!(got == data, "the downloaded file differs");
+    let back = daemon.torrent(paused_id, &["status", "downloadDir", "haveValid"]);
+    assert_eq!(
+        back["status"], 0,
+        "the paused torrent came back running: {back}"
+    );
+    assert!(
+        back["downloadDir"].as_str().unwrap().ends_with("other"),
+        "{back}"
+    );
+    daemon.wait_for(id, "seeding", Duration::from_secs(30), |t| t["status"] == 6);
+    daemon.stop();
+
+    // A third run: the complete torrent seeds at once, nothing downloaded.
+    let daemon = start_daemon(&state, peer_port, &config);
+    let t = daemon.wait_for(id, "seeding again", Duration::from_secs(30), |t| {
+        t["status"] == 6
+    });
+    assert_eq!(t["haveValid"].as_u64().unwrap(), total);
+    let stats = daemon.rpc(json!({"method": "session-stats"}));
+    assert_eq!(stats["arguments"]["current-stats"]["downloadedBytes"], 0);
+    assert_eq!(stats["arguments"]["cumulative-stats"]["sessionCount"], 3);
+    assert_eq!(stats["arguments"]["torrentCount"], 2);
     daemon.stop();
 }
 
