@@ -480,6 +480,9 @@ pub const TORRENT_FIELDS: &[&str] = &[
     "rusticoDownloadingPieces",
 ];
 
+/// How long `torrent-get` waits for the managers' peers and pieces.
+const DETAIL_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Fields that need the manager's peers and pieces.
 const DETAIL_FIELDS: &[&str] = &[
     "peers",
@@ -515,18 +518,33 @@ fn torrent_get(
     let recently_active =
         matches!(args.get("ids"), Some(Value::String(s)) if s == "recently-active");
     let want_detail = fields.iter().any(|f| DETAIL_FIELDS.contains(f));
-    let mut d = lock(daemon);
-    let ids = ids_of(&d, args)?;
-    d.note_completions();
+    // Ask the managers first, then wait for them without the lock held.
+    let pending: Vec<(u32, crossbeam_channel::Receiver<TorrentDetail>)> = {
+        let mut d = lock(daemon);
+        d.note_completions();
+        let ids = ids_of(&d, args)?;
+        d.torrents
+            .iter()
+            .filter(|e| want_detail && ids.contains(&e.saved.id))
+            .filter_map(|e| e.ask_detail().map(|rx| (e.saved.id, rx)))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + DETAIL_WAIT;
+    let details: std::collections::HashMap<u32, TorrentDetail> = pending
+        .into_iter()
+        .filter_map(|(id, rx)| rx.recv_deadline(deadline).ok().map(|d| (id, d)))
+        .collect();
+    let d = lock(daemon);
+    // Torrents removed meanwhile are left out.
+    let ids = ids_of(&d, args).unwrap_or_default();
     let mut rows = Vec::new();
     for (position, e) in d.torrents.iter().enumerate() {
         if !ids.contains(&e.saved.id) {
             continue;
         }
-        let detail = if want_detail { e.detail() } else { None };
         let view = View {
             e,
-            detail: detail.as_ref(),
+            detail: details.get(&e.saved.id),
             position,
             ctx,
             torrent_file: d

@@ -160,14 +160,14 @@ impl Entry {
                 .map_or(0, |h| h.status().uploaded.load(Ordering::Relaxed))
     }
 
-    /// Peers and pieces of the running torrent (None while stopped or
-    /// checking).
-    pub fn detail(&self) -> Option<TorrentDetail> {
+    /// Asks the running torrent for its peers and pieces (None while
+    /// stopped or checking); the answer comes on the channel.
+    pub fn ask_detail(&self) -> Option<crossbeam_channel::Receiver<TorrentDetail>> {
         let handle = self.handle.as_ref()?;
         if handle.status().checking.load(Ordering::Relaxed) {
             return None;
         }
-        handle.detail(Duration::from_millis(500))
+        handle.ask_detail()
     }
 
     /// Takes the running torrent out (to stop it without holding the

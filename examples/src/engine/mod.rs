@@ -158,7 +158,7 @@ pub struct PeerDetail {
 }
 
 /// What a user interface shows of one running torrent beyond [`Status`]:
-/// asked for with [`TorrentHandle::detail`].
+/// asked for with [`TorrentHandle::ask_detail`].
 #[derive(Debug, Clone)]
 pub struct TorrentDetail {
     /// Connected (and connecting) peers.
@@ -431,12 +431,12 @@ impl TorrentHandle {
         &self.status
     }
 
-    /// Asks the manager for its peers and pieces; `None` when it does not
-    /// answer within `timeout` (busy checking pieces, or stopped).
-    pub fn detail(&self, timeout: Duration) -> Option<TorrentDetail> {
+    /// Asks the manager for its peers and pieces without waiting: the
+    /// answer comes on the returned channel (`None`: the torrent stopped).
+    pub fn ask_detail(&self) -> Option<Receiver<TorrentDetail>> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.control.send(Control::Detail(tx)).ok()?;
-        rx.recv_timeout(timeout).ok()
+        Some(rx)
     }
 
     /// Asks the torrent to stop (peers closed, resume data saved, trackers
