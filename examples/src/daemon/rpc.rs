@@ -15,7 +15,64 @@ use crate::engine::TorrentDetail;
 
 #[cfg(test)]
 mod tests {
-    use super::client_name;
+    use super::*;
+    use crate::daemon::state::Saved;
+
+    #[test]
+    fn every_listed_torrent_field_is_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.bin");
+        std::fs::write(&file, vec![7u8; 100_000]).unwrap();
+        let built = rustico_metainfo::TorrentBuilder::new(&file)
+            .build(|_| {}, &std::sync::atomic::AtomicBool::new(false))
+            .unwrap();
+        let (hash, meta, facts) = state::parse_metainfo(built.as_bytes()).unwrap();
+        let entry = Entry {
+            hash,
+            saved: Saved {
+                id: 1,
+                name: meta.name.clone(),
+                download_dir: dir.path().to_path_buf(),
+                paused: true,
+                added_date: 1,
+                done_date: 0,
+                magnet: None,
+                downloaded_ever: 0,
+                uploaded_ever: 0,
+            },
+            meta: Some(meta),
+            facts,
+            handle: None,
+            last_status: None,
+            fetching: None,
+            error: None,
+            started: None,
+            session_down: 0,
+            session_up: 0,
+        };
+        let ctx = Context {
+            session_id: "s".into(),
+            peer_port: 1,
+            peer_limit: 50,
+            dht: false,
+            config_dir: "c".into(),
+            rpc_port: 2,
+            auth: false,
+        };
+        let view = View {
+            e: &entry,
+            detail: None,
+            position: 0,
+            ctx: &ctx,
+            torrent_file: dir.path().join("t"),
+        };
+        for field in TORRENT_FIELDS {
+            assert_ne!(view.field(field), Value::Null, "{field}");
+        }
+        assert_eq!(view.field("status"), json!(0));
+        assert_eq!(view.field("name"), json!("a.bin"));
+        assert_eq!(view.field("files")[0]["length"], json!(100_000));
+    }
 
     #[test]
     fn client_names_come_from_peer_id_prefixes() {
