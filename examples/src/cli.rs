@@ -53,6 +53,30 @@ pub enum Command {
     /// Run a whole swarm on this machine: random data, one seeder and N
     /// leechers on 127.0.0.1; shows progress and checks every byte.
     Demo(DemoArgs),
+    /// Run until stopped, serving Transmission's RPC and a web page;
+    /// torrents, resume data and settings live in a state folder, so a
+    /// restart brings everything back.
+    Daemon(DaemonArgs),
+}
+
+/// `rustico daemon`
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// The state folder (torrents, resume data, settings). Default: the
+    /// config's `[daemon] state_dir`, else STATE_DIR/daemon.
+    #[arg(long = "state", value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Port of the RPC and the web page (0 = any free port; the port is
+    /// printed as "rpc listening on 127.0.0.1:N"). Default: the config's,
+    /// else 9091.
+    #[arg(long, value_name = "N")]
+    pub rpc_port: Option<u16>,
+    /// TCP port to accept peers on (0 = any free port).
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+    /// Read settings from this TOML file instead of the default location.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// `rustico create`
@@ -241,6 +265,24 @@ mod tests {
         assert!(matches!(cli.command, Command::Seed(_)));
         let cli = Cli::try_parse_from(["rustico", "info", "x.torrent", "--json"]).unwrap();
         assert!(matches!(cli.command, Command::Info { json: true, .. }));
+        let cli = Cli::try_parse_from([
+            "rustico",
+            "daemon",
+            "--state",
+            "s",
+            "--rpc-port",
+            "0",
+            "--port",
+            "7",
+            "--config",
+            "c",
+        ])
+        .unwrap();
+        let Command::Daemon(d) = cli.command else {
+            panic!("not daemon")
+        };
+        assert_eq!((d.rpc_port, d.port), (Some(0), Some(7)));
+        assert_eq!(d.state, Some(PathBuf::from("s")));
         let cli = Cli::try_parse_from(["rustico", "demo"]).unwrap();
         let Command::Demo(d) = cli.command else {
             panic!("not demo")

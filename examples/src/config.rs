@@ -50,6 +50,8 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// Protocol encryption (MSE/PE) with peers, both ways.
     pub encryption: Encryption,
+    /// `rustico daemon`'s settings (the `[daemon]` table).
+    pub daemon: DaemonConfig,
 }
 
 /// The protocol encryption setting (`encryption` in the config,
@@ -78,6 +80,50 @@ impl From<Encryption> for rustico_peer_wire::mse::Policy {
     }
 }
 
+/// The `[daemon]` table: the RPC server and the daemon's state folder.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Where torrents, resume data and settings live (default:
+    /// `STATE_DIR/daemon`).
+    pub state_dir: Option<PathBuf>,
+    /// The RPC and web page port.
+    pub rpc_port: u16,
+    /// The address the RPC listens on; anything but loopback needs
+    /// `rpc_username` and `rpc_password`.
+    pub rpc_bind: std::net::IpAddr,
+    /// HTTP Basic user name (with `rpc_password`: authentication on).
+    pub rpc_username: Option<String>,
+    /// HTTP Basic password.
+    pub rpc_password: Option<String>,
+    /// Host names accepted in the `Host` header besides `localhost` and IP
+    /// addresses (DNS rebinding protection).
+    pub rpc_host_whitelist: Vec<String>,
+    /// Largest request body accepted, in bytes.
+    pub rpc_max_body: usize,
+    /// Serve the web page from this folder instead of the embedded one
+    /// (for example Transmission's `/usr/share/transmission/web`).
+    pub web_root: Option<PathBuf>,
+    /// Where downloaded content goes (default: `STATE_DIR/downloads`).
+    pub download_dir: Option<PathBuf>,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> DaemonConfig {
+        DaemonConfig {
+            state_dir: None,
+            rpc_port: 9091,
+            rpc_bind: std::net::IpAddr::from([127, 0, 0, 1]),
+            rpc_username: None,
+            rpc_password: None,
+            rpc_host_whitelist: Vec::new(),
+            rpc_max_body: 16 << 20,
+            web_root: None,
+            download_dir: None,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Config {
         Config {
@@ -91,6 +137,7 @@ impl Default for Config {
             dht_port: None,
             state_dir: None,
             encryption: Encryption::default(),
+            daemon: DaemonConfig::default(),
         }
     }
 }

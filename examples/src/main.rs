@@ -11,6 +11,7 @@
 mod cli;
 mod commands;
 mod config;
+mod daemon;
 mod dht;
 mod engine;
 mod logging;
@@ -51,6 +52,7 @@ fn main() {
         Command::Download(args) => run::download(args, cli.verbose),
         Command::Seed(args) => run::seed(args, cli.verbose),
         Command::Demo(args) => run::demo(args, cli.verbose),
+        Command::Daemon(args) => daemon::run(args, cli.verbose),
     };
     log::logger().flush();
     if let Err(e) = result {

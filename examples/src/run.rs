@@ -21,7 +21,7 @@ const POLL: Duration = Duration::from_millis(50);
 const SEEDING_LINE_EVERY: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn start_engine(config: &Config, net: &NetArgs, ip: IpAddr) -> Result<Engine, String> {
+pub(crate) fn start_engine(config: &Config, net: &NetArgs, ip: IpAddr) -> Result<Engine, String> {
     let dht = (config.dht && !net.no_dht).then(|| DhtSettings {
         port: net.dht_port.or(config.dht_port).unwrap_or(0),
         bind: match ip {
@@ -65,7 +65,7 @@ enum WatchEnd {
 /// A flag set by SIGINT (Ctrl-C) or SIGTERM, so that the torrents stop
 /// cleanly: peers closed, resume data flushed, trackers told `stopped`.
 /// A second signal while that runs exits at once (exit status 1).
-fn interrupt_flag() -> Arc<AtomicBool> {
+pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // Registration fails only for forbidden signals, not these two; if
@@ -176,6 +176,7 @@ pub fn download(args: &DownloadArgs, verbose: u8) -> Result<(), String> {
         keep_seeding: args.seed,
         peers: args.net.peers.clone(),
         use_trackers: true,
+        resume_path: None,
     };
     let mut handles = Vec::new();
     for source in sources {
@@ -235,6 +236,7 @@ pub fn seed(args: &SeedArgs, verbose: u8) -> Result<(), String> {
         keep_seeding: true,
         peers: args.net.peers.clone(),
         use_trackers: true,
+        resume_path: None,
     };
     let name = meta.name.clone();
     let handle = engine.add_torrent(meta, args.dir.clone(), options)?;
@@ -250,7 +252,7 @@ pub fn seed(args: &SeedArgs, verbose: u8) -> Result<(), String> {
     outcome.map(|_| ())
 }
 
-fn init_logging(verbose: u8, config: &Config) {
+pub(crate) fn init_logging(verbose: u8, config: &Config) {
     let dir = config.log_dir();
     if let Some(path) = crate::logging::init(verbose, Some(&dir)) {
         log::debug!(target: "rustico", "logging to {}", path.display());
@@ -383,6 +385,7 @@ pub fn demo(args: &DemoArgs, verbose: u8) -> Result<(), String> {
         keep_seeding: true,
         peers,
         use_trackers: false,
+        resume_path: None,
     };
     let seeder = start_engine(&config, &any_port, loopback)?;
     let seeder_addr = SocketAddr::new(loopback, seeder.port());

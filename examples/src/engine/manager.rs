@@ -35,6 +35,8 @@ pub struct TorrentOptions {
     pub peers: Vec<SocketAddr>,
     /// Announce to the torrent's trackers.
     pub use_trackers: bool,
+    /// Where to keep resume data (default: `DIR/.HASH.rustico-resume`).
+    pub resume_path: Option<PathBuf>,
 }
 
 pub(super) struct ManagerSetup {
@@ -164,20 +166,23 @@ fn run_inner(setup: ManagerSetup) -> Result<(), ManagerError> {
             }
         })?;
     let storage = Arc::new(storage);
-    let resume_path = setup
-        .dir
-        .join(format!(".{}.rustico-resume", meta.hex_hash()));
+    let resume_path = setup.options.resume_path.clone().unwrap_or_else(|| {
+        setup
+            .dir
+            .join(format!(".{}.rustico-resume", meta.hex_hash()))
+    });
     let status = setup.status;
     status
         .total_bytes
         .store(meta.total_length, Ordering::Relaxed);
     let started = Instant::now();
-    let resumed = storage
-        .resume_or_recheck(&resume_path, &|_| {}, &AtomicBool::new(false))
-        .map_err(|source| ManagerError::Recheck {
-            name: name.clone(),
-            source,
-        })?;
+    status.checking.store(true, Ordering::Relaxed);
+    let resumed = storage.resume_or_recheck(&resume_path, &|_| {}, &AtomicBool::new(false));
+    status.checking.store(false, Ordering::Relaxed);
+    let resumed = resumed.map_err(|source| ManagerError::Recheck {
+        name: name.clone(),
+        source,
+    })?;
     log::info!(
         target: "rustico",
         "{name}: {} of {} pieces already on disk ({} rechecked in {:.1} s)",
@@ -545,6 +550,29 @@ impl Manager {
         status.peers.store(s.peers, Ordering::Relaxed);
     }
 
+    /// Peers and pieces for a user interface.
+    fn detail(&self) -> super::TorrentDetail {
+        let mut downloading = Vec::new();
+        let mut peers = Vec::new();
+        for key in self.swarm.peer_keys() {
+            downloading.extend(self.swarm.requests_in_flight(key).map(|r| r.piece));
+            let Some(stats) = self.swarm.peer_stats(key) else {
+                continue;
+            };
+            peers.push(super::PeerDetail {
+                address: self.name_of(stats.remote),
+                stats,
+            });
+        }
+        downloading.sort_unstable();
+        downloading.dedup();
+        super::TorrentDetail {
+            peers,
+            have: self.swarm.have().clone(),
+            downloading,
+        }
+    }
+
     fn handle_control(&mut self, c: Control) -> Result<(), ManagerError> {
         let now = Instant::now();
         match c {
@@ -580,6 +608,9 @@ impl Manager {
                     name: self.meta.name.clone(),
                     source,
                 })?;
+            }
+            Control::Detail(reply) => {
+                let _ = reply.send(self.detail());
             }
             Control::Stop => {}
         }

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{unbounded, Sender};
+use crossbeam_channel::{unbounded, Receiver, Sender};
 use rustico_peer_wire::mse::Policy;
 use rustico_peer_wire::{Bitfield, BlockRequest, PexMessage};
 
@@ -147,6 +147,47 @@ pub enum Control {
     Saved(manager::SaveResult),
     /// Stop: close peers, flush, tell trackers.
     Stop,
+    /// Send a [`TorrentDetail`] (peers, pieces) back on this channel.
+    Detail(Sender<TorrentDetail>),
+}
+
+/// One peer of a [`TorrentDetail`].
+#[derive(Debug, Clone)]
+pub struct PeerDetail {
+    /// Its address, or a web seed's URL.
+    pub address: String,
+    /// The swarm's figures for it.
+    pub stats: rustico_swarm::PeerStats,
+}
+
+/// What a user interface shows of one running torrent beyond [`Status`]:
+/// asked for with [`TorrentHandle::ask_detail`].
+#[derive(Debug, Clone)]
+pub struct TorrentDetail {
+    /// Connected (and connecting) peers.
+    pub peers: Vec<PeerDetail>,
+    /// Pieces verified on disk.
+    pub have: Bitfield,
+    /// Pieces with blocks requested and not yet all received.
+    pub downloading: Vec<u32>,
+}
+
+/// A tracker as its torrent last heard from it, in [`Status::trackers`].
+#[derive(Debug, Clone, Default)]
+pub struct TrackerReport {
+    /// Its announce URL.
+    pub url: String,
+    /// Its tier (0 first).
+    pub tier: usize,
+    /// When the last announce finished, seconds since the Unix epoch (0:
+    /// never).
+    pub last_announce: u64,
+    /// The last announce worked.
+    pub last_ok: bool,
+    /// "Success", or why it failed.
+    pub last_result: String,
+    /// Peers it returned last time.
+    pub last_peers: usize,
 }
 
 /// Counters a torrent publishes for progress displays and trackers.
@@ -175,6 +216,10 @@ pub struct Status {
     pub stopped: AtomicBool,
     /// Why the torrent stopped with an error, if it did.
     pub error: Mutex<Option<String>>,
+    /// Pieces on disk are being checked (resume data or a full recheck).
+    pub checking: AtomicBool,
+    /// Its trackers, as the tracker thread last heard from them.
+    pub trackers: Mutex<Vec<TrackerReport>>,
 }
 
 impl Status {
@@ -478,6 +523,14 @@ impl TorrentHandle {
     /// Its published counters.
     pub fn status(&self) -> &Arc<Status> {
         &self.status
+    }
+
+    /// Asks the manager for its peers and pieces without waiting: the
+    /// answer comes on the returned channel (`None`: the torrent stopped).
+    pub fn ask_detail(&self) -> Option<Receiver<TorrentDetail>> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.control.send(Control::Detail(tx)).ok()?;
+        Some(rx)
     }
 
     /// Asks the torrent to stop (peers closed, resume data saved, trackers

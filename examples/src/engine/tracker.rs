@@ -39,7 +39,42 @@ pub(super) struct TrackerSetup {
 /// on a dead tracker.
 const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Notes an announce's outcome in the torrent's [`Status::trackers`].
+fn record(status: &Status, url: &str, result: Result<usize, String>) {
+    let Ok(mut reports) = status.trackers.lock() else {
+        return;
+    };
+    let Some(report) = reports.iter_mut().find(|r| r.url == url) else {
+        return;
+    };
+    report.last_announce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    report.last_ok = result.is_ok();
+    match result {
+        Ok(peers) => {
+            report.last_peers = peers;
+            report.last_result = "Success".into();
+        }
+        Err(why) => report.last_result = why,
+    }
+}
+
 pub(super) fn run(setup: TrackerSetup) {
+    if let Ok(mut reports) = setup.status.trackers.lock() {
+        *reports = setup
+            .tiers
+            .iter()
+            .enumerate()
+            .flat_map(|(tier, urls)| {
+                urls.iter().map(move |url| super::TrackerReport {
+                    url: url.clone(),
+                    tier,
+                    ..super::TrackerReport::default()
+                })
+            })
+            .collect();
+    }
     let mut trackers = TrackerList::new(setup.tiers.clone(), super::seed_from_clock());
     let mut client = Client::new(TransportConfig::default());
     let mut schedule = ReannounceSchedule::new(ScheduleConfig::default(), Instant::now());
@@ -71,6 +106,7 @@ pub(super) fn run(setup: TrackerSetup) {
             }
             match trackers.try_in_order(|url| client.announce(url, &request)) {
                 Ok((_, url, response)) => {
+                    record(&setup.status, url.as_str(), Ok(response.peers.len()));
                     log::info!(
                         target: "rustico",
                         "tracker {url}: {:?} announce ok, {} peers",
@@ -87,6 +123,7 @@ pub(super) fn run(setup: TrackerSetup) {
                 }
                 Err(errors) => {
                     for (url, e) in errors {
+                        record(&setup.status, url.as_str(), Err(e.to_string()));
                         log::warn!(target: "rustico", "tracker {url}: {:?} announce failed: {e}", event);
                     }
                     if event == Event::Stopped {

@@ -1,0 +1,123 @@
+//! `rustico daemon`: runs until stopped, keeps its torrents in a state
+//! folder, and serves Transmission's RPC and a web page over HTTP.
+//!
+//! ```text
+//!   HTTP workers (tiny_http) --rpc--> Daemon (torrents, state folder) --> Engine
+//!        |                                                                   |
+//!   page at /, web root at /transmission/web/             torrent managers, peers
+//! ```
+
+pub mod http;
+pub mod rpc;
+pub mod server;
+pub mod state;
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::cli::{DaemonArgs, NetArgs};
+use crate::config::Config;
+
+/// How often the state folder's counters are saved while running.
+const SAVE_EVERY: Duration = Duration::from_secs(30);
+/// How often the main thread looks at the stop flag.
+const TICK: Duration = Duration::from_millis(100);
+
+/// A random token for `X-Transmission-Session-Id`.
+fn session_id() -> String {
+    let mut out = String::new();
+    let mut state = crate::engine::seed_from_clock();
+    for _ in 0..3 {
+        state = crate::engine::splitmix(state);
+        out.push_str(&format!("{state:016x}"));
+    }
+    out
+}
+
+/// `rustico daemon`.
+pub fn run(args: &DaemonArgs, verbose: u8) -> Result<(), String> {
+    let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    crate::run::init_logging(verbose, &config);
+    let settings = &config.daemon;
+    let auth = match (&settings.rpc_username, &settings.rpc_password) {
+        (Some(user), Some(password)) => Some((user.clone(), password.clone())),
+        (None, None) => None,
+        _ => return Err("[daemon]: set both rpc_username and rpc_password, or neither".into()),
+    };
+    if !settings.rpc_bind.is_loopback() && auth.is_none() {
+        return Err(format!(
+            "[daemon]: refusing to serve the RPC on {} without authentication; set rpc_username and rpc_password",
+            settings.rpc_bind
+        ));
+    }
+    let state_dir = args
+        .state
+        .clone()
+        .or_else(|| settings.state_dir.clone())
+        .unwrap_or_else(|| config.state_dir().join("daemon"));
+    // Torrents keep their folder across restarts from anywhere.
+    let state_dir =
+        std::path::absolute(&state_dir).map_err(|e| format!("{}: {e}", state_dir.display()))?;
+    let download_dir = settings
+        .download_dir
+        .clone()
+        .or_else(|| config.download_dir.clone())
+        .unwrap_or_else(|| state_dir.join("downloads"));
+    let interrupted = crate::run::interrupt_flag();
+    let net = NetArgs {
+        port: args.port,
+        ..NetArgs::default()
+    };
+    let engine = crate::run::start_engine(&config, &net, IpAddr::from([0, 0, 0, 0]))?;
+    let peer_port = engine.port();
+    let dht = engine.dht().is_some();
+    log::info!(target: "rustico", "daemon: peers on port {peer_port}, state in {}", state_dir.display());
+    let daemon =
+        state::Daemon::open(engine, state_dir.clone(), download_dir).map_err(|e| e.to_string())?;
+    let ctx = rpc::Context {
+        session_id: session_id(),
+        peer_port,
+        peer_limit: config.peers_per_torrent.max(1),
+        dht,
+        config_dir: state_dir.display().to_string(),
+        rpc_port: 0,
+        auth: auth.is_some(),
+    };
+    let http_config = http::HttpConfig {
+        bind: SocketAddr::new(
+            settings.rpc_bind,
+            args.rpc_port.unwrap_or(settings.rpc_port),
+        ),
+        auth,
+        host_whitelist: settings.rpc_host_whitelist.clone(),
+        max_body: settings.rpc_max_body,
+        web_root: settings.web_root.clone(),
+    };
+    let server = match http::Server::start(http_config, daemon.clone(), ctx) {
+        Ok(s) => s,
+        Err(e) => {
+            state::Daemon::shutdown(daemon);
+            return Err(e.to_string());
+        }
+    };
+    println!("rpc listening on {}", server.addr());
+    let _ = std::io::stdout().flush();
+    let mut next_save = Instant::now() + SAVE_EVERY;
+    while !interrupted.load(Ordering::SeqCst) {
+        std::thread::sleep(TICK);
+        if Instant::now() >= next_save {
+            next_save = Instant::now() + SAVE_EVERY;
+            let d = state::lock(&daemon);
+            for id in d.torrents.iter().map(|e| e.saved.id).collect::<Vec<_>>() {
+                d.save_entry(id);
+            }
+            d.save_totals();
+        }
+    }
+    eprintln!("rustico: stopping the daemon (saving resume data, telling trackers)");
+    server.stop();
+    state::Daemon::shutdown(daemon);
+    Ok(())
+}
