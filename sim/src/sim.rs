@@ -69,7 +69,7 @@ struct Node {
     stored: Vec<Option<[u8; 20]>>,
     have: Bitfield,
     conns: BTreeSet<usize>,
-    keys: HashMap<PeerKey, usize>,
+    keys: Keys,
     dirty: Vec<usize>,
     wake_at: Option<u64>,
     first_join: Option<u64>,
@@ -90,6 +90,37 @@ struct Node {
 impl Node {
     fn online(&self) -> bool {
         self.swarm.is_some()
+    }
+}
+
+/// A node's swarm handles mapped to connections, indexed by the handle's
+/// slot (the picker's slab index), checked by the whole handle.
+#[derive(Debug, Default)]
+struct Keys(Vec<Option<(PeerKey, usize)>>);
+
+impl Keys {
+    fn get(&self, key: PeerKey) -> Option<usize> {
+        match self.0.get(key.index() as usize) {
+            Some(Some((k, c))) if *k == key => Some(*c),
+            _ => None,
+        }
+    }
+    fn insert(&mut self, key: PeerKey, c: usize) {
+        let i = key.index() as usize;
+        if self.0.len() <= i {
+            self.0.resize(i + 1, None);
+        }
+        self.0[i] = Some((key, c));
+    }
+    fn remove(&mut self, key: PeerKey) {
+        if let Some(slot) = self.0.get_mut(key.index() as usize) {
+            if slot.is_some_and(|(k, _)| k == key) {
+                *slot = None;
+            }
+        }
+    }
+    fn clear(&mut self) {
+        self.0.clear();
     }
 }
 
@@ -225,6 +256,9 @@ pub struct Sim {
     touched: Vec<usize>,
     /// Connection ends drained in this step, checked after it.
     drained: Vec<(usize, usize)>,
+    /// Reused by `drain_session`: bytes to send, session events.
+    out_buf: Vec<u8>,
+    event_buf: Vec<WireEvent>,
     seed_node: usize,
     seed_left: bool,
     finished: bool,
@@ -330,7 +364,7 @@ impl Sim {
                 stored,
                 have,
                 conns: BTreeSet::new(),
-                keys: HashMap::new(),
+                keys: Keys::default(),
                 dirty: Vec::new(),
                 wake_at: None,
                 first_join: None,
@@ -392,6 +426,8 @@ impl Sim {
             last_progress: 0,
             touched: Vec::new(),
             drained: Vec::new(),
+            out_buf: Vec::new(),
+            event_buf: Vec::new(),
             seed_node: 0,
             seed_left: false,
             finished: false,
@@ -964,7 +1000,7 @@ impl Sim {
         let node = &mut self.nodes[n];
         node.conns.remove(&c);
         if let (Some(key), Some(swarm)) = (key, node.swarm.as_mut()) {
-            node.keys.remove(&key);
+            node.keys.remove(key);
             if let Wire::Session(mut s) = wire {
                 let (down, up) = s.take_stats();
                 if down + up > 0 {
@@ -981,7 +1017,7 @@ impl Sim {
         Ok(())
     }
 
-    fn send(&mut self, c: usize, side: usize, bytes: Vec<u8>) {
+    fn send(&mut self, c: usize, side: usize, bytes: &[u8]) {
         let conn = &self.conns[c];
         if bytes.is_empty() || !conn.alive || conn.cut_pending {
             return;
@@ -1212,8 +1248,10 @@ impl Sim {
         let now = self.instant();
         let n = self.conns[c].ends[side].node;
         let kind = self.nodes[n].kind;
-        let mut out = Vec::new();
-        let mut events = Vec::new();
+        let mut out = std::mem::take(&mut self.out_buf);
+        let mut events = std::mem::take(&mut self.event_buf);
+        out.clear();
+        events.clear();
         let deadline;
         // Like a socket's send buffer: blocks are served only while this
         // connection's backlog is under SEND_BUFFER of sending time, so
@@ -1289,7 +1327,7 @@ impl Sim {
         }
         let key = self.conns[c].ends[side].key;
         if let (Some(key), false) = (key, events.is_empty()) {
-            for ev in events {
+            for ev in events.drain(..) {
                 let swarm_ev = match ev {
                     WireEvent::Bitfield(bits) => PeerEvent::Pieces(bits),
                     WireEvent::HaveAll => {
@@ -1333,7 +1371,9 @@ impl Sim {
                 self.peer_event(n, key, swarm_ev, now)?;
             }
         }
-        self.send(c, side, out);
+        self.send(c, side, &out);
+        self.out_buf = out;
+        self.event_buf = events;
         let mut wake = deadline.map(|at| at.saturating_duration_since(self.base).as_nanos() as u64);
         if more {
             // Serve the rest once the backlog has drained below the mark.
@@ -1521,7 +1561,7 @@ impl Sim {
         now: Instant,
     ) -> Result<(), Invariant> {
         if self.cfg.verbose {
-            let conn = self.nodes[n].keys.get(&key).copied();
+            let conn = self.nodes[n].keys.get(key);
             match &command {
                 PeerCommand::Request(r) => eprintln!(
                     "{:?} node {n} -> conn {conn:?} request {} blocks",
@@ -1532,7 +1572,7 @@ impl Sim {
                 other => eprintln!("{:?} node {n} -> conn {conn:?} {other:?}", self.now()),
             }
         }
-        let Some(&c) = self.nodes[n].keys.get(&key) else {
+        let Some(c) = self.nodes[n].keys.get(key) else {
             // A connection that already ended (its report is queued).
             return Ok(());
         };
@@ -1689,8 +1729,8 @@ impl Sim {
             }
             eprintln!("  stats {:?}", swarm.stats());
             for key in swarm.peer_keys() {
-                let conn = node.keys.get(&key);
-                let other = conn.map(|&c| {
+                let conn = node.keys.get(key);
+                let other = conn.map(|c| {
                     let e = &self.conns[c].ends;
                     if e[0].node == i {
                         e[1].node
@@ -1702,7 +1742,7 @@ impl Sim {
                     "  peer {key:?} conn {conn:?} node {other:?}: {:?}",
                     swarm.peer_stats(key)
                 );
-                if let Some(&c) = conn {
+                if let Some(c) = conn {
                     let k = &self.conns[c];
                     eprintln!(
                         "    conn alive {} split {:?} cut {:?} sent {:?} free_at {:?}",
