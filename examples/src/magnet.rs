@@ -345,13 +345,7 @@ fn fetch_from_peer(shared: &Shared, handle: usize, addr: SocketAddr) -> Result<(
             Ok(n) => session
                 .handle_received(n, Instant::now())
                 .map_err(|e| Misbehaved(e.to_string()))?,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if crate::engine::link::is_retry(&e) => {}
             Err(e) => return Err(Gone(format!("read: {e}"))),
         }
         session

@@ -11,52 +11,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use rustico_testkit::{Capture, ChildGuard, Opentracker};
-
-/// `argv`: torrent, save path, port, mode ("seed" or "leech"), encryption
-/// ("forced", "enabled" or "disabled", for both directions). Prints READY
-/// once listening, DONE once it has every piece (leech mode then exits),
-/// and on stderr each peer connection with its encryption flag.
-const PEER_SCRIPT: &str = r#"
-import libtorrent as lt, sys, time
-torrent, save, port, mode, enc = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
-policy = getattr(lt.enc_policy, enc)
-ses = lt.session({
-    "listen_interfaces": "127.0.0.1:%d" % port,
-    "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
-    "enable_outgoing_utp": False, "enable_incoming_utp": False,
-    "allow_multiple_connections_per_ip": True,
-    "out_enc_policy": policy, "in_enc_policy": policy,
-    "allowed_enc_level": lt.enc_level.rc4 if enc == "forced" else lt.enc_level.both,
-    "alert_mask": lt.alert.category_t.error_notification,
-})
-atp = lt.add_torrent_params()
-atp.ti = lt.torrent_info(torrent)
-atp.save_path = save
-if mode == "seed":
-    atp.flags |= lt.torrent_flags.seed_mode
-atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
-h = ses.add_torrent(atp)
-print("READY", flush=True)
-end = time.monotonic() + 170
-done = False
-while time.monotonic() < end:
-    time.sleep(0.1)
-    for a in ses.pop_alerts():
-        print("libtorrent:", a.what(), a.message(), file=sys.stderr, flush=True)
-    s = h.status()
-    if not done and s.is_seeding:
-        done = True
-        print("DONE", flush=True)
-        if mode == "leech":
-            break
-"#;
 
 /// One transfer's setting: content, torrent, tracker, config.
 struct Fixture {
@@ -104,7 +64,7 @@ impl Fixture {
 fn libtorrent(fx: &Fixture, save: &Path, port: u16, mode: &str, enc: &str) -> ChildGuard {
     std::fs::create_dir_all(save).unwrap();
     let mut guard = rustico_testkit::spawn_python(
-        PEER_SCRIPT,
+        LIBTORRENT_PEER,
         &[
             fx.torrent.to_str().unwrap(),
             save.to_str().unwrap(),
@@ -116,20 +76,6 @@ fn libtorrent(fx: &Fixture, save: &Path, port: u16, mode: &str, enc: &str) -> Ch
     .unwrap();
     wait_for_line(&mut guard, "READY");
     guard
-}
-
-fn wait_for_line(guard: &mut ChildGuard, want: &str) {
-    let stdout = guard.0.stdout.as_mut().unwrap();
-    let mut reader = BufReader::new(stdout);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = reader.read_line(&mut line).unwrap();
-        assert!(n > 0, "libtorrent exited before printing {want}");
-        if line.trim() == want {
-            return;
-        }
-    }
 }
 
 /// aria2c requiring RC4 (`--bt-require-crypto`), seeding the content

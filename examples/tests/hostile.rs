@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -32,19 +31,6 @@ fn cpu_time(pid: u32) -> Duration {
     // after the name. Clock ticks are 100 per second on Linux.
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     Duration::from_millis(ticks * 10)
-}
-
-fn wait_line(guard: &mut ChildGuard, want: &str) {
-    let stdout = guard.0.stdout.as_mut().unwrap();
-    let mut line = String::new();
-    let mut reader = BufReader::new(stdout);
-    loop {
-        line.clear();
-        assert!(reader.read_line(&mut line).unwrap() > 0, "no {want}");
-        if line.trim() == want {
-            return;
-        }
-    }
 }
 
 /// `argv`: port, count. Opens `count` connections to 127.0.0.1:PORT from
@@ -107,7 +93,7 @@ fn out_of_file_descriptors_the_listener_pauses_instead_of_spinning() {
     let pid = seeder.0.id();
     let mut attack =
         rustico_testkit::spawn_python(SILENT_SOCKETS, &[&port.to_string(), "300"]).unwrap();
-    wait_line(&mut attack, "OPEN");
+    wait_for_line(&mut attack, "OPEN");
     let before = cpu_time(pid);
     let start = Instant::now();
     std::thread::sleep(Duration::from_secs(3));
@@ -189,7 +175,7 @@ fn a_tracker_full_of_hanging_peers_does_not_start_a_thread_each() {
         &[&tracker_port.to_string(), &hanging_port.to_string(), "3000"],
     )
     .unwrap();
-    wait_line(&mut tracker, "READY");
+    wait_for_line(&mut tracker, "READY");
     let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
     // The tracker first, so its 3,000 addresses come before the seeder's.
     let link = format!(

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -31,62 +30,12 @@ open(out, "wb").write(data)
 print(lt.torrent_info(out).info_hashes().v1)
 "#;
 
-/// `argv`: torrent, save path, port, mode ("seed" or "leech"). Seeds (or
-/// downloads) with libtorrent on 127.0.0.1; prints READY once listening,
-/// DONE once it has every piece (leech mode then exits).
-const PEER_SCRIPT: &str = r#"
-import libtorrent as lt, sys, time
-torrent, save, port, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-ses = lt.session({
-    "listen_interfaces": "127.0.0.1:%d" % port,
-    "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
-    "enable_outgoing_utp": False, "enable_incoming_utp": False,
-    "allow_multiple_connections_per_ip": True,
-    "announce_to_all_trackers": True,
-    "alert_mask": lt.alert.category_t.error_notification,
-})
-atp = lt.add_torrent_params()
-atp.ti = lt.torrent_info(torrent)
-atp.save_path = save
-if mode == "seed":
-    atp.flags |= lt.torrent_flags.seed_mode
-atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
-h = ses.add_torrent(atp)
-print("READY", flush=True)
-end = time.monotonic() + 170
-done = False
-while time.monotonic() < end:
-    time.sleep(0.1)
-    for a in ses.pop_alerts():
-        print("libtorrent:", a.what(), a.message(), file=sys.stderr, flush=True)
-    s = h.status()
-    if not done and s.is_seeding:
-        done = True
-        print("DONE", flush=True)
-        if mode == "leech":
-            break
-"#;
-
 fn unhex(hex: &str) -> [u8; 20] {
     let mut out = [0u8; 20];
     for (i, byte) in out.iter_mut().enumerate() {
         *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
     }
     out
-}
-
-fn wait_for_line(guard: &mut ChildGuard, want: &str) {
-    let stdout = guard.0.stdout.as_mut().unwrap();
-    let mut reader = BufReader::new(stdout);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = reader.read_line(&mut line).unwrap();
-        assert!(n > 0, "libtorrent exited before printing {want}");
-        if line.trim() == want {
-            return;
-        }
-    }
 }
 
 fn libtorrent_create(src: &Path, tracker: &str, out: &Path, kind: &str) -> [u8; 20] {
@@ -138,7 +87,7 @@ fn libtorrent_seeds_and_rustico_downloads(kind: &str) {
     let tracker = start_tracker_on(port, &[hash]);
     let lt_port = rustico_testkit::free_port();
     let mut seed = rustico_testkit::spawn_python(
-        PEER_SCRIPT,
+        LIBTORRENT_PEER,
         &[
             torrent.to_str().unwrap(),
             seed_dir.to_str().unwrap(),
@@ -216,7 +165,7 @@ fn rustico_seeds_and_aria2c_and_libtorrent_download() {
     let lt = have_lt.then(|| {
         std::fs::create_dir_all(&lt_dir).unwrap();
         rustico_testkit::spawn_python(
-            PEER_SCRIPT,
+            LIBTORRENT_PEER,
             &[
                 torrent.to_str().unwrap(),
                 lt_dir.to_str().unwrap(),
@@ -338,7 +287,7 @@ fn libtorrent_hybrid_with_equal_pads_rechecks_whole_and_rustico_seeds_it_to_libt
     let lt_dir = dir.path().join("libtorrent");
     std::fs::create_dir_all(&lt_dir).unwrap();
     let mut lt = rustico_testkit::spawn_python(
-        PEER_SCRIPT,
+        LIBTORRENT_PEER,
         &[
             torrent.to_str().unwrap(),
             lt_dir.to_str().unwrap(),
@@ -363,7 +312,7 @@ fn libtorrent_seeds_a_hybrid_with_equal_pads_and_rustico_downloads_no_pad_on_dis
     let (files, torrent, hash) = album_with_equal_pads(dir.path(), port);
     let _tracker = start_tracker_on(port, &[hash]);
     let mut seed = rustico_testkit::spawn_python(
-        PEER_SCRIPT,
+        LIBTORRENT_PEER,
         &[
             torrent.to_str().unwrap(),
             dir.path().join("seed").to_str().unwrap(),

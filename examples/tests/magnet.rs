@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -70,20 +70,6 @@ while time.monotonic() < end:
 print("TIMEOUT", flush=True)
 sys.exit(1)
 "#;
-
-fn wait_for_line(guard: &mut ChildGuard, want: &str) {
-    let stdout = guard.0.stdout.as_mut().unwrap();
-    let mut reader = BufReader::new(stdout);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = reader.read_line(&mut line).unwrap();
-        assert!(n > 0, "libtorrent exited before printing {want}");
-        if line.trim() == want {
-            return;
-        }
-    }
-}
 
 fn magnet(hash: &[u8; 20], extra: &str) -> String {
     format!("magnet:?xt=urn:btih:{}{extra}", rustico_testkit::hex(hash))

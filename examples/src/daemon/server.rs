@@ -220,13 +220,7 @@ fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, stop: &AtomicBool, since: Ins
                 buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
                 return true;
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if crate::engine::link::is_retry(&e) => {}
             Err(_) => return false,
         }
     }

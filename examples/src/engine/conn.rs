@@ -132,16 +132,7 @@ pub fn finish_handshake(link: &mut Link, mut hs: Handshaking) -> Result<Session,
         let n = match link.read(&mut chunk) {
             Ok(0) => return Err("closed during the handshake".into()),
             Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
+            Err(e) if link::is_retry(&e) => continue,
             Err(e) => return Err(format!("handshake read: {e}")),
         };
         let got = chunk.get(..n).unwrap_or(&[]);

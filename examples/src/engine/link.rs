@@ -148,6 +148,17 @@ impl LinkReader {
     }
 }
 
+/// Whether a read error only means "nothing yet": a read timeout
+/// (`WouldBlock` or `TimedOut`, depending on the platform) or a signal.
+pub fn is_retry(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::Interrupted
+    )
+}
+
 /// 32 bytes from the OS generator, for one handshake's keys and padding.
 fn seed() -> Result<[u8; mse::SEED_LEN], LinkError> {
     let mut seed = [0u8; mse::SEED_LEN];
@@ -175,13 +186,7 @@ fn read_until(
             })?;
         match stream.read(buf) {
             Ok(n) => return Ok(n),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if is_retry(&e) => {}
             Err(source) => {
                 return Err(LinkError::Io {
                     what: "read",
@@ -189,6 +194,54 @@ fn read_until(
                 })
             }
         }
+    }
+}
+
+/// Either end of an MSE handshake, as [`read_mse`] tells it of the end of
+/// the stream or of the deadline (each turns that into its typed error).
+trait MseEnd {
+    fn handle_eof(&mut self) -> Result<(), MseError>;
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), MseError>;
+}
+
+impl MseEnd for Initiator {
+    fn handle_eof(&mut self) -> Result<(), MseError> {
+        Initiator::handle_eof(self)
+    }
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), MseError> {
+        Initiator::handle_timeout(self, now)
+    }
+}
+
+impl MseEnd for Responder {
+    fn handle_eof(&mut self) -> Result<(), MseError> {
+        Responder::handle_eof(self)
+    }
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), MseError> {
+        Responder::handle_timeout(self, now)
+    }
+}
+
+/// Reads MSE handshake bytes within `deadline`: at least one byte, or the
+/// handshake's own error for a closed stream or a passed deadline.
+fn read_mse(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    deadline: Instant,
+    limit: Duration,
+    hs: &mut impl MseEnd,
+) -> Result<usize, LinkError> {
+    match read_until(stream, buf, deadline, limit) {
+        Ok(0) => {
+            hs.handle_eof()?;
+            Err(LinkError::Closed)
+        }
+        Ok(n) => Ok(n),
+        Err(LinkError::Timeout(limit)) => {
+            hs.handle_timeout(Instant::now())?;
+            Err(LinkError::Timeout(limit))
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -267,18 +320,7 @@ fn dial_mse(
     loop {
         hs.poll_transmit(&mut out);
         send(&mut stream, &mut out)?;
-        let n = match read_until(&mut stream, &mut buf, deadline, config.timeout) {
-            Ok(0) => {
-                hs.handle_eof()?;
-                return Err(LinkError::Closed);
-            }
-            Ok(n) => n,
-            Err(LinkError::Timeout(limit)) => {
-                hs.handle_timeout(Instant::now())?;
-                return Err(LinkError::Timeout(limit));
-            }
-            Err(e) => return Err(e),
-        };
+        let n = read_mse(&mut stream, &mut buf, deadline, config.timeout, &mut hs)?;
         let got = buf.get(..n).unwrap_or_default();
         if let Progress::Done { used } = hs.handle_input(got)? {
             let est = hs.finish(&mut out)?;
@@ -419,18 +461,7 @@ fn accept_mse(
         }
         hs.poll_transmit(&mut out);
         send(&mut stream, &mut out)?;
-        let n = match read_until(&mut stream, &mut buf, deadline, config.timeout) {
-            Ok(0) => {
-                hs.handle_eof()?;
-                return Err(LinkError::Closed);
-            }
-            Ok(n) => n,
-            Err(LinkError::Timeout(limit)) => {
-                hs.handle_timeout(Instant::now())?;
-                return Err(LinkError::Timeout(limit));
-            }
-            Err(e) => return Err(e),
-        };
+        let n = read_mse(&mut stream, &mut buf, deadline, config.timeout, &mut hs)?;
         pending = buf.get(..n).unwrap_or_default().to_vec();
     }
 }

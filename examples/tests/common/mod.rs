@@ -221,3 +221,61 @@ pub fn start_seeder_on(torrent: &Path, dir: &Path, port: u16, config: &Path) -> 
     rustico_testkit::wait_for_tcp(([127, 0, 0, 1], port).into(), Duration::from_secs(20)).unwrap();
     guard
 }
+
+/// A libtorrent peer on 127.0.0.1. `argv`: torrent, save path, port, mode
+/// ("seed" or "leech"), and optionally the encryption policy for both
+/// directions ("forced": RC4 only; "enabled", the default: either;
+/// "disabled"). Prints READY once listening, DONE once it has every piece
+/// (leech mode then exits); its alerts go to stderr.
+pub const LIBTORRENT_PEER: &str = r#"
+import libtorrent as lt, sys, time
+torrent, save, port, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+enc = sys.argv[5] if len(sys.argv) > 5 else "enabled"
+policy = getattr(lt.enc_policy, enc)
+ses = lt.session({
+    "listen_interfaces": "127.0.0.1:%d" % port,
+    "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+    "enable_outgoing_utp": False, "enable_incoming_utp": False,
+    "allow_multiple_connections_per_ip": True,
+    "announce_to_all_trackers": True,
+    "out_enc_policy": policy, "in_enc_policy": policy,
+    "allowed_enc_level": lt.enc_level.rc4 if enc == "forced" else lt.enc_level.both,
+    "alert_mask": lt.alert.category_t.error_notification,
+})
+atp = lt.add_torrent_params()
+atp.ti = lt.torrent_info(torrent)
+atp.save_path = save
+if mode == "seed":
+    atp.flags |= lt.torrent_flags.seed_mode
+atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+h = ses.add_torrent(atp)
+print("READY", flush=True)
+end = time.monotonic() + 170
+done = False
+while time.monotonic() < end:
+    time.sleep(0.1)
+    for a in ses.pop_alerts():
+        print("libtorrent:", a.what(), a.message(), file=sys.stderr, flush=True)
+    s = h.status()
+    if not done and s.is_seeding:
+        done = True
+        print("DONE", flush=True)
+        if mode == "leech":
+            break
+"#;
+
+/// Reads a child's stdout until a line equal to `want` (a helper script's
+/// READY or DONE); panics if it exits first.
+pub fn wait_for_line(guard: &mut ChildGuard, want: &str) {
+    let stdout = guard.0.stdout.as_mut().unwrap();
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).unwrap();
+        assert!(n > 0, "the child exited before printing {want}");
+        if line.trim() == want {
+            return;
+        }
+    }
+}
