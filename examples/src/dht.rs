@@ -287,7 +287,12 @@ impl Driver {
         self.stats
             .peers_found
             .fetch_add(peers.len() as u64, Ordering::Relaxed);
-        if !peers.is_empty() && torrent.control.send(Control::Peers(peers)).is_err() {
+        if !peers.is_empty()
+            && torrent
+                .control
+                .send(Control::Peers(peers, rustico_swarm::PeerSource::Dht))
+                .is_err()
+        {
             // The torrent has stopped.
             self.torrents.remove(&hash);
             return;

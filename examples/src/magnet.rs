@@ -85,6 +85,8 @@ struct Shared {
     download: Mutex<MetadataDownload<usize>>,
     /// Address of each peer handle (the index).
     addrs: Mutex<Vec<SocketAddr>>,
+    /// Addresses that finished a handshake with us, in that order.
+    answered: Mutex<Vec<SocketAddr>>,
     /// Handles whose metadata failed the hash check: their threads end.
     banned: Mutex<HashSet<usize>>,
     /// The verified info dictionary is in (or the fetch was abandoned).
@@ -115,8 +117,9 @@ impl Shared {
 
 /// Fetches the info dictionary of `info_hash` from the peers `sources`
 /// leads to, until it is verified, `deadline` passes or `stop` is set.
-/// Returns the verified bytes and every peer address seen (for the
-/// download that follows).
+/// Returns the verified bytes and the addresses that answered (for the
+/// download that follows to dial first; the trackers' other addresses
+/// come again from its own announces).
 pub fn fetch_metadata(
     info_hash: [u8; 20],
     sources: &PeerSources,
@@ -129,6 +132,7 @@ pub fn fetch_metadata(
         encryption: sources.encryption,
         download: Mutex::new(MetadataDownload::new(info_hash)),
         addrs: Mutex::new(Vec::new()),
+        answered: Mutex::new(Vec::new()),
         banned: Mutex::new(HashSet::new()),
         done: AtomicBool::new(false),
     });
@@ -166,7 +170,12 @@ fn drive(
     let mut found_open = true;
     loop {
         if let Some(bytes) = shared.download().poll_complete() {
-            return Ok((bytes, order));
+            let answered = shared
+                .answered
+                .lock()
+                .map(|a| a.clone())
+                .unwrap_or_default();
+            return Ok((bytes, answered));
         }
         if stop.load(Ordering::SeqCst) {
             return Err("interrupted while fetching the metadata".into());
@@ -306,6 +315,9 @@ fn fetch_from_peer(shared: &Shared, handle: usize, addr: SocketAddr) -> Result<(
     let (mut link, mut session) =
         crate::engine::conn::dial(addr, shared.info_hash, hs, shared.encryption)
             .map_err(|e| Gone(format!("handshake: {e}")))?;
+    if let Ok(mut answered) = shared.answered.lock() {
+        answered.push(addr);
+    }
     let mut out = Vec::new();
     if !session.extended() {
         return Err(Gone(
@@ -420,7 +432,7 @@ fn handle_event(
 }
 
 /// Fetches a magnet link's metadata and builds its torrent: the parsed
-/// torrent, the `.torrent` bytes and the peers seen.
+/// torrent, the `.torrent` bytes and the peers that answered.
 pub fn resolve(
     magnet: &Magnet,
     sources: &PeerSources,

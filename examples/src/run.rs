@@ -141,13 +141,13 @@ fn resolve_magnet(
             wait = (wait * 2).min(Duration::from_secs(60));
         }
     }
-    let (torrent, file, seen) = crate::magnet::resolve(magnet, &sources, None, interrupted)?;
+    let (torrent, file, answered) = crate::magnet::resolve(magnet, &sources, None, interrupted)?;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let path = dir.join(crate::magnet::torrent_file_name(torrent.name()));
     std::fs::write(&path, &file).map_err(|e| format!("{}: {e}", path.display()))?;
     log::info!(target: "rustico", "{}: metadata saved as {}", torrent.name(), path.display());
     let mut peers = sources.peers;
-    for addr in seen {
+    for addr in answered {
         if !peers.contains(&addr) {
             peers.push(addr);
         }

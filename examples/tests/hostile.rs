@@ -182,6 +182,9 @@ fn a_tracker_full_of_hanging_peers_does_not_start_a_thread_each() {
         "magnet:?xt=urn:btih:{hex}&tr=http%3A%2F%2F127.0.0.1%3A{tracker_port}%2Fannounce&x.pe=127.0.0.1:{seed_port}"
     );
     let config = config_in(dir.path());
+    // The log goes to a file so that a failure can say where it stuck.
+    let log_path = dir.path().join("download.log");
+    let log = std::fs::File::create(&log_path).unwrap();
     let mut download = ChildGuard(
         rustico()
             .arg("download")
@@ -191,8 +194,9 @@ fn a_tracker_full_of_hanging_peers_does_not_start_a_thread_each() {
             .args(["--port", "0"])
             .arg("--config")
             .arg(&config)
+            .arg("-v")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap(),
     );
@@ -204,10 +208,19 @@ fn a_tracker_full_of_hanging_peers_does_not_start_a_thread_each() {
         if let Some(status) = download.0.try_wait().unwrap() {
             break status;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "the download did not finish (at most {most} threads)"
-        );
+        if start.elapsed() >= Duration::from_secs(90) {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            // Log records only, not progress lines.
+            let records: Vec<&str> = log
+                .lines()
+                .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+                .take(60)
+                .collect();
+            panic!(
+                "the download did not finish (at most {most} threads); its log:\n{}",
+                records.join("\n")
+            );
+        }
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "download failed: {status}");

@@ -14,7 +14,7 @@ use rustico_peer_wire::{
 use rustico_pieces::{Bitfield, Geometry};
 use rustico_swarm::{
     BanReason, CloseReason, Disconnect, Event as SwarmEvent, HandshakeInfo, PeerCommand, PeerEvent,
-    PeerKey, Remote, Swarm, SwarmConfig,
+    PeerKey, PeerSource, Remote, Swarm, SwarmConfig,
 };
 use sha1::{Digest, Sha1};
 
@@ -781,7 +781,7 @@ impl Sim {
         }
         let now = self.instant();
         if let Some(swarm) = self.nodes[n].swarm.as_mut() {
-            swarm.handle_candidates(picked, now);
+            swarm.handle_candidates(picked, PeerSource::Tracker, now);
         }
         self.touch(n);
     }

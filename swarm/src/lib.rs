@@ -7,7 +7,9 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use rustico_swarm::{Bitfield, Event, HandshakeInfo, PeerCommand, PeerEvent, Swarm, SwarmConfig};
+//! use rustico_swarm::{
+//!     Bitfield, Event, HandshakeInfo, PeerCommand, PeerEvent, PeerSource, Swarm, SwarmConfig,
+//! };
 //!
 //! let t0 = Instant::now();
 //! // Two pieces of 32 KiB, nothing on disk yet.
@@ -15,7 +17,7 @@
 //! let mut swarm = Swarm::new(config, Bitfield::new(2), t0)?;
 //!
 //! // A tracker names a peer: the swarm asks for a connection.
-//! swarm.handle_candidates(["127.0.0.1:6881".parse()?], t0);
+//! swarm.handle_candidates(["127.0.0.1:6881".parse()?], PeerSource::User, t0);
 //! let seed = swarm.poll_dial().ok_or("nothing to dial")?.peer;
 //!
 //! // The driver connected and shook hands; the peer has everything.
@@ -102,5 +104,5 @@ pub use rustico_pieces::{Bitfield, BlockRequest};
 pub use swarm::Swarm;
 pub use types::{
     BanReason, CloseReason, CompletedPiece, Dial, Disconnect, Event, HandshakeInfo, PeerCommand,
-    PeerEvent, PeerStats, Refusal, Remote, SwarmStats,
+    PeerEvent, PeerSource, PeerStats, Refusal, Remote, SwarmStats,
 };

@@ -4,15 +4,17 @@
 //! Addresses come from trackers, the command line, PEX and the DHT. A
 //! failed or dropped connection waits `base * 2^failures` (at most `max`)
 //! before another try; a banned address is neither dialled nor accepted
-//! until its ban ends. The list of candidates is capped; among equally
-//! good candidates the dial order is random (seeded), so every peer in a
-//! long list gets its chance. Time is a parameter.
+//! until its ban ends. The list of candidates is capped. Candidates are
+//! dialled fewest failures first, then by [`PeerSource`]; among equally
+//! good ones the order is random (seeded), so every peer in a long list
+//! gets its chance. Time is a parameter.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::rng::SplitMix64;
+use crate::types::PeerSource;
 
 #[derive(Debug)]
 struct Known {
@@ -21,6 +23,8 @@ struct Known {
     failures: u32,
     retry_at: Option<Instant>,
     banned_until: Option<Instant>,
+    /// The best source that named this address.
+    source: PeerSource,
     /// Random tie-break among candidates with as many failures.
     order: u64,
 }
@@ -69,30 +73,36 @@ impl Policy {
         self.known.len()
     }
 
-    fn entry(&mut self, addr: SocketAddr) -> &mut Known {
+    fn entry(&mut self, addr: SocketAddr, source: PeerSource) -> &mut Known {
         let order = self.rng.next_u64();
-        self.known.entry(addr).or_insert(Known {
+        let k = self.known.entry(addr).or_insert(Known {
             busy: false,
             failures: 0,
             retry_at: None,
             banned_until: None,
+            source,
             order,
-        })
+        });
+        k.source = k.source.min(source);
+        k
     }
 
-    /// Learns an address. Returns false when it was refused because the
-    /// list is full (an address already known is accepted).
-    pub(crate) fn handle_candidate(&mut self, addr: SocketAddr) -> bool {
+    /// Learns an address from `source`. Returns false when it was refused
+    /// because the list is full (an address already known is accepted, and
+    /// keeps the better of its sources).
+    pub(crate) fn handle_candidate(&mut self, addr: SocketAddr, source: PeerSource) -> bool {
         if !self.known.contains_key(&addr) && self.known.len() >= self.max_candidates {
             return false;
         }
-        self.entry(addr);
+        self.entry(addr, source);
         true
     }
 
-    /// A connection with `addr` is open (handshake done), or accepted.
+    /// A connection with `addr` is open (handshake done), or accepted. A
+    /// peer that answered once ranks with the user's own peers from now
+    /// on.
     pub(crate) fn handle_connected(&mut self, addr: SocketAddr) {
-        let k = self.entry(addr);
+        let k = self.entry(addr, PeerSource::User);
         k.busy = true;
         k.failures = 0;
     }
@@ -100,7 +110,7 @@ impl Policy {
     /// A connection attempt or connection with `addr` ended.
     pub(crate) fn handle_ended(&mut self, addr: SocketAddr, how: Ended, now: Instant) {
         let (base, max) = (self.base_backoff, self.max_backoff);
-        let k = self.entry(addr);
+        let k = self.entry(addr, PeerSource::Pex);
         k.busy = false;
         if how == Ended::Failed {
             k.failures = k.failures.saturating_add(1);
@@ -114,7 +124,7 @@ impl Policy {
     /// Bans `addr` from now on, for the configured time.
     pub(crate) fn ban(&mut self, addr: SocketAddr, now: Instant) {
         let until = now + self.ban_duration;
-        self.entry(addr).banned_until = Some(until);
+        self.entry(addr, PeerSource::Pex).banned_until = Some(until);
     }
 
     /// Whether `addr` is banned now.
@@ -125,7 +135,7 @@ impl Policy {
     }
 
     /// Up to `free` addresses to dial now, best first (fewest failures,
-    /// ties in random order), leaving out those `skip` says are connected
+    /// then best source, ties in random order), leaving out those `skip` says are connected
     /// already. The caller dials them and reports
     /// [`Policy::handle_connected`] or [`Policy::handle_ended`]; an address
     /// returned here counts as busy until then.
@@ -138,7 +148,7 @@ impl Policy {
         if free == 0 {
             return Vec::new();
         }
-        let mut ready: Vec<(u32, u64, SocketAddr)> = self
+        let mut ready: Vec<(u32, PeerSource, u64, SocketAddr)> = self
             .known
             .iter()
             .filter(|(addr, k)| {
@@ -147,16 +157,16 @@ impl Policy {
                     && k.retry_at.is_none_or(|t| now >= t)
                     && !skip(**addr)
             })
-            .map(|(addr, k)| (k.failures, k.order, *addr))
+            .map(|(addr, k)| (k.failures, k.source, k.order, *addr))
             .collect();
         ready.sort_unstable();
         ready.truncate(free);
-        for (_, _, addr) in &ready {
+        for (_, _, _, addr) in &ready {
             if let Some(k) = self.known.get_mut(addr) {
                 k.busy = true;
             }
         }
-        ready.into_iter().map(|(_, _, addr)| addr).collect()
+        ready.into_iter().map(|(_, _, _, addr)| addr).collect()
     }
 
     /// The next moment a backed-off or banned address becomes dialable.
@@ -194,7 +204,7 @@ mod tests {
         let now = Instant::now();
         let mut p = policy();
         for port in 1..=5 {
-            p.handle_candidate(addr(port));
+            p.handle_candidate(addr(port), PeerSource::Tracker);
         }
         assert_eq!(p.poll_dial(now, 2, |_| false).len(), 2);
         assert_eq!(p.poll_dial(now, 10, |_| false).len(), 3);
@@ -205,7 +215,7 @@ mod tests {
     fn failures_back_off_exponentially() {
         let t0 = Instant::now();
         let mut p = policy();
-        p.handle_candidate(addr(1));
+        p.handle_candidate(addr(1), PeerSource::Tracker);
         assert_eq!(p.poll_dial(t0, 9, |_| false), [addr(1)]);
         p.handle_ended(addr(1), Ended::Failed, t0);
         assert!(p
@@ -237,7 +247,7 @@ mod tests {
     fn a_ban_keeps_the_address_away_for_its_duration() {
         let t0 = Instant::now();
         let mut p = policy();
-        p.handle_candidate(addr(1));
+        p.handle_candidate(addr(1), PeerSource::Tracker);
         p.ban(addr(1), t0);
         assert!(p.is_banned(addr(1), t0));
         assert!(p
@@ -263,7 +273,7 @@ mod tests {
         let order = |seed| {
             let mut p = Policy::new(10, BASE, MAX, BAN, seed);
             for port in 1..=20 {
-                p.handle_candidate(addr(port));
+                p.handle_candidate(addr(port), PeerSource::Tracker);
             }
             assert_eq!(p.len(), 10);
             p.poll_dial(t0, 10, |_| false)
@@ -280,8 +290,56 @@ mod tests {
     fn skipped_addresses_are_not_dialled() {
         let t0 = Instant::now();
         let mut p = policy();
-        p.handle_candidate(addr(1));
-        p.handle_candidate(addr(2));
+        p.handle_candidate(addr(1), PeerSource::Tracker);
+        p.handle_candidate(addr(2), PeerSource::Tracker);
         assert_eq!(p.poll_dial(t0, 9, |a| a == addr(1)), [addr(2)]);
+    }
+
+    #[test]
+    fn the_users_peers_are_dialled_before_a_flood_of_tracker_addresses() {
+        let t0 = Instant::now();
+        for seed in 0..16 {
+            let mut p = Policy::new(3000, BASE, MAX, BAN, seed);
+            for port in 1..=2000 {
+                p.handle_candidate(addr(port), PeerSource::Tracker);
+            }
+            p.handle_candidate(addr(9000), PeerSource::Pex);
+            p.handle_candidate(addr(9001), PeerSource::User);
+            // Named by PEX first, then by the DHT: the better source counts.
+            p.handle_candidate(addr(9002), PeerSource::Pex);
+            p.handle_candidate(addr(9002), PeerSource::Dht);
+            let first = p.poll_dial(t0, 1, |_| false);
+            assert_eq!(first, [addr(9001)], "seed {seed}");
+            let rest = p.poll_dial(t0, 3000, |_| false);
+            assert_eq!(rest.len(), 2002);
+            assert_eq!(rest[2000], addr(9002), "DHT after trackers (seed {seed})");
+            assert_eq!(rest[2001], addr(9000), "PEX last (seed {seed})");
+        }
+    }
+
+    #[test]
+    fn fewer_failures_outrank_a_better_source() {
+        let t0 = Instant::now();
+        let mut p = policy();
+        p.handle_candidate(addr(1), PeerSource::User);
+        p.handle_candidate(addr(2), PeerSource::Pex);
+        assert_eq!(p.poll_dial(t0, 1, |_| false), [addr(1)]);
+        p.handle_ended(addr(1), Ended::Failed, t0);
+        let later = t0 + MAX;
+        assert_eq!(p.poll_dial(later, 2, |_| false), [addr(2), addr(1)]);
+    }
+
+    #[test]
+    fn a_peer_that_answered_ranks_with_the_users_own() {
+        let t0 = Instant::now();
+        let mut p = policy();
+        p.handle_candidate(addr(1), PeerSource::User);
+        p.handle_candidate(addr(2), PeerSource::Pex);
+        p.handle_connected(addr(2));
+        p.handle_ended(addr(2), Ended::Closed, t0);
+        p.handle_candidate(addr(3), PeerSource::Tracker);
+        let later = t0 + MAX;
+        let order = p.poll_dial(later, 3, |_| false);
+        assert_eq!(order[2], addr(3), "{order:?}");
     }
 }

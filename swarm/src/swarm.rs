@@ -14,7 +14,7 @@ use crate::policy::{Ended, Policy};
 use crate::smart_ban::SmartBan;
 use crate::{
     BanReason, CloseReason, CompletedPiece, Dial, Disconnect, Event, HandshakeInfo, PeerCommand,
-    PeerEvent, PeerStats, Refusal, Remote, SwarmConfig, SwarmError, SwarmStats,
+    PeerEvent, PeerSource, PeerStats, Refusal, Remote, SwarmConfig, SwarmError, SwarmStats,
 };
 
 /// The kinds of deadline in the swarm's one timer table.
@@ -503,17 +503,17 @@ impl Swarm {
 
     // ------------------------------------------------------------- inputs
 
-    /// Addresses to try, from a tracker, PEX, the DHT or the user. Our own
-    /// address and addresses over the candidate cap are left out. Returns
-    /// how many were taken.
+    /// Addresses to try, from `source`. Our own address and addresses over
+    /// the candidate cap are left out. Returns how many were taken.
     pub fn handle_candidates(
         &mut self,
         addrs: impl IntoIterator<Item = SocketAddr>,
+        source: PeerSource,
         now: Instant,
     ) -> usize {
         let mut taken = 0;
         for addr in addrs {
-            if !self.is_self(addr) && self.policy.handle_candidate(addr) {
+            if !self.is_self(addr) && self.policy.handle_candidate(addr, source) {
                 taken += 1;
             }
         }
@@ -1200,7 +1200,7 @@ impl Swarm {
             if self.is_self(added.addr) || busy.contains(&added.addr) {
                 continue;
             }
-            if self.policy.handle_candidate(added.addr) {
+            if self.policy.handle_candidate(added.addr, PeerSource::Pex) {
                 learned += 1;
             }
         }

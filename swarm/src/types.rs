@@ -27,6 +27,24 @@ impl fmt::Display for Remote {
     }
 }
 
+/// Where an address to dial came from. When slots are scarce the policy
+/// dials, among addresses with as few failed attempts, the best source
+/// first: what the user gave (the command line, a magnet link's `x.pe`,
+/// peers that already answered), then trackers, then the DHT, then PEX.
+/// So a tracker or DHT answer full of dead addresses cannot push an
+/// address the user asked for to the back of a long queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PeerSource {
+    /// Given by the user, or known to have answered before.
+    User,
+    /// A tracker's announce response.
+    Tracker,
+    /// A DHT lookup (BEP 5).
+    Dht,
+    /// Another peer's PEX message (BEP 11): the least trusted.
+    Pex,
+}
+
 /// What the handshake told about a peer, for
 /// [`Swarm::handle_connected`](crate::Swarm::handle_connected).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use common::*;
 use proptest::prelude::*;
-use rustico_swarm::{Bitfield, BlockRequest, Disconnect, PeerCommand, PeerEvent, PeerKey};
+use rustico_swarm::{
+    Bitfield, BlockRequest, Disconnect, PeerCommand, PeerEvent, PeerKey, PeerSource,
+};
 
 const PIECES: u32 = 6;
 
@@ -73,7 +75,11 @@ fn run(ops: Vec<Op>, end_game: bool) -> Result<(), TestCaseError> {
         match op {
             Op::Dial(slot) | Op::Incoming(slot) if !m.peers.contains_key(&slot) => {
                 let key = if matches!(op, Op::Dial(_)) {
-                    h.swarm.handle_candidates([addr(u16::from(slot) + 1)], now);
+                    h.swarm.handle_candidates(
+                        [addr(u16::from(slot) + 1)],
+                        PeerSource::Tracker,
+                        now,
+                    );
                     match h.swarm.poll_dial() {
                         Some(d) => d.peer,
                         None => continue,

@@ -8,8 +8,8 @@ use std::time::Duration;
 use common::*;
 use rustico_peer_wire::{PexFlags, PexMessage, PexPeer};
 use rustico_swarm::{
-    BanReason, Bitfield, CloseReason, Disconnect, Event, PeerCommand, PeerEvent, Refusal, Remote,
-    SwarmError,
+    BanReason, Bitfield, CloseReason, Disconnect, Event, PeerCommand, PeerEvent, PeerSource,
+    Refusal, Remote, SwarmError,
 };
 
 #[test]
@@ -181,7 +181,8 @@ fn smart_ban_names_the_sender_of_a_corrupt_block_once_a_good_copy_arrives() {
         h.swarm.handle_incoming(addr(2), h.now),
         Err(Refusal::Banned)
     );
-    h.swarm.handle_candidates([addr(2)], h.now);
+    h.swarm
+        .handle_candidates([addr(2)], PeerSource::Tracker, h.now);
     assert!(
         h.swarm.poll_dial().is_none(),
         "a banned peer is not dialled"
@@ -291,7 +292,8 @@ fn duplicate_connections_are_found_by_address_too() {
     );
     assert!(!orders_to(&c, out).contains(&PeerCommand::Close(CloseReason::Duplicate)));
     // And an address we are connected to is not dialled again.
-    h.swarm.handle_candidates([addr(1)], h.now);
+    h.swarm
+        .handle_candidates([addr(1)], PeerSource::Tracker, h.now);
     assert!(h.swarm.poll_dial().is_none());
 }
 

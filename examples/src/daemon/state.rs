@@ -823,9 +823,9 @@ fn start_fetch(this: &Arc<Mutex<Daemon>>, id: u32, link: &str) {
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        let outcome = result.and_then(|(torrent, bytes, seen)| {
+        let outcome = result.and_then(|(torrent, bytes, answered)| {
             let meta = TorrentMeta::from_torrent(&torrent)?;
-            Ok((torrent, bytes, meta, seen))
+            Ok((torrent, bytes, meta, answered))
         });
         let hex = rustico_metainfo::hex(&magnet.info_hash.0).to_string();
         let path = d.torrent_path(&hex);

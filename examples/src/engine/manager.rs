@@ -16,7 +16,7 @@ use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
 use rustico_storage::{Options, Storage, WriteError};
 use rustico_swarm::{
     Bitfield, CloseReason, Dial, Disconnect, Event as SwarmEvent, HandshakeInfo, PeerCommand,
-    PeerEvent, Remote, Swarm, SwarmConfig, SwarmError,
+    PeerEvent, PeerSource, Remote, Swarm, SwarmConfig, SwarmError,
 };
 
 use super::conn::{self, Closed, ConnInput, ConnSetup, Origin};
@@ -31,7 +31,8 @@ use crate::session::{Command, Event};
 pub struct TorrentOptions {
     /// Keep running (seeding) once complete; else the manager stops.
     pub keep_seeding: bool,
-    /// Peers to connect to besides the trackers'.
+    /// Peers to connect to before those of trackers and the DHT: the
+    /// user's, and those that answered a magnet link's metadata fetch.
     pub peers: Vec<SocketAddr>,
     /// Announce to the torrent's trackers.
     pub use_trackers: bool,
@@ -265,7 +266,7 @@ fn run_inner(setup: ManagerSetup) -> Result<(), ManagerError> {
             }
         })?
     };
-    swarm.handle_candidates(setup.options.peers.iter().copied(), now);
+    swarm.handle_candidates(setup.options.peers.iter().copied(), PeerSource::User, now);
     if swarm.is_complete() {
         status.complete_on_disk.store(true, Ordering::SeqCst);
         status.complete.store(true, Ordering::SeqCst);
@@ -586,8 +587,8 @@ impl Manager {
                     log::debug!(target: "rustico", "{}: refused incoming peer {addr}: {why}", self.meta.name);
                 }
             },
-            Control::Peers(addrs) => {
-                self.swarm.handle_candidates(addrs, now);
+            Control::Peers(addrs, source) => {
+                self.swarm.handle_candidates(addrs, source, now);
             }
             Control::Saved(result) => {
                 let (piece, data) = (result.piece, result.data);

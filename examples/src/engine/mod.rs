@@ -141,8 +141,8 @@ pub enum Control {
     /// The listener accepted a peer for this torrent (its link set up,
     /// the start of its handshake already read).
     Incoming(link::Accepted, SocketAddr),
-    /// Addresses from a tracker or the command line.
-    Peers(Vec<SocketAddr>),
+    /// Addresses from a tracker or the DHT.
+    Peers(Vec<SocketAddr>, rustico_swarm::PeerSource),
     /// The saver finished a piece.
     Saved(manager::SaveResult),
     /// Stop: close peers, flush, tell trackers.

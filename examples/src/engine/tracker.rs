@@ -117,7 +117,10 @@ pub(super) fn run(setup: TrackerSetup) {
                         tracker_id = Some(id.clone());
                     }
                     if !response.peers.is_empty() {
-                        let _ = setup.control.send(Control::Peers(response.peers.clone()));
+                        let _ = setup.control.send(Control::Peers(
+                            response.peers.clone(),
+                            rustico_swarm::PeerSource::Tracker,
+                        ));
                     }
                     schedule.handle_response(Instant::now(), &response);
                 }

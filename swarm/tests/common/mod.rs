@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rustico_swarm::{
     Bitfield, BlockRequest, Disconnect, Event, HandshakeInfo, PeerCommand, PeerEvent, PeerKey,
-    Swarm, SwarmConfig,
+    PeerSource, Swarm, SwarmConfig,
 };
 
 /// Piece length of the test torrents: 2 blocks a piece.
@@ -83,7 +83,8 @@ impl Harness {
 
     /// Dials `port` through the swarm and completes the handshake.
     pub fn dial(&mut self, port: u16, id: u8, fast: bool) -> PeerKey {
-        self.swarm.handle_candidates([addr(port)], self.now);
+        self.swarm
+            .handle_candidates([addr(port)], PeerSource::Tracker, self.now);
         let dial = self.swarm.poll_dial().expect("a dial");
         assert_eq!(dial.remote, rustico_swarm::Remote::Addr(addr(port)));
         self.handshake(dial.peer, id, fast);
