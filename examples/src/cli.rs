@@ -103,6 +103,34 @@ pub struct CreateArgs {
     /// A free-text comment stored in the torrent.
     #[arg(long, value_name = "TEXT")]
     pub comment: Option<String>,
+    /// Which protocol version the torrent is for: `v1` (BEP 3, every
+    /// client), `v2` (BEP 52 only: SHA-256 merkle trees) or `hybrid`
+    /// (both; padding files start every file on a piece, as libtorrent
+    /// writes them).
+    #[arg(long, value_enum, default_value_t = TorrentFormat::V1, value_name = "VERSION")]
+    pub format: TorrentFormat,
+}
+
+/// `create --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TorrentFormat {
+    /// BEP 3.
+    V1,
+    /// BEP 52 only.
+    V2,
+    /// BEP 3 and BEP 52.
+    Hybrid,
+}
+
+impl From<TorrentFormat> for rustico_metainfo::TorrentVersion {
+    fn from(format: TorrentFormat) -> Self {
+        use rustico_metainfo::TorrentVersion;
+        match format {
+            TorrentFormat::V1 => TorrentVersion::V1,
+            TorrentFormat::V2 => TorrentVersion::V2,
+            TorrentFormat::Hybrid => TorrentVersion::Hybrid,
+        }
+    }
 }
 
 /// `rustico download`

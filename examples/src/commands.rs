@@ -103,11 +103,15 @@ pub fn create(args: &CreateArgs) -> Result<(), String> {
     let torrent = build(args)?;
     std::fs::write(&args.output, torrent.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", args.output.display()))?;
+    let hashes = torrent.info_hashes();
+    let v1 = hashes.v1.map(|h| format!(", info hash {h}"));
+    let v2 = hashes.v2.map(|h| format!(", v2 info hash {h}"));
     eprintln!(
-        "wrote {} ({} pieces, info hash {})",
+        "wrote {} ({} pieces{}{})",
         args.output.display(),
         torrent.num_pieces(),
-        torrent.info_hash()
+        v1.unwrap_or_default(),
+        v2.unwrap_or_default()
     );
     Ok(())
 }
@@ -115,6 +119,7 @@ pub fn create(args: &CreateArgs) -> Result<(), String> {
 /// Builds the torrent `create` describes, without writing it.
 pub fn build(args: &CreateArgs) -> Result<Torrent, String> {
     let mut builder = TorrentBuilder::new(&args.path)
+        .version(args.format.into())
         .private(args.private)
         .created_by(format!("rustico {}", env!("CARGO_PKG_VERSION")));
     for url in &args.trackers {
@@ -164,5 +169,34 @@ mod tests {
             assert!(v2.is_none_or(|h| h.len() == 64 && h == h.to_lowercase()));
             assert_eq!(v2, t.info_hashes().v2.map(|h| h.to_string()).as_deref());
         }
+    }
+
+    #[test]
+    fn create_format_picks_the_protocol_version() {
+        use crate::cli::{Cli, Command};
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.bin");
+        std::fs::write(&file, vec![5u8; 70_000]).unwrap();
+        let out = dir.path().join("a.torrent");
+        for (format, v1, v2) in [
+            (None, true, false),
+            (Some("v1"), true, false),
+            (Some("v2"), false, true),
+            (Some("hybrid"), true, true),
+        ] {
+            let mut argv = vec!["rustico", "create", file.to_str().unwrap()];
+            argv.extend(["-o", out.to_str().unwrap()]);
+            argv.extend(format.iter().flat_map(|f| ["--format", f]));
+            let Command::Create(args) = Cli::try_parse_from(&argv).unwrap().command else {
+                panic!("not a create command");
+            };
+            let t = build(&args).unwrap();
+            assert_eq!(t.has_v1(), v1, "{format:?}");
+            assert_eq!(t.has_v2(), v2, "{format:?}");
+        }
+        assert!(
+            Cli::try_parse_from(["rustico", "create", "x", "-o", "y", "--format", "v3"]).is_err()
+        );
     }
 }

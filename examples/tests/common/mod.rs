@@ -104,7 +104,8 @@ pub fn create_torrent(src: &Path, out: &Path, extra: &[&str]) -> PathBuf {
     out.to_path_buf()
 }
 
-/// The info-hash of a torrent, via `rustico info --json`.
+/// The 20-byte info-hash a torrent's swarm goes by, via `rustico info
+/// --json`: the v1 hash, or for a v2-only torrent the truncated v2 hash.
 pub fn info_hash(torrent: &Path) -> [u8; 20] {
     let out = rustico()
         .arg("info")
@@ -114,7 +115,10 @@ pub fn info_hash(torrent: &Path) -> [u8; 20] {
         .unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let hex = v["info_hash"].as_str().unwrap();
+    let hex = v["info_hash"]
+        .as_str()
+        .or_else(|| v["info_hash_v2"].as_str())
+        .unwrap();
     let mut hash = [0u8; 20];
     for (i, b) in hash.iter_mut().enumerate() {
         *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
