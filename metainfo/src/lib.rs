@@ -154,6 +154,7 @@ pub use rustico_pieces::Progress;
 mod create;
 mod error;
 mod info_hash;
+mod layer_fetch;
 mod magnet;
 pub mod merkle;
 mod sanitize;
@@ -166,6 +167,7 @@ pub use create::{
 };
 pub use error::{Error, PathProblem, Warning};
 pub use info_hash::{hex, Hex, InfoHash, InfoHashV2, InfoHashes, ParseInfoHashError};
+pub use layer_fetch::{LayerFetchError, LayerRange, PieceLayerFetch, MAX_HASHES_PER_REQUEST};
 pub use magnet::{Magnet, MagnetError};
 pub use sanitize::{MAX_DUPLICATE_NAMES, MAX_ELEMENT_LENGTH, MAX_KEPT_EXTENSION};
 pub use torrent::{FileEntry, Torrent, V2PieceHash, MAX_PIECE_LENGTH};
