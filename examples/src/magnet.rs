@@ -9,6 +9,11 @@
 //! blocking thread per peer (the fetch lasts seconds and involves a
 //! handful of peers) reading straight into its session's buffer, the
 //! download behind a mutex.
+//!
+//! A v2-only link (`btmh` alone) names the SHA-256 info-hash, and its
+//! `.torrent` needs the piece layers too: after the info dictionary they
+//! come from the peers that answered, by BEP 52 hash requests, each
+//! answer checked by metainfo's `PieceLayerFetch`.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -122,6 +127,7 @@ impl Shared {
 /// come again from its own announces).
 pub fn fetch_metadata(
     info_hash: [u8; 20],
+    v2_only: bool,
     sources: &PeerSources,
     deadline: Option<Instant>,
     stop: &AtomicBool,
@@ -130,7 +136,11 @@ pub fn fetch_metadata(
         info_hash,
         peer_id: crate::engine::make_peer_id(),
         encryption: sources.encryption,
-        download: Mutex::new(MetadataDownload::new(info_hash)),
+        download: Mutex::new(if v2_only {
+            MetadataDownload::new(info_hash).with_digest(truncated_v2_hash)
+        } else {
+            MetadataDownload::new(info_hash)
+        }),
         addrs: Mutex::new(Vec::new()),
         answered: Mutex::new(Vec::new()),
         banned: Mutex::new(HashSet::new()),
@@ -447,13 +457,187 @@ pub fn resolve(
     }
     let name = magnet.display_name.as_deref().unwrap_or("(no name)");
     log::info!(target: "rustico", "fetching the metadata of {} ({name}) from peers", magnet.info_hash);
-    let (info, peers) = fetch_metadata(magnet.info_hash.0, sources, deadline, stop)?;
+    let v2_only = magnet.info_hashes().v1.is_none();
+    let (info, peers) = fetch_metadata(magnet.info_hash.0, v2_only, sources, deadline, stop)?;
     // The link's trackers (`tr`, one tier each) and web seeds (`ws`)
     // around the verified info dictionary.
-    let torrent = Torrent::from_magnet_and_info(magnet, &info)
+    let mut torrent = Torrent::from_magnet_and_info(magnet, &info)
         .map_err(|e| format!("the fetched metadata: {e}"))?;
+    // A hybrid verifies its pieces by SHA-1 without the layers; a
+    // v2-only torrent cannot.
+    if !torrent.has_v1() && !torrent.has_piece_layers() {
+        torrent = fetch_piece_layers(&torrent, &peers, sources.encryption, deadline, stop)?;
+    }
     let file = torrent.as_bytes().to_vec();
     Ok((torrent, file, peers))
+}
+
+/// The info-hash a v2-only torrent's swarm goes by: SHA-256 of the info
+/// dictionary, truncated to 20 bytes (BEP 52).
+fn truncated_v2_hash(info: &[u8]) -> [u8; 20] {
+    let full = rustico_metainfo::InfoHashV2::of_info_bytes(info).0;
+    let mut out = [0u8; 20];
+    out.copy_from_slice(&full[..20]);
+    out
+}
+
+/// A peer that answers no hash request for this long is left for the next.
+const LAYER_PEER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Fetches the piece layers `torrent` lacks from `peers` (those that
+/// answered the metadata fetch), one peer at a time, until every layer is
+/// in and checked, `deadline` passes or `stop` is set.
+fn fetch_piece_layers(
+    torrent: &Torrent,
+    peers: &[SocketAddr],
+    encryption: Policy,
+    deadline: Option<Instant>,
+    stop: &AtomicBool,
+) -> Result<Torrent, String> {
+    let mut fetch = rustico_metainfo::PieceLayerFetch::new(torrent);
+    let peer_id = crate::engine::make_peer_id();
+    for &addr in peers {
+        if stop.load(Ordering::SeqCst) {
+            return Err("interrupted while fetching the piece layers".into());
+        }
+        match layers_from_peer(
+            torrent, &mut fetch, addr, peer_id, encryption, deadline, stop,
+        ) {
+            Ok(()) => {}
+            Err(why @ PeerFailure::Misbehaved(_)) => {
+                log::warn!(target: "rustico", "piece layers from {addr}: {why}");
+            }
+            Err(why @ PeerFailure::Gone(_)) => {
+                log::info!(target: "rustico", "piece layers from {addr}: {why}");
+            }
+        }
+        if fetch.is_complete() {
+            log::info!(target: "rustico", "piece layers complete and verified against the pieces roots");
+            return fetch
+                .complete(torrent)
+                .map_err(|e| format!("the fetched piece layers: {e}"));
+        }
+    }
+    Err(format!(
+        "none of the {} peers that sent the metadata gave the piece layers",
+        peers.len()
+    ))
+}
+
+/// One peer's part of [`fetch_piece_layers`]: asks it for every range
+/// still missing until all are in, it rejects one, lies, leaves or
+/// stays silent for [`LAYER_PEER_TIMEOUT`]. Ranges it held go back.
+fn layers_from_peer(
+    torrent: &Torrent,
+    fetch: &mut rustico_metainfo::PieceLayerFetch,
+    addr: SocketAddr,
+    peer_id: [u8; 20],
+    encryption: Policy,
+    deadline: Option<Instant>,
+    stop: &AtomicBool,
+) -> Result<(), PeerFailure> {
+    use rustico_metainfo::LayerRange;
+    use rustico_peer_wire::HashRequest;
+    use PeerFailure::{Gone, Misbehaved};
+    let info_hash = torrent.info_hash().0;
+    let config = SessionConfig {
+        handshake_timeout: CONNECT_TIMEOUT,
+        stats_interval: None,
+        client: Some(format!("rustico {}", env!("CARGO_PKG_VERSION"))),
+        ..SessionConfig::default()
+    };
+    let ours = Handshake::new(
+        Reserved::supported().with_v2_upgrade(true),
+        info_hash,
+        peer_id,
+    );
+    let hs = Handshaking::new(ours, Content::magnet(), config, Instant::now());
+    let (mut link, mut session) = crate::engine::conn::dial(addr, info_hash, hs, encryption)
+        .map_err(|e| Gone(format!("handshake: {e}")))?;
+    link.socket()
+        .set_read_timeout(Some(READ_SLICE))
+        .map_err(|e| Gone(e.to_string()))?;
+    let to_wire = |r: &LayerRange| HashRequest {
+        pieces_root: r.pieces_root,
+        base_layer: r.base_layer,
+        index: r.index,
+        length: r.length,
+        proof_layers: r.proof_layers,
+    };
+    let mut asked: Vec<LayerRange> = Vec::new();
+    let mut last_answer = Instant::now();
+    let mut out = Vec::new();
+    let outcome = loop {
+        if fetch.is_complete() {
+            break Ok(());
+        }
+        if stop.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
+            break Err(Gone("stopped".into()));
+        }
+        if last_answer.elapsed() >= LAYER_PEER_TIMEOUT {
+            break Err(Gone("no answer to our hash requests".into()));
+        }
+        while session.hash_requests().len() < rustico_peer_wire::MAX_HASH_REQUESTS {
+            let Some(range) = fetch.poll_request() else {
+                break;
+            };
+            if session.request_hashes(to_wire(&range)) {
+                asked.push(range);
+            } else {
+                fetch.release(&range);
+                break;
+            }
+        }
+        let mut ended = None;
+        while let Some(event) = session.poll_event() {
+            let (request, hashes) = match event {
+                Event::Hashes { request, hashes } => (request, Some(hashes)),
+                Event::HashesRejected(request) => (request, None),
+                _ => continue,
+            };
+            let Some(at) = asked.iter().position(|r| to_wire(r) == request) else {
+                continue;
+            };
+            let range = asked.swap_remove(at);
+            last_answer = Instant::now();
+            match hashes {
+                Some(hashes) => {
+                    if let Err(e) = fetch.handle_hashes(&range, &hashes) {
+                        ended = Some(Misbehaved(format!("dropped: {e}")));
+                    }
+                }
+                None => {
+                    fetch.release(&range);
+                    ended = Some(Gone("rejected a hash request".into()));
+                }
+            }
+        }
+        if let Some(why) = ended {
+            break Err(why);
+        }
+        out.clear();
+        session.poll_transmit(&mut out, Instant::now());
+        if let Err(e) = link.write_all(&mut out) {
+            break Err(Gone(format!("send: {e}")));
+        }
+        match link.read(session.recv_buffer()) {
+            Ok(0) => break Err(Gone("peer closed the connection".into())),
+            Ok(n) => {
+                if let Err(e) = session.handle_received(n, Instant::now()) {
+                    break Err(Misbehaved(e.to_string()));
+                }
+            }
+            Err(e) if crate::engine::link::is_retry(&e) => {}
+            Err(e) => break Err(Gone(format!("read: {e}"))),
+        }
+        if let Err(e) = session.handle_timeout(Instant::now()) {
+            break Err(Misbehaved(e.to_string()));
+        }
+    };
+    for range in &asked {
+        fetch.release(range);
+    }
+    outcome
 }
 
 /// A file name for `<name>.torrent` that cannot leave its folder.

@@ -8,39 +8,6 @@
 //! of every answer against the file's `pieces root` before it is kept,
 //! so that a peer that sends a wrong hash or a wrong proof is caught at
 //! once (and can be dropped) rather than after a whole piece failed.
-//!
-//! ```
-//! use std::sync::atomic::AtomicBool;
-//! use rustico_metainfo::{merkle, PieceLayerFetch, Torrent, TorrentBuilder, TorrentVersion};
-//!
-//! # let dir = std::env::temp_dir().join(format!("rustico-fetch-doc-{}", std::process::id()));
-//! # std::fs::create_dir_all(&dir)?;
-//! std::fs::write(dir.join("a.bin"), vec![7u8; 200_000])?;
-//! let full = TorrentBuilder::new(dir.join("a.bin"))
-//!     .version(TorrentVersion::V2)
-//!     .piece_length(32768)
-//!     .build(|_| {}, &AtomicBool::new(false))?;
-//! // What a magnet link's peers give: the info dictionary alone.
-//! let bare = Torrent::from_info_bytes(full.info_bytes())?;
-//! let mut fetch = PieceLayerFetch::new(&bare);
-//! while let Some(range) = fetch.poll_request() {
-//!     // Over the wire: a `hash request` for `range`, a `hashes` back. A
-//!     // seed answers from its layer, padded to a power of two.
-//!     let layer: Vec<merkle::Hash> = full
-//!         .piece_layer(0)
-//!         .unwrap()
-//!         .chunks(32)
-//!         .map(|h| h.try_into().unwrap())
-//!         .collect();
-//!     let mut hashes = layer.clone();
-//!     hashes.resize(range.length as usize, merkle::pad_hash(1));
-//!     fetch.handle_hashes(&range, &hashes)?;
-//! }
-//! let complete = fetch.complete(&bare)?;
-//! assert!(complete.has_piece_layers());
-//! # std::fs::remove_dir_all(&dir)?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 
 use crate::merkle::{self, Hash};
 use crate::{Error, Torrent};
@@ -63,9 +30,10 @@ pub struct LayerRange {
     /// How many hashes: a power of two (the layer padded with pad
     /// hashes where it ends), at most [`MAX_HASHES_PER_REQUEST`].
     pub length: u32,
-    /// BEP 52 `proof layers`: the layers above the hashes whose uncles
-    /// the answer carries, counting the `log2(length)` layers that the
-    /// hashes themselves prove (whose uncles are left out).
+    /// BEP 52 `proof layers`, as libtorrent counts them: asking for
+    /// `log2(length) - 1` gets no uncle (the hashes prove their own
+    /// subtree), each layer more one uncle more. libtorrent refuses a
+    /// request for more uncles than the tree has.
     pub proof_layers: u32,
 }
 
@@ -73,8 +41,7 @@ impl LayerRange {
     /// How many uncle hashes the answer carries after the `length`
     /// hashes.
     pub fn uncles(&self) -> u32 {
-        self.proof_layers
-            .saturating_sub(self.length.trailing_zeros())
+        (self.proof_layers + 1).saturating_sub(self.length.trailing_zeros())
     }
 }
 
@@ -133,7 +100,43 @@ struct FileLayer {
 }
 
 /// The piece layers a torrent still lacks, and the checked hashes
-/// received so far. See the [module docs](self).
+/// received so far: which ranges of which layer to ask peers for, and
+/// the check of every answer against its file's `pieces root` before it
+/// is kept, so a peer that sends a wrong hash or proof is caught on that
+/// answer.
+///
+/// ```
+/// use std::sync::atomic::AtomicBool;
+/// use rustico_metainfo::{merkle, PieceLayerFetch, Torrent, TorrentBuilder, TorrentVersion};
+///
+/// # let dir = std::env::temp_dir().join(format!("rustico-fetch-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// std::fs::write(dir.join("a.bin"), vec![7u8; 200_000])?;
+/// let full = TorrentBuilder::new(dir.join("a.bin"))
+///     .version(TorrentVersion::V2)
+///     .piece_length(32768)
+///     .build(|_| {}, &AtomicBool::new(false))?;
+/// // What a magnet link's peers give: the info dictionary alone.
+/// let bare = Torrent::from_info_bytes(full.info_bytes())?;
+/// let mut fetch = PieceLayerFetch::new(&bare);
+/// while let Some(range) = fetch.poll_request() {
+///     // Over the wire: a `hash request` for `range`, a `hashes` back. A
+///     // seed answers from its layer, padded to a power of two.
+///     let layer: Vec<merkle::Hash> = full
+///         .piece_layer(0)
+///         .unwrap()
+///         .chunks(32)
+///         .map(|h| h.try_into().unwrap())
+///         .collect();
+///     let mut hashes = layer.clone();
+///     hashes.resize(range.length as usize, merkle::pad_hash(1));
+///     fetch.handle_hashes(&range, &hashes)?;
+/// }
+/// let complete = fetch.complete(&bare)?;
+/// assert!(complete.has_piece_layers());
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct PieceLayerFetch {
     base_layer: u32,
@@ -206,7 +209,7 @@ impl PieceLayerFetch {
                         base_layer,
                         index: n as u32 * length,
                         length,
-                        proof_layers: uncles + length.trailing_zeros(),
+                        proof_layers: (uncles + length.trailing_zeros()).saturating_sub(1),
                     });
                 }
             }

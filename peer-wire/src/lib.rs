@@ -150,7 +150,7 @@ pub use rustico_pieces::{
 };
 pub use session::{
     Action, Content, ContentError, Event, Handshaking, PeerExtensions, PeerPieces, Progress,
-    Served, Session, SessionConfig, SessionError, Timer, Violation,
+    Served, Session, SessionConfig, SessionError, Timer, Violation, MAX_HASH_REQUESTS,
 };
 
 /// The answer of an incremental decoder: not enough bytes yet, or a value

@@ -216,6 +216,8 @@ enum Phase<P> {
 #[derive(Debug)]
 pub struct MetadataDownload<P> {
     info_hash: [u8; 20],
+    /// What the info dictionary must hash to `info_hash` by.
+    digest: fn(&[u8]) -> [u8; 20],
     config: MetadataConfig,
     peers: Vec<PeerEntry<P>>,
     phase: Phase<P>,
@@ -231,6 +233,7 @@ impl<P: Copy + Eq> MetadataDownload<P> {
     pub fn with_config(info_hash: [u8; 20], config: MetadataConfig) -> MetadataDownload<P> {
         MetadataDownload {
             info_hash,
+            digest: sha1_digest,
             config,
             peers: Vec::new(),
             phase: Phase::Idle,
@@ -240,6 +243,26 @@ impl<P: Copy + Eq> MetadataDownload<P> {
     /// The info-hash the metadata must match.
     pub fn info_hash(&self) -> [u8; 20] {
         self.info_hash
+    }
+
+    /// The same download, checking the metadata with `digest` instead of
+    /// SHA-1: a v2-only torrent (BEP 52) goes by its SHA-256 info-hash
+    /// truncated to 20 bytes, which this crate does not compute itself.
+    ///
+    /// ```
+    /// use rustico_peer_wire::MetadataDownload;
+    /// // Any 20-byte digest; a real one is the truncated SHA-256.
+    /// fn first_20(info: &[u8]) -> [u8; 20] {
+    ///     let mut out = [0u8; 20];
+    ///     for (o, b) in out.iter_mut().zip(info) { *o = *b; }
+    ///     out
+    /// }
+    /// let download = MetadataDownload::<u8>::new([0; 20]).with_digest(first_20);
+    /// # let _ = download;
+    /// ```
+    pub fn with_digest(mut self, digest: fn(&[u8]) -> [u8; 20]) -> MetadataDownload<P> {
+        self.digest = digest;
+        self
     }
 
     /// Whether the metadata is verified (taken or not).
@@ -452,8 +475,7 @@ impl<P: Copy + Eq> MetadataDownload<P> {
         if fetch.have < fetch.slots.len() {
             return Ok(DataOutcome::Stored);
         }
-        let digest: [u8; 20] = Sha1::digest(&fetch.buffer.0).into();
-        if digest == self.info_hash {
+        if (self.digest)(&fetch.buffer.0) == self.info_hash {
             let bytes = std::mem::take(&mut fetch.buffer);
             self.phase = Phase::Complete(bytes);
             return Ok(DataOutcome::Complete);
@@ -616,6 +638,10 @@ impl MetadataServer {
             None => MetadataMessage::Reject { piece },
         })
     }
+}
+
+fn sha1_digest(info: &[u8]) -> [u8; 20] {
+    Sha1::digest(info).into()
 }
 
 #[cfg(test)]
@@ -802,6 +828,30 @@ mod tests {
             Err(MetadataError::NotRequested { piece: 1 })
         );
         assert_eq!(d.progress(), Some((0, 2)));
+    }
+
+    #[test]
+    fn another_digest_checks_the_metadata_instead_of_sha1() {
+        // Stands in for a truncated SHA-256: the bytes' last 20.
+        fn tail(info: &[u8]) -> [u8; 20] {
+            info[info.len() - 20..].try_into().unwrap()
+        }
+        let (bytes, sha1) = info(5_000);
+        let now = Instant::now();
+        for (want, outcome) in [
+            (tail(&bytes), DataOutcome::Complete),
+            (
+                sha1,
+                DataOutcome::HashMismatch {
+                    contributors: vec![1],
+                },
+            ),
+        ] {
+            let mut d = MetadataDownload::new(want).with_digest(tail);
+            d.handle_metadata_size(1u8, 5_000).unwrap();
+            assert_eq!(d.poll_request(1, now), Some(0));
+            assert_eq!(d.handle_data(1, 0, 5_000, &bytes), Ok(outcome));
+        }
     }
 
     #[test]

@@ -1366,7 +1366,9 @@ impl Sim {
                     WireEvent::AllowedFast(_)
                     | WireEvent::DhtPort(_)
                     | WireEvent::MetadataPiece { .. }
-                    | WireEvent::MetadataRejected { .. } => continue,
+                    | WireEvent::MetadataRejected { .. }
+                    | WireEvent::Hashes { .. }
+                    | WireEvent::HashesRejected(_) => continue,
                 };
                 self.peer_event(n, key, swarm_ev, now)?;
             }

@@ -306,11 +306,14 @@ fn to_manager_event(event: SessionEvent, num_pieces: u32, batch: &mut Vec<Event>
         SessionEvent::Pex(message) => Event::Pex(message),
         SessionEvent::Stats { down, up } => Event::Stats { down, up },
         // Pieces the peer lets us fetch while choked: the manager does not
-        // ask for them yet. Metadata events come only to magnet sessions.
+        // ask for them yet. Metadata and hash events come only to the
+        // sessions that ask for them (magnet links).
         SessionEvent::AllowedFast(_)
         | SessionEvent::DhtPort(_)
         | SessionEvent::MetadataPiece { .. }
-        | SessionEvent::MetadataRejected { .. } => return,
+        | SessionEvent::MetadataRejected { .. }
+        | SessionEvent::Hashes { .. }
+        | SessionEvent::HashesRejected(_) => return,
     };
     batch.push(event);
 }

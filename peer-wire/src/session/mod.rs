@@ -9,11 +9,13 @@
 //! methods.
 
 mod handshaking;
+mod hashes;
 #[cfg(test)]
 mod tests;
 mod timers;
 
 pub use handshaking::{Handshaking, Progress};
+pub use hashes::MAX_HASH_REQUESTS;
 pub use timers::Timer;
 
 use std::collections::{HashSet, VecDeque};
@@ -26,6 +28,7 @@ use rustico_pieces::{Bitfield, BitfieldError, BlockRequest, Geometry, BLOCK_LEN}
 use crate::extension::{ExtensionHandshake, ExtensionMap, UT_METADATA, UT_PEX};
 use crate::handshake::{Handshake, HandshakeError};
 use crate::message::{id, piece_header, FrameError, Limits, Message};
+use crate::message_v2::{HashMessageError, HashRequest};
 use crate::metadata::MetadataMessage;
 use crate::metadata_download::MetadataServer;
 use crate::pex::PexMessage;
@@ -219,6 +222,18 @@ pub enum Event {
         /// Metadata piece index.
         piece: u32,
     },
+    /// A BEP 52 `hashes` message answering one of our
+    /// [`Session::request_hashes`]: `request.length` hashes, then the
+    /// proof's uncles, bottom first. Not checked: the caller knows the
+    /// roots (see `rustico_metainfo::PieceLayerFetch`).
+    Hashes {
+        /// The request answered.
+        request: HashRequest,
+        /// The hashes and uncles.
+        hashes: Vec<[u8; 32]>,
+    },
+    /// The peer will not answer this hash request (`hash reject`).
+    HashesRejected(HashRequest),
     /// Payload bytes received and sent since the previous report, every
     /// [`SessionConfig::stats_interval`].
     Stats {
@@ -351,6 +366,9 @@ pub enum Violation {
     /// A request for a piece we never announced.
     #[error("request for piece {} which we do not have", .0.piece)]
     RequestForMissingPiece(BlockRequest),
+    /// A malformed BEP 52 hash message (ids 21 to 23).
+    #[error("bad hash message: {0}")]
+    HashMessage(HashMessageError),
 }
 
 /// One peer connection after the handshake, sans-IO.
@@ -480,6 +498,9 @@ struct State {
     allowed_in: Vec<u32>,
     /// Pieces we let the peer request while choked.
     allowed_out: Vec<u32>,
+    /// Our BEP 52 hash requests not answered yet (at most
+    /// [`MAX_HASH_REQUESTS`]).
+    hash_requests: Vec<HashRequest>,
     down: u64,
     up: u64,
     failed: Option<SessionError>,
@@ -527,6 +548,7 @@ impl Session {
             awaiting: Vec::new(),
             allowed_in: Vec::new(),
             allowed_out: Vec::new(),
+            hash_requests: Vec::new(),
             down: 0,
             up: 0,
             failed: None,
@@ -1039,7 +1061,8 @@ impl State {
 
     fn handle_message(&mut self, message: Message<'_>, now: Instant) -> Result<(), Violation> {
         match message {
-            Message::KeepAlive | Message::Port(0) | Message::Unknown { .. } => {}
+            Message::KeepAlive | Message::Port(0) => {}
+            Message::Unknown { id, payload } => self.handle_unknown(id, payload)?,
             Message::Port(port) => self.events.push_back(Event::DhtPort(port)),
             Message::Choke => {
                 if !self.peer_choking {
