@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rustico_metainfo::Torrent;
-use rustico_peer_wire::MetadataServer;
+use rustico_metainfo::{HashServer, LayerRange, Torrent};
+use rustico_peer_wire::{HashRequest, HashSource, MetadataServer};
 use rustico_storage::Layout;
 
 /// A torrent as the engine sees it.
@@ -27,6 +27,12 @@ pub struct TorrentMeta {
     pub trackers: Vec<Vec<String>>,
     /// The info dictionary, served to peers with `ut_metadata`.
     pub metadata: Arc<MetadataServer>,
+    /// For a v2 or hybrid torrent: its piece layers, served to peers'
+    /// BEP 52 hash requests.
+    pub hashes: Option<Arc<dyn HashSource>>,
+    /// For a hybrid torrent: the truncated v2 info-hash, the name of its
+    /// second swarm (peers may greet us under either hash).
+    pub v2_swarm: Option<[u8; 20]>,
     /// BEP 27: peers from the trackers only (no peer exchange).
     pub private: bool,
     /// BEP 19 web seeds (`url-list`).
@@ -50,6 +56,14 @@ impl TorrentMeta {
             layout,
             trackers: t.trackers().to_vec(),
             metadata: Arc::new(MetadataServer::new(t.info_bytes().to_vec())),
+            hashes: t
+                .has_v2()
+                .then(|| Arc::new(LayerHashes(HashServer::new(t))) as Arc<dyn HashSource>),
+            v2_swarm: t
+                .info_hashes()
+                .v2
+                .filter(|_| t.has_v1())
+                .map(|v2| v2.truncated().0),
             private: t.is_private(),
             web_seeds: t.web_seeds().to_vec(),
             multi_file: t.is_multi_file(),
@@ -65,5 +79,22 @@ impl TorrentMeta {
     /// The info-hash as 40 lowercase hex digits.
     pub fn hex_hash(&self) -> String {
         rustico_metainfo::hex(&self.info_hash).to_string()
+    }
+}
+
+/// metainfo's [`HashServer`] behind peer-wire's [`HashSource`] (the
+/// crates do not know each other's request type).
+#[derive(Debug)]
+struct LayerHashes(HashServer);
+
+impl HashSource for LayerHashes {
+    fn hashes(&self, r: &HashRequest) -> Option<Vec<[u8; 32]>> {
+        self.0.answer(&LayerRange {
+            pieces_root: r.pieces_root,
+            base_layer: r.base_layer,
+            index: r.index,
+            length: r.length,
+            proof_layers: r.proof_layers,
+        })
     }
 }

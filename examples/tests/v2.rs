@@ -227,3 +227,154 @@ fn rustico_downloads_a_v2_only_torrent_from_a_btmh_magnet_link_served_by_libtorr
         assert_eq!(saved.v2_piece_hash(piece), original.v2_piece_hash(piece));
     }
 }
+
+/// `argv`: magnet link, save path, peer port. libtorrent fetches the
+/// link from the rustico peer on 127.0.0.1:PORT (it dials under the hash
+/// the link names) and downloads it; prints DONE once it has every piece.
+const LIBTORRENT_MAGNET: &str = r#"
+import libtorrent as lt, sys, time
+link, save, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ses = lt.session({
+    "listen_interfaces": "127.0.0.1:0",
+    "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+    "enable_outgoing_utp": False, "enable_incoming_utp": False,
+    "allow_multiple_connections_per_ip": True,
+    "alert_mask": lt.alert.category_t.error_notification,
+})
+atp = lt.parse_magnet_uri(link)
+atp.save_path = save
+atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+h = ses.add_torrent(atp)
+end = time.monotonic() + 80
+while time.monotonic() < end:
+    if not h.status().has_metadata or h.status().num_peers == 0:
+        h.connect_peer(("127.0.0.1", port))
+    time.sleep(0.2)
+    for a in ses.pop_alerts():
+        print("libtorrent:", a.what(), a.message(), file=sys.stderr, flush=True)
+    if h.status().is_seeding:
+        print("DONE", flush=True)
+        break
+"#;
+
+/// rustico seeds a torrent it created with `--format FORMAT`; libtorrent
+/// downloads it from a magnet link naming only the v2 hash (`btmh`), so
+/// it greets rustico under the truncated v2 hash, fetches the info
+/// dictionary, and (for its v2 verification) the piece layers by hash
+/// requests that rustico answers.
+fn libtorrent_downloads_from_a_btmh_link_rustico_serves(format: &str) {
+    if !rustico_testkit::require_libtorrent() {
+        return;
+    }
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let files = content(
+        54,
+        &[("long.bin", 700 * 16_384 + 5), ("short.bin", 3 * 16_384)],
+    );
+    write_files(&seed_dir.join("share"), &files);
+    let torrent = create_torrent(
+        &seed_dir.join("share"),
+        &dir.path().join("share.torrent"),
+        &["--format", format, "--piece-length", "16384"],
+    );
+    let t = rustico_metainfo::Torrent::from_file(&torrent).unwrap();
+    let v2 = t.info_hashes().v2.unwrap();
+    assert_eq!(t.has_v1(), format == "hybrid");
+    let (_seeder, port) = start_seeder(&torrent, &seed_dir, &config_in(dir.path()));
+    let link = format!("magnet:?xt=urn:btmh:1220{v2}");
+    let lt_dir = dir.path().join("libtorrent");
+    std::fs::create_dir_all(&lt_dir).unwrap();
+    let mut lt = rustico_testkit::spawn_python(
+        LIBTORRENT_MAGNET,
+        &[&link, lt_dir.to_str().unwrap(), &port.to_string()],
+    )
+    .unwrap();
+    wait_for_line(&mut lt, "DONE");
+    assert_files(&lt_dir.join("share"), &files);
+}
+
+#[test]
+fn libtorrent_downloads_a_v2_only_torrent_from_a_btmh_link_served_by_rustico() {
+    libtorrent_downloads_from_a_btmh_link_rustico_serves("v2");
+}
+
+/// The hybrid case: libtorrent knows only the v2 hash, so the connection
+/// is in the hybrid's v2 swarm.
+#[test]
+fn libtorrent_joins_a_hybrid_on_its_v2_hash_and_rustico_seeds_it() {
+    libtorrent_downloads_from_a_btmh_link_rustico_serves("hybrid");
+}
+
+/// `argv`: port, swarm hash (hex), a file's pieces root (hex). Greets the
+/// peer on 127.0.0.1:PORT as a v2 peer, asks for the two halves of the
+/// file's 1,024-wide piece layer (512 hashes each, one uncle: `proof
+/// layers` 9 as libtorrent counts), and checks that each half's uncle is
+/// the other half's root and that both lead to the pieces root. Prints OK.
+const HASH_PROBE: &str = r#"
+import hashlib, socket, struct, sys
+port, ih, root = int(sys.argv[1]), bytes.fromhex(sys.argv[2]), bytes.fromhex(sys.argv[3])
+s = socket.create_connection(("127.0.0.1", port))
+s.settimeout(20)
+reserved = bytearray(8)
+reserved[5] |= 0x10
+reserved[7] |= 0x10 | 0x04
+s.sendall(bytes([19]) + b"BitTorrent protocol" + bytes(reserved) + ih + b"-XX0001-123456789012")
+def read(n):
+    b = b""
+    while len(b) < n:
+        x = s.recv(n - len(b))
+        if not x:
+            sys.exit("closed by the peer")
+        b += x
+    return b
+assert read(68)[28:48] == ih
+for index in (0, 512):
+    s.sendall(struct.pack(">IB", 49, 21) + root + struct.pack(">IIII", 0, index, 512, 9))
+answers = {}
+while len(answers) < 2:
+    n = struct.unpack(">I", read(4))[0]
+    body = read(n) if n else b""
+    if not body:
+        continue
+    if body[0] == 23:
+        sys.exit("hash request rejected")
+    if body[0] == 22:
+        index = struct.unpack(">I", body[37:41])[0]
+        answers[index] = [body[49 + 32 * i:81 + 32 * i] for i in range((n - 49) // 32)]
+def up(nodes):
+    while len(nodes) > 1:
+        nodes = [hashlib.sha256(nodes[i] + nodes[i + 1]).digest() for i in range(0, len(nodes), 2)]
+    return nodes[0]
+assert all(len(a) == 513 for a in answers.values()), [len(a) for a in answers.values()]
+left, right = up(answers[0][:512]), up(answers[512][:512])
+assert answers[0][512] == right and answers[512][512] == left, "wrong uncles"
+assert hashlib.sha256(left + right).digest() == root, "does not lead to the root"
+print("OK", flush=True)
+"#;
+
+/// rustico answers BEP 52 hash requests from its piece layers: a raw
+/// v2 peer asks for a 700-piece file's layer in two halves with their
+/// proofs and checks them against the file's pieces root.
+#[test]
+fn rustico_answers_hash_requests_with_hashes_that_lead_to_the_root() {
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let files = content(55, &[("long.bin", 700 * 16_384 + 5)]);
+    write_files(&seed_dir.join("probe"), &files);
+    let torrent = create_torrent(
+        &seed_dir.join("probe"),
+        &dir.path().join("probe.torrent"),
+        &["--format", "v2", "--piece-length", "16384"],
+    );
+    let t = rustico_metainfo::Torrent::from_file(&torrent).unwrap();
+    let root = t.files()[0].pieces_root.unwrap();
+    let hex = |bytes: &[u8]| rustico_metainfo::hex(bytes).to_string();
+    let (_seeder, port) = start_seeder(&torrent, &seed_dir, &config_in(dir.path()));
+    let out = rustico_testkit::run_python(
+        HASH_PROBE,
+        &[&port.to_string(), &hex(&t.info_hash().0), &hex(&root)],
+    )
+    .unwrap();
+    assert_eq!(out.trim(), "OK");
+}

@@ -39,7 +39,7 @@ pub struct LayerRange {
 
 impl LayerRange {
     /// How many uncle hashes the answer carries after the `length`
-    /// hashes.
+    /// hashes (0 for a length that is not a power of two).
     pub fn uncles(&self) -> u32 {
         (self.proof_layers + 1).saturating_sub(self.length.trailing_zeros())
     }
@@ -300,6 +300,125 @@ impl PieceLayerFetch {
     }
 }
 
+/// Answers peers' hash requests for a torrent's piece layers (the seed's
+/// side of [`PieceLayerFetch`]): the requested run of a file's padded
+/// piece layer and the uncles up to its `pieces root`. A file's merkle
+/// tree above its layer is built on its first request and kept.
+///
+/// ```
+/// use std::sync::atomic::AtomicBool;
+/// use rustico_metainfo::{HashServer, PieceLayerFetch, Torrent, TorrentBuilder, TorrentVersion};
+///
+/// # let dir = std::env::temp_dir().join(format!("rustico-serve-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// std::fs::write(dir.join("a.bin"), vec![3u8; 700 * 16384])?;
+/// let full = TorrentBuilder::new(dir.join("a.bin"))
+///     .version(TorrentVersion::V2)
+///     .piece_length(16384)
+///     .build(|_| {}, &AtomicBool::new(false))?;
+/// let server = HashServer::new(&full);
+/// let bare = Torrent::from_info_bytes(full.info_bytes())?;
+/// let mut fetch = PieceLayerFetch::new(&bare);
+/// while let Some(range) = fetch.poll_request() {
+///     let answer = server.answer(&range).expect("a range of a layer it has");
+///     fetch.handle_hashes(&range, &answer)?;
+/// }
+/// assert!(fetch.complete(&bare)?.has_piece_layers());
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct HashServer {
+    base_layer: u32,
+    pad: Hash,
+    files: Vec<ServedFile>,
+}
+
+#[derive(Debug)]
+struct ServedFile {
+    root: Hash,
+    /// The piece layer, unpadded.
+    layer: Vec<Hash>,
+    /// Every level of the tree from the padded layer up to the root.
+    tree: std::sync::OnceLock<Vec<Vec<Hash>>>,
+}
+
+impl HashServer {
+    /// The server of `torrent`'s piece layers (none for a v1-only
+    /// torrent, or one whose layers are missing).
+    pub fn new(torrent: &Torrent) -> HashServer {
+        let height = merkle::piece_height(u64::from(torrent.piece_length())).unwrap_or(0);
+        let files = torrent
+            .files()
+            .iter()
+            .enumerate()
+            .filter_map(|(index, file)| {
+                let layer = torrent.piece_layer(index)?;
+                Some(ServedFile {
+                    root: file.pieces_root?,
+                    layer: layer
+                        .chunks_exact(32)
+                        .filter_map(|h| h.try_into().ok())
+                        .collect(),
+                    tree: std::sync::OnceLock::new(),
+                })
+            })
+            .collect();
+        HashServer {
+            base_layer: height,
+            pad: merkle::pad_hash(height),
+            files,
+        }
+    }
+
+    /// The hashes and proof for `range`, or `None` when it is not a
+    /// well-formed request for a layer this torrent has (the session
+    /// then sends a `hash reject`): another base layer, a length that is
+    /// not a power of two or is over [`MAX_HASHES_PER_REQUEST`], an index
+    /// past the layer or not a multiple of the length, or more uncles
+    /// than the tree has.
+    pub fn answer(&self, range: &LayerRange) -> Option<Vec<Hash>> {
+        let file = self.files.iter().find(|f| f.root == range.pieces_root)?;
+        let width = u32::try_from(file.layer.len())
+            .ok()?
+            .checked_next_power_of_two()?;
+        let length = range.length;
+        let fits = range.base_layer == self.base_layer
+            && length.is_power_of_two()
+            && length <= MAX_HASHES_PER_REQUEST
+            && range.index % length == 0
+            && range.index.checked_add(length)? <= width;
+        let uncles = range.uncles();
+        if !fits || uncles > width.trailing_zeros() - length.trailing_zeros() {
+            return None;
+        }
+        let tree = file.tree.get_or_init(|| {
+            let mut level = file.layer.clone();
+            level.resize(width as usize, self.pad);
+            let mut levels = vec![level];
+            while levels.last().is_some_and(|l| l.len() > 1) {
+                let below = levels.last().map(Vec::as_slice).unwrap_or_default();
+                let up = below
+                    .chunks_exact(2)
+                    .map(|pair| merkle::hash_pair(&pair[0], &pair[1]))
+                    .collect();
+                levels.push(up);
+            }
+            levels
+        });
+        let start = range.index as usize;
+        let mut out = tree.first()?.get(start..start + length as usize)?.to_vec();
+        // The uncle at each level above the run's subtree root.
+        let first = length.trailing_zeros() as usize;
+        let mut position = start / length as usize;
+        for level in first..first + uncles as usize {
+            out.push(*tree.get(level)?.get(position ^ 1)?);
+            position /= 2;
+        }
+        Some(out)
+    }
+}
+
 /// Checks one answer: its size, the padding past the last piece, and the
 /// proof up to the root.
 fn check(
@@ -497,5 +616,57 @@ mod tests {
         assert!(fetch.is_complete());
         // Nothing to fetch for a torrent with its layers.
         assert!(PieceLayerFetch::new(&full).is_complete());
+    }
+
+    #[test]
+    fn the_server_answers_what_the_fetch_asks_and_refuses_the_rest() {
+        let (full, bare, _dir) = torrents(&[40_000, 1_300 * 16_384 - 5]);
+        let server = HashServer::new(&full);
+        let mut fetch = PieceLayerFetch::new(&bare);
+        let mut ranges = Vec::new();
+        while let Some(range) = fetch.poll_request() {
+            assert_eq!(server.answer(&range), Some(answer(&full, &range)));
+            ranges.push(range);
+        }
+        let long = ranges[1];
+        let refused = [
+            LayerRange {
+                base_layer: 1,
+                ..long
+            },
+            LayerRange {
+                length: 500,
+                ..long
+            },
+            LayerRange {
+                length: 1024,
+                ..long
+            },
+            LayerRange { index: 256, ..long },
+            LayerRange {
+                index: 2048,
+                ..long
+            },
+            // 3 uncles where the tree above a run of 512 has 2 levels.
+            LayerRange {
+                proof_layers: 11,
+                ..long
+            },
+            LayerRange {
+                pieces_root: [7; 32],
+                ..long
+            },
+        ];
+        for range in refused {
+            assert_eq!(server.answer(&range), None, "{range:?}");
+        }
+        // Fewer uncles than the fetch asks for is a valid request too.
+        let bare_run = LayerRange {
+            proof_layers: 8,
+            ..long
+        };
+        assert_eq!(server.answer(&bare_run).map(|h| h.len()), Some(512));
+        // A torrent without layers serves nothing.
+        assert_eq!(HashServer::new(&bare).answer(&long), None);
     }
 }

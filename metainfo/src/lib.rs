@@ -167,7 +167,9 @@ pub use create::{
 };
 pub use error::{Error, PathProblem, Warning};
 pub use info_hash::{hex, Hex, InfoHash, InfoHashV2, InfoHashes, ParseInfoHashError};
-pub use layer_fetch::{LayerFetchError, LayerRange, PieceLayerFetch, MAX_HASHES_PER_REQUEST};
+pub use layer_fetch::{
+    HashServer, LayerFetchError, LayerRange, PieceLayerFetch, MAX_HASHES_PER_REQUEST,
+};
 pub use magnet::{Magnet, MagnetError};
 pub use sanitize::{MAX_DUPLICATE_NAMES, MAX_ELEMENT_LENGTH, MAX_KEPT_EXTENSION};
 pub use torrent::{FileEntry, Torrent, V2PieceHash, MAX_PIECE_LENGTH};

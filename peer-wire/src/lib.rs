@@ -149,8 +149,8 @@ pub use rustico_pieces::{
     Bitfield, BitfieldError, BlockRequest, Geometry, GeometryError, BLOCK_LEN,
 };
 pub use session::{
-    Action, Content, ContentError, Event, Handshaking, PeerExtensions, PeerPieces, Progress,
-    Served, Session, SessionConfig, SessionError, Timer, Violation, MAX_HASH_REQUESTS,
+    Action, Content, ContentError, Event, Handshaking, HashSource, PeerExtensions, PeerPieces,
+    Progress, Served, Session, SessionConfig, SessionError, Timer, Violation, MAX_HASH_REQUESTS,
 };
 
 /// The answer of an incremental decoder: not enough bytes yet, or a value

@@ -57,6 +57,8 @@ pub struct ConnSetup {
     pub storage: Arc<Storage>,
     /// The info dictionary, served with `ut_metadata`.
     pub metadata: Arc<rustico_peer_wire::MetadataServer>,
+    /// A v2 or hybrid torrent's piece layers, for BEP 52 hash requests.
+    pub hashes: Option<Arc<dyn rustico_peer_wire::HashSource>>,
     /// Peer exchange allowed (the torrent is not private).
     pub pex: bool,
     /// Our listen port, for the extension handshake.
@@ -174,12 +176,24 @@ pub fn dial(
 
 fn connect(setup: &ConnSetup, origin: Origin) -> Result<(Link, Session), String> {
     let dht_port = setup.dht.as_ref().map(|(port, _)| *port);
-    let reserved = Reserved::supported().with_dht(dht_port.is_some());
-    let ours = Handshake::new(reserved, setup.info_hash, setup.peer_id);
+    // BEP 52: a v2 or hybrid torrent's handshake says we speak v2.
+    let reserved = Reserved::supported()
+        .with_dht(dht_port.is_some())
+        .with_v2_upgrade(setup.hashes.is_some());
+    // An incoming peer may greet a hybrid under its v2 hash: we answer
+    // under the hash it used (the listener routed it here by that hash).
+    let info_hash = match &origin {
+        Origin::Incoming(accepted) => accepted.info_hash,
+        Origin::Outgoing => setup.info_hash,
+    };
+    let ours = Handshake::new(reserved, info_hash, setup.peer_id);
     let geometry = setup.storage.layout().geometry();
-    let content = Content::torrent(geometry, setup.ours.clone())
+    let mut content = Content::torrent(geometry, setup.ours.clone())
         .map_err(|e| format!("cannot start a session: {e}"))?
         .with_metadata(Arc::clone(&setup.metadata));
+    if let Some(hashes) = &setup.hashes {
+        content = content.with_hashes(Arc::clone(hashes));
+    }
     let config = session_config(setup.listen_port, setup.pex, dht_port);
     let now = Instant::now();
     let mut hs = Handshaking::new(ours, content, config, now);

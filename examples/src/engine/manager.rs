@@ -434,6 +434,7 @@ impl Manager {
             ours: self.swarm.have().clone(),
             storage: self.storage.clone(),
             metadata: Arc::clone(&self.meta.metadata),
+            hashes: self.meta.hashes.clone(),
             pex: !self.meta.private,
             listen_port: self.listen_port,
             encryption: self.encryption,

@@ -421,10 +421,16 @@ impl Engine {
         status
             .total_bytes
             .store(meta.total_length, Ordering::Relaxed);
-        let hash = meta.info_hash;
+        // A hybrid torrent is in two swarms: its v1 hash's and its
+        // truncated v2 hash's. Peers may greet us under either.
+        let hashes: Vec<[u8; 20]> = std::iter::once(meta.info_hash)
+            .chain(meta.v2_swarm)
+            .collect();
         // BEP 27: a private torrent's peers come from its trackers only.
         if let Some(dht) = self.dht.as_ref().filter(|_| !meta.private) {
-            dht.add_torrent(hash, control_tx.clone(), self.port);
+            for hash in &hashes {
+                dht.add_torrent(*hash, control_tx.clone(), self.port);
+            }
         }
         let dht = self
             .dht
@@ -447,10 +453,12 @@ impl Engine {
         };
         let thread = spawn("torrent", move || manager::run(setup)).map_err(|e| e.to_string())?;
         if let Ok(mut routes) = self.routes.lock() {
-            routes.by_hash.insert(hash, control_tx.clone());
-            routes
-                .by_skey
-                .insert(rustico_peer_wire::mse::skey_hash(&hash), hash);
+            for hash in hashes {
+                routes.by_hash.insert(hash, control_tx.clone());
+                routes
+                    .by_skey
+                    .insert(rustico_peer_wire::mse::skey_hash(&hash), hash);
+            }
         }
         Ok(TorrentHandle {
             control: control_tx,

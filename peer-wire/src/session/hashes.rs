@@ -1,12 +1,30 @@
 //! BEP 52 hash messages in a session: our `hash request`s and their
-//! answers. We serve no hashes yet: a peer's request gets a `hash reject`
-//! (BEP 52 lets a peer refuse; a v2 peer then asks another).
+//! answers, and the peer's requests, answered from the content's
+//! [`HashSource`] or rejected (BEP 52 lets a peer refuse; a v2 peer then
+//! asks another).
+
+use std::fmt;
 
 use super::{Event, Session, State, Violation};
 use crate::message_v2::{HashMessage, HashRequest};
 
 /// Our hash requests outstanding on one connection at most.
 pub const MAX_HASH_REQUESTS: usize = 16;
+
+/// A peer's hash request is answered only while fewer bytes than this
+/// wait to be sent; past it, rejected. A 48-byte request can ask for
+/// 18 KiB of hashes: a peer that asks and never reads gets rejects
+/// (53 bytes each) instead of filling our memory.
+const MAX_QUEUED_FOR_HASHES: usize = 256 * 1024;
+
+/// Where a session finds the hashes a peer asks for: the torrent's merkle
+/// trees, which this crate does not hold (`rustico_metainfo::HashServer`
+/// answers from a `.torrent`'s piece layers).
+pub trait HashSource: Send + Sync + fmt::Debug {
+    /// The `request.length` hashes then the proof's uncles, or `None` to
+    /// reject the request.
+    fn hashes(&self, request: &HashRequest) -> Option<Vec<[u8; 32]>>;
+}
 
 impl Session {
     /// Asks the peer for hashes (BEP 52 `hash request`); the answer comes
@@ -37,7 +55,18 @@ impl State {
             return Ok(());
         };
         match decoded.map_err(Violation::HashMessage)? {
-            HashMessage::Request(request) => HashMessage::Reject(request).encode(&mut self.out),
+            HashMessage::Request(request) => {
+                let answer = self
+                    .content
+                    .hashes
+                    .as_ref()
+                    .filter(|_| self.out.len() < MAX_QUEUED_FOR_HASHES)
+                    .and_then(|source| source.hashes(&request));
+                match answer {
+                    Some(hashes) => HashMessage::Hashes { request, hashes }.encode(&mut self.out),
+                    None => HashMessage::Reject(request).encode(&mut self.out),
+                }
+            }
             HashMessage::Hashes { request, hashes } => {
                 // An answer we did not ask for is ignored, as a block is.
                 if self.take_hash_request(&request) {
@@ -67,6 +96,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use std::sync::Arc;
     use std::time::Instant;
 
     use super::*;
@@ -74,8 +104,15 @@ mod tests {
     use rustico_pieces::{Bitfield, Geometry};
 
     fn session(now: Instant) -> Session {
+        session_with(now, None)
+    }
+
+    fn session_with(now: Instant, source: Option<Arc<dyn HashSource>>) -> Session {
         let geometry = Geometry::new(4 * 65_536, 65_536).unwrap();
-        let content = Content::torrent(geometry, Bitfield::new(4)).unwrap();
+        let mut content = Content::torrent(geometry, Bitfield::new(4)).unwrap();
+        if let Some(source) = source {
+            content = content.with_hashes(source);
+        }
         let ours = Handshake::new(Reserved::supported(), [1; 20], [2; 20]);
         let mut hs = Handshaking::new(ours, content, SessionConfig::default(), now);
         hs.poll_transmit(&mut Vec::new(), now);
@@ -166,5 +203,74 @@ mod tests {
         bad.extend([0; 53]);
         let err = s.handle_input(&bad, now).unwrap_err();
         assert!(err.to_string().contains("hash"), "{err}");
+    }
+
+    /// Answers requests for root `[9; 32]` with `length` copies of the
+    /// index's low byte.
+    #[derive(Debug)]
+    struct Echo;
+
+    impl HashSource for Echo {
+        fn hashes(&self, request: &HashRequest) -> Option<Vec<[u8; 32]>> {
+            (request.pieces_root == [9; 32])
+                .then(|| vec![[request.index as u8; 32]; request.length as usize])
+        }
+    }
+
+    /// Message ids in `wire`, in order.
+    fn ids(wire: &[u8]) -> Vec<u8> {
+        let mut ids = Vec::new();
+        let mut at = 0;
+        while at + 5 <= wire.len() {
+            let len = u32::from_be_bytes(wire[at..at + 4].try_into().unwrap()) as usize;
+            ids.push(wire[at + 4]);
+            at += 4 + len;
+        }
+        ids
+    }
+
+    #[test]
+    fn a_peers_requests_are_answered_from_the_source_until_too_much_waits() {
+        let now = Instant::now();
+        let mut s = session_with(now, Some(Arc::new(Echo)));
+        let big = |index| HashRequest {
+            length: 512,
+            proof_layers: 8,
+            ..request(index)
+        };
+        s.handle_input(&wire(HashMessage::Request(big(0))), now)
+            .unwrap();
+        let mut unknown = big(512);
+        unknown.pieces_root = [1; 32];
+        s.handle_input(&wire(HashMessage::Request(unknown)), now)
+            .unwrap();
+        let mut out = Vec::new();
+        s.poll_transmit(&mut out, now);
+        let mut expected = wire(HashMessage::Hashes {
+            request: big(0),
+            hashes: vec![[0; 32]; 512],
+        });
+        expected.extend(wire(HashMessage::Reject(unknown)));
+        assert_eq!(out, expected);
+
+        // 40 requests of 16 KiB of hashes each from a peer that does not
+        // read: answers stop at the 256 KiB bound, the rest are rejected.
+        let mut flood = Vec::new();
+        for n in 0..40 {
+            flood.extend(wire(HashMessage::Request(big(512 * n))));
+        }
+        s.handle_input(&flood, now).unwrap();
+        let mut out = Vec::new();
+        s.poll_transmit(&mut out, now);
+        let ids = ids(&out);
+        let answered = ids.iter().filter(|&&id| id == crate::HASHES).count();
+        let rejected = ids.iter().filter(|&&id| id == crate::HASH_REJECT).count();
+        assert_eq!(answered + rejected, 40);
+        assert!((15..=17).contains(&answered), "{answered} answered");
+        assert!(
+            out.len() < MAX_QUEUED_FOR_HASHES + 20_000,
+            "{} bytes queued",
+            out.len()
+        );
     }
 }

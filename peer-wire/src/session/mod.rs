@@ -15,7 +15,7 @@ mod tests;
 mod timers;
 
 pub use handshaking::{Handshaking, Progress};
-pub use hashes::MAX_HASH_REQUESTS;
+pub use hashes::{HashSource, MAX_HASH_REQUESTS};
 pub use timers::Timer;
 
 use std::collections::{HashSet, VecDeque};
@@ -101,6 +101,7 @@ impl Default for SessionConfig {
 pub struct Content {
     torrent: Option<(Geometry, Bitfield)>,
     metadata: Option<Arc<MetadataServer>>,
+    hashes: Option<Arc<dyn HashSource>>,
 }
 
 /// A bitfield whose length is not the torrent's piece count.
@@ -126,6 +127,7 @@ impl Content {
         Ok(Content {
             torrent: Some((geometry, have)),
             metadata: None,
+            hashes: None,
         })
     }
 
@@ -136,6 +138,7 @@ impl Content {
         Content {
             torrent: None,
             metadata: None,
+            hashes: None,
         }
     }
 
@@ -143,6 +146,13 @@ impl Content {
     /// that fetch it from a magnet link.
     pub fn with_metadata(mut self, server: Arc<MetadataServer>) -> Content {
         self.metadata = Some(server);
+        self
+    }
+
+    /// Answers the peer's BEP 52 hash requests from `source` (without
+    /// one, every hash request is rejected).
+    pub fn with_hashes(mut self, source: Arc<dyn HashSource>) -> Content {
+        self.hashes = Some(source);
         self
     }
 
