@@ -664,6 +664,146 @@ pub fn torrent_file_name(name: &str) -> String {
 mod tests {
     use super::*;
 
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    use rustico_metainfo::{HashServer, TorrentBuilder, TorrentVersion};
+    use rustico_peer_wire::{HashRequest, HashSource, Progress};
+
+    /// Answers hash requests from a torrent's layers, with every hash
+    /// flipped when `lie` is set.
+    #[derive(Debug)]
+    struct Layers {
+        server: HashServer,
+        lie: bool,
+    }
+
+    impl HashSource for Layers {
+        fn hashes(&self, r: &HashRequest) -> Option<Vec<[u8; 32]>> {
+            let mut hashes = self.server.answer(&rustico_metainfo::LayerRange {
+                pieces_root: r.pieces_root,
+                base_layer: r.base_layer,
+                index: r.index,
+                length: r.length,
+                proof_layers: r.proof_layers,
+            })?;
+            if self.lie {
+                hashes.iter_mut().for_each(|h| h[0] ^= 1);
+            }
+            Some(hashes)
+        }
+    }
+
+    /// A peer on 127.0.0.1 that serves one connection with a session
+    /// answering from `source`; returns its address and a thread that
+    /// ends when the connection does.
+    fn fake_peer(info_hash: [u8; 20], source: Layers) -> (SocketAddr, std::thread::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let thread = std::thread::spawn(move || {
+            let (mut stream, _): (TcpStream, _) = listener.accept().unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let now = Instant::now();
+            let ours = Handshake::new(
+                Reserved::supported().with_v2_upgrade(true),
+                info_hash,
+                [7; 20],
+            );
+            let content = Content::magnet().with_hashes(Arc::new(source));
+            let mut hs = Handshaking::new(ours, content, SessionConfig::default(), now);
+            let mut out = Vec::new();
+            hs.poll_transmit(&mut out, now);
+            stream.write_all(&out).unwrap();
+            let mut buf = vec![0u8; 1 << 16];
+            let mut session = loop {
+                let n = stream.read(&mut buf).unwrap();
+                assert!(n > 0, "closed during the handshake");
+                match hs.handle_input(&buf[..n], now).unwrap() {
+                    Progress::Handshaking(next) => hs = next,
+                    Progress::Established(s) => break s,
+                }
+            };
+            loop {
+                out.clear();
+                session.poll_transmit(&mut out, Instant::now());
+                if stream.write_all(&out).is_err() {
+                    return;
+                }
+                match stream.read(session.recv_buffer()) {
+                    Ok(n) if n > 0 => {
+                        if session.handle_received(n, Instant::now()).is_err() {
+                            return;
+                        }
+                    }
+                    _ => return,
+                }
+            }
+        });
+        (addr, thread)
+    }
+
+    /// A peer whose hashes do not lead to the pieces root is dropped, and
+    /// the layers come from the next peer.
+    #[test]
+    fn a_peer_with_wrong_layer_hashes_is_dropped_and_the_next_one_gives_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.bin");
+        let data: Vec<u8> = (0..600 * 16_384 + 9)
+            .map(|i: usize| (i * 13 + i / 777) as u8)
+            .collect();
+        std::fs::write(&file, data).unwrap();
+        let full = TorrentBuilder::new(&file)
+            .version(TorrentVersion::V2)
+            .piece_length(16_384)
+            .build(|_| {}, &AtomicBool::new(false))
+            .unwrap();
+        let bare = Torrent::from_info_bytes(full.info_bytes()).unwrap();
+        let hash = full.info_hash().0;
+        let (liar, liar_thread) = fake_peer(
+            hash,
+            Layers {
+                server: HashServer::new(&full),
+                lie: true,
+            },
+        );
+        let (honest, _) = fake_peer(
+            hash,
+            Layers {
+                server: HashServer::new(&full),
+                lie: false,
+            },
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let stop = AtomicBool::new(false);
+        let complete = fetch_piece_layers(
+            &bare,
+            &[liar, honest],
+            Policy::Disable,
+            Some(deadline),
+            &stop,
+        )
+        .unwrap();
+        // The liar's connection was closed on its first answer.
+        liar_thread.join().unwrap();
+        assert!(complete.has_piece_layers());
+        for piece in 0..full.num_pieces() {
+            assert_eq!(complete.v2_piece_hash(piece), full.v2_piece_hash(piece));
+        }
+        // Only liars: an error, not a torrent.
+        let (liar, _) = fake_peer(
+            hash,
+            Layers {
+                server: HashServer::new(&full),
+                lie: true,
+            },
+        );
+        assert!(
+            fetch_piece_layers(&bare, &[liar], Policy::Disable, Some(deadline), &stop).is_err()
+        );
+    }
+
     #[test]
     fn torrent_file_names_stay_in_their_folder() {
         assert_eq!(torrent_file_name("abc"), "abc.torrent");
