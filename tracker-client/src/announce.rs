@@ -676,7 +676,8 @@ mod tests {
     #[test]
     fn odd_length_compact_lists_keep_their_whole_entries() {
         // Two IPv4 entries and 3 stray bytes; one IPv6 entry and 5.
-        let mut body = b"d8:intervali1e5:peers15:\x7f\x00\x00\x01\x1a\xe1\x0a\x00\x00\x02\x00\x50abc".to_vec();
+        let mut body =
+            b"d8:intervali1e5:peers15:\x7f\x00\x00\x01\x1a\xe1\x0a\x00\x00\x02\x00\x50abc".to_vec();
         body.extend_from_slice(b"6:peers623:");
         body.extend_from_slice(&[0; 15]);
         body.extend_from_slice(&[1, 0x1f, 0x90]);

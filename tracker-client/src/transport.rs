@@ -343,7 +343,12 @@ fn drive_udp(socket: &UdpSocket, session: &mut UdpSession) -> Result<UdpResponse
                 // A wrong datagram is dropped; the session remembers why.
                 let _ = session.handle_datagram(datagram, Instant::now());
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 session.handle_timeout(Instant::now());
             }
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {

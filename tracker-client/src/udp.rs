@@ -1051,7 +1051,8 @@ mod tests {
         while s.is_busy() {
             now += step;
             assert!(
-                s.poll_timeout().is_some_and(|t| t <= t0 + config.attempt_timeout),
+                s.poll_timeout()
+                    .is_some_and(|t| t <= t0 + config.attempt_timeout),
                 "a deadline past the attempt's"
             );
             if now >= t0 + Duration::from_secs(5) && fed == 0 {
@@ -1076,11 +1077,17 @@ mod tests {
                 request_tid = BigEndian::read_u32(&out[12..16]);
             }
         }
-        assert!(now <= t0 + config.attempt_timeout + step, "ended at {:?}", now - t0);
+        assert!(
+            now <= t0 + config.attempt_timeout + step,
+            "ended at {:?}",
+            now - t0
+        );
         assert!(fed >= 70_000, "{fed} datagrams fed");
         assert!(matches!(
             s.poll_outcome(),
-            Some(Err(UdpError::TransactionIdMismatch { .. } | UdpError::Truncated { .. }))
+            Some(Err(
+                UdpError::TransactionIdMismatch { .. } | UdpError::Truncated { .. }
+            ))
         ));
     }
 
