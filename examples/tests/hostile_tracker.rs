@@ -205,6 +205,9 @@ fn http_tracker(seed_port: u16, mode: &str) -> (ChildGuard, String) {
     (guard, format!("http://127.0.0.1:{port}/announce"))
 }
 
+/// A torrent's files: `(relative path, bytes)`.
+type Files = Vec<(String, Vec<u8>)>;
+
 /// Makes content, starts an honest seeder for it (which announces to no
 /// tracker) and builds the downloader's torrent from the same files with
 /// `trackers` as its tiers, in order. Returns the files, the torrent and
@@ -214,7 +217,7 @@ fn setup(
     seed: u64,
     tier1: impl FnOnce() -> (Option<ChildGuard>, String),
     mode: &str,
-) -> (Vec<(String, Vec<u8>)>, std::path::PathBuf, Vec<ChildGuard>) {
+) -> (Files, std::path::PathBuf, Vec<ChildGuard>) {
     let files = content(seed, &[("t.bin", 600_000), ("u/v.bin", 300_000)]);
     let src = dir.join("src").join("t");
     write_files(&src, &files);
