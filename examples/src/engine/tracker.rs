@@ -68,13 +68,13 @@ fn record(status: &Status, url: &str, result: Result<usize, String>) {
 /// UDP tracker's connection id survives between announces. A client is
 /// lent to the thread of an attempt and comes back with its result (a new
 /// one is made if it does not).
-struct Clients {
+pub(crate) struct Clients {
     config: TransportConfig,
     idle: HashMap<String, Client>,
 }
 
 impl Clients {
-    fn new(config: TransportConfig) -> Clients {
+    pub(crate) fn new(config: TransportConfig) -> Clients {
         Clients {
             config,
             idle: HashMap::new(),
@@ -103,7 +103,7 @@ type Attempt = (
 /// a tracker answered are abandoned: each ends by its own deadline and its
 /// result is dropped. Trackers that failed or were abandoned are marked
 /// ([`TrackerList::handle_failure`]), so the next pass tries them last.
-fn announce_pass(
+pub(crate) fn announce_pass(
     trackers: &mut TrackerList,
     clients: &mut Clients,
     request: &AnnounceRequest,
