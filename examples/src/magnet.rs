@@ -27,7 +27,7 @@ use rustico_peer_wire::mse::Policy;
 use rustico_peer_wire::{
     Content, DataOutcome, Event, Handshake, Handshaking, MetadataDownload, Reserved, SessionConfig,
 };
-use rustico_tracker_client::{AnnounceRequest, Client, TransportConfig};
+use rustico_tracker_client::{AnnounceRequest, PassConfig, TrackerList, TransportConfig};
 
 /// How long a peer's read waits before the thread looks at the shared
 /// state again (new requests to send, the fetch finished elsewhere).
@@ -268,28 +268,43 @@ fn drive(
     }
 }
 
+/// Announces to the link's trackers (one tier each) every
+/// [`REANNOUNCE_EVERY`] until the metadata is in, as the torrent's tracker
+/// thread does: one announce pass at a time, so a dead or garbage tracker
+/// early in the list holds up the others by the pass's stagger only.
 fn announce_until_done(
     shared: &Shared,
     trackers: &[String],
     port: u16,
     found: &Sender<SocketAddr>,
 ) {
-    let mut client = Client::new(TransportConfig::default());
+    let tiers = trackers.iter().map(|url| vec![url.clone()]).collect();
+    let mut list = TrackerList::new(tiers, crate::engine::seed_from_clock());
+    let mut clients = crate::engine::Clients::new(TransportConfig::default());
     while !shared.done.load(Ordering::SeqCst) {
         let mut request = AnnounceRequest::new(shared.info_hash, shared.peer_id, port);
         // The size is unknown until the metadata is in; any non-zero
         // `left` says we are not a seed.
         request.left = 1;
         request.numwant = Some(50);
-        for url in trackers {
-            match client.announce(url, &request) {
+        let answer = crate::engine::announce_pass(
+            &mut list,
+            &mut clients,
+            &request,
+            PassConfig::default(),
+            |url, result| match result {
                 Ok(response) => {
                     log::info!(target: "rustico", "tracker {url}: {} peers for the metadata", response.peers.len());
-                    for addr in response.peers {
-                        let _ = found.send(addr);
+                    for skipped in &response.skipped {
+                        log::warn!(target: "rustico", "tracker {url}: {skipped}");
                     }
                 }
                 Err(e) => log::warn!(target: "rustico", "tracker {url}: announce failed: {e}"),
+            },
+        );
+        if let Some((_, response)) = answer {
+            for addr in response.peers {
+                let _ = found.send(addr);
             }
         }
         let until = Instant::now() + REANNOUNCE_EVERY;

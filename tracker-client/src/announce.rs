@@ -231,6 +231,13 @@ pub struct AnnounceResponse {
     /// Peers: compact IPv4 (`peers` as a string), compact IPv6 (`peers6`)
     /// and the dictionary model (`peers` as a list), in that order.
     pub peers: Vec<SocketAddr>,
+    /// Malformed parts of the answer that were skipped instead of failing
+    /// it, for the caller to log: a compact peer string with a partial entry
+    /// at its end is [`ResponseError::CompactPeersLength`] here, and its
+    /// whole entries are in `peers` (lenient clients such as libtorrent keep
+    /// them too; throwing away a good answer for three stray bytes helps
+    /// nobody).
+    pub skipped: Vec<ResponseError>,
 }
 
 /// Why an HTTP tracker response (announce or scrape) was rejected.
@@ -268,8 +275,13 @@ pub enum ResponseError {
         /// What was expected.
         expected: &'static str,
     },
-    /// A compact peer string whose length is not a multiple of its entry size.
-    #[error("{key:?} at byte {offset} is {len} bytes, not a multiple of {entry}")]
+    /// A compact peer string whose length is not a multiple of its entry
+    /// size. Announce parsing keeps the whole entries and reports this in
+    /// [`AnnounceResponse::skipped`] rather than failing.
+    #[error(
+        "{key:?} at byte {offset} is {len} bytes, not a multiple of {entry}: {} stray bytes ignored",
+        .len % .entry
+    )]
     CompactPeersLength {
         /// `peers` or `peers6`.
         key: &'static str,
@@ -326,11 +338,13 @@ pub fn parse_announce_response(body: &[u8]) -> Result<AnnounceResponse, Response
             .map(|v| bytes(v, "warning message").map(lossy))
             .transpose()?,
         peers: Vec::new(),
+        skipped: Vec::new(),
     };
     let mut dict_peers = None;
     if let Some(peers) = root.get(b"peers") {
         if let Some(compact) = peers.as_bytes() {
-            parse_compact_v4(compact, peers.offset(), &mut response.peers)?;
+            let stray = parse_compact_v4(compact, peers.offset(), &mut response.peers);
+            response.skipped.extend(stray);
         } else if let Some(list) = peers.as_list() {
             dict_peers = Some(list);
         } else {
@@ -339,7 +353,8 @@ pub fn parse_announce_response(body: &[u8]) -> Result<AnnounceResponse, Response
     }
     if let Some(peers6) = root.get(b"peers6") {
         let compact = bytes(peers6, "peers6")?;
-        parse_compact_v6(compact, peers6.offset(), &mut response.peers)?;
+        let stray = parse_compact_v6(compact, peers6.offset(), &mut response.peers);
+        response.skipped.extend(stray);
     }
     for peer in dict_peers.unwrap_or_default() {
         if let Some(addr) = parse_dict_peer(peer)? {
@@ -394,44 +409,36 @@ fn parse_dict_peer(peer: &Value<'_>) -> Result<Option<SocketAddr>, ResponseError
         .map(|ip| SocketAddr::new(ip, port)))
 }
 
-/// Appends compact IPv4 peers (4 address bytes, 2 port bytes, big-endian).
+/// Appends the whole compact IPv4 peers (4 address bytes, 2 port bytes,
+/// big-endian) of `compact`, the value at byte `offset` of the answer.
+/// Trailing bytes that do not make a whole entry are ignored and returned
+/// as [`ResponseError::CompactPeersLength`].
 pub(crate) fn parse_compact_v4(
     compact: &[u8],
     offset: usize,
     out: &mut Vec<SocketAddr>,
-) -> Result<(), ResponseError> {
-    if compact.len() % 6 != 0 {
-        return Err(ResponseError::CompactPeersLength {
-            key: "peers",
-            offset,
-            len: compact.len(),
-            entry: 6,
-        });
-    }
-    out.extend(compact.chunks_exact(6).map(|c| {
+) -> Option<ResponseError> {
+    let entries = compact.chunks_exact(6);
+    let stray = stray_bytes(entries.remainder(), compact, offset, "peers", 6);
+    out.extend(entries.map(|c| {
         SocketAddr::new(
             IpAddr::V4(Ipv4Addr::new(c[0], c[1], c[2], c[3])),
             u16::from_be_bytes([c[4], c[5]]),
         )
     }));
-    Ok(())
+    stray
 }
 
-/// Appends compact IPv6 peers (16 address bytes, 2 port bytes).
+/// Appends the whole compact IPv6 peers (16 address bytes, 2 port bytes);
+/// trailing bytes as in [`parse_compact_v4`].
 pub(crate) fn parse_compact_v6(
     compact: &[u8],
     offset: usize,
     out: &mut Vec<SocketAddr>,
-) -> Result<(), ResponseError> {
-    if compact.len() % 18 != 0 {
-        return Err(ResponseError::CompactPeersLength {
-            key: "peers6",
-            offset,
-            len: compact.len(),
-            entry: 18,
-        });
-    }
-    for c in compact.chunks_exact(18) {
+) -> Option<ResponseError> {
+    let entries = compact.chunks_exact(18);
+    let stray = stray_bytes(entries.remainder(), compact, offset, "peers6", 18);
+    for c in entries {
         let mut ip = [0u8; 16];
         ip.copy_from_slice(&c[..16]);
         out.push(SocketAddr::new(
@@ -439,7 +446,22 @@ pub(crate) fn parse_compact_v6(
             u16::from_be_bytes([c[16], c[17]]),
         ));
     }
-    Ok(())
+    stray
+}
+
+fn stray_bytes(
+    remainder: &[u8],
+    compact: &[u8],
+    offset: usize,
+    key: &'static str,
+    entry: usize,
+) -> Option<ResponseError> {
+    (!remainder.is_empty()).then_some(ResponseError::CompactPeersLength {
+        key,
+        offset,
+        len: compact.len(),
+        entry,
+    })
 }
 
 pub(crate) fn invalid(
@@ -580,6 +602,7 @@ mod tests {
                     "10.0.0.2:80".parse().unwrap(),
                     "[::1]:8080".parse().unwrap(),
                 ],
+                skipped: vec![],
             }
         );
     }
@@ -636,24 +659,6 @@ mod tests {
                 expected: "a count from 0 to 2^32-1"
             })
         );
-        assert_eq!(
-            parse_announce_response(b"d8:intervali1e5:peers5:abcdee"),
-            Err(ResponseError::CompactPeersLength {
-                key: "peers",
-                offset: 21,
-                len: 5,
-                entry: 6
-            })
-        );
-        assert_eq!(
-            parse_announce_response(b"d8:intervali1e6:peers63:abce"),
-            Err(ResponseError::CompactPeersLength {
-                key: "peers6",
-                offset: 22,
-                len: 3,
-                entry: 18
-            })
-        );
         assert!(matches!(
             parse_announce_response(b"d8:intervali1e5:peersld2:ip9:127.0.0.14:porti70000eeee"),
             Err(ResponseError::InvalidValue { key: "port", .. })
@@ -666,6 +671,54 @@ mod tests {
             parse_announce_response(b"d8:intervali1e5:peersi1ee"),
             Err(ResponseError::InvalidValue { key: "peers", .. })
         ));
+    }
+
+    #[test]
+    fn odd_length_compact_lists_keep_their_whole_entries() {
+        // Two IPv4 entries and 3 stray bytes; one IPv6 entry and 5.
+        let mut body =
+            b"d8:intervali1e5:peers15:\x7f\x00\x00\x01\x1a\xe1\x0a\x00\x00\x02\x00\x50abc".to_vec();
+        body.extend_from_slice(b"6:peers623:");
+        body.extend_from_slice(&[0; 15]);
+        body.extend_from_slice(&[1, 0x1f, 0x90]);
+        body.extend_from_slice(b"vwxyze");
+        let r = parse_announce_response(&body).unwrap();
+        assert_eq!(
+            r.peers,
+            vec![
+                "127.0.0.1:6881".parse().unwrap(),
+                "10.0.0.2:80".parse().unwrap(),
+                "[::1]:8080".parse().unwrap()
+            ]
+        );
+        let stray = ResponseError::CompactPeersLength {
+            key: "peers",
+            offset: 21,
+            len: 15,
+            entry: 6,
+        };
+        assert_eq!(
+            stray.to_string(),
+            "\"peers\" at byte 21 is 15 bytes, not a multiple of 6: 3 stray bytes ignored"
+        );
+        assert_eq!(
+            r.skipped,
+            vec![
+                stray,
+                ResponseError::CompactPeersLength {
+                    key: "peers6",
+                    offset: 47,
+                    len: 23,
+                    entry: 18
+                }
+            ]
+        );
+        // Fewer bytes than one entry: no peers, the answer still counts.
+        let r = parse_announce_response(b"d8:intervali1e5:peers5:abcdee").unwrap();
+        assert!(r.peers.is_empty());
+        assert_eq!(r.skipped.len(), 1);
+        let r = parse_announce_response(b"d8:intervali1e5:peers0:e").unwrap();
+        assert!(r.skipped.is_empty());
     }
 
     fn percent_decode(text: &str) -> Vec<u8> {

@@ -42,7 +42,9 @@
 //! - [`scrape_url`], [`scrape_request_url`], [`parse_scrape_response`] →
 //!   [`ScrapeResponse`].
 //! - [`udp`]: the BEP 15 codec and the [`udp::UdpSession`] state machine.
-//! - [`TrackerList`]: BEP 12 tiers. [`ReannounceSchedule`]: when to announce.
+//! - [`TrackerList`]: BEP 12 tiers; [`AnnouncePass`]: one announce over
+//!   them, overlapping a slow tracker with the next. [`ReannounceSchedule`]:
+//!   when to announce.
 //! - [`Client`], [`announce`], [`scrape`], [`TransportConfig`], [`Error`]:
 //!   the blocking transports.
 //!
@@ -68,6 +70,6 @@ pub use schedule::{ReannounceSchedule, ScheduleConfig};
 pub use scrape::{
     parse_scrape_response, scrape_request_url, scrape_url, ScrapeResponse, ScrapeStats,
 };
-pub use tiers::{TrackerList, TrackerPosition};
+pub use tiers::{AnnouncePass, PassConfig, TrackerList, TrackerPosition};
 pub use transport::{announce, scrape, Client, Error, TransportConfig};
 pub use udp::{UdpConfig, UdpError};

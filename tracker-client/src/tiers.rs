@@ -1,4 +1,8 @@
-//! Announce-list tiers (BEP 12): the order in which to try trackers.
+//! Announce-list tiers (BEP 12): the order in which to try trackers, and
+//! [`AnnouncePass`], which overlaps them so a dead tier cannot hold up the
+//! next.
+
+use std::time::{Duration, Instant};
 
 use crate::udp::splitmix64;
 
@@ -33,6 +37,9 @@ pub struct TrackerPosition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackerList {
     tiers: Vec<Vec<String>>,
+    /// Trackers whose last attempt failed (or did not answer before
+    /// another did): [`TrackerList::start_pass`] tries them last.
+    failing: std::collections::BTreeSet<String>,
 }
 
 impl TrackerList {
@@ -48,13 +55,17 @@ impl TrackerList {
                 tier.swap(i, j);
             }
         }
-        TrackerList { tiers }
+        TrackerList {
+            tiers,
+            failing: Default::default(),
+        }
     }
 
     /// A list with one tracker (a torrent with only `announce`).
     pub fn single(url: String) -> TrackerList {
         TrackerList {
             tiers: vec![vec![url]],
+            failing: Default::default(),
         }
     }
 
@@ -93,6 +104,7 @@ impl TrackerList {
             return None;
         }
         let url = tier.remove(position.index);
+        self.failing.remove(&url);
         tier.insert(0, url);
         Some(TrackerPosition {
             tier: position.tier,
@@ -100,9 +112,48 @@ impl TrackerList {
         })
     }
 
+    /// The tracker at `position` failed, or had not answered when another
+    /// did: the next [`TrackerList::start_pass`] tries it after the
+    /// trackers that did not fail, until it answers again. (As libtorrent
+    /// backs off a failing tracker, so its `completed` and `stopped`
+    /// announces do not wait on a tier that just failed.)
+    pub fn handle_failure(&mut self, position: TrackerPosition) {
+        if let Some(url) = self.get(position) {
+            let url = url.to_owned();
+            self.failing.insert(url);
+        }
+    }
+
+    /// Plans one announce over these trackers, starting at `now`: see
+    /// [`AnnouncePass`]. Trackers start in BEP 12 order, except that those
+    /// that failed last time ([`TrackerList::handle_failure`]) come after
+    /// all the others.
+    pub fn start_pass(&self, config: PassConfig, now: Instant) -> AnnouncePass {
+        let healthy = self.iter().filter(|(_, url)| !self.failing.contains(*url));
+        let failing = self.iter().filter(|(_, url)| self.failing.contains(*url));
+        AnnouncePass {
+            config,
+            order: healthy
+                .chain(failing)
+                .map(|(p, url)| (p, url.to_owned()))
+                .collect(),
+            next: 0,
+            in_flight: Vec::new(),
+            last_start: None,
+            last_failed: false,
+            expires: now.checked_add(config.pass_timeout),
+            expired: false,
+            succeeded: None,
+        }
+    }
+
     /// Tries trackers in order with `attempt` (which does the I/O) until
     /// one succeeds; promotes it and returns its new position, its URL and
     /// the value. When all fail, returns each URL with its error.
+    ///
+    /// Strictly one after another: a tracker that takes its whole attempt
+    /// deadline holds up every later one by that much. A client that must
+    /// not wait so uses [`TrackerList::start_pass`].
     #[allow(clippy::type_complexity)]
     pub fn try_in_order<T, E>(
         &mut self,
@@ -122,6 +173,177 @@ impl TrackerList {
         let (position, url, value) = winner.ok_or(errors)?;
         let position = self.handle_success(position).unwrap_or(position);
         Ok((position, url, value))
+    }
+}
+
+/// How an [`AnnouncePass`] spreads one announce over a [`TrackerList`].
+///
+/// The defaults: the next tracker in BEP 12 order starts once the one
+/// before it failed or has gone `stagger` (3 s) without an answer. A
+/// tracker that answers at all usually does so well within a second or
+/// two, so an honest first tracker is rarely joined by a second; a dead or
+/// hostile one (silent, flooding garbage, trickling) costs the next tier
+/// at most 3 s, not its whole attempt deadline (15 s over UDP, 30 s over
+/// HTTP). At most `max_in_flight` (4) attempts run at once, and the pass
+/// gives up after `pass_timeout` (60 s) whatever is still running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassConfig {
+    /// How long an attempt runs alone before the next tracker starts too.
+    pub stagger: Duration,
+    /// The most attempts in flight at once.
+    pub max_in_flight: usize,
+    /// The whole pass ends within this after it started.
+    pub pass_timeout: Duration,
+}
+
+impl Default for PassConfig {
+    fn default() -> PassConfig {
+        PassConfig {
+            stagger: Duration::from_secs(3),
+            max_in_flight: 4,
+            pass_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One announce to a torrent's trackers, as a sans-IO plan: which tracker
+/// to start when, and when the pass is over. It does no I/O and reads no
+/// clock; the caller runs the attempts (on threads, say) and reports each
+/// result.
+///
+/// Trackers start in BEP 12 order (tier by tier, in each tier's current
+/// order). The first starts at once; each next one when the one before it
+/// failed, or when [`PassConfig::stagger`] passed since the last start with
+/// no success, so a failing tier delays the next by at most `stagger`
+/// however long its attempts may take. The first success ends the pass
+/// (promote it with [`TrackerList::handle_success`]); results of attempts
+/// still running may be dropped. Drive it so: start what
+/// [`AnnouncePass::poll_start`] returns until `None`; wait for a result or
+/// [`AnnouncePass::poll_timeout`]; report it with
+/// [`AnnouncePass::handle_result`] or call [`AnnouncePass::handle_timeout`];
+/// stop once [`AnnouncePass::is_finished`].
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use rustico_tracker_client::{PassConfig, TrackerList};
+/// let list = TrackerList::new(vec![
+///     vec!["udp://dead.test:1".to_string()],
+///     vec!["http://backup.test/announce".to_string()],
+/// ], 1);
+/// let t0 = Instant::now();
+/// let mut pass = list.start_pass(PassConfig::default(), t0);
+/// let (first, url) = pass.poll_start(t0).unwrap();
+/// assert_eq!(url, "udp://dead.test:1");
+/// assert_eq!(pass.poll_start(t0), None); // tier 2 waits...
+/// let later = t0 + Duration::from_secs(3);
+/// assert_eq!(pass.poll_timeout(), Some(later));
+/// let (second, url) = pass.poll_start(later).unwrap(); // ...3 s at most
+/// assert_eq!(url, "http://backup.test/announce");
+/// pass.handle_result(second, true, later);
+/// assert!(pass.is_finished());
+/// assert_eq!(pass.succeeded(), Some(second));
+/// # let _ = first;
+/// ```
+#[derive(Debug, Clone)]
+pub struct AnnouncePass {
+    config: PassConfig,
+    order: Vec<(TrackerPosition, String)>,
+    /// Index in `order` of the next tracker to start.
+    next: usize,
+    in_flight: Vec<TrackerPosition>,
+    last_start: Option<Instant>,
+    /// The previous start failed already: the next may start at once.
+    last_failed: bool,
+    expires: Option<Instant>,
+    expired: bool,
+    succeeded: Option<TrackerPosition>,
+}
+
+impl AnnouncePass {
+    /// The next tracker to start at `now`, with its position in the list
+    /// the pass was made from; `None` when nothing should start now.
+    pub fn poll_start(&mut self, now: Instant) -> Option<(TrackerPosition, String)> {
+        if self.is_finished() || self.in_flight.len() >= self.config.max_in_flight.max(1) {
+            return None;
+        }
+        let due = self.in_flight.is_empty()
+            || self.last_failed
+            || self
+                .last_start
+                .is_none_or(|t| now.saturating_duration_since(t) >= self.config.stagger);
+        if !due {
+            return None;
+        }
+        let (position, url) = self.order.get(self.next)?.clone();
+        self.next += 1;
+        self.in_flight.push(position);
+        self.last_start = Some(now);
+        self.last_failed = false;
+        Some((position, url))
+    }
+
+    /// When to call [`AnnouncePass::poll_start`] or
+    /// [`AnnouncePass::handle_timeout`] next if no result comes first.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_finished() {
+            return None;
+        }
+        let stagger = (self.next < self.order.len()
+            && self.in_flight.len() < self.config.max_in_flight.max(1))
+        .then(|| {
+            self.last_start
+                .and_then(|t| t.checked_add(self.config.stagger))
+        })
+        .flatten();
+        match (stagger, self.expires) {
+            (Some(s), Some(e)) => Some(s.min(e)),
+            (s, e) => s.or(e),
+        }
+    }
+
+    /// The time is `now`: past [`PassConfig::pass_timeout`] the pass is
+    /// over. Calling it early is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.expires.is_some_and(|e| now >= e) {
+            self.expired = true;
+        }
+    }
+
+    /// The attempt at `position` ended: `ok` if the tracker answered.
+    /// A result for a tracker not in flight is ignored.
+    pub fn handle_result(&mut self, position: TrackerPosition, ok: bool, now: Instant) {
+        let Some(i) = self.in_flight.iter().position(|p| *p == position) else {
+            return;
+        };
+        self.in_flight.swap_remove(i);
+        if ok {
+            if self.succeeded.is_none() && !self.expired {
+                self.succeeded = Some(position);
+            }
+        } else if self.last_start.is_some() {
+            // The newest start failed, or an older one did: either way one
+            // fewer tracker is working for us, so let the next one go.
+            self.last_failed = true;
+        }
+        self.handle_timeout(now);
+    }
+
+    /// Whether the pass is over: a tracker answered, every tracker failed,
+    /// or the pass timed out.
+    pub fn is_finished(&self) -> bool {
+        self.succeeded.is_some()
+            || self.expired
+            || (self.next >= self.order.len() && self.in_flight.is_empty())
+    }
+
+    /// The tracker that answered, if one did.
+    pub fn succeeded(&self) -> Option<TrackerPosition> {
+        self.succeeded
+    }
+
+    /// Attempts started and not yet reported.
+    pub fn in_flight(&self) -> &[TrackerPosition] {
+        &self.in_flight
     }
 }
 
@@ -156,6 +378,7 @@ mod tests {
     fn falls_through_tiers_and_promotes_the_winner() {
         let mut list = TrackerList {
             tiers: vec![urls(&["a1", "a2"]), urls(&["b1", "b2", "b3"])],
+            failing: Default::default(),
         };
         let mut tried = Vec::new();
         let result = list.try_in_order(|url| {
@@ -182,6 +405,144 @@ mod tests {
 
         let all_fail = list.try_in_order(|_| Err::<(), _>("down"));
         assert_eq!(all_fail.unwrap_err().len(), 5);
+    }
+
+    fn pos(tier: usize, index: usize) -> TrackerPosition {
+        TrackerPosition { tier, index }
+    }
+
+    fn three_tiers() -> TrackerList {
+        TrackerList {
+            tiers: vec![urls(&["a1", "a2"]), urls(&["b1"]), urls(&["c1"])],
+            failing: Default::default(),
+        }
+    }
+
+    #[test]
+    fn pass_a_refused_tracker_lets_the_next_start_at_once() {
+        let t0 = Instant::now();
+        let mut pass = three_tiers().start_pass(PassConfig::default(), t0);
+        assert_eq!(pass.poll_start(t0), Some((pos(0, 0), "a1".into())));
+        assert_eq!(pass.poll_start(t0), None);
+        let t1 = t0 + Duration::from_millis(1);
+        pass.handle_result(pos(0, 0), false, t1);
+        assert_eq!(pass.poll_start(t1), Some((pos(0, 1), "a2".into())));
+        pass.handle_result(pos(0, 1), false, t1);
+        assert_eq!(pass.poll_start(t1), Some((pos(1, 0), "b1".into())));
+        pass.handle_result(pos(1, 0), true, t1);
+        assert!(pass.is_finished());
+        assert_eq!(pass.succeeded(), Some(pos(1, 0)));
+        assert_eq!(pass.poll_start(t1), None, "c1 is never asked");
+        assert_eq!(pass.poll_timeout(), None);
+    }
+
+    #[test]
+    fn pass_a_hanging_tier_delays_the_next_by_the_stagger_only() {
+        let t0 = Instant::now();
+        let config = PassConfig::default();
+        let mut pass = three_tiers().start_pass(config, t0);
+        let mut started = Vec::new();
+        let mut now = t0;
+        // Nobody answers: one more tracker every 3 s, in BEP 12 order.
+        loop {
+            while let Some((p, url)) = pass.poll_start(now) {
+                started.push((now - t0, p, url));
+            }
+            if started.len() == 4 {
+                break;
+            }
+            now = pass.poll_timeout().unwrap();
+            pass.handle_timeout(now);
+        }
+        let secs = |s| Duration::from_secs(s);
+        assert_eq!(
+            started,
+            vec![
+                (secs(0), pos(0, 0), "a1".to_string()),
+                (secs(3), pos(0, 1), "a2".to_string()),
+                (secs(6), pos(1, 0), "b1".to_string()),
+                (secs(9), pos(2, 0), "c1".to_string()),
+            ]
+        );
+        // The tier-3 tracker answers; an old attempt ending later changes
+        // nothing.
+        pass.handle_result(pos(2, 0), true, now);
+        pass.handle_result(pos(0, 0), true, now);
+        assert_eq!(pass.succeeded(), Some(pos(2, 0)));
+        assert_eq!(pass.in_flight().len(), 2);
+    }
+
+    #[test]
+    fn pass_bounds_attempts_in_flight_and_its_own_time() {
+        let t0 = Instant::now();
+        let list = TrackerList {
+            tiers: (0..10).map(|i| vec![format!("t{i}")]).collect(),
+            failing: Default::default(),
+        };
+        let config = PassConfig {
+            stagger: Duration::from_secs(1),
+            max_in_flight: 2,
+            pass_timeout: Duration::from_secs(20),
+        };
+        let mut pass = list.start_pass(config, t0);
+        assert!(pass.poll_start(t0).is_some());
+        assert!(pass.poll_start(t0 + Duration::from_secs(1)).is_some());
+        let t5 = t0 + Duration::from_secs(5);
+        assert_eq!(pass.poll_start(t5), None, "two in flight already");
+        assert_eq!(pass.poll_timeout(), Some(t0 + Duration::from_secs(20)));
+        pass.handle_result(pos(0, 0), false, t5);
+        assert_eq!(pass.poll_start(t5), Some((pos(2, 0), "t2".into())));
+        assert!(!pass.is_finished());
+        pass.handle_timeout(t0 + Duration::from_secs(19));
+        assert!(!pass.is_finished(), "an early timeout is harmless");
+        pass.handle_timeout(t0 + Duration::from_secs(20));
+        assert!(pass.is_finished());
+        assert_eq!(pass.poll_start(t0 + Duration::from_secs(20)), None);
+        assert_eq!(pass.succeeded(), None);
+    }
+
+    #[test]
+    fn pass_tries_trackers_that_failed_last() {
+        let t0 = Instant::now();
+        let mut list = three_tiers();
+        list.handle_failure(pos(0, 0));
+        list.handle_failure(pos(1, 0));
+        list.handle_failure(pos(7, 0)); // out of range: ignored
+        let mut pass = list.start_pass(PassConfig::default(), t0);
+        let mut order = Vec::new();
+        while let Some((p, url)) = pass.poll_start(t0) {
+            order.push(url);
+            pass.handle_result(p, false, t0);
+        }
+        assert_eq!(order, urls(&["a2", "c1", "a1", "b1"]));
+        // An answer clears the mark.
+        list.handle_success(pos(1, 0));
+        let mut pass = list.start_pass(PassConfig::default(), t0);
+        let mut order = Vec::new();
+        while let Some((p, url)) = pass.poll_start(t0) {
+            order.push(url);
+            pass.handle_result(p, false, t0);
+        }
+        assert_eq!(order, urls(&["a2", "b1", "c1", "a1"]));
+    }
+
+    #[test]
+    fn pass_ends_when_every_tracker_failed() {
+        let t0 = Instant::now();
+        let mut pass = three_tiers().start_pass(PassConfig::default(), t0);
+        let mut tried = 0;
+        while let Some((p, _)) = pass.poll_start(t0) {
+            tried += 1;
+            pass.handle_result(p, false, t0);
+        }
+        assert_eq!(tried, 4);
+        assert!(pass.is_finished());
+        assert_eq!(pass.succeeded(), None);
+        // A result for something not in flight is ignored.
+        pass.handle_result(pos(0, 0), true, t0);
+        assert_eq!(pass.succeeded(), None);
+        let empty = TrackerList::new(vec![], 0).start_pass(PassConfig::default(), t0);
+        assert!(empty.is_finished());
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //!
 //! Every call is bounded in time and memory: HTTP by
 //! [`TransportConfig::timeout`] (end to end, body included) and
-//! [`TransportConfig::max_response_size`] (enforced while reading), UDP by the
-//! retransmission schedule of [`UdpConfig`].
+//! [`TransportConfig::max_response_size`] (enforced while reading), UDP by
+//! [`UdpConfig::attempt_timeout`] over its retransmission schedule. An ICMP
+//! port unreachable ends a UDP call at once.
 
 use std::collections::HashMap;
 use std::io;
@@ -20,7 +21,8 @@ use crate::udp::{UdpConfig, UdpError, UdpResponse, UdpSession};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransportConfig {
     /// HTTP: the whole call (connect, redirects, headers and body) must end
-    /// within this. A tracker trickling bytes (slowloris) hits it.
+    /// within this (30 s, libtorrent's `tracker_completion_timeout`). A
+    /// tracker trickling bytes (slowloris) hits it.
     pub timeout: Duration,
     /// HTTP: connecting (including TLS) must end within this.
     pub connect_timeout: Duration,
@@ -30,7 +32,8 @@ pub struct TransportConfig {
     pub max_redirects: u32,
     /// HTTP `User-Agent`.
     pub user_agent: String,
-    /// UDP retransmission timing and connection id lifetime.
+    /// UDP retransmission timing, the deadline of a whole UDP call, and
+    /// connection id lifetime.
     pub udp: UdpConfig,
 }
 
@@ -64,8 +67,9 @@ pub enum Error {
     /// The HTTP body is not a valid tracker response.
     #[error("bad tracker response: {0}")]
     Response(ResponseError),
-    /// The UDP tracker answered only with wrong datagrams.
-    #[error("bad UDP tracker answer: {0}")]
+    /// The UDP tracker answered only with wrong datagrams, answered
+    /// wrongly, or its port is unreachable ([`UdpError::PortUnreachable`]).
+    #[error("UDP tracker: {0}")]
     Udp(UdpError),
     /// No (complete) answer in time: the HTTP timeout passed, or every UDP
     /// retransmission went unanswered.
@@ -308,9 +312,13 @@ fn drive_udp(socket: &UdpSocket, session: &mut UdpSession) -> Result<UdpResponse
         while session.poll_transmit(now, &mut outgoing) {
             match socket.send(&outgoing) {
                 Ok(_) => {}
-                // An ICMP "port unreachable" from an earlier datagram: the
-                // tracker is down; keep to the retransmission schedule.
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+                // An ICMP "port unreachable" from an earlier datagram:
+                // nobody listens there; waiting would only hold up the
+                // next tracker.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    session.handle_port_unreachable();
+                    break;
+                }
                 Err(e) => return Err(Error::Io(e)),
             }
         }
@@ -338,12 +346,13 @@ fn drive_udp(socket: &UdpSocket, session: &mut UdpSession) -> Result<UdpResponse
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::ConnectionRefused
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
                 session.handle_timeout(Instant::now());
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                session.handle_port_unreachable();
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(Error::Io(e)),

@@ -16,24 +16,29 @@
 //! after [`UdpConfig::max_retransmits`] retransmissions the operation fails.
 //! One counter spans the whole operation (connect and request), so a tracker
 //! that answers connects but never announces still fails in bounded time.
+//! Over all of it sits one deadline, [`UdpConfig::attempt_timeout`] after
+//! the operation started: whatever arrives, the operation has its outcome
+//! by then.
 //!
 //! Datagrams that are not for the request in flight (another transaction
 //! id, or too short to carry one) are dropped and reported by
 //! `handle_datagram`: an off-path attacker must not be able to end an
-//! announce with one spoofed packet. If the retransmissions run out after
-//! such a datagram, the operation fails with what was wrong with the last
+//! announce with one spoofed packet, and no number of them moves a
+//! deadline. If the operation runs out of time after
+//! such a datagram, it fails with what was wrong with the last
 //! one rather than with a plain [`UdpError::TimedOut`]. A datagram with the
 //! right transaction id is the tracker's answer: a malformed one (truncated,
-//! wrong action) ends the operation with that error at once.
+//! wrong action) ends the operation with that error at once. So does an
+//! ICMP port unreachable the caller's socket reports
+//! ([`UdpSession::handle_port_unreachable`]): nobody listens there, and
+//! waiting out the retransmissions would only hold up the next tracker.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use byteorder::{BigEndian, ByteOrder, WriteBytesExt};
 
-use crate::announce::{
-    parse_compact_v4, parse_compact_v6, AnnounceRequest, AnnounceResponse, ResponseError,
-};
+use crate::announce::{parse_compact_v4, parse_compact_v6, AnnounceRequest, AnnounceResponse};
 use crate::scrape::{ScrapeResponse, ScrapeStats};
 
 /// The magic constant of a connect request.
@@ -47,13 +52,27 @@ const ACTION_SCRAPE: u32 = 2;
 const ACTION_ERROR: u32 = 3;
 
 /// Timing of the UDP protocol.
+///
+/// The defaults keep BEP 15's shape (a timeout of `base * 2^n` after the
+/// n-th send) but not its numbers: 15 s doubling eight times adds up to
+/// over two hours for one attempt, during which a dead tracker holds up
+/// every other. Like libtorrent, whose whole tracker attempt must end within
+/// `tracker_completion_timeout` (30 s) and which retransmits only a few
+/// times, we give an attempt 15 s in all ([`UdpConfig::attempt_timeout`]):
+/// sends at 0, 2 and 6 s, giving up at 14 s. A UDP tracker answers in one
+/// round trip, so three sends over 14 s cover a lossy path; an announce
+/// that fails is retried by the re-announce schedule anyway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UdpConfig {
-    /// First retransmission timeout; BEP 15 says 15 s. Tests make it small.
-    /// Each timeout is capped at one day.
+    /// First retransmission timeout (2 s; BEP 15 says 15 s). Tests make it
+    /// small. Each timeout is capped at one day.
     pub retransmit_base: Duration,
-    /// Retransmissions before giving up; BEP 15 says up to n = 8.
+    /// Retransmissions before giving up (2; BEP 15 says up to n = 8).
     pub max_retransmits: u32,
+    /// The whole operation (connect and request, every retransmission)
+    /// ends within this after it started (15 s), whatever the tracker or
+    /// anyone else sends meanwhile.
+    pub attempt_timeout: Duration,
     /// How long a connection id stays usable after it arrived (60 s).
     pub connection_lifetime: Duration,
 }
@@ -61,8 +80,9 @@ pub struct UdpConfig {
 impl Default for UdpConfig {
     fn default() -> UdpConfig {
         UdpConfig {
-            retransmit_base: Duration::from_secs(15),
-            max_retransmits: 8,
+            retransmit_base: Duration::from_secs(2),
+            max_retransmits: 2,
+            attempt_timeout: Duration::from_secs(15),
             connection_lifetime: Duration::from_secs(60),
         }
     }
@@ -70,9 +90,11 @@ impl Default for UdpConfig {
 
 impl UdpConfig {
     /// The worst-case time an operation takes before it fails with
-    /// [`UdpError::TimedOut`]: the sum of every timeout.
+    /// [`UdpError::TimedOut`]: the sum of every timeout, or
+    /// [`UdpConfig::attempt_timeout`] if that is shorter.
     pub fn max_operation_time(&self) -> Duration {
-        (0..=self.max_retransmits).map(|n| self.timeout(n)).sum()
+        let schedule: Duration = (0..=self.max_retransmits).map(|n| self.timeout(n)).sum();
+        schedule.min(self.attempt_timeout)
     }
 
     /// `base * 2^attempt`, capped at a day so that no configuration can
@@ -134,14 +156,10 @@ pub enum UdpError {
         /// The action received.
         got: u32,
     },
-    /// Peers of a length that is not a whole number of entries.
-    #[error("peer list of {len} bytes is not a multiple of {entry}")]
-    PeersLength {
-        /// Length of the peer part.
-        len: usize,
-        /// 6 (IPv4) or 18 (IPv6).
-        entry: usize,
-    },
+    /// ICMP port unreachable: nothing listens at the tracker's address
+    /// (the caller's connected socket reported `ConnectionRefused`).
+    #[error("the tracker's port is unreachable (ICMP port unreachable)")]
+    PortUnreachable,
     /// A datagram arrived while no request was in flight.
     #[error("datagram with no request in flight")]
     Unsolicited,
@@ -179,6 +197,9 @@ struct Operation {
     sent: u32,
     /// When the datagram in flight times out; `None` until it is sent.
     deadline: Option<Instant>,
+    /// When the whole operation times out; `None` if beyond what an
+    /// `Instant` holds.
+    expires: Option<Instant>,
     needs_send: bool,
     last_rejected: Option<UdpError>,
 }
@@ -192,6 +213,7 @@ struct Operation {
 /// use rustico_tracker_client::AnnounceRequest;
 ///
 /// let config = UdpConfig { retransmit_base: Duration::from_secs(1), max_retransmits: 1, ..UdpConfig::default() };
+/// assert_eq!(config.max_operation_time(), Duration::from_secs(3));
 /// let mut session = UdpSession::new(config, false, 7);
 /// let start = Instant::now();
 /// session.start_announce(&AnnounceRequest::new([1; 20], [2; 20], 6881), start)?;
@@ -284,6 +306,7 @@ impl UdpSession {
             transaction_id,
             sent: 0,
             deadline: None,
+            expires: now.checked_add(self.config.attempt_timeout),
             needs_send: true,
             last_rejected: None,
         });
@@ -321,28 +344,39 @@ impl UdpSession {
             },
             _ => encode_connect(out, op.transaction_id),
         }
-        op.deadline = Some(now + config.timeout(op.sent));
+        let retransmit = now.checked_add(config.timeout(op.sent));
+        op.deadline = match (retransmit, op.expires) {
+            (Some(r), Some(e)) => Some(r.min(e)),
+            (r, e) => r.or(e),
+        };
         op.sent += 1;
         op.needs_send = false;
         true
     }
 
-    /// When [`UdpSession::handle_timeout`] should be called next.
+    /// When [`UdpSession::handle_timeout`] should be called next: the
+    /// retransmission timer, never later than the operation's deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.operation.as_ref().and_then(|op| op.deadline)
+        let op = self.operation.as_ref()?;
+        match (op.deadline, op.expires) {
+            (Some(d), Some(e)) => Some(d.min(e)),
+            (d, e) => d.or(e),
+        }
     }
 
-    /// The time is `now`: retransmit or give up if the deadline passed.
-    /// Calling it early is harmless.
+    /// The time is `now`: retransmit, or give up if the retransmissions ran
+    /// out or the operation's deadline ([`UdpConfig::attempt_timeout`])
+    /// passed. Calling it early is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
         let max = self.config.max_retransmits;
         let Some(op) = self.operation.as_mut() else {
             return;
         };
-        if op.deadline.is_none_or(|d| now < d) {
+        let expired = op.expires.is_some_and(|e| now >= e);
+        if !expired && op.deadline.is_none_or(|d| now < d) {
             return;
         }
-        if op.sent > max {
+        if expired || op.sent > max {
             let error = op
                 .last_rejected
                 .take()
@@ -451,6 +485,16 @@ impl UdpSession {
         Ok(())
     }
 
+    /// The caller's socket reported ICMP port unreachable
+    /// (`ConnectionRefused` on a connected socket): the operation in
+    /// flight ends at once with [`UdpError::PortUnreachable`]. Nothing
+    /// happens if no request is in flight.
+    pub fn handle_port_unreachable(&mut self) {
+        if self.operation.is_some() {
+            self.finish(Err(UdpError::PortUnreachable));
+        }
+    }
+
     /// The result of the finished operation, once (then `None`).
     pub fn poll_outcome(&mut self) -> Option<Result<UdpResponse, UdpError>> {
         self.outcome.take()
@@ -543,21 +587,14 @@ fn parse_udp_announce(datagram: &[u8], ipv6: bool) -> Result<AnnounceResponse, U
         complete: Some(BigEndian::read_u32(&datagram[16..20])),
         ..AnnounceResponse::default()
     };
-    let parsed = if ipv6 {
+    // Lenient as over HTTP: whole entries kept, stray bytes reported.
+    let stray = if ipv6 {
         parse_compact_v6(peers, 20, &mut response.peers)
     } else {
         parse_compact_v4(peers, 20, &mut response.peers)
     };
-    match parsed {
-        Ok(()) => Ok(response),
-        Err(ResponseError::CompactPeersLength { len, entry, .. }) => {
-            Err(UdpError::PeersLength { len, entry })
-        }
-        Err(_) => Err(UdpError::PeersLength {
-            len: peers.len(),
-            entry: if ipv6 { 18 } else { 6 },
-        }),
-    }
+    response.skipped.extend(stray);
+    Ok(response)
 }
 
 /// Parses a scrape response datagram: 12 bytes per hash, in request order.
@@ -590,9 +627,11 @@ mod tests {
     use crate::announce::Event;
 
     fn config() -> UdpConfig {
+        // BEP 15's own numbers, no overall deadline.
         UdpConfig {
             retransmit_base: Duration::from_secs(15),
             max_retransmits: 8,
+            attempt_timeout: Duration::MAX,
             connection_lifetime: Duration::from_secs(60),
         }
     }
@@ -885,9 +924,8 @@ mod tests {
     #[test]
     fn a_malformed_answer_ends_the_operation() {
         let t0 = Instant::now();
-        let cases: [(Vec<u8>, UdpError); 3] = [
+        let cases: [(Vec<u8>, UdpError); 2] = [
             (vec![], UdpError::Truncated { len: 8, min: 20 }),
-            (vec![0; 12 + 5], UdpError::PeersLength { len: 5, entry: 6 }),
             (
                 vec![],
                 UdpError::UnexpectedAction {
@@ -898,7 +936,7 @@ mod tests {
         ];
         for (i, (tail, error)) in cases.into_iter().enumerate() {
             let (mut s, out) = connected(t0);
-            let mut reply = header(if i == 2 { 2 } else { 1 }, tid_of(&out));
+            let mut reply = header(if i == 1 { 2 } else { 1 }, tid_of(&out));
             reply.extend_from_slice(&tail);
             assert_eq!(s.handle_datagram(&reply, t0), Err(error.clone()));
             assert!(!s.is_busy());
@@ -914,6 +952,160 @@ mod tests {
         let error = UdpError::Truncated { len: 11, min: 16 };
         assert_eq!(s.handle_datagram(&reply, t0), Err(error.clone()));
         assert_eq!(s.poll_outcome(), Some(Err(error)));
+    }
+
+    #[test]
+    fn a_partial_peer_entry_is_skipped_not_fatal() {
+        let t0 = Instant::now();
+        let (mut s, out) = connected(t0);
+        let mut reply = header(1, tid_of(&out));
+        reply.extend_from_slice(&[0; 12]);
+        reply.extend_from_slice(&[127, 0, 0, 1, 0x1a, 0xe1, 9, 9, 9]);
+        s.handle_datagram(&reply, t0).unwrap();
+        let Some(Ok(UdpResponse::Announce(r))) = s.poll_outcome() else {
+            panic!("no announce outcome")
+        };
+        assert_eq!(r.peers, vec!["127.0.0.1:6881".parse().unwrap()]);
+        assert_eq!(
+            r.skipped,
+            vec![crate::ResponseError::CompactPeersLength {
+                key: "peers",
+                offset: 20,
+                len: 9,
+                entry: 6
+            }]
+        );
+    }
+
+    /// Drives `s` with no answer (or only what `feed` sends at each step)
+    /// until it has an outcome; returns when, and how many datagrams it sent.
+    fn run_out(s: &mut UdpSession, t0: Instant) -> (Duration, u32) {
+        let mut out = Vec::new();
+        let mut sent = 0;
+        let mut now = t0;
+        loop {
+            while s.poll_transmit(now, &mut out) {
+                sent += 1;
+            }
+            let Some(deadline) = s.poll_timeout() else {
+                return (now - t0, sent);
+            };
+            now = deadline;
+            s.handle_timeout(now);
+        }
+    }
+
+    #[test]
+    fn default_attempt_is_short_and_keeps_the_shape() {
+        let defaults = UdpConfig::default();
+        assert_eq!(defaults.max_operation_time(), Duration::from_secs(14));
+        let t0 = Instant::now();
+        let mut s = UdpSession::new(defaults, false, 9);
+        s.start_announce(&request(), t0).unwrap();
+        let mut out = Vec::new();
+        assert!(s.poll_transmit(t0, &mut out));
+        // 2 s, then 4 s, then 8 s: 2 * 2^n.
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(2)));
+        s.handle_timeout(t0 + Duration::from_secs(2));
+        assert!(s.poll_transmit(t0 + Duration::from_secs(2), &mut out));
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(6)));
+        let (took, sent) = run_out(&mut s, t0 + Duration::from_secs(2));
+        assert_eq!((took, sent), (Duration::from_secs(12), 1));
+        assert_eq!(
+            s.poll_outcome(),
+            Some(Err(UdpError::TimedOut { attempts: 3 }))
+        );
+
+        // BEP 15's own schedule under a 15 s deadline: cut at 15 s, not
+        // two hours.
+        let bep15 = UdpConfig {
+            attempt_timeout: Duration::from_secs(15),
+            ..config()
+        };
+        assert_eq!(bep15.max_operation_time(), Duration::from_secs(15));
+        let mut s = UdpSession::new(bep15, false, 9);
+        s.start_announce(&request(), t0).unwrap();
+        assert_eq!(run_out(&mut s, t0), (Duration::from_secs(15), 1));
+        assert_eq!(
+            s.poll_outcome(),
+            Some(Err(UdpError::TimedOut { attempts: 1 }))
+        );
+    }
+
+    #[test]
+    fn a_wrong_transaction_id_flood_cannot_extend_the_attempt() {
+        let config = UdpConfig::default();
+        let t0 = Instant::now();
+        let mut s = UdpSession::new(config, false, 11);
+        s.start_announce(&request(), t0).unwrap();
+        let mut out = Vec::new();
+        assert!(s.poll_transmit(t0, &mut out));
+        let tid = tid_of(&out);
+        // A tracker that answers the connect late, at 5 s, then floods:
+        // 100 000 datagrams of other ids, short ones and stale connects
+        // over the next 20 s, while the session retransmits as it likes.
+        let mut now = t0;
+        let step = Duration::from_micros(200);
+        let mut fed = 0u32;
+        let mut request_tid = tid;
+        while s.is_busy() {
+            now += step;
+            assert!(
+                s.poll_timeout()
+                    .is_some_and(|t| t <= t0 + config.attempt_timeout),
+                "a deadline past the attempt's"
+            );
+            if now >= t0 + Duration::from_secs(5) && fed == 0 {
+                let mut reply = header(0, request_tid);
+                reply.extend_from_slice(&7u64.to_be_bytes());
+                s.handle_datagram(&reply, now).unwrap();
+                fed += 1;
+            }
+            let junk: Vec<u8> = match fed % 3 {
+                0 => vec![0, 0],
+                1 => header(0, request_tid ^ 0x5a5a),
+                _ => {
+                    let mut d = header(1, request_tid.wrapping_add(1));
+                    d.extend_from_slice(&[0; 18]);
+                    d
+                }
+            };
+            assert!(s.handle_datagram(&junk, now).is_err());
+            fed += 1;
+            s.handle_timeout(now);
+            if s.poll_transmit(now, &mut out) {
+                request_tid = BigEndian::read_u32(&out[12..16]);
+            }
+        }
+        assert!(
+            now <= t0 + config.attempt_timeout + step,
+            "ended at {:?}",
+            now - t0
+        );
+        assert!(fed >= 70_000, "{fed} datagrams fed");
+        assert!(matches!(
+            s.poll_outcome(),
+            Some(Err(
+                UdpError::TransactionIdMismatch { .. } | UdpError::Truncated { .. }
+            ))
+        ));
+    }
+
+    #[test]
+    fn port_unreachable_ends_the_attempt_at_once() {
+        let t0 = Instant::now();
+        let mut s = UdpSession::new(UdpConfig::default(), false, 13);
+        s.handle_port_unreachable();
+        assert_eq!(s.poll_outcome(), None, "nothing in flight: no outcome");
+        s.start_announce(&request(), t0).unwrap();
+        assert!(s.poll_transmit(t0, &mut Vec::new()));
+        s.handle_port_unreachable();
+        assert!(!s.is_busy());
+        assert_eq!(s.poll_timeout(), None);
+        assert_eq!(s.poll_outcome(), Some(Err(UdpError::PortUnreachable)));
+        // The session is usable again.
+        s.start_announce(&request(), t0).unwrap();
+        assert!(s.poll_transmit(t0, &mut Vec::new()));
     }
 
     #[test]

@@ -111,10 +111,76 @@ fn udp_silent_tracker_times_out() {
     let result = timed(udp_bound(), || announce(&url, &request(), &config()));
     assert!(matches!(result, Err(Error::TimedOut { .. })), "{result:?}");
     assert!(started.elapsed() >= config().udp.max_operation_time());
-    // Nobody on the port at all (ICMP port unreachable): same bound.
-    drop(silent);
-    let result = timed(udp_bound(), || announce(&url, &request(), &config()));
-    assert!(matches!(result, Err(Error::TimedOut { .. })), "{result:?}");
+}
+
+/// Nobody on the port at all: the ICMP port unreachable ends the call at
+/// once (it used to be ignored until every retransmission ran out).
+#[test]
+fn udp_refused_fails_at_once() {
+    let closed = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let url = format!("udp://{}/announce", closed.local_addr().unwrap());
+    drop(closed);
+    // A long schedule, so that only the refusal can end the call in time.
+    let mut config = config();
+    config.udp.retransmit_base = Duration::from_secs(5);
+    let result = timed(Duration::from_millis(500), || {
+        announce(&url, &request(), &config)
+    });
+    assert!(
+        matches!(result, Err(Error::Udp(UdpError::PortUnreachable))),
+        "{result:?}"
+    );
+}
+
+/// A tracker that floods the client with datagrams of other transaction
+/// ids (about one every 20 µs) cannot keep the call alive past
+/// `attempt_timeout`, though the retransmission schedule alone would run
+/// for minutes.
+#[test]
+fn udp_wrong_id_flood_ends_at_the_attempt_deadline() {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let url = format!("udp://{}/announce", socket.local_addr().unwrap());
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let Ok((len, from)) = socket.recv_from(&mut buf) else {
+            return;
+        };
+        let tid = u32::from_be_bytes(buf[12..16.min(len)].try_into().unwrap());
+        socket.set_nonblocking(true).unwrap();
+        let start = Instant::now();
+        let mut n = 0u32;
+        while start.elapsed() < Duration::from_secs(5) {
+            n = n.wrapping_add(1);
+            let mut d = 0u32.to_be_bytes().to_vec();
+            d.extend_from_slice(&(tid ^ (1 + n % 1000)).to_be_bytes());
+            d.extend_from_slice(&[0; 8]);
+            if socket.send_to(&d, from).is_ok() {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            let _ = socket.recv_from(&mut buf);
+            thread::sleep(Duration::from_micros(20));
+        }
+    });
+    let mut config = config();
+    config.udp.retransmit_base = Duration::from_millis(200);
+    config.udp.max_retransmits = 8;
+    config.udp.attempt_timeout = Duration::from_millis(600);
+    let started = Instant::now();
+    let result = timed(Duration::from_millis(600 + 700), || {
+        announce(&url, &request(), &config)
+    });
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    assert!(
+        matches!(
+            result,
+            Err(Error::Udp(UdpError::TransactionIdMismatch { .. }))
+        ),
+        "{result:?}"
+    );
+    let flood = sent.load(Ordering::Relaxed);
+    assert!(flood > 1000, "only {flood} datagrams flooded");
 }
 
 #[test]

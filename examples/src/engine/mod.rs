@@ -16,6 +16,7 @@ pub mod conn;
 pub mod link;
 mod manager;
 mod tracker;
+pub(crate) use tracker::{announce_pass, Clients};
 mod webseed;
 
 use std::collections::HashMap;

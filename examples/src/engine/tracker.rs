@@ -2,16 +2,20 @@
 //! tracker's interval, `completed` when the download finishes and `stopped`
 //! on exit, falling back through the announce-list tiers. Peers it learns go
 //! to the torrent manager. The timing is `rustico_tracker_client`'s
-//! re-announce schedule; this thread only sleeps and does the I/O.
+//! re-announce schedule and its [`AnnouncePass`] (which tracker to start
+//! when, so a dead tier 1 holds up tier 2 by a few seconds at most); this
+//! thread only sleeps and does the I/O, each attempt on a short-lived
+//! thread of its own (at most [`PassConfig::max_in_flight`] at once).
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rustico_tracker_client::{
-    AnnounceRequest, Client, Event, ReannounceSchedule, ScheduleConfig, TrackerList,
-    TransportConfig,
+    AnnouncePass, AnnounceRequest, AnnounceResponse, Client, Error, Event, PassConfig,
+    ReannounceSchedule, ScheduleConfig, TrackerList, TrackerPosition, TransportConfig,
 };
 
 use super::{Control, Status};
@@ -60,6 +64,106 @@ fn record(status: &Status, url: &str, result: Result<usize, String>) {
     }
 }
 
+/// The transports of a torrent's trackers: one [`Client`] per URL, so a
+/// UDP tracker's connection id survives between announces. A client is
+/// lent to the thread of an attempt and comes back with its result (a new
+/// one is made if it does not).
+pub(crate) struct Clients {
+    config: TransportConfig,
+    idle: HashMap<String, Client>,
+}
+
+impl Clients {
+    pub(crate) fn new(config: TransportConfig) -> Clients {
+        Clients {
+            config,
+            idle: HashMap::new(),
+        }
+    }
+
+    fn take(&mut self, url: &str) -> Client {
+        self.idle
+            .remove(url)
+            .unwrap_or_else(|| Client::new(self.config.clone()))
+    }
+}
+
+/// What an attempt's thread sends back.
+type Attempt = (
+    TrackerPosition,
+    String,
+    Client,
+    Result<AnnounceResponse, Error>,
+);
+
+/// One announce over the torrent's tiers as [`AnnouncePass`] plans it.
+/// `report` hears every result that comes in before the pass ends; the
+/// winner (promoted to the front of its tier) is returned, or `None` when
+/// every tracker failed or the pass timed out. Attempts still running when
+/// a tracker answered are abandoned: each ends by its own deadline and its
+/// result is dropped. Trackers that failed or were abandoned are marked
+/// ([`TrackerList::handle_failure`]), so the next pass tries them last.
+pub(crate) fn announce_pass(
+    trackers: &mut TrackerList,
+    clients: &mut Clients,
+    request: &AnnounceRequest,
+    config: PassConfig,
+    mut report: impl FnMut(&str, &Result<AnnounceResponse, Error>),
+) -> Option<(String, AnnounceResponse)> {
+    let (tx, rx) = crossbeam_channel::unbounded::<Attempt>();
+    let mut pass: AnnouncePass = trackers.start_pass(config, Instant::now());
+    let mut winner = None;
+    loop {
+        let now = Instant::now();
+        while let Some((position, url)) = pass.poll_start(now) {
+            let mut client = clients.take(&url);
+            let (tx, request, thread_url) = (tx.clone(), request.clone(), url.clone());
+            let spawned = super::spawn("tracker-announce", move || {
+                let result = client.announce(&thread_url, &request);
+                let _ = tx.send((position, thread_url, client, result));
+            });
+            if let Err(e) = spawned {
+                report(&url, &Err(Error::Io(e)));
+                trackers.handle_failure(position);
+                pass.handle_result(position, false, now);
+            }
+        }
+        if pass.is_finished() {
+            break;
+        }
+        let Some(deadline) = pass.poll_timeout() else {
+            // Not finished and nothing to wait for cannot happen: the pass
+            // ends at its own timeout at the latest.
+            debug_assert!(false, "an unfinished announce pass with no timeout");
+            break;
+        };
+        match rx.recv_deadline(deadline) {
+            Ok((position, url, client, result)) => {
+                report(&url, &result);
+                let now = Instant::now();
+                if result.is_err() {
+                    trackers.handle_failure(position);
+                }
+                pass.handle_result(position, result.is_ok(), now);
+                clients.idle.insert(url.clone(), client);
+                if let (Ok(response), Some(won)) = (result, pass.succeeded()) {
+                    if won == position && winner.is_none() {
+                        winner = Some((position, url, response));
+                    }
+                }
+            }
+            Err(_) => pass.handle_timeout(Instant::now()),
+        }
+    }
+    // Trackers still running had their chance: try them last next time.
+    for &position in pass.in_flight() {
+        trackers.handle_failure(position);
+    }
+    let (position, url, response) = winner?;
+    trackers.handle_success(position);
+    Some((url, response))
+}
+
 pub(super) fn run(setup: TrackerSetup) {
     if let Ok(mut reports) = setup.status.trackers.lock() {
         *reports = setup
@@ -76,7 +180,7 @@ pub(super) fn run(setup: TrackerSetup) {
             .collect();
     }
     let mut trackers = TrackerList::new(setup.tiers.clone(), super::seed_from_clock());
-    let mut client = Client::new(TransportConfig::default());
+    let mut clients = Clients::new(TransportConfig::default());
     let mut schedule = ReannounceSchedule::new(ScheduleConfig::default(), Instant::now());
     let key = super::seed_from_clock() as u32;
     let mut tracker_id: Option<Vec<u8>> = None;
@@ -96,23 +200,42 @@ pub(super) fn run(setup: TrackerSetup) {
             request.numwant = Some(if event == Event::Stopped { 0 } else { 50 });
             request.key = Some(key);
             request.tracker_id = tracker_id.clone();
+            let mut pass_config = PassConfig::default();
             if event == Event::Stopped {
-                let config = TransportConfig {
+                let mut config = TransportConfig {
                     timeout: STOP_TIMEOUT,
                     connect_timeout: STOP_TIMEOUT,
                     ..TransportConfig::default()
                 };
-                client = Client::new(config);
+                config.udp.attempt_timeout = STOP_TIMEOUT;
+                clients = Clients::new(config);
+                pass_config.pass_timeout = STOP_TIMEOUT;
             }
-            match trackers.try_in_order(|url| client.announce(url, &request)) {
-                Ok((_, url, response)) => {
-                    record(&setup.status, url.as_str(), Ok(response.peers.len()));
-                    log::info!(
-                        target: "rustico",
-                        "tracker {url}: {:?} announce ok, {} peers",
-                        event,
-                        response.peers.len()
-                    );
+            let outcome = announce_pass(
+                &mut trackers,
+                &mut clients,
+                &request,
+                pass_config,
+                |url, result| match result {
+                    Ok(response) => {
+                        record(&setup.status, url, Ok(response.peers.len()));
+                        log::info!(
+                            target: "rustico",
+                            "tracker {url}: {event:?} announce ok, {} peers",
+                            response.peers.len()
+                        );
+                        for skipped in &response.skipped {
+                            log::warn!(target: "rustico", "tracker {url}: {event:?} announce: {skipped}");
+                        }
+                    }
+                    Err(e) => {
+                        record(&setup.status, url, Err(e.to_string()));
+                        log::warn!(target: "rustico", "tracker {url}: {event:?} announce failed: {e}");
+                    }
+                },
+            );
+            match outcome {
+                Some((_, response)) => {
                     if let Some(id) = &response.tracker_id {
                         tracker_id = Some(id.clone());
                     }
@@ -124,11 +247,7 @@ pub(super) fn run(setup: TrackerSetup) {
                     }
                     schedule.handle_response(Instant::now(), &response);
                 }
-                Err(errors) => {
-                    for (url, e) in errors {
-                        record(&setup.status, url.as_str(), Err(e.to_string()));
-                        log::warn!(target: "rustico", "tracker {url}: {:?} announce failed: {e}", event);
-                    }
+                None => {
                     if event == Event::Stopped {
                         return;
                     }
