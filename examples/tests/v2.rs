@@ -378,3 +378,52 @@ fn rustico_answers_hash_requests_with_hashes_that_lead_to_the_root() {
     .unwrap();
     assert_eq!(out.trim(), "OK");
 }
+
+/// A hybrid torrent is announced in its v2 swarm too: the tracker knows
+/// only the truncated v2 hash (opentracker's whitelist), so libtorrent can
+/// find rustico's seed only there.
+#[test]
+fn a_hybrid_is_announced_under_its_v2_hash_and_libtorrent_finds_it_there() {
+    if !rustico_testkit::require_libtorrent() || !rustico_testkit::require("opentracker") {
+        return;
+    }
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let files = files();
+    write_files(&seed_dir.join("hyb"), &files);
+    let port = rustico_testkit::free_port();
+    let url = format!("http://127.0.0.1:{port}/announce");
+    let torrent = create_torrent(
+        &seed_dir.join("hyb"),
+        &dir.path().join("hyb.torrent"),
+        &[
+            "--tracker",
+            &url,
+            "--format",
+            "hybrid",
+            "--piece-length",
+            "32768",
+        ],
+    );
+    let t = rustico_metainfo::Torrent::from_file(&torrent).unwrap();
+    let v2_swarm = t.info_hashes().v2.unwrap().truncated().0;
+    assert_ne!(v2_swarm, t.info_hash().0);
+    let _tracker =
+        rustico_testkit::Opentracker::start_on(([127, 0, 0, 1], port).into(), &[v2_swarm]).unwrap();
+    let (_seeder, _) = start_seeder(&torrent, &seed_dir, &config_in(dir.path()));
+    let lt_dir = dir.path().join("libtorrent");
+    std::fs::create_dir_all(&lt_dir).unwrap();
+    let mut lt = rustico_testkit::spawn_python(
+        LIBTORRENT_PEER,
+        &[
+            torrent.to_str().unwrap(),
+            lt_dir.to_str().unwrap(),
+            &rustico_testkit::free_port().to_string(),
+            "leech",
+        ],
+    )
+    .unwrap();
+    wait_for_line(&mut lt, "READY");
+    wait_for_line(&mut lt, "DONE");
+    assert_files(&lt_dir.join("hyb"), &files);
+}

@@ -236,7 +236,9 @@ fn run_inner(setup: ManagerSetup) -> Result<(), ManagerError> {
         let (tx, rx) = unbounded();
         let t = tracker::TrackerSetup {
             tiers: meta.trackers.clone(),
-            info_hash: meta.info_hash,
+            info_hashes: std::iter::once(meta.info_hash)
+                .chain(meta.v2_swarm)
+                .collect(),
             peer_id: setup.peer_id,
             port: setup.port,
             status: status.clone(),

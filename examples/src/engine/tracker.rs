@@ -31,7 +31,9 @@ pub enum TrackerEvent {
 
 pub(super) struct TrackerSetup {
     pub tiers: Vec<Vec<String>>,
-    pub info_hash: [u8; 20],
+    /// The swarms to announce: the torrent's info-hash, and a hybrid's
+    /// truncated v2 hash after it (BEP 52: it is in both swarms).
+    pub info_hashes: Vec<[u8; 20]>,
     pub peer_id: [u8; 20],
     pub port: u16,
     pub status: Arc<Status>,
@@ -188,18 +190,7 @@ pub(super) fn run(setup: TrackerSetup) {
     loop {
         let now = Instant::now();
         if let Some(event) = schedule.poll_announce(now) {
-            let mut request = AnnounceRequest::new(setup.info_hash, setup.peer_id, setup.port);
             let status = &setup.status;
-            request.uploaded = status.uploaded.load(Ordering::Relaxed);
-            request.downloaded = status.downloaded.load(Ordering::Relaxed);
-            request.left = status
-                .total_bytes
-                .load(Ordering::Relaxed)
-                .saturating_sub(status.have_bytes.load(Ordering::Relaxed));
-            request.event = event;
-            request.numwant = Some(if event == Event::Stopped { 0 } else { 50 });
-            request.key = Some(key);
-            request.tracker_id = tracker_id.clone();
             let mut pass_config = PassConfig::default();
             if event == Event::Stopped {
                 let mut config = TransportConfig {
@@ -211,31 +202,45 @@ pub(super) fn run(setup: TrackerSetup) {
                 clients = Clients::new(config);
                 pass_config.pass_timeout = STOP_TIMEOUT;
             }
-            let outcome = announce_pass(
-                &mut trackers,
-                &mut clients,
-                &request,
-                pass_config,
-                |url, result| match result {
-                    Ok(response) => {
-                        record(&setup.status, url, Ok(response.peers.len()));
-                        log::info!(
-                            target: "rustico",
-                            "tracker {url}: {event:?} announce ok, {} peers",
-                            response.peers.len()
-                        );
-                        for skipped in &response.skipped {
-                            log::warn!(target: "rustico", "tracker {url}: {event:?} announce: {skipped}");
+            // One pass per swarm; the first answer sets the schedule.
+            let mut answered: Option<AnnounceResponse> = None;
+            for (n, hash) in setup.info_hashes.iter().enumerate() {
+                let swarm = if n == 0 { "" } else { " (v2 swarm)" };
+                let mut request = AnnounceRequest::new(*hash, setup.peer_id, setup.port);
+                request.uploaded = status.uploaded.load(Ordering::Relaxed);
+                request.downloaded = status.downloaded.load(Ordering::Relaxed);
+                request.left = status
+                    .total_bytes
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(status.have_bytes.load(Ordering::Relaxed));
+                request.event = event;
+                request.numwant = Some(if event == Event::Stopped { 0 } else { 50 });
+                request.key = Some(key);
+                request.tracker_id = tracker_id.clone();
+                let outcome = announce_pass(
+                    &mut trackers,
+                    &mut clients,
+                    &request,
+                    pass_config,
+                    |url, result| match result {
+                        Ok(response) => {
+                            record(&setup.status, url, Ok(response.peers.len()));
+                            log::info!(
+                                target: "rustico",
+                                "tracker {url}: {event:?} announce ok{swarm}, {} peers",
+                                response.peers.len()
+                            );
+                            for skipped in &response.skipped {
+                                log::warn!(target: "rustico", "tracker {url}: {event:?} announce: {skipped}");
+                            }
                         }
-                    }
-                    Err(e) => {
-                        record(&setup.status, url, Err(e.to_string()));
-                        log::warn!(target: "rustico", "tracker {url}: {event:?} announce failed: {e}");
-                    }
-                },
-            );
-            match outcome {
-                Some((_, response)) => {
+                        Err(e) => {
+                            record(&setup.status, url, Err(e.to_string()));
+                            log::warn!(target: "rustico", "tracker {url}: {event:?} announce failed{swarm}: {e}");
+                        }
+                    },
+                );
+                if let Some((_, response)) = outcome {
                     if let Some(id) = &response.tracker_id {
                         tracker_id = Some(id.clone());
                     }
@@ -245,14 +250,13 @@ pub(super) fn run(setup: TrackerSetup) {
                             rustico_swarm::PeerSource::Tracker,
                         ));
                     }
-                    schedule.handle_response(Instant::now(), &response);
+                    answered.get_or_insert(response);
                 }
-                None => {
-                    if event == Event::Stopped {
-                        return;
-                    }
-                    schedule.handle_failure(Instant::now());
-                }
+            }
+            match answered {
+                Some(response) => schedule.handle_response(Instant::now(), &response),
+                None if event == Event::Stopped => return,
+                None => schedule.handle_failure(Instant::now()),
             }
             if event == Event::Stopped {
                 return;
