@@ -93,6 +93,11 @@ struct Peer {
     waiting_since: Instant,
     /// No new requests before this (after a reject or a stall).
     hold_until: Option<Instant>,
+    /// Rounds of requests voided (rejected, or dropped by a choke without
+    /// the fast extension) since the peer's last block: each doubles the
+    /// hold, so a peer that takes requests and never serves them is asked
+    /// ever less often, whatever it sends.
+    fruitless: u32,
     closing: Option<CloseReason>,
 }
 
@@ -135,6 +140,7 @@ impl Peer {
             pex_dirty: true,
             waiting_since: now,
             hold_until: None,
+            fruitless: 0,
             closing: None,
         }
     }
@@ -1036,6 +1042,9 @@ impl Swarm {
             // it the peer rejects (or still serves) each one.
             if !peer.fast && self.picker.in_flight_count(key) > 0 {
                 let _ = self.picker.peer_choked(key);
+                // Not straight back on the unchoke: a peer flipping choke
+                // would get a fresh pipeline for every ten bytes it sends.
+                self.back_off(key, now);
                 self.top_up_all(now);
             }
         } else {
@@ -1048,6 +1057,7 @@ impl Swarm {
         let Ok(peer) = self.peer_mut(key) else { return };
         peer.waiting_since = now;
         peer.snubbed = false;
+        peer.fruitless = 0;
         // Blame goes to where the peer listens when known: an incoming
         // peer's connection address changes with every connection, its
         // listen address does not.
@@ -1119,16 +1129,36 @@ impl Swarm {
             return;
         }
         let (min, hold) = (self.cfg.min_pipeline, self.cfg.reject_hold);
-        if let Ok(peer) = self.peer_mut(key) {
-            // The blocks go to other peers first, not straight back to the
-            // one that refused them.
-            peer.hold_until = Some(now + hold);
-            if stalled {
+        if stalled {
+            if let Ok(peer) = self.peer_mut(key) {
+                peer.hold_until = Some(now + hold);
                 peer.target = min;
                 peer.snubbed = true;
             }
+        } else {
+            // The blocks go to other peers first, not straight back to the
+            // one that refused them.
+            self.back_off(key, now);
         }
         self.top_up_all(now);
+    }
+
+    /// A round of requests to `key` was voided without a block: no new
+    /// ones for `reject_hold`, doubled for each such round since its last
+    /// block (at most 32 times), and from the second round on a minimal
+    /// pipeline. Voids while already held count as the same round.
+    fn back_off(&mut self, key: PeerKey, now: Instant) {
+        let (min, hold) = (self.cfg.min_pipeline, self.cfg.reject_hold);
+        let Ok(peer) = self.peer_mut(key) else { return };
+        if peer.hold_until.is_some_and(|t| now < t) {
+            return;
+        }
+        peer.fruitless = peer.fruitless.saturating_add(1);
+        let doublings = peer.fruitless.saturating_sub(1).min(5);
+        peer.hold_until = Some(now + hold * (1u32 << doublings));
+        if peer.fruitless > 1 {
+            peer.target = min;
+        }
     }
 
     fn on_extension_info(
