@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rustico_peer_wire::{PexConfig, PexFlags, PexMessage, PexPeer, PexState};
 use rustico_piece_picker::{PeerKey, PiecePicker};
@@ -253,11 +253,18 @@ pub struct Swarm {
     /// Peer ids of banned peers, with the end of their ban: a banned peer
     /// that dials us again from a new port is known by its id.
     banned_ids: HashMap<[u8; 20], Instant>,
+    /// The last rechoke made at once for a change of interest (see
+    /// [`QUICK_RECHOKE_GAP`]).
+    last_quick_rechoke: Option<Instant>,
     /// The connected set last given to the peers' `PexState`s.
     pex_connected: Vec<PexPeer>,
 }
 
 /// The live peer `key` names, borrowing only the table.
+/// Rechokes made at once for changes of interest are at least this far
+/// apart (see `Swarm::quick_rechoke`).
+const QUICK_RECHOKE_GAP: Duration = Duration::from_millis(200);
+
 fn slot_mut(peers: &mut [Option<Peer>], key: PeerKey) -> Option<&mut Peer> {
     peers
         .get_mut(key.index() as usize)
@@ -344,6 +351,7 @@ impl Swarm {
             scratch: Vec::new(),
             cancels: Vec::new(),
             banned_ids: HashMap::new(),
+            last_quick_rechoke: None,
             pex_connected: Vec::new(),
             cfg,
         })
@@ -654,9 +662,7 @@ impl Swarm {
             PeerEvent::Interested(on) => {
                 if peer.peer_interested != on {
                     peer.peer_interested = on;
-                    // At once: a new leecher should not wait for the next
-                    // rechoke when a slot is free.
-                    self.rechoke(now, false);
+                    self.quick_rechoke(now);
                 }
             }
             PeerEvent::Block { req, data } => self.on_block(key, req, &data, now),
@@ -1348,6 +1354,25 @@ impl Swarm {
         }
         if changed {
             self.pex_connected = connected;
+        }
+    }
+
+    /// A change of interest: rechoke at once (a new leecher should not
+    /// wait for the next rechoke when a slot is free), but at most once per
+    /// [`QUICK_RECHOKE_GAP`]; a change within it brings the rechoke timer
+    /// forward instead. Peers flipping their interest cost at most a few
+    /// rechokes a second, however fast they flip.
+    fn quick_rechoke(&mut self, now: Instant) {
+        match self.last_quick_rechoke {
+            Some(last) if now < last + QUICK_RECHOKE_GAP => {
+                let at = last + QUICK_RECHOKE_GAP;
+                let next = self.timers.get(Timer::Rechoke).map_or(at, |t| t.min(at));
+                self.timers.set(Timer::Rechoke, Some(next));
+            }
+            _ => {
+                self.last_quick_rechoke = Some(now);
+                self.rechoke(now, false);
+            }
         }
     }
 

@@ -647,3 +647,30 @@ fn a_banned_peer_dialling_again_from_a_new_port_is_closed() {
     );
     assert!(orders_to(&h.commands(), again).contains(&PeerCommand::Close(CloseReason::Banned)));
 }
+
+/// Issue #20 class 8: a peer flipping interest as fast as it can makes the
+/// choker decide a few times a second, not once per flip; the last state
+/// still wins within the gap.
+#[test]
+fn interest_flipping_costs_a_bounded_number_of_choke_decisions() {
+    let mut h = Harness::new(config(40), Bitfield::full(40));
+    let a = h.dial(1, 1, true);
+    h.event(a, PeerEvent::Pieces(Bitfield::new(40)));
+    h.commands();
+    for i in 0..10_000 {
+        h.event(a, PeerEvent::Interested(i % 2 == 0));
+    }
+    let chokes = |commands: &[(rustico_swarm::PeerKey, PeerCommand)]| {
+        commands
+            .iter()
+            .filter(|(k, c)| *k == a && matches!(c, PeerCommand::Choke(_)))
+            .count()
+    };
+    // The first flip unchokes at once; the other 9,999 wait for the gap.
+    assert_eq!(chokes(&h.commands()), 1);
+    // Ends not interested: choked again by the timer, once.
+    h.advance(Duration::from_millis(300));
+    let commands = h.commands();
+    assert_eq!(chokes(&commands), 1);
+    assert!(commands.contains(&(a, PeerCommand::Choke(true))));
+}
