@@ -8,8 +8,11 @@
 #   metadata PORT COUNT         send COUNT ut_metadata requests, never read.
 #   interest PORT SECONDS RATE  flip interested / not interested at RATE
 #                               bytes a second (reading what comes back).
-#   haveall PORT COUNT PIECES   have-all COUNT times, then PIECES/8 bitfields
-#                               and haves, reading what comes back.
+#   haveall PORT COUNT PIECES BITFIELDS
+#                               BITFIELDS bitfields that each add a piece
+#                               (between interest flips), a have of every
+#                               piece, then have-all COUNT times, reading
+#                               what comes back.
 #   reject LISTEN_PORT PIECES   a seeder that rejects every request (fast).
 #   chokeflip LISTEN_PORT PIECES
 #                               a seeder without the fast extension that
@@ -123,16 +126,14 @@ elif mode == "interest":
     hold()
 
 elif mode == "haveall":
-    port, count, pieces = args
+    port, count, pieces, bitfields = args
     s = dial(port)
     drain(s)
-    s.sendall(msg(14) * count)
-    # Bitfields that each add a piece, then every have: all already known.
-    nbytes = (pieces + 7) // 8
-    bits = bytearray(nbytes)
-    for i in range(min(64, nbytes)):
-        bits[i] = 0x80
-        s.sendall(msg(5, bytes(bits)))
+    bits = bytearray((pieces + 7) // 8)
+    flip = msg(2) + msg(3)
+    for i in range(bitfields):
+        bits[i // 8] |= 0x80 >> (i % 8)
+        s.sendall(msg(5, bytes(bits)) + flip)
     s.sendall(b"".join(msg(4, struct.pack(">I", i)) for i in range(pieces)))
     s.sendall(msg(14) * count)
     hold()

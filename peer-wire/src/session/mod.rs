@@ -175,7 +175,10 @@ impl Content {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// The peer's pieces from a `bitfield` message (merged with the
-    /// `have`s before it). Reported only when it adds pieces.
+    /// `have`s before it). Reported only when it adds pieces; the set is
+    /// taken when the event is polled, so bitfields that arrive before the
+    /// next poll are reported once, with everything known by then (which
+    /// may include pieces of `Have` events queued behind it).
     Bitfield(Bitfield),
     /// The peer has every piece (`have all`, BEP 6). Reported once.
     HaveAll,
@@ -492,6 +495,10 @@ struct State {
     peer_pieces: PeerPieces,
     /// Whether the peer announced its pieces (bitfield, have all/none).
     peer_announced: bool,
+    /// An [`Event::Bitfield`] is queued: a placeholder, filled with the
+    /// peer's pieces when polled, so any number of bitfields between two
+    /// polls cost one copy.
+    bitfield_queued: bool,
     /// Our requests to the peer, not yet answered.
     requested: HashSet<BlockRequest>,
     /// Requests reported [`Event::Stalled`] and not cancelled: the peer
@@ -550,6 +557,7 @@ impl Session {
             peer_interested: false,
             peer_pieces: PeerPieces::Nothing,
             peer_announced: false,
+            bitfield_queued: false,
             requested: HashSet::new(),
             late: HashSet::new(),
             awaiting: Vec::new(),
@@ -1012,7 +1020,24 @@ impl Session {
 
     /// The next thing the torrent must hear.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.st.events.pop_front()
+        let st = &mut self.st;
+        loop {
+            let event = st.events.pop_front()?;
+            if !matches!(event, Event::Bitfield(_)) {
+                return Some(event);
+            }
+            // The placeholder: the peer's pieces as they are now.
+            st.bitfield_queued = false;
+            match &st.peer_pieces {
+                PeerPieces::Some(bits) => return Some(Event::Bitfield(bits.clone())),
+                // A `have all` came after the bitfield: its own event is
+                // queued behind this one and says it all.
+                PeerPieces::All => {}
+                PeerPieces::Nothing => {
+                    debug_assert!(false, "a bitfield event without pieces");
+                }
+            }
+        }
     }
 
     /// Moves the bytes to send into `buf` (appended; the caller writes
@@ -1196,17 +1221,19 @@ impl State {
                 let mut bits = Bitfield::from_wire(wire, n).map_err(Violation::Bitfield)?;
                 self.peer_announced = true;
                 match &mut self.peer_pieces {
-                    PeerPieces::All => {}
-                    PeerPieces::Some(known) if !known.lacks_any_of(&bits) => {}
+                    PeerPieces::All => return Ok(()),
+                    PeerPieces::Some(known) if !known.lacks_any_of(&bits) => return Ok(()),
                     PeerPieces::Some(known) => {
                         bits.union_with(known);
-                        *known = bits.clone();
-                        self.events.push_back(Event::Bitfield(bits));
+                        *known = bits;
                     }
-                    PeerPieces::Nothing => {
-                        self.peer_pieces = PeerPieces::Some(bits.clone());
-                        self.events.push_back(Event::Bitfield(bits));
-                    }
+                    PeerPieces::Nothing => self.peer_pieces = PeerPieces::Some(bits),
+                }
+                // One queued report however many bitfields arrive before
+                // the next poll (each would otherwise copy the whole set).
+                if !self.bitfield_queued {
+                    self.bitfield_queued = true;
+                    self.events.push_back(Event::Bitfield(Bitfield::new(0)));
                 }
             }
             Message::HaveAll => {

@@ -1227,18 +1227,20 @@ fn repeated_have_all_and_bitfields_report_only_what_is_new() {
         reserved(true, false),
         now,
     );
+    // 300 bitfields of 16 KiB, each adding a piece, between interest flips.
     let mut bits = Bitfield::new(n);
-    bits.set(5);
-    let mut input = wire(&[Message::Bitfield(bits.as_wire())]);
-    input.extend(wire(&[Message::Bitfield(bits.as_wire())]));
-    input.extend(wire(&[Message::Have(5)]));
-    for _ in 0..12_000 {
-        input.extend(wire(&[Message::HaveAll]));
+    let mut input = Vec::new();
+    for piece in 0..300 {
+        bits.set(piece * 7);
+        input.extend(wire(&[
+            Message::Bitfield(bits.as_wire()),
+            Message::Interested,
+            Message::NotInterested,
+        ]));
     }
-    for piece in 0..1000 {
-        input.extend(wire(&[Message::Have(piece)]));
-    }
+    input.extend(wire(&[Message::Bitfield(bits.as_wire()), Message::Have(5)]));
     s.handle_input(&input, now).unwrap();
+    // One copy of the set, with everything known when polled.
     let got = events(&mut s);
     assert_eq!(
         got.len(),
@@ -1246,7 +1248,39 @@ fn repeated_have_all_and_bitfields_report_only_what_is_new() {
         "{:?}",
         got.iter().map(std::mem::discriminant).collect::<Vec<_>>()
     );
-    assert!(matches!(got[0], Event::Bitfield(_)));
-    assert_eq!(got[1], Event::HaveAll);
+    let Event::Bitfield(reported) = &got[0] else {
+        panic!("{:?}", std::mem::discriminant(&got[0]));
+    };
+    assert_eq!(reported.count(), 301);
+    assert!(reported.get(5) && reported.get(7 * 299));
+    assert_eq!(got[1], Event::Have(5));
+
+    let mut input = Vec::new();
+    for _ in 0..12_000 {
+        input.extend(wire(&[Message::HaveAll]));
+    }
+    for piece in 0..1000 {
+        input.extend(wire(&[
+            Message::Have(piece),
+            Message::Bitfield(bits.as_wire()),
+        ]));
+    }
+    s.handle_input(&input, now).unwrap();
+    assert_eq!(events(&mut s), [Event::HaveAll]);
     assert_eq!(s.peer_pieces(), &PeerPieces::All);
+
+    // A bitfield then a have-all before the poll: only the have-all.
+    let content = Content::torrent(geometry, Bitfield::new(n)).unwrap();
+    let mut s = session_with(
+        content,
+        SessionConfig::default(),
+        reserved(true, false),
+        now,
+    );
+    s.handle_input(
+        &wire(&[Message::Bitfield(bits.as_wire()), Message::HaveAll]),
+        now,
+    )
+    .unwrap();
+    assert_eq!(events(&mut s), [Event::HaveAll]);
 }
