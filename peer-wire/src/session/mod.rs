@@ -217,12 +217,14 @@ pub enum Event {
     /// A block of theirs that arrives later (a slow link) is still
     /// reported as [`Event::Block`], unless cancelled meanwhile.
     Stalled(Vec<BlockRequest>),
-    /// The peer's extension handshake (BEP 10).
+    /// The peer's extension handshake (BEP 10). Handshakes repeated before
+    /// the event is polled are reported once, with the latest.
     Extensions(PeerExtensions),
     /// A `ut_pex` message (only when [`SessionConfig::pex`] is on).
     Pex(PexMessage),
     /// The peer's DHT node listens on this UDP port of its address (a
-    /// BEP 5 `port` message; port 0 is not reported).
+    /// BEP 5 `port` message; port 0 is not reported). Messages repeated
+    /// before the event is polled are reported once, with the latest.
     DhtPort(u16),
     /// A piece of the info dictionary (magnet sessions only), for a
     /// [`MetadataDownload`](crate::MetadataDownload).
@@ -499,6 +501,11 @@ struct State {
     /// peer's pieces when polled, so any number of bitfields between two
     /// polls cost one copy.
     bitfield_queued: bool,
+    /// The peer's latest extension handshake and DHT port, reported by a
+    /// queued placeholder filled when polled (`Some` while one is queued):
+    /// repeating these messages costs one queued event.
+    latest_extensions: Option<PeerExtensions>,
+    latest_dht_port: Option<u16>,
     /// Our requests to the peer, not yet answered.
     requested: HashSet<BlockRequest>,
     /// Requests reported [`Event::Stalled`] and not cancelled: the peer
@@ -558,6 +565,8 @@ impl Session {
             peer_pieces: PeerPieces::Nothing,
             peer_announced: false,
             bitfield_queued: false,
+            latest_extensions: None,
+            latest_dht_port: None,
             requested: HashSet::new(),
             late: HashSet::new(),
             awaiting: Vec::new(),
@@ -1022,20 +1031,35 @@ impl Session {
     pub fn poll_event(&mut self) -> Option<Event> {
         let st = &mut self.st;
         loop {
-            let event = st.events.pop_front()?;
-            if !matches!(event, Event::Bitfield(_)) {
-                return Some(event);
-            }
-            // The placeholder: the peer's pieces as they are now.
-            st.bitfield_queued = false;
-            match &st.peer_pieces {
-                PeerPieces::Some(bits) => return Some(Event::Bitfield(bits.clone())),
-                // A `have all` came after the bitfield: its own event is
-                // queued behind this one and says it all.
-                PeerPieces::All => {}
-                PeerPieces::Nothing => {
-                    debug_assert!(false, "a bitfield event without pieces");
+            // Placeholders are filled with the latest state.
+            let filled = match st.events.pop_front()? {
+                Event::Bitfield(_) => {
+                    st.bitfield_queued = false;
+                    match &st.peer_pieces {
+                        PeerPieces::Some(bits) => Some(Event::Bitfield(bits.clone())),
+                        // A `have all` came after the bitfield: its own
+                        // event is queued behind this one and says it all.
+                        PeerPieces::All => None,
+                        PeerPieces::Nothing => {
+                            debug_assert!(false, "a bitfield event without pieces");
+                            None
+                        }
+                    }
                 }
+                Event::Extensions(_) => {
+                    let latest = st.latest_extensions.take();
+                    debug_assert!(latest.is_some(), "an extensions event without a handshake");
+                    latest.map(Event::Extensions)
+                }
+                Event::DhtPort(_) => {
+                    let latest = st.latest_dht_port.take();
+                    debug_assert!(latest.is_some(), "a DHT port event without a port");
+                    latest.map(Event::DhtPort)
+                }
+                event => Some(event),
+            };
+            if filled.is_some() {
+                return filled;
             }
         }
     }
@@ -1158,7 +1182,11 @@ impl State {
     fn handle_message(&mut self, message: Message<'_>, now: Instant) -> Result<(), Violation> {
         match message {
             Message::KeepAlive | Message::Port(0) | Message::Unknown { .. } => {}
-            Message::Port(port) => self.events.push_back(Event::DhtPort(port)),
+            Message::Port(port) => {
+                if self.latest_dht_port.replace(port).is_none() {
+                    self.events.push_back(Event::DhtPort(0));
+                }
+            }
             Message::Choke => {
                 if !self.peer_choking {
                     self.peer_choking = true;
@@ -1360,7 +1388,10 @@ impl State {
                 your_ip: theirs.your_ip,
                 client: theirs.client,
             };
-            self.events.push_back(Event::Extensions(info));
+            if self.latest_extensions.replace(info).is_none() {
+                self.events
+                    .push_back(Event::Extensions(PeerExtensions::default()));
+            }
             return;
         }
         match self.ext.local_name(ext_id) {

@@ -1284,3 +1284,37 @@ fn repeated_have_all_and_bitfields_report_only_what_is_new() {
     .unwrap();
     assert_eq!(events(&mut s), [Event::HaveAll]);
 }
+
+#[test]
+fn repeated_extension_handshakes_and_port_messages_queue_one_event_each() {
+    let now = Instant::now();
+    let config = SessionConfig {
+        dht_port: Some(6881),
+        ..extended_config()
+    };
+    let theirs = reserved(true, true).with_dht(true);
+    let mut s = session_with(content(4, &[0]), config, theirs, now);
+    let mut input = Vec::new();
+    for i in 0..10_000u32 {
+        let payload = format!("d1:pi{}ee", 1000 + i % 7);
+        input.extend(wire(&[
+            Message::Extended {
+                id: 0,
+                payload: payload.as_bytes(),
+            },
+            Message::Port(7000 + (i % 5) as u16),
+        ]));
+    }
+    input.extend(wire(&[Message::Extended {
+        id: 0,
+        payload: b"d1:pi4242ee",
+    }]));
+    s.handle_input(&input, now).unwrap();
+    let got = events(&mut s);
+    assert_eq!(got.len(), 2);
+    assert!(matches!(&got[0], Event::Extensions(e) if e.listen_port == Some(4242)));
+    assert_eq!(got[1], Event::DhtPort(7000 + 9_999 % 5));
+    // Polled, then again: reported again.
+    s.handle_input(&wire(&[Message::Port(7001)]), now).unwrap();
+    assert_eq!(events(&mut s), [Event::DhtPort(7001)]);
+}
