@@ -53,7 +53,9 @@ pub enum ConnInput {
 /// them (requests by the peer's pipeline, haves by the torrent's pieces,
 /// PEX by its pace). A wake-up channel of capacity one tells the
 /// connection there is something to take; dropping the [`Mailbox`] tells
-/// it the torrent stopped.
+/// it the torrent stopped. As a last guard, a connection that leaves more
+/// than [`MAX_ORDERS`] orders untaken (stuck writing to a peer that does
+/// not read) is closed rather than queued for.
 pub fn mailbox() -> (Mailbox, Inbox) {
     let pending = Arc::new(Mutex::new(Pending::default()));
     let (wake_tx, wake_rx) = bounded(1);
@@ -68,6 +70,10 @@ pub fn mailbox() -> (Mailbox, Inbox) {
         },
     )
 }
+
+/// Orders (other than choke, interest and close) a connection may leave
+/// untaken before its mailbox closes it.
+pub const MAX_ORDERS: usize = 1 << 16;
 
 /// The manager's end of a [`mailbox`].
 #[derive(Debug)]
@@ -101,6 +107,12 @@ impl Mailbox {
                 ConnInput::Close(why) => p.close = Some(why),
                 ConnInput::Command(Command::Choke(on)) => p.choke = Some(on),
                 ConnInput::Command(Command::Interested(on)) => p.interested = Some(on),
+                // Closing: nothing else will be carried out.
+                ConnInput::Command(_) if p.close.is_some() => {}
+                ConnInput::Command(_) if p.ordered.len() >= MAX_ORDERS => {
+                    p.close = Some(format!("more than {MAX_ORDERS} orders not taken"));
+                    p.ordered = Vec::new();
+                }
                 ConnInput::Command(other) => p.ordered.push(other),
             }
         }
@@ -571,6 +583,12 @@ mod tests {
         assert_eq!(taken.interested, Some(true));
         assert_eq!(taken.ordered.len(), 1);
         assert_eq!(mailbox.pending(), 0);
+        // A connection that takes nothing: closed, not queued for.
+        for piece in 0..=MAX_ORDERS as u32 {
+            mailbox.send(ConnInput::Command(Command::Have(piece)));
+        }
+        assert_eq!(mailbox.pending(), 1, "only the close");
+        assert!(inbox.take().close.is_some());
         mailbox.send(ConnInput::Close("bye".into()));
         drop(mailbox);
         // The wake-up left before the drop still comes first.
