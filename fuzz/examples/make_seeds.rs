@@ -217,6 +217,62 @@ fn main() {
         ),
     ]);
     put("bencode_decode_strict", "every-kind", &encode(&doc));
+
+    // The hostile peer's stream after the handshake (issue #20). Byte 0:
+    // 1 fast, 2 extensions, 4 we serve metadata, 8 we unchoke, 16 write
+    // every chunk; byte 1: chunk size (0: 256).
+    let mut requests = Vec::new();
+    for i in 0..600u32 {
+        Message::Request(BlockRequest {
+            piece: i % 40,
+            offset: 0,
+            length: 16384,
+        })
+        .encode(&mut requests);
+    }
+    put(
+        "peer_wire_session",
+        "request-flood",
+        &with(&[1 | 8, 0], &requests),
+    );
+    let mut metadata = Vec::new();
+    Message::Extended {
+        id: 0,
+        payload: b"d1:md11:ut_metadatai7eee",
+    }
+    .encode(&mut metadata);
+    for piece in 0..40u32 {
+        let mut ask = Vec::new();
+        MetadataMessage::Request { piece: piece % 3 }.encode(&mut ask);
+        Message::Extended {
+            id: 1,
+            payload: &ask,
+        }
+        .encode(&mut metadata);
+    }
+    put(
+        "peer_wire_session",
+        "metadata-flood",
+        &with(&[1 | 2 | 4, 0], &metadata),
+    );
+    let mut flips = Vec::new();
+    for _ in 0..50 {
+        for m in [
+            Message::Interested,
+            Message::NotInterested,
+            Message::Unchoke,
+            Message::Choke,
+            Message::HaveAll,
+        ] {
+            m.encode(&mut flips);
+        }
+    }
+    put("peer_wire_session", "flips", &with(&[1 | 16, 7], &flips));
+    put(
+        "peer_wire_session",
+        "all-messages",
+        &with(&[1 | 2 | 8 | 16, 13], &stream),
+    );
     put(
         "bencode_tokens",
         "lenient-every-kind",

@@ -1277,10 +1277,13 @@ impl Sim {
                 Wire::Session(s) => {
                     loop {
                         if kind != Kind::Staller && est_free > limit {
-                            more = s.queued_serves() > 0;
+                            more = s.has_deferred_output();
                             break;
                         }
                         let Some(Action::Serve(req)) = s.poll_action() else {
+                            // Empty, or held back by the session's full
+                            // transmit buffer until this write drains it.
+                            more = s.has_deferred_output();
                             break;
                         };
                         if kind == Kind::Staller {

@@ -46,9 +46,12 @@ pub struct SwarmConfig {
     /// A peer holding our requests this long without sending a block loses
     /// them to other peers and is marked snubbed.
     pub request_timeout: Duration,
-    /// After a peer rejects requests (BEP 6), how long it gets no new
-    /// ones, so a rejected block goes to another peer rather than back to
-    /// the one that refused it.
+    /// After a peer rejects requests (BEP 6), or voids them with a choke
+    /// without the fast extension, how long it gets no new ones, so a
+    /// rejected block goes to another peer rather than back to the one
+    /// that refused it. Doubled for each further such round before the
+    /// peer's next block (at most 32 times), so a peer that never serves
+    /// is asked ever less often.
     pub reject_hold: Duration,
     /// Smallest request pipeline per peer.
     pub min_pipeline: usize,

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rustico_peer_wire::{PexConfig, PexFlags, PexMessage, PexPeer, PexState};
 use rustico_piece_picker::{PeerKey, PiecePicker};
@@ -93,6 +93,11 @@ struct Peer {
     waiting_since: Instant,
     /// No new requests before this (after a reject or a stall).
     hold_until: Option<Instant>,
+    /// Rounds of requests voided (rejected, or dropped by a choke without
+    /// the fast extension) since the peer's last block: each doubles the
+    /// hold, so a peer that takes requests and never serves them is asked
+    /// ever less often, whatever it sends.
+    fruitless: u32,
     closing: Option<CloseReason>,
 }
 
@@ -135,6 +140,7 @@ impl Peer {
             pex_dirty: true,
             waiting_since: now,
             hold_until: None,
+            fruitless: 0,
             closing: None,
         }
     }
@@ -247,11 +253,18 @@ pub struct Swarm {
     /// Peer ids of banned peers, with the end of their ban: a banned peer
     /// that dials us again from a new port is known by its id.
     banned_ids: HashMap<[u8; 20], Instant>,
+    /// The last rechoke made at once for a change of interest (see
+    /// [`QUICK_RECHOKE_GAP`]).
+    last_quick_rechoke: Option<Instant>,
     /// The connected set last given to the peers' `PexState`s.
     pex_connected: Vec<PexPeer>,
 }
 
 /// The live peer `key` names, borrowing only the table.
+/// Rechokes made at once for changes of interest are at least this far
+/// apart (see `Swarm::quick_rechoke`).
+const QUICK_RECHOKE_GAP: Duration = Duration::from_millis(200);
+
 fn slot_mut(peers: &mut [Option<Peer>], key: PeerKey) -> Option<&mut Peer> {
     peers
         .get_mut(key.index() as usize)
@@ -338,6 +351,7 @@ impl Swarm {
             scratch: Vec::new(),
             cancels: Vec::new(),
             banned_ids: HashMap::new(),
+            last_quick_rechoke: None,
             pex_connected: Vec::new(),
             cfg,
         })
@@ -648,9 +662,7 @@ impl Swarm {
             PeerEvent::Interested(on) => {
                 if peer.peer_interested != on {
                     peer.peer_interested = on;
-                    // At once: a new leecher should not wait for the next
-                    // rechoke when a slot is free.
-                    self.rechoke(now, false);
+                    self.quick_rechoke(now);
                 }
             }
             PeerEvent::Block { req, data } => self.on_block(key, req, &data, now),
@@ -1036,6 +1048,9 @@ impl Swarm {
             // it the peer rejects (or still serves) each one.
             if !peer.fast && self.picker.in_flight_count(key) > 0 {
                 let _ = self.picker.peer_choked(key);
+                // Not straight back on the unchoke: a peer flipping choke
+                // would get a fresh pipeline for every ten bytes it sends.
+                self.back_off(key, now);
                 self.top_up_all(now);
             }
         } else {
@@ -1048,6 +1063,7 @@ impl Swarm {
         let Ok(peer) = self.peer_mut(key) else { return };
         peer.waiting_since = now;
         peer.snubbed = false;
+        peer.fruitless = 0;
         // Blame goes to where the peer listens when known: an incoming
         // peer's connection address changes with every connection, its
         // listen address does not.
@@ -1119,16 +1135,36 @@ impl Swarm {
             return;
         }
         let (min, hold) = (self.cfg.min_pipeline, self.cfg.reject_hold);
-        if let Ok(peer) = self.peer_mut(key) {
-            // The blocks go to other peers first, not straight back to the
-            // one that refused them.
-            peer.hold_until = Some(now + hold);
-            if stalled {
+        if stalled {
+            if let Ok(peer) = self.peer_mut(key) {
+                peer.hold_until = Some(now + hold);
                 peer.target = min;
                 peer.snubbed = true;
             }
+        } else {
+            // The blocks go to other peers first, not straight back to the
+            // one that refused them.
+            self.back_off(key, now);
         }
         self.top_up_all(now);
+    }
+
+    /// A round of requests to `key` was voided without a block: no new
+    /// ones for `reject_hold`, doubled for each such round since its last
+    /// block (at most 32 times), and from the second round on a minimal
+    /// pipeline. Voids while already held count as the same round.
+    fn back_off(&mut self, key: PeerKey, now: Instant) {
+        let (min, hold) = (self.cfg.min_pipeline, self.cfg.reject_hold);
+        let Ok(peer) = self.peer_mut(key) else { return };
+        if peer.hold_until.is_some_and(|t| now < t) {
+            return;
+        }
+        peer.fruitless = peer.fruitless.saturating_add(1);
+        let doublings = peer.fruitless.saturating_sub(1).min(5);
+        peer.hold_until = Some(now + hold * (1u32 << doublings));
+        if peer.fruitless > 1 {
+            peer.target = min;
+        }
     }
 
     fn on_extension_info(
@@ -1318,6 +1354,25 @@ impl Swarm {
         }
         if changed {
             self.pex_connected = connected;
+        }
+    }
+
+    /// A change of interest: rechoke at once (a new leecher should not
+    /// wait for the next rechoke when a slot is free), but at most once per
+    /// [`QUICK_RECHOKE_GAP`]; a change within it brings the rechoke timer
+    /// forward instead. Peers flipping their interest cost at most a few
+    /// rechokes a second, however fast they flip.
+    fn quick_rechoke(&mut self, now: Instant) {
+        match self.last_quick_rechoke {
+            Some(last) if now < last + QUICK_RECHOKE_GAP => {
+                let at = last + QUICK_RECHOKE_GAP;
+                let next = self.timers.get(Timer::Rechoke).map_or(at, |t| t.min(at));
+                self.timers.set(Timer::Rechoke, Some(next));
+            }
+            _ => {
+                self.last_quick_rechoke = Some(now);
+                self.rechoke(now, false);
+            }
         }
     }
 

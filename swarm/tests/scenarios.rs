@@ -38,9 +38,58 @@ fn a_choke_without_the_fast_extension_voids_requests_and_they_go_to_another_peer
         "with a's voided blocks"
     );
 
-    // Unchoked again: a is asked again.
+    // Unchoked again: a is asked again, once the hold after the void is
+    // over (the next tick), not on the unchoke itself.
     h.event(a, PeerEvent::Choked(false));
+    assert!(requests_to(&h.commands(), a).is_empty(), "held");
+    h.advance(Duration::from_millis(1100));
     assert!(!requests_to(&h.commands(), a).is_empty());
+}
+
+/// Issue #20: a peer without the fast extension that answers every round
+/// of requests with choke + unchoke. Each round voided without a block
+/// doubles the hold and the pipeline drops to the minimum: over a minute
+/// it gets a few rounds, not one per flip (before: a full pipeline for
+/// every ten bytes it sent).
+#[test]
+fn a_peer_flipping_choke_gets_ever_fewer_requests() {
+    let mut h = Harness::new(config(400), Bitfield::new(400));
+    let a = h.seed(1, false);
+    let mut asked = requests_to(&h.commands(), a).len();
+    assert_eq!(asked, 64);
+    let mut rounds = 1;
+    for _ in 0..600 {
+        // Flip at once, whatever arrived; then 100 ms pass.
+        if h.swarm.requests_in_flight(a).count() > 0 {
+            h.event(a, PeerEvent::Choked(true));
+            h.event(a, PeerEvent::Choked(false));
+        }
+        h.advance(Duration::from_millis(100));
+        let now = requests_to(&h.commands(), a).len();
+        if now > 0 {
+            rounds += 1;
+        }
+        asked += now;
+    }
+    // Holds of 1, 2, 4, 8, 16, 32 s: in 60 s at most 7 rounds, from the
+    // third on at the minimal pipeline (measured: 112 requests in 7
+    // rounds; before the back-off, 601 rounds, a pipeline on every unchoke).
+    assert!(rounds <= 7, "{rounds} rounds of requests in 60 s");
+    assert!(asked <= 2 * 64, "{asked} requests in 60 s");
+
+    // A block ends the streak.
+    h.advance(Duration::from_secs(40));
+    let reqs: Vec<_> = h.swarm.requests_in_flight(a).collect();
+    assert!(!reqs.is_empty());
+    h.deliver(a, reqs[0]);
+    h.commands();
+    h.event(a, PeerEvent::Choked(true));
+    h.event(a, PeerEvent::Choked(false));
+    h.advance(Duration::from_millis(1100));
+    assert!(
+        !requests_to(&h.commands(), a).is_empty(),
+        "one second's hold"
+    );
 }
 
 #[test]
@@ -597,4 +646,31 @@ fn a_banned_peer_dialling_again_from_a_new_port_is_closed() {
         },
     );
     assert!(orders_to(&h.commands(), again).contains(&PeerCommand::Close(CloseReason::Banned)));
+}
+
+/// Issue #20 class 8: a peer flipping interest as fast as it can makes the
+/// choker decide a few times a second, not once per flip; the last state
+/// still wins within the gap.
+#[test]
+fn interest_flipping_costs_a_bounded_number_of_choke_decisions() {
+    let mut h = Harness::new(config(40), Bitfield::full(40));
+    let a = h.dial(1, 1, true);
+    h.event(a, PeerEvent::Pieces(Bitfield::new(40)));
+    h.commands();
+    for i in 0..10_000 {
+        h.event(a, PeerEvent::Interested(i % 2 == 0));
+    }
+    let chokes = |commands: &[(rustico_swarm::PeerKey, PeerCommand)]| {
+        commands
+            .iter()
+            .filter(|(k, c)| *k == a && matches!(c, PeerCommand::Choke(_)))
+            .count()
+    };
+    // The first flip unchokes at once; the other 9,999 wait for the gap.
+    assert_eq!(chokes(&h.commands()), 1);
+    // Ends not interested: choked again by the timer, once.
+    h.advance(Duration::from_millis(300));
+    let commands = h.commands();
+    assert_eq!(chokes(&commands), 1);
+    assert!(commands.contains(&(a, PeerCommand::Choke(true))));
 }

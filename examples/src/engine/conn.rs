@@ -6,12 +6,18 @@
 //! queue), and the loop waits with `select!` on those bytes, the manager's
 //! commands and the session's next timer. Protocol decisions are the
 //! session's; this module only moves bytes, orders and events.
+//!
+//! What one peer can make the thread hold is bounded: the session's
+//! transmit buffer (blocks are read from storage only while it has room,
+//! and the socket is read only while the session wants input), the read
+//! channel, and the manager's orders, which arrive through a [`Mailbox`]
+//! that coalesces instead of queueing.
 
 use std::net::{Shutdown, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, select, Receiver, Sender};
+use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 use rustico_peer_wire::mse::Policy;
 use rustico_peer_wire::{
     Action, Content, Handshake, Handshaking, Progress, Reserved, Session, SessionConfig,
@@ -36,6 +42,101 @@ pub enum ConnInput {
     Command(Command),
     /// Close the connection, for this reason.
     Close(String),
+}
+
+/// The manager's orders to one connection: a slot that coalesces, not a
+/// queue, so a torrent that decides faster than a connection carries out
+/// (a peer flipping its interest makes the choker decide at every flip)
+/// holds a bounded amount per peer. Orders of state (choke, interest)
+/// keep only their latest value; a close wins over everything; the others
+/// (requests, cancels, haves, PEX) keep their order, and the swarm bounds
+/// them (requests by the peer's pipeline, haves by the torrent's pieces,
+/// PEX by its pace). A wake-up channel of capacity one tells the
+/// connection there is something to take; dropping the [`Mailbox`] tells
+/// it the torrent stopped. As a last guard, a connection that leaves more
+/// than [`MAX_ORDERS`] orders untaken (stuck writing to a peer that does
+/// not read) is closed rather than queued for.
+pub fn mailbox() -> (Mailbox, Inbox) {
+    let pending = Arc::new(Mutex::new(Pending::default()));
+    let (wake_tx, wake_rx) = bounded(1);
+    (
+        Mailbox {
+            pending: Arc::clone(&pending),
+            wake: wake_tx,
+        },
+        Inbox {
+            pending,
+            wake: wake_rx,
+        },
+    )
+}
+
+/// Orders (other than choke, interest and close) a connection may leave
+/// untaken before its mailbox closes it.
+pub const MAX_ORDERS: usize = 1 << 16;
+
+/// The manager's end of a [`mailbox`].
+#[derive(Debug)]
+pub struct Mailbox {
+    pending: Arc<Mutex<Pending>>,
+    wake: Sender<()>,
+}
+
+/// The connection's end of a [`mailbox`].
+#[derive(Debug)]
+pub struct Inbox {
+    pending: Arc<Mutex<Pending>>,
+    wake: Receiver<()>,
+}
+
+/// Orders not yet taken by the connection.
+#[derive(Debug, Default)]
+struct Pending {
+    close: Option<String>,
+    choke: Option<bool>,
+    interested: Option<bool>,
+    ordered: Vec<Command>,
+}
+
+impl Mailbox {
+    /// Leaves an order for the connection (never blocks).
+    pub fn send(&self, input: ConnInput) {
+        {
+            let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            match input {
+                ConnInput::Close(why) => p.close = Some(why),
+                ConnInput::Command(Command::Choke(on)) => p.choke = Some(on),
+                ConnInput::Command(Command::Interested(on)) => p.interested = Some(on),
+                // Closing: nothing else will be carried out.
+                ConnInput::Command(_) if p.close.is_some() => {}
+                ConnInput::Command(_) if p.ordered.len() >= MAX_ORDERS => {
+                    p.close = Some(format!("more than {MAX_ORDERS} orders not taken"));
+                    p.ordered = Vec::new();
+                }
+                ConnInput::Command(other) => p.ordered.push(other),
+            }
+        }
+        // Full: a wake-up is already waiting, and it will see this order.
+        // Disconnected: the connection ended; its last word is on its way.
+        let _: Result<(), TrySendError<()>> = self.wake.try_send(());
+    }
+
+    /// Orders waiting to be taken.
+    #[cfg(test)]
+    fn pending(&self) -> usize {
+        let p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        p.ordered.len()
+            + usize::from(p.close.is_some())
+            + usize::from(p.choke.is_some())
+            + usize::from(p.interested.is_some())
+    }
+}
+
+impl Inbox {
+    /// Takes every waiting order.
+    fn take(&self) -> Pending {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 /// Everything a connection thread needs.
@@ -70,8 +171,8 @@ pub struct ConnSetup {
     pub dht: Option<(u16, NodeSink)>,
     /// The manager's inbox.
     pub to_manager: Sender<ToManager>,
-    /// This connection's inbox.
-    pub inbox: Receiver<ConnInput>,
+    /// This connection's orders from the manager.
+    pub inbox: Inbox,
 }
 
 /// How the connection was made.
@@ -332,6 +433,25 @@ fn to_manager_event(event: SessionEvent, num_pieces: u32, batch: &mut Vec<Event>
     batch.push(event);
 }
 
+/// Carries out the orders taken from the inbox: the latest choke and
+/// interest first (so requests follow an `interested`), then the rest in
+/// order. `Err` with the reason when the manager closes the connection.
+fn apply_pending(session: &mut Session, pending: Pending, now: Instant) -> Result<(), String> {
+    if let Some(why) = pending.close {
+        return Err(why);
+    }
+    if let Some(choke) = pending.choke {
+        session.set_choking(choke);
+    }
+    if let Some(on) = pending.interested {
+        session.set_interested(on);
+    }
+    for command in pending.ordered {
+        apply(session, command, now);
+    }
+    Ok(())
+}
+
 fn apply(session: &mut Session, command: Command, now: Instant) {
     match command {
         Command::Request(reqs) => {
@@ -398,13 +518,27 @@ fn event_loop(
             out.clear();
         }
         let now = Instant::now();
-        let Some(deadline) = session.poll_timeout() else {
+        let Some(timeout) = session.poll_timeout() else {
             // Only a failed session has no timer, and failures return.
             debug_assert!(false, "a live session without a timer");
             return Closed::Failed("session without a timer".into());
         };
+        // Blocks (or metadata) held back by the full transmit buffer go out
+        // at once now that it is written; input and orders still get their
+        // turn (`select!` picks among the ready ones at random).
+        let deadline = if session.has_deferred_output() {
+            now
+        } else {
+            timeout
+        };
+        // A peer that does not read what it asked for is not read either.
+        let input = if session.wants_input() {
+            bytes_rx.clone()
+        } else {
+            crossbeam_channel::never()
+        };
         select! {
-            recv(bytes_rx) -> got => match got {
+            recv(input) -> got => match got {
                 Ok(Ok(bytes)) if bytes.is_empty() => return Closed::Normal("peer closed the connection".into()),
                 Ok(Ok(bytes)) => {
                     if let Err(e) = session.handle_input(&bytes, now) {
@@ -413,7 +547,10 @@ fn event_loop(
                     let _ = spare_tx.try_send(bytes);
                     // Take whatever else has arrived before answering: fewer,
                     // larger writes and messages.
-                    while let Ok(Ok(more)) = bytes_rx.try_recv() {
+                    while session.wants_input() {
+                        let Ok(Ok(more)) = bytes_rx.try_recv() else {
+                            break;
+                        };
                         if more.is_empty() {
                             return Closed::Normal("peer closed the connection".into());
                         }
@@ -426,9 +563,12 @@ fn event_loop(
                 Ok(Err(e)) => return Closed::Failed(format!("read: {e}")),
                 Err(_) => return Closed::Failed("reader stopped".into()),
             },
-            recv(setup.inbox) -> got => match got {
-                Ok(ConnInput::Command(c)) => apply(session, c, now),
-                Ok(ConnInput::Close(why)) => return Closed::Normal(why),
+            recv(setup.inbox.wake) -> got => match got {
+                Ok(()) => {
+                    if let Err(why) = apply_pending(session, setup.inbox.take(), now) {
+                        return Closed::Normal(why);
+                    }
+                }
                 Err(_) => return Closed::Normal("torrent stopped".into()),
             },
             recv(crossbeam_channel::at(deadline)) -> _ => {
@@ -437,5 +577,43 @@ fn event_loop(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mailbox_coalesces_state_orders_and_wakes_once() {
+        let (mailbox, inbox) = mailbox();
+        for i in 0..100_000 {
+            mailbox.send(ConnInput::Command(Command::Choke(i % 2 == 0)));
+            mailbox.send(ConnInput::Command(Command::Interested(i % 2 == 1)));
+        }
+        mailbox.send(ConnInput::Command(Command::Have(3)));
+        assert_eq!(mailbox.pending(), 3, "two state slots and one have");
+        assert_eq!(inbox.wake.len(), 1, "one wake-up, however many orders");
+        assert!(inbox.wake.try_recv().is_ok());
+        let taken = inbox.take();
+        assert_eq!(taken.choke, Some(false));
+        assert_eq!(taken.interested, Some(true));
+        assert_eq!(taken.ordered.len(), 1);
+        assert_eq!(mailbox.pending(), 0);
+        // A connection that takes nothing: closed, not queued for.
+        for piece in 0..=MAX_ORDERS as u32 {
+            mailbox.send(ConnInput::Command(Command::Have(piece)));
+        }
+        assert_eq!(mailbox.pending(), 1, "only the close");
+        assert!(inbox.take().close.is_some());
+        mailbox.send(ConnInput::Close("bye".into()));
+        drop(mailbox);
+        // The wake-up left before the drop still comes first.
+        assert!(inbox.wake.recv().is_ok());
+        assert_eq!(inbox.take().close.as_deref(), Some("bye"));
+        assert!(
+            inbox.wake.recv().is_err(),
+            "a dropped mailbox reads as stopped"
+        );
     }
 }

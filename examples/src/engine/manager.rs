@@ -19,7 +19,7 @@ use rustico_swarm::{
     PeerEvent, PeerSource, Remote, Swarm, SwarmConfig, SwarmError,
 };
 
-use super::conn::{self, Closed, ConnInput, ConnSetup, Origin};
+use super::conn::{self, Closed, ConnInput, ConnSetup, Mailbox, Origin};
 use super::tracker::{self, TrackerEvent};
 use super::webseed::{self, WebSeedInput};
 use super::{Control, PeerKey, PeerMsg, Status, ToManager};
@@ -117,8 +117,8 @@ const SAVER_QUEUE_BYTES: usize = 32 << 20;
 
 /// Where a peer's orders go.
 enum Link {
-    /// A peer connection thread.
-    Conn(Sender<ConnInput>, SocketAddr),
+    /// A peer connection thread, through its coalescing mailbox.
+    Conn(Mailbox, SocketAddr),
     /// A web seed thread, by its URL.
     Web(Sender<WebSeedInput>, String),
 }
@@ -398,7 +398,7 @@ impl Manager {
                     PeerCommand::Close(reason) => ConnInput::Close(reason.to_string()),
                     PeerCommand::BackOff => return,
                 };
-                let _ = tx.send(input);
+                tx.send(input);
             }
             Link::Web(tx, _) => {
                 let input = match command {
@@ -426,7 +426,7 @@ impl Manager {
     }
 
     fn spawn_connection(&mut self, key: PeerKey, addr: SocketAddr, origin: Origin) -> bool {
-        let (tx, rx) = unbounded();
+        let (tx, rx) = conn::mailbox();
         let setup = ConnSetup {
             key,
             addr,

@@ -11,12 +11,6 @@ use crate::message_v2::{HashMessage, HashRequest};
 /// Our hash requests outstanding on one connection at most.
 pub const MAX_HASH_REQUESTS: usize = 16;
 
-/// A peer's hash request is answered only while fewer bytes than this
-/// wait to be sent; past it, rejected. A 48-byte request can ask for
-/// 18 KiB of hashes: a peer that asks and never reads gets rejects
-/// (53 bytes each) instead of filling our memory.
-const MAX_QUEUED_FOR_HASHES: usize = 256 * 1024;
-
 /// Where a session finds the hashes a peer asks for: the torrent's merkle
 /// trees, which this crate does not hold (`rustico_metainfo::HashServer`
 /// answers from a `.torrent`'s piece layers).
@@ -60,7 +54,10 @@ impl State {
                     .content
                     .hashes
                     .as_ref()
-                    .filter(|_| self.out.len() < MAX_QUEUED_FOR_HASHES)
+                    // A 48-byte request can ask for 18 KiB of hashes: past
+                    // the transmit bound, a peer that asks and never reads
+                    // gets rejects (53 bytes each) instead of our memory.
+                    .filter(|_| self.out.len() < self.config.max_transmit_buffer)
                     .and_then(|source| source.hashes(&request));
                 match answer {
                     Some(hashes) => HashMessage::Hashes { request, hashes }.encode(&mut self.out),
@@ -268,7 +265,7 @@ mod tests {
         assert_eq!(answered + rejected, 40);
         assert!((15..=17).contains(&answered), "{answered} answered");
         assert!(
-            out.len() < MAX_QUEUED_FOR_HASHES + 20_000,
+            out.len() < SessionConfig::default().max_transmit_buffer + 20_000,
             "{} bytes queued",
             out.len()
         );

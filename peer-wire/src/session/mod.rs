@@ -40,6 +40,10 @@ use timers::TimerTable;
 /// [`Event::Stalled`]).
 const MAX_LATE: usize = 1024;
 
+/// `ut_metadata` requests from the peer waiting for room in the transmit
+/// buffer; more are rejected (BEP 9 lets a peer reject any request).
+const MAX_METADATA_QUEUE: usize = 16;
+
 /// Settings of a peer session. The defaults are the `rustico` client's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionConfig {
@@ -59,6 +63,14 @@ pub struct SessionConfig {
     /// Requests from the peer we queue at most (announced as `reqq`);
     /// more are rejected (fast extension) or dropped. Default 500.
     pub max_peer_requests: usize,
+    /// Bytes the transmit buffer may hold before the session stops adding
+    /// to it: no further [`Action::Serve`] is handed out and no queued
+    /// `ut_metadata` request is answered until [`Session::poll_transmit`]
+    /// drains it, and [`Session::wants_input`] turns `false`. A peer that
+    /// asks and never reads pins at most about this much (plus one block
+    /// and the small answers, such as rejects, to what it sends). Default
+    /// 256 KiB.
+    pub max_transmit_buffer: usize,
     /// `allowed fast` pieces from the peer we remember at most (default
     /// 32; BEP 6 suggests 10); further ones are ignored.
     pub max_allowed_fast: usize,
@@ -86,6 +98,7 @@ impl Default for SessionConfig {
             request_timeout: Duration::from_secs(15),
             stats_interval: Some(Duration::from_secs(1)),
             max_peer_requests: 500,
+            max_transmit_buffer: 256 * 1024,
             max_allowed_fast: 32,
             client: None,
             listen_port: None,
@@ -175,7 +188,10 @@ impl Content {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// The peer's pieces from a `bitfield` message (merged with the
-    /// `have`s before it). Reported only when it adds pieces.
+    /// `have`s before it). Reported only when it adds pieces; the set is
+    /// taken when the event is polled, so bitfields that arrive before the
+    /// next poll are reported once, with everything known by then (which
+    /// may include pieces of `Have` events queued behind it).
     Bitfield(Bitfield),
     /// The peer has every piece (`have all`, BEP 6). Reported once.
     HaveAll,
@@ -186,6 +202,10 @@ pub enum Event {
     Have(u32),
     /// The peer choked us. Without the fast extension every outstanding
     /// request is void: a [`Event::Dropped`] follows with them.
+    ///
+    /// This and the next three report changes of state: a change that
+    /// undoes the previous event while it is still queued (a peer flipping
+    /// choke or interest) removes that event instead of adding one.
     Choked,
     /// The peer unchoked us.
     Unchoked,
@@ -210,12 +230,14 @@ pub enum Event {
     /// A block of theirs that arrives later (a slow link) is still
     /// reported as [`Event::Block`], unless cancelled meanwhile.
     Stalled(Vec<BlockRequest>),
-    /// The peer's extension handshake (BEP 10).
+    /// The peer's extension handshake (BEP 10). Handshakes repeated before
+    /// the event is polled are reported once, with the latest.
     Extensions(PeerExtensions),
     /// A `ut_pex` message (only when [`SessionConfig::pex`] is on).
     Pex(PexMessage),
     /// The peer's DHT node listens on this UDP port of its address (a
-    /// BEP 5 `port` message; port 0 is not reported).
+    /// BEP 5 `port` message; port 0 is not reported). Messages repeated
+    /// before the event is polled are reported once, with the latest.
     DhtPort(u16),
     /// A piece of the info dictionary (magnet sessions only), for a
     /// [`MetadataDownload`](crate::MetadataDownload).
@@ -404,6 +426,14 @@ pub enum Violation {
 /// 4. [`Session::poll_timeout`]: when to call `handle_timeout` next (last,
 ///    since sending moves the keep-alive deadline).
 ///
+/// Backpressure: what one peer makes the session queue is bounded by
+/// [`SessionConfig::max_transmit_buffer`]. While the transmit buffer is
+/// full, `poll_action` hands out nothing and `ut_metadata` requests wait;
+/// once the driver has written what `poll_transmit` gave, it drains again
+/// at once if [`Session::has_deferred_output`] says so, without waiting for
+/// input. The driver reads the socket only while [`Session::wants_input`]:
+/// a peer that does not read what it asked for is then not read either.
+///
 /// Any error ends the session: the driver closes the connection.
 ///
 /// ```
@@ -495,6 +525,15 @@ struct State {
     peer_pieces: PeerPieces,
     /// Whether the peer announced its pieces (bitfield, have all/none).
     peer_announced: bool,
+    /// An [`Event::Bitfield`] is queued: a placeholder, filled with the
+    /// peer's pieces when polled, so any number of bitfields between two
+    /// polls cost one copy.
+    bitfield_queued: bool,
+    /// The peer's latest extension handshake and DHT port, reported by a
+    /// queued placeholder filled when polled (`Some` while one is queued):
+    /// repeating these messages costs one queued event.
+    latest_extensions: Option<PeerExtensions>,
+    latest_dht_port: Option<u16>,
     /// Our requests to the peer, not yet answered.
     requested: HashSet<BlockRequest>,
     /// Requests reported [`Event::Stalled`] and not cancelled: the peer
@@ -504,6 +543,9 @@ struct State {
     late: HashSet<BlockRequest>,
     /// Serves handed to the driver by `poll_action`, not yet answered.
     awaiting: Vec<BlockRequest>,
+    /// `ut_metadata` pieces the peer asked for, answered while the
+    /// transmit buffer has room; at most [`MAX_METADATA_QUEUE`].
+    metadata_queue: VecDeque<u32>,
     /// Pieces the peer lets us request while choked.
     allowed_in: Vec<u32>,
     /// Pieces we let the peer request while choked.
@@ -553,9 +595,13 @@ impl Session {
             peer_interested: false,
             peer_pieces: PeerPieces::Nothing,
             peer_announced: false,
+            bitfield_queued: false,
+            latest_extensions: None,
+            latest_dht_port: None,
             requested: HashSet::new(),
             late: HashSet::new(),
             awaiting: Vec::new(),
+            metadata_queue: VecDeque::new(),
             allowed_in: Vec::new(),
             allowed_out: Vec::new(),
             hash_requests: Vec::new(),
@@ -689,6 +735,23 @@ impl Session {
     /// Bytes received and not yet handled (part of a message).
     pub fn pending_input(&self) -> usize {
         self.framer.buffered()
+    }
+
+    /// Whether the driver should read more from the peer: `false` while
+    /// the transmit buffer holds [`SessionConfig::max_transmit_buffer`]
+    /// bytes or more (the peer is not reading what it asked for). Reading
+    /// anyway is allowed; it only lets the peer queue more small answers.
+    pub fn wants_input(&self) -> bool {
+        self.st.failed.is_none() && !self.st.out_full()
+    }
+
+    /// Work held back only by a full transmit buffer: blocks to serve or
+    /// `ut_metadata` requests to answer. After writing what
+    /// [`Session::poll_transmit`] gave, the driver drains
+    /// [`Session::poll_action`] again without waiting for input.
+    pub fn has_deferred_output(&self) -> bool {
+        self.st.failed.is_none()
+            && (!self.st.actions.is_empty() || !self.st.metadata_queue.is_empty())
     }
 
     // ----- input -----
@@ -982,8 +1045,14 @@ impl Session {
 
     // ----- outputs -----
 
-    /// The next block the driver must serve.
+    /// The next block the driver must serve; `None` while the transmit
+    /// buffer is full (see [`SessionConfig::max_transmit_buffer`]). Also
+    /// answers queued `ut_metadata` requests while there is room.
     pub fn poll_action(&mut self) -> Option<Action> {
+        self.st.answer_metadata();
+        if self.st.out_full() {
+            return None;
+        }
         let action = self.st.actions.pop_front()?;
         let Action::Serve(req) = action;
         self.st.awaiting.push(req);
@@ -992,7 +1061,39 @@ impl Session {
 
     /// The next thing the torrent must hear.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.st.events.pop_front()
+        let st = &mut self.st;
+        loop {
+            // Placeholders are filled with the latest state.
+            let filled = match st.events.pop_front()? {
+                Event::Bitfield(_) => {
+                    st.bitfield_queued = false;
+                    match &st.peer_pieces {
+                        PeerPieces::Some(bits) => Some(Event::Bitfield(bits.clone())),
+                        // A `have all` came after the bitfield: its own
+                        // event is queued behind this one and says it all.
+                        PeerPieces::All => None,
+                        PeerPieces::Nothing => {
+                            debug_assert!(false, "a bitfield event without pieces");
+                            None
+                        }
+                    }
+                }
+                Event::Extensions(_) => {
+                    let latest = st.latest_extensions.take();
+                    debug_assert!(latest.is_some(), "an extensions event without a handshake");
+                    latest.map(Event::Extensions)
+                }
+                Event::DhtPort(_) => {
+                    let latest = st.latest_dht_port.take();
+                    debug_assert!(latest.is_some(), "a DHT port event without a port");
+                    latest.map(Event::DhtPort)
+                }
+                event => Some(event),
+            };
+            if filled.is_some() {
+                return filled;
+            }
+        }
     }
 
     /// Moves the bytes to send into `buf` (appended; the caller writes
@@ -1042,6 +1143,47 @@ impl State {
         self.timers.set(Timer::Idle, now + self.config.idle_timeout);
     }
 
+    /// The transmit buffer holds its bound or more.
+    fn out_full(&self) -> bool {
+        self.out.len() >= self.config.max_transmit_buffer
+    }
+
+    /// Answers queued `ut_metadata` requests while the transmit buffer has
+    /// room.
+    fn answer_metadata(&mut self) {
+        let Some(remote) = self.ext.remote_id(UT_METADATA) else {
+            self.metadata_queue.clear();
+            return;
+        };
+        while !self.out_full() {
+            let Some(piece) = self.metadata_queue.pop_front() else {
+                return;
+            };
+            let request = MetadataMessage::Request { piece };
+            match self
+                .content
+                .metadata
+                .as_ref()
+                .and_then(|m| m.answer(request))
+            {
+                Some(answer) => answer.encode_message(remote, &mut self.out),
+                None => MetadataMessage::Reject { piece }.encode_message(remote, &mut self.out),
+            }
+        }
+    }
+
+    /// Reports a change of one of the peer's two-valued states
+    /// (interested, choking). A change that undoes the last event still
+    /// queued removes it instead: a peer flipping a state as fast as it
+    /// can costs one queued event, not one per message.
+    fn push_flip(&mut self, event: Event, undoes: &Event) {
+        if self.events.back() == Some(undoes) {
+            self.events.pop_back();
+        } else {
+            self.events.push_back(event);
+        }
+    }
+
     fn reject(&mut self, req: BlockRequest) {
         if self.fast {
             Message::RejectRequest(req).encode(&mut self.out);
@@ -1073,11 +1215,15 @@ impl State {
         match message {
             Message::KeepAlive | Message::Port(0) => {}
             Message::Unknown { id, payload } => self.handle_unknown(id, payload)?,
-            Message::Port(port) => self.events.push_back(Event::DhtPort(port)),
+            Message::Port(port) => {
+                if self.latest_dht_port.replace(port).is_none() {
+                    self.events.push_back(Event::DhtPort(0));
+                }
+            }
             Message::Choke => {
                 if !self.peer_choking {
                     self.peer_choking = true;
-                    self.events.push_back(Event::Choked);
+                    self.push_flip(Event::Choked, &Event::Unchoked);
                 }
                 if !self.fast && !self.requested.is_empty() {
                     let mut voided: Vec<_> = self.requested.drain().collect();
@@ -1089,7 +1235,7 @@ impl State {
             Message::Unchoke => {
                 if self.peer_choking {
                     self.peer_choking = false;
-                    self.events.push_back(Event::Unchoked);
+                    self.push_flip(Event::Unchoked, &Event::Choked);
                     if !self.requested.is_empty() {
                         self.timers
                             .set(Timer::Requests, now + self.config.request_timeout);
@@ -1099,13 +1245,13 @@ impl State {
             Message::Interested => {
                 if !self.peer_interested {
                     self.peer_interested = true;
-                    self.events.push_back(Event::Interested);
+                    self.push_flip(Event::Interested, &Event::NotInterested);
                 }
             }
             Message::NotInterested => {
                 if self.peer_interested {
                     self.peer_interested = false;
-                    self.events.push_back(Event::NotInterested);
+                    self.push_flip(Event::NotInterested, &Event::Interested);
                 }
             }
             Message::Have(piece) => {
@@ -1136,17 +1282,19 @@ impl State {
                 let mut bits = Bitfield::from_wire(wire, n).map_err(Violation::Bitfield)?;
                 self.peer_announced = true;
                 match &mut self.peer_pieces {
-                    PeerPieces::All => {}
-                    PeerPieces::Some(known) if !known.lacks_any_of(&bits) => {}
+                    PeerPieces::All => return Ok(()),
+                    PeerPieces::Some(known) if !known.lacks_any_of(&bits) => return Ok(()),
                     PeerPieces::Some(known) => {
                         bits.union_with(known);
-                        *known = bits.clone();
-                        self.events.push_back(Event::Bitfield(bits));
+                        *known = bits;
                     }
-                    PeerPieces::Nothing => {
-                        self.peer_pieces = PeerPieces::Some(bits.clone());
-                        self.events.push_back(Event::Bitfield(bits));
-                    }
+                    PeerPieces::Nothing => self.peer_pieces = PeerPieces::Some(bits),
+                }
+                // One queued report however many bitfields arrive before
+                // the next poll (each would otherwise copy the whole set).
+                if !self.bitfield_queued {
+                    self.bitfield_queued = true;
+                    self.events.push_back(Event::Bitfield(Bitfield::new(0)));
                 }
             }
             Message::HaveAll => {
@@ -1273,7 +1421,10 @@ impl State {
                 your_ip: theirs.your_ip,
                 client: theirs.client,
             };
-            self.events.push_back(Event::Extensions(info));
+            if self.latest_extensions.replace(info).is_none() {
+                self.events
+                    .push_back(Event::Extensions(PeerExtensions::default()));
+            }
             return;
         }
         match self.ext.local_name(ext_id) {
@@ -1300,13 +1451,14 @@ impl State {
                 let Some(remote) = self.ext.remote_id(UT_METADATA) else {
                     return;
                 };
-                match &self.content.metadata {
-                    Some(server) => {
-                        if let Some(answer) = server.answer(message) {
-                            answer.encode_message(remote, &mut self.out);
-                        }
-                    }
-                    None => MetadataMessage::Reject { piece }.encode_message(remote, &mut self.out),
+                // Answered from `poll_action` while the transmit buffer has
+                // room, so a peer that asks and never reads pins a bounded
+                // amount; beyond the queue, a (small) reject at once.
+                if self.content.metadata.is_some() && self.metadata_queue.len() < MAX_METADATA_QUEUE
+                {
+                    self.metadata_queue.push_back(piece);
+                } else {
+                    MetadataMessage::Reject { piece }.encode_message(remote, &mut self.out);
                 }
             }
             MetadataMessage::Data {

@@ -338,13 +338,13 @@ fn a_choke_voids_requests_without_the_fast_extension_and_rejects_drop_them() {
     let now = Instant::now();
     let mut s = session(4, &[], false);
     s.handle_input(&wire(&[Message::Unchoke]), now).unwrap();
+    assert_eq!(events(&mut s), [Event::Unchoked]);
     s.request(block(1, 0), now);
     s.request(block(1, 4), now);
     s.handle_input(&wire(&[Message::Choke]), now).unwrap();
     assert_eq!(
         events(&mut s),
         [
-            Event::Unchoked,
             Event::Choked,
             Event::Dropped(vec![block(1, 0), block(1, 4)])
         ]
@@ -353,6 +353,7 @@ fn a_choke_voids_requests_without_the_fast_extension_and_rejects_drop_them() {
 
     let mut s = session(4, &[], true);
     s.handle_input(&wire(&[Message::Unchoke]), now).unwrap();
+    assert_eq!(events(&mut s), [Event::Unchoked]);
     s.request(block(1, 0), now);
     s.request(block(1, 4), now);
     s.handle_input(
@@ -362,11 +363,7 @@ fn a_choke_voids_requests_without_the_fast_extension_and_rejects_drop_them() {
     .unwrap();
     assert_eq!(
         events(&mut s),
-        [
-            Event::Unchoked,
-            Event::Choked,
-            Event::Dropped(vec![block(1, 4)])
-        ]
+        [Event::Choked, Event::Dropped(vec![block(1, 4)])]
     );
     assert_eq!(s.outstanding(), 1, "with fast, a choke voids nothing");
     s.cancel(block(1, 0));
@@ -822,6 +819,11 @@ fn metadata_is_served_to_peers_that_ask() {
     }
     .encode_message(7, &mut expected);
     MetadataMessage::Reject { piece: 2 }.encode_message(7, &mut expected);
+    // Answered when the driver drains its actions (room permitting).
+    assert_eq!(sent(&mut s, now), b"");
+    assert!(s.has_deferred_output());
+    assert_eq!(actions(&mut s), []);
+    assert!(!s.has_deferred_output());
     assert_eq!(sent(&mut s, now), expected);
     assert!(events(&mut s)
         .iter()
@@ -1097,4 +1099,222 @@ fn port_messages_go_both_ways_only_when_both_set_the_dht_bit() {
     let mut s = session_with(content(4, &[]), config, reserved(true, true), now);
     let ours = sent(&mut s, now);
     assert!(!ours.ends_with(&wire(&[Message::Port(6881)])));
+}
+
+// ----- what a hostile peer can make the session hold (issue #20) -----
+
+fn full_block(piece: u32, offset: u32) -> BlockRequest {
+    BlockRequest {
+        piece,
+        offset,
+        length: BLOCK_LEN,
+    }
+}
+
+#[test]
+fn a_peer_that_asks_and_never_reads_pins_at_most_the_transmit_bound() {
+    let now = Instant::now();
+    let config = SessionConfig::default();
+    let bound = config.max_transmit_buffer;
+    let mut s = session_with(content(4, &[0, 1, 2]), config, reserved(true, false), now);
+    let _ = sent(&mut s, now);
+    s.set_choking(false);
+    let asks: Vec<Message<'_>> = (0..500)
+        .map(|i| Message::Request(full_block(i % 3, (i / 3 % 4) * BLOCK_LEN)))
+        .collect();
+    s.handle_input(&wire(&asks), now).unwrap();
+    assert_eq!(s.queued_serves(), 500);
+    // The driver serves what it is handed and never gets to write.
+    let mut served = 0;
+    while let Some(Action::Serve(req)) = s.poll_action() {
+        assert_eq!(s.send_block(req, &[7; BLOCK_LEN as usize]), Served::Sent);
+        served += 1;
+    }
+    let block_message = BLOCK_LEN as usize + 13;
+    assert!(served < 500, "all {served} served into the buffer");
+    assert!(s.pending_transmit() >= bound);
+    assert!(s.pending_transmit() < bound + block_message);
+    assert!(!s.wants_input());
+    assert!(s.has_deferred_output());
+    // Written: the rest comes, a buffer at a time, every block once.
+    let mut total = served;
+    while s.has_deferred_output() {
+        let wrote = sent(&mut s, now);
+        assert!(wrote.len() < bound + block_message);
+        assert!(s.wants_input());
+        while let Some(Action::Serve(req)) = s.poll_action() {
+            s.send_block(req, &[7; BLOCK_LEN as usize]);
+            total += 1;
+        }
+    }
+    assert_eq!(total, 500);
+}
+
+#[test]
+fn a_metadata_flood_is_answered_only_as_the_transmit_buffer_drains() {
+    let now = Instant::now();
+    let info: Vec<u8> = (0..40_000u32).map(|i| i as u8).collect();
+    let content = content(4, &[0]).with_metadata(Arc::new(MetadataServer::new(info)));
+    let config = extended_config();
+    let bound = config.max_transmit_buffer;
+    let mut s = session_with(content, config, reserved(true, true), now);
+    let _ = sent(&mut s, now);
+    let mut ask = Vec::new();
+    MetadataMessage::Request { piece: 0 }.encode(&mut ask);
+    let mut input = wire(&[Message::Extended {
+        id: 0,
+        payload: b"d1:md11:ut_metadatai7eee",
+    }]);
+    let one = wire(&[Message::Extended {
+        id: 1,
+        payload: &ask,
+    }]);
+    for _ in 0..6000 {
+        input.extend_from_slice(&one);
+    }
+    s.handle_input(&input, now).unwrap();
+    let _ = actions(&mut s);
+    // Before: 6,000 answers of 16 KiB (94 MiB). Now at most the bound and
+    // one answer, plus small rejects in proportion to the input.
+    assert!(
+        s.pending_transmit() < bound + 16_500 + input.len(),
+        "{} bytes queued",
+        s.pending_transmit()
+    );
+    let mut answers = 0;
+    loop {
+        let wrote = sent(&mut s, now);
+        answers += wrote.windows(11).filter(|w| w == b"msg_typei1e").count();
+        if !s.has_deferred_output() {
+            break;
+        }
+        let _ = actions(&mut s);
+    }
+    assert_eq!(answers, MAX_METADATA_QUEUE);
+}
+
+#[test]
+fn interest_and_choke_flips_coalesce_into_at_most_one_queued_event() {
+    let now = Instant::now();
+    let mut s = session(4, &[0], true);
+    let mut flips = Vec::new();
+    for _ in 0..50_000 {
+        flips.extend(wire(&[Message::Interested, Message::NotInterested]));
+        flips.extend(wire(&[Message::Unchoke, Message::Choke]));
+    }
+    s.handle_input(&flips, now).unwrap();
+    assert_eq!(events(&mut s), []);
+    s.handle_input(&flips, now).unwrap();
+    s.handle_input(&wire(&[Message::Interested, Message::Unchoke]), now)
+        .unwrap();
+    assert_eq!(events(&mut s), [Event::Interested, Event::Unchoked]);
+    assert!(s.peer_interested() && s.is_unchoked());
+    // Polled, then undone: the undoing is reported.
+    s.handle_input(&wire(&[Message::NotInterested]), now)
+        .unwrap();
+    assert_eq!(events(&mut s), [Event::NotInterested]);
+}
+
+#[test]
+fn repeated_have_all_and_bitfields_report_only_what_is_new() {
+    let now = Instant::now();
+    let n = 131_072;
+    let geometry = Geometry::new(u64::from(n) * 16_384, 16_384).unwrap();
+    let content = Content::torrent(geometry, Bitfield::new(n)).unwrap();
+    let mut s = session_with(
+        content,
+        SessionConfig::default(),
+        reserved(true, false),
+        now,
+    );
+    // 300 bitfields of 16 KiB, each adding a piece, between interest flips.
+    let mut bits = Bitfield::new(n);
+    let mut input = Vec::new();
+    for piece in 0..300 {
+        bits.set(piece * 7);
+        input.extend(wire(&[
+            Message::Bitfield(bits.as_wire()),
+            Message::Interested,
+            Message::NotInterested,
+        ]));
+    }
+    input.extend(wire(&[Message::Bitfield(bits.as_wire()), Message::Have(5)]));
+    s.handle_input(&input, now).unwrap();
+    // One copy of the set, with everything known when polled.
+    let got = events(&mut s);
+    assert_eq!(
+        got.len(),
+        2,
+        "{:?}",
+        got.iter().map(std::mem::discriminant).collect::<Vec<_>>()
+    );
+    let Event::Bitfield(reported) = &got[0] else {
+        panic!("{:?}", std::mem::discriminant(&got[0]));
+    };
+    assert_eq!(reported.count(), 301);
+    assert!(reported.get(5) && reported.get(7 * 299));
+    assert_eq!(got[1], Event::Have(5));
+
+    let mut input = Vec::new();
+    for _ in 0..12_000 {
+        input.extend(wire(&[Message::HaveAll]));
+    }
+    for piece in 0..1000 {
+        input.extend(wire(&[
+            Message::Have(piece),
+            Message::Bitfield(bits.as_wire()),
+        ]));
+    }
+    s.handle_input(&input, now).unwrap();
+    assert_eq!(events(&mut s), [Event::HaveAll]);
+    assert_eq!(s.peer_pieces(), &PeerPieces::All);
+
+    // A bitfield then a have-all before the poll: only the have-all.
+    let content = Content::torrent(geometry, Bitfield::new(n)).unwrap();
+    let mut s = session_with(
+        content,
+        SessionConfig::default(),
+        reserved(true, false),
+        now,
+    );
+    s.handle_input(
+        &wire(&[Message::Bitfield(bits.as_wire()), Message::HaveAll]),
+        now,
+    )
+    .unwrap();
+    assert_eq!(events(&mut s), [Event::HaveAll]);
+}
+
+#[test]
+fn repeated_extension_handshakes_and_port_messages_queue_one_event_each() {
+    let now = Instant::now();
+    let config = SessionConfig {
+        dht_port: Some(6881),
+        ..extended_config()
+    };
+    let theirs = reserved(true, true).with_dht(true);
+    let mut s = session_with(content(4, &[0]), config, theirs, now);
+    let mut input = Vec::new();
+    for i in 0..10_000u32 {
+        let payload = format!("d1:pi{}ee", 1000 + i % 7);
+        input.extend(wire(&[
+            Message::Extended {
+                id: 0,
+                payload: payload.as_bytes(),
+            },
+            Message::Port(7000 + (i % 5) as u16),
+        ]));
+    }
+    input.extend(wire(&[Message::Extended {
+        id: 0,
+        payload: b"d1:pi4242ee",
+    }]));
+    s.handle_input(&input, now).unwrap();
+    let got = events(&mut s);
+    assert_eq!(got.len(), 2);
+    assert!(matches!(&got[0], Event::Extensions(e) if e.listen_port == Some(4242)));
+    assert_eq!(got[1], Event::DhtPort(7000 + 9_999 % 5));
+    // Polled, then again: reported again.
+    s.handle_input(&wire(&[Message::Port(7001)]), now).unwrap();
+    assert_eq!(events(&mut s), [Event::DhtPort(7001)]);
 }
