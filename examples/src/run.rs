@@ -231,7 +231,11 @@ pub fn seed(args: &SeedArgs, verbose: u8) -> Result<(), String> {
     let meta = TorrentMeta::from_file(&args.torrent)?;
     let interrupted = interrupt_flag();
     let engine = start_engine(&config, &args.net, IpAddr::from([0, 0, 0, 0]))?;
-    eprintln!("seeding {} on port {}", meta.name, engine.port());
+    eprintln!(
+        "seeding {} on port {}",
+        crate::text::shown(&meta.name),
+        engine.port()
+    );
     let options = TorrentOptions {
         keep_seeding: true,
         peers: args.net.peers.clone(),
