@@ -347,7 +347,10 @@ fn idle_peers_cannot_hold_every_slot_against_an_honest_leecher() {
 const SQUATTER: &str = r#"
 lport, sport, info_hash = int(sys.argv[1]), int(sys.argv[2]), bytes.fromhex(sys.argv[3])
 victim_id = None
+give_up = time.monotonic() + 20
 while victim_id is None:
+    if time.monotonic() > give_up:
+        sys.exit("the leecher never answered a handshake")
     s = socket.socket()
     s.bind(("127.0.0.3", 0))
     s.settimeout(2)
@@ -375,6 +378,8 @@ while True:
     if not announced and all(s is not None for s in socks):
         announced = True
         print("SQUATTING", flush=True)
+    if not announced and time.monotonic() > give_up + 20:
+        sys.exit("the seeder never answered the squatter")
     time.sleep(0.2)
 "#;
 
@@ -401,7 +406,7 @@ fn a_squatter_with_a_peers_id_does_not_lock_that_peer_out() {
         &[],
     );
     let hash = rustico_testkit::hex(&info_hash(&torrent));
-    let (leech_port, seed_port) = (rustico_testkit::free_port(), rustico_testkit::free_port());
+    let seed_port = rustico_testkit::free_port();
     // The leecher first: its first dial fails (nothing listens yet), so
     // the squatter is in place before its next one.
     let log = dir.path().join("leecher.log");
@@ -409,12 +414,11 @@ fn a_squatter_with_a_peers_id_does_not_lock_that_peer_out() {
         &torrent,
         &dir.path().join("out"),
         &config_in(dir.path()),
-        leech_port,
+        0,
         Some(seed_port),
         &log,
     );
-    rustico_testkit::wait_for_tcp(([127, 0, 0, 1], leech_port).into(), Duration::from_secs(20))
-        .unwrap();
+    let leech_port = listening_port(&log);
     let seed_dir = dir.path().join("seeder");
     std::fs::create_dir_all(&seed_dir).unwrap();
     let seeder = start_seeder_on(
@@ -529,6 +533,26 @@ fn three_hundred_hanging_addresses_do_not_keep_the_seeder_out_of_reach() {
     );
     assert_files(&dir.path().join("out").join("dial"), &files);
     watch.check("the downloader among hanging addresses", 150, 100, 0.6);
+}
+
+/// The port a rustico process logging to `log` (with `-v`) listens on.
+fn listening_port(log: &Path) -> u16 {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(port) = text
+            .lines()
+            .find_map(|l| l.split("listening on port ").nth(1))
+            .and_then(|p| p.trim().parse().ok())
+        {
+            return port;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no listening port in the log:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Bencode of a byte string.

@@ -14,7 +14,9 @@
 //!   [`SwarmConfig::unused_unchoke_timeout`]), then one with no interest
 //!   either way, then one that sends us nothing we asked for, last one
 //!   waiting for our unchoke; the longest silent among equals. An address
-//!   that lost a slot is refused for a while (six grace periods).
+//!   that lost a slot may take a free one but nobody's for a while (six
+//!   grace periods), so a crowd cannot evict each other in turn and keep
+//!   every slot young.
 //! - **Idle drop**: a peer with which neither side is interested for
 //!   [`SwarmConfig::idle_timeout`], or with which no payload moved either
 //!   way for [`SwarmConfig::inactivity_timeout`], is closed, so
@@ -267,10 +269,11 @@ pub(crate) fn eviction_candidate(
 }
 
 /// Addresses that lost a slot recently (evicted, or closed idle), each
-/// until a deadline: until then they are refused, so a crowd cannot
-/// reconnect at once into the slots it was dropped from, nor take each
-/// other's slots in turn to keep them all young. Bounded: past `cap` entries the expired ones go, then new ones
-/// are not remembered.
+/// until a deadline: until then they may take a free slot but not another
+/// peer's, so a crowd cannot take each other's slots in turn to keep them
+/// all young (and hosts sharing that address lose no more than that).
+/// Bounded: past `cap` entries the expired ones go, then new ones are not
+/// remembered.
 #[derive(Debug)]
 pub(crate) struct Cooldown {
     cap: usize,
@@ -304,8 +307,8 @@ impl Cooldown {
 }
 
 /// Whether a peer at `ip` that dialled us gets a slot; `cooling`: its
-/// address lost a slot a moment ago (evicted or dropped idle), so it is
-/// refused.
+/// address lost a slot a moment ago (evicted or dropped idle), so it may
+/// take a free slot but not another peer's.
 pub(crate) fn admit_incoming(
     limits: &Limits,
     table: &[Occupant],
@@ -313,9 +316,6 @@ pub(crate) fn admit_incoming(
     cooling: bool,
     now: Instant,
 ) -> Admission {
-    if cooling {
-        return Admission::Refuse(Refusal::Dropped);
-    }
     if ip_full(limits, table, ip) {
         return Admission::Refuse(Refusal::TooManyFromAddress);
     }
@@ -325,7 +325,7 @@ pub(crate) fn admit_incoming(
     if in_use(table).saturating_sub(closing) < limits.max_peers {
         return Admission::Admit;
     }
-    match eviction_candidate(limits, table, now) {
+    match eviction_candidate(limits, table, now).filter(|_| !cooling) {
         Some(key) => Admission::Replace(key),
         None => Admission::Refuse(Refusal::TooManyPeers),
     }
@@ -488,8 +488,8 @@ mod tests {
         let later = t0 + GRACE;
         assert_eq!(
             admit_incoming(&limits(), &table, ip(9), true, later),
-            Admission::Refuse(Refusal::Dropped),
-            "an address that lost a slot a moment ago is refused"
+            Admission::Refuse(Refusal::TooManyPeers),
+            "an address that lost a slot a moment ago takes nobody's"
         );
         let Admission::Replace(victim) = admit_incoming(&limits(), &table, ip(9), false, later)
         else {

@@ -572,7 +572,8 @@ impl Swarm {
     /// table is full it replaces the connected peer that moved no payload
     /// for longest, past [`SwarmConfig::eviction_grace`] (that one gets a
     /// [`PeerCommand::Close`] with [`CloseReason::Evicted`]), and is
-    /// refused if there is none.
+    /// refused if there is none, or if a connection from its address lost
+    /// its slot that way a moment ago.
     pub fn handle_incoming(&mut self, addr: SocketAddr, now: Instant) -> Result<PeerKey, Refusal> {
         if self.policy.is_banned(addr, now) {
             return Err(Refusal::Banned);

@@ -196,10 +196,6 @@ pub enum Refusal {
     /// ([`SwarmConfig::max_peers_per_ip`](crate::SwarmConfig::max_peers_per_ip)).
     #[error("too many connections from this address")]
     TooManyFromAddress,
-    /// A connection from this IP address was closed a moment ago as idle
-    /// or to free its slot; it may come back later.
-    #[error("dropped a moment ago for idling")]
-    Dropped,
 }
 
 /// A connection the driver should make, from
