@@ -288,8 +288,8 @@ fn read_line_starting(guard: &mut ChildGuard, prefix: &str) -> String {
 /// address then waits before it may come back), and an unchoked peer that
 /// takes nothing loses its upload slot. Before the fix the 50 idle peers
 /// held every slot and the download did not finish in 60 s. Bounds on the
-/// seeder while attacked (measured over 5 runs after the fix: 20 to 28 s
-/// to complete, at most 107 threads, 33 MB RSS, 2 % of a core): 150
+/// seeder while attacked (measured over 10 runs after the fix: 12 to 28 s
+/// to complete, at most 109 threads, 34 MB RSS, 3 % of a core): 150
 /// threads, 100 MB RSS, 60 % of a core.
 #[test]
 fn idle_peers_cannot_hold_every_slot_against_an_honest_leecher() {
@@ -392,7 +392,7 @@ while True:
 /// the same address a connection that moved no data loses to the newcomer
 /// once past its grace period. Before the fix the seeder closed the
 /// leecher as a "duplicate" on every try and the download did not finish
-/// in 60 s. Bounds on the seeder (measured over 5 runs after the fix: 15
+/// in 60 s. Bounds on the seeder (measured over 10 runs after the fix: 15
 /// to 20 s, at most 11 threads, 18 MB RSS, under 1 % of a core): 100
 /// threads, 100 MB RSS, 60 % of a core.
 #[test]
@@ -484,8 +484,8 @@ srv.serve_forever()
 /// (50 dials at once, 10 s to connect, then up to 10 s more for the
 /// encrypted handshake and again for a plaintext retry) 2 of 3 runs did
 /// not finish in 45 s (the third was lucky: the seeder was among the first
-/// 50 dials). Bounds on the downloader (measured over 5 runs after the
-/// fix: 12 to 25 s, at most 48 threads, 17 MB RSS, under 1 % of a core):
+/// 50 dials). Bounds on the downloader (measured over 10 runs after the
+/// fix: 5 to 29 s, at most 49 threads, 17 MB RSS, under 1 % of a core):
 /// 150 threads, 100 MB RSS, 60 % of a core.
 #[test]
 fn three_hundred_hanging_addresses_do_not_keep_the_seeder_out_of_reach() {
