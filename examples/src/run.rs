@@ -39,6 +39,7 @@ pub(crate) fn start_engine(config: &Config, net: &NetArgs, ip: IpAddr) -> Result
         listen_port: port,
         listen_ip: ip,
         peers_per_torrent: config.peers_per_torrent.max(1),
+        peers_per_ip: config.peers_per_ip.max(1),
         upload_slots: config.upload_slots.max(1),
         dht: dht.clone(),
         encryption: net.encryption.unwrap_or(config.encryption).into(),
@@ -374,7 +375,11 @@ pub fn demo(args: &DemoArgs, verbose: u8) -> Result<(), String> {
         crate::progress::human_bytes(u64::from(meta.piece_length)),
         started.elapsed().as_secs_f64()
     );
-    let config = Config::default();
+    // Every demo peer shares 127.0.0.1: each may connect to all others.
+    let config = Config {
+        peers_per_ip: leechers + 1,
+        ..Config::default()
+    };
     let loopback = IpAddr::from([127, 0, 0, 1]);
     // The demo runs on loopback alone: no DHT.
     let any_port = NetArgs {
