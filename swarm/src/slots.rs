@@ -54,8 +54,12 @@ pub(crate) struct Activity {
     pub(crate) since: Instant,
     /// Payload last moved either way (`since` until then).
     pub(crate) last_payload: Instant,
-    /// Payload bytes both ways at the last observation.
+    /// Payload bytes both ways at the last observation: blocks received
+    /// that we asked for, and bytes sent.
     pub(crate) payload_seen: u64,
+    /// Bytes of blocks received that we asked for (unrequested payload a
+    /// peer pushes at us does not make it useful).
+    pub(crate) useful_down: u64,
     /// Neither side has been interested since then.
     pub(crate) quiet_since: Option<Instant>,
     /// Since when we unchoke the peer while it says it is interested, and
@@ -85,6 +89,7 @@ impl Activity {
             since: now,
             last_payload: now,
             payload_seen: 0,
+            useful_down: 0,
             quiet_since: None,
             serving_since: None,
             uploaded_seen: 0,
@@ -97,10 +102,16 @@ impl Activity {
         *self = Activity::new(now);
     }
 
-    /// Takes in the peer's payload counters (received, sent) and its
-    /// stance, as of `now`.
-    pub(crate) fn observe(&mut self, down: u64, up: u64, stance: Stance, now: Instant) {
-        let payload = down.saturating_add(up);
+    /// A block we asked for arrived.
+    pub(crate) fn block_received(&mut self, bytes: usize) {
+        self.useful_down = self.useful_down.saturating_add(bytes as u64);
+    }
+
+    /// Takes in the bytes sent to the peer so far and its stance, as of
+    /// `now` (blocks received come through
+    /// [`block_received`](Self::block_received)).
+    pub(crate) fn observe(&mut self, up: u64, stance: Stance, now: Instant) {
+        let payload = self.useful_down.saturating_add(up);
         if payload != self.payload_seen {
             self.payload_seen = payload;
             self.last_payload = now;
@@ -395,6 +406,12 @@ mod tests {
     use rustico_piece_picker::PiecePicker;
 
     const GRACE: Duration = Duration::from_secs(10);
+
+    /// Observes a peer that sent us `down` bytes we asked for and took `up`.
+    fn seen(a: &mut Activity, down: u64, up: u64, stance: Stance, now: Instant) {
+        a.useful_down = down;
+        a.observe(up, stance, now);
+    }
     const QUIET: Stance = Stance {
         am_interested: false,
         peer_interested: false,
@@ -471,9 +488,13 @@ mod tests {
         let k = keys(4);
         let mut table: Vec<Occupant> = (0..4).map(|i| connected(k[i], 2 + i as u8, t0)).collect();
         // Peer 1 moved payload at t0 + 5 s.
-        table[1]
-            .activity
-            .observe(100, 0, WANTS, t0 + Duration::from_secs(5));
+        seen(
+            &mut table[1].activity,
+            100,
+            0,
+            WANTS,
+            t0 + Duration::from_secs(5),
+        );
         assert_eq!(
             admit_incoming(
                 &limits(),
@@ -498,9 +519,9 @@ mod tests {
         assert_ne!(victim, k[1], "the peer that moved data stays");
         // Once only peer 1 is left and it keeps moving data, nobody goes.
         for o in table.iter_mut().filter(|o| o.key != k[1]) {
-            o.activity.observe(7, 0, QUIET, later);
+            seen(&mut o.activity, 7, 0, QUIET, later);
         }
-        table[1].activity.observe(200, 0, WANTS, later);
+        seen(&mut table[1].activity, 200, 0, WANTS, later);
         assert_eq!(
             admit_incoming(
                 &limits(),
@@ -520,7 +541,7 @@ mod tests {
         let mut table: Vec<Occupant> = (0..3).map(|i| connected(k[i], 2 + i as u8, t0)).collect();
         for (o, stance) in table.iter_mut().zip([WAITING, QUIET, WANTS]) {
             o.stance = stance;
-            o.activity.observe(0, 0, stance, t0);
+            seen(&mut o.activity, 0, 0, stance, t0);
         }
         let later = t0 + GRACE * 3;
         assert_eq!(eviction_candidate(&limits(), &table, later), Some(k[1]));
@@ -540,13 +561,13 @@ mod tests {
         let mut quiet = connected(k[1], 3, t0);
         quiet.stance = QUIET;
         // The quiet one has been silent longer.
-        quiet.activity.observe(0, 0, QUIET, t0);
-        hog.activity.observe(0, 0, SERVED, t0 + GRACE);
+        seen(&mut quiet.activity, 0, 0, QUIET, t0);
+        seen(&mut hog.activity, 0, 0, SERVED, t0 + GRACE);
         let later = t0 + GRACE * 2;
         assert!(hog.activity.hogging(later, l.hog));
         assert_eq!(eviction_candidate(&l, &[quiet, hog], later), Some(k[0]));
         // Served a block: no hog, and the quiet one goes first.
-        hog.activity.observe(0, 16_384, SERVED, later);
+        seen(&mut hog.activity, 0, 16_384, SERVED, later);
         assert!(!hog.activity.hogging(later, l.hog));
         assert_eq!(eviction_candidate(&l, &[quiet, hog], later), Some(k[1]));
     }
@@ -590,9 +611,9 @@ mod tests {
         let mut trading = connected(k[2], 4, t0);
         let mut t = t0;
         while t < t0 + l.inactivity {
-            quiet.activity.observe(0, 0, QUIET, t);
-            waiting.activity.observe(0, 0, WAITING, t);
-            trading.activity.observe((t - t0).as_secs(), 0, WANTS, t);
+            seen(&mut quiet.activity, 0, 0, QUIET, t);
+            seen(&mut waiting.activity, 0, 0, WAITING, t);
+            seen(&mut trading.activity, (t - t0).as_secs(), 0, WANTS, t);
             t += Duration::from_secs(1);
         }
         let table = [quiet, waiting, trading];
@@ -626,7 +647,7 @@ mod tests {
         );
         // Moved data: it stays, whatever its age.
         let mut established = squatter;
-        established.activity.observe(1, 0, QUIET, t0);
+        seen(&mut established.activity, 1, 0, QUIET, t0);
         assert_eq!(
             duplicate_loser(&l, &established, false, &real, false, t0 + GRACE * 100),
             k[1]

@@ -700,6 +700,10 @@ impl Swarm {
         if peer.closing.is_some() {
             return Ok(());
         }
+        if let PeerEvent::Block { data, .. } = &event {
+            // Blocks we asked for, not whatever payload it pushed at us.
+            peer.activity.block_received(data.len());
+        }
         self.dispatch(key, event, now);
         if self.peer(key).is_ok_and(|p| p.closing.is_some()) {
             // Its requests went back to the pool.
@@ -1063,7 +1067,7 @@ impl Swarm {
         for p in self.peers.iter_mut().flatten() {
             if p.active_peer() {
                 let stance = p.stance();
-                p.activity.observe(p.downloaded, p.uploaded, stance, now);
+                p.activity.observe(p.uploaded, stance, now);
                 if !p.activity.hog && p.activity.hogging(now, hog_after) {
                     // Unchoked and interested, it took nothing: its upload
                     // slot goes to a peer that will use it.

@@ -184,7 +184,15 @@ fn a_squatter_from_the_same_address_loses_once_past_its_grace() {
         [PeerCommand::Close(CloseReason::Duplicate)]
     );
     h.disconnect(early);
-    // Past its grace without moving a byte, the squatter loses.
+    // Payload pushed at us unasked is not useful.
+    h.event(
+        squatter,
+        PeerEvent::Transferred {
+            down: 1 << 20,
+            up: 0,
+        },
+    );
+    // Past its grace without moving a useful byte, the squatter loses.
     h.advance(h.swarm.config().eviction_grace);
     h.commands();
     let real = h.swarm.handle_incoming(from(7, 3), h.now).unwrap();
