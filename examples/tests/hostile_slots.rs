@@ -485,7 +485,7 @@ srv.serve_forever()
 /// encrypted handshake and again for a plaintext retry) 2 of 3 runs did
 /// not finish in 45 s (the third was lucky: the seeder was among the first
 /// 50 dials). Bounds on the downloader (measured over 10 runs after the
-/// fix: 5 to 29 s, at most 49 threads, 17 MB RSS, under 1 % of a core):
+/// fix: 0.6 to 29 s, at most 49 threads, 17 MB RSS, under 1 % of a core):
 /// 150 threads, 100 MB RSS, 60 % of a core.
 #[test]
 fn three_hundred_hanging_addresses_do_not_keep_the_seeder_out_of_reach() {
