@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::cli::CreateArgs;
 use crate::magnet::PeerSources;
+use crate::text::shown;
 
 /// How `info` fetches a magnet link's metadata.
 #[derive(Debug, Clone)]
@@ -40,13 +41,13 @@ pub fn info(source: &str, as_json: bool, fetch: &MagnetFetch) -> Result<(), Stri
         Torrent::from_file(source).map_err(|e| format!("{source}: {e}"))?
     };
     for warning in torrent.warnings() {
-        eprintln!("warning: {warning}");
+        eprintln!("warning: {}", shown(&warning.to_string()));
     }
     if as_json {
         println!("{}", info_json(&torrent));
         return Ok(());
     }
-    println!("name:         {}", torrent.name());
+    println!("name:         {}", shown(torrent.name()));
     println!("info hash:    {}", torrent.info_hash());
     println!(
         "size:         {} ({} bytes)",
@@ -63,14 +64,14 @@ pub fn info(source: &str, as_json: bool, fetch: &MagnetFetch) -> Result<(), Stri
         if torrent.is_private() { "yes" } else { "no" }
     );
     for (i, tier) in torrent.trackers().iter().enumerate() {
-        println!("tier {i}:       {}", tier.join(" "));
+        println!("tier {i}:       {}", shown(&tier.join(" ")));
     }
     if let Some(comment) = torrent.comment() {
-        println!("comment:      {comment}");
+        println!("comment:      {}", shown(comment));
     }
     println!("files:");
     for f in torrent.files().iter().filter(|f| !f.is_padding()) {
-        println!("  {:>12}  {}", f.length, f.path_string());
+        println!("  {:>12}  {}", f.length, shown(&f.path_string()));
     }
     Ok(())
 }

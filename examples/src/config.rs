@@ -9,6 +9,7 @@
 //! download_dir = "/home/me/Downloads"
 //! log_dir = "/home/me/.local/state/rustico"
 //! peers_per_torrent = 50
+//! peers_per_ip = 8         # connections per torrent from one IP address
 //! upload_slots = 4
 //! # The DHT (BEP 5): on by default, bootstrapped from the public routers;
 //! # `dht = false` (or `--no-dht`) turns it off.
@@ -37,6 +38,9 @@ pub struct Config {
     pub log_dir: Option<PathBuf>,
     /// Most peers connected per torrent.
     pub peers_per_torrent: usize,
+    /// Most connections per torrent with one IP address, so that one host
+    /// cannot take many of the torrent's slots.
+    pub peers_per_ip: usize,
     /// Most peers unchoked at once per torrent (one of them optimistic).
     pub upload_slots: usize,
     /// Run a DHT node (BEP 5) and use it for every non-private torrent.
@@ -131,6 +135,7 @@ impl Default for Config {
             download_dir: None,
             log_dir: None,
             peers_per_torrent: 50,
+            peers_per_ip: 8,
             upload_slots: 4,
             dht: true,
             dht_bootstrap: crate::dht::PUBLIC_ROUTERS.map(String::from).to_vec(),
@@ -234,7 +239,7 @@ mod tests {
     #[test]
     fn every_key_is_read() {
         let c = Config::from_toml(
-            "listen_port = 7000\ndownload_dir = \"/d\"\nlog_dir = \"/l\"\npeers_per_torrent = 9\nupload_slots = 2\n",
+            "listen_port = 7000\ndownload_dir = \"/d\"\nlog_dir = \"/l\"\npeers_per_torrent = 9\npeers_per_ip = 3\nupload_slots = 2\n",
             Path::new("x"),
         )
         .unwrap();
@@ -242,6 +247,7 @@ mod tests {
         assert_eq!(c.download_dir, Some(PathBuf::from("/d")));
         assert_eq!(c.log_dir(), PathBuf::from("/l"));
         assert_eq!((c.peers_per_torrent, c.upload_slots), (9, 2));
+        assert_eq!(c.peers_per_ip, 3);
     }
 
     #[test]

@@ -30,7 +30,14 @@ impl Log for Logger {
             return;
         }
         let elapsed = self.start.elapsed().as_secs_f64();
-        let line = format!("{elapsed:10.3} {:5} {}\n", record.level(), record.args());
+        // One record, one line: whatever a torrent, tracker or peer put in
+        // the message (names, client strings, failure reasons) is escaped.
+        let message = record.args().to_string();
+        let line = format!(
+            "{elapsed:10.3} {:5} {}\n",
+            record.level(),
+            crate::text::shown(&message)
+        );
         if let Some(file) = &self.file {
             if record.level() <= self.file_level {
                 if let Ok(mut f) = file.lock() {

@@ -96,6 +96,10 @@ struct Shared {
     banned: Mutex<HashSet<usize>>,
     /// The verified info dictionary is in (or the fetch was abandoned).
     done: AtomicBool,
+    /// Peers whose `metadata_size` was refused (zero, too large, or not
+    /// what others said), and the last reason: a time-out then says so
+    /// rather than that no peer sent one.
+    refused_sizes: Mutex<(usize, Option<String>)>,
 }
 
 impl Shared {
@@ -145,6 +149,7 @@ pub fn fetch_metadata(
         answered: Mutex::new(Vec::new()),
         banned: Mutex::new(HashSet::new()),
         done: AtomicBool::new(false),
+        refused_sizes: Mutex::new((0, None)),
     });
     let (found_tx, found_rx) = unbounded::<SocketAddr>();
     for addr in &sources.peers {
@@ -197,10 +202,23 @@ fn drive(
                     "timed out fetching the metadata ({have} of {of} pieces from {} peers)",
                     order.len()
                 ),
-                None => format!(
-                    "timed out fetching the metadata: none of the {} peers found sent metadata_size",
-                    order.len()
-                ),
+                None => {
+                    let (refused, why) = shared
+                        .refused_sizes
+                        .lock()
+                        .map(|r| r.clone())
+                        .unwrap_or_default();
+                    match why {
+                        Some(why) if refused > 0 => format!(
+                            "timed out fetching the metadata: none of the {} peers found sent a usable metadata_size ({refused} sent one that was refused: {why})",
+                            order.len()
+                        ),
+                        _ => format!(
+                            "timed out fetching the metadata: none of the {} peers found sent metadata_size",
+                            order.len()
+                        ),
+                    }
+                }
             });
         }
         if found_open {
@@ -409,10 +427,14 @@ fn handle_event(
             let Some(size) = ext.metadata_size else {
                 return Err(Gone("has no metadata to give (no metadata_size)".into()));
             };
-            shared
-                .download()
-                .handle_metadata_size(handle, size)
-                .map_err(|e| Misbehaved(format!("rejected: {e}")))?;
+            let accepted = shared.download().handle_metadata_size(handle, size);
+            if let Err(e) = accepted {
+                if let Ok(mut refused) = shared.refused_sizes.lock() {
+                    refused.0 += 1;
+                    refused.1 = Some(format!("metadata_size {size}: {e}"));
+                }
+                return Err(Misbehaved(format!("rejected: {e}")));
+            }
             *asking = true;
             log::debug!(target: "rustico", "metadata peer {addr}: metadata_size {size}");
         }

@@ -19,6 +19,7 @@ mod magnet;
 mod meta;
 mod progress;
 mod run;
+mod text;
 
 /// The channel types between connections and torrent managers, under the
 /// path `engine::manager` and `engine::webseed` name them by (the peer
@@ -56,7 +57,7 @@ fn main() {
     };
     log::logger().flush();
     if let Err(e) = result {
-        eprintln!("rustico: {e}");
+        eprintln!("rustico: {}", text::shown(&e));
         std::process::exit(1);
     }
 }

@@ -61,6 +61,7 @@ pub fn use_bars() -> bool {
 impl TorrentProgress {
     /// A display for the torrent `name`; bars when `bars` is true.
     pub fn new(name: &str, total: u64, bars: bool) -> TorrentProgress {
+        let name = &*crate::text::shown(name);
         let bar = bars.then(|| {
             let multi =
                 BARS.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));

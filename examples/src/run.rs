@@ -39,6 +39,7 @@ pub(crate) fn start_engine(config: &Config, net: &NetArgs, ip: IpAddr) -> Result
         listen_port: port,
         listen_ip: ip,
         peers_per_torrent: config.peers_per_torrent.max(1),
+        peers_per_ip: config.peers_per_ip.max(1),
         upload_slots: config.upload_slots.max(1),
         dht: dht.clone(),
         encryption: net.encryption.unwrap_or(config.encryption).into(),
@@ -231,7 +232,11 @@ pub fn seed(args: &SeedArgs, verbose: u8) -> Result<(), String> {
     let meta = TorrentMeta::from_file(&args.torrent)?;
     let interrupted = interrupt_flag();
     let engine = start_engine(&config, &args.net, IpAddr::from([0, 0, 0, 0]))?;
-    eprintln!("seeding {} on port {}", meta.name, engine.port());
+    eprintln!(
+        "seeding {} on port {}",
+        crate::text::shown(&meta.name),
+        engine.port()
+    );
     let options = TorrentOptions {
         keep_seeding: true,
         peers: args.net.peers.clone(),
@@ -370,7 +375,11 @@ pub fn demo(args: &DemoArgs, verbose: u8) -> Result<(), String> {
         crate::progress::human_bytes(u64::from(meta.piece_length)),
         started.elapsed().as_secs_f64()
     );
-    let config = Config::default();
+    // Every demo peer shares 127.0.0.1: each may connect to all others.
+    let config = Config {
+        peers_per_ip: leechers + 1,
+        ..Config::default()
+    };
     let loopback = IpAddr::from([127, 0, 0, 1]);
     // The demo runs on loopback alone: no DHT.
     let any_port = NetArgs {

@@ -26,6 +26,29 @@ pub struct SwarmConfig {
     /// Most peer connections at once (dialling, handshaking or connected;
     /// web seeds not counted).
     pub max_peers: usize,
+    /// Most connections with one IP address (incoming, dialled or
+    /// handshaking), so one host cannot take many slots.
+    pub max_peers_per_ip: usize,
+    /// Most dials in progress at once (connecting or handshaking): the
+    /// rest of [`max_peers`](Self::max_peers) stays for established and
+    /// incoming peers, whatever the number of addresses that never answer.
+    pub max_half_open: usize,
+    /// A connected peer that moved no payload either way for this long
+    /// (and is at least this old) may lose its slot to a newcomer when the
+    /// table is full; also how long a new connection is kept against a
+    /// duplicate of it.
+    pub eviction_grace: Duration,
+    /// A peer with which neither side is interested for this long is
+    /// closed.
+    pub idle_timeout: Duration,
+    /// A peer with which no payload moved either way for this long is
+    /// closed, whatever the interest (keep-alives do not count).
+    pub inactivity_timeout: Duration,
+    /// A peer we unchoke while it says it is interested, that takes no
+    /// byte for this long, holds an upload slot for nothing: the choker
+    /// passes it over for the rest of the connection, and it is the first
+    /// to lose its connection to a newcomer when the table is full.
+    pub unused_unchoke_timeout: Duration,
     /// Upload slots (at least 1: the optimistic unchoke).
     pub upload_slots: usize,
     /// Most addresses remembered as candidates to dial; later ones are
@@ -94,7 +117,12 @@ pub struct SwarmConfig {
 }
 
 impl SwarmConfig {
-    /// A configuration with the defaults: 50 peers, 4 upload slots,
+    /// A configuration with the defaults: 50 peers (at most 8 per IP
+    /// address, at most 40 being dialled; a peer silent for 10 s may be
+    /// replaced by a newcomer when all are taken; one with no interest
+    /// either way for 2 minutes or no payload for 5 minutes is closed;
+    /// one unchoked that takes nothing for 3 s loses its upload slot),
+    /// 4 upload slots,
     /// rechoke every 10 s and optimistic unchoke every 30 s, 15 s request
     /// time-out, pipelines of 4 to 600 blocks, ban after 2 bad pieces of a
     /// sole sender or 6 shared ones, for 10 minutes, backoff from 5 s to
@@ -107,6 +135,12 @@ impl SwarmConfig {
             listen_port: None,
             private: false,
             max_peers: 50,
+            max_peers_per_ip: 8,
+            max_half_open: 40,
+            eviction_grace: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            inactivity_timeout: Duration::from_secs(300),
+            unused_unchoke_timeout: Duration::from_secs(3),
             upload_slots: 4,
             max_candidates: 2000,
             seed: 0,

@@ -80,9 +80,13 @@
 //!   rate while seeding, a fixed number of slots, one of them an
 //!   optimistic unchoke rotated every [`SwarmConfig::optimistic_interval`].
 //! - **Connections**: whom to dial from a capped candidate list (random
-//!   order among equals), connection limits, exponential backoff, bans;
+//!   order among equals), connection limits (per torrent, per IP address,
+//!   dials in progress), exponential backoff, bans; when every slot is
+//!   taken a newcomer replaces a peer that moved nothing for a grace
+//!   period; idle peers are closed, so keep-alives hold no slot forever;
 //!   duplicate connections resolved so an established useful connection
-//!   wins (by peer id and by address).
+//!   wins (by peer id from the same address, and by address), never by
+//!   peer id alone.
 //! - **PEX** (BEP 11) through peer-wire's `PexState`, never for private
 //!   torrents; **web seeds** (BEP 19) started when peers are few or slow;
 //!   **resume snapshots** when pieces were added and some seconds passed.
@@ -93,6 +97,7 @@ mod config;
 mod error;
 mod policy;
 mod rng;
+mod slots;
 mod smart_ban;
 mod swarm;
 mod types;

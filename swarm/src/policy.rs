@@ -134,16 +134,23 @@ impl Policy {
             .is_some_and(|k| k.banned_until.is_some_and(|t| now < t))
     }
 
+    fn dialable(k: &Known, now: Instant) -> bool {
+        !k.busy && k.banned_until.is_none_or(|t| now >= t) && k.retry_at.is_none_or(|t| now >= t)
+    }
+
     /// Up to `free` addresses to dial now, best first (fewest failures,
-    /// then best source, ties in random order), leaving out those `skip` says are connected
-    /// already. The caller dials them and reports
-    /// [`Policy::handle_connected`] or [`Policy::handle_ended`]; an address
-    /// returned here counts as busy until then.
+    /// then best source, ties in random order), leaving out those `skip`
+    /// says no to (connected already, or their IP address has its share
+    /// of connections). `skip` is asked in that order, once per address,
+    /// until `free` are taken, so it may count what it lets through. The
+    /// caller dials them and reports [`Policy::handle_connected`] or
+    /// [`Policy::handle_ended`]; an address returned here counts as busy
+    /// until then.
     pub(crate) fn poll_dial(
         &mut self,
         now: Instant,
         free: usize,
-        skip: impl Fn(SocketAddr) -> bool,
+        mut skip: impl FnMut(SocketAddr) -> bool,
     ) -> Vec<SocketAddr> {
         if free == 0 {
             return Vec::new();
@@ -151,22 +158,32 @@ impl Policy {
         let mut ready: Vec<(u32, PeerSource, u64, SocketAddr)> = self
             .known
             .iter()
-            .filter(|(addr, k)| {
-                !k.busy
-                    && k.banned_until.is_none_or(|t| now >= t)
-                    && k.retry_at.is_none_or(|t| now >= t)
-                    && !skip(**addr)
-            })
+            .filter(|(_, k)| Self::dialable(k, now))
             .map(|(addr, k)| (k.failures, k.source, k.order, *addr))
             .collect();
         ready.sort_unstable();
-        ready.truncate(free);
-        for (_, _, _, addr) in &ready {
-            if let Some(k) = self.known.get_mut(addr) {
+        let mut out = Vec::new();
+        for (_, _, _, addr) in ready {
+            if out.len() >= free {
+                break;
+            }
+            if skip(addr) {
+                continue;
+            }
+            if let Some(k) = self.known.get_mut(&addr) {
                 k.busy = true;
             }
+            out.push(addr);
         }
-        ready.into_iter().map(|(_, _, _, addr)| addr).collect()
+        out
+    }
+
+    /// Whether some address could be dialled now (one `skip` does not
+    /// rule out).
+    pub(crate) fn has_ready(&self, now: Instant, skip: impl Fn(SocketAddr) -> bool) -> bool {
+        self.known
+            .iter()
+            .any(|(addr, k)| Self::dialable(k, now) && !skip(*addr))
     }
 
     /// The next moment a backed-off or banned address becomes dialable.

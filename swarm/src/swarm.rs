@@ -2,7 +2,7 @@
 //! them.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use rustico_peer_wire::{PexConfig, PexFlags, PexMessage, PexPeer, PexState};
@@ -11,6 +11,7 @@ use rustico_pieces::{Bitfield, BlockRequest, Geometry};
 
 use crate::choker::{Choker, PeerState as ChokeState};
 use crate::policy::{Ended, Policy};
+use crate::slots::{self, Activity, Admission, Limits, Occupant, Stance};
 use crate::smart_ban::SmartBan;
 use crate::{
     BanReason, CloseReason, CompletedPiece, Dial, Disconnect, Event, HandshakeInfo, PeerCommand,
@@ -99,6 +100,8 @@ struct Peer {
     /// ever less often, whatever it sends.
     fruitless: u32,
     closing: Option<CloseReason>,
+    /// Age, last payload and interest, for slot decisions.
+    activity: Activity,
 }
 
 impl Peer {
@@ -142,6 +145,7 @@ impl Peer {
             hold_until: None,
             fruitless: 0,
             closing: None,
+            activity: Activity::new(now),
         }
     }
 
@@ -168,6 +172,34 @@ impl Peer {
 
     fn is_at(&self, addr: SocketAddr) -> bool {
         self.remote == Remote::Addr(addr) || self.listen_addr == Some(addr)
+    }
+
+    /// The remote IP address (`None` for a web seed).
+    fn ip(&self) -> Option<IpAddr> {
+        match self.remote {
+            Remote::Addr(addr) => Some(addr.ip()),
+            Remote::WebSeed(_) => None,
+        }
+    }
+
+    fn stance(&self) -> Stance {
+        Stance {
+            am_interested: self.am_interested,
+            peer_interested: self.peer_interested,
+            am_choking: self.am_choking,
+        }
+    }
+
+    fn occupant(&self) -> Occupant {
+        Occupant {
+            key: self.key,
+            ip: self.ip(),
+            connected: self.connected,
+            closing: self.closing.is_some(),
+            outgoing: self.outgoing,
+            stance: self.stance(),
+            activity: self.activity,
+        }
     }
 }
 
@@ -250,14 +282,20 @@ pub struct Swarm {
     last_resume: Instant,
     scratch: Vec<BlockRequest>,
     cancels: Vec<PeerKey>,
-    /// Peer ids of banned peers, with the end of their ban: a banned peer
-    /// that dials us again from a new port is known by its id.
-    banned_ids: HashMap<[u8; 20], Instant>,
+    /// Peer ids of banned peers with their IP address, and the end of
+    /// their ban: a banned peer that dials us again from a new port is
+    /// known by its id (from the same address only, so that nobody can
+    /// get a peer banned by using its id).
+    banned_ids: HashMap<([u8; 20], IpAddr), Instant>,
     /// The last rechoke made at once for a change of interest (see
     /// [`QUICK_RECHOKE_GAP`]).
     last_quick_rechoke: Option<Instant>,
     /// The connected set last given to the peers' `PexState`s.
     pex_connected: Vec<PexPeer>,
+    /// Addresses that lost a slot (evicted or idle), until when they may
+    /// not take another's slot: a crowd reconnecting cannot evict each
+    /// other in turn and keep every slot young.
+    slot_cooldown: slots::Cooldown,
 }
 
 /// The live peer `key` names, borrowing only the table.
@@ -353,6 +391,7 @@ impl Swarm {
             banned_ids: HashMap::new(),
             last_quick_rechoke: None,
             pex_connected: Vec::new(),
+            slot_cooldown: slots::Cooldown::new(cfg.max_candidates, cfg.eviction_grace * 6),
             cfg,
         })
     }
@@ -497,6 +536,11 @@ impl Swarm {
             .count()
     }
 
+    /// The table as slot decisions see it.
+    fn occupants(&self) -> Vec<Occupant> {
+        self.peers.iter().flatten().map(Peer::occupant).collect()
+    }
+
     fn is_self(&self, addr: SocketAddr) -> bool {
         self.cfg.listen_port == Some(addr.port())
             && (addr.ip().is_loopback() || addr.ip().is_unspecified())
@@ -537,12 +581,23 @@ impl Swarm {
 
     /// A peer at `addr` dialled us. Returns the handle to report its
     /// handshake under, or why it is refused (close the socket then).
+    /// It is refused when its IP address has
+    /// [`SwarmConfig::max_peers_per_ip`] connections already; when the
+    /// table is full it replaces the connected peer that moved no payload
+    /// for longest, past [`SwarmConfig::eviction_grace`] (that one gets a
+    /// [`PeerCommand::Close`] with [`CloseReason::Evicted`]), and is
+    /// refused if there is none, or if a connection from its address lost
+    /// its slot that way a moment ago.
     pub fn handle_incoming(&mut self, addr: SocketAddr, now: Instant) -> Result<PeerKey, Refusal> {
         if self.policy.is_banned(addr, now) {
             return Err(Refusal::Banned);
         }
-        if self.connections() >= self.cfg.max_peers {
-            return Err(Refusal::TooManyPeers);
+        let limits = Limits::from_config(&self.cfg);
+        let cooling = self.slot_cooldown.holds(addr.ip(), now);
+        match slots::admit_incoming(&limits, &self.occupants(), addr.ip(), cooling, now) {
+            Admission::Admit => {}
+            Admission::Replace(victim) => self.evict(victim, CloseReason::Evicted, now),
+            Admission::Refuse(why) => return Err(why),
         }
         let key = self.picker.add_peer();
         let peer = Peer::new(key, Remote::Addr(addr), false, &self.cfg, now);
@@ -551,10 +606,14 @@ impl Swarm {
     }
 
     /// The handshake with a dialled or incoming peer (or a web seed's
-    /// start) completed. A duplicate of an existing connection (same peer
-    /// id) is resolved here: an established useful connection wins;
-    /// otherwise both sides keep the connection dialled by the lower peer
-    /// id.
+    /// start) completed. A duplicate of an existing connection (the same
+    /// peer id from the same IP address, or a dial to an address we are
+    /// connected to) is resolved here: a connection that moved payload, or
+    /// a young one that shows interest, wins; one past
+    /// [`SwarmConfig::eviction_grace`] that moved nothing loses to the
+    /// newcomer; two young ones dialled both ways keep the one dialled by
+    /// the lower peer id (as the other side does). The same peer id from
+    /// another IP address is not a duplicate.
     pub fn handle_connected(
         &mut self,
         key: PeerKey,
@@ -571,11 +630,19 @@ impl Swarm {
         peer.client = info.client;
         peer.encrypted = info.encrypted;
         peer.waiting_since = now;
+        peer.activity.start(now);
         let (remote, outgoing, web_seed) = (peer.remote, peer.outgoing, peer.is_web_seed());
         if let (Remote::Addr(addr), true) = (remote, outgoing) {
             self.policy.handle_connected(addr);
         }
-        if self.banned_ids.get(&info.peer_id).is_some_and(|&t| now < t) {
+        let banned_id = match remote {
+            Remote::Addr(addr) => self
+                .banned_ids
+                .get(&(info.peer_id, addr.ip()))
+                .is_some_and(|&t| now < t),
+            Remote::WebSeed(_) => false,
+        };
+        if banned_id {
             // A banned peer back from another address or port.
             self.close(key, CloseReason::Banned);
             return Ok(());
@@ -588,36 +655,38 @@ impl Swarm {
                 .find(|p| {
                     p.key != key
                         && p.active_peer()
-                        && (p.peer_id == Some(info.peer_id)
+                        && ((p.peer_id == Some(info.peer_id)
+                            && matches!(remote, Remote::Addr(a) if p.ip() == Some(a.ip())))
                             || matches!(remote, Remote::Addr(a) if outgoing && p.is_at(a)))
                 })
                 .map(|p| p.key);
             if let Some(existing) = twin {
-                self.resolve_duplicate(existing, key);
+                self.resolve_duplicate(existing, key, now);
             }
         }
         self.send_pex(now);
         Ok(())
     }
 
-    /// Two connections with one peer: closes one of them.
-    fn resolve_duplicate(&mut self, existing: PeerKey, new: PeerKey) {
+    /// Two connections with one peer: closes one of them (see
+    /// [`slots::duplicate_loser`]).
+    fn resolve_duplicate(&mut self, existing: PeerKey, new: PeerKey, now: Instant) {
         let (Ok(e), Ok(n)) = (self.peer(existing), self.peer(new)) else {
             return;
         };
-        let victim = if e.useful() || e.outgoing == n.outgoing {
-            new
-        } else {
-            // Neither is useful yet: both sides keep the connection dialled
-            // by the lower peer id, so they close the same one.
-            let theirs = n.peer_id.or(e.peer_id).unwrap_or([0; 20]);
-            let keep_outgoing = self.cfg.peer_id < theirs;
-            if n.outgoing == keep_outgoing {
-                existing
-            } else {
-                new
-            }
-        };
+        // A simultaneous open: both sides keep the connection dialled by
+        // the lower peer id, so they close the same one.
+        let theirs = n.peer_id.or(e.peer_id).unwrap_or([0; 20]);
+        let keep_outgoing = self.cfg.peer_id < theirs;
+        let limits = Limits::from_config(&self.cfg);
+        let victim = slots::duplicate_loser(
+            &limits,
+            &e.occupant(),
+            e.useful(),
+            &n.occupant(),
+            keep_outgoing,
+            now,
+        );
         self.close(victim, CloseReason::Duplicate);
     }
 
@@ -644,6 +713,10 @@ impl Swarm {
         }
         if peer.closing.is_some() {
             return Ok(());
+        }
+        if let PeerEvent::Block { data, .. } = &event {
+            // Blocks we asked for, not whatever payload it pushed at us.
+            peer.activity.block_received(data.len());
         }
         self.dispatch(key, event, now);
         if self.peer(key).is_ok_and(|p| p.closing.is_some()) {
@@ -705,7 +778,15 @@ impl Swarm {
         if let (Remote::Addr(addr), true) = (peer.remote, peer.outgoing) {
             let how = match (peer.closing, how) {
                 // Nothing to trade is no reason to redial every few seconds.
-                (Some(CloseReason::BothSeeding | CloseReason::ProtocolViolation), _)
+                (
+                    Some(
+                        CloseReason::BothSeeding
+                        | CloseReason::ProtocolViolation
+                        | CloseReason::Idle
+                        | CloseReason::Evicted,
+                    ),
+                    _,
+                )
                 | (_, Disconnect::Failed) => Ended::Failed,
                 _ => Ended::Closed,
             };
@@ -808,7 +889,10 @@ impl Swarm {
             if self.timers.get(timer).is_some_and(|t| now >= t) {
                 self.timers.set(timer, None);
                 match timer {
-                    Timer::Tick => self.tick(now),
+                    Timer::Tick => {
+                        self.tick(now);
+                        self.check_slots(now);
+                    }
                     Timer::Rechoke => self.rechoke(now, true),
                     Timer::Dial => self.dial(now),
                     Timer::Resume => {
@@ -902,8 +986,8 @@ impl Swarm {
                 Remote::Addr(addr) => p.is_at(addr),
                 web => p.remote == web,
             };
-            if hit {
-                ids.extend(p.peer_id);
+            if let (true, Some(id), Some(ip)) = (hit, p.peer_id, p.ip()) {
+                ids.push((id, ip));
             }
         }
         let until = now + self.cfg.ban_duration;
@@ -920,7 +1004,7 @@ impl Swarm {
             let hit = match remote {
                 Remote::Addr(addr) => p.is_at(addr),
                 web => p.remote == web,
-            } || p.peer_id.is_some_and(|id| ids.contains(&id));
+            } || matches!((p.peer_id, p.ip()), (Some(id), Some(ip)) if ids.contains(&(id, ip)));
             if !hit {
                 continue;
             }
@@ -952,9 +1036,24 @@ impl Swarm {
     }
 
     fn dial(&mut self, now: Instant) {
-        let free = self.cfg.max_peers.saturating_sub(self.connections());
+        let limits = Limits::from_config(&self.cfg);
+        let table = self.occupants();
+        let free = slots::dial_budget(&limits, &table);
         let busy = self.connected_addrs();
-        let addrs = self.policy.poll_dial(now, free, |a| busy.contains(&a));
+        let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
+        let addrs = self.policy.poll_dial(now, free, |a| {
+            if busy.contains(&a) {
+                return true;
+            }
+            let n = per_ip
+                .entry(a.ip())
+                .or_insert_with(|| slots::with_ip(&table, a.ip()));
+            if *n >= limits.max_per_ip {
+                return true;
+            }
+            *n += 1;
+            false
+        });
         for addr in addrs {
             let key = self.picker.add_peer();
             let peer = Peer::new(key, Remote::Addr(addr), true, &self.cfg, now);
@@ -965,6 +1064,70 @@ impl Swarm {
             });
         }
         self.timers.set(Timer::Dial, self.policy.next_ready(now));
+    }
+
+    /// Once a tick: takes in each peer's payload and interest, passes over
+    /// (in the choker) a peer that was unchoked and interested for
+    /// [`SwarmConfig::unused_unchoke_timeout`] without taking a byte,
+    /// closes the peers idle past their time-outs, and while we want data and every
+    /// slot is taken with addresses waiting, replaces one peer that has
+    /// nothing for us and moved nothing past the grace period (peer
+    /// turnover, at most one a tick).
+    fn check_slots(&mut self, now: Instant) {
+        let hog_after = self.cfg.unused_unchoke_timeout;
+        let mut new_hogs = false;
+        for p in self.peers.iter_mut().flatten() {
+            if p.active_peer() {
+                let stance = p.stance();
+                p.activity.observe(p.uploaded, stance, now);
+                if !p.activity.hog && p.activity.hogging(now, hog_after) {
+                    // Unchoked and interested, it took nothing: its upload
+                    // slot goes to a peer that will use it.
+                    p.activity.hog = true;
+                    new_hogs = true;
+                }
+            }
+        }
+        if new_hogs {
+            self.rechoke(now, false);
+        }
+        let limits = Limits::from_config(&self.cfg);
+        let table = self.occupants();
+        let idle = slots::idle_peers(&limits, &table, now);
+        if !idle.is_empty() {
+            for key in idle {
+                self.evict(key, CloseReason::Idle, now);
+            }
+            return;
+        }
+        if self.is_complete() || self.connections() < self.cfg.max_peers {
+            return;
+        }
+        let busy = self.connected_addrs();
+        let waiting = self.policy.has_ready(now, |a| {
+            busy.contains(&a) || slots::ip_full(&limits, &table, a.ip())
+        });
+        let nothing_for_us: Vec<Occupant> = table
+            .iter()
+            .filter(|o| self.peer(o.key).is_ok_and(|p| !p.am_interested))
+            .copied()
+            .collect();
+        if let (true, Some(victim)) = (
+            waiting,
+            slots::eviction_candidate(&limits, &nothing_for_us, now),
+        ) {
+            self.evict(victim, CloseReason::Evicted, now);
+        }
+    }
+
+    /// Closes a peer to free its slot; its address may not take another's
+    /// slot for a while.
+    fn evict(&mut self, key: PeerKey, reason: CloseReason, now: Instant) {
+        if let Some(ip) = self.peer(key).ok().and_then(Peer::ip) {
+            self.slot_cooldown.start(ip, now);
+        }
+        self.close(key, reason);
+        self.top_up_all(now);
     }
 
     fn maybe_start_web_seeds(&mut self, now: Instant) {
@@ -1209,7 +1372,7 @@ impl Swarm {
                 .find(|p| p.key != key && p.active_peer() && p.is_at(listen))
                 .map(|p| p.key);
             if let Some(existing) = twin {
-                self.resolve_duplicate(existing, key);
+                self.resolve_duplicate(existing, key, now);
             }
         }
         // The first message goes at once (later ones at most once a
@@ -1388,7 +1551,9 @@ impl Swarm {
             .filter(|p| p.active_peer())
             .map(|p| ChokeState {
                 key: p.key,
-                interested: p.peer_interested,
+                // A peer that held an upload slot and took nothing is
+                // passed over (see `check_slots`).
+                interested: p.peer_interested && !p.activity.hog,
                 rate_from_peer: p.down_rate,
                 rate_to_peer: p.up_rate,
             })

@@ -119,6 +119,14 @@ pub enum CloseReason {
     ProtocolViolation,
     /// The torrent is stopping.
     Shutdown,
+    /// Neither side was interested, or no payload moved, for too long
+    /// ([`SwarmConfig::idle_timeout`](crate::SwarmConfig::idle_timeout),
+    /// [`SwarmConfig::inactivity_timeout`](crate::SwarmConfig::inactivity_timeout)).
+    Idle,
+    /// Its slot went to a newcomer: every slot was taken and it moved no
+    /// payload for longer than
+    /// [`SwarmConfig::eviction_grace`](crate::SwarmConfig::eviction_grace).
+    Evicted,
 }
 
 impl fmt::Display for CloseReason {
@@ -129,6 +137,8 @@ impl fmt::Display for CloseReason {
             CloseReason::Duplicate => "duplicate connection",
             CloseReason::ProtocolViolation => "protocol violation",
             CloseReason::Shutdown => "shutting down",
+            CloseReason::Idle => "idle",
+            CloseReason::Evicted => "slot given to another peer",
         })
     }
 }
@@ -178,9 +188,14 @@ pub enum Refusal {
     /// The address is banned.
     #[error("banned")]
     Banned,
-    /// The torrent has as many peers as it may.
+    /// The torrent has as many peers as it may, none of which may be
+    /// replaced.
     #[error("too many peers")]
     TooManyPeers,
+    /// The peer's IP address has as many connections as one address may
+    /// ([`SwarmConfig::max_peers_per_ip`](crate::SwarmConfig::max_peers_per_ip)).
+    #[error("too many connections from this address")]
+    TooManyFromAddress,
 }
 
 /// A connection the driver should make, from

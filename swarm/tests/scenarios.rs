@@ -441,6 +441,10 @@ fn the_optimistic_unchoke_rotates_over_time() {
     let mut cfg = config(4);
     cfg.upload_slots = 2;
     cfg.max_peers = 20;
+    // The harness serves no blocks: peers that take nothing are neither
+    // dropped nor passed over within this test's six minutes.
+    cfg.inactivity_timeout = Duration::from_secs(3600);
+    cfg.unused_unchoke_timeout = Duration::from_secs(3600);
     let mut h = Harness::new(cfg, Bitfield::full(4));
     let keys: Vec<_> = (1..=8).map(|p| h.dial(p, p as u8, true)).collect();
     for &k in &keys {

@@ -332,6 +332,13 @@ fn drive(setup: &ConnSetup, link: Link, mut session: Session) -> Closed {
             encrypted: link.encrypted(),
         },
     ));
+    // The handshake's read deadline must not outlive it (it does when the
+    // whole handshake came with the first read): a peer may say nothing
+    // for minutes while it waits for an unchoke, and the session's own
+    // timers judge that, not a socket time-out.
+    if let Err(e) = link.socket().set_read_timeout(None) {
+        return Closed::Failed(format!("socket: {e}"));
+    }
     let (bytes_tx, bytes_rx) = bounded::<std::io::Result<Vec<u8>>>(8);
     // Read buffers go back to the reader once handled, so reading costs
     // no allocation per chunk.

@@ -5,7 +5,7 @@
 //! and writes through [`Link`], which decrypts what it reads and encrypts
 //! what it writes.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -266,11 +266,18 @@ pub struct Dialled {
     pub head: Vec<u8>,
 }
 
+/// How long a TCP connect may take. Short, so that addresses that never
+/// answer (a tracker or PEX full of them) hold a dial only briefly: SYNs
+/// are retried after 1 s and 3 s, so a live peer answers well within it.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// Connects to `addr` as `policy` says. `bt_handshake` is our BitTorrent
 /// handshake: with MSE it travels in the initial payload, otherwise it is
 /// written first. Under [`Policy::Prefer`] a peer that fails the MSE
 /// handshake (most often a plaintext-only peer hanging up) is dialled
-/// once more, in plaintext.
+/// once more, in plaintext. Each TCP connect may take [`CONNECT_TIMEOUT`]
+/// (less if `timeout` is shorter), and the whole of it, retry included,
+/// `timeout`.
 pub fn dial(
     addr: SocketAddr,
     info_hash: [u8; 20],
@@ -278,8 +285,14 @@ pub fn dial(
     policy: Policy,
     timeout: Duration,
 ) -> Result<Dialled, LinkError> {
+    let deadline = Instant::now() + timeout;
     let connect = || {
-        let stream = TcpStream::connect_timeout(&addr, timeout).map_err(LinkError::Connect)?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(LinkError::Connect(io::Error::from(io::ErrorKind::TimedOut)));
+        }
+        let stream = TcpStream::connect_timeout(&addr, left.min(CONNECT_TIMEOUT))
+            .map_err(LinkError::Connect)?;
         let _ = stream.set_nodelay(true);
         Ok::<_, LinkError>(stream)
     };
@@ -295,6 +308,12 @@ pub fn dial(
         return plain(connect()?);
     };
     let stream = connect()?;
+    let config = mse::MseConfig {
+        timeout: deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1)),
+        ..config
+    };
     match dial_mse(stream, info_hash, bt_handshake, &config) {
         Ok(dialled) => Ok(dialled),
         Err(e @ (LinkError::Random(_) | LinkError::Connect(_))) => Err(e),

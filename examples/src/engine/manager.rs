@@ -47,6 +47,7 @@ pub(super) struct ManagerSetup {
     pub peer_id: [u8; 20],
     pub port: u16,
     pub peers_per_torrent: usize,
+    pub peers_per_ip: usize,
     pub upload_slots: usize,
     pub encryption: rustico_peer_wire::mse::Policy,
     pub dht: Option<(u16, crate::dht::NodeSink)>,
@@ -204,6 +205,7 @@ fn run_inner(setup: ManagerSetup) -> Result<(), ManagerError> {
     config.listen_port = Some(setup.port);
     config.private = meta.private;
     config.max_peers = setup.peers_per_torrent;
+    config.max_peers_per_ip = setup.peers_per_ip;
     config.upload_slots = setup.upload_slots;
     config.seed = super::seed_from_clock();
     config.web_seeds = web_seeds.len();

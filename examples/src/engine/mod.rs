@@ -247,6 +247,8 @@ pub struct EngineConfig {
     pub listen_ip: std::net::IpAddr,
     /// Most peers per torrent.
     pub peers_per_torrent: usize,
+    /// Most connections per torrent with one IP address.
+    pub peers_per_ip: usize,
     /// Upload slots per torrent.
     pub upload_slots: usize,
     /// The DHT node's settings; `None` runs without a DHT. Its port 0
@@ -446,6 +448,7 @@ impl Engine {
             peer_id: self.peer_id,
             port: self.port,
             peers_per_torrent: self.config.peers_per_torrent,
+            peers_per_ip: self.config.peers_per_ip,
             upload_slots: self.config.upload_slots,
             encryption: self.config.encryption,
             status: status.clone(),
