@@ -44,7 +44,10 @@ pub fn info(source: &str, as_json: bool, fetch: &MagnetFetch) -> Result<(), Stri
         eprintln!("warning: {}", shown(&warning.to_string()));
     }
     if as_json {
-        println!("{}", info_json(&torrent));
+        println!(
+            "{}",
+            crate::text::json_shown(&info_json(&torrent).to_string())
+        );
         return Ok(());
     }
     println!("name:         {}", shown(torrent.name()));

@@ -38,6 +38,27 @@ pub fn shown(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// JSON text with the characters [`shown`] escapes written as JSON
+/// `\uXXXX` escapes. serde_json escapes only C0 controls; DEL, C1
+/// controls and the bidirectional overrides would reach the terminal
+/// raw. In JSON such characters can only be inside strings, where the
+/// escape means the same character, so the document's value is unchanged.
+pub fn json_shown(json: &str) -> Cow<'_, str> {
+    if !json.chars().any(unsafe_char) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 8);
+    for c in json.chars() {
+        if unsafe_char(c) {
+            // All of them are in the Basic Multilingual Plane: one escape.
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +78,16 @@ mod tests {
             safe,
             "a\\u{1b}]0;t\\u{7}\\0\\r\\nb\\u{7f}\\u{9b}\\u{202e}c\\u{2066}"
         );
+    }
+
+    #[test]
+    fn json_keeps_its_value_and_loses_its_raw_controls() {
+        let value = serde_json::json!({ "name": "a\u{7f}b\u{9b}c\u{202e}d\u{1b}e" });
+        let raw = value.to_string();
+        let safe = json_shown(&raw);
+        assert!(!safe.chars().any(unsafe_char), "{safe}");
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back, value);
+        assert!(matches!(json_shown("{\"a\":1}"), Cow::Borrowed(_)));
     }
 }

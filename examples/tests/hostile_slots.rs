@@ -620,6 +620,30 @@ fn info_never_prints_control_bytes_from_a_torrent() {
     assert!(text.contains("\\u{1b}[31mannounce"), "{text}");
     assert!(text.contains("\\u{202e}txt"), "{text}");
     assert!(text.contains("plain.txt"), "{text}");
+
+    // `--json`: the same characters as JSON escapes, and the document
+    // still says exactly what the torrent holds.
+    let out = rustico()
+        .args(["info", "--json"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let bad: Vec<char> = text
+        .chars()
+        .filter(|&c| (c.is_control() && c != '\n') || ('\u{202a}'..='\u{202e}').contains(&c))
+        .collect();
+    assert!(bad.is_empty(), "--json holds {bad:?}:\n{text}");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // (The name's C0 and C1 controls are sanitised away by metainfo; the
+    // override stays, and the tracker URL keeps its ESC.)
+    assert!(
+        json["name"].as_str().unwrap().contains('\u{202e}'),
+        "{text}"
+    );
+    let tracker = json["trackers"][0][0].as_str().unwrap();
+    assert!(tracker.contains("\u{1b}[31m"), "{text}");
 }
 
 /// `argv`: port. A peer on 127.0.0.1:PORT that answers every plaintext
