@@ -11,28 +11,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use rustico_testkit::ChildGuard;
 
-/// Threads of process `pid`, from `/proc/PID/status`.
-fn threads(pid: u32) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// User plus system CPU time of process `pid` so far.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which may hold spaces) in parentheses.
-    let rest = stat.rsplit_once(')').unwrap().1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line: 12 and 13
-    // after the name. Clock ticks are 100 per second on Linux.
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10)
-}
-
 /// `argv`: port, count. Opens `count` connections to 127.0.0.1:PORT from
 /// 127.0.0.2, 127.0.0.3, ... (four per address) and keeps them silent.
 /// Prints OPEN once they are made, then holds them until killed.
@@ -204,7 +182,7 @@ fn a_tracker_full_of_hanging_peers_does_not_start_a_thread_each() {
     let start = Instant::now();
     let mut most = 0;
     let status = loop {
-        most = most.max(threads(pid));
+        most = most.max(proc_status(pid, "Threads:"));
         if let Some(status) = download.0.try_wait().unwrap() {
             break status;
         }

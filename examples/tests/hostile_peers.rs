@@ -18,16 +18,6 @@ use common::*;
 
 const ATTACKER: &str = include_str!("hostile_peers.py");
 
-fn proc_status(pid: u32, key: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Resident memory of `pid` in MiB.
 fn rss_mib(pid: u32) -> u64 {
     proc_status(pid, "VmRSS:") / 1024
@@ -35,15 +25,6 @@ fn rss_mib(pid: u32) -> u64 {
 
 fn threads(pid: u32) -> u64 {
     proc_status(pid, "Threads:")
-}
-
-/// User plus system CPU time of `pid` so far.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let rest = stat.rsplit_once(')').unwrap().1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10)
 }
 
 /// The most RSS and threads a process reached, sampled every 20 ms.

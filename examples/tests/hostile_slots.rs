@@ -16,36 +16,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use rustico_testkit::ChildGuard;
 
-/// A `/proc/PID/status` field, in its unit (kB for memory).
-fn status_field(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-/// User plus system CPU time of process `pid` so far.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) in parentheses.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return Duration::ZERO;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime: fields 14 and 15 of the line, 12 and 13 after the
-    // name; 100 clock ticks a second on Linux.
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_millis((tick(11) + tick(12)) * 10)
-}
-
 /// The most threads and RSS a process had while it was watched, and the
 /// CPU time it used from the start of the watch.
 struct Watch {
@@ -74,8 +44,8 @@ impl Watch {
         );
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                t.fetch_max(status_field(pid, "Threads:"), Ordering::Relaxed);
-                r.fetch_max(status_field(pid, "VmRSS:"), Ordering::Relaxed);
+                t.fetch_max(proc_status(pid, "Threads:"), Ordering::Relaxed);
+                r.fetch_max(proc_status(pid, "VmRSS:"), Ordering::Relaxed);
                 c.fetch_max(cpu_time(pid).as_millis() as u64, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(50));
             }

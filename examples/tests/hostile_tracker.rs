@@ -120,28 +120,6 @@ struct Usage {
     cpu: Duration,
 }
 
-/// A field of `/proc/PID/status` as a number (`Threads:`, `VmRSS:`).
-fn status_field(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-/// User plus system CPU time of process `pid` so far (`None` once gone).
-fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime: fields 14 and 15 of the line, 12 and 13 after the
-    // name; 100 clock ticks per second on Linux.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
-}
-
 /// Runs `rustico download TORRENT` (no `--peer`: its only source of peers
 /// is the trackers) until it exits, at most `bound`, sampling its threads,
 /// RSS and CPU time every 20 ms. Panics with its log if it does not finish.
@@ -172,11 +150,9 @@ fn download_via_trackers(dir: &Path, torrent: impl AsRef<OsStr>, bound: Duration
         cpu: Duration::ZERO,
     };
     loop {
-        usage.threads = usage.threads.max(status_field(pid, "Threads:") as usize);
-        usage.rss_kib = usage.rss_kib.max(status_field(pid, "VmRSS:"));
-        if let Some(cpu) = cpu_time(pid) {
-            usage.cpu = usage.cpu.max(cpu);
-        }
+        usage.threads = usage.threads.max(proc_status(pid, "Threads:") as usize);
+        usage.rss_kib = usage.rss_kib.max(proc_status(pid, "VmRSS:"));
+        usage.cpu = usage.cpu.max(cpu_time(pid));
         if let Some(status) = download.0.try_wait().unwrap() {
             usage.elapsed = start.elapsed();
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
