@@ -512,10 +512,9 @@ pub fn resolve(
 /// The info-hash a v2-only torrent's swarm goes by: SHA-256 of the info
 /// dictionary, truncated to 20 bytes (BEP 52).
 fn truncated_v2_hash(info: &[u8]) -> [u8; 20] {
-    let full = rustico_metainfo::InfoHashV2::of_info_bytes(info).0;
-    let mut out = [0u8; 20];
-    out.copy_from_slice(&full[..20]);
-    out
+    rustico_metainfo::InfoHashV2::of_info_bytes(info)
+        .truncated()
+        .0
 }
 
 /// A peer that answers no hash request for this long is left for the next.
@@ -574,7 +573,6 @@ fn layers_from_peer(
     stop: &AtomicBool,
 ) -> Result<(), PeerFailure> {
     use rustico_metainfo::LayerRange;
-    use rustico_peer_wire::HashRequest;
     use PeerFailure::{Gone, Misbehaved};
     let info_hash = torrent.info_hash().0;
     let config = SessionConfig {
@@ -594,13 +592,6 @@ fn layers_from_peer(
     link.socket()
         .set_read_timeout(Some(READ_SLICE))
         .map_err(|e| Gone(e.to_string()))?;
-    let to_wire = |r: &LayerRange| HashRequest {
-        pieces_root: r.pieces_root,
-        base_layer: r.base_layer,
-        index: r.index,
-        length: r.length,
-        proof_layers: r.proof_layers,
-    };
     let mut asked: Vec<LayerRange> = Vec::new();
     let mut last_answer = Instant::now();
     let mut out = Vec::new();
@@ -618,7 +609,7 @@ fn layers_from_peer(
             let Some(range) = fetch.poll_request() else {
                 break;
             };
-            if session.request_hashes(to_wire(&range)) {
+            if session.request_hashes(crate::meta::hash_request(&range)) {
                 asked.push(range);
             } else {
                 fetch.release(&range);
@@ -632,7 +623,10 @@ fn layers_from_peer(
                 Event::HashesRejected(request) => (request, None),
                 _ => continue,
             };
-            let Some(at) = asked.iter().position(|r| to_wire(r) == request) else {
+            let Some(at) = asked
+                .iter()
+                .position(|r| crate::meta::hash_request(r) == request)
+            else {
                 continue;
             };
             let range = asked.swap_remove(at);
@@ -717,13 +711,8 @@ mod tests {
 
     impl HashSource for Layers {
         fn hashes(&self, r: &HashRequest) -> Option<Vec<[u8; 32]>> {
-            let mut hashes = self.server.answer(&rustico_metainfo::LayerRange {
-                pieces_root: r.pieces_root,
-                base_layer: r.base_layer,
-                index: r.index,
-                length: r.length,
-                proof_layers: r.proof_layers,
-            })?;
+            let mut hashes = self.server.answer(&crate::meta::layer_range(r))?;
+
             if self.lie {
                 hashes.iter_mut().for_each(|h| h[0] ^= 1);
             }

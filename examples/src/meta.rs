@@ -82,19 +82,35 @@ impl TorrentMeta {
     }
 }
 
-/// metainfo's [`HashServer`] behind peer-wire's [`HashSource`] (the
-/// crates do not know each other's request type).
+/// metainfo's [`HashServer`] behind peer-wire's [`HashSource`].
 #[derive(Debug)]
 struct LayerHashes(HashServer);
 
 impl HashSource for LayerHashes {
     fn hashes(&self, r: &HashRequest) -> Option<Vec<[u8; 32]>> {
-        self.0.answer(&LayerRange {
-            pieces_root: r.pieces_root,
-            base_layer: r.base_layer,
-            index: r.index,
-            length: r.length,
-            proof_layers: r.proof_layers,
-        })
+        self.0.answer(&layer_range(r))
+    }
+}
+
+/// A wire hash request as metainfo's [`LayerRange`] (the crates do not
+/// know each other's type for the same five numbers).
+pub fn layer_range(r: &HashRequest) -> LayerRange {
+    LayerRange {
+        pieces_root: r.pieces_root,
+        base_layer: r.base_layer,
+        index: r.index,
+        length: r.length,
+        proof_layers: r.proof_layers,
+    }
+}
+
+/// The other way: metainfo's [`LayerRange`] as a wire hash request.
+pub fn hash_request(r: &LayerRange) -> HashRequest {
+    HashRequest {
+        pieces_root: r.pieces_root,
+        base_layer: r.base_layer,
+        index: r.index,
+        length: r.length,
+        proof_layers: r.proof_layers,
     }
 }

@@ -86,17 +86,7 @@ fn libtorrent_seeds_and_rustico_downloads(kind: &str) {
     let hash = libtorrent_create(&seed_dir.join("multi"), &url, &torrent, kind);
     let tracker = start_tracker_on(port, &[hash]);
     let lt_port = rustico_testkit::free_port();
-    let mut seed = rustico_testkit::spawn_python(
-        LIBTORRENT_PEER,
-        &[
-            torrent.to_str().unwrap(),
-            seed_dir.to_str().unwrap(),
-            &lt_port.to_string(),
-            "seed",
-        ],
-    )
-    .unwrap();
-    wait_for_line(&mut seed, "READY");
+    let _seed = libtorrent_peer(&torrent, &seed_dir, lt_port, "seed");
     let config = config_in(dir.path());
     let out_dir = dir.path().join("download");
     download_through_tracker(&torrent, &out_dir, &config);
@@ -284,20 +274,7 @@ fn libtorrent_hybrid_with_equal_pads_rechecks_whole_and_rustico_seeds_it_to_libt
     assert_no_pad(&seed_dir);
 
     let (_seeder, _) = start_seeder(&torrent, &seed_dir, &config);
-    let lt_dir = dir.path().join("libtorrent");
-    std::fs::create_dir_all(&lt_dir).unwrap();
-    let mut lt = rustico_testkit::spawn_python(
-        LIBTORRENT_PEER,
-        &[
-            torrent.to_str().unwrap(),
-            lt_dir.to_str().unwrap(),
-            &rustico_testkit::free_port().to_string(),
-            "leech",
-        ],
-    )
-    .unwrap();
-    wait_for_line(&mut lt, "READY");
-    wait_for_line(&mut lt, "DONE");
+    let lt_dir = libtorrent_downloads(&torrent, dir.path());
     assert_files(&lt_dir.join("album"), &files);
     assert_no_pad(&seed_dir);
 }
@@ -311,17 +288,12 @@ fn libtorrent_seeds_a_hybrid_with_equal_pads_and_rustico_downloads_no_pad_on_dis
     let port = rustico_testkit::free_port();
     let (files, torrent, hash) = album_with_equal_pads(dir.path(), port);
     let _tracker = start_tracker_on(port, &[hash]);
-    let mut seed = rustico_testkit::spawn_python(
-        LIBTORRENT_PEER,
-        &[
-            torrent.to_str().unwrap(),
-            dir.path().join("seed").to_str().unwrap(),
-            &rustico_testkit::free_port().to_string(),
-            "seed",
-        ],
-    )
-    .unwrap();
-    wait_for_line(&mut seed, "READY");
+    let _seed = libtorrent_peer(
+        &torrent,
+        &dir.path().join("seed"),
+        rustico_testkit::free_port(),
+        "seed",
+    );
     let config = config_in(dir.path());
     let out_dir = dir.path().join("download");
     download_through_tracker(&torrent, &out_dir, &config);

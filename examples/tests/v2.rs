@@ -96,17 +96,7 @@ fn libtorrent_seeds_a_v2_only_torrent_and_rustico_downloads_it() {
         &[info_hash(&torrent)],
     )
     .unwrap();
-    let mut seed = rustico_testkit::spawn_python(
-        LIBTORRENT_PEER,
-        &[
-            torrent.to_str().unwrap(),
-            seed_dir.to_str().unwrap(),
-            &rustico_testkit::free_port().to_string(),
-            "seed",
-        ],
-    )
-    .unwrap();
-    wait_for_line(&mut seed, "READY");
+    let _seed = libtorrent_peer(&torrent, &seed_dir, rustico_testkit::free_port(), "seed");
     let out_dir = dir.path().join("download");
     leech(&torrent, &out_dir, &config_in(dir.path()));
     assert_files(&out_dir.join("v2"), &files);
@@ -142,20 +132,7 @@ fn rustico_seeds_a_v2_only_torrent_it_created_and_libtorrent_downloads_it() {
     )
     .unwrap();
     let (_seeder, _) = start_seeder(&torrent, &seed_dir, &config_in(dir.path()));
-    let lt_dir = dir.path().join("libtorrent");
-    std::fs::create_dir_all(&lt_dir).unwrap();
-    let mut lt = rustico_testkit::spawn_python(
-        LIBTORRENT_PEER,
-        &[
-            torrent.to_str().unwrap(),
-            lt_dir.to_str().unwrap(),
-            &rustico_testkit::free_port().to_string(),
-            "leech",
-        ],
-    )
-    .unwrap();
-    wait_for_line(&mut lt, "READY");
-    wait_for_line(&mut lt, "DONE");
+    let lt_dir = libtorrent_downloads(&torrent, dir.path());
     assert_files(&lt_dir.join("v2"), &files);
 }
 
@@ -190,17 +167,7 @@ fn rustico_downloads_a_v2_only_torrent_from_a_btmh_magnet_link_served_by_libtorr
     );
     assert_eq!(v2.len(), 64, "{v2}");
     let lt_port = rustico_testkit::free_port();
-    let mut seed = rustico_testkit::spawn_python(
-        LIBTORRENT_PEER,
-        &[
-            torrent.to_str().unwrap(),
-            seed_dir.to_str().unwrap(),
-            &lt_port.to_string(),
-            "seed",
-        ],
-    )
-    .unwrap();
-    wait_for_line(&mut seed, "READY");
+    let _seed = libtorrent_peer(&torrent, &seed_dir, lt_port, "seed");
     let link = format!("magnet:?xt=urn:btmh:1220{v2}&x.pe=127.0.0.1:{lt_port}");
     let out_dir = dir.path().join("download");
     let mut cmd = rustico();
@@ -411,19 +378,6 @@ fn a_hybrid_is_announced_under_its_v2_hash_and_libtorrent_finds_it_there() {
     let _tracker =
         rustico_testkit::Opentracker::start_on(([127, 0, 0, 1], port).into(), &[v2_swarm]).unwrap();
     let (_seeder, _) = start_seeder(&torrent, &seed_dir, &config_in(dir.path()));
-    let lt_dir = dir.path().join("libtorrent");
-    std::fs::create_dir_all(&lt_dir).unwrap();
-    let mut lt = rustico_testkit::spawn_python(
-        LIBTORRENT_PEER,
-        &[
-            torrent.to_str().unwrap(),
-            lt_dir.to_str().unwrap(),
-            &rustico_testkit::free_port().to_string(),
-            "leech",
-        ],
-    )
-    .unwrap();
-    wait_for_line(&mut lt, "READY");
-    wait_for_line(&mut lt, "DONE");
+    let lt_dir = libtorrent_downloads(&torrent, dir.path());
     assert_files(&lt_dir.join("hyb"), &files);
 }

@@ -268,6 +268,34 @@ while time.monotonic() < end:
             break
 "#;
 
+/// A [`LIBTORRENT_PEER`] for `torrent`, its files under `save`, on
+/// 127.0.0.1:`port` in `mode` ("seed" or "leech"); returns once it
+/// listens (READY).
+pub fn libtorrent_peer(torrent: &Path, save: &Path, port: u16, mode: &str) -> ChildGuard {
+    let mut peer = rustico_testkit::spawn_python(
+        LIBTORRENT_PEER,
+        &[
+            torrent.to_str().unwrap(),
+            save.to_str().unwrap(),
+            &port.to_string(),
+            mode,
+        ],
+    )
+    .unwrap();
+    wait_for_line(&mut peer, "READY");
+    peer
+}
+
+/// libtorrent downloads `torrent` into `DIR/libtorrent` (from whatever
+/// peers its trackers give) and has every piece; returns that folder.
+pub fn libtorrent_downloads(torrent: &Path, dir: &Path) -> PathBuf {
+    let lt_dir = dir.join("libtorrent");
+    std::fs::create_dir_all(&lt_dir).unwrap();
+    let mut lt = libtorrent_peer(torrent, &lt_dir, rustico_testkit::free_port(), "leech");
+    wait_for_line(&mut lt, "DONE");
+    lt_dir
+}
+
 /// Reads a child's stdout until a line equal to `want` (a helper script's
 /// READY or DONE); panics if it exits first.
 pub fn wait_for_line(guard: &mut ChildGuard, want: &str) {
