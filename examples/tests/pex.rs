@@ -64,11 +64,18 @@ fn three_peers(private: bool) -> (String, u16) {
         (config_in(&d), log_file(&d))
     };
     let (config_a, _) = config("a");
-    let (config_b, _) = config("b");
+    let (config_b, log_b) = config("b");
     let (config_c, log_c) = config("c");
     let [port_a, port_b, port_c] = [(); 3].map(|()| rustico_testkit::free_port());
     let _a = start_seeder_on(&torrent, &dir.path().join("a"), port_a, &config_a);
     let _b = leecher(&torrent, &dir.path().join("b"), port_b, port_a, &config_b);
+    // C's first dial must find B listening (a refused dial backs off
+    // 10 s, by which time B is a seed and their link closes before any
+    // PEX message).
+    assert!(
+        wait_for_log(&log_b, "listening on port", Duration::from_secs(20)),
+        "B never started listening"
+    );
     let _c = leecher(&torrent, &dir.path().join("c"), port_c, port_b, &config_c);
     assert!(
         wait_for_log(&log_c, "complete and verified", Duration::from_secs(60)),
