@@ -3,6 +3,8 @@
 //! exponentiation), SHA-1 (`sha1`) and RC4 (`rc4`). This file only
 //! wires them together as the specification says.
 
+use std::sync::OnceLock;
+
 use crypto_bigint::modular::{MontyForm, MontyParams};
 use crypto_bigint::{Odd, U192, U768};
 use rc4::{KeyInit, Rc4, StreamCipher};
@@ -14,7 +16,17 @@ use super::{CryptoMethod, MseError};
 pub const PUBLIC_KEY_LEN: usize = 96;
 
 /// Bits of the private exponent (the specification asks for 160).
+#[cfg(not(fuzzing))]
 const PRIVATE_KEY_BITS: u32 = 160;
+
+/// Fuzzing builds (`cargo fuzz` sets `--cfg fuzzing`) use only the low
+/// 8 bits of the exponent. The fuzz targets exercise the handshake's
+/// parsing and state, not crypto-bigint's arithmetic, and two 160-bit
+/// exponentiations a run (about 0.7 ms) would cap a target at about
+/// 1,500 runs a second. Keys stay in range and the handshake stays
+/// complete: both sides still agree on the secret.
+#[cfg(fuzzing)]
+const PRIVATE_KEY_BITS: u32 = 8;
 
 /// RC4 keystream bytes thrown away before the first byte is used.
 pub(super) const RC4_DISCARD: usize = 1024;
@@ -26,10 +38,17 @@ pub(super) fn prime() -> U768 {
     U768::from_be_hex(PRIME_HEX)
 }
 
+/// The Montgomery parameters of the prime, computed once per process:
+/// they cost more than a short exponentiation, and every handshake
+/// needs them twice.
 fn params() -> Result<MontyParams<{ U768::LIMBS }>, MseError> {
-    let odd: Option<Odd<U768>> = Odd::new(prime()).into();
-    match odd {
-        Some(p) => Ok(MontyParams::new(p)),
+    static PARAMS: OnceLock<Option<MontyParams<{ U768::LIMBS }>>> = OnceLock::new();
+    let params = PARAMS.get_or_init(|| {
+        let odd: Option<Odd<U768>> = Odd::new(prime()).into();
+        odd.map(MontyParams::new)
+    });
+    match params {
+        Some(p) => Ok(*p),
         None => {
             debug_assert!(false, "the MSE prime is odd");
             Err(MseError::Internal {
