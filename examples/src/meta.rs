@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rustico_metainfo::{HashServer, LayerRange, Torrent};
+use rustico_metainfo::{BlockLayers, HashServer, LayerRange, Torrent};
 use rustico_peer_wire::{HashRequest, HashSource, MetadataServer};
-use rustico_storage::Layout;
+use rustico_storage::{Layout, Storage};
 
 /// A torrent as the engine sees it.
 #[derive(Debug, Clone)]
@@ -30,6 +30,9 @@ pub struct TorrentMeta {
     /// For a v2 or hybrid torrent: its piece layers, served to peers'
     /// BEP 52 hash requests.
     pub hashes: Option<Arc<dyn HashSource>>,
+    /// For a v2 or hybrid torrent: where each piece's block hashes sit in
+    /// its file's merkle tree (to ask for them, check and serve them).
+    pub block_layers: Option<Arc<BlockLayers>>,
     /// For a hybrid torrent: the truncated v2 info-hash, the name of its
     /// second swarm (peers may greet us under either hash).
     pub v2_swarm: Option<[u8; 20]>,
@@ -59,6 +62,7 @@ impl TorrentMeta {
             hashes: t
                 .has_v2()
                 .then(|| Arc::new(LayerHashes(HashServer::new(t))) as Arc<dyn HashSource>),
+            block_layers: t.has_v2().then(|| Arc::new(BlockLayers::new(t))),
             v2_swarm: t
                 .info_hashes()
                 .v2
@@ -76,9 +80,40 @@ impl TorrentMeta {
         TorrentMeta::from_torrent(&t)
     }
 
+    /// What a v2 or hybrid torrent answers peers' hash requests from: its
+    /// piece layers, and a piece's block hashes computed from its bytes
+    /// in `storage` (only for a piece whose bytes check).
+    pub fn served_hashes(&self, storage: &Arc<Storage>) -> Option<Arc<dyn HashSource>> {
+        let (layers, blocks) = (self.hashes.clone()?, self.block_layers.clone()?);
+        Some(Arc::new(ServedHashes {
+            layers,
+            blocks,
+            storage: Arc::clone(storage),
+        }))
+    }
+
     /// The info-hash as 40 lowercase hex digits.
     pub fn hex_hash(&self) -> String {
         rustico_metainfo::hex(&self.info_hash).to_string()
+    }
+}
+
+/// A torrent's piece layers, and block hashes from the pieces on disk.
+#[derive(Debug)]
+struct ServedHashes {
+    layers: Arc<dyn HashSource>,
+    blocks: Arc<BlockLayers>,
+    storage: Arc<Storage>,
+}
+
+impl HashSource for ServedHashes {
+    fn hashes(&self, r: &HashRequest) -> Option<Vec<[u8; 32]>> {
+        match self.blocks.for_request(&layer_range(r)) {
+            // Reading and hashing a piece per request costs what serving
+            // it would; the session's transmit bound paces the answers.
+            Some(blocks) => blocks.hashes_of(&self.storage.read_piece(blocks.piece()).ok()?),
+            None => self.layers.hashes(r),
+        }
     }
 }
 

@@ -435,3 +435,124 @@ fn corrupt_pieces_get_the_liar_banned(format: &str) {
         "a banned peer is not dialled again"
     );
 }
+
+/// A peer with the fast extension that claims every piece, sends garbage
+/// for the second block of each piece and rejects every other request,
+/// so that each piece it touches also holds blocks from an honest peer.
+/// It never answers hash requests.
+fn lie_about_one_block(mut stream: TcpStream, num_pieces: u32) -> std::io::Result<()> {
+    let mut theirs = [0u8; 68];
+    stream.read_exact(&mut theirs)?;
+    let Ok(rustico_peer_wire::Status::Complete(h, _)) = Handshake::decode(&theirs) else {
+        return Ok(());
+    };
+    let reserved = Reserved::default().with_fast(true);
+    let ours = Handshake::new(reserved, h.info_hash, *b"-XX0001-blockliar000");
+    let mut out = ours.to_bytes().to_vec();
+    Message::HaveAll.encode(&mut out);
+    Message::Unchoke.encode(&mut out);
+    stream.write_all(&out)?;
+    let mut framer = Framer::with_limits(Limits::for_torrent(num_pieces));
+    let mut buf = vec![0u8; 65536];
+    let garbage = rustico_testkit::pseudo_random_bytes(98, 16384);
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        framer.feed(&buf[..n]);
+        let mut reply = Vec::new();
+        while let Some(m) = framer.next_message().map_err(std::io::Error::other)? {
+            match m {
+                Message::Request(r) if r.offset == 16384 => Message::Piece {
+                    index: r.piece,
+                    begin: r.offset,
+                    data: &garbage[..r.length as usize],
+                }
+                .encode(&mut reply),
+                Message::Request(r) => Message::RejectRequest(r).encode(&mut reply),
+                _ => {}
+            }
+        }
+        stream.write_all(&reply)?;
+    }
+}
+
+/// BEP 52: a v2 piece that fails with blocks from two peers is traced to
+/// the block, through the merkle tree. The downloader asks a peer for the
+/// piece's block hashes (the honest seed answers them from its disk; the
+/// liar never does), checks them against the piece layer, and bans the
+/// sender of the block whose hash differs at once: the ban names the
+/// merkle proof, not a good copy or a count of failed pieces.
+#[test]
+fn a_corrupt_v2_block_is_traced_through_the_merkle_tree_to_its_sender() {
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let files = content(52, &[("v2.bin", 2_000_000)]);
+    write_files(&seed_dir, &files);
+    let torrent: PathBuf = create_torrent(
+        &seed_dir.join("v2.bin"),
+        &dir.path().join("v2.torrent"),
+        &["--piece-length", "65536", "--format", "v2"],
+    );
+    let seed_cfg_dir = dir.path().join("seed-cfg");
+    std::fs::create_dir_all(&seed_cfg_dir).unwrap();
+    let (_seeder, seed_port) = start_seeder(&torrent, &seed_dir, &config_in(&seed_cfg_dir));
+    let liar = TcpListener::bind("127.0.0.1:0").unwrap();
+    let liar_addr = liar.local_addr().unwrap();
+    let num_pieces = 2_000_000u32.div_ceil(65536);
+    std::thread::spawn(move || {
+        for stream in liar.incoming() {
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || {
+                let _ = lie_about_one_block(stream, num_pieces);
+            });
+        }
+    });
+
+    let out = dir.path().join("download");
+    let mut download = rustico();
+    download
+        .arg("-vv")
+        .arg("download")
+        .arg(&torrent)
+        .arg("-o")
+        .arg(&out)
+        .args(["--port", "0"])
+        .args(["--peer", &liar_addr.to_string()])
+        .args(["--peer", &format!("127.0.0.1:{seed_port}")])
+        .arg("--config")
+        .arg(config_in(dir.path()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut download = ChildGuard(download.spawn().unwrap());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = download.0.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let log = std::fs::read_to_string(log_file(dir.path())).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            panic!(
+                "download did not finish in 60 s; the log ends:\n{}",
+                tail.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = std::fs::read_to_string(log_file(dir.path())).unwrap_or_default();
+    assert!(status.success(), "download failed:\n{log}");
+    assert_files(&out, &files);
+    assert!(
+        log.contains(&format!(
+            "banning peer {liar_addr}: sent a block its merkle hash refutes"
+        )),
+        "the liar is banned on the merkle proof:\n{log}"
+    );
+    assert!(log.contains("proved corrupt by their hashes"), "{log}");
+    assert!(
+        !log.contains(&format!("banning peer 127.0.0.1:{seed_port}")),
+        "the honest seed is not banned:\n{log}"
+    );
+}

@@ -59,6 +59,10 @@
 //!   with progress and cancel ([`Progress`], [`CreateError`]).
 //! - [`merkle`]: BEP 52 merkle trees (block hashes, piece layers, roots,
 //!   proof checks), used by the reader, the creator and storage.
+//! - [`PieceLayerFetch`] and [`HashServer`]: a magnet link's piece layers
+//!   asked of peers, and served to them (BEP 52 hash requests).
+//! - [`BlockLayers`] and [`PieceBlocks`]: a v2 piece's block hashes, to
+//!   name the block (and so the peer) that broke a piece.
 //!
 //! # Validation policy
 //! Refuse what cannot be downloaded or is self-contradictory; load
@@ -151,6 +155,7 @@
 /// How far hashing has come (the same type a storage recheck reports).
 pub use rustico_pieces::Progress;
 
+mod block_layer;
 mod create;
 mod error;
 mod info_hash;
@@ -161,6 +166,7 @@ mod sanitize;
 mod torrent;
 mod v2;
 
+pub use block_layer::{BlockLayers, PieceBlocks};
 pub use create::{
     auto_piece_length, BadNameProblem, CreateError, TorrentBuilder, TorrentVersion, UrlProblem,
     MAX_AUTO_PIECE_LENGTH, MIN_AUTO_PIECE_LENGTH, TARGET_PIECE_COUNT,

@@ -1630,7 +1630,7 @@ impl Sim {
             PeerCommand::Pex(m) => {
                 s.send_pex(&m);
             }
-            PeerCommand::BackOff | PeerCommand::Close(_) => {}
+            PeerCommand::BackOff | PeerCommand::Close(_) | PeerCommand::RequestBlockHashes(_) => {}
         }
         self.mark_dirty(n, c);
         Ok(())

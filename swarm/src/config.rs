@@ -97,6 +97,12 @@ pub struct SwarmConfig {
     /// Failed piece copies whose per-block hashes are kept for smart ban
     /// (up to 4 copies of one piece; the oldest is forgotten past this).
     pub max_suspect_pieces: usize,
+    /// A v2 (or hybrid) torrent: when a piece from several peers fails,
+    /// ask a peer for its block hashes
+    /// ([`PeerCommand::RequestBlockHashes`](crate::PeerCommand::RequestBlockHashes))
+    /// and ban the senders of the blocks they prove wrong at once,
+    /// without waiting for a good copy. Blocks must be 16 KiB.
+    pub block_hashes: bool,
     /// First wait before redialling an address after a failure; doubles
     /// with each further failure.
     pub base_backoff: Duration,
@@ -158,6 +164,7 @@ impl SwarmConfig {
             shared_failures_to_ban: 6,
             ban_duration: Duration::from_secs(600),
             max_suspect_pieces: 64,
+            block_hashes: false,
             base_backoff: Duration::from_secs(5),
             max_backoff: Duration::from_secs(300),
             resume_interval: Duration::from_secs(5),

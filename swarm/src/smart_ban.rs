@@ -61,13 +61,16 @@ impl SmartBan {
     }
 
     /// A piece failed: `senders[i]` sent block `i` (of `block_len` bytes)
-    /// of `data`. Returns the remotes to ban now, with why.
+    /// of `data`. Returns the remotes to ban now, with why. Without
+    /// `count_shared`, a piece from several senders is recorded but
+    /// counts against none of them (something better will tell).
     pub(crate) fn piece_failed(
         &mut self,
         piece: u32,
         data: &[u8],
         block_len: usize,
         senders: &[Option<Remote>],
+        count_shared: bool,
     ) -> Vec<(Remote, BanReason)> {
         let mut distinct: Vec<Remote> = senders.iter().flatten().copied().collect();
         distinct.sort_unstable();
@@ -99,6 +102,9 @@ impl SmartBan {
             }
         }
         let sole = distinct.len() == 1;
+        if !sole && !count_shared {
+            return bans;
+        }
         for remote in distinct {
             let b = self.blame.entry(remote).or_default();
             if sole {
@@ -114,6 +120,27 @@ impl SmartBan {
             }
         }
         bans
+    }
+
+    /// The blocks `corrupt` of the latest failed copy of `piece` were
+    /// proved wrong (a v2 piece's block hashes): their senders, and the
+    /// copy's record is done with. Empty when no copy is remembered.
+    pub(crate) fn blocks_corrupt(&mut self, piece: u32, corrupt: &[u32]) -> Vec<Remote> {
+        let Some(at) = self.suspects.iter().rposition(|(p, _)| *p == piece) else {
+            return Vec::new();
+        };
+        let Some((_, record)) = self.suspects.remove(at) else {
+            return Vec::new();
+        };
+        let mut liars: Vec<Remote> = Vec::new();
+        for &block in corrupt {
+            if let Some(Some((remote, _))) = record.get(block as usize) {
+                if !liars.contains(remote) {
+                    liars.push(*remote);
+                }
+            }
+        }
+        liars
     }
 
     /// A good copy of `piece` was saved: the senders of blocks that differ
@@ -157,7 +184,7 @@ mod tests {
         let mut bad = good.clone();
         bad[25] ^= 1;
         let senders = [Some(remote(1)), Some(remote(2)), Some(remote(1))];
-        assert!(s.piece_failed(3, &bad, 16, &senders).is_empty());
+        assert!(s.piece_failed(3, &bad, 16, &senders, true).is_empty());
         assert_eq!(s.piece_saved(3, &good, 16), [remote(2)]);
         assert_eq!(s.suspects(), 0);
         assert!(s.piece_saved(3, &good, 16).is_empty());
@@ -174,11 +201,35 @@ mod tests {
         first[3] ^= 1;
         let mut second = good.clone();
         second[20] ^= 1;
-        s.piece_failed(5, &first, 16, &[Some(remote(1)), Some(remote(3))]);
-        s.piece_failed(5, &second, 16, &[Some(remote(3)), Some(remote(2))]);
+        s.piece_failed(5, &first, 16, &[Some(remote(1)), Some(remote(3))], true);
+        s.piece_failed(5, &second, 16, &[Some(remote(3)), Some(remote(2))], true);
         assert_eq!(s.suspects(), 2);
         assert_eq!(s.piece_saved(5, &good, 16), [remote(1), remote(2)]);
         assert_eq!(s.suspects(), 0);
+    }
+
+    #[test]
+    fn proved_corrupt_blocks_name_their_senders_in_the_latest_copy() {
+        let mut s = SmartBan::new(8, 100, 100);
+        let data = [0u8; 48];
+        s.piece_failed(
+            2,
+            &data,
+            16,
+            &[Some(remote(1)), Some(remote(2)), Some(remote(3))],
+            true,
+        );
+        s.piece_failed(
+            2,
+            &data,
+            16,
+            &[Some(remote(4)), Some(remote(5)), Some(remote(4))],
+            true,
+        );
+        assert_eq!(s.blocks_corrupt(2, &[0, 2, 7]), [remote(4)]);
+        assert_eq!(s.suspects(), 1, "the first copy is still kept");
+        assert_eq!(s.blocks_corrupt(2, &[1]), [remote(2)]);
+        assert!(s.blocks_corrupt(2, &[1]).is_empty(), "nothing left");
     }
 
     #[test]
@@ -186,10 +237,25 @@ mod tests {
         let mut s = SmartBan::new(4, 2, 6);
         let data = [0u8; 32];
         let only = [Some(remote(1)), Some(remote(1))];
-        assert!(s.piece_failed(0, &data, 16, &only).is_empty());
+        assert!(s.piece_failed(0, &data, 16, &only, true).is_empty());
         assert_eq!(
-            s.piece_failed(1, &data, 16, &only),
+            s.piece_failed(1, &data, 16, &only, true),
             [(remote(1), BanReason::FailedPieces)]
+        );
+    }
+
+    #[test]
+    fn shared_failures_count_only_when_asked_to() {
+        let mut s = SmartBan::new(8, 1, 1);
+        let shared = [Some(remote(1)), Some(remote(2))];
+        assert!(s.piece_failed(0, &[0u8; 32], 16, &shared, false).is_empty());
+        assert_eq!(s.suspects(), 1, "recorded all the same");
+        assert_eq!(s.piece_failed(1, &[0u8; 32], 16, &shared, true).len(), 2);
+        let sole = [Some(remote(3)), Some(remote(3))];
+        assert_eq!(
+            s.piece_failed(2, &[0u8; 32], 16, &sole, false),
+            [(remote(3), BanReason::FailedPieces)],
+            "a sole sender is counted anyway"
         );
     }
 
@@ -197,7 +263,13 @@ mod tests {
     fn memory_is_bounded_by_the_suspect_cap() {
         let mut s = SmartBan::new(3, 100, 100);
         for piece in 0..10 {
-            s.piece_failed(piece, &[1u8; 32], 16, &[Some(remote(1)), Some(remote(2))]);
+            s.piece_failed(
+                piece,
+                &[1u8; 32],
+                16,
+                &[Some(remote(1)), Some(remote(2))],
+                true,
+            );
         }
         assert_eq!(s.suspects(), 3);
         assert!(s.piece_saved(0, &[0u8; 32], 16).is_empty(), "forgotten");

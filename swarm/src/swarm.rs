@@ -296,7 +296,25 @@ pub struct Swarm {
     /// not take another's slot: a crowd reconnecting cannot evict each
     /// other in turn and keep every slot young.
     slot_cooldown: slots::Cooldown,
+    /// Failed v2 pieces whose block hashes are being asked for: the
+    /// peers asked so far and the copy's senders (asked last).
+    block_hash_asks: HashMap<u32, BlockHashAsk>,
 }
+
+/// One failed piece's search for its block hashes.
+#[derive(Debug)]
+struct BlockHashAsk {
+    asked: Vec<PeerKey>,
+    senders: Vec<Remote>,
+}
+
+/// Peers asked at once for one failed piece's block hashes: an answer
+/// is checked against the piece's hash, so the first good one settles
+/// it, and a peer that never answers holds nothing up.
+const BLOCK_HASH_ASKS_AT_ONCE: usize = 2;
+/// Peers asked in all (each refusal asks one more) before the swarm
+/// waits for a good copy of the piece instead.
+const MAX_BLOCK_HASH_ASKS: usize = 4;
 
 /// The live peer `key` names, borrowing only the table.
 /// Rechokes made at once for changes of interest are at least this far
@@ -392,6 +410,7 @@ impl Swarm {
             last_quick_rechoke: None,
             pex_connected: Vec::new(),
             slot_cooldown: slots::Cooldown::new(cfg.max_candidates, cfg.eviction_grace * 6),
+            block_hash_asks: HashMap::new(),
             cfg,
         })
     }
@@ -749,6 +768,15 @@ impl Swarm {
                 self.on_extension_info(key, listen_port, pex, now)
             }
             PeerEvent::Pex(message) => self.on_pex(key, message, now),
+            PeerEvent::BlockHashesRefused(piece) => {
+                if self
+                    .block_hash_asks
+                    .get(&piece)
+                    .is_some_and(|ask| ask.asked.contains(&key))
+                {
+                    self.ask_block_hashes(piece);
+                }
+            }
             PeerEvent::Transferred { .. } => {}
         }
     }
@@ -809,6 +837,8 @@ impl Swarm {
         if self.saving.remove(&piece).is_none() {
             return Err(SwarmError::NotSaving { piece });
         }
+        // A good copy settles it: smart ban compares the failed ones.
+        self.block_hash_asks.remove(&piece);
         for liar in self.smart_ban.piece_saved(piece, &data, self.block_size) {
             self.ban(liar, BanReason::CorruptBlock, now);
         }
@@ -870,17 +900,87 @@ impl Swarm {
         distinct.dedup();
         self.events.push_back(Event::HashFailed {
             piece,
-            senders: distinct,
+            senders: distinct.clone(),
         });
-        let bans = self
-            .smart_ban
-            .piece_failed(piece, &data, self.block_size, &senders);
+        let asking = self.block_hash_asks.contains_key(&piece);
+        let ask_hashes = self.cfg.block_hashes
+            && distinct.len() > 1
+            && (asking || self.block_hash_asks.len() < self.cfg.max_suspect_pieces);
+        // With block hashes on the way, a piece shared with others blames
+        // nobody by count: the hashes name the sender of the bad block,
+        // and counting would ban the honest peers a liar shared with.
+        let bans =
+            self.smart_ban
+                .piece_failed(piece, &data, self.block_size, &senders, !ask_hashes);
         for (remote, reason) in bans {
             self.ban(remote, reason, now);
+        }
+        if ask_hashes && !asking {
+            debug_assert_eq!(self.block_size, 16 * 1024, "v2 blocks are 16 KiB");
+            self.block_hash_asks.insert(
+                piece,
+                BlockHashAsk {
+                    asked: Vec::new(),
+                    senders: distinct,
+                },
+            );
+            for _ in 0..BLOCK_HASH_ASKS_AT_ONCE {
+                self.ask_block_hashes(piece);
+            }
         }
         self.recycle(data);
         self.top_up_all(now);
         Ok(())
+    }
+
+    /// The driver compared the latest failed copy of `piece` with its
+    /// block hashes (asked for by [`PeerCommand::RequestBlockHashes`]):
+    /// `corrupt` are the 16 KiB blocks that differ. Their senders are
+    /// banned at once. A late or repeated report changes nothing.
+    pub fn handle_corrupt_blocks(&mut self, piece: u32, corrupt: &[u32], now: Instant) {
+        if self.block_hash_asks.remove(&piece).is_none() {
+            return;
+        }
+        for liar in self.smart_ban.blocks_corrupt(piece, corrupt) {
+            self.ban(liar, BanReason::BlockHashMismatch, now);
+        }
+        self.top_up_all(now);
+    }
+
+    /// Asks one more peer for a failed piece's block hashes: one that
+    /// has the piece and did not send the failed copy, else one of its
+    /// senders. With nobody left to ask and no answer awaited, the piece
+    /// waits for a good copy (smart ban).
+    fn ask_block_hashes(&mut self, piece: u32) {
+        let Some(ask) = self.block_hash_asks.get(&piece) else {
+            return;
+        };
+        let eligible = |p: &Peer| {
+            p.active_peer()
+                && !ask.asked.contains(&p.key)
+                && self.picker.peer_has_piece(p.key, piece)
+        };
+        let next = self
+            .peers
+            .iter()
+            .flatten()
+            .filter(|p| eligible(p))
+            .min_by_key(|p| ask.senders.contains(&p.remote))
+            .map(|p| p.key);
+        match next {
+            Some(key) if ask.asked.len() < MAX_BLOCK_HASH_ASKS => {
+                self.commands
+                    .push_back((key, PeerCommand::RequestBlockHashes(piece)));
+                if let Some(ask) = self.block_hash_asks.get_mut(&piece) {
+                    ask.asked.push(key);
+                }
+            }
+            _ => {
+                if ask.asked.is_empty() {
+                    self.block_hash_asks.remove(&piece);
+                }
+            }
+        }
     }
 
     /// Runs the timers due at `now`. An early or extra call is harmless.

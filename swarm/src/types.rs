@@ -96,6 +96,10 @@ pub enum PeerEvent {
     },
     /// A `ut_pex` message from the peer.
     Pex(PexMessage),
+    /// The peer did not give the block hashes of this piece that
+    /// [`PeerCommand::RequestBlockHashes`] asked for (it rejected the
+    /// request, or its answer failed the check): another peer is asked.
+    BlockHashesRefused(u32),
     /// Payload bytes moved since the previous report.
     Transferred {
         /// Bytes received.
@@ -164,6 +168,15 @@ pub enum PeerCommand {
     /// [`Swarm::handle_disconnected`](crate::Swarm::handle_disconnected)
     /// once it is closed.
     Close(CloseReason),
+    /// A v2 torrent's piece from several peers failed its hash check
+    /// ([`SwarmConfig::block_hashes`](crate::SwarmConfig::block_hashes)):
+    /// ask this peer for the piece's 16 KiB block hashes (a BEP 52 hash
+    /// request on layer 0). Check its answer against the piece's hash,
+    /// compare it with the failed copy and report the blocks that differ
+    /// to [`Swarm::handle_corrupt_blocks`](crate::Swarm::handle_corrupt_blocks);
+    /// report a reject, or an answer that fails the check, as
+    /// [`PeerEvent::BlockHashesRefused`].
+    RequestBlockHashes(u32),
     /// Web seeds only: the data it sent failed the hash check; stop
     /// fetching from it for a while (report `Choked(true)` and the
     /// dropped requests, then `Choked(false)` when ready again).
@@ -232,6 +245,9 @@ pub enum BanReason {
     SharedFailedPieces,
     /// A good copy of a failed piece proved one of its blocks wrong.
     CorruptBlock,
+    /// A v2 piece's block hashes, from the merkle tree, proved one of
+    /// its blocks wrong.
+    BlockHashMismatch,
 }
 
 impl fmt::Display for BanReason {
@@ -242,6 +258,7 @@ impl fmt::Display for BanReason {
                 "took part in too many pieces that failed the hash check"
             }
             BanReason::CorruptBlock => "sent a corrupt block",
+            BanReason::BlockHashMismatch => "sent a block its merkle hash refutes",
         })
     }
 }

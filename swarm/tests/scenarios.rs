@@ -239,6 +239,100 @@ fn smart_ban_names_the_sender_of_a_corrupt_block_once_a_good_copy_arrives() {
 }
 
 #[test]
+fn v2_block_hashes_name_the_sender_of_a_corrupt_block_at_once() {
+    let mut cfg = config(4);
+    cfg.block_hashes = true;
+    let mut h = Harness::new(cfg, Bitfield::new(4));
+    let honest = h.seed(1, true);
+    let liar = h.seed(2, true);
+    let third = h.seed(3, true);
+    h.commands();
+    let block = |offset| rustico_swarm::BlockRequest {
+        piece: 0,
+        offset,
+        length: 16384,
+    };
+    h.deliver(honest, block(0));
+    let mut bad = block_data(block(16384));
+    bad[100] ^= 0xff;
+    h.event(
+        liar,
+        PeerEvent::Block {
+            req: block(16384),
+            data: bad,
+        },
+    );
+    assert_eq!(h.hash_pieces(), (0, 1));
+    let asks = |c: &[(rustico_swarm::PeerKey, PeerCommand)]| -> Vec<rustico_swarm::PeerKey> {
+        c.iter()
+            .filter(|(_, o)| *o == PeerCommand::RequestBlockHashes(0))
+            .map(|(k, _)| *k)
+            .collect()
+    };
+    // Two peers are asked at once, first one that sent none of the
+    // failed copy.
+    let first = asks(&h.commands());
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert_eq!(first[0], third);
+    // One refuses: the last peer with the piece is asked too.
+    h.event(third, PeerEvent::BlockHashesRefused(0));
+    let next = asks(&h.commands());
+    assert_eq!(next.len(), 1);
+    assert!(!first.contains(&next[0]));
+    // Nobody is left to ask.
+    h.event(next[0], PeerEvent::BlockHashesRefused(0));
+    assert!(asks(&h.commands()).is_empty());
+    // The hashes prove block 1 wrong: its sender is banned before any
+    // good copy of the piece arrives.
+    h.swarm.handle_corrupt_blocks(0, &[1], h.now);
+    let events = h.drain_events();
+    assert!(events.contains(&Event::Banned {
+        remote: Remote::Addr(addr(2)),
+        reason: BanReason::BlockHashMismatch
+    }));
+    assert!(!h.swarm.is_banned(addr(1), h.now));
+    assert!(orders_to(&h.commands(), liar).contains(&PeerCommand::Close(CloseReason::Banned)));
+    // A late second answer bans nobody else.
+    h.swarm.handle_corrupt_blocks(0, &[0], h.now);
+    assert!(!h.swarm.is_banned(addr(1), h.now));
+}
+
+#[test]
+fn without_block_hashes_or_with_one_sender_nobody_is_asked() {
+    for (block_hashes, senders) in [(false, 2), (true, 1)] {
+        let mut cfg = config(4);
+        cfg.block_hashes = block_hashes;
+        let mut h = Harness::new(cfg, Bitfield::new(4));
+        let a = h.seed(1, true);
+        let b = h.seed(2, true);
+        h.seed(3, true);
+        h.commands();
+        for (i, offset) in [0, 16384].into_iter().enumerate() {
+            let req = rustico_swarm::BlockRequest {
+                piece: 0,
+                offset,
+                length: 16384,
+            };
+            let from = if i == 1 && senders == 2 { b } else { a };
+            h.event(
+                from,
+                PeerEvent::Block {
+                    req,
+                    data: vec![0; 16384],
+                },
+            );
+        }
+        assert_eq!(h.hash_pieces(), (0, 1));
+        assert!(
+            !h.commands()
+                .iter()
+                .any(|(_, o)| matches!(o, PeerCommand::RequestBlockHashes(_))),
+            "block_hashes {block_hashes}, {senders} senders"
+        );
+    }
+}
+
+#[test]
 fn a_peer_that_alone_sends_bad_pieces_twice_is_banned() {
     let mut h = Harness::leecher(4);
     let liar = h.seed(1, true);

@@ -160,6 +160,9 @@ pub struct ConnSetup {
     pub metadata: Arc<rustico_peer_wire::MetadataServer>,
     /// A v2 or hybrid torrent's piece layers, for BEP 52 hash requests.
     pub hashes: Option<Arc<dyn rustico_peer_wire::HashSource>>,
+    /// A v2 or hybrid torrent's pieces' block hashes: checks the answers
+    /// to our requests for them.
+    pub block_layers: Option<Arc<rustico_metainfo::BlockLayers>>,
     /// Peer exchange allowed (the torrent is not private).
     pub pex: bool,
     /// Our listen port, for the extension handshake.
@@ -393,6 +396,27 @@ fn read_loop(
     }
 }
 
+/// An answer or a reject to one of our requests for a failed piece's
+/// block hashes, checked, as the manager takes it (`None`: not one).
+fn block_hashes_event(
+    layers: Option<&rustico_metainfo::BlockLayers>,
+    event: &SessionEvent,
+) -> Option<Event> {
+    let (request, hashes) = match event {
+        SessionEvent::Hashes { request, hashes } => (request, Some(hashes)),
+        SessionEvent::HashesRejected(request) => (request, None),
+        _ => return None,
+    };
+    let blocks = layers?.for_request(&crate::meta::layer_range(request))?;
+    Some(match hashes {
+        Some(hashes) if blocks.check(hashes) => Event::BlockHashes {
+            piece: blocks.piece(),
+            hashes: hashes.clone(),
+        },
+        _ => Event::BlockHashesRefused(blocks.piece()),
+    })
+}
+
 /// A session event as the manager takes it (`None`: nothing to tell).
 /// Consecutive drops are merged into one report.
 fn to_manager_event(event: SessionEvent, num_pieces: u32, batch: &mut Vec<Event>) {
@@ -473,6 +497,11 @@ fn apply(session: &mut Session, command: Command, now: Instant) {
         Command::Pex(message) => {
             session.send_pex(&message);
         }
+        // Refused only with 16 hash requests out: the swarm then waits
+        // for a good copy of the piece instead.
+        Command::RequestHashes(request) => {
+            session.request_hashes(request);
+        }
     }
 }
 
@@ -505,6 +534,10 @@ fn event_loop(
                 if let Some((_, nodes)) = &setup.dht {
                     nodes.learned(SocketAddr::new(setup.addr.ip(), port));
                 }
+                continue;
+            }
+            if let Some(event) = block_hashes_event(setup.block_layers.as_deref(), &event) {
+                batch.push(event);
                 continue;
             }
             to_manager_event(event, setup.num_pieces, &mut batch);

@@ -128,6 +128,12 @@ struct Manager {
     meta: TorrentMeta,
     swarm: Swarm,
     storage: Arc<Storage>,
+    /// What peers' BEP 52 hash requests are answered from (v2 only).
+    served_hashes: Option<Arc<dyn rustico_peer_wire::HashSource>>,
+    /// The block hashes of the latest failed copy of v2 pieces, to
+    /// compare with the hashes a peer sends (at most
+    /// [`MAX_FAILED_COPIES`]).
+    failed_copies: HashMap<u32, Vec<[u8; 32]>>,
     links: HashMap<PeerKey, Link>,
     /// The torrent's HTTP(S) web seeds, indexed as the swarm names them.
     web_seeds: Vec<String>,
@@ -209,6 +215,7 @@ fn run_inner(setup: ManagerSetup) -> Result<(), ManagerError> {
     config.upload_slots = setup.upload_slots;
     config.seed = super::seed_from_clock();
     config.web_seeds = web_seeds.len();
+    config.block_hashes = meta.block_layers.is_some();
     let now = Instant::now();
     let swarm_error = |source| ManagerError::Swarm {
         name: name.clone(),
@@ -275,10 +282,13 @@ fn run_inner(setup: ManagerSetup) -> Result<(), ManagerError> {
         status.complete_on_disk.store(true, Ordering::SeqCst);
         status.complete.store(true, Ordering::SeqCst);
     }
+    let served_hashes = meta.served_hashes(&storage);
     let mut m = Manager {
         meta,
         swarm,
         storage,
+        served_hashes,
+        failed_copies: HashMap::new(),
         links: HashMap::new(),
         web_seeds,
         peer_id: setup.peer_id,
@@ -298,6 +308,10 @@ fn run_inner(setup: ManagerSetup) -> Result<(), ManagerError> {
     m.shut_down(&peer_rx);
     result
 }
+
+/// Failed v2 pieces whose block hashes the manager keeps at once (the
+/// swarm asks for no more than its suspect pieces either).
+const MAX_FAILED_COPIES: usize = 64;
 
 fn saver(rx: &Receiver<SaveJob>, storage: &Storage, control: &Sender<Control>) {
     for job in rx {
@@ -328,7 +342,8 @@ fn peer_event(event: Event) -> Option<PeerEvent> {
         Event::PeerInfo { listen_port, pex } => PeerEvent::ExtensionInfo { listen_port, pex },
         Event::Pex(message) => PeerEvent::Pex(message),
         Event::Stats { down, up } => PeerEvent::Transferred { down, up },
-        Event::Serve(_) => return None,
+        Event::BlockHashesRefused(piece) => PeerEvent::BlockHashesRefused(piece),
+        Event::Serve(_) | Event::BlockHashes { .. } => return None,
     })
 }
 
@@ -384,6 +399,32 @@ impl Manager {
         Ok(())
     }
 
+    /// Keeps the block hashes of a failed v2 piece, for when a peer sends
+    /// the true ones.
+    fn keep_failed_copy(&mut self, piece: u32, data: &[u8]) {
+        let Some(blocks) = self.meta.block_layers.as_ref().and_then(|l| l.piece(piece)) else {
+            return;
+        };
+        if self.failed_copies.len() < MAX_FAILED_COPIES || self.failed_copies.contains_key(&piece) {
+            self.failed_copies.insert(piece, blocks.copy_hashes(data));
+        }
+    }
+
+    /// A peer sent the checked block hashes of a failed piece: the blocks
+    /// of its latest failed copy that differ go to the swarm, which bans
+    /// their senders.
+    fn compare_failed_copy(&mut self, piece: u32, hashes: &[[u8; 32]], now: Instant) {
+        let (Some(copy), Some(blocks)) = (
+            self.failed_copies.remove(&piece),
+            self.meta.block_layers.as_ref().and_then(|l| l.piece(piece)),
+        ) else {
+            return;
+        };
+        let corrupt = blocks.corrupt_blocks(hashes, &copy);
+        log::debug!(target: "rustico", "{}: piece {piece}: blocks {corrupt:?} proved corrupt by their hashes", self.meta.name);
+        self.swarm.handle_corrupt_blocks(piece, &corrupt, now);
+    }
+
     fn send(&mut self, key: PeerKey, command: PeerCommand) {
         let Some(link) = self.links.get(&key) else {
             return;
@@ -398,6 +439,17 @@ impl Manager {
                     PeerCommand::Interested(on) => ConnInput::Command(Command::Interested(on)),
                     PeerCommand::Pex(message) => ConnInput::Command(Command::Pex(message)),
                     PeerCommand::Close(reason) => ConnInput::Close(reason.to_string()),
+                    PeerCommand::RequestBlockHashes(piece) => {
+                        let Some(blocks) =
+                            self.meta.block_layers.as_ref().and_then(|l| l.piece(piece))
+                        else {
+                            debug_assert!(false, "block hashes asked of a v1 piece {piece}");
+                            return;
+                        };
+                        ConnInput::Command(Command::RequestHashes(crate::meta::hash_request(
+                            blocks.range(),
+                        )))
+                    }
                     PeerCommand::BackOff => return,
                 };
                 tx.send(input);
@@ -438,7 +490,8 @@ impl Manager {
             ours: self.swarm.have().clone(),
             storage: self.storage.clone(),
             metadata: Arc::clone(&self.meta.metadata),
-            hashes: self.meta.hashes.clone(),
+            hashes: self.served_hashes.clone(),
+            block_layers: self.meta.block_layers.clone(),
             pex: !self.meta.private,
             listen_port: self.listen_port,
             encryption: self.encryption,
@@ -598,8 +651,12 @@ impl Manager {
             Control::Saved(result) => {
                 let (piece, data) = (result.piece, result.data);
                 let reported = match result.outcome {
-                    Ok(()) => self.swarm.handle_piece_saved(piece, data, now),
+                    Ok(()) => {
+                        self.failed_copies.remove(&piece);
+                        self.swarm.handle_piece_saved(piece, data, now)
+                    }
                     Err(WriteError::HashMismatch { .. }) => {
+                        self.keep_failed_copy(piece, &data);
                         self.swarm.handle_piece_failed(piece, data, now)
                     }
                     Err(source) => {
@@ -658,7 +715,13 @@ impl Manager {
                 }
             }
             PeerMsg::Events(events) => {
-                for event in events.into_iter().filter_map(peer_event) {
+                for event in events {
+                    if let Event::BlockHashes { piece, hashes } = &event {
+                        self.compare_failed_copy(*piece, hashes, now);
+                    }
+                    let Some(event) = peer_event(event) else {
+                        continue;
+                    };
                     // A stale key (the peer is gone) is not an error here.
                     let _ = self.swarm.handle_peer_event(key, event, now);
                 }

@@ -55,6 +55,8 @@ pub enum Command {
     Interested(bool),
     /// Send a `ut_pex` message (ignored if the peer lacks `ut_pex`).
     Pex(PexMessage),
+    /// Send a BEP 52 hash request (a failed v2 piece's block hashes).
+    RequestHashes(rustico_peer_wire::HashRequest),
 }
 
 /// What a connection reports to its manager, in [`PeerMsg::Events`]: the
@@ -100,6 +102,17 @@ pub enum Event {
     /// Our outstanding requests got no answer in time; they are listed
     /// and forgotten here, so another peer may get them.
     Stalled(Vec<BlockRequest>),
+    /// The block hashes of a failed v2 piece that we asked for, checked
+    /// against the piece's hash.
+    BlockHashes {
+        /// The piece.
+        piece: u32,
+        /// Its blocks' hashes (zeros past the file's end).
+        hashes: Vec<[u8; 32]>,
+    },
+    /// The peer rejected our request for a piece's block hashes, or its
+    /// answer failed the check.
+    BlockHashesRefused(u32),
     /// Payload counters, every second: bytes received and sent since the
     /// previous report.
     Stats {
