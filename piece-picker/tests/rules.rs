@@ -744,3 +744,43 @@ fn block_returned_below_later_requests_is_picked_next() {
     assert_eq!(offsets(pick(&mut picker, a, 8)), vec![0, 1, 2, 3, 4, 5, 6]);
     picker.debug_check_invariants().unwrap();
 }
+
+#[test]
+fn pick_in_takes_only_the_listed_pieces_the_peer_has_and_we_want() {
+    let mut picker = PiecePicker::new(config(8)).unwrap();
+    let a = picker.add_peer();
+    picker.peer_bitfield(a, &bitfield(8, |p| p != 5)).unwrap();
+    let b = picker.add_peer();
+    picker.peer_has_all(b).unwrap();
+    // Piece 2 is under way with b, one block left open; piece 3 is ours.
+    let mut started = Vec::new();
+    picker.pick_in(b, &[2], 3, &mut started).unwrap();
+    assert_eq!(started.len(), 3);
+    let three = pick_in(&mut picker, b, &[3], 4);
+    receive_all(&mut picker, b, &three);
+    assert_eq!(picker.piece_state(3), Some(PieceState::Have));
+    picker.set_piece_priority(6, 0).unwrap();
+    // 5: a lacks it; 3: ours; 6: not wanted; 9: out of range.
+    let got = pick_in(&mut picker, a, &[5, 3, 6, 9, 2, 7], 10);
+    assert_eq!(
+        got.iter().map(|r| (r.piece, r.offset)).collect::<Vec<_>>(),
+        [(2, 3), (7, 0), (7, 1), (7, 2), (7, 3)],
+        "the open block of 2, then all of 7, and nothing else"
+    );
+    assert!(
+        pick_in(&mut picker, a, &[2, 7], 10).is_empty(),
+        "no duplicates"
+    );
+    assert_eq!(picker.in_flight_count(a), 5);
+}
+
+fn pick_in(
+    picker: &mut PiecePicker,
+    peer: PeerKey,
+    pieces: &[u32],
+    max: usize,
+) -> Vec<BlockRequest> {
+    let mut out = Vec::new();
+    picker.pick_in(peer, pieces, max, &mut out).unwrap();
+    out
+}

@@ -1366,8 +1366,8 @@ impl Sim {
                     }
                     WireEvent::Pex(m) => PeerEvent::Pex(m),
                     WireEvent::Stats { down, up } => PeerEvent::Transferred { down, up },
-                    WireEvent::AllowedFast(_)
-                    | WireEvent::DhtPort(_)
+                    WireEvent::AllowedFast(p) => PeerEvent::AllowedFast(p),
+                    WireEvent::DhtPort(_)
                     | WireEvent::MetadataPiece { .. }
                     | WireEvent::MetadataRejected { .. }
                     | WireEvent::Hashes { .. }

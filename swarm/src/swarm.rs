@@ -102,6 +102,9 @@ struct Peer {
     closing: Option<CloseReason>,
     /// Age, last payload and interest, for slot decisions.
     activity: Activity,
+    /// BEP 6 allowed-fast pieces it granted us: asked for even while it
+    /// chokes us (at most [`MAX_ALLOWED_FAST`]).
+    allowed_fast: Vec<u32>,
 }
 
 impl Peer {
@@ -115,6 +118,7 @@ impl Peer {
             client: String::new(),
             encrypted: false,
             fast: false,
+            allowed_fast: Vec::new(),
             am_choking: true,
             am_interested: false,
             peer_choking: true,
@@ -307,6 +311,10 @@ struct BlockHashAsk {
     asked: Vec<PeerKey>,
     senders: Vec<Remote>,
 }
+
+/// Allowed-fast grants kept per peer (libtorrent grants 10): a peer
+/// granting more cannot make us keep a list of every piece.
+const MAX_ALLOWED_FAST: usize = 32;
 
 /// Peers asked at once for one failed piece's block hashes: an answer
 /// is checked against the piece's hash, so the first good one settles
@@ -768,6 +776,7 @@ impl Swarm {
                 self.on_extension_info(key, listen_port, pex, now)
             }
             PeerEvent::Pex(message) => self.on_pex(key, message, now),
+            PeerEvent::AllowedFast(piece) => self.on_allowed_fast(key, piece, now),
             PeerEvent::BlockHashesRefused(piece) => {
                 if self
                     .block_hash_asks
@@ -1303,6 +1312,21 @@ impl Swarm {
         self.update_interest(key, now);
     }
 
+    fn on_allowed_fast(&mut self, key: PeerKey, piece: u32, now: Instant) {
+        let pieces = self.geometry.num_pieces();
+        let Ok(peer) = self.peer_mut(key) else { return };
+        if peer.fast
+            && piece < pieces
+            && peer.allowed_fast.len() < MAX_ALLOWED_FAST
+            && !peer.allowed_fast.contains(&piece)
+        {
+            peer.allowed_fast.push(piece);
+            if peer.peer_choking {
+                self.top_up(key, now);
+            }
+        }
+    }
+
     fn on_choked(&mut self, key: PeerKey, choked: bool, now: Instant) {
         let Ok(peer) = self.peer_mut(key) else { return };
         peer.peer_choking = choked;
@@ -1536,8 +1560,10 @@ impl Swarm {
         let Some(peer) = slot_mut(&mut self.peers, key) else {
             return;
         };
+        // While it chokes us, only the pieces it allows fast (BEP 6).
+        let choked_fast = peer.peer_choking && peer.fast && !peer.allowed_fast.is_empty();
         if !peer.active()
-            || peer.peer_choking
+            || (peer.peer_choking && !choked_fast)
             || !peer.am_interested
             || peer.hold_until.is_some_and(|t| now < t)
         {
@@ -1553,12 +1579,17 @@ impl Swarm {
             return;
         }
         self.scratch.clear();
-        if self
-            .picker
-            .pick(key, limit - in_flight, &mut self.scratch)
-            .is_err()
-            || self.scratch.is_empty()
-        {
+        let picked = if choked_fast {
+            self.picker.pick_in(
+                key,
+                &peer.allowed_fast,
+                limit - in_flight,
+                &mut self.scratch,
+            )
+        } else {
+            self.picker.pick(key, limit - in_flight, &mut self.scratch)
+        };
+        if picked.is_err() || self.scratch.is_empty() {
             return;
         }
         if in_flight == 0 {

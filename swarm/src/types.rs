@@ -96,6 +96,9 @@ pub enum PeerEvent {
     },
     /// A `ut_pex` message from the peer.
     Pex(PexMessage),
+    /// BEP 6 `allowed fast`: the peer serves this piece even while it
+    /// chokes us (fast extension only; at most 32 grants are kept).
+    AllowedFast(u32),
     /// The peer did not give the block hashes of this piece that
     /// [`PeerCommand::RequestBlockHashes`] asked for (it rejected the
     /// request, or its answer failed the check): another peer is asked.

@@ -30,6 +30,8 @@ enum Op {
     Transferred(u8, u16, u16),
     Advance(u16),
     Hash,
+    /// The peer grants an allowed-fast piece (BEP 6).
+    AllowedFast(u8, u32),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -47,6 +49,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (p.clone(), any::<u16>(), any::<u16>()).prop_map(|(a, b, c)| Op::Transferred(a, b, c)),
         1 => (0u16..20_000).prop_map(Op::Advance),
         2 => Just(Op::Hash),
+        1 => (p.clone(), 0..PIECES).prop_map(|(a, b)| Op::AllowedFast(a, b)),
     ]
 }
 
@@ -57,6 +60,8 @@ struct Model {
     peers: HashMap<u8, PeerKey>,
     /// Peers that choke us.
     choking: HashSet<PeerKey>,
+    /// Allowed-fast pieces each fast peer granted.
+    allowed: HashMap<PeerKey, HashSet<u32>>,
     down: u64,
     up: u64,
     saved: u32,
@@ -100,6 +105,7 @@ fn run(ops: Vec<Op>, end_game: bool) -> Result<(), TestCaseError> {
                         .handle_disconnected(key, Disconnect::Closed, now)
                         .unwrap();
                     m.choking.remove(&key);
+                    m.allowed.remove(&key);
                 }
             }
             Op::Pieces(slot, bits) => {
@@ -166,6 +172,16 @@ fn run(ops: Vec<Op>, end_game: bool) -> Result<(), TestCaseError> {
                     m.up += u64::from(up);
                 }
             }
+            Op::AllowedFast(slot, piece) => {
+                if let Some(&key) = m.peers.get(&slot) {
+                    h.event(key, PeerEvent::AllowedFast(piece));
+                    // Only a peer with the fast extension (even slots) may
+                    // grant; the swarm ignores the others.
+                    if slot % 2 == 0 {
+                        m.allowed.entry(key).or_default().insert(piece);
+                    }
+                }
+            }
             Op::Advance(ms) => h.advance(Duration::from_millis(ms.into())),
             Op::Hash => m.saved += h.hash_pieces().0,
             _ => {}
@@ -178,10 +194,13 @@ fn run(ops: Vec<Op>, end_game: bool) -> Result<(), TestCaseError> {
                         m.peers.values().any(|k| *k == key),
                         "request to an unknown peer"
                     );
-                    prop_assert!(
-                        !m.choking.contains(&key),
-                        "request to a peer that chokes us"
-                    );
+                    for r in &reqs {
+                        prop_assert!(
+                            !m.choking.contains(&key)
+                                || m.allowed.get(&key).is_some_and(|a| a.contains(&r.piece)),
+                            "{r:?} from a peer that chokes us and did not allow it fast"
+                        );
+                    }
                     for r in reqs {
                         prop_assert!(
                             h.swarm.peer_has_piece(key, r.piece),
@@ -195,6 +214,7 @@ fn run(ops: Vec<Op>, end_game: bool) -> Result<(), TestCaseError> {
                     if let Some(slot) = m.peers.iter().find(|(_, k)| **k == key).map(|(s, _)| *s) {
                         m.peers.remove(&slot);
                         m.choking.remove(&key);
+                        m.allowed.remove(&key);
                         h.swarm
                             .handle_disconnected(key, Disconnect::Closed, h.now)
                             .unwrap();

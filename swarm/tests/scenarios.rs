@@ -298,6 +298,35 @@ fn v2_block_hashes_name_the_sender_of_a_corrupt_block_at_once() {
 }
 
 #[test]
+fn a_choking_fast_peer_is_asked_only_for_the_pieces_it_allows_fast() {
+    let mut h = Harness::leecher(8);
+    let fast = h.dial(1, 1, true);
+    h.event(fast, PeerEvent::Pieces(Bitfield::full(8)));
+    let plain = h.dial(2, 2, false);
+    h.event(plain, PeerEvent::Pieces(Bitfield::full(8)));
+    assert!(requests_to(&h.commands(), fast).is_empty(), "both choke us");
+    h.event(fast, PeerEvent::AllowedFast(5));
+    h.event(fast, PeerEvent::AllowedFast(99)); // out of range: ignored
+    h.event(plain, PeerEvent::AllowedFast(5)); // no fast extension: ignored
+    let c = h.commands();
+    let asked = requests_to(&c, fast);
+    assert!(!asked.is_empty());
+    assert!(asked.iter().all(|r| r.piece == 5), "{asked:?}");
+    assert!(requests_to(&c, plain).is_empty());
+    // Piece 5 done, nothing else is allowed: nothing more is asked.
+    for r in asked {
+        h.deliver(fast, r);
+    }
+    assert_eq!(h.hash_pieces(), (1, 0));
+    h.advance(Duration::from_secs(2));
+    assert!(requests_to(&h.commands(), fast).is_empty());
+    // Unchoked, it is asked for anything.
+    h.event(fast, PeerEvent::Choked(false));
+    let asked = requests_to(&h.commands(), fast);
+    assert!(asked.iter().any(|r| r.piece != 5), "{asked:?}");
+}
+
+#[test]
 fn without_block_hashes_or_with_one_sender_nobody_is_asked() {
     for (block_hashes, senders) in [(false, 2), (true, 1)] {
         let mut cfg = config(4);

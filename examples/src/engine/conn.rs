@@ -451,11 +451,10 @@ fn to_manager_event(event: SessionEvent, num_pieces: u32, batch: &mut Vec<Event>
         }
         SessionEvent::Pex(message) => Event::Pex(message),
         SessionEvent::Stats { down, up } => Event::Stats { down, up },
-        // Pieces the peer lets us fetch while choked: the manager does not
-        // ask for them yet. Metadata and hash events come only to the
-        // sessions that ask for them (magnet links).
-        SessionEvent::AllowedFast(_)
-        | SessionEvent::DhtPort(_)
+        SessionEvent::AllowedFast(piece) => Event::AllowedFast(piece),
+        // Metadata and hash events come only to the sessions that ask for
+        // them (magnet links; block hashes are taken before this).
+        SessionEvent::DhtPort(_)
         | SessionEvent::MetadataPiece { .. }
         | SessionEvent::MetadataRejected { .. }
         | SessionEvent::Hashes { .. }

@@ -343,6 +343,7 @@ fn peer_event(event: Event) -> Option<PeerEvent> {
         Event::Pex(message) => PeerEvent::Pex(message),
         Event::Stats { down, up } => PeerEvent::Transferred { down, up },
         Event::BlockHashesRefused(piece) => PeerEvent::BlockHashesRefused(piece),
+        Event::AllowedFast(piece) => PeerEvent::AllowedFast(piece),
         Event::Serve(_) | Event::BlockHashes { .. } => return None,
     })
 }

@@ -102,6 +102,8 @@ pub enum Event {
     /// Our outstanding requests got no answer in time; they are listed
     /// and forgotten here, so another peer may get them.
     Stalled(Vec<BlockRequest>),
+    /// BEP 6: the peer serves this piece even while it chokes us.
+    AllowedFast(u32),
     /// The block hashes of a failed v2 piece that we asked for, checked
     /// against the piece's hash.
     BlockHashes {

@@ -40,6 +40,43 @@ impl PiecePicker {
         Ok(out.len() - before)
     }
 
+    /// Like [`pick`](Self::pick), but only blocks of `pieces`, in that
+    /// order: the BEP 6 allowed-fast pieces a peer serves while it chokes
+    /// us. A piece is taken when the peer has it and it is wanted, either
+    /// already downloading (its open blocks) or not started; no end-game
+    /// duplicates. Returns how many requests were appended.
+    pub fn pick_in(
+        &mut self,
+        peer: PeerKey,
+        pieces: &[u32],
+        max_blocks: usize,
+        out: &mut Vec<BlockRequest>,
+    ) -> Result<usize, PickerError> {
+        self.peer(peer)?;
+        let before = out.len();
+        self.ensure_clean();
+        let mut left = max_blocks;
+        for &piece in pieces {
+            if left == 0 {
+                break;
+            }
+            if piece >= self.geo.num_pieces
+                || !self.wanted(piece)
+                || !self.peer_has_piece(peer, piece)
+            {
+                continue;
+            }
+            let d = match self.dl_of[piece as usize] {
+                NONE if self.is_open(piece) => self.start_piece(piece, peer),
+                NONE => continue,
+                d if self.dl[d as usize].open_blocks > 0 => d,
+                _ => continue,
+            };
+            left = self.request_open_blocks(d, peer, left, out);
+        }
+        Ok(out.len() - before)
+    }
+
     /// Partial pieces first. `strict` applies fastest-peer-first: own
     /// pieces, then abandoned ones (nothing in flight), then — for slow
     /// peers — other slow peers' pieces. Not strict: any partial piece.
