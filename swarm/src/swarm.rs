@@ -539,7 +539,17 @@ impl Swarm {
             .ok_or(SwarmError::UnknownPeer { peer: key })
     }
 
-    fn insert(&mut self, peer: Peer) {
+    fn insert(&mut self, peer: Peer, now: Instant) {
+        // A torrent without peers has no tick or rechoke armed (see
+        // `tick`): the first peer starts them.
+        if self.timers.get(Timer::Tick).is_none() {
+            self.timers
+                .set(Timer::Tick, Some(now + self.cfg.tick_interval));
+        }
+        if self.timers.get(Timer::Rechoke).is_none() {
+            self.timers
+                .set(Timer::Rechoke, Some(now + self.cfg.rechoke_interval));
+        }
         let i = peer.key.index() as usize;
         if self.peers.len() <= i {
             self.peers.resize_with(i + 1, || None);
@@ -628,7 +638,7 @@ impl Swarm {
         }
         let key = self.picker.add_peer();
         let peer = Peer::new(key, Remote::Addr(addr), false, &self.cfg, now);
-        self.insert(peer);
+        self.insert(peer, now);
         Ok(key)
     }
 
@@ -1166,7 +1176,7 @@ impl Swarm {
         for addr in addrs {
             let key = self.picker.add_peer();
             let peer = Peer::new(key, Remote::Addr(addr), true, &self.cfg, now);
-            self.insert(peer);
+            self.insert(peer, now);
             self.dials.push_back(Dial {
                 peer: key,
                 remote: Remote::Addr(addr),
@@ -1260,7 +1270,7 @@ impl Swarm {
             let key = self.picker.add_peer();
             let remote = Remote::WebSeed(index);
             let peer = Peer::new(key, remote, true, &self.cfg, now);
-            self.insert(peer);
+            self.insert(peer, now);
             self.dials.push_back(Dial { peer: key, remote });
         }
     }
@@ -1713,6 +1723,14 @@ impl Swarm {
             .as_secs_f64()
             .max(1e-3);
         self.last_tick = now;
+        // Idle torrents cost nothing: with no peer (dialling, connected
+        // or web seed) there is nothing to measure, time out or rechoke,
+        // and the next peer arms the timers again.
+        if self.peers.iter().all(Option::is_none) {
+            self.timers.set(Timer::Tick, None);
+            self.timers.set(Timer::Rechoke, None);
+            return;
+        }
         self.timers
             .set(Timer::Tick, Some(now + self.cfg.tick_interval));
         let (min, max, block) = (

@@ -297,6 +297,19 @@ fn v2_block_hashes_name_the_sender_of_a_corrupt_block_at_once() {
     assert!(!h.swarm.is_banned(addr(1), h.now));
 }
 
+/// Thousands of idle torrents in one process must not wake up every
+/// second each: a swarm without peers arms no timer until a peer comes.
+#[test]
+fn a_swarm_without_peers_arms_no_timer_until_one_comes() {
+    let mut h = Harness::leecher(4);
+    assert!(h.swarm.poll_timeout().is_some(), "the first tick is armed");
+    h.advance(Duration::from_secs(11));
+    assert_eq!(h.swarm.poll_timeout(), None);
+    h.swarm.handle_incoming(addr(7), h.now).unwrap();
+    let next = h.swarm.poll_timeout().expect("a peer arms the tick");
+    assert!(next <= h.now + Duration::from_secs(1));
+}
+
 #[test]
 fn a_choking_fast_peer_is_asked_only_for_the_pieces_it_allows_fast() {
     let mut h = Harness::leecher(8);
