@@ -158,6 +158,7 @@ mod layer_fetch;
 mod magnet;
 pub mod merkle;
 mod sanitize;
+mod scan;
 mod torrent;
 mod v2;
 
@@ -172,7 +173,7 @@ pub use layer_fetch::{
 };
 pub use magnet::{Magnet, MagnetError};
 pub use sanitize::{MAX_DUPLICATE_NAMES, MAX_ELEMENT_LENGTH, MAX_KEPT_EXTENSION};
-pub use torrent::{FileEntry, Torrent, V2PieceHash, MAX_PIECE_LENGTH};
+pub use torrent::{Attributes, FileEntry, Torrent, V2PieceHash, MAX_PIECE_LENGTH};
 
 /// The bencode types that appear in this crate's API (unknown keys are
 /// [`OwnedDict`]s of [`OwnedValue`]s; [`Error::Bencode`] wraps a

@@ -2,7 +2,9 @@
 //! plain, portable file name, and no two files end up at the same path.
 //! The rules are listed in the crate docs (`Paths are sanitised`).
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 
 use crate::error::{Error, PathProblem, Warning};
 use crate::torrent::FileEntry;
@@ -96,11 +98,18 @@ pub(crate) fn sanitize_element(bytes: &[u8]) -> Option<String> {
     Some(out)
 }
 
-/// Sanitises a whole path; never empty (`_` when every element was dropped).
-pub(crate) fn sanitize_path<'a>(elements: impl IntoIterator<Item = &'a [u8]>) -> Vec<String> {
-    let mut path: Vec<String> = elements.into_iter().filter_map(sanitize_element).collect();
+/// Sanitises a whole path and joins its elements with `/`; never empty
+/// (`_` when every element was dropped).
+pub(crate) fn sanitize_path<'a>(elements: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let mut path = String::new();
+    for element in elements.into_iter().filter_map(sanitize_element) {
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(&element);
+    }
     if path.is_empty() {
-        path.push("_".into());
+        path.push('_');
     }
     path
 }
@@ -161,6 +170,119 @@ fn numbered(name: &str, n: usize) -> String {
     out
 }
 
+/// Node 0 of [`Names`]: the torrent's folder.
+const ROOT: u32 = 0;
+
+/// The end of a chain in [`Names`].
+const NO_NODE: u32 = u32::MAX;
+
+/// A name [`Names`] holds: bytes `start..start + len` of file `file`'s
+/// path, in folder `parent`.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    parent: u32,
+    file: u32,
+    start: u32,
+    len: u32,
+    /// The previous node whose key hashed the same.
+    next: u32,
+}
+
+/// The names taken in each folder, compared ignoring ASCII case: a trie
+/// whose nodes point into the files' own paths rather than copying them
+/// (about 40 bytes a name instead of about 100 with owned lowercase
+/// keys, which mattered for a million files). Keys are hashed with a
+/// random key, so crafted names cannot make the chains long.
+struct Names {
+    nodes: Vec<Node>,
+    /// Hash of (parent, lowercase name) to the last node with that hash.
+    heads: HashMap<u64, u32>,
+    state: RandomState,
+}
+
+impl Names {
+    fn new() -> Names {
+        Names {
+            nodes: Vec::new(),
+            heads: HashMap::new(),
+            state: RandomState::new(),
+        }
+    }
+
+    fn hash(&self, parent: u32, name: &str) -> u64 {
+        let mut hasher = self.state.build_hasher();
+        hasher.write_u32(parent);
+        let mut lower = [0u8; 64];
+        for chunk in name.as_bytes().chunks(lower.len()) {
+            for (out, byte) in lower.iter_mut().zip(chunk) {
+                *out = byte.to_ascii_lowercase();
+            }
+            hasher.write(lower.get(..chunk.len()).unwrap_or_default());
+        }
+        hasher.finish()
+    }
+
+    /// The node of `name` in folder `parent`, if taken.
+    fn find(&self, files: &[FileEntry], parent: u32, name: &str, hash: u64) -> Option<u32> {
+        let mut at = *self.heads.get(&hash)?;
+        while let Some(node) = self.nodes.get(at as usize) {
+            let start = node.start as usize;
+            let taken = files
+                .get(node.file as usize)
+                .and_then(|f| f.path().get(start..start + node.len as usize));
+            if node.parent == parent && taken.is_some_and(|t| t.eq_ignore_ascii_case(name)) {
+                return Some(at + 1);
+            }
+            at = node.next;
+        }
+        None
+    }
+
+    /// Takes the name at `start..start + len` of file `file`'s path in
+    /// folder `parent`; returns its node.
+    fn insert(
+        &mut self,
+        parent: u32,
+        hash: u64,
+        file: usize,
+        start: usize,
+        len: usize,
+    ) -> Result<u32, Error> {
+        let too_many = || Error::Invalid {
+            key: format!("info.files[{file}].path"),
+            reason: "more than 2^32 - 2 names or bytes in a path".into(),
+            offset: 0,
+        };
+        let small = |n: usize| u32::try_from(n).ok().filter(|n| *n < NO_NODE);
+        let index = small(self.nodes.len()).ok_or_else(too_many)?;
+        let node = Node {
+            parent,
+            file: small(file).ok_or_else(too_many)?,
+            start: small(start).ok_or_else(too_many)?,
+            len: small(len).ok_or_else(too_many)?,
+            next: self.heads.insert(hash, index).unwrap_or(NO_NODE),
+        };
+        self.nodes.push(node);
+        Ok(index + 1)
+    }
+
+    /// The node of `name` in `parent`, taken if it was free.
+    fn find_or_insert(
+        &mut self,
+        files: &[FileEntry],
+        parent: u32,
+        name: &str,
+        file: usize,
+        start: usize,
+    ) -> Result<u32, Error> {
+        let hash = self.hash(parent, name);
+        match self.find(files, parent, name, hash) {
+            Some(node) => Ok(node),
+            None => self.insert(parent, hash, file, start, name.len()),
+        }
+    }
+}
+
 /// Renames files whose (sanitised) path is taken, in torrent order:
 /// folders first claim their paths, then each file claims its own; a file
 /// whose path is taken (compared ignoring ASCII case) becomes
@@ -170,46 +292,49 @@ pub(crate) fn resolve_duplicates(
     files: &mut [FileEntry],
     warnings: &mut Vec<Warning>,
 ) -> Result<(), Error> {
-    // A trie of names: (parent node, lowercase name) -> node. Node 0 is
-    // the torrent's folder. Walking it costs the length of each path,
-    // whatever the depth, where hashing every prefix would be quadratic.
-    let mut nodes: HashMap<(usize, String), usize> = HashMap::new();
+    // Walking the trie costs the length of each path, whatever the
+    // depth, where hashing every prefix would be quadratic.
+    let mut names = Names::new();
     let mut parents = Vec::with_capacity(files.len());
-    for file in files.iter() {
-        let mut parent = 0;
+    for (index, file) in files.iter().enumerate() {
+        let mut parent = ROOT;
         if !file.is_padding() {
-            if let Some((_, folders)) = file.path.split_last() {
-                for folder in folders {
-                    let next = nodes.len() + 1;
-                    parent = *nodes
-                        .entry((parent, folder.to_ascii_lowercase()))
-                        .or_insert(next);
+            if let Some((folders, _)) = file.path().rsplit_once('/') {
+                let mut start = 0;
+                for folder in folders.split('/') {
+                    parent = names.find_or_insert(files, parent, folder, index, start)?;
+                    start += folder.len() + 1;
                 }
             }
         }
         parents.push(parent);
     }
-    // For each taken (parent, name): the next number to try.
-    let mut next_number: HashMap<(usize, String), usize> = HashMap::new();
+    // For each taken name (its node): the next number to try.
+    let mut next_number: HashMap<u32, usize> = HashMap::new();
     let mut renamed = 0usize;
-    for (index, (file, &parent)) in files.iter_mut().zip(&parents).enumerate() {
+    for (index, &parent) in parents.iter().enumerate() {
+        let Some(file) = files.get(index) else {
+            break;
+        };
         if file.is_padding() {
             continue;
         }
-        let Some(last) = file.path.last_mut() else {
-            debug_assert!(false, "sanitised paths are never empty");
+        let path = file.path();
+        let start = path.rfind('/').map_or(0, |slash| slash + 1);
+        let last = path.get(start..).unwrap_or_default();
+        if last.is_empty() {
+            debug_assert!(false, "sanitised paths have no empty element");
             return Err(Error::Invalid {
                 key: format!("info.files[{index}].path"),
                 reason: "empty after sanitising (a bug)".into(),
                 offset: 0,
             });
-        };
-        let key = (parent, last.to_ascii_lowercase());
-        if !nodes.contains_key(&key) {
-            let id = nodes.len() + 1;
-            nodes.insert(key, id);
-            continue;
         }
+        let hash = names.hash(parent, last);
+        let Some(taken) = names.find(files, parent, last, hash) else {
+            names.insert(parent, hash, index, start, last.len())?;
+            continue;
+        };
         renamed += 1;
         if renamed > MAX_DUPLICATE_NAMES {
             return Err(Error::TooManyDuplicateNames {
@@ -217,28 +342,28 @@ pub(crate) fn resolve_duplicates(
                 file: index,
             });
         }
-        let counter = next_number.entry(key).or_insert(1);
-        let new_name = loop {
+        let counter = next_number.entry(taken).or_insert(1);
+        let (new_name, new_hash) = loop {
             let candidate = numbered(last, *counter);
             *counter += 1;
-            let candidate_key = (parent, candidate.to_ascii_lowercase());
-            if !nodes.contains_key(&candidate_key) {
-                let id = nodes.len() + 1;
-                nodes.insert(candidate_key, id);
-                break candidate;
+            let candidate_hash = names.hash(parent, &candidate);
+            if names
+                .find(files, parent, &candidate, candidate_hash)
+                .is_none()
+            {
+                break (candidate, candidate_hash);
             }
         };
-        let original = file.path.join("/");
-        if file.original_path.is_none() {
-            file.original_path = Some(file.path.clone());
+        let original = path.to_string();
+        let renamed_path = format!("{}{new_name}", path.get(..start).unwrap_or_default());
+        if let Some(file) = files.get_mut(index) {
+            file.rename(renamed_path.clone());
         }
-        if let Some(last) = file.path.last_mut() {
-            *last = new_name;
-        }
+        names.insert(parent, new_hash, index, start, new_name.len())?;
         warnings.push(Warning::DuplicateRenamed {
             file: index,
             original,
-            renamed: file.path.join("/"),
+            renamed: renamed_path,
         });
     }
     Ok(())
