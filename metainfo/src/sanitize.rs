@@ -6,6 +6,8 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 
+use hashbrown::HashTable;
+
 use crate::error::{Error, PathProblem, Warning};
 use crate::torrent::FileEntry;
 
@@ -173,9 +175,6 @@ fn numbered(name: &str, n: usize) -> String {
 /// Node 0 of [`Names`]: the torrent's folder.
 const ROOT: u32 = 0;
 
-/// The end of a chain in [`Names`].
-const NO_NODE: u32 = u32::MAX;
-
 /// A name [`Names`] holds: bytes `start..start + len` of file `file`'s
 /// path, in folder `parent`.
 #[derive(Debug, Clone, Copy)]
@@ -184,19 +183,17 @@ struct Node {
     file: u32,
     start: u32,
     len: u32,
-    /// The previous node whose key hashed the same.
-    next: u32,
 }
 
 /// The names taken in each folder, compared ignoring ASCII case: a trie
-/// whose nodes point into the files' own paths rather than copying them
-/// (about 40 bytes a name instead of about 100 with owned lowercase
-/// keys, which mattered for a million files). Keys are hashed with a
-/// random key, so crafted names cannot make the chains long.
+/// whose nodes point into the files' own paths rather than copying them,
+/// in a hash table of node numbers (about 25 bytes a name, where a map
+/// of owned lowercase keys took about 100, which mattered for a million
+/// files). Names are hashed with a random key, so crafted names cannot
+/// pile up in one bucket.
 struct Names {
     nodes: Vec<Node>,
-    /// Hash of (parent, lowercase name) to the last node with that hash.
-    heads: HashMap<u64, u32>,
+    table: HashTable<u32>,
     state: RandomState,
 }
 
@@ -204,44 +201,33 @@ impl Names {
     fn new() -> Names {
         Names {
             nodes: Vec::new(),
-            heads: HashMap::new(),
+            table: HashTable::new(),
             state: RandomState::new(),
         }
     }
 
     fn hash(&self, parent: u32, name: &str) -> u64 {
-        let mut hasher = self.state.build_hasher();
-        hasher.write_u32(parent);
-        let mut lower = [0u8; 64];
-        for chunk in name.as_bytes().chunks(lower.len()) {
-            for (out, byte) in lower.iter_mut().zip(chunk) {
-                *out = byte.to_ascii_lowercase();
-            }
-            hasher.write(lower.get(..chunk.len()).unwrap_or_default());
-        }
-        hasher.finish()
+        hash_name(&self.state, parent, name)
     }
 
     /// The node of `name` in folder `parent`, if taken.
     fn find(&self, files: &[FileEntry], parent: u32, name: &str, hash: u64) -> Option<u32> {
-        let mut at = *self.heads.get(&hash)?;
-        while let Some(node) = self.nodes.get(at as usize) {
-            let start = node.start as usize;
-            let taken = files
-                .get(node.file as usize)
-                .and_then(|f| f.path().get(start..start + node.len as usize));
-            if node.parent == parent && taken.is_some_and(|t| t.eq_ignore_ascii_case(name)) {
-                return Some(at + 1);
-            }
-            at = node.next;
-        }
-        None
+        let nodes = &self.nodes;
+        self.table
+            .find(hash, |&index| {
+                nodes.get(index as usize).is_some_and(|node| {
+                    node.parent == parent
+                        && name_of(files, node).is_some_and(|n| n.eq_ignore_ascii_case(name))
+                })
+            })
+            .map(|&index| index + 1)
     }
 
     /// Takes the name at `start..start + len` of file `file`'s path in
-    /// folder `parent`; returns its node.
+    /// folder `parent`, which must be free; returns its node.
     fn insert(
         &mut self,
+        files: &[FileEntry],
         parent: u32,
         hash: u64,
         file: usize,
@@ -253,16 +239,24 @@ impl Names {
             reason: "more than 2^32 - 2 names or bytes in a path".into(),
             offset: 0,
         };
-        let small = |n: usize| u32::try_from(n).ok().filter(|n| *n < NO_NODE);
+        let small = |n: usize| u32::try_from(n).ok().filter(|n| *n < u32::MAX);
         let index = small(self.nodes.len()).ok_or_else(too_many)?;
-        let node = Node {
+        self.nodes.push(Node {
             parent,
             file: small(file).ok_or_else(too_many)?,
             start: small(start).ok_or_else(too_many)?,
             len: small(len).ok_or_else(too_many)?,
-            next: self.heads.insert(hash, index).unwrap_or(NO_NODE),
-        };
-        self.nodes.push(node);
+        });
+        let Names {
+            nodes,
+            table,
+            state,
+        } = self;
+        table.insert_unique(hash, index, |&index| {
+            let node = nodes.get(index as usize);
+            let name = node.and_then(|node| name_of(files, node)).unwrap_or_default();
+            hash_name(state, node.map_or(ROOT, |n| n.parent), name)
+        });
         Ok(index + 1)
     }
 
@@ -278,9 +272,32 @@ impl Names {
         let hash = self.hash(parent, name);
         match self.find(files, parent, name, hash) {
             Some(node) => Ok(node),
-            None => self.insert(parent, hash, file, start, name.len()),
+            None => self.insert(files, parent, hash, file, start, name.len()),
         }
     }
+}
+
+/// The hash of `name` (ASCII case ignored) in folder `parent`.
+fn hash_name(state: &RandomState, parent: u32, name: &str) -> u64 {
+    let mut hasher = state.build_hasher();
+    hasher.write_u32(parent);
+    let mut lower = [0u8; 64];
+    for chunk in name.as_bytes().chunks(lower.len()) {
+        for (out, byte) in lower.iter_mut().zip(chunk) {
+            *out = byte.to_ascii_lowercase();
+        }
+        hasher.write(lower.get(..chunk.len()).unwrap_or_default());
+    }
+    hasher.finish()
+}
+
+/// The name a node points at.
+fn name_of<'f>(files: &'f [FileEntry], node: &Node) -> Option<&'f str> {
+    let start = node.start as usize;
+    files
+        .get(node.file as usize)?
+        .path()
+        .get(start..start + node.len as usize)
 }
 
 /// Renames files whose (sanitised) path is taken, in torrent order:
@@ -332,7 +349,7 @@ pub(crate) fn resolve_duplicates(
         }
         let hash = names.hash(parent, last);
         let Some(taken) = names.find(files, parent, last, hash) else {
-            names.insert(parent, hash, index, start, last.len())?;
+            names.insert(files, parent, hash, index, start, last.len())?;
             continue;
         };
         renamed += 1;
@@ -359,7 +376,7 @@ pub(crate) fn resolve_duplicates(
         if let Some(file) = files.get_mut(index) {
             file.rename(renamed_path.clone());
         }
-        names.insert(parent, new_hash, index, start, new_name.len())?;
+        names.insert(files, parent, new_hash, index, start, new_name.len())?;
         warnings.push(Warning::DuplicateRenamed {
             file: index,
             original,

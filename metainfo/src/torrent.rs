@@ -383,6 +383,21 @@ impl Torrent {
     /// non-canonical forms are accepted) and the info-hash is the SHA-1 of
     /// the info dictionary's bytes exactly as they are in `bytes`.
     pub fn from_bytes(bytes: &[u8]) -> Result<Torrent, Error> {
+        let parts = Torrent::parse(bytes)?;
+        let kept = bytes.get(..parts.used).unwrap_or(bytes).to_vec();
+        Ok(parts.finish(kept))
+    }
+
+    /// [`from_bytes`](Torrent::from_bytes) for bytes the torrent may keep:
+    /// they are not copied (a large `.torrent` is not in memory twice).
+    pub fn from_vec(mut bytes: Vec<u8>) -> Result<Torrent, Error> {
+        let parts = Torrent::parse(&bytes)?;
+        bytes.truncate(parts.used);
+        Ok(parts.finish(bytes))
+    }
+
+    /// Everything of a `.torrent` but its bytes.
+    fn parse(bytes: &[u8]) -> Result<Parts, Error> {
         // One pass of the pull parser checks the whole file; values are
         // then decoded one at a time, never the whole file as a tree.
         let scanned = scan(bytes, Some(b"info"))?;
@@ -486,10 +501,11 @@ impl Torrent {
         } else {
             Vec::new()
         };
-        Ok(parsed.finish(
-            bytes[..used].to_vec(),
+        Ok(Parts {
+            parsed,
+            used,
             info_range,
-            Header {
+            header: Header {
                 trackers,
                 web_seeds,
                 creation_date,
@@ -499,7 +515,7 @@ impl Torrent {
                 extra,
             },
             layers,
-        ))
+        })
     }
 
     /// Reads and parses a `.torrent` file from disk.
@@ -509,7 +525,7 @@ impl Torrent {
             path: path.to_path_buf(),
             source,
         })?;
-        Torrent::from_bytes(&bytes)
+        Torrent::from_vec(bytes)
     }
 
     /// A torrent from the bencoded info dictionary alone, as fetched from
@@ -619,7 +635,7 @@ impl Torrent {
             out.push(b'e');
         }
         out.push(b'e');
-        let torrent = Torrent::from_bytes(&out)?;
+        let torrent = Torrent::from_vec(out)?;
         // A link may name only one half of a hybrid, but not a half
         // the dictionary does not have.
         if wanted.v1.is_some() && torrent.info_hashes.v1.is_none() {
@@ -757,7 +773,7 @@ impl Torrent {
             out.extend_from_slice(raw);
         }
         out.push(b'e');
-        let torrent = Torrent::from_bytes(&out)?;
+        let torrent = Torrent::from_vec(out)?;
         debug_assert_eq!(torrent.info_hashes, self.info_hashes);
         Ok(torrent)
     }
@@ -1025,6 +1041,23 @@ struct Parsed {
     hybrid: bool,
     info_extra: OwnedDict,
     warnings: Vec<Warning>,
+}
+
+/// A parsed `.torrent` waiting for its bytes.
+struct Parts {
+    parsed: Parsed,
+    /// How many bytes the top-level dictionary took.
+    used: usize,
+    info_range: Range<usize>,
+    header: Header,
+    layers: Vec<Option<Range<usize>>>,
+}
+
+impl Parts {
+    fn finish(self, bytes: Vec<u8>) -> Torrent {
+        self.parsed
+            .finish(bytes, self.info_range, self.header, self.layers)
+    }
 }
 
 /// What the top level yields besides the info dictionary.
