@@ -3,9 +3,11 @@
 //! A [`Layout`] is validated once, when it is built, so the rest of the crate
 //! can map pieces to file spans without re-checking paths or lengths.
 
-use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use hashbrown::HashTable;
 
 use rustico_metainfo::merkle;
 pub use rustico_metainfo::V2PieceHash;
@@ -564,23 +566,55 @@ fn check_path(file: usize, entry: &FileEntry) -> Result<(), LayoutError> {
 }
 
 /// Refuses duplicate paths and a file whose path is a folder of another file.
+///
+/// The tables hold file numbers and prefix lengths, hashed and compared
+/// through the paths themselves: no key is copied, and a million files
+/// cost about 10 MB here rather than 50 with a map of `&str` keys.
 fn check_conflicts(files: &[FileEntry]) -> Result<(), LayoutError> {
-    // Keys borrow the paths: no copy per file.
-    let mut file_paths: HashMap<&str, usize> = HashMap::with_capacity(files.len());
-    let mut folders: HashMap<&str, usize> = HashMap::new();
+    let state = RandomState::new();
+    let path_of = |index: u32| files.get(index as usize).map_or("", FileEntry::path);
+    // A folder: the first `len` bytes of file `index`'s path.
+    let folder_of = |(index, len): (u32, u32)| path_of(index).get(..len as usize).unwrap_or("");
+    let mut file_paths: HashTable<u32> = HashTable::with_capacity(files.len());
+    let mut folders: HashTable<(u32, u32)> = HashTable::new();
     for (index, file) in files.iter().enumerate().filter(|(_, f)| !f.padding) {
+        // More than 2^32 files could not be in memory: only a bug gets here.
+        let small = |n: usize| u32::try_from(n).map_err(|_| LayoutError::TotalTooLong { file: index });
         let path = file.path();
-        if let Some(&other) = file_paths.get(path).or_else(|| folders.get(path)) {
-            return Err(LayoutError::PathConflict { file: index, other });
+        let hash = state.hash_one(path);
+        let taken = file_paths
+            .find(hash, |&other| path_of(other) == path)
+            .copied()
+            .or_else(|| {
+                folders
+                    .find(hash, |&folder| folder_of(folder) == path)
+                    .map(|&(other, _)| other)
+            });
+        if let Some(other) = taken {
+            return Err(LayoutError::PathConflict {
+                file: index,
+                other: other as usize,
+            });
         }
         for (cut, _) in path.match_indices('/') {
             let folder = &path[..cut];
-            if let Some(&other) = file_paths.get(folder) {
-                return Err(LayoutError::PathConflict { file: index, other });
+            let folder_hash = state.hash_one(folder);
+            if let Some(&other) = file_paths.find(folder_hash, |&other| path_of(other) == folder) {
+                return Err(LayoutError::PathConflict {
+                    file: index,
+                    other: other as usize,
+                });
             }
-            folders.entry(folder).or_insert(index);
+            if folders
+                .find(folder_hash, |&f| folder_of(f) == folder)
+                .is_none()
+            {
+                folders.insert_unique(folder_hash, (small(index)?, small(cut)?), |&f| {
+                    state.hash_one(folder_of(f))
+                });
+            }
         }
-        file_paths.insert(path, index);
+        file_paths.insert_unique(hash, small(index)?, |&other| state.hash_one(path_of(other)));
     }
     Ok(())
 }
