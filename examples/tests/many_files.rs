@@ -46,12 +46,13 @@ fn many_files_torrent(n: usize) -> Vec<u8> {
 /// `rustico info` on 200,000 one-byte files lists every one of them with
 /// the right total, and its peak RSS (VmHWM) stays under 100 MiB.
 ///
-/// Measured on the 2-core build machine (`scripts/many-files` has the
-/// same shape for any count): before the fix (the whole file list decoded
-/// into a bencode tree, then kept as `Vec<String>` paths, `String` attrs
-/// and an `OwnedDict` per file) the debug binary peaked at 186 MiB (the
-/// release binary at 182 MiB, 954 bytes a file); after it, at 64 MiB in
-/// debug (release: 61 MiB).
+/// Measured on the 2-core build machine, sampling VmHWM as this test does
+/// (`scripts/many-files` does the same for any count): before the fix
+/// (the whole file list decoded into a bencode tree, then kept as
+/// `Vec<String>` paths, a `String` attr and an `OwnedDict` per file) the
+/// release binary peaked at 182 MiB (952 bytes a file); after it, 33 MiB
+/// (175 bytes a file, the binary's own pages included), and the debug
+/// binary this test runs 38 MiB.
 ///
 /// The peak comes while the torrent is parsed, before the first line is
 /// printed. `info`'s output is far more than a pipe holds, so the child
