@@ -461,6 +461,162 @@ mod tests {
         assert!(out.ends_with("a.1000.txt"));
     }
 
+    /// The renaming rule written plainly, as it was before issue 20 (an
+    /// owned lowercase key per name): what [`resolve_duplicates`] must
+    /// agree with. `None` paths are padding.
+    fn plain_rule(paths: &[Option<Vec<String>>]) -> Vec<Option<Vec<String>>> {
+        let mut out = paths.to_vec();
+        let mut nodes: HashMap<(usize, String), usize> = HashMap::new();
+        let mut parents = Vec::new();
+        for path in paths {
+            let mut parent = 0;
+            if let Some((_, folders)) = path.as_ref().and_then(|p| p.split_last()) {
+                for folder in folders {
+                    let next = nodes.len() + 1;
+                    parent = *nodes
+                        .entry((parent, folder.to_ascii_lowercase()))
+                        .or_insert(next);
+                }
+            }
+            parents.push(parent);
+        }
+        let mut next_number: HashMap<(usize, String), usize> = HashMap::new();
+        for (path, &parent) in out.iter_mut().zip(&parents) {
+            let Some(last) = path.as_mut().and_then(|p| p.last_mut()) else {
+                continue;
+            };
+            let key = (parent, last.to_ascii_lowercase());
+            if !nodes.contains_key(&key) {
+                let id = nodes.len() + 1;
+                nodes.insert(key, id);
+                continue;
+            }
+            let counter = next_number.entry(key).or_insert(1);
+            *last = loop {
+                let candidate = numbered(last, *counter);
+                *counter += 1;
+                let key = (parent, candidate.to_ascii_lowercase());
+                if !nodes.contains_key(&key) {
+                    let id = nodes.len() + 1;
+                    nodes.insert(key, id);
+                    break candidate;
+                }
+            };
+        }
+        out
+    }
+
+    fn entries(paths: &[Option<Vec<String>>]) -> Vec<FileEntry> {
+        paths
+            .iter()
+            .enumerate()
+            .map(|(i, path)| match path {
+                Some(path) => FileEntry::new(path.join("/"), 1, i as u64),
+                None => {
+                    let mut pad = FileEntry::new(".pad/1".into(), 1, i as u64);
+                    pad.set_attributes(crate::torrent::Attributes::from_bytes(b"p"));
+                    pad
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn renaming_keeps_originals_and_warns() {
+        let paths: Vec<Option<Vec<String>>> = [
+            vec!["Dir", "a.txt"],
+            vec!["dir", "A.TXT"],
+            vec!["dir", "a.1.txt"],
+            vec!["dir"],
+            vec!["x.tar.gz"],
+            vec!["X.tar.gz"],
+        ]
+        .iter()
+        .map(|p| Some(p.iter().map(|e| e.to_string()).collect()))
+        .chain([None, None])
+        .collect();
+        let mut files = entries(&paths);
+        let mut warnings = Vec::new();
+        resolve_duplicates(&mut files, &mut warnings).unwrap();
+        let got: Vec<&str> = files.iter().map(FileEntry::path).collect();
+        assert_eq!(
+            got,
+            [
+                "Dir/a.txt",
+                "dir/A.1.TXT",
+                "dir/a.1.1.txt",
+                "dir.1",
+                "x.tar.gz",
+                "X.tar.1.gz",
+                ".pad/1",
+                ".pad/1"
+            ]
+        );
+        assert_eq!(files[1].original_path(), "dir/A.TXT");
+        assert!(files[1].was_renamed() && !files[0].was_renamed() && !files[6].was_renamed());
+        assert_eq!(warnings.len(), 4);
+        assert_eq!(
+            warnings[0],
+            Warning::DuplicateRenamed {
+                file: 1,
+                original: "dir/A.TXT".into(),
+                renamed: "dir/A.1.TXT".into()
+            }
+        );
+    }
+
+    #[test]
+    fn too_many_duplicates_are_refused() {
+        let paths = vec![Some(vec!["same".to_string()]); MAX_DUPLICATE_NAMES + 2];
+        let mut files = entries(&paths);
+        let err = resolve_duplicates(&mut files, &mut Vec::new()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::TooManyDuplicateNames {
+                    max: MAX_DUPLICATE_NAMES,
+                    file
+                } if file == MAX_DUPLICATE_NAMES + 1
+            ),
+            "{err}"
+        );
+    }
+
+    proptest! {
+        /// Names from a small alphabet, so paths collide often: as files,
+        /// as folders, in another case, with numbered names already taken.
+        #[test]
+        fn renaming_matches_the_plain_rule(
+            paths in proptest::collection::vec(
+                proptest::option::weighted(
+                    0.9,
+                    proptest::collection::vec(
+                        proptest::sample::select(vec!["a", "A", "b", "a.1", "A.1", "b.txt", "B.TXT", "b.1.txt", ".x", ".1.x"]),
+                        1..4,
+                    ),
+                ),
+                1..40,
+            )
+        ) {
+            let paths: Vec<Option<Vec<String>>> = paths
+                .iter()
+                .map(|p| p.as_ref().map(|p| p.iter().map(|e| e.to_string()).collect()))
+                .collect();
+            let mut files = entries(&paths);
+            let mut warnings = Vec::new();
+            resolve_duplicates(&mut files, &mut warnings).unwrap();
+            let expected = plain_rule(&paths);
+            for (file, want) in files.iter().zip(&expected) {
+                match want {
+                    Some(want) => prop_assert_eq!(file.path(), want.join("/")),
+                    None => prop_assert_eq!(file.path(), ".pad/1"),
+                }
+            }
+            let renamed = paths.iter().zip(&expected).filter(|(a, b)| a != b).count();
+            prop_assert_eq!(warnings.len(), renamed);
+        }
+    }
+
     proptest! {
         #[test]
         fn sanitised_elements_are_safe_and_stable(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
