@@ -161,7 +161,11 @@ impl Decoder {
     /// assert_eq!(err.offset, 4);
     /// # Ok::<(), rustico_bencode::Error>(())
     /// ```
-    pub fn decode_at<'a>(&self, input: &'a [u8], start: usize) -> Result<(Value<'a>, usize), Error> {
+    pub fn decode_at<'a>(
+        &self,
+        input: &'a [u8],
+        start: usize,
+    ) -> Result<(Value<'a>, usize), Error> {
         Parser {
             input,
             strict: self.strict,

@@ -254,7 +254,9 @@ impl Names {
         } = self;
         table.insert_unique(hash, index, |&index| {
             let node = nodes.get(index as usize);
-            let name = node.and_then(|node| name_of(files, node)).unwrap_or_default();
+            let name = node
+                .and_then(|node| name_of(files, node))
+                .unwrap_or_default();
             hash_name(state, node.map_or(ROOT, |n| n.parent), name)
         });
         Ok(index + 1)

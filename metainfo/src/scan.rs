@@ -234,7 +234,10 @@ fn skip(tokens: &mut Tokens<'_>, first: Token<'_>) -> Result<usize, Error> {
 
 /// The pull parser handed out a token its grammar does not allow here.
 fn cannot_happen(offset: usize) -> Error {
-    debug_assert!(false, "the bencode pull parser broke its grammar at {offset}");
+    debug_assert!(
+        false,
+        "the bencode pull parser broke its grammar at {offset}"
+    );
     Error::Invalid {
         key: "(bencode)".into(),
         reason: "the pull parser broke its grammar (a bug)".into(),
@@ -277,7 +280,9 @@ mod tests {
             b"d4:infod1:ai1ee3:key",
         ] {
             let ours = scan(bad, Some(b"info")).unwrap_err();
-            let theirs = Decoder::new().max_depth(crate::torrent::MAX_DEPTH).decode(bad);
+            let theirs = Decoder::new()
+                .max_depth(crate::torrent::MAX_DEPTH)
+                .decode(bad);
             let theirs = Error::Bencode(theirs.unwrap_err());
             assert_eq!(format!("{ours:?}"), format!("{theirs:?}"), "{bad:?}");
         }

@@ -413,7 +413,11 @@ impl Torrent {
             });
         };
         let Some(info) = scanned.inner else {
-            return Err(wrong_type("info", "a dictionary", &root.decode(info_field)?));
+            return Err(wrong_type(
+                "info",
+                "a dictionary",
+                &root.decode(info_field)?,
+            ));
         };
         let mut parsed = Parsed::default();
         parse_info(&info, &mut parsed)?;
@@ -545,7 +549,11 @@ impl Torrent {
             });
         }
         let Some(info) = scanned.root else {
-            return Err(wrong_type("info", "a dictionary", &decode_at(info_bytes, 0, 0)?));
+            return Err(wrong_type(
+                "info",
+                "a dictionary",
+                &decode_at(info_bytes, 0, 0)?,
+            ));
         };
         let mut parsed = Parsed::default();
         parse_info(&info, &mut parsed)?;
@@ -1228,8 +1236,7 @@ fn parse_info(info: &Fields<'_>, out: &mut Parsed) -> Result<(), Error> {
     // (`None` for padding files, which the tree leaves out); kept only
     // for a hybrid torrent.
     let hybrid = file_tree.is_some();
-    let raw_paths: Vec<Option<Vec<&[u8]>>> = match (info.field(b"length"), info.field(b"files"))
-    {
+    let raw_paths: Vec<Option<Vec<&[u8]>>> = match (info.field(b"length"), info.field(b"files")) {
         (Some(_), Some(files)) => {
             return Err(Error::Invalid {
                 key: "info".into(),
@@ -1644,7 +1651,10 @@ fn parse_file<'a>(
         let path = sanitize_path(raw.iter().copied());
         let mut entry = FileEntry::new(path, length, offset);
         let same = entry.path_elements().count() == raw.len()
-            && entry.path_elements().zip(&raw).all(|(p, r)| p.as_bytes() == *r);
+            && entry
+                .path_elements()
+                .zip(&raw)
+                .all(|(p, r)| p.as_bytes() == *r);
         if !same {
             let original = show_path(&raw);
             // Only invalid UTF-8 (to U+FFFD) is not worth a warning.

@@ -11,7 +11,9 @@ use rustico_metainfo::{Attributes, Error, Torrent, Warning};
 fn torrent(files: &[&str], total: u64) -> Vec<u8> {
     let pieces = total.div_ceil(16384) as usize;
     let mut out = format!("d8:announce9:http://t/4:infod5:filesl{}e", files.concat()).into_bytes();
-    out.extend_from_slice(format!("4:name1:t12:piece lengthi16384e6:pieces{}:", pieces * 20).as_bytes());
+    out.extend_from_slice(
+        format!("4:name1:t12:piece lengthi16384e6:pieces{}:", pieces * 20).as_bytes(),
+    );
     out.extend(std::iter::repeat_n(b'h', pieces * 20));
     out.extend_from_slice(b"ee");
     out
@@ -59,13 +61,19 @@ fn every_field_of_every_file() {
     );
     let offsets: Vec<u64> = files.iter().map(|f| f.offset).collect();
     assert_eq!(offsets, [0, 3, 5, 16384, 16389, 16390]);
-    assert_eq!(files[0].path_elements().collect::<Vec<_>>(), ["a", "b", "c.txt"]);
+    assert_eq!(
+        files[0].path_elements().collect::<Vec<_>>(),
+        ["a", "b", "c.txt"]
+    );
     assert_eq!(files[0].attributes(), Attributes::default());
     assert!(files[2].is_padding() && files[2].original_path().is_empty());
     assert!(files[3].is_executable() && files[3].is_hidden() && !files[3].is_symlink());
     assert_eq!(files[3].attributes().to_string(), "xh");
     assert_eq!(
-        files[3].extra().get(&b"md5sum"[..]).and_then(|v| v.as_bytes()),
+        files[3]
+            .extra()
+            .get(&b"md5sum"[..])
+            .and_then(|v| v.as_bytes()),
         Some(&b"abc"[..])
     );
     assert!(files[0].extra().is_empty());
@@ -96,10 +104,7 @@ fn every_field_of_every_file() {
     assert_eq!(owned.files(), t.files());
     assert_eq!(owned.as_bytes(), &bytes[..]);
     assert_eq!(owned.info_hash(), t.info_hash());
-    assert_eq!(
-        t.file_path(&files[0]),
-        std::path::Path::new("t/a/b/c.txt")
-    );
+    assert_eq!(t.file_path(&files[0]), std::path::Path::new("t/a/b/c.txt"));
 }
 
 #[test]
@@ -107,12 +112,28 @@ fn errors_name_the_file_and_the_byte() {
     let good = "d6:lengthi1e4:pathl1:aee";
     // (files, key, offset of: the needle found after the file list starts)
     let cases: [(Vec<&str>, &str, &str); 7] = [
-        (vec![good, "d6:lengthi1e4:pathl1:bi5eee"], "info.files[1].path[1]", "i5e"),
+        (
+            vec![good, "d6:lengthi1e4:pathl1:bi5eee"],
+            "info.files[1].path[1]",
+            "i5e",
+        ),
         (vec![good, "i7e"], "info.files[1]", "i7e"),
-        (vec![good, good, "d6:lengthi-1e4:pathl1:cee"], "info.files[2].length", "i-1e"),
+        (
+            vec![good, good, "d6:lengthi-1e4:pathl1:cee"],
+            "info.files[2].length",
+            "i-1e",
+        ),
         (vec!["d4:pathl1:aee"], "info.files[0].length", "d4:path"),
-        (vec![good, "d6:lengthi1e4:path3:abce"], "info.files[1].path", "3:abc"),
-        (vec![good, "d4:attri9e6:lengthi1e4:pathl1:xee"], "info.files[1].attr", "i9e"),
+        (
+            vec![good, "d6:lengthi1e4:path3:abce"],
+            "info.files[1].path",
+            "3:abc",
+        ),
+        (
+            vec![good, "d4:attri9e6:lengthi1e4:pathl1:xee"],
+            "info.files[1].attr",
+            "i9e",
+        ),
         (
             vec![good, "d6:lengthi1e10:path.utf-8l1:xi0eee"],
             "info.files[1].path.utf-8[1]",
@@ -146,12 +167,16 @@ fn errors_name_the_file_and_the_byte() {
     // `files` that is not a list, or an empty one.
     let bytes = b"d4:infod5:filesi1e4:name1:t12:piece lengthi16384e6:pieces0:ee";
     match Torrent::from_bytes(bytes).unwrap_err() {
-        Error::WrongType { key, offset, .. } => assert_eq!((key.as_str(), offset), ("info.files", 15)),
+        Error::WrongType { key, offset, .. } => {
+            assert_eq!((key.as_str(), offset), ("info.files", 15))
+        }
         other => panic!("unexpected {other}"),
     }
     let bytes = b"d4:infod5:filesle4:name1:t12:piece lengthi16384e6:pieces0:ee";
     match Torrent::from_bytes(bytes).unwrap_err() {
-        Error::Invalid { key, offset, .. } => assert_eq!((key.as_str(), offset), ("info.files", 15)),
+        Error::Invalid { key, offset, .. } => {
+            assert_eq!((key.as_str(), offset), ("info.files", 15))
+        }
         other => panic!("unexpected {other}"),
     }
     // Broken bencode inside one file dictionary: the decoder's error and

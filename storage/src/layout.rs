@@ -579,7 +579,8 @@ fn check_conflicts(files: &[FileEntry]) -> Result<(), LayoutError> {
     let mut folders: HashTable<(u32, u32)> = HashTable::new();
     for (index, file) in files.iter().enumerate().filter(|(_, f)| !f.padding) {
         // More than 2^32 files could not be in memory: only a bug gets here.
-        let small = |n: usize| u32::try_from(n).map_err(|_| LayoutError::TotalTooLong { file: index });
+        let small =
+            |n: usize| u32::try_from(n).map_err(|_| LayoutError::TotalTooLong { file: index });
         let path = file.path();
         let hash = state.hash_one(path);
         let taken = file_paths
