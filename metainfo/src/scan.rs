@@ -233,7 +233,7 @@ fn skip(tokens: &mut Tokens<'_>, first: Token<'_>) -> Result<usize, Error> {
 }
 
 /// The pull parser handed out a token its grammar does not allow here.
-fn cannot_happen(offset: usize) -> Error {
+pub(crate) fn cannot_happen(offset: usize) -> Error {
     debug_assert!(
         false,
         "the bencode pull parser broke its grammar at {offset}"

@@ -1213,9 +1213,9 @@ fn parse_info(info: &Fields<'_>, out: &mut Parsed) -> Result<(), Error> {
     let Some(pieces) = pieces else {
         // A v2-only torrent: `meta version` 2 and a `file tree` (checked above).
         let tree = info
-            .get(b"file tree")?
+            .field(b"file tree")
             .ok_or_else(|| missing_in("info.file tree", info))?;
-        return parse_v2_only(info, &tree, out);
+        return parse_v2_only(info, tree, out);
     };
 
     let piece_bytes = pieces
@@ -1281,11 +1281,9 @@ fn parse_info(info: &Fields<'_>, out: &mut Parsed) -> Result<(), Error> {
         offset: pieces.offset(),
     })?;
 
-    if let Some(tree) = info.get(b"file tree")? {
-        let v2_files = v2::parse_file_tree(&tree)?;
-        compare_v1_v2(&raw_paths, &out.files, &v2_files)?;
-        let mut tree_files = v2_files.iter();
-        for (file, raw) in out.files.iter_mut().zip(&raw_paths) {
+    if let Some(tree) = info.field(b"file tree") {
+        compare_v1_v2(info, tree, &raw_paths, &mut out.files)?;
+        for (file, raw) in out.files.iter().zip(&raw_paths) {
             if raw.is_none() {
                 continue;
             }
@@ -1301,7 +1299,6 @@ fn parse_info(info: &Fields<'_>, out: &mut Parsed) -> Result<(), Error> {
                     ),
                 });
             }
-            file.set_pieces_root(tree_files.next().and_then(|t| t.pieces_root));
         }
     }
     finish_info(info, out)
@@ -1332,47 +1329,44 @@ fn finish_info(info: &Fields<'_>, out: &mut Parsed) -> Result<(), Error> {
 /// exactly as libtorrent lists a v2 torrent's files, so
 /// [`Torrent::files`] tiles the same piece-indexed byte stream as a
 /// hybrid torrent's v1 list (and the last piece is a whole piece).
-fn parse_v2_only(info: &Fields<'_>, tree: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
-    let tree_files = v2::parse_file_tree(tree)?;
+fn parse_v2_only(info: &Fields<'_>, tree: &Field<'_>, out: &mut Parsed) -> Result<(), Error> {
     let piece_length = u64::from(out.piece_length);
-    let name_bytes = preferred_name(info)?;
-    // BEP 52: a single-file torrent's tree holds one file named `name`.
-    out.multi_file = !(tree_files.len() == 1
-        && tree_files
-            .first()
-            .is_some_and(|f| f.path.len() == 1 && f.path.first() == Some(&name_bytes)));
+    let warnings_before = out.warnings.len();
     let mut total: u64 = 0;
-    for (i, file) in tree_files.iter().enumerate() {
+    let mut count = 0usize;
+    // The only element of the first file's path, if it has one element.
+    let mut first_alone: Option<&[u8]> = None;
+    // Every file as in a multi-file torrent; a single-file one is
+    // recognised at the end.
+    v2::walk_file_tree(info.input(), tree.span.start, info.depth(), |file| {
+        let i = count;
+        count += 1;
+        if i == 0 {
+            first_alone = match file.path {
+                [only] => Some(only),
+                _ => None,
+            };
+        }
         let overflow = || Error::TotalLengthOverflow {
-            key: format!("info.file tree ({})", show_path(&file.path)),
+            key: format!("info.file tree ({})", show_path(file.path)),
             offset: file.offset,
         };
         let offset = total;
-        let entry = if out.multi_file {
-            let path = sanitize_path(file.path.iter().copied());
-            let original = show_path(&file.path);
-            let mut entry = FileEntry::new(path, file.length, offset);
-            if original != entry.path() {
-                out.warnings.push(Warning::PathSanitized {
-                    file: i,
-                    original: original.clone(),
-                    sanitized: entry.path_string(),
-                });
-                entry.set_original_path(original);
-            }
-            entry
-        } else {
-            let mut entry = FileEntry::new(out.name.clone(), file.length, offset);
-            if let Some(original) = &out.original_name {
-                entry.set_original_path(original.clone());
-            }
-            entry
-        };
+        let path = sanitize_path(file.path.iter().copied());
+        let original = show_path(file.path);
+        let mut entry = FileEntry::new(path, file.length, offset);
+        if original != entry.path() {
+            out.warnings.push(Warning::PathSanitized {
+                file: i,
+                original: original.clone(),
+                sanitized: entry.path_string(),
+            });
+            entry.set_original_path(original);
+        }
         total = total
             .checked_add(file.length)
             .filter(|t| *t <= i64::MAX as u64)
             .ok_or_else(overflow)?;
-        let mut entry = entry;
         entry.set_pieces_root(file.pieces_root);
         out.files.push(entry);
         let tail = file.length % piece_length;
@@ -1385,6 +1379,22 @@ fn parse_v2_only(info: &Fields<'_>, tree: &Value<'_>, out: &mut Parsed) -> Resul
                 .ok_or_else(overflow)?;
             out.files.push(padding_entry(pad, offset));
         }
+        Ok(())
+    })?;
+    let name_bytes = preferred_name(info)?;
+    // BEP 52: a single-file torrent's tree holds one file named `name`;
+    // that file takes the torrent's (sanitised) name.
+    out.multi_file = !(count == 1 && first_alone == Some(name_bytes));
+    if !out.multi_file {
+        out.warnings.truncate(warnings_before);
+        if let Some(first) = out.files.first_mut() {
+            let mut entry = FileEntry::new(out.name.clone(), first.length, 0);
+            entry.set_pieces_root(first.pieces_root());
+            if let Some(original) = &out.original_name {
+                entry.set_original_path(original.clone());
+            }
+            *first = entry;
+        }
     }
     out.total_length = total;
     if total == 0 {
@@ -1395,7 +1405,7 @@ fn parse_v2_only(info: &Fields<'_>, tree: &Value<'_>, out: &mut Parsed) -> Resul
     out.num_pieces = u32::try_from(total.div_ceil(piece_length)).map_err(|_| Error::Invalid {
         key: "info.file tree".into(),
         reason: "more than 2^32 - 1 pieces".into(),
-        offset: tree.offset(),
+        offset: tree.span.start,
     })?;
     finish_info(info, out)
 }
@@ -1494,47 +1504,57 @@ fn parse_piece_layers(
 }
 
 /// Checks that a hybrid torrent's v1 files (padding left out) and v2
-/// file tree name the same files, with the same lengths, in the same order.
+/// file tree name the same files, with the same lengths, in the same
+/// order, walking the tree once; gives each v1 file its `pieces root`.
 fn compare_v1_v2(
+    info: &Fields<'_>,
+    tree: &Field<'_>,
     raw_paths: &[Option<Vec<&[u8]>>],
-    files: &[FileEntry],
-    tree: &[v2::TreeFile<'_>],
+    files: &mut [FileEntry],
 ) -> Result<(), Error> {
-    let v1 = raw_paths
+    let mut v1 = raw_paths
         .iter()
-        .zip(files)
-        .filter_map(|(path, file)| Some((path.as_ref()?, file.length)));
-    let mut count = 0;
-    for (index, ((path, length), theirs)) in v1.zip(tree).enumerate() {
-        count = index + 1;
-        let show = |p: &[&[u8]]| {
-            p.iter()
-                .map(|e| String::from_utf8_lossy(e).into_owned())
-                .collect::<Vec<_>>()
-                .join("/")
+        .zip(files.iter_mut())
+        .filter_map(|(path, file)| Some((path.as_ref()?, file)));
+    let mut tree_count = 0;
+    let mut compared = 0;
+    v2::walk_file_tree(info.input(), tree.span.start, info.depth(), |theirs| {
+        let index = tree_count;
+        tree_count += 1;
+        let Some((path, file)) = v1.next() else {
+            // More files in v2: counted, refused below.
+            return Ok(());
         };
-        if path.as_slice() != theirs.path.as_slice() {
-            return Err(Error::HybridMismatch {
-                file: index,
-                reason: format!("v1 path {:?}, v2 path {:?}", show(path), show(&theirs.path)),
-            });
-        }
-        if length != theirs.length {
+        compared += 1;
+        if path.as_slice() != theirs.path {
             return Err(Error::HybridMismatch {
                 file: index,
                 reason: format!(
-                    "{:?} is {length} bytes in v1, {} in v2",
-                    show(path),
+                    "v1 path {:?}, v2 path {:?}",
+                    show_path(path),
+                    show_path(theirs.path)
+                ),
+            });
+        }
+        if file.length != theirs.length {
+            return Err(Error::HybridMismatch {
+                file: index,
+                reason: format!(
+                    "{:?} is {} bytes in v1, {} in v2",
+                    show_path(path),
+                    file.length,
                     theirs.length
                 ),
             });
         }
-    }
+        file.set_pieces_root(theirs.pieces_root);
+        Ok(())
+    })?;
     let v1_count = raw_paths.iter().filter(|p| p.is_some()).count();
-    if v1_count != tree.len() {
+    if v1_count != tree_count {
         return Err(Error::HybridMismatch {
-            file: count,
-            reason: format!("{v1_count} files in v1, {} in v2", tree.len()),
+            file: compared,
+            reason: format!("{v1_count} files in v1, {tree_count} in v2"),
         });
     }
     Ok(())
