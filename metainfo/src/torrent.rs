@@ -118,6 +118,9 @@ pub struct FileEntry {
     /// which the pieces cut into `piece length` slices.
     pub offset: u64,
     attributes: Attributes,
+    /// A padding file the torrent gave no path (named `.pad/N` here, its
+    /// original path empty): common in v2 torrents, so not in `rare`.
+    unnamed: bool,
     pieces_root: Option<Box<[u8; 32]>>,
     rare: Option<Box<Rare>>,
 }
@@ -205,6 +208,7 @@ impl FileEntry {
             length,
             offset,
             attributes: Attributes::default(),
+            unnamed: false,
             pieces_root: None,
             rare: None,
         }
@@ -280,6 +284,9 @@ impl FileEntry {
     /// padding file that had no `path`. For display only: never use it
     /// to name a file on disk (an element may hold `/` itself).
     pub fn original_path(&self) -> &str {
+        if self.unnamed {
+            return "";
+        }
         self.rare
             .as_ref()
             .and_then(|r| r.original_path.as_deref())
@@ -288,9 +295,11 @@ impl FileEntry {
 
     /// Whether sanitising or duplicate renaming changed the path.
     pub fn was_renamed(&self) -> bool {
-        self.rare
-            .as_ref()
-            .is_some_and(|r| r.original_path.is_some())
+        self.unnamed
+            || self
+                .rare
+                .as_ref()
+                .is_some_and(|r| r.original_path.is_some())
     }
 
     /// The byte range of this file in the torrent's byte stream.
@@ -360,8 +369,9 @@ pub struct Torrent {
     total_length: u64,
     num_pieces: u32,
     files: Vec<FileEntry>,
-    /// Per file: where its piece layer is in `bytes`, when there is one.
-    layers: Vec<Option<Range<usize>>>,
+    /// Where each file's piece layer is in `bytes`, for the files that
+    /// have one (a map, not a slot per file: most files have none).
+    layers: Layers,
     multi_file: bool,
     private: bool,
     hybrid: bool,
@@ -503,7 +513,7 @@ impl Torrent {
                 parsed.piece_length,
             )?
         } else {
-            Vec::new()
+            Layers::new()
         };
         Ok(Parts {
             parsed,
@@ -561,7 +571,7 @@ impl Torrent {
             info_bytes.to_vec(),
             0..info_bytes.len(),
             Header::default(),
-            Vec::new(),
+            Layers::new(),
         ))
     }
 
@@ -693,7 +703,7 @@ impl Torrent {
     /// piece (its root is its piece hash), for a v1 file, and when the
     /// `.torrent` left the layer out (a client then fetches it from peers).
     pub fn piece_layer(&self, index: usize) -> Option<&[u8]> {
-        let range = self.layers.get(index)?.clone()?;
+        let range = self.layers.get(&index)?.clone();
         self.bytes.get(range)
     }
 
@@ -743,11 +753,10 @@ impl Torrent {
             });
         }
         let mut all: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        for (file, layer) in self.files.iter().zip(&self.layers) {
-            if let (Some(root), Some(range)) = (file.pieces_root(), layer) {
-                if let Some(bytes) = self.bytes.get(range.clone()) {
-                    all.insert(root.to_vec(), bytes.to_vec());
-                }
+        for (&index, range) in &self.layers {
+            let root = self.files.get(index).and_then(FileEntry::pieces_root);
+            if let (Some(root), Some(bytes)) = (root, self.bytes.get(range.clone())) {
+                all.insert(root.to_vec(), bytes.to_vec());
             }
         }
         for (root, layer) in layers {
@@ -793,7 +802,7 @@ impl Torrent {
         self.files.iter().enumerate().all(|(index, file)| {
             file.pieces_root.is_none()
                 || file.length <= piece_length
-                || self.layers.get(index).is_some_and(Option::is_some)
+                || self.layers.contains_key(&index)
         })
     }
 
@@ -1051,6 +1060,9 @@ struct Parsed {
     warnings: Vec<Warning>,
 }
 
+/// Where the piece layers are in a torrent's bytes, by file index.
+type Layers = std::collections::BTreeMap<usize, Range<usize>>;
+
 /// A parsed `.torrent` waiting for its bytes.
 struct Parts {
     parsed: Parsed,
@@ -1058,7 +1070,7 @@ struct Parts {
     used: usize,
     info_range: Range<usize>,
     header: Header,
-    layers: Vec<Option<Range<usize>>>,
+    layers: Layers,
 }
 
 impl Parts {
@@ -1086,7 +1098,7 @@ impl Parsed {
         bytes: Vec<u8>,
         info_range: Range<usize>,
         header: Header,
-        layers: Vec<Option<Range<usize>>>,
+        layers: Layers,
     ) -> Torrent {
         // `pieces_offset` is an offset in the decoded input, which
         // `bytes` starts with.
@@ -1414,7 +1426,7 @@ fn parse_v2_only(info: &Fields<'_>, tree: &Field<'_>, out: &mut Parsed) -> Resul
 fn padding_entry(length: u64, offset: u64) -> FileEntry {
     let mut entry = FileEntry::new(format!(".pad/{length}"), length, offset);
     entry.set_attributes(Attributes::from_bytes(b"p"));
-    entry.set_original_path(String::new());
+    entry.unnamed = true;
     entry
 }
 
@@ -1441,8 +1453,8 @@ fn parse_piece_layers(
     layers: Option<&Value<'_>>,
     files: &[FileEntry],
     piece_length: u32,
-) -> Result<Vec<Option<Range<usize>>>, Error> {
-    let mut out = vec![None; files.len()];
+) -> Result<Layers, Error> {
+    let mut out = Layers::new();
     let Some(layers) = layers else {
         return Ok(out);
     };
@@ -1495,9 +1507,7 @@ fn parse_piece_layers(
         }
         let start = value.offset() + (value.raw().len() - layer.len());
         for (index, _) in owners {
-            if let Some(slot) = out.get_mut(index) {
-                *slot = Some(start..start + layer.len());
-            }
+            out.insert(index, start..start + layer.len());
         }
     }
     Ok(out)

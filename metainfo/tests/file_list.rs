@@ -206,3 +206,62 @@ fn a_hundred_thousand_files_in_folders() {
     assert_eq!(last.path(), "d099/f99999");
     assert_eq!(last.offset, total - last.length);
 }
+
+/// A v2 `file tree` node for a file of `length` bytes.
+fn v2_file(length: u64) -> String {
+    format!(
+        "d0:d6:lengthi{length}e11:pieces root32:{}ee",
+        "r".repeat(32)
+    )
+}
+
+#[test]
+fn v2_file_trees_are_walked_in_order_with_padding() {
+    let tree = format!(
+        "d1:ad1:b{}1:c{}e1:d{}e",
+        v2_file(3),
+        v2_file(16384),
+        v2_file(5)
+    );
+    let info = format!("d9:file tree{tree}12:meta versioni2e4:name1:t12:piece lengthi16384ee");
+    let t = Torrent::from_info_bytes(info.as_bytes()).unwrap();
+    let files: Vec<(&str, u64, u64, bool)> = t
+        .files()
+        .iter()
+        .map(|f| (f.path(), f.offset, f.length, f.is_padding()))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("a/b", 0, 3, false),
+            (".pad/16381", 3, 16381, true),
+            ("a/c", 16384, 16384, false),
+            ("d", 32768, 5, false),
+            (".pad/16379", 32773, 16379, true),
+        ]
+    );
+    assert!(t.is_multi_file());
+    assert_eq!(t.files()[0].pieces_root(), Some([b'r'; 32]));
+    assert!(t.files()[1].pieces_root().is_none() && t.files()[1].original_path().is_empty());
+    assert_eq!(t.num_pieces(), 3);
+
+    // One file named like the torrent: a single-file torrent, whose file
+    // takes the torrent's sanitised name (and warns once, for the name).
+    let info = format!(
+        "d9:file treed3:CON{}e12:meta versioni2e4:name3:CON12:piece lengthi16384ee",
+        v2_file(7)
+    );
+    let t = Torrent::from_info_bytes(info.as_bytes()).unwrap();
+    assert!(!t.is_multi_file());
+    assert_eq!(t.files()[0].path(), "CON_");
+    assert_eq!(t.files()[0].original_path(), "CON");
+    assert_eq!(t.warnings().len(), 1, "{:?}", t.warnings());
+    // The same file under another name: a folder of one file.
+    let info = format!(
+        "d9:file treed3:CON{}e12:meta versioni2e4:name1:t12:piece lengthi16384ee",
+        v2_file(7)
+    );
+    let t = Torrent::from_info_bytes(info.as_bytes()).unwrap();
+    assert!(t.is_multi_file());
+    assert_eq!(t.files()[0].path(), "CON_");
+}
