@@ -140,7 +140,8 @@
 //! size share `.pad/N` legitimately). Past [`MAX_DUPLICATE_NAMES`]
 //! renames the torrent is refused ([`Error::TooManyDuplicateNames`]).
 //!
-//! So every [`FileEntry::path`] is non-empty, each element is non-empty,
+//! So every [`FileEntry::path`] is non-empty, each element
+//! ([`FileEntry::path_elements`]; they are joined with `/`) is non-empty,
 //! not `.` or `..`, free of `/`, `\`, NUL and control characters, not a
 //! Windows device name, at most 255 bytes, and no path equals another
 //! or a folder of another: joined below a download folder, nothing can
