@@ -46,10 +46,13 @@
 //! ```
 //!
 //! # Map
-//! - [`Torrent`]: parse (`from_bytes`, `from_file`, `from_info_bytes`),
-//!   then read fields and derived views: [`FileEntry`] with byte offsets,
-//!   piece lengths and hashes, tracker tiers, web seeds, unknown keys.
-//!   Errors are an [`Error`] naming the key and byte offset.
+//! - [`Torrent`]: parse (`from_bytes`, `from_vec`, `from_file`,
+//!   `from_info_bytes`), then read fields and derived views: [`FileEntry`]
+//!   with byte offsets and BEP 47 [`Attributes`], piece lengths and
+//!   hashes, tracker tiers, web seeds, unknown keys. Errors are an
+//!   [`Error`] naming the key and byte offset. The file list is read one
+//!   file at a time and kept compact: a million files cost about 165 bytes
+//!   each (the README has the figures).
 //! - [`InfoHash`] (v1, SHA-1): hex, base32, URL-encoded forms;
 //!   [`InfoHashV2`] (SHA-256) and its 20-byte truncation; [`InfoHashes`],
 //!   both of a torrent ([`Torrent::info_hashes`]).
