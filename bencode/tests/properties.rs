@@ -46,7 +46,9 @@ fn check_decode_at(input: &[u8], value: &Value<'_>) {
     assert_eq!(end, value.offset() + value.raw().len());
     match value.kind() {
         Kind::List(items) => items.iter().for_each(|item| check_decode_at(input, item)),
-        Kind::Dict(dict) => dict.iter().for_each(|(_, item)| check_decode_at(input, item)),
+        Kind::Dict(dict) => dict
+            .iter()
+            .for_each(|(_, item)| check_decode_at(input, item)),
         Kind::Integer(_) | Kind::Bytes(_) => {}
     }
 }

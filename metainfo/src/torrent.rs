@@ -1462,6 +1462,17 @@ fn parse_piece_layers(
         .as_dict()
         .ok_or_else(|| wrong_type("piece layers", "a dictionary", layers))?;
     let piece_length = u64::from(piece_length);
+    // The files by root, so that each layer finds its files (several may
+    // share a root) without a scan of every file: that was quadratic.
+    let mut by_root: Vec<([u8; 32], usize)> = Vec::new();
+    if !dict.is_empty() {
+        by_root = files
+            .iter()
+            .enumerate()
+            .filter_map(|(index, f)| Some((f.pieces_root()?, index)))
+            .collect();
+        by_root.sort_unstable();
+    }
     for (key, value) in dict.iter() {
         let invalid = |reason: String| Error::Invalid {
             key: format!("piece layers.{}", crate::hex(key)),
@@ -1474,12 +1485,14 @@ fn parse_piece_layers(
         let root: [u8; 32] = key
             .try_into()
             .map_err(|_| invalid(format!("a key of {} bytes, not a 32-byte root", key.len())))?;
-        let mut owners = files
+        let from = by_root.partition_point(|(r, _)| *r < root);
+        let owners = by_root
+            .get(from..)
+            .unwrap_or_default()
             .iter()
-            .enumerate()
-            .filter(|(_, f)| f.pieces_root() == Some(root))
-            .peekable();
-        let Some((_, first)) = owners.peek() else {
+            .take_while(|(r, _)| *r == root)
+            .map(|&(_, index)| index);
+        let Some(first) = owners.clone().next().and_then(|index| files.get(index)) else {
             return Err(invalid("the root of no file".into()));
         };
         if first.length <= piece_length {
@@ -1506,7 +1519,7 @@ fn parse_piece_layers(
             ));
         }
         let start = value.offset() + (value.raw().len() - layer.len());
-        for (index, _) in owners {
+        for index in owners {
             out.insert(index, start..start + layer.len());
         }
     }
