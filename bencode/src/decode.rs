@@ -140,6 +140,32 @@ impl Decoder {
     /// Decodes the value at the start of the input; returns it and the
     /// number of bytes it took.
     pub fn decode_prefix<'a>(&self, input: &'a [u8]) -> Result<(Value<'a>, usize), Error> {
+        self.decode_at(input, 0)
+    }
+
+    /// Decodes the value that starts at byte `start` of `input` (a value
+    /// inside a larger document, found with [`Decoder::tokens`], say);
+    /// returns it and the offset just after it. Offsets (in the value and
+    /// in errors) and [`Value::raw`] spans are those of the whole `input`,
+    /// so a caller can decode one item of a long list at a time and still
+    /// report where in the file something is wrong. The nesting limit
+    /// counts from this value.
+    ///
+    /// ```
+    /// use rustico_bencode::Decoder;
+    ///
+    /// let input = b"l3:abci7ee";
+    /// let (item, end) = Decoder::new().decode_at(input, 6)?;
+    /// assert_eq!((item.as_integer(), item.offset(), end), (Some(7), 6, 9));
+    /// let err = Decoder::new().decode_at(b"li1eX", 4).unwrap_err();
+    /// assert_eq!(err.offset, 4);
+    /// # Ok::<(), rustico_bencode::Error>(())
+    /// ```
+    pub fn decode_at<'a>(
+        &self,
+        input: &'a [u8],
+        start: usize,
+    ) -> Result<(Value<'a>, usize), Error> {
         Parser {
             input,
             strict: self.strict,
@@ -148,7 +174,7 @@ impl Decoder {
             items: Vec::new(),
             entries: Vec::new(),
         }
-        .parse()
+        .parse(start)
     }
 }
 
@@ -181,9 +207,9 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
-    fn parse(mut self) -> Result<(Value<'a>, usize), Error> {
+    fn parse(mut self, start: usize) -> Result<(Value<'a>, usize), Error> {
         let input = self.input;
-        let mut pos = 0;
+        let mut pos = start;
         loop {
             if let Some(frame) = self.frames.last_mut() {
                 match input.get(pos) {

@@ -36,6 +36,23 @@ fn check_spans(input: &[u8], value: &Value<'_>) {
     }
 }
 
+/// Checks that every value in the tree, decoded alone with
+/// [`Decoder::decode_at`] from its offset in the whole input, is the same
+/// value with the same offsets and spans (what lets a caller decode one
+/// item of a long list at a time).
+fn check_decode_at(input: &[u8], value: &Value<'_>) {
+    let (alone, end) = Decoder::new().decode_at(input, value.offset()).unwrap();
+    assert_eq!(&alone, value);
+    assert_eq!(end, value.offset() + value.raw().len());
+    match value.kind() {
+        Kind::List(items) => items.iter().for_each(|item| check_decode_at(input, item)),
+        Kind::Dict(dict) => dict
+            .iter()
+            .for_each(|(_, item)| check_decode_at(input, item)),
+        Kind::Integer(_) | Kind::Bytes(_) => {}
+    }
+}
+
 /// The tokens a walk of `value` should produce, in order, with their
 /// offsets (`None` for keys: the tree does not keep where a key starts).
 fn expected_tokens<'a>(value: &Value<'a>, out: &mut Vec<(Option<usize>, Token<'a>)>) {
@@ -187,6 +204,7 @@ proptest! {
         sloppy_encode(&value.to_owned_value(), &mut Choices(seed), &mut sloppy);
         let value = decode(&sloppy).unwrap();
         check_spans(&sloppy, &value);
+        check_decode_at(&sloppy, &value);
         check_tokens(&doc, true);
         check_tokens(&sloppy, false);
         check_tokens(&sloppy, true);

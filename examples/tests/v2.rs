@@ -335,7 +335,7 @@ fn rustico_answers_hash_requests_with_hashes_that_lead_to_the_root() {
         &["--format", "v2", "--piece-length", "16384"],
     );
     let t = rustico_metainfo::Torrent::from_file(&torrent).unwrap();
-    let root = t.files()[0].pieces_root.unwrap();
+    let root = t.files()[0].pieces_root().unwrap();
     let hex = |bytes: &[u8]| rustico_metainfo::hex(bytes).to_string();
     let (_seeder, port) = start_seeder(&torrent, &seed_dir, &config_in(dir.path()));
     let out = rustico_testkit::run_python(

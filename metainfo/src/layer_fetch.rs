@@ -154,7 +154,7 @@ impl PieceLayerFetch {
         let pad = merkle::pad_hash(height);
         let mut files = Vec::new();
         for (index, file) in torrent.files().iter().enumerate() {
-            let Some(root) = file.pieces_root else {
+            let Some(root) = file.pieces_root() else {
                 continue;
             };
             if file.length <= piece_length || torrent.piece_layer(index).is_some() {
@@ -355,7 +355,7 @@ impl HashServer {
             .filter_map(|(index, file)| {
                 let layer = torrent.piece_layer(index)?;
                 Some(ServedFile {
-                    root: file.pieces_root?,
+                    root: file.pieces_root()?,
                     layer: layer
                         .chunks_exact(32)
                         .filter_map(|h| h.try_into().ok())
@@ -479,7 +479,7 @@ mod tests {
         let index = full
             .files()
             .iter()
-            .position(|f| f.pieces_root == Some(range.pieces_root))
+            .position(|f| f.pieces_root() == Some(range.pieces_root))
             .unwrap();
         let mut layer: Vec<Hash> = full
             .piece_layer(index)

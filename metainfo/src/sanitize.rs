@@ -2,7 +2,11 @@
 //! plain, portable file name, and no two files end up at the same path.
 //! The rules are listed in the crate docs (`Paths are sanitised`).
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+
+use hashbrown::HashTable;
 
 use crate::error::{Error, PathProblem, Warning};
 use crate::torrent::FileEntry;
@@ -96,11 +100,18 @@ pub(crate) fn sanitize_element(bytes: &[u8]) -> Option<String> {
     Some(out)
 }
 
-/// Sanitises a whole path; never empty (`_` when every element was dropped).
-pub(crate) fn sanitize_path<'a>(elements: impl IntoIterator<Item = &'a [u8]>) -> Vec<String> {
-    let mut path: Vec<String> = elements.into_iter().filter_map(sanitize_element).collect();
+/// Sanitises a whole path and joins its elements with `/`; never empty
+/// (`_` when every element was dropped).
+pub(crate) fn sanitize_path<'a>(elements: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let mut path = String::new();
+    for element in elements.into_iter().filter_map(sanitize_element) {
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(&element);
+    }
     if path.is_empty() {
-        path.push("_".into());
+        path.push('_');
     }
     path
 }
@@ -161,6 +172,136 @@ fn numbered(name: &str, n: usize) -> String {
     out
 }
 
+/// Node 0 of [`Names`]: the torrent's folder.
+const ROOT: u32 = 0;
+
+/// A name [`Names`] holds: bytes `start..start + len` of file `file`'s
+/// path, in folder `parent`.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    parent: u32,
+    file: u32,
+    start: u32,
+    len: u32,
+}
+
+/// The names taken in each folder, compared ignoring ASCII case: a trie
+/// whose nodes point into the files' own paths rather than copying them,
+/// in a hash table of node numbers (about 25 bytes a name, where a map
+/// of owned lowercase keys took about 100, which mattered for a million
+/// files). Names are hashed with a random key, so crafted names cannot
+/// pile up in one bucket.
+struct Names {
+    nodes: Vec<Node>,
+    table: HashTable<u32>,
+    state: RandomState,
+}
+
+impl Names {
+    fn new() -> Names {
+        Names {
+            nodes: Vec::new(),
+            table: HashTable::new(),
+            state: RandomState::new(),
+        }
+    }
+
+    fn hash(&self, parent: u32, name: &str) -> u64 {
+        hash_name(&self.state, parent, name)
+    }
+
+    /// The node of `name` in folder `parent`, if taken.
+    fn find(&self, files: &[FileEntry], parent: u32, name: &str, hash: u64) -> Option<u32> {
+        let nodes = &self.nodes;
+        self.table
+            .find(hash, |&index| {
+                nodes.get(index as usize).is_some_and(|node| {
+                    node.parent == parent
+                        && name_of(files, node).is_some_and(|n| n.eq_ignore_ascii_case(name))
+                })
+            })
+            .map(|&index| index + 1)
+    }
+
+    /// Takes the name at `start..start + len` of file `file`'s path in
+    /// folder `parent`, which must be free; returns its node.
+    fn insert(
+        &mut self,
+        files: &[FileEntry],
+        parent: u32,
+        hash: u64,
+        file: usize,
+        start: usize,
+        len: usize,
+    ) -> Result<u32, Error> {
+        let too_many = || Error::Invalid {
+            key: format!("info.files[{file}].path"),
+            reason: "more than 2^32 - 2 names or bytes in a path".into(),
+            offset: 0,
+        };
+        let small = |n: usize| u32::try_from(n).ok().filter(|n| *n < u32::MAX);
+        let index = small(self.nodes.len()).ok_or_else(too_many)?;
+        self.nodes.push(Node {
+            parent,
+            file: small(file).ok_or_else(too_many)?,
+            start: small(start).ok_or_else(too_many)?,
+            len: small(len).ok_or_else(too_many)?,
+        });
+        let Names {
+            nodes,
+            table,
+            state,
+        } = self;
+        table.insert_unique(hash, index, |&index| {
+            let node = nodes.get(index as usize);
+            let name = node
+                .and_then(|node| name_of(files, node))
+                .unwrap_or_default();
+            hash_name(state, node.map_or(ROOT, |n| n.parent), name)
+        });
+        Ok(index + 1)
+    }
+
+    /// The node of `name` in `parent`, taken if it was free.
+    fn find_or_insert(
+        &mut self,
+        files: &[FileEntry],
+        parent: u32,
+        name: &str,
+        file: usize,
+        start: usize,
+    ) -> Result<u32, Error> {
+        let hash = self.hash(parent, name);
+        match self.find(files, parent, name, hash) {
+            Some(node) => Ok(node),
+            None => self.insert(files, parent, hash, file, start, name.len()),
+        }
+    }
+}
+
+/// The hash of `name` (ASCII case ignored) in folder `parent`.
+fn hash_name(state: &RandomState, parent: u32, name: &str) -> u64 {
+    let mut hasher = state.build_hasher();
+    hasher.write_u32(parent);
+    let mut lower = [0u8; 64];
+    for chunk in name.as_bytes().chunks(lower.len()) {
+        for (out, byte) in lower.iter_mut().zip(chunk) {
+            *out = byte.to_ascii_lowercase();
+        }
+        hasher.write(lower.get(..chunk.len()).unwrap_or_default());
+    }
+    hasher.finish()
+}
+
+/// The name a node points at.
+fn name_of<'f>(files: &'f [FileEntry], node: &Node) -> Option<&'f str> {
+    let start = node.start as usize;
+    files
+        .get(node.file as usize)?
+        .path()
+        .get(start..start + node.len as usize)
+}
+
 /// Renames files whose (sanitised) path is taken, in torrent order:
 /// folders first claim their paths, then each file claims its own; a file
 /// whose path is taken (compared ignoring ASCII case) becomes
@@ -170,46 +311,49 @@ pub(crate) fn resolve_duplicates(
     files: &mut [FileEntry],
     warnings: &mut Vec<Warning>,
 ) -> Result<(), Error> {
-    // A trie of names: (parent node, lowercase name) -> node. Node 0 is
-    // the torrent's folder. Walking it costs the length of each path,
-    // whatever the depth, where hashing every prefix would be quadratic.
-    let mut nodes: HashMap<(usize, String), usize> = HashMap::new();
+    // Walking the trie costs the length of each path, whatever the
+    // depth, where hashing every prefix would be quadratic.
+    let mut names = Names::new();
     let mut parents = Vec::with_capacity(files.len());
-    for file in files.iter() {
-        let mut parent = 0;
+    for (index, file) in files.iter().enumerate() {
+        let mut parent = ROOT;
         if !file.is_padding() {
-            if let Some((_, folders)) = file.path.split_last() {
-                for folder in folders {
-                    let next = nodes.len() + 1;
-                    parent = *nodes
-                        .entry((parent, folder.to_ascii_lowercase()))
-                        .or_insert(next);
+            if let Some((folders, _)) = file.path().rsplit_once('/') {
+                let mut start = 0;
+                for folder in folders.split('/') {
+                    parent = names.find_or_insert(files, parent, folder, index, start)?;
+                    start += folder.len() + 1;
                 }
             }
         }
         parents.push(parent);
     }
-    // For each taken (parent, name): the next number to try.
-    let mut next_number: HashMap<(usize, String), usize> = HashMap::new();
+    // For each taken name (its node): the next number to try.
+    let mut next_number: HashMap<u32, usize> = HashMap::new();
     let mut renamed = 0usize;
-    for (index, (file, &parent)) in files.iter_mut().zip(&parents).enumerate() {
+    for (index, &parent) in parents.iter().enumerate() {
+        let Some(file) = files.get(index) else {
+            break;
+        };
         if file.is_padding() {
             continue;
         }
-        let Some(last) = file.path.last_mut() else {
-            debug_assert!(false, "sanitised paths are never empty");
+        let path = file.path();
+        let start = path.rfind('/').map_or(0, |slash| slash + 1);
+        let last = path.get(start..).unwrap_or_default();
+        if last.is_empty() {
+            debug_assert!(false, "sanitised paths have no empty element");
             return Err(Error::Invalid {
                 key: format!("info.files[{index}].path"),
                 reason: "empty after sanitising (a bug)".into(),
                 offset: 0,
             });
-        };
-        let key = (parent, last.to_ascii_lowercase());
-        if !nodes.contains_key(&key) {
-            let id = nodes.len() + 1;
-            nodes.insert(key, id);
-            continue;
         }
+        let hash = names.hash(parent, last);
+        let Some(taken) = names.find(files, parent, last, hash) else {
+            names.insert(files, parent, hash, index, start, last.len())?;
+            continue;
+        };
         renamed += 1;
         if renamed > MAX_DUPLICATE_NAMES {
             return Err(Error::TooManyDuplicateNames {
@@ -217,28 +361,28 @@ pub(crate) fn resolve_duplicates(
                 file: index,
             });
         }
-        let counter = next_number.entry(key).or_insert(1);
-        let new_name = loop {
+        let counter = next_number.entry(taken).or_insert(1);
+        let (new_name, new_hash) = loop {
             let candidate = numbered(last, *counter);
             *counter += 1;
-            let candidate_key = (parent, candidate.to_ascii_lowercase());
-            if !nodes.contains_key(&candidate_key) {
-                let id = nodes.len() + 1;
-                nodes.insert(candidate_key, id);
-                break candidate;
+            let candidate_hash = names.hash(parent, &candidate);
+            if names
+                .find(files, parent, &candidate, candidate_hash)
+                .is_none()
+            {
+                break (candidate, candidate_hash);
             }
         };
-        let original = file.path.join("/");
-        if file.original_path.is_none() {
-            file.original_path = Some(file.path.clone());
+        let original = path.to_string();
+        let renamed_path = format!("{}{new_name}", path.get(..start).unwrap_or_default());
+        if let Some(file) = files.get_mut(index) {
+            file.rename(renamed_path.clone());
         }
-        if let Some(last) = file.path.last_mut() {
-            *last = new_name;
-        }
+        names.insert(files, parent, new_hash, index, start, new_name.len())?;
         warnings.push(Warning::DuplicateRenamed {
             file: index,
             original,
-            renamed: file.path.join("/"),
+            renamed: renamed_path,
         });
     }
     Ok(())
@@ -317,6 +461,162 @@ mod tests {
         let out = numbered(&long, 1000);
         assert_eq!(out.len(), MAX_ELEMENT_LENGTH);
         assert!(out.ends_with("a.1000.txt"));
+    }
+
+    /// The renaming rule written plainly, as it was before issue 20 (an
+    /// owned lowercase key per name): what [`resolve_duplicates`] must
+    /// agree with. `None` paths are padding.
+    fn plain_rule(paths: &[Option<Vec<String>>]) -> Vec<Option<Vec<String>>> {
+        let mut out = paths.to_vec();
+        let mut nodes: HashMap<(usize, String), usize> = HashMap::new();
+        let mut parents = Vec::new();
+        for path in paths {
+            let mut parent = 0;
+            if let Some((_, folders)) = path.as_ref().and_then(|p| p.split_last()) {
+                for folder in folders {
+                    let next = nodes.len() + 1;
+                    parent = *nodes
+                        .entry((parent, folder.to_ascii_lowercase()))
+                        .or_insert(next);
+                }
+            }
+            parents.push(parent);
+        }
+        let mut next_number: HashMap<(usize, String), usize> = HashMap::new();
+        for (path, &parent) in out.iter_mut().zip(&parents) {
+            let Some(last) = path.as_mut().and_then(|p| p.last_mut()) else {
+                continue;
+            };
+            let key = (parent, last.to_ascii_lowercase());
+            if !nodes.contains_key(&key) {
+                let id = nodes.len() + 1;
+                nodes.insert(key, id);
+                continue;
+            }
+            let counter = next_number.entry(key).or_insert(1);
+            *last = loop {
+                let candidate = numbered(last, *counter);
+                *counter += 1;
+                let key = (parent, candidate.to_ascii_lowercase());
+                if !nodes.contains_key(&key) {
+                    let id = nodes.len() + 1;
+                    nodes.insert(key, id);
+                    break candidate;
+                }
+            };
+        }
+        out
+    }
+
+    fn entries(paths: &[Option<Vec<String>>]) -> Vec<FileEntry> {
+        paths
+            .iter()
+            .enumerate()
+            .map(|(i, path)| match path {
+                Some(path) => FileEntry::new(path.join("/"), 1, i as u64),
+                None => {
+                    let mut pad = FileEntry::new(".pad/1".into(), 1, i as u64);
+                    pad.set_attributes(crate::torrent::Attributes::from_bytes(b"p"));
+                    pad
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn renaming_keeps_originals_and_warns() {
+        let paths: Vec<Option<Vec<String>>> = [
+            vec!["Dir", "a.txt"],
+            vec!["dir", "A.TXT"],
+            vec!["dir", "a.1.txt"],
+            vec!["dir"],
+            vec!["x.tar.gz"],
+            vec!["X.tar.gz"],
+        ]
+        .iter()
+        .map(|p| Some(p.iter().map(|e| e.to_string()).collect()))
+        .chain([None, None])
+        .collect();
+        let mut files = entries(&paths);
+        let mut warnings = Vec::new();
+        resolve_duplicates(&mut files, &mut warnings).unwrap();
+        let got: Vec<&str> = files.iter().map(FileEntry::path).collect();
+        assert_eq!(
+            got,
+            [
+                "Dir/a.txt",
+                "dir/A.1.TXT",
+                "dir/a.1.1.txt",
+                "dir.1",
+                "x.tar.gz",
+                "X.tar.1.gz",
+                ".pad/1",
+                ".pad/1"
+            ]
+        );
+        assert_eq!(files[1].original_path(), "dir/A.TXT");
+        assert!(files[1].was_renamed() && !files[0].was_renamed() && !files[6].was_renamed());
+        assert_eq!(warnings.len(), 4);
+        assert_eq!(
+            warnings[0],
+            Warning::DuplicateRenamed {
+                file: 1,
+                original: "dir/A.TXT".into(),
+                renamed: "dir/A.1.TXT".into()
+            }
+        );
+    }
+
+    #[test]
+    fn too_many_duplicates_are_refused() {
+        let paths = vec![Some(vec!["same".to_string()]); MAX_DUPLICATE_NAMES + 2];
+        let mut files = entries(&paths);
+        let err = resolve_duplicates(&mut files, &mut Vec::new()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::TooManyDuplicateNames {
+                    max: MAX_DUPLICATE_NAMES,
+                    file
+                } if file == MAX_DUPLICATE_NAMES + 1
+            ),
+            "{err}"
+        );
+    }
+
+    proptest! {
+        /// Names from a small alphabet, so paths collide often: as files,
+        /// as folders, in another case, with numbered names already taken.
+        #[test]
+        fn renaming_matches_the_plain_rule(
+            paths in proptest::collection::vec(
+                proptest::option::weighted(
+                    0.9,
+                    proptest::collection::vec(
+                        proptest::sample::select(vec!["a", "A", "b", "a.1", "A.1", "b.txt", "B.TXT", "b.1.txt", ".x", ".1.x"]),
+                        1..4,
+                    ),
+                ),
+                1..40,
+            )
+        ) {
+            let paths: Vec<Option<Vec<String>>> = paths
+                .iter()
+                .map(|p| p.as_ref().map(|p| p.iter().map(|e| e.to_string()).collect()))
+                .collect();
+            let mut files = entries(&paths);
+            let mut warnings = Vec::new();
+            resolve_duplicates(&mut files, &mut warnings).unwrap();
+            let expected = plain_rule(&paths);
+            for (file, want) in files.iter().zip(&expected) {
+                match want {
+                    Some(want) => prop_assert_eq!(file.path(), want.join("/")),
+                    None => prop_assert_eq!(file.path(), ".pad/1"),
+                }
+            }
+            let renamed = paths.iter().zip(&expected).filter(|(a, b)| a != b).count();
+            prop_assert_eq!(warnings.len(), renamed);
+        }
     }
 
     proptest! {

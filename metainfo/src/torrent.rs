@@ -3,12 +3,13 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use rustico_bencode::{Decoder, Kind, OwnedDict, Value};
+use rustico_bencode::{Kind, OwnedDict, Value};
 
 use crate::error::{Error, Warning};
 use crate::info_hash::{InfoHash, InfoHashV2, InfoHashes};
 use crate::merkle;
 use crate::sanitize::{resolve_duplicates, sanitize_element, sanitize_path};
+use crate::scan::{decode_at, scan, value_end, Field, Fields};
 use crate::v2;
 
 /// The largest piece length accepted: 512 MiB. libtorrent loads up to
@@ -19,7 +20,7 @@ pub const MAX_PIECE_LENGTH: u32 = 512 * 1024 * 1024;
 
 /// Bencode nesting allowed in a `.torrent`: real ones need 4 levels
 /// (v2 file trees more, bounded by folder depth).
-const MAX_DEPTH: usize = 256;
+pub(crate) const MAX_DEPTH: usize = 256;
 
 const TOP_LEVEL_KEYS: &[&[u8]] = &[
     b"announce",
@@ -87,83 +88,252 @@ impl V2PieceHash {
 }
 
 /// One file of a torrent, where it sits in the torrent's byte stream.
+///
+/// Kept small, since a torrent may list a million of these: the path is
+/// one string (elements joined with `/`), the BEP 47 attributes one byte,
+/// and what most files lack (a v2 `pieces root`, unknown keys, the path
+/// as written before sanitising) costs one pointer each when absent.
+///
+/// ```
+/// use rustico_metainfo::Torrent;
+///
+/// let mut file = b"d4:infod5:filesld6:lengthi3e4:pathl3:sub5:a.txteed4:attr1:x6:lengthi2e4:pathl5:b.binee".to_vec();
+/// file.extend_from_slice(b"e4:name1:t12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee");
+/// let torrent = Torrent::from_bytes(&file)?;
+/// let [a, b] = torrent.files() else { panic!("two files") };
+/// assert_eq!(a.path(), "sub/a.txt");
+/// assert_eq!(a.path_elements().collect::<Vec<_>>(), ["sub", "a.txt"]);
+/// assert_eq!((b.offset, b.length), (3, 2));
+/// assert!(b.is_executable() && !b.is_padding());
+/// assert!(a.extra().is_empty() && !a.was_renamed());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEntry {
-    /// Path elements below the torrent's folder (`["sub", "a.txt"]`);
-    /// for a single-file torrent, just the torrent's name. Sanitised
-    /// (crate docs, "Paths are sanitised"): never empty, every element a
-    /// safe file name, no two files at the same path. This is where the
-    /// file goes on disk. `path.utf-8` is preferred over `path`; bytes
-    /// that are not UTF-8 become U+FFFD.
-    pub path: Vec<String>,
+    /// See [`FileEntry::path`].
+    path: Box<str>,
     /// Length in bytes.
     pub length: u64,
     /// Offset of the file's first byte in the concatenation of all files,
     /// which the pieces cut into `piece length` slices.
     pub offset: u64,
-    /// BEP 47 attributes (`attr`), as given: `p` padding, `x` executable,
-    /// `h` hidden, `l` symlink. Empty when absent.
-    pub attr: String,
-    /// Keys of the file's dictionary this crate does not interpret
-    /// (`md5sum`, `sha1`, `symlink path`, ...).
-    pub extra: OwnedDict,
-    /// BEP 52 `pieces root`: the merkle root of the file's 16 KiB
-    /// blocks, for a non-empty file of a v2 or hybrid torrent (`None`
-    /// for v1-only torrents, empty files and padding).
-    pub pieces_root: Option<[u8; 32]>,
+    attributes: Attributes,
+    /// A padding file the torrent gave no path (named `.pad/N` here, its
+    /// original path empty): common in v2 torrents, so not in `rare`.
+    unnamed: bool,
+    pieces_root: Option<Box<[u8; 32]>>,
+    rare: Option<Box<Rare>>,
+}
+
+/// What few files have: kept behind one pointer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Rare {
+    /// Keys of the file's dictionary this crate does not interpret.
+    extra: OwnedDict,
     /// The path as the torrent wrote it, when sanitising or renaming
-    /// changed it.
-    pub(crate) original_path: Option<Vec<String>>,
+    /// changed it (empty for a padding file that had none).
+    original_path: Option<Box<str>>,
+}
+
+/// No unknown keys.
+static NO_EXTRA: OwnedDict = OwnedDict::new();
+
+/// BEP 47 file attributes (`attr`): which of `p` (padding), `x`
+/// (executable), `h` (hidden) and `l` (symlink) a file has. Other letters
+/// are ignored, as BEP 47 asks of readers. Prints as the letters it has,
+/// in that order.
+///
+/// ```
+/// use rustico_metainfo::Attributes;
+///
+/// let attr = Attributes::from_bytes(b"xhq");
+/// assert!(attr.is_executable() && attr.is_hidden() && !attr.is_padding());
+/// assert_eq!(attr.to_string(), "xh");
+/// assert_eq!(Attributes::default().to_string(), "");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Attributes(u8);
+
+impl Attributes {
+    const LETTERS: [(u8, u8); 4] = [(b'p', 1), (b'x', 2), (b'h', 4), (b'l', 8)];
+
+    /// The attributes an `attr` value names.
+    pub fn from_bytes(attr: &[u8]) -> Attributes {
+        let mut bits = 0;
+        for &(letter, bit) in &Attributes::LETTERS {
+            if attr.contains(&letter) {
+                bits |= bit;
+            }
+        }
+        Attributes(bits)
+    }
+
+    /// `p`: a padding file.
+    pub fn is_padding(self) -> bool {
+        self.0 & 1 != 0
+    }
+
+    /// `x`: executable.
+    pub fn is_executable(self) -> bool {
+        self.0 & 2 != 0
+    }
+
+    /// `h`: hidden.
+    pub fn is_hidden(self) -> bool {
+        self.0 & 4 != 0
+    }
+
+    /// `l`: a symbolic link.
+    pub fn is_symlink(self) -> bool {
+        self.0 & 8 != 0
+    }
+}
+
+impl std::fmt::Display for Attributes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for &(letter, bit) in &Attributes::LETTERS {
+            if self.0 & bit != 0 {
+                write!(f, "{}", char::from(letter))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl FileEntry {
+    /// An entry without attributes, root or extras.
+    pub(crate) fn new(path: String, length: u64, offset: u64) -> FileEntry {
+        FileEntry {
+            path: path.into_boxed_str(),
+            length,
+            offset,
+            attributes: Attributes::default(),
+            unnamed: false,
+            pieces_root: None,
+            rare: None,
+        }
+    }
+
+    /// The path below the torrent's folder, elements joined with `/`
+    /// (`sub/a.txt`); for a single-file torrent, just the torrent's name.
+    /// Sanitised (crate docs, "Paths are sanitised"): never empty, every
+    /// element a safe file name (so never holding `/`), no two files at
+    /// the same path. This is where the file goes on disk.
+    /// `path.utf-8` is preferred over `path`; bytes that are not UTF-8
+    /// become U+FFFD.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The path's elements (`["sub", "a.txt"]`), never empty.
+    pub fn path_elements(&self) -> std::str::Split<'_, char> {
+        self.path.split('/')
+    }
+
+    /// The path as a `String`, as shown to users: [`path`](FileEntry::path).
+    pub fn path_string(&self) -> String {
+        self.path.to_string()
+    }
+
+    /// BEP 47 attributes (`attr`); none when absent.
+    pub fn attributes(&self) -> Attributes {
+        self.attributes
+    }
+
+    /// Keys of the file's dictionary this crate does not interpret
+    /// (`md5sum`, `sha1`, `symlink path`, ...).
+    pub fn extra(&self) -> &OwnedDict {
+        self.rare.as_ref().map_or(&NO_EXTRA, |r| &r.extra)
+    }
+
+    /// BEP 52 `pieces root`: the merkle root of the file's 16 KiB
+    /// blocks, for a non-empty file of a v2 or hybrid torrent (`None`
+    /// for v1-only torrents, empty files and padding).
+    pub fn pieces_root(&self) -> Option<[u8; 32]> {
+        self.pieces_root.as_deref().copied()
+    }
+
     /// A BEP 47 padding file (`attr` contains `p`): its bytes are zeros
     /// that occupy room in the piece stream so the next file starts on a
     /// piece boundary. It is a real entry of the v1 file list (the piece
     /// hashes cover its zeros), but a client need not create it on disk.
     pub fn is_padding(&self) -> bool {
-        self.attr.contains('p')
+        self.attributes.is_padding()
     }
 
     /// BEP 47: `attr` contains `x`.
     pub fn is_executable(&self) -> bool {
-        self.attr.contains('x')
+        self.attributes.is_executable()
     }
 
     /// BEP 47: `attr` contains `h`.
     pub fn is_hidden(&self) -> bool {
-        self.attr.contains('h')
+        self.attributes.is_hidden()
     }
 
     /// BEP 47: `attr` contains `l`, a symbolic link (its target is the
     /// `symlink path` key, in [`extra`](FileEntry::extra)). Its length
     /// may be absent in the torrent, and is then 0.
     pub fn is_symlink(&self) -> bool {
-        self.attr.contains('l')
+        self.attributes.is_symlink()
     }
 
-    /// The path as the torrent wrote it (elements lossily decoded),
-    /// before sanitising and duplicate renaming; the same as
+    /// The path as the torrent wrote it (elements lossily decoded, joined
+    /// with `/`), before sanitising and duplicate renaming; the same as
     /// [`path`](FileEntry::path) when nothing was changed. Empty for a
     /// padding file that had no `path`. For display only: never use it
-    /// to name a file on disk.
-    pub fn original_path(&self) -> &[String] {
-        self.original_path.as_deref().unwrap_or(&self.path)
+    /// to name a file on disk (an element may hold `/` itself).
+    pub fn original_path(&self) -> &str {
+        if self.unnamed {
+            return "";
+        }
+        self.rare
+            .as_ref()
+            .and_then(|r| r.original_path.as_deref())
+            .unwrap_or(&self.path)
     }
 
     /// Whether sanitising or duplicate renaming changed the path.
     pub fn was_renamed(&self) -> bool {
-        self.original_path.is_some()
-    }
-
-    /// The path components joined with `/`, as shown to users.
-    pub fn path_string(&self) -> String {
-        self.path.join("/")
+        self.unnamed
+            || self
+                .rare
+                .as_ref()
+                .is_some_and(|r| r.original_path.is_some())
     }
 
     /// The byte range of this file in the torrent's byte stream.
     pub fn byte_range(&self) -> Range<u64> {
         self.offset..self.offset + self.length
+    }
+
+    /// Replaces the path (duplicate renaming), keeping the first one as
+    /// the original.
+    pub(crate) fn rename(&mut self, path: String) {
+        if !self.was_renamed() {
+            let original = std::mem::take(&mut self.path);
+            self.rare.get_or_insert_with(Default::default).original_path = Some(original);
+        }
+        self.path = path.into_boxed_str();
+    }
+
+    pub(crate) fn set_original_path(&mut self, original: String) {
+        self.rare.get_or_insert_with(Default::default).original_path =
+            Some(original.into_boxed_str());
+    }
+
+    pub(crate) fn set_attributes(&mut self, attributes: Attributes) {
+        self.attributes = attributes;
+    }
+
+    pub(crate) fn set_pieces_root(&mut self, root: Option<[u8; 32]>) {
+        self.pieces_root = root.map(Box::new);
+    }
+
+    pub(crate) fn set_extra(&mut self, extra: OwnedDict) {
+        if !extra.is_empty() {
+            self.rare.get_or_insert_with(Default::default).extra = extra;
+        }
     }
 }
 
@@ -199,8 +369,9 @@ pub struct Torrent {
     total_length: u64,
     num_pieces: u32,
     files: Vec<FileEntry>,
-    /// Per file: where its piece layer is in `bytes`, when there is one.
-    layers: Vec<Option<Range<usize>>>,
+    /// Where each file's piece layer is in `bytes`, for the files that
+    /// have one (a map, not a slot per file: most files have none).
+    layers: Layers,
     multi_file: bool,
     private: bool,
     hybrid: bool,
@@ -222,23 +393,51 @@ impl Torrent {
     /// non-canonical forms are accepted) and the info-hash is the SHA-1 of
     /// the info dictionary's bytes exactly as they are in `bytes`.
     pub fn from_bytes(bytes: &[u8]) -> Result<Torrent, Error> {
-        let (root, used) = Decoder::new().max_depth(MAX_DEPTH).decode_prefix(bytes)?;
-        let Some(root_dict) = root.as_dict() else {
+        let parts = Torrent::parse(bytes)?;
+        let kept = bytes.get(..parts.used).unwrap_or(bytes).to_vec();
+        Ok(parts.finish(kept))
+    }
+
+    /// [`from_bytes`](Torrent::from_bytes) for bytes the torrent may keep:
+    /// they are not copied (a large `.torrent` is not in memory twice).
+    pub fn from_vec(mut bytes: Vec<u8>) -> Result<Torrent, Error> {
+        let parts = Torrent::parse(&bytes)?;
+        bytes.truncate(parts.used);
+        Ok(parts.finish(bytes))
+    }
+
+    /// Everything of a `.torrent` but its bytes.
+    fn parse(bytes: &[u8]) -> Result<Parts, Error> {
+        // One pass of the pull parser checks the whole file; values are
+        // then decoded one at a time, never the whole file as a tree.
+        let scanned = scan(bytes, Some(b"info"))?;
+        let used = scanned.end;
+        let Some(root) = scanned.root else {
+            let root = decode_at(bytes, 0, 0)?;
             return Err(wrong_type("(top level)", "a dictionary", &root));
         };
-        let info = root_dict.get(b"info").ok_or_else(|| Error::MissingKey {
-            key: "info".into(),
-            offset: root.offset(),
-        })?;
+        let Some(info_field) = root.field(b"info") else {
+            return Err(Error::MissingKey {
+                key: "info".into(),
+                offset: root.offset(),
+            });
+        };
+        let Some(info) = scanned.inner else {
+            return Err(wrong_type(
+                "info",
+                "a dictionary",
+                &root.decode(info_field)?,
+            ));
+        };
         let mut parsed = Parsed::default();
-        parse_info(info, &mut parsed)?;
+        parse_info(&info, &mut parsed)?;
 
         let announce = optional_text(&root, b"announce", "announce")?;
         let mut trackers = Vec::new();
-        if let Some(list) = root.get(b"announce-list") {
+        if let Some(list) = root.get(b"announce-list")? {
             let tiers = list
                 .as_list()
-                .ok_or_else(|| wrong_type("announce-list", "a list of lists", list))?;
+                .ok_or_else(|| wrong_type("announce-list", "a list of lists", &list))?;
             for (t, tier) in tiers.iter().enumerate() {
                 let urls = tier
                     .as_list()
@@ -267,7 +466,7 @@ impl Torrent {
         // Web seeds are optional: a malformed entry is dropped with a
         // warning, as libtorrent does, rather than losing the torrent.
         let mut web_seeds = Vec::new();
-        if let Some(seeds) = root.get(b"url-list") {
+        if let Some(seeds) = root.get(b"url-list")? {
             let mut add = |key: String, url: &Value<'_>| match url.as_bytes() {
                 Some(text) if !text.is_empty() => {
                     web_seeds.push(String::from_utf8_lossy(text).into_owned());
@@ -284,21 +483,21 @@ impl Torrent {
                         add(format!("url-list[{u}]"), url);
                     }
                 }
-                _ => add("url-list".into(), seeds),
+                _ => add("url-list".into(), &seeds),
             }
         }
 
-        let creation_date = match root.get(b"creation date") {
+        let creation_date = match root.get(b"creation date")? {
             Some(v) => Some(
                 v.as_integer()
-                    .ok_or_else(|| wrong_type("creation date", "an integer", v))?,
+                    .ok_or_else(|| wrong_type("creation date", "an integer", &v))?,
             ),
             None => None,
         };
         let comment = preferred_text(&root, b"comment", b"comment.utf-8", "comment")?;
         let created_by = preferred_text(&root, b"created by", b"created by.utf-8", "created by")?;
         let encoding = optional_text(&root, b"encoding", "encoding")?;
-        let extra = unknown_keys(&root, TOP_LEVEL_KEYS);
+        let extra = unknown_fields(&root, TOP_LEVEL_KEYS)?;
 
         if used < bytes.len() {
             parsed.warnings.push(Warning::TrailingBytes {
@@ -309,17 +508,18 @@ impl Torrent {
         let info_range = info_start..info_start + info.raw().len();
         let layers = if parsed.info_hashes.v2.is_some() {
             parse_piece_layers(
-                root.get(b"piece layers"),
+                root.get(b"piece layers")?.as_ref(),
                 &parsed.files,
                 parsed.piece_length,
             )?
         } else {
-            vec![None; parsed.files.len()]
+            Layers::new()
         };
-        Ok(parsed.finish(
-            bytes[..used].to_vec(),
+        Ok(Parts {
+            parsed,
+            used,
             info_range,
-            Header {
+            header: Header {
                 trackers,
                 web_seeds,
                 creation_date,
@@ -329,7 +529,7 @@ impl Torrent {
                 extra,
             },
             layers,
-        ))
+        })
     }
 
     /// Reads and parses a `.torrent` file from disk.
@@ -339,7 +539,7 @@ impl Torrent {
             path: path.to_path_buf(),
             source,
         })?;
-        Torrent::from_bytes(&bytes)
+        Torrent::from_vec(bytes)
     }
 
     /// A torrent from the bencoded info dictionary alone, as fetched from
@@ -349,9 +549,8 @@ impl Torrent {
     /// the dictionary are an error here (the metadata must be exactly the
     /// dictionary).
     pub fn from_info_bytes(info_bytes: &[u8]) -> Result<Torrent, Error> {
-        let (info, used) = Decoder::new()
-            .max_depth(MAX_DEPTH)
-            .decode_prefix(info_bytes)?;
+        let scanned = scan(info_bytes, None)?;
+        let used = scanned.end;
         if used != info_bytes.len() {
             return Err(Error::Invalid {
                 key: "info".into(),
@@ -359,14 +558,20 @@ impl Torrent {
                 offset: used,
             });
         }
+        let Some(info) = scanned.root else {
+            return Err(wrong_type(
+                "info",
+                "a dictionary",
+                &decode_at(info_bytes, 0, 0)?,
+            ));
+        };
         let mut parsed = Parsed::default();
         parse_info(&info, &mut parsed)?;
-        let layers = vec![None; parsed.files.len()];
         Ok(parsed.finish(
             info_bytes.to_vec(),
             0..info_bytes.len(),
             Header::default(),
-            layers,
+            Layers::new(),
         ))
     }
 
@@ -413,9 +618,7 @@ impl Torrent {
         }
         // Exactly one value: what follows it would become part of the
         // top-level dictionary below.
-        let (_, used) = Decoder::new()
-            .max_depth(MAX_DEPTH)
-            .decode_prefix(info_bytes)?;
+        let used = value_end(info_bytes)?;
         if used != info_bytes.len() {
             return Err(Error::Invalid {
                 key: "info".into(),
@@ -450,7 +653,7 @@ impl Torrent {
             out.push(b'e');
         }
         out.push(b'e');
-        let torrent = Torrent::from_bytes(&out)?;
+        let torrent = Torrent::from_vec(out)?;
         // A link may name only one half of a hybrid, but not a half
         // the dictionary does not have.
         if wanted.v1.is_some() && torrent.info_hashes.v1.is_none() {
@@ -500,7 +703,7 @@ impl Torrent {
     /// piece (its root is its piece hash), for a v1 file, and when the
     /// `.torrent` left the layer out (a client then fetches it from peers).
     pub fn piece_layer(&self, index: usize) -> Option<&[u8]> {
-        let range = self.layers.get(index)?.clone()?;
+        let range = self.layers.get(&index)?.clone();
         self.bytes.get(range)
     }
 
@@ -527,7 +730,7 @@ impl Torrent {
     /// // Only the info dictionary, as a magnet link's peers send it.
     /// let bare = Torrent::from_info_bytes(full.info_bytes())?;
     /// assert!(!bare.has_piece_layers());
-    /// let root = full.files()[0].pieces_root.unwrap();
+    /// let root = full.files()[0].pieces_root().unwrap();
     /// let layer = full.piece_layer(0).unwrap();
     /// let complete = bare.with_piece_layers([(&root, layer)])?;
     /// assert!(complete.has_piece_layers());
@@ -550,11 +753,10 @@ impl Torrent {
             });
         }
         let mut all: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        for (file, layer) in self.files.iter().zip(&self.layers) {
-            if let (Some(root), Some(range)) = (file.pieces_root, layer) {
-                if let Some(bytes) = self.bytes.get(range.clone()) {
-                    all.insert(root.to_vec(), bytes.to_vec());
-                }
+        for (&index, range) in &self.layers {
+            let root = self.files.get(index).and_then(FileEntry::pieces_root);
+            if let (Some(root), Some(bytes)) = (root, self.bytes.get(range.clone())) {
+                all.insert(root.to_vec(), bytes.to_vec());
             }
         }
         for (root, layer) in layers {
@@ -567,10 +769,11 @@ impl Torrent {
         if whole_is_info {
             entries.insert(b"info".to_vec(), self.bytes.clone());
         } else {
-            let root = Decoder::new().max_depth(MAX_DEPTH).decode(&self.bytes)?;
-            if let Some(dict) = root.as_dict() {
-                for (key, value) in dict.iter() {
-                    entries.insert(key.to_vec(), value.raw().to_vec());
+            if let Some(root) = scan(&self.bytes, None)?.root {
+                for field in root.entries() {
+                    if let Some(raw) = self.bytes.get(field.span.clone()) {
+                        entries.insert(field.key.to_vec(), raw.to_vec());
+                    }
                 }
             }
         }
@@ -587,7 +790,7 @@ impl Torrent {
             out.extend_from_slice(raw);
         }
         out.push(b'e');
-        let torrent = Torrent::from_bytes(&out)?;
+        let torrent = Torrent::from_vec(out)?;
         debug_assert_eq!(torrent.info_hashes, self.info_hashes);
         Ok(torrent)
     }
@@ -596,8 +799,10 @@ impl Torrent {
     /// (always true for a v1-only torrent, which has none).
     pub fn has_piece_layers(&self) -> bool {
         let piece_length = u64::from(self.piece_length);
-        self.files.iter().zip(&self.layers).all(|(file, layer)| {
-            file.pieces_root.is_none() || file.length <= piece_length || layer.is_some()
+        self.files.iter().enumerate().all(|(index, file)| {
+            file.pieces_root.is_none()
+                || file.length <= piece_length
+                || self.layers.contains_key(&index)
         })
     }
 
@@ -613,7 +818,7 @@ impl Torrent {
         let start = u64::from(index) * piece_length;
         let file_index = self.file_index_at(start)?;
         let file = self.files.get(file_index)?;
-        let root = file.pieces_root?;
+        let root = file.pieces_root()?;
         if file.length <= piece_length {
             return Some(V2PieceHash::Root(root));
         }
@@ -726,7 +931,7 @@ impl Torrent {
         if self.multi_file {
             path.push(&self.name);
         }
-        path.extend(&file.path);
+        path.extend(file.path_elements());
         path
     }
 
@@ -855,6 +1060,26 @@ struct Parsed {
     warnings: Vec<Warning>,
 }
 
+/// Where the piece layers are in a torrent's bytes, by file index.
+type Layers = std::collections::BTreeMap<usize, Range<usize>>;
+
+/// A parsed `.torrent` waiting for its bytes.
+struct Parts {
+    parsed: Parsed,
+    /// How many bytes the top-level dictionary took.
+    used: usize,
+    info_range: Range<usize>,
+    header: Header,
+    layers: Layers,
+}
+
+impl Parts {
+    fn finish(self, bytes: Vec<u8>) -> Torrent {
+        self.parsed
+            .finish(bytes, self.info_range, self.header, self.layers)
+    }
+}
+
 /// What the top level yields besides the info dictionary.
 #[derive(Default)]
 struct Header {
@@ -873,7 +1098,7 @@ impl Parsed {
         bytes: Vec<u8>,
         info_range: Range<usize>,
         header: Header,
-        layers: Vec<Option<Range<usize>>>,
+        layers: Layers,
     ) -> Torrent {
         // `pieces_offset` is an offset in the decoded input, which
         // `bytes` starts with.
@@ -907,21 +1132,18 @@ impl Parsed {
     }
 }
 
-fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
-    if info.as_dict().is_none() {
-        return Err(wrong_type("info", "a dictionary", info));
-    }
-    let meta_version = match info.get(b"meta version") {
+fn parse_info(info: &Fields<'_>, out: &mut Parsed) -> Result<(), Error> {
+    let meta_version = match info.get(b"meta version")? {
         Some(v) => Some(
             v.as_integer()
-                .ok_or_else(|| wrong_type("info.meta version", "an integer", v))?,
+                .ok_or_else(|| wrong_type("info.meta version", "an integer", &v))?,
         ),
         None => None,
     };
-    let file_tree = info.get(b"file tree");
-    let pieces = info.get(b"pieces");
+    let file_tree = info.field(b"file tree");
+    let pieces = info.get(b"pieces")?;
     if pieces.is_none() && file_tree.is_none() && meta_version != Some(2) {
-        return Err(missing("info.pieces", info));
+        return Err(missing_in("info.pieces", info));
     }
     // BEP 52: a later meta version is an incompatible format.
     if let Some(version) = meta_version.filter(|v| *v > 2) {
@@ -929,17 +1151,17 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
             key: "info.meta version".into(),
             reason: format!("unknown meta version {version}"),
             offset: info
-                .get(b"meta version")
-                .map_or(info.offset(), Value::offset),
+                .field(b"meta version")
+                .map_or(info.offset(), |f| f.span.start),
         });
     }
     match (meta_version == Some(2), file_tree) {
-        (true, None) => return Err(missing("info.file tree", info)),
+        (true, None) => return Err(missing_in("info.file tree", info)),
         (false, Some(tree)) => {
             return Err(Error::Invalid {
                 key: "info.file tree".into(),
                 reason: "a v2 file tree without `meta version` 2".into(),
-                offset: tree.offset(),
+                offset: tree.span.start,
             })
         }
         _ => {}
@@ -967,11 +1189,11 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
     }
 
     let piece_length_value = info
-        .get(b"piece length")
-        .ok_or_else(|| missing("info.piece length", info))?;
+        .get(b"piece length")?
+        .ok_or_else(|| missing_in("info.piece length", info))?;
     let piece_length = piece_length_value
         .as_integer()
-        .ok_or_else(|| wrong_type("info.piece length", "an integer", piece_length_value))?;
+        .ok_or_else(|| wrong_type("info.piece length", "an integer", &piece_length_value))?;
     let piece_length = u32::try_from(piece_length)
         .ok()
         .filter(|p| (1..=MAX_PIECE_LENGTH).contains(p))
@@ -1002,13 +1224,15 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
 
     let Some(pieces) = pieces else {
         // A v2-only torrent: `meta version` 2 and a `file tree` (checked above).
-        let tree = file_tree.ok_or_else(|| missing("info.file tree", info))?;
+        let tree = info
+            .field(b"file tree")
+            .ok_or_else(|| missing_in("info.file tree", info))?;
         return parse_v2_only(info, tree, out);
     };
 
     let piece_bytes = pieces
         .as_bytes()
-        .ok_or_else(|| wrong_type("info.pieces", "a byte string", pieces))?;
+        .ok_or_else(|| wrong_type("info.pieces", "a byte string", &pieces))?;
     if piece_bytes.len() % 20 != 0 {
         return Err(Error::Invalid {
             key: "info.pieces".into(),
@@ -1021,33 +1245,31 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
     out.pieces_len = piece_bytes.len();
 
     // The v1 paths as written, for the comparison with the v2 file tree
-    // (`None` for padding files, which the tree leaves out).
-    let raw_paths: Vec<Option<Vec<&[u8]>>> = match (info.get(b"length"), info.get(b"files")) {
+    // (`None` for padding files, which the tree leaves out); kept only
+    // for a hybrid torrent.
+    let hybrid = file_tree.is_some();
+    let raw_paths: Vec<Option<Vec<&[u8]>>> = match (info.field(b"length"), info.field(b"files")) {
         (Some(_), Some(files)) => {
             return Err(Error::Invalid {
                 key: "info".into(),
                 reason: "has both `length` and `files`".into(),
-                offset: files.offset(),
+                offset: files.span.start,
             })
         }
-        (None, None) => return Err(missing("info.length", info)),
+        (None, None) => return Err(missing_in("info.length", info)),
         (Some(length), None) => {
-            let length = non_negative(length, || "info.length".to_string())?;
+            let length = non_negative(&info.decode(length)?, || "info.length".to_string())?;
             out.total_length = length;
-            out.files.push(FileEntry {
-                path: vec![out.name.clone()],
-                length,
-                offset: 0,
-                attr: String::new(),
-                extra: OwnedDict::new(),
-                pieces_root: None,
-                original_path: out.original_name.clone().map(|n| vec![n]),
-            });
+            let mut file = FileEntry::new(out.name.clone(), length, 0);
+            if let Some(original) = &out.original_name {
+                file.set_original_path(original.clone());
+            }
+            out.files.push(file);
             vec![Some(vec![name_bytes])]
         }
         (None, Some(files)) => {
             out.multi_file = true;
-            parse_files(files, out)?
+            parse_files(info, files, hybrid, out)?
         }
     };
     if out.total_length == 0 {
@@ -1071,11 +1293,9 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
         offset: pieces.offset(),
     })?;
 
-    if let Some(tree) = file_tree {
-        let v2_files = v2::parse_file_tree(tree)?;
-        compare_v1_v2(&raw_paths, &out.files, &v2_files)?;
-        let mut tree_files = v2_files.iter();
-        for (file, raw) in out.files.iter_mut().zip(&raw_paths) {
+    if let Some(tree) = info.field(b"file tree") {
+        compare_v1_v2(info, tree, &raw_paths, &mut out.files)?;
+        for (file, raw) in out.files.iter().zip(&raw_paths) {
             if raw.is_none() {
                 continue;
             }
@@ -1086,12 +1306,11 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
                     file: 0,
                     reason: format!(
                         "{:?} starts at byte {}, not on a piece boundary",
-                        file.path_string(),
+                        file.path(),
                         file.offset
                     ),
                 });
             }
-            file.pieces_root = tree_files.next().and_then(|t| t.pieces_root);
         }
     }
     finish_info(info, out)
@@ -1099,20 +1318,20 @@ fn parse_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
 
 /// What v1, v2 and hybrid info dictionaries share at the end: duplicate
 /// renaming, `private`, unknown keys.
-fn finish_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
+fn finish_info(info: &Fields<'_>, out: &mut Parsed) -> Result<(), Error> {
     if out.multi_file {
         resolve_duplicates(&mut out.files, &mut out.warnings)?;
     }
 
-    out.private = match info.get(b"private") {
+    out.private = match info.get(b"private")? {
         Some(v) => {
             v.as_integer()
-                .ok_or_else(|| wrong_type("info.private", "an integer", v))?
+                .ok_or_else(|| wrong_type("info.private", "an integer", &v))?
                 != 0
         }
         None => false,
     };
-    out.info_extra = unknown_keys(info, INFO_KEYS);
+    out.info_extra = unknown_fields(info, INFO_KEYS)?;
     Ok(())
 }
 
@@ -1122,58 +1341,46 @@ fn finish_info(info: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
 /// exactly as libtorrent lists a v2 torrent's files, so
 /// [`Torrent::files`] tiles the same piece-indexed byte stream as a
 /// hybrid torrent's v1 list (and the last piece is a whole piece).
-fn parse_v2_only(info: &Value<'_>, tree: &Value<'_>, out: &mut Parsed) -> Result<(), Error> {
-    let tree_files = v2::parse_file_tree(tree)?;
+fn parse_v2_only(info: &Fields<'_>, tree: &Field<'_>, out: &mut Parsed) -> Result<(), Error> {
     let piece_length = u64::from(out.piece_length);
-    let name_bytes = preferred_name(info)?;
-    // BEP 52: a single-file torrent's tree holds one file named `name`.
-    out.multi_file = !(tree_files.len() == 1
-        && tree_files
-            .first()
-            .is_some_and(|f| f.path.len() == 1 && f.path.first() == Some(&name_bytes)));
+    let warnings_before = out.warnings.len();
     let mut total: u64 = 0;
-    for (i, file) in tree_files.iter().enumerate() {
+    let mut count = 0usize;
+    // The only element of the first file's path, if it has one element.
+    let mut first_alone: Option<&[u8]> = None;
+    // Every file as in a multi-file torrent; a single-file one is
+    // recognised at the end.
+    v2::walk_file_tree(info.input(), tree.span.start, info.depth(), |file| {
+        let i = count;
+        count += 1;
+        if i == 0 {
+            first_alone = match file.path {
+                [only] => Some(only),
+                _ => None,
+            };
+        }
         let overflow = || Error::TotalLengthOverflow {
-            key: format!("info.file tree ({})", show_path(&file.path)),
+            key: format!("info.file tree ({})", show_path(file.path)),
             offset: file.offset,
         };
-        let (path, original_path) = if out.multi_file {
-            let path = sanitize_path(file.path.iter().copied());
-            let original: Vec<String> = file
-                .path
-                .iter()
-                .map(|r| String::from_utf8_lossy(r).into_owned())
-                .collect();
-            if original != path {
-                out.warnings.push(Warning::PathSanitized {
-                    file: i,
-                    original: original.join("/"),
-                    sanitized: path.join("/"),
-                });
-                (path, Some(original))
-            } else {
-                (path, None)
-            }
-        } else {
-            (
-                vec![out.name.clone()],
-                out.original_name.clone().map(|n| vec![n]),
-            )
-        };
         let offset = total;
+        let path = sanitize_path(file.path.iter().copied());
+        let original = show_path(file.path);
+        let mut entry = FileEntry::new(path, file.length, offset);
+        if original != entry.path() {
+            out.warnings.push(Warning::PathSanitized {
+                file: i,
+                original: original.clone(),
+                sanitized: entry.path_string(),
+            });
+            entry.set_original_path(original);
+        }
         total = total
             .checked_add(file.length)
             .filter(|t| *t <= i64::MAX as u64)
             .ok_or_else(overflow)?;
-        out.files.push(FileEntry {
-            path,
-            length: file.length,
-            offset,
-            attr: String::new(),
-            extra: OwnedDict::new(),
-            pieces_root: file.pieces_root,
-            original_path,
-        });
+        entry.set_pieces_root(file.pieces_root);
+        out.files.push(entry);
         let tail = file.length % piece_length;
         if tail != 0 {
             let pad = piece_length - tail;
@@ -1182,15 +1389,23 @@ fn parse_v2_only(info: &Value<'_>, tree: &Value<'_>, out: &mut Parsed) -> Result
                 .checked_add(pad)
                 .filter(|t| *t <= i64::MAX as u64)
                 .ok_or_else(overflow)?;
-            out.files.push(FileEntry {
-                path: vec![".pad".to_string(), pad.to_string()],
-                length: pad,
-                offset,
-                attr: "p".to_string(),
-                extra: OwnedDict::new(),
-                pieces_root: None,
-                original_path: Some(Vec::new()),
-            });
+            out.files.push(padding_entry(pad, offset));
+        }
+        Ok(())
+    })?;
+    let name_bytes = preferred_name(info)?;
+    // BEP 52: a single-file torrent's tree holds one file named `name`;
+    // that file takes the torrent's (sanitised) name.
+    out.multi_file = !(count == 1 && first_alone == Some(name_bytes));
+    if !out.multi_file {
+        out.warnings.truncate(warnings_before);
+        if let Some(first) = out.files.first_mut() {
+            let mut entry = FileEntry::new(out.name.clone(), first.length, 0);
+            entry.set_pieces_root(first.pieces_root());
+            if let Some(original) = &out.original_name {
+                entry.set_original_path(original.clone());
+            }
+            *first = entry;
         }
     }
     out.total_length = total;
@@ -1202,16 +1417,28 @@ fn parse_v2_only(info: &Value<'_>, tree: &Value<'_>, out: &mut Parsed) -> Result
     out.num_pieces = u32::try_from(total.div_ceil(piece_length)).map_err(|_| Error::Invalid {
         key: "info.file tree".into(),
         reason: "more than 2^32 - 1 pieces".into(),
-        offset: tree.offset(),
+        offset: tree.span.start,
     })?;
     finish_info(info, out)
 }
 
+/// A padding file with no `path` of its own: `.pad/<length>`.
+fn padding_entry(length: u64, offset: u64) -> FileEntry {
+    let mut entry = FileEntry::new(format!(".pad/{length}"), length, offset);
+    entry.set_attributes(Attributes::from_bytes(b"p"));
+    entry.unnamed = true;
+    entry
+}
+
 fn show_path(path: &[&[u8]]) -> String {
-    path.iter()
-        .map(|e| String::from_utf8_lossy(e).into_owned())
-        .collect::<Vec<_>>()
-        .join("/")
+    let mut out = String::new();
+    for (i, element) in path.iter().enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        out.push_str(&String::from_utf8_lossy(element));
+    }
+    out
 }
 
 /// Checks the top-level `piece layers` of a v2 or hybrid torrent against
@@ -1226,8 +1453,8 @@ fn parse_piece_layers(
     layers: Option<&Value<'_>>,
     files: &[FileEntry],
     piece_length: u32,
-) -> Result<Vec<Option<Range<usize>>>, Error> {
-    let mut out = vec![None; files.len()];
+) -> Result<Layers, Error> {
+    let mut out = Layers::new();
     let Some(layers) = layers else {
         return Ok(out);
     };
@@ -1235,6 +1462,17 @@ fn parse_piece_layers(
         .as_dict()
         .ok_or_else(|| wrong_type("piece layers", "a dictionary", layers))?;
     let piece_length = u64::from(piece_length);
+    // The files by root, so that each layer finds its files (several may
+    // share a root) without a scan of every file: that was quadratic.
+    let mut by_root: Vec<([u8; 32], usize)> = Vec::new();
+    if !dict.is_empty() {
+        by_root = files
+            .iter()
+            .enumerate()
+            .filter_map(|(index, f)| Some((f.pieces_root()?, index)))
+            .collect();
+        by_root.sort_unstable();
+    }
     for (key, value) in dict.iter() {
         let invalid = |reason: String| Error::Invalid {
             key: format!("piece layers.{}", crate::hex(key)),
@@ -1247,12 +1485,14 @@ fn parse_piece_layers(
         let root: [u8; 32] = key
             .try_into()
             .map_err(|_| invalid(format!("a key of {} bytes, not a 32-byte root", key.len())))?;
-        let mut owners = files
+        let from = by_root.partition_point(|(r, _)| *r < root);
+        let owners = by_root
+            .get(from..)
+            .unwrap_or_default()
             .iter()
-            .enumerate()
-            .filter(|(_, f)| f.pieces_root == Some(root))
-            .peekable();
-        let Some((_, first)) = owners.peek() else {
+            .take_while(|(r, _)| *r == root)
+            .map(|&(_, index)| index);
+        let Some(first) = owners.clone().next().and_then(|index| files.get(index)) else {
             return Err(invalid("the root of no file".into()));
         };
         if first.length <= piece_length {
@@ -1279,196 +1519,217 @@ fn parse_piece_layers(
             ));
         }
         let start = value.offset() + (value.raw().len() - layer.len());
-        for (index, _) in owners {
-            if let Some(slot) = out.get_mut(index) {
-                *slot = Some(start..start + layer.len());
-            }
+        for index in owners {
+            out.insert(index, start..start + layer.len());
         }
     }
     Ok(out)
 }
 
 /// Checks that a hybrid torrent's v1 files (padding left out) and v2
-/// file tree name the same files, with the same lengths, in the same order.
+/// file tree name the same files, with the same lengths, in the same
+/// order, walking the tree once; gives each v1 file its `pieces root`.
 fn compare_v1_v2(
+    info: &Fields<'_>,
+    tree: &Field<'_>,
     raw_paths: &[Option<Vec<&[u8]>>],
-    files: &[FileEntry],
-    tree: &[v2::TreeFile<'_>],
+    files: &mut [FileEntry],
 ) -> Result<(), Error> {
-    let v1 = raw_paths
+    let mut v1 = raw_paths
         .iter()
-        .zip(files)
-        .filter_map(|(path, file)| Some((path.as_ref()?, file.length)));
-    let mut count = 0;
-    for (index, ((path, length), theirs)) in v1.zip(tree).enumerate() {
-        count = index + 1;
-        let show = |p: &[&[u8]]| {
-            p.iter()
-                .map(|e| String::from_utf8_lossy(e).into_owned())
-                .collect::<Vec<_>>()
-                .join("/")
+        .zip(files.iter_mut())
+        .filter_map(|(path, file)| Some((path.as_ref()?, file)));
+    let mut tree_count = 0;
+    let mut compared = 0;
+    v2::walk_file_tree(info.input(), tree.span.start, info.depth(), |theirs| {
+        let index = tree_count;
+        tree_count += 1;
+        let Some((path, file)) = v1.next() else {
+            // More files in v2: counted, refused below.
+            return Ok(());
         };
-        if path.as_slice() != theirs.path.as_slice() {
-            return Err(Error::HybridMismatch {
-                file: index,
-                reason: format!("v1 path {:?}, v2 path {:?}", show(path), show(&theirs.path)),
-            });
-        }
-        if length != theirs.length {
+        compared += 1;
+        if path.as_slice() != theirs.path {
             return Err(Error::HybridMismatch {
                 file: index,
                 reason: format!(
-                    "{:?} is {length} bytes in v1, {} in v2",
-                    show(path),
+                    "v1 path {:?}, v2 path {:?}",
+                    show_path(path),
+                    show_path(theirs.path)
+                ),
+            });
+        }
+        if file.length != theirs.length {
+            return Err(Error::HybridMismatch {
+                file: index,
+                reason: format!(
+                    "{:?} is {} bytes in v1, {} in v2",
+                    show_path(path),
+                    file.length,
                     theirs.length
                 ),
             });
         }
-    }
+        file.set_pieces_root(theirs.pieces_root);
+        Ok(())
+    })?;
     let v1_count = raw_paths.iter().filter(|p| p.is_some()).count();
-    if v1_count != tree.len() {
+    if v1_count != tree_count {
         return Err(Error::HybridMismatch {
-            file: count,
-            reason: format!("{v1_count} files in v1, {} in v2", tree.len()),
+            file: compared,
+            reason: format!("{v1_count} files in v1, {tree_count} in v2"),
         });
     }
     Ok(())
 }
 
-/// Parses `info.files`, sanitising each path; returns each file's path
-/// as written (`None` for padding files).
+/// Parses `info.files` one file dictionary at a time (the list is never
+/// decoded whole: see [`crate::scan`]), sanitising each path. For a
+/// hybrid torrent, returns each file's path as written (`None` for
+/// padding files, which the v2 tree leaves out); otherwise nothing.
 fn parse_files<'a>(
-    files: &Value<'a>,
+    info: &Fields<'a>,
+    files: &Field<'a>,
+    hybrid: bool,
     out: &mut Parsed,
 ) -> Result<Vec<Option<Vec<&'a [u8]>>>, Error> {
-    let list = files
-        .as_list()
-        .ok_or_else(|| wrong_type("info.files", "a list", files))?;
-    if list.is_empty() {
+    let input = info.input();
+    if input.get(files.span.start) != Some(&b'l') {
+        return Err(wrong_type("info.files", "a list", &info.decode(files)?));
+    }
+    if files.children == 0 {
         return Err(Error::Invalid {
             key: "info.files".into(),
             reason: "no files".into(),
-            offset: files.offset(),
+            offset: files.span.start,
         });
     }
-    out.files.reserve(list.len());
-    let mut raw_paths = Vec::with_capacity(list.len());
+    out.files.reserve_exact(files.children);
+    let mut raw_paths = Vec::new();
     let mut total: u64 = 0;
-    for (i, file) in list.iter().enumerate() {
-        let key = |k: &str| format!("info.files[{i}].{k}");
-        if file.as_dict().is_none() {
-            return Err(wrong_type(
-                &format!("info.files[{i}]"),
-                "a dictionary",
-                file,
-            ));
-        }
-        let attr = match file.get(b"attr") {
-            Some(a) => String::from_utf8_lossy(
-                a.as_bytes()
-                    .ok_or_else(|| wrong_type(&key("attr"), "a byte string", a))?,
-            )
-            .into_owned(),
-            None => String::new(),
-        };
-        let padding = attr.contains('p');
-        // BEP 47 symlinks carry no data; some creators leave out `length`.
-        let length = match file.get(b"length") {
-            Some(v) => non_negative(v, || key("length"))?,
-            None if attr.contains('l') => 0,
-            None => return Err(missing(&key("length"), file)),
-        };
-        let path_value = match file.get(b"path.utf-8") {
-            Some(p) => Some((p, "path.utf-8")),
-            None => file.get(b"path").map(|p| (p, "path")),
-        };
-        let mut raw: Vec<&'a [u8]> = Vec::new();
-        match path_value {
-            Some((value, name)) => {
-                let elements = value
-                    .as_list()
-                    .ok_or_else(|| wrong_type(&key(name), "a list", value))?;
-                raw.reserve(elements.len());
-                for (c, element) in elements.iter().enumerate() {
-                    let bytes = element.as_bytes().ok_or_else(|| {
-                        wrong_type(
-                            &format!("info.files[{i}].{name}[{c}]"),
-                            "a byte string",
-                            element,
-                        )
-                    })?;
-                    raw.push(bytes);
-                }
-            }
-            // A padding file's name does not matter: it is never on disk.
-            None if padding => {}
-            None => return Err(missing(&key("path"), file)),
-        }
-        let (path, original_path) = if padding && path_value.is_none() {
-            (
-                vec![".pad".to_string(), length.to_string()],
-                Some(Vec::new()),
-            )
-        } else {
-            let path = sanitize_path(raw.iter().copied());
-            let same =
-                path.len() == raw.len() && path.iter().zip(&raw).all(|(p, r)| p.as_bytes() == *r);
-            if same {
-                (path, None)
-            } else {
-                let original: Vec<String> = raw
-                    .iter()
-                    .map(|r| String::from_utf8_lossy(r).into_owned())
-                    .collect();
-                // Only invalid UTF-8 (to U+FFFD) is not worth a warning.
-                if original != path {
-                    out.warnings.push(Warning::PathSanitized {
-                        file: i,
-                        original: original.join("/"),
-                        sanitized: path.join("/"),
-                    });
-                    (path, Some(original))
-                } else {
-                    (path, None)
-                }
-            }
-        };
-        let offset = total;
+    // Each item starts where the one before ended; the list's `e` ends it.
+    let mut at = files.span.start + 1;
+    // The items are 2 levels below the info dictionary's values.
+    let depth = info.depth() + 1;
+    for i in 0..files.children {
+        let file = decode_at(input, at, depth)?;
+        at = file.offset() + file.raw().len();
+        let (entry, raw) = parse_file(i, &file, total, out)?;
         total = total
-            .checked_add(length)
+            .checked_add(entry.length)
             .filter(|t| *t <= i64::MAX as u64)
             .ok_or_else(|| Error::TotalLengthOverflow {
-                key: key("length"),
+                key: format!("info.files[{i}].length"),
                 offset: file.get(b"length").map_or(file.offset(), Value::offset),
             })?;
-        raw_paths.push((!padding).then_some(raw));
-        out.files.push(FileEntry {
-            path,
-            length,
-            offset,
-            attr,
-            extra: unknown_keys(file, FILE_KEYS),
-            pieces_root: None,
-            original_path,
-        });
+        if hybrid {
+            raw_paths.push((!entry.is_padding()).then_some(raw));
+        }
+        out.files.push(entry);
     }
+    debug_assert_eq!(input.get(at), Some(&b'e'));
     out.total_length = total;
     Ok(raw_paths)
 }
 
+/// One dictionary of `info.files`, the `i`th, starting at byte `offset`
+/// of the torrent's byte stream; with its path as written.
+fn parse_file<'a>(
+    i: usize,
+    file: &Value<'a>,
+    offset: u64,
+    out: &mut Parsed,
+) -> Result<(FileEntry, Vec<&'a [u8]>), Error> {
+    let key = |k: &str| format!("info.files[{i}].{k}");
+    if file.as_dict().is_none() {
+        return Err(wrong_type(
+            &format!("info.files[{i}]"),
+            "a dictionary",
+            file,
+        ));
+    }
+    let attributes = match file.get(b"attr") {
+        Some(a) => Attributes::from_bytes(
+            a.as_bytes()
+                .ok_or_else(|| wrong_type(&key("attr"), "a byte string", a))?,
+        ),
+        None => Attributes::default(),
+    };
+    let padding = attributes.is_padding();
+    // BEP 47 symlinks carry no data; some creators leave out `length`.
+    let length = match file.get(b"length") {
+        Some(v) => non_negative(v, || key("length"))?,
+        None if attributes.is_symlink() => 0,
+        None => return Err(missing(&key("length"), file)),
+    };
+    let path_value = match file.get(b"path.utf-8") {
+        Some(p) => Some((p, "path.utf-8")),
+        None => file.get(b"path").map(|p| (p, "path")),
+    };
+    let mut raw: Vec<&'a [u8]> = Vec::new();
+    match path_value {
+        Some((value, name)) => {
+            let elements = value
+                .as_list()
+                .ok_or_else(|| wrong_type(&key(name), "a list", value))?;
+            raw.reserve_exact(elements.len());
+            for (c, element) in elements.iter().enumerate() {
+                let bytes = element.as_bytes().ok_or_else(|| {
+                    wrong_type(
+                        &format!("info.files[{i}].{name}[{c}]"),
+                        "a byte string",
+                        element,
+                    )
+                })?;
+                raw.push(bytes);
+            }
+        }
+        // A padding file's name does not matter: it is never on disk.
+        None if padding => {}
+        None => return Err(missing(&key("path"), file)),
+    }
+    let mut entry = if padding && path_value.is_none() {
+        padding_entry(length, offset)
+    } else {
+        let path = sanitize_path(raw.iter().copied());
+        let mut entry = FileEntry::new(path, length, offset);
+        let same = entry.path_elements().count() == raw.len()
+            && entry
+                .path_elements()
+                .zip(&raw)
+                .all(|(p, r)| p.as_bytes() == *r);
+        if !same {
+            let original = show_path(&raw);
+            // Only invalid UTF-8 (to U+FFFD) is not worth a warning.
+            if original != entry.path() {
+                out.warnings.push(Warning::PathSanitized {
+                    file: i,
+                    original: original.clone(),
+                    sanitized: entry.path_string(),
+                });
+                entry.set_original_path(original);
+            }
+        }
+        entry
+    };
+    entry.set_attributes(attributes);
+    entry.set_extra(unknown_keys(file, FILE_KEYS));
+    Ok((entry, raw))
+}
+
 /// `info.name.utf-8` or `info.name`, as bytes.
-fn preferred_name<'a>(info: &Value<'a>) -> Result<&'a [u8], Error> {
-    let (value, key) = match info.get(b"name.utf-8") {
+fn preferred_name<'a>(info: &Fields<'a>) -> Result<&'a [u8], Error> {
+    let (value, key) = match info.get(b"name.utf-8")? {
         Some(v) => (v, "info.name.utf-8"),
         None => (
-            info.get(b"name")
-                .ok_or_else(|| missing("info.name", info))?,
+            info.get(b"name")?
+                .ok_or_else(|| missing_in("info.name", info))?,
             "info.name",
         ),
     };
     let bytes = value
         .as_bytes()
-        .ok_or_else(|| wrong_type(key, "a byte string", value))?;
+        .ok_or_else(|| wrong_type(key, "a byte string", &value))?;
     Ok(bytes)
 }
 
@@ -1483,12 +1744,12 @@ fn non_negative(value: &Value<'_>, key: impl Fn() -> String) -> Result<u64, Erro
     })
 }
 
-fn optional_text(dict: &Value<'_>, key: &[u8], name: &str) -> Result<Option<String>, Error> {
-    match dict.get(key) {
+fn optional_text(dict: &Fields<'_>, key: &[u8], name: &str) -> Result<Option<String>, Error> {
+    match dict.get(key)? {
         Some(v) => {
             let bytes = v
                 .as_bytes()
-                .ok_or_else(|| wrong_type(name, "a byte string", v))?;
+                .ok_or_else(|| wrong_type(name, "a byte string", &v))?;
             Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
         }
         None => Ok(None),
@@ -1496,7 +1757,7 @@ fn optional_text(dict: &Value<'_>, key: &[u8], name: &str) -> Result<Option<Stri
 }
 
 fn preferred_text(
-    dict: &Value<'_>,
+    dict: &Fields<'_>,
     key: &[u8],
     utf8_key: &[u8],
     name: &str,
@@ -1518,6 +1779,17 @@ fn unknown_keys(dict: &Value<'_>, known: &[&[u8]]) -> OwnedDict {
     out
 }
 
+/// [`unknown_keys`] of a dictionary read one level deep.
+fn unknown_fields(dict: &Fields<'_>, known: &[&[u8]]) -> Result<OwnedDict, Error> {
+    let mut out = OwnedDict::new();
+    for field in dict.entries() {
+        if !known.contains(&field.key) && !out.contains_key(field.key) {
+            out.insert(field.key.to_vec(), dict.decode(field)?.to_owned_value());
+        }
+    }
+    Ok(out)
+}
+
 fn wrong_type(key: &str, expected: &'static str, found: &Value<'_>) -> Error {
     Error::WrongType {
         key: key.into(),
@@ -1528,6 +1800,13 @@ fn wrong_type(key: &str, expected: &'static str, found: &Value<'_>) -> Error {
 }
 
 fn missing(key: &str, dict: &Value<'_>) -> Error {
+    Error::MissingKey {
+        key: key.into(),
+        offset: dict.offset(),
+    }
+}
+
+fn missing_in(key: &str, dict: &Fields<'_>) -> Error {
     Error::MissingKey {
         key: key.into(),
         offset: dict.offset(),

@@ -84,7 +84,7 @@ fn order_hidden_files_and_symlinks() {
         // with `B` on case-insensitive file systems, as libtorrent sees it).
         t.files()
             .iter()
-            .map(|f| f.original_path().join("/"))
+            .map(|f| f.original_path().to_string())
             .collect()
     };
     assert_eq!(

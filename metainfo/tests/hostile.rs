@@ -278,8 +278,8 @@ fn unsafe_paths_are_sanitised_not_rejected() {
         OwnedValue::list([OwnedValue::from(".."), OwnedValue::from("x")]),
     );
     let t = parse(&value).unwrap();
-    assert_eq!(t.files()[1].path, ["x"]);
-    assert_eq!(t.files()[1].original_path(), ["..", "x"]);
+    assert_eq!(t.files()[1].path(), "x");
+    assert_eq!(t.files()[1].original_path(), "../x");
 }
 
 #[test]
@@ -389,7 +389,7 @@ fn v2_only_and_hybrid_open() {
     let t = parse(&v2_only).unwrap();
     assert!(t.has_v2() && !t.has_v1() && !t.is_hybrid());
     assert_eq!(t.info_hash(), t.info_hashes().v2.unwrap().truncated());
-    assert_eq!(t.files()[0].pieces_root, Some([0; 32]));
+    assert_eq!(t.files()[0].pieces_root(), Some([0; 32]));
 
     let mut hybrid = valid_single();
     let OwnedValue::Dict(info) = at(&mut hybrid, &[Key("info")]) else {
@@ -432,7 +432,7 @@ fn unknown_keys_stay_reachable() {
         Some(&OwnedValue::from("TRACKER"))
     );
     assert_eq!(
-        t.files()[2].extra.get(&b"md5sum"[..]),
+        t.files()[2].extra().get(&b"md5sum"[..]),
         Some(&OwnedValue::from("d41d8cd9"))
     );
 }
@@ -580,8 +580,8 @@ fn v2_rules_are_checked() {
 
     // Layers: wrong length, for a small file, for no file, not leading
     // to the root, a key that is not 32 bytes.
-    let big_root = t.files()[0].pieces_root.unwrap();
-    let small_root = t.files()[2].pieces_root.unwrap();
+    let big_root = t.files()[0].pieces_root().unwrap();
+    let small_root = t.files()[2].pieces_root().unwrap();
     let layer = t.piece_layer(0).unwrap().to_vec();
     let with_layers = |entries: Vec<(Vec<u8>, Vec<u8>)>| {
         let mut v = valid_v2();
@@ -744,8 +744,8 @@ proptest! {
                 let _ = t.v2_piece_hash(piece);
             }
             for f in t.files() {
-                prop_assert!(!f.path.is_empty());
-                for c in &f.path {
+                prop_assert!(!f.path().is_empty());
+                for c in f.path_elements() {
                     prop_assert!(!c.is_empty() && c != "." && c != ".." && !c.contains(['/', '\\', '\0']));
                 }
             }

@@ -259,7 +259,7 @@ fn whatever_libtorrent_loads_we_load_safely() {
         let not_utf8 = t.original_name().contains('\u{fffd}')
             || t.files()
                 .iter()
-                .any(|f| f.original_path().iter().any(|e| e.contains('\u{fffd}')));
+                .any(|f| f.original_path().contains('\u{fffd}'));
         if !sanitised && !pads && !not_utf8 {
             // Same names in, same names out: the duplicate rule is libtorrent's.
             let ours: Vec<String> = t

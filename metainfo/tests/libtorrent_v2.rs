@@ -207,14 +207,14 @@ fn v2_and_hybrid_torrents_match_libtorrent() {
                     let mut path = t.file_path(f);
                     if f.is_padding() {
                         // libtorrent puts a single file's pad below its name.
-                        path = Path::new(t.name()).join(f.path.join("/"));
+                        path = Path::new(t.name()).join(f.path());
                     }
                     (
                         path.to_str().unwrap().to_string(),
                         f.length,
                         f.offset,
                         f.is_padding(),
-                        f.pieces_root.map(|r| hex(&r)),
+                        f.pieces_root().map(|r| hex(&r)),
                     )
                 })
                 .collect();

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::FileError;
-use crate::layout::Layout;
+use crate::layout::{FileEntry, Layout};
 
 /// How files are given their length when first created for writing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,7 +61,8 @@ struct Table {
 
 pub(crate) struct Files {
     root: PathBuf,
-    relative: Vec<PathBuf>,
+    /// The layout's files (shared, not copied): paths below `root`.
+    files: Arc<[FileEntry]>,
     lengths: Vec<u64>,
     allocation: Allocation,
     max_open: usize,
@@ -79,7 +80,7 @@ impl Files {
         let count = layout.files().len();
         Files {
             root,
-            relative: layout.files().iter().map(|f| f.relative_path()).collect(),
+            files: layout.shared_files(),
             lengths: layout.files().iter().map(|f| f.length).collect(),
             allocation,
             max_open: max_open.max(1),
@@ -94,12 +95,10 @@ impl Files {
     }
 
     pub(crate) fn path(&self, file: usize) -> PathBuf {
-        self.root.join(
-            self.relative
-                .get(file)
-                .map(PathBuf::as_path)
-                .unwrap_or(Path::new("")),
-        )
+        match self.files.get(file) {
+            Some(entry) => self.root.join(entry.relative_path()),
+            None => self.root.clone(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
@@ -217,7 +216,7 @@ impl Files {
     /// Refuses a symbolic link (or other non-regular entry) anywhere on the
     /// path below the download folder: following one could leave the folder.
     fn check_no_links(&self, file: usize) -> Result<(), FileError> {
-        let Some(relative) = self.relative.get(file) else {
+        let Some(relative) = self.files.get(file).map(FileEntry::relative_path) else {
             return Ok(());
         };
         let mut path = self.root.clone();

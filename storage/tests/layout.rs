@@ -118,9 +118,11 @@ fn hostile_layouts_are_refused_with_typed_errors() {
             vec![entry(&["ok", "a"], 1), entry(&["/etc/passwd"], 1)],
             16,
             one.clone(),
+            // Components are joined with `/`: a `/` inside one starts
+            // another, here an empty one (the root).
             LayoutError::UnsafeComponent {
                 file: 1,
-                component: "/etc/passwd".into(),
+                component: "".into(),
             },
         ),
         (
@@ -129,7 +131,7 @@ fn hostile_layouts_are_refused_with_typed_errors() {
             one.clone(),
             LayoutError::UnsafeComponent {
                 file: 0,
-                component: "a/../../b".into(),
+                component: "..".into(),
             },
         ),
         (

@@ -767,7 +767,7 @@ impl View<'_> {
             } else if self.have() >= self.total() && self.total() > 0 {
                 done = file.length;
             }
-            out.push((file.path.join("/"), file.length, done));
+            out.push((file.path().to_string(), file.length, done));
         }
         out
     }

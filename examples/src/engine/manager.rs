@@ -516,7 +516,10 @@ impl Manager {
             .layout
             .files()
             .iter()
-            .map(|file| (file.path.clone(), file.length, file.padding))
+            .map(|file| {
+                let path = file.components().map(str::to_string).collect();
+                (path, file.length, file.padding)
+            })
             .collect();
         let (tx, rx) = unbounded();
         let setup = webseed::WebSeedSetup {

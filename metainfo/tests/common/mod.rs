@@ -198,8 +198,9 @@ pub fn assert_safe(t: &Torrent) {
     let mut seen = std::collections::HashSet::new();
     let mut folders = std::collections::HashSet::new();
     for f in t.files() {
-        assert!(!f.path.is_empty());
-        for e in f.path.iter().chain([&t.name().to_string()]) {
+        assert!(!f.path().is_empty());
+        let name = t.name().to_string();
+        for e in f.path_elements().chain([name.as_str()]) {
             assert!(!e.is_empty() && e != "." && e != "..", "{e:?}");
             assert!(!e.contains(['/', '\\', '\0']), "{e:?}");
             assert!(!e.chars().any(char::is_control), "{e:?}");
@@ -216,8 +217,9 @@ pub fn assert_safe(t: &Torrent) {
         if !f.is_padding() {
             let key = f.path_string().to_ascii_lowercase();
             assert!(seen.insert(key.clone()), "two files at {key}");
-            for cut in 1..f.path.len() {
-                folders.insert(f.path[..cut].join("/").to_ascii_lowercase());
+            let elements: Vec<&str> = f.path_elements().collect();
+            for cut in 1..elements.len() {
+                folders.insert(elements[..cut].join("/").to_ascii_lowercase());
             }
         }
     }
