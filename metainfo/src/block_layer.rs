@@ -70,7 +70,7 @@ impl BlockLayers {
         let piece_length = torrent.piece_length();
         let mut files = Vec::new();
         for (index, file) in torrent.files().iter().enumerate() {
-            let Some(root) = file.pieces_root else {
+            let Some(root) = file.pieces_root() else {
                 continue;
             };
             let layer: Vec<Hash> = match torrent.piece_layer(index) {
@@ -257,7 +257,7 @@ mod tests {
         let index = t.file_index_at(start).unwrap();
         let file = &t.files()[index];
         let from = (start - file.offset) as usize;
-        let name: usize = file.path.last().unwrap()[1..].parse().unwrap();
+        let name: usize = file.path_elements().last().unwrap()[1..].parse().unwrap();
         let data = &contents[name];
         data[from..(from + 65536).min(data.len())].to_vec()
     }
