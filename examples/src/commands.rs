@@ -1,15 +1,65 @@
 //! `info` and `create`: the commands that need no network.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use rustico_metainfo::{Magnet, Torrent, TorrentBuilder};
+use rustico_metainfo::{CreateError as BuildError, Magnet, MagnetError, Torrent, TorrentBuilder};
 use serde_json::json;
 
 use crate::cli::CreateArgs;
 use crate::magnet::PeerSources;
 use crate::text::shown;
+
+/// Why `info` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InfoError {
+    /// The magnet link does not parse.
+    #[error("bad magnet link: {0}")]
+    BadMagnet(#[source] MagnetError),
+    /// The magnet link's metadata could not be fetched.
+    #[error(transparent)]
+    Fetch(#[from] crate::magnet::FetchError),
+    /// The `.torrent` file cannot be read or is not a valid torrent.
+    #[error("{path}: {source}")]
+    Torrent {
+        /// The file, as given.
+        path: String,
+        /// Why (metainfo's error names the key and byte offset).
+        #[source]
+        source: rustico_metainfo::Error,
+    },
+}
+
+/// Why `create` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// A `--tracker` URL is refused.
+    #[error("{0}")]
+    Tracker(#[source] BuildError),
+    /// A `--web-seed` URL is refused.
+    #[error("{0}")]
+    WebSeed(#[source] BuildError),
+    /// Reading or hashing the content failed.
+    #[error("cannot create a torrent from {}: {source}", path.display())]
+    Build {
+        /// The content's path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: BuildError,
+    },
+    /// The `.torrent` file cannot be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The output file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// How `info` fetches a magnet link's metadata.
 #[derive(Debug, Clone)]
@@ -24,10 +74,11 @@ pub struct MagnetFetch {
 
 /// `rustico info TORRENT|MAGNET [--json]`: prints the torrent's contents
 /// (for a magnet link, once fetched from peers).
-pub fn info(source: &str, as_json: bool, fetch: &MagnetFetch) -> Result<(), String> {
+pub fn info(source: &str, as_json: bool, fetch: &MagnetFetch) -> Result<(), InfoError> {
     let torrent = if source.starts_with("magnet:") {
-        let _ = crate::logging::init(fetch.verbose, None);
-        let magnet = Magnet::parse(source).map_err(|e| format!("bad magnet link: {e}"))?;
+        // Without a log folder, `init` writes no file and returns no path.
+        crate::logging::init(fetch.verbose, None);
+        let magnet = Magnet::parse(source).map_err(InfoError::BadMagnet)?;
         // Trackers need a port; nothing listens on it during `info`.
         let sources = PeerSources::from_magnet(&magnet, &fetch.peers, 6881);
         let (torrent, _, _) = crate::magnet::resolve(
@@ -38,7 +89,10 @@ pub fn info(source: &str, as_json: bool, fetch: &MagnetFetch) -> Result<(), Stri
         )?;
         torrent
     } else {
-        Torrent::from_file(source).map_err(|e| format!("{source}: {e}"))?
+        Torrent::from_file(source).map_err(|e| InfoError::Torrent {
+            path: source.to_string(),
+            source: e,
+        })?
     };
     for warning in torrent.warnings() {
         eprintln!("warning: {}", shown(&warning.to_string()));
@@ -103,10 +157,12 @@ pub fn info_json(torrent: &Torrent) -> serde_json::Value {
 }
 
 /// `rustico create PATH -o OUT ...`: hashes PATH and writes a .torrent.
-pub fn create(args: &CreateArgs) -> Result<(), String> {
+pub fn create(args: &CreateArgs) -> Result<(), CreateError> {
     let torrent = build(args)?;
-    std::fs::write(&args.output, torrent.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", args.output.display()))?;
+    std::fs::write(&args.output, torrent.as_bytes()).map_err(|source| CreateError::Write {
+        path: args.output.clone(),
+        source,
+    })?;
     let hashes = torrent.info_hashes();
     let v1 = hashes.v1.map(|h| format!(", info hash {h}"));
     let v2 = hashes.v2.map(|h| format!(", v2 info hash {h}"));
@@ -121,7 +177,7 @@ pub fn create(args: &CreateArgs) -> Result<(), String> {
 }
 
 /// Builds the torrent `create` describes, without writing it.
-pub fn build(args: &CreateArgs) -> Result<Torrent, String> {
+pub fn build(args: &CreateArgs) -> Result<Torrent, CreateError> {
     let mut builder = TorrentBuilder::new(&args.path)
         .version(args.format.into())
         .private(args.private)
@@ -129,10 +185,12 @@ pub fn build(args: &CreateArgs) -> Result<Torrent, String> {
     for url in &args.trackers {
         builder = builder
             .tracker_tier([url.clone()])
-            .map_err(|e| e.to_string())?;
+            .map_err(CreateError::Tracker)?;
     }
     for url in &args.web_seeds {
-        builder = builder.web_seed(url.clone()).map_err(|e| e.to_string())?;
+        builder = builder
+            .web_seed(url.clone())
+            .map_err(CreateError::WebSeed)?;
     }
     if let Some(comment) = &args.comment {
         builder = builder.comment(comment.clone());
@@ -142,7 +200,10 @@ pub fn build(args: &CreateArgs) -> Result<Torrent, String> {
     }
     builder
         .build(|_| {}, &AtomicBool::new(false))
-        .map_err(|e| format!("cannot create a torrent from {}: {e}", args.path.display()))
+        .map_err(|source| CreateError::Build {
+            path: args.path.clone(),
+            source,
+        })
 }
 
 #[cfg(test)]

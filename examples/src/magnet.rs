@@ -44,6 +44,76 @@ const MAX_ADDRESSES: usize = 1000;
 /// Trackers are asked again this often until the metadata is in.
 const REANNOUNCE_EVERY: Duration = Duration::from_secs(15);
 
+/// Why a magnet link's metadata (or a v2 torrent's piece layers) could
+/// not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Nothing to ask: no peer addresses and no trackers.
+    #[error("the magnet link names no peers (x.pe) and no trackers (tr); give peers with --peer")]
+    NoSources,
+    /// The stop flag was set (Ctrl-C, or the daemon removed the torrent).
+    #[error("interrupted while fetching the {0}")]
+    Interrupted(Stage),
+    /// The deadline passed after some metadata pieces came in.
+    #[error("timed out fetching the metadata ({have} of {of} pieces from {peers} peers)")]
+    TimedOut {
+        /// Metadata pieces received and kept.
+        have: usize,
+        /// Metadata pieces in all.
+        of: usize,
+        /// Peer addresses found.
+        peers: usize,
+    },
+    /// The deadline passed and every `metadata_size` that came was refused.
+    #[error("timed out fetching the metadata: none of the {peers} peers found sent a usable metadata_size ({refused} sent one that was refused: metadata_size {size}: {why})")]
+    SizesRefused {
+        /// Peer addresses found.
+        peers: usize,
+        /// Peers whose size was refused.
+        refused: usize,
+        /// The last refused size.
+        size: u64,
+        /// Why it was refused.
+        why: rustico_peer_wire::MetadataError,
+    },
+    /// The deadline passed and no peer announced a `metadata_size`.
+    #[error("timed out fetching the metadata: none of the {peers} peers found sent metadata_size")]
+    NoSize {
+        /// Peer addresses found.
+        peers: usize,
+    },
+    /// The verified info dictionary does not make a torrent with the link.
+    #[error("the fetched metadata: {0}")]
+    Metadata(#[source] rustico_metainfo::Error),
+    /// The verified piece layers do not make a torrent.
+    #[error("the fetched piece layers: {0}")]
+    Layers(#[source] rustico_metainfo::Error),
+    /// No peer that sent the metadata gave every piece layer.
+    #[error("none of the {peers} peers that sent the metadata gave the piece layers")]
+    NoLayers {
+        /// Peers asked.
+        peers: usize,
+    },
+}
+
+/// What a magnet fetch was doing, in [`FetchError::Interrupted`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The info dictionary (BEP 9).
+    Metadata,
+    /// A v2 torrent's piece layers (BEP 52).
+    PieceLayers,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::Metadata => "metadata",
+            Stage::PieceLayers => "piece layers",
+        })
+    }
+}
+
 /// Where the peers of a magnet link come from.
 #[derive(Debug, Clone)]
 pub struct PeerSources {
@@ -97,9 +167,9 @@ struct Shared {
     /// The verified info dictionary is in (or the fetch was abandoned).
     done: AtomicBool,
     /// Peers whose `metadata_size` was refused (zero, too large, or not
-    /// what others said), and the last reason: a time-out then says so
-    /// rather than that no peer sent one.
-    refused_sizes: Mutex<(usize, Option<String>)>,
+    /// what others said), and the last size and reason: a time-out then
+    /// says so rather than that no peer sent one.
+    refused_sizes: Mutex<(usize, Option<(u64, rustico_peer_wire::MetadataError)>)>,
 }
 
 impl Shared {
@@ -135,7 +205,7 @@ pub fn fetch_metadata(
     sources: &PeerSources,
     deadline: Option<Instant>,
     stop: &AtomicBool,
-) -> Result<(Vec<u8>, Vec<SocketAddr>), String> {
+) -> Result<(Vec<u8>, Vec<SocketAddr>), FetchError> {
     let shared = Arc::new(Shared {
         info_hash,
         peer_id: crate::engine::make_peer_id(),
@@ -177,7 +247,7 @@ fn drive(
     found: &Receiver<SocketAddr>,
     deadline: Option<Instant>,
     stop: &AtomicBool,
-) -> Result<(Vec<u8>, Vec<SocketAddr>), String> {
+) -> Result<(Vec<u8>, Vec<SocketAddr>), FetchError> {
     // Per address: the running flag of its current thread and when it started.
     let mut dialled: HashMap<SocketAddr, (Arc<AtomicBool>, Instant, usize)> = HashMap::new();
     let mut order: Vec<SocketAddr> = Vec::new();
@@ -185,38 +255,36 @@ fn drive(
     let mut found_open = true;
     loop {
         if let Some(bytes) = shared.download().poll_complete() {
+            // Only the order of the dials is lost if a peer thread
+            // panicked holding the lock: the addresses are still right.
             let answered = shared
                 .answered
                 .lock()
-                .map(|a| a.clone())
-                .unwrap_or_default();
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
             return Ok((bytes, answered));
         }
         if stop.load(Ordering::SeqCst) {
-            return Err("interrupted while fetching the metadata".into());
+            return Err(FetchError::Interrupted(Stage::Metadata));
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             let progress = shared.download().progress();
+            let peers = order.len();
             return Err(match progress {
-                Some((have, of)) => format!(
-                    "timed out fetching the metadata ({have} of {of} pieces from {} peers)",
-                    order.len()
-                ),
+                Some((have, of)) => FetchError::TimedOut { have, of, peers },
                 None => {
-                    let (refused, why) = shared
+                    let (refused, last) = *shared
                         .refused_sizes
                         .lock()
-                        .map(|r| r.clone())
-                        .unwrap_or_default();
-                    match why {
-                        Some(why) if refused > 0 => format!(
-                            "timed out fetching the metadata: none of the {} peers found sent a usable metadata_size ({refused} sent one that was refused: {why})",
-                            order.len()
-                        ),
-                        _ => format!(
-                            "timed out fetching the metadata: none of the {} peers found sent metadata_size",
-                            order.len()
-                        ),
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    match last {
+                        Some((size, why)) if refused > 0 => FetchError::SizesRefused {
+                            peers,
+                            refused,
+                            size,
+                            why,
+                        },
+                        _ => FetchError::NoSize { peers },
                     }
                 }
             });
@@ -255,10 +323,12 @@ fn drive(
                 continue;
             }
             let handle = {
+                // A peer thread that panicked holding the lock left the
+                // list whole (a push is the only change made under it).
                 let mut addrs = shared
                     .addrs
                     .lock()
-                    .map_err(|_| "lock poisoned".to_string())?;
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 addrs.push(*addr);
                 addrs.len() - 1
             };
@@ -429,10 +499,12 @@ fn handle_event(
             };
             let accepted = shared.download().handle_metadata_size(handle, size);
             if let Err(e) = accepted {
-                if let Ok(mut refused) = shared.refused_sizes.lock() {
-                    refused.0 += 1;
-                    refused.1 = Some(format!("metadata_size {size}: {e}"));
-                }
+                let mut refused = shared
+                    .refused_sizes
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                refused.0 += 1;
+                refused.1 = Some((size, e));
                 return Err(Misbehaved(format!("rejected: {e}")));
             }
             *asking = true;
@@ -485,12 +557,9 @@ pub fn resolve(
     sources: &PeerSources,
     deadline: Option<Instant>,
     stop: &AtomicBool,
-) -> Result<(Torrent, Vec<u8>, Vec<SocketAddr>), String> {
+) -> Result<(Torrent, Vec<u8>, Vec<SocketAddr>), FetchError> {
     if sources.peers.is_empty() && sources.trackers.is_empty() {
-        return Err(
-            "the magnet link names no peers (x.pe) and no trackers (tr); give peers with --peer"
-                .into(),
-        );
+        return Err(FetchError::NoSources);
     }
     let name = magnet.display_name.as_deref().unwrap_or("(no name)");
     log::info!(target: "rustico", "fetching the metadata of {} ({name}) from peers", magnet.info_hash);
@@ -498,8 +567,7 @@ pub fn resolve(
     let (info, peers) = fetch_metadata(magnet.info_hash.0, v2_only, sources, deadline, stop)?;
     // The link's trackers (`tr`, one tier each) and web seeds (`ws`)
     // around the verified info dictionary.
-    let mut torrent = Torrent::from_magnet_and_info(magnet, &info)
-        .map_err(|e| format!("the fetched metadata: {e}"))?;
+    let mut torrent = Torrent::from_magnet_and_info(magnet, &info).map_err(FetchError::Metadata)?;
     // A hybrid verifies its pieces by SHA-1 without the layers; a
     // v2-only torrent cannot.
     if !torrent.has_v1() && !torrent.has_piece_layers() {
@@ -529,12 +597,12 @@ fn fetch_piece_layers(
     encryption: Policy,
     deadline: Option<Instant>,
     stop: &AtomicBool,
-) -> Result<Torrent, String> {
+) -> Result<Torrent, FetchError> {
     let mut fetch = rustico_metainfo::PieceLayerFetch::new(torrent);
     let peer_id = crate::engine::make_peer_id();
     for &addr in peers {
         if stop.load(Ordering::SeqCst) {
-            return Err("interrupted while fetching the piece layers".into());
+            return Err(FetchError::Interrupted(Stage::PieceLayers));
         }
         match layers_from_peer(
             torrent, &mut fetch, addr, peer_id, encryption, deadline, stop,
@@ -549,15 +617,10 @@ fn fetch_piece_layers(
         }
         if fetch.is_complete() {
             log::info!(target: "rustico", "piece layers complete and verified against the pieces roots");
-            return fetch
-                .complete(torrent)
-                .map_err(|e| format!("the fetched piece layers: {e}"));
+            return fetch.complete(torrent).map_err(FetchError::Layers);
         }
     }
-    Err(format!(
-        "none of the {} peers that sent the metadata gave the piece layers",
-        peers.len()
-    ))
+    Err(FetchError::NoLayers { peers: peers.len() })
 }
 
 /// One peer's part of [`fetch_piece_layers`]: asks it for every range

@@ -149,9 +149,12 @@ pub(super) fn run(setup: ManagerSetup) {
     let status = setup.status.clone();
     if let Err(e) = run_inner(setup) {
         log::error!(target: "rustico", "{e}");
-        if let Ok(mut slot) = status.error.lock() {
-            *slot = Some(e.to_string());
-        }
+        // The slot is only ever replaced whole: a poisoned lock still
+        // holds a valid value.
+        *status
+            .error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(e));
     }
     status.stopped.store(true, Ordering::SeqCst);
 }
@@ -397,7 +400,7 @@ impl Manager {
                     PeerCommand::Choke(on) => ConnInput::Command(Command::Choke(on)),
                     PeerCommand::Interested(on) => ConnInput::Command(Command::Interested(on)),
                     PeerCommand::Pex(message) => ConnInput::Command(Command::Pex(message)),
-                    PeerCommand::Close(reason) => ConnInput::Close(reason.to_string()),
+                    PeerCommand::Close(reason) => ConnInput::Close(conn::CloseOrder::Swarm(reason)),
                     PeerCommand::BackOff => return,
                 };
                 tx.send(input);

@@ -34,7 +34,7 @@ use rustico_peer_wire::{Bitfield, BlockRequest, PexMessage};
 use crate::meta::TorrentMeta;
 use crate::progress::Snapshot;
 
-pub use manager::TorrentOptions;
+pub use manager::{ManagerError, TorrentOptions};
 
 /// A peer's handle inside its torrent manager: the swarm's own.
 pub type PeerKey = rustico_swarm::PeerKey;
@@ -216,7 +216,7 @@ pub struct Status {
     /// The manager thread has ended.
     pub stopped: AtomicBool,
     /// Why the torrent stopped with an error, if it did.
-    pub error: Mutex<Option<String>>,
+    pub error: Mutex<Option<Arc<ManagerError>>>,
     /// Pieces on disk are being checked (resume data or a full recheck).
     pub checking: AtomicBool,
     /// Its trackers, as the tracker thread last heard from them.
@@ -267,6 +267,20 @@ struct RouteTable {
 }
 
 type Routes = Arc<Mutex<RouteTable>>;
+
+/// Why [`Engine::add_torrent`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AddTorrentError {
+    /// The torrent's manager thread could not be started.
+    #[error("{name}: cannot start the torrent's thread: {source}")]
+    Thread {
+        /// The torrent.
+        name: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// A running client: one listen port shared by its torrents.
 pub struct Engine {
@@ -418,7 +432,7 @@ impl Engine {
         meta: TorrentMeta,
         dir: PathBuf,
         options: TorrentOptions,
-    ) -> Result<TorrentHandle, String> {
+    ) -> Result<TorrentHandle, AddTorrentError> {
         let (control_tx, control_rx) = unbounded();
         let status = Arc::new(Status::default());
         status
@@ -440,6 +454,7 @@ impl Engine {
             .as_ref()
             .filter(|_| !meta.private)
             .map(|d| (d.port(), d.node_sink()));
+        let name = meta.name.clone();
         let setup = manager::ManagerSetup {
             dht,
             meta,
@@ -455,7 +470,8 @@ impl Engine {
             control_tx: control_tx.clone(),
             control_rx,
         };
-        let thread = spawn("torrent", move || manager::run(setup)).map_err(|e| e.to_string())?;
+        let thread = spawn("torrent", move || manager::run(setup))
+            .map_err(|source| AddTorrentError::Thread { name, source })?;
         if let Ok(mut routes) = self.routes.lock() {
             for hash in hashes {
                 routes.by_hash.insert(hash, control_tx.clone());
