@@ -223,16 +223,22 @@ pub fn fetch_metadata(
     });
     let (found_tx, found_rx) = unbounded::<SocketAddr>();
     for addr in &sources.peers {
-        let _ = found_tx.send(*addr);
+        // `found_rx` lives until the end of this function.
+        let sent = found_tx.send(*addr);
+        debug_assert!(sent.is_ok(), "the address channel closed early");
     }
     if !sources.trackers.is_empty() {
         let shared = Arc::clone(&shared);
         let trackers = sources.trackers.clone();
         let port = sources.port;
         let tx = found_tx.clone();
-        let _ = crate::engine::spawn("magnet-tracker", move || {
+        let spawned = crate::engine::spawn("magnet-tracker", move || {
             announce_until_done(&shared, &trackers, port, &tx);
         });
+        // Not fatal: the link's peers may be enough.
+        if let Err(e) = spawned {
+            log::warn!(target: "rustico", "magnet: cannot start the tracker thread ({e}); asking the link's peers only");
+        }
     }
     drop(found_tx);
     let result = drive(&shared, &found_rx, deadline, stop);
@@ -337,7 +343,9 @@ fn drive(
             dialled.insert(*addr, (Arc::clone(&running), now, handle));
             let shared = Arc::clone(shared);
             let addr = *addr;
-            let _ = crate::engine::spawn("magnet-peer", move || {
+            let thread_running = Arc::clone(&running);
+            let spawned = crate::engine::spawn("magnet-peer", move || {
+                let running = thread_running;
                 match fetch_from_peer(&shared, handle, addr) {
                     Ok(()) => {}
                     // Misbehaviour is a warning; a peer that is merely
@@ -352,6 +360,12 @@ fn drive(
                 shared.download().handle_peer_gone(handle);
                 running.store(false, Ordering::SeqCst);
             });
+            // Out of threads: this address waits for a redial like one
+            // whose connection ended, instead of holding a dial slot.
+            if let Err(e) = spawned {
+                log::warn!(target: "rustico", "metadata peer {addr}: cannot start a thread: {e}");
+                running.store(false, Ordering::SeqCst);
+            }
         }
     }
 }

@@ -98,6 +98,14 @@ pub enum ManagerError {
     /// A thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(#[from] std::io::Error),
+    /// A broken invariant of this driver (a bug; debug builds panic).
+    #[error("{name}: internal error: {what}")]
+    Internal {
+        /// The torrent.
+        name: String,
+        /// The invariant.
+        what: &'static str,
+    },
 }
 
 /// How a piece fared in the saver.
@@ -355,7 +363,7 @@ impl Manager {
                 .map_or_else(crossbeam_channel::never, crossbeam_channel::at);
             select! {
                 recv(peer_rx) -> msg => if let Ok(ToManager::Peer(key, msg)) = msg {
-                    self.handle_peer(key, msg);
+                    self.handle_peer(key, msg)?;
                 },
                 recv(control_rx) -> c => match c {
                     Ok(Control::Stop) | Err(_) => return Ok(()),
@@ -372,13 +380,22 @@ impl Manager {
             self.send(key, command);
         }
         while let Some(piece) = self.swarm.poll_piece() {
-            let _ = self.saver_tx.send(SaveJob {
+            // The savers end only when the manager does (or panic): a
+            // piece sent nowhere would leave the swarm waiting forever.
+            let sent = self.saver_tx.send(SaveJob {
                 piece: piece.piece,
                 data: piece.data,
             });
+            if sent.is_err() {
+                debug_assert!(false, "every saver thread ended");
+                return Err(ManagerError::Internal {
+                    name: self.meta.name.clone(),
+                    what: "every saver thread ended",
+                });
+            }
         }
         while let Some(dial) = self.swarm.poll_dial() {
-            self.dial(dial);
+            self.dial(dial)?;
         }
         while let Some(event) = self.swarm.poll_event() {
             self.handle_swarm_event(event);
@@ -418,16 +435,18 @@ impl Manager {
         }
     }
 
-    fn dial(&mut self, dial: Dial) {
+    fn dial(&mut self, dial: Dial) -> Result<(), ManagerError> {
         let started = match dial.remote {
             Remote::Addr(addr) => self.spawn_connection(dial.peer, addr, Origin::Outgoing),
             Remote::WebSeed(index) => self.spawn_web_seed(dial.peer, index),
         };
         if !started {
-            let _ = self
-                .swarm
-                .handle_disconnected(dial.peer, Disconnect::Failed, Instant::now());
+            let reported =
+                self.swarm
+                    .handle_disconnected(dial.peer, Disconnect::Failed, Instant::now());
+            self.swarm_report(reported)?;
         }
+        Ok(())
     }
 
     fn spawn_connection(&mut self, key: PeerKey, addr: SocketAddr, origin: Origin) -> bool {
@@ -588,7 +607,8 @@ impl Manager {
             Control::Incoming(accepted, addr) => match self.swarm.handle_incoming(addr, now) {
                 Ok(key) => {
                     if !self.spawn_connection(key, addr, Origin::Incoming(accepted)) {
-                        let _ = self.swarm.handle_disconnected(key, Disconnect::Failed, now);
+                        let reported = self.swarm.handle_disconnected(key, Disconnect::Failed, now);
+                        self.swarm_report(reported)?;
                     }
                 }
                 Err(why) => {
@@ -626,7 +646,23 @@ impl Manager {
         Ok(())
     }
 
-    fn handle_peer(&mut self, key: PeerKey, msg: PeerMsg) {
+    /// The swarm's answer to a report about a peer. A stale key is
+    /// expected (the peer left while its report was on its way); any other
+    /// refusal means this driver reported out of order, a bug.
+    fn swarm_report(&self, result: Result<(), SwarmError>) -> Result<(), ManagerError> {
+        match result {
+            Ok(()) | Err(SwarmError::UnknownPeer { .. }) => Ok(()),
+            Err(source) => {
+                debug_assert!(false, "the swarm refused a report: {source}");
+                Err(ManagerError::Swarm {
+                    name: self.meta.name.clone(),
+                    source,
+                })
+            }
+        }
+    }
+
+    fn handle_peer(&mut self, key: PeerKey, msg: PeerMsg) -> Result<(), ManagerError> {
         let now = Instant::now();
         let name = &self.meta.name;
         match msg {
@@ -642,7 +678,8 @@ impl Manager {
                     client,
                     encrypted,
                 };
-                if self.swarm.handle_connected(key, info, now).is_ok() {
+                let connected = self.swarm.handle_connected(key, info, now);
+                if connected.is_ok() {
                     if let (Some(Link::Conn(_, addr)), Some(stats)) =
                         (self.links.get(&key), self.swarm.peer_stats(key))
                     {
@@ -659,11 +696,12 @@ impl Manager {
                         log::info!(target: "rustico", "{name}: peer {addr} connected ({way}, {link}, {})", stats.client);
                     }
                 }
+                self.swarm_report(connected)?;
             }
             PeerMsg::Events(events) => {
                 for event in events.into_iter().filter_map(peer_event) {
-                    // A stale key (the peer is gone) is not an error here.
-                    let _ = self.swarm.handle_peer_event(key, event, now);
+                    let reported = self.swarm.handle_peer_event(key, event, now);
+                    self.swarm_report(reported)?;
                 }
             }
             PeerMsg::Closed(closed) => {
@@ -672,7 +710,8 @@ impl Manager {
                     Closed::Failed(r) => (Disconnect::Failed, r),
                     Closed::Normal(r) => (Disconnect::Closed, r),
                 };
-                let _ = self.swarm.handle_disconnected(key, how, now);
+                let reported = self.swarm.handle_disconnected(key, how, now);
+                self.swarm_report(reported)?;
                 let link = self.links.remove(&key);
                 let who = match &link {
                     Some(Link::Conn(_, addr)) => addr.to_string(),
@@ -690,6 +729,7 @@ impl Manager {
                 }
             }
         }
+        Ok(())
     }
 
     fn shut_down(&mut self, peer_rx: &Receiver<ToManager>) {
@@ -709,7 +749,10 @@ impl Manager {
         while !self.links.is_empty() {
             match peer_rx.recv_deadline(deadline) {
                 Ok(ToManager::Peer(key, msg @ (PeerMsg::Closed(_) | PeerMsg::Events(_)))) => {
-                    self.handle_peer(key, msg)
+                    // Stopping anyway: a bug is still worth a line.
+                    if let Err(e) = self.handle_peer(key, msg) {
+                        log::error!(target: "rustico", "{e}");
+                    }
                 }
                 Ok(_) => {}
                 Err(_) => break,
