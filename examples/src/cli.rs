@@ -257,6 +257,20 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_peer_argument_is_named() {
+        let err = parse_peer("127.0.0.1").unwrap_err();
+        assert!(
+            matches!(&err, PeerArgError::Resolve { text, .. } if text == "127.0.0.1"),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with("127.0.0.1: "), "{err}");
+        let usage = Cli::try_parse_from(["rustico", "download", "a.torrent", "--peer", "nonsense"])
+            .unwrap_err()
+            .to_string();
+        assert!(usage.contains("nonsense"), "{usage}");
+    }
+
+    #[test]
     fn download_takes_every_documented_flag() {
         let cli = Cli::try_parse_from([
             "rustico",

@@ -236,6 +236,68 @@ mod tests {
         }
     }
 
+    fn create_args(path: &std::path::Path, out: &std::path::Path) -> CreateArgs {
+        use crate::cli::{Cli, Command};
+        use clap::Parser;
+        let argv = [
+            "rustico",
+            "create",
+            path.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        let Command::Create(args) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("not a create command");
+        };
+        args
+    }
+
+    #[test]
+    fn info_and_create_errors_name_their_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nothing-here");
+        let out = dir.path().join("no-such-folder").join("x.torrent");
+        let err = create(&create_args(&missing, &out)).unwrap_err();
+        assert!(
+            matches!(&err, CreateError::Build { path, .. } if path == &missing),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains(&missing.display().to_string()),
+            "{err}"
+        );
+
+        let file = dir.path().join("a.bin");
+        std::fs::write(&file, vec![1u8; 1000]).unwrap();
+        let err = create(&create_args(&file, &out)).unwrap_err();
+        assert!(
+            matches!(&err, CreateError::Write { path, source }
+                if path == &out && source.kind() == std::io::ErrorKind::NotFound),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with("cannot write "), "{err}");
+        assert!(
+            err.to_string().contains(&out.display().to_string()),
+            "{err}"
+        );
+
+        let fetch = MagnetFetch {
+            peers: Vec::new(),
+            timeout: Duration::from_secs(1),
+            verbose: 0,
+        };
+        let source = file.to_str().unwrap();
+        let err = info(source, false, &fetch).unwrap_err();
+        assert!(
+            matches!(&err, InfoError::Torrent { path, .. } if path == source),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with(source), "{err}");
+        let err = info("magnet:?xt=urn:btih:zz", false, &fetch).unwrap_err();
+        assert!(matches!(err, InfoError::BadMagnet(_)), "{err:?}");
+        assert!(err.to_string().starts_with("bad magnet link: "), "{err}");
+    }
+
     #[test]
     fn create_format_picks_the_protocol_version() {
         use crate::cli::{Cli, Command};

@@ -908,6 +908,31 @@ mod tests {
     }
 
     #[test]
+    fn a_link_with_nowhere_to_ask_is_a_typed_error() {
+        let magnet = Magnet::parse(&format!("magnet:?xt=urn:btih:{}", "ab".repeat(20))).unwrap();
+        let sources = PeerSources::from_magnet(&magnet, &[], 6881);
+        let err = resolve(&magnet, &sources, None, &AtomicBool::new(false)).unwrap_err();
+        assert!(matches!(err, FetchError::NoSources), "{err:?}");
+        assert!(err.to_string().contains("--peer"), "{err}");
+        // The refused size and why, not "no peer sent one".
+        let refused = FetchError::SizesRefused {
+            peers: 3,
+            refused: 1,
+            size: 1_000_000_000,
+            why: rustico_peer_wire::MetadataError::SizeTooLarge {
+                size: 1_000_000_000,
+                max: 16 << 20,
+            },
+        };
+        let text = refused.to_string();
+        assert!(
+            text.contains("refused: metadata_size 1000000000: "),
+            "{text}"
+        );
+        assert!(!text.contains("sent metadata_size"), "{text}");
+    }
+
+    #[test]
     fn torrent_file_names_stay_in_their_folder() {
         assert_eq!(torrent_file_name("abc"), "abc.torrent");
         assert_eq!(torrent_file_name("../x/y"), "_x_y.torrent");

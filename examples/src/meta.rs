@@ -142,3 +142,23 @@ pub fn hash_request(r: &LayerRange) -> HashRequest {
         proof_layers: r.proof_layers,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_torrent_file_is_named_with_the_byte_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junk.torrent");
+        std::fs::write(&path, b"d4:infoi1ee").unwrap();
+        let err = TorrentMeta::from_file(&path).unwrap_err();
+        assert!(
+            matches!(&err, MetaError::Read { path: p, .. } if p == &path),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.starts_with(&path.display().to_string()), "{text}");
+        assert!(text.contains("at byte 7"), "{text}");
+    }
+}

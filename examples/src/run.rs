@@ -628,3 +628,46 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_port_is_named() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let net = NetArgs {
+            port: Some(port),
+            no_dht: true,
+            ..NetArgs::default()
+        };
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        let Err(err) = start_engine(&Config::default(), &net, loopback) else {
+            panic!("listened on a port already taken");
+        };
+        assert!(
+            matches!(&err, ListenError::Port { port: p, source }
+                if *p == port && source.kind() == std::io::ErrorKind::AddrInUse),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot listen on port {port}: ")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bad_magnet_argument_is_named() {
+        let link = "magnet:?xt=urn:btih:nothex";
+        let Err(err) = load_source(link) else {
+            panic!("a bad magnet link loaded");
+        };
+        assert!(
+            matches!(&err, RunError::BadMagnet { link: l, .. } if l == link),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with(link), "{err}");
+    }
+}

@@ -646,6 +646,33 @@ fn event_loop(
 mod tests {
     use super::*;
 
+    /// A peer that reads our handshake and hangs up without a word: a
+    /// typed `Closed`, not a string.
+    #[test]
+    fn a_peer_that_hangs_up_during_the_handshake_is_a_typed_error() {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut got = vec![0u8; 68];
+            stream.read_exact(&mut got).unwrap();
+            // A FIN, then drain until we hang up too (no reset).
+            stream.shutdown(Shutdown::Write).unwrap();
+            let _drained = std::io::copy(&mut stream, &mut std::io::sink());
+        });
+        let now = Instant::now();
+        let ours = Handshake::new(Reserved::supported(), [1; 20], [2; 20]);
+        let hs = Handshaking::new(ours, Content::magnet(), SessionConfig::default(), now);
+        let result = dial(addr, [1; 20], hs, Policy::Disable);
+        let Err(err) = result else {
+            panic!("a handshake with a peer that said nothing");
+        };
+        assert!(matches!(err, ConnectError::Closed), "{err:?}");
+        assert_eq!(err.to_string(), "closed during the handshake");
+        peer.join().unwrap();
+    }
+
     #[test]
     fn the_mailbox_coalesces_state_orders_and_wakes_once() {
         let (mailbox, inbox) = mailbox();
