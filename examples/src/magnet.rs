@@ -420,17 +420,77 @@ fn announce_until_done(
 #[derive(Debug, thiserror::Error)]
 enum PeerFailure {
     /// It broke the protocol or lied (logged as a warning).
-    #[error("{0}")]
-    Misbehaved(String),
+    #[error(transparent)]
+    Misbehaved(#[from] Misbehaviour),
     /// It is unreachable, left, or has nothing for us (not its fault).
-    #[error("{0}")]
-    Gone(String),
+    #[error(transparent)]
+    Gone(#[from] Departure),
+}
+
+/// How a metadata peer broke the protocol or lied.
+#[derive(Debug, thiserror::Error)]
+enum Misbehaviour {
+    /// Its messages broke the peer protocol.
+    #[error(transparent)]
+    Session(#[from] rustico_peer_wire::SessionError),
+    /// Its `metadata_size` is zero, too large, or not what others said.
+    #[error("rejected: {0}")]
+    Size(#[source] rustico_peer_wire::MetadataError),
+    /// A metadata piece we did not ask for, or of the wrong size.
+    #[error("rejected metadata piece: {0}")]
+    Piece(#[source] rustico_peer_wire::MetadataError),
+    /// A reject of a piece we did not ask it for.
+    #[error("rejected reject: {0}")]
+    Reject(#[source] rustico_peer_wire::MetadataError),
+    /// Metadata it sent did not hash to the info-hash.
+    #[error("dropped: its metadata did not match the info-hash")]
+    WrongMetadata,
+    /// Piece-layer hashes that do not lead to the file's root.
+    #[error("dropped: {0}")]
+    WrongLayers(#[source] rustico_metainfo::LayerFetchError),
+}
+
+/// Why a metadata peer left without fault of its own.
+#[derive(Debug, thiserror::Error)]
+enum Departure {
+    /// Connecting or the handshake failed.
+    #[error("handshake: {0}")]
+    Handshake(#[source] crate::engine::conn::ConnectError),
+    /// A socket option could not be set.
+    #[error("socket: {0}")]
+    Socket(#[source] std::io::Error),
+    /// Writing to it failed.
+    #[error("send: {0}")]
+    Send(#[source] std::io::Error),
+    /// Reading from it failed.
+    #[error("read: {0}")]
+    Read(#[source] std::io::Error),
+    /// It closed the connection.
+    #[error("peer closed the connection")]
+    Closed,
+    /// Its handshake lacks the extension protocol.
+    #[error("no extension protocol (BEP 10), so no ut_metadata")]
+    NoExtensions,
+    /// Its extension handshake lacks `ut_metadata`.
+    #[error("does not support ut_metadata")]
+    NoUtMetadata,
+    /// Its extension handshake has no `metadata_size`.
+    #[error("has no metadata to give (no metadata_size)")]
+    NoMetadataSize,
+    /// The fetch was stopped or ran out of time.
+    #[error("stopped")]
+    Stopped,
+    /// It answered no hash request for [`LAYER_PEER_TIMEOUT`].
+    #[error("no answer to our hash requests")]
+    Silent,
+    /// It refused a hash request.
+    #[error("rejected a hash request")]
+    HashesRejected,
 }
 
 /// One peer: handshakes, then requests metadata pieces as the download
 /// hands them out, until the fetch is done or the peer fails or lies.
 fn fetch_from_peer(shared: &Shared, handle: usize, addr: SocketAddr) -> Result<(), PeerFailure> {
-    use PeerFailure::{Gone, Misbehaved};
     let config = SessionConfig {
         handshake_timeout: CONNECT_TIMEOUT,
         stats_interval: None,
@@ -441,29 +501,25 @@ fn fetch_from_peer(shared: &Shared, handle: usize, addr: SocketAddr) -> Result<(
     let hs = Handshaking::new(ours, Content::magnet(), config, Instant::now());
     let (mut link, mut session) =
         crate::engine::conn::dial(addr, shared.info_hash, hs, shared.encryption)
-            .map_err(|e| Gone(format!("handshake: {e}")))?;
+            .map_err(Departure::Handshake)?;
     if let Ok(mut answered) = shared.answered.lock() {
         answered.push(addr);
     }
     let mut out = Vec::new();
     if !session.extended() {
-        return Err(Gone(
-            "no extension protocol (BEP 10), so no ut_metadata".into(),
-        ));
+        return Err(Departure::NoExtensions.into());
     }
     // Reads wait at most a slice, then the shared state is looked at again.
     link.socket()
         .set_read_timeout(Some(READ_SLICE))
-        .map_err(|e| Gone(e.to_string()))?;
+        .map_err(Departure::Socket)?;
     let mut asking = false;
     loop {
         if shared.done.load(Ordering::SeqCst) {
             return Ok(());
         }
         if shared.is_banned(handle) {
-            return Err(Misbehaved(
-                "dropped: its metadata did not match the info-hash".into(),
-            ));
+            return Err(Misbehaviour::WrongMetadata.into());
         }
         while let Some(event) = session.poll_event() {
             handle_event(shared, handle, addr, event, &mut asking)?;
@@ -476,20 +532,19 @@ fn fetch_from_peer(shared: &Shared, handle: usize, addr: SocketAddr) -> Result<(
         }
         out.clear();
         session.poll_transmit(&mut out, Instant::now());
-        link.write_all(&mut out)
-            .map_err(|e| Gone(format!("send: {e}")))?;
+        link.write_all(&mut out).map_err(Departure::Send)?;
         // Straight into the session's buffer: no copy on the way.
         match link.read(session.recv_buffer()) {
-            Ok(0) => return Err(Gone("peer closed the connection".into())),
+            Ok(0) => return Err(Departure::Closed.into()),
             Ok(n) => session
                 .handle_received(n, Instant::now())
-                .map_err(|e| Misbehaved(e.to_string()))?,
+                .map_err(Misbehaviour::from)?,
             Err(e) if crate::engine::link::is_retry(&e) => {}
-            Err(e) => return Err(Gone(format!("read: {e}"))),
+            Err(e) => return Err(Departure::Read(e).into()),
         }
         session
             .handle_timeout(Instant::now())
-            .map_err(|e| Misbehaved(e.to_string()))?;
+            .map_err(Misbehaviour::from)?;
     }
 }
 
@@ -502,14 +557,13 @@ fn handle_event(
     event: Event,
     asking: &mut bool,
 ) -> Result<(), PeerFailure> {
-    use PeerFailure::{Gone, Misbehaved};
     match event {
         Event::Extensions(ext) => {
             if !ext.ut_metadata {
-                return Err(Gone("does not support ut_metadata".into()));
+                return Err(Departure::NoUtMetadata.into());
             }
             let Some(size) = ext.metadata_size else {
-                return Err(Gone("has no metadata to give (no metadata_size)".into()));
+                return Err(Departure::NoMetadataSize.into());
             };
             let accepted = shared.download().handle_metadata_size(handle, size);
             if let Err(e) = accepted {
@@ -519,7 +573,7 @@ fn handle_event(
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 refused.0 += 1;
                 refused.1 = Some((size, e));
-                return Err(Misbehaved(format!("rejected: {e}")));
+                return Err(Misbehaviour::Size(e).into());
             }
             *asking = true;
             log::debug!(target: "rustico", "metadata peer {addr}: metadata_size {size}");
@@ -532,7 +586,7 @@ fn handle_event(
             let outcome = shared
                 .download()
                 .handle_data(handle, piece, total_size, &data)
-                .map_err(|e| Misbehaved(format!("rejected metadata piece: {e}")))?;
+                .map_err(Misbehaviour::Piece)?;
             match outcome {
                 DataOutcome::Complete => {
                     log::info!(target: "rustico", "metadata complete and verified against the info-hash");
@@ -557,7 +611,7 @@ fn handle_event(
             shared
                 .download()
                 .handle_reject(handle, piece)
-                .map_err(|e| Misbehaved(format!("rejected reject: {e}")))?;
+                .map_err(Misbehaviour::Reject)?;
         }
         _ => {}
     }
@@ -650,7 +704,6 @@ fn layers_from_peer(
     stop: &AtomicBool,
 ) -> Result<(), PeerFailure> {
     use rustico_metainfo::LayerRange;
-    use PeerFailure::{Gone, Misbehaved};
     let info_hash = torrent.info_hash().0;
     let config = SessionConfig {
         handshake_timeout: CONNECT_TIMEOUT,
@@ -664,11 +717,11 @@ fn layers_from_peer(
         peer_id,
     );
     let hs = Handshaking::new(ours, Content::magnet(), config, Instant::now());
-    let (mut link, mut session) = crate::engine::conn::dial(addr, info_hash, hs, encryption)
-        .map_err(|e| Gone(format!("handshake: {e}")))?;
+    let (mut link, mut session) =
+        crate::engine::conn::dial(addr, info_hash, hs, encryption).map_err(Departure::Handshake)?;
     link.socket()
         .set_read_timeout(Some(READ_SLICE))
-        .map_err(|e| Gone(e.to_string()))?;
+        .map_err(Departure::Socket)?;
     let mut asked: Vec<LayerRange> = Vec::new();
     let mut last_answer = Instant::now();
     let mut out = Vec::new();
@@ -677,10 +730,10 @@ fn layers_from_peer(
             break Ok(());
         }
         if stop.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
-            break Err(Gone("stopped".into()));
+            break Err(Departure::Stopped.into());
         }
         if last_answer.elapsed() >= LAYER_PEER_TIMEOUT {
-            break Err(Gone("no answer to our hash requests".into()));
+            break Err(Departure::Silent.into());
         }
         while session.hash_requests().len() < rustico_peer_wire::MAX_HASH_REQUESTS {
             let Some(range) = fetch.poll_request() else {
@@ -711,12 +764,12 @@ fn layers_from_peer(
             match hashes {
                 Some(hashes) => {
                     if let Err(e) = fetch.handle_hashes(&range, &hashes) {
-                        ended = Some(Misbehaved(format!("dropped: {e}")));
+                        ended = Some(Misbehaviour::WrongLayers(e).into());
                     }
                 }
                 None => {
                     fetch.release(&range);
-                    ended = Some(Gone("rejected a hash request".into()));
+                    ended = Some(Departure::HashesRejected.into());
                 }
             }
         }
@@ -726,20 +779,20 @@ fn layers_from_peer(
         out.clear();
         session.poll_transmit(&mut out, Instant::now());
         if let Err(e) = link.write_all(&mut out) {
-            break Err(Gone(format!("send: {e}")));
+            break Err(Departure::Send(e).into());
         }
         match link.read(session.recv_buffer()) {
-            Ok(0) => break Err(Gone("peer closed the connection".into())),
+            Ok(0) => break Err(Departure::Closed.into()),
             Ok(n) => {
                 if let Err(e) = session.handle_received(n, Instant::now()) {
-                    break Err(Misbehaved(e.to_string()));
+                    break Err(Misbehaviour::from(e).into());
                 }
             }
             Err(e) if crate::engine::link::is_retry(&e) => {}
-            Err(e) => break Err(Gone(format!("read: {e}"))),
+            Err(e) => break Err(Departure::Read(e).into()),
         }
         if let Err(e) = session.handle_timeout(Instant::now()) {
-            break Err(Misbehaved(e.to_string()));
+            break Err(Misbehaviour::from(e).into());
         }
     };
     for range in &asked {
