@@ -242,18 +242,74 @@ pub fn run(setup: ConnSetup, origin: Origin) {
     let to_manager = setup.to_manager.clone();
     let reason = match connect(&setup, origin) {
         Ok((stream, session)) => drive(&setup, stream, session),
-        Err(e) => Closed::Failed(e.to_string()),
+        Err(e) => Closed::Failed(e.into()),
     };
     let _ = to_manager.send(ToManager::Peer(key, super::PeerMsg::Closed(reason)));
 }
 
 /// Why a connection ended.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Closed {
     /// Connecting, the handshake or the protocol failed.
-    Failed(String),
+    Failed(ConnFailure),
     /// A normal end: the peer hung up, or we closed it.
-    Normal(String),
+    Normal(Ending),
+}
+
+/// How a connection failed, in [`Closed::Failed`].
+#[derive(Debug, thiserror::Error)]
+pub enum ConnFailure {
+    /// It never got as far as a session.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// A socket option or the socket's split failed.
+    #[error("socket: {0}")]
+    Socket(#[source] std::io::Error),
+    /// The socket's reader thread could not be started.
+    #[error("thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// Writing to the peer failed.
+    #[error("write: {0}")]
+    Write(#[source] std::io::Error),
+    /// Reading from the peer failed.
+    #[error("read: {0}")]
+    Read(#[source] std::io::Error),
+    /// The socket's reader thread ended without a word.
+    #[error("reader stopped")]
+    ReaderStopped,
+    /// The peer broke the protocol (peer-wire says how).
+    #[error(transparent)]
+    Session(#[from] rustico_peer_wire::SessionError),
+    /// A broken invariant of this driver (a bug; debug builds panic).
+    #[error("internal error: {what}")]
+    Internal {
+        /// The invariant.
+        what: &'static str,
+    },
+}
+
+/// How a connection ended normally, in [`Closed::Normal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The peer closed the connection.
+    PeerClosed,
+    /// The torrent stopped (its manager is gone).
+    TorrentStopped,
+    /// The manager closed it.
+    Ordered(CloseOrder),
+    /// A web seed the swarm no longer needs.
+    NotNeeded,
+}
+
+impl std::fmt::Display for Ending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ending::PeerClosed => f.write_str("peer closed the connection"),
+            Ending::TorrentStopped => f.write_str("torrent stopped"),
+            Ending::Ordered(order) => order.fmt(f),
+            Ending::NotNeeded => f.write_str("not needed any more"),
+        }
+    }
 }
 
 /// The session settings of the client's connections.
@@ -392,7 +448,7 @@ fn drive(setup: &ConnSetup, link: Link, mut session: Session) -> Closed {
     // for minutes while it waits for an unchoke, and the session's own
     // timers judge that, not a socket time-out.
     if let Err(e) = link.socket().set_read_timeout(None) {
-        return Closed::Failed(format!("socket: {e}"));
+        return Closed::Failed(ConnFailure::Socket(e));
     }
     let (bytes_tx, bytes_rx) = bounded::<std::io::Result<Vec<u8>>>(8);
     // Read buffers go back to the reader once handled, so reading costs
@@ -400,13 +456,13 @@ fn drive(setup: &ConnSetup, link: Link, mut session: Session) -> Closed {
     let (spare_tx, spare_rx) = bounded::<Vec<u8>>(4);
     let (reader_link, mut link) = match link.split() {
         Ok(halves) => halves,
-        Err(e) => return Closed::Failed(format!("socket: {e}")),
+        Err(e) => return Closed::Failed(ConnFailure::Socket(e)),
     };
     let reader = std::thread::Builder::new()
         .name("peer-reader".into())
         .spawn(move || read_loop(reader_link, bytes_tx, spare_rx));
     if let Err(e) = reader {
-        return Closed::Failed(format!("thread: {e}"));
+        return Closed::Failed(ConnFailure::Thread(e));
     }
     let closed = event_loop(setup, &mut link, &mut session, &bytes_rx, &spare_tx);
     let _ = link.socket().shutdown(Shutdown::Both);
@@ -570,12 +626,12 @@ fn event_loop(
                 .send(ToManager::Peer(setup.key, super::PeerMsg::Events(batch)))
                 .is_err()
         {
-            return Closed::Normal("torrent stopped".into());
+            return Closed::Normal(Ending::TorrentStopped);
         }
         session.poll_transmit(&mut out, Instant::now());
         if !out.is_empty() {
             if let Err(e) = link.write_all(&mut out) {
-                return Closed::Failed(format!("write: {e}"));
+                return Closed::Failed(ConnFailure::Write(e));
             }
             out.clear();
         }
@@ -583,7 +639,9 @@ fn event_loop(
         let Some(timeout) = session.poll_timeout() else {
             // Only a failed session has no timer, and failures return.
             debug_assert!(false, "a live session without a timer");
-            return Closed::Failed("session without a timer".into());
+            return Closed::Failed(ConnFailure::Internal {
+                what: "a live session without a timer",
+            });
         };
         // Blocks (or metadata) held back by the full transmit buffer go out
         // at once now that it is written; input and orders still get their
@@ -601,10 +659,10 @@ fn event_loop(
         };
         select! {
             recv(input) -> got => match got {
-                Ok(Ok(bytes)) if bytes.is_empty() => return Closed::Normal("peer closed the connection".into()),
+                Ok(Ok(bytes)) if bytes.is_empty() => return Closed::Normal(Ending::PeerClosed),
                 Ok(Ok(bytes)) => {
                     if let Err(e) = session.handle_input(&bytes, now) {
-                        return Closed::Failed(e.to_string());
+                        return Closed::Failed(e.into());
                     }
                     let _ = spare_tx.try_send(bytes);
                     // Take whatever else has arrived before answering: fewer,
@@ -614,28 +672,28 @@ fn event_loop(
                             break;
                         };
                         if more.is_empty() {
-                            return Closed::Normal("peer closed the connection".into());
+                            return Closed::Normal(Ending::PeerClosed);
                         }
                         if let Err(e) = session.handle_input(&more, now) {
-                            return Closed::Failed(e.to_string());
+                            return Closed::Failed(e.into());
                         }
                         let _ = spare_tx.try_send(more);
                     }
                 }
-                Ok(Err(e)) => return Closed::Failed(format!("read: {e}")),
-                Err(_) => return Closed::Failed("reader stopped".into()),
+                Ok(Err(e)) => return Closed::Failed(ConnFailure::Read(e)),
+                Err(_) => return Closed::Failed(ConnFailure::ReaderStopped),
             },
             recv(setup.inbox.wake) -> got => match got {
                 Ok(()) => {
                     if let ControlFlow::Break(why) = apply_pending(session, setup.inbox.take(), now) {
-                        return Closed::Normal(why.to_string());
+                        return Closed::Normal(Ending::Ordered(why));
                     }
                 }
-                Err(_) => return Closed::Normal("torrent stopped".into()),
+                Err(_) => return Closed::Normal(Ending::TorrentStopped),
             },
             recv(crossbeam_channel::at(deadline)) -> _ => {
                 if let Err(e) = session.handle_timeout(Instant::now()) {
-                    return Closed::Failed(e.to_string());
+                    return Closed::Failed(e.into());
                 }
             }
         }

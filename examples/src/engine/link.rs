@@ -39,7 +39,7 @@ pub enum LinkError {
     Mse(#[from] MseError),
     /// The OS random generator failed (no keys, no MSE).
     #[error("no randomness for the encryption keys: {0}")]
-    Random(String),
+    Random(#[source] getrandom::Error),
     /// The incoming connection is of a kind our policy refuses.
     #[error("{0:?} connection refused by the encryption policy")]
     Refused(Incoming),
@@ -188,7 +188,7 @@ pub fn is_retry(e: &std::io::Error) -> bool {
 /// 32 bytes from the OS generator, for one handshake's keys and padding.
 fn seed() -> Result<[u8; mse::SEED_LEN], LinkError> {
     let mut seed = [0u8; mse::SEED_LEN];
-    getrandom::fill(&mut seed).map_err(|e| LinkError::Random(e.to_string()))?;
+    getrandom::fill(&mut seed).map_err(LinkError::Random)?;
     Ok(seed)
 }
 

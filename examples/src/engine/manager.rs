@@ -707,8 +707,8 @@ impl Manager {
             PeerMsg::Closed(closed) => {
                 let stats = self.swarm.peer_stats(key);
                 let (how, reason) = match closed {
-                    Closed::Failed(r) => (Disconnect::Failed, r),
-                    Closed::Normal(r) => (Disconnect::Closed, r),
+                    Closed::Failed(r) => (Disconnect::Failed, r.to_string()),
+                    Closed::Normal(r) => (Disconnect::Closed, r.to_string()),
                 };
                 let reported = self.swarm.handle_disconnected(key, how, now);
                 self.swarm_report(reported)?;

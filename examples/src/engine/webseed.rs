@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rustico_peer_wire::{Bitfield as Bits, BlockRequest};
 
-use super::conn::Closed;
+use super::conn::{Closed, Ending};
 use super::{PeerKey, PeerMsg, ToManager};
 use crate::session::Event;
 
@@ -163,14 +163,14 @@ fn drive(setup: &WebSeedSetup) -> Closed {
         .send(ToManager::Peer(setup.key, connected))
         .is_err()
     {
-        return Closed::Normal("torrent stopped".into());
+        return Closed::Normal(Ending::TorrentStopped);
     }
     let mut all = Bits::new(setup.num_pieces);
     for i in 0..setup.num_pieces {
         all.set(i);
     }
     if !send_events(setup, vec![Event::Pieces(all), Event::Choked(false)]) {
-        return Closed::Normal("torrent stopped".into());
+        return Closed::Normal(Ending::TorrentStopped);
     }
     let mut queue: VecDeque<BlockRequest> = VecDeque::new();
     let mut backoff = FIRST_BACKOFF;
@@ -185,7 +185,7 @@ fn drive(setup: &WebSeedSetup) -> Closed {
                     Ok(i) => Some(i),
                     Err(RecvTimeoutError::Timeout) => None,
                     Err(RecvTimeoutError::Disconnected) => {
-                        return Closed::Normal("torrent stopped".into())
+                        return Closed::Normal(Ending::TorrentStopped)
                     }
                 }
             } else {
@@ -206,14 +206,14 @@ fn drive(setup: &WebSeedSetup) -> Closed {
                         return closed;
                     }
                 }
-                WebSeedInput::Close => return Closed::Normal("not needed any more".into()),
+                WebSeedInput::Close => return Closed::Normal(Ending::NotNeeded),
             }
         }
         let now = Instant::now();
         if now >= next_stats {
             next_stats = now + STATS_EVERY;
             if !send_events(setup, vec![Event::Stats { down, up: 0 }]) {
-                return Closed::Normal("torrent stopped".into());
+                return Closed::Normal(Ending::TorrentStopped);
             }
             down = 0;
         }
@@ -230,7 +230,7 @@ fn drive(setup: &WebSeedSetup) -> Closed {
                     .map(|(req, data)| Event::Block { req, data })
                     .collect();
                 if !send_events(setup, events) {
-                    return Closed::Normal("torrent stopped".into());
+                    return Closed::Normal(Ending::TorrentStopped);
                 }
             }
             Err(why) => {
@@ -256,7 +256,7 @@ fn pause(
     queue: &mut VecDeque<BlockRequest>,
     backoff: &mut Duration,
 ) -> Result<(), Closed> {
-    let stopped = || Closed::Normal("torrent stopped".into());
+    let stopped = || Closed::Normal(Ending::TorrentStopped);
     let dropped: Vec<BlockRequest> = queue.drain(..).collect();
     if !send_events(setup, vec![Event::Choked(true), Event::Dropped(dropped)]) {
         return Err(stopped());
@@ -275,7 +275,7 @@ fn pause(
                 }
             }
             Ok(WebSeedInput::Close) => {
-                return Err(Closed::Normal("not needed any more".into()));
+                return Err(Closed::Normal(Ending::NotNeeded));
             }
             Ok(_) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return Err(stopped()),
