@@ -201,13 +201,38 @@ pub struct NetArgs {
     pub encryption: Option<crate::config::Encryption>,
 }
 
+/// Why a `--peer` argument is not an address.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerArgError {
+    /// Not `IP:PORT`, or its host name does not resolve.
+    #[error("{text}: {source}")]
+    Resolve {
+        /// The argument.
+        text: String,
+        /// The resolver's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The host name resolved to no address.
+    #[error("{text}: no address")]
+    NoAddress {
+        /// The argument.
+        text: String,
+    },
+}
+
 /// A peer address: `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT` (resolved now).
-fn parse_peer(text: &str) -> Result<SocketAddr, String> {
+fn parse_peer(text: &str) -> Result<SocketAddr, PeerArgError> {
     use std::net::ToSocketAddrs;
     text.to_socket_addrs()
-        .map_err(|e| format!("{text}: {e}"))?
+        .map_err(|source| PeerArgError::Resolve {
+            text: text.to_string(),
+            source,
+        })?
         .next()
-        .ok_or_else(|| format!("{text}: no address"))
+        .ok_or_else(|| PeerArgError::NoAddress {
+            text: text.to_string(),
+        })
 }
 
 /// `rustico demo`
@@ -229,6 +254,20 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_bad_peer_argument_is_named() {
+        let err = parse_peer("127.0.0.1").unwrap_err();
+        assert!(
+            matches!(&err, PeerArgError::Resolve { text, .. } if text == "127.0.0.1"),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with("127.0.0.1: "), "{err}");
+        let usage = Cli::try_parse_from(["rustico", "download", "a.torrent", "--peer", "nonsense"])
+            .unwrap_err()
+            .to_string();
+        assert!(usage.contains("nonsense"), "{usage}");
     }
 
     #[test]

@@ -1,15 +1,65 @@
 //! `info` and `create`: the commands that need no network.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use rustico_metainfo::{Magnet, Torrent, TorrentBuilder};
+use rustico_metainfo::{CreateError as BuildError, Magnet, MagnetError, Torrent, TorrentBuilder};
 use serde_json::json;
 
 use crate::cli::CreateArgs;
 use crate::magnet::PeerSources;
 use crate::text::shown;
+
+/// Why `info` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InfoError {
+    /// The magnet link does not parse.
+    #[error("bad magnet link: {0}")]
+    BadMagnet(#[source] MagnetError),
+    /// The magnet link's metadata could not be fetched.
+    #[error(transparent)]
+    Fetch(#[from] crate::magnet::FetchError),
+    /// The `.torrent` file cannot be read or is not a valid torrent.
+    #[error("{path}: {source}")]
+    Torrent {
+        /// The file, as given.
+        path: String,
+        /// Why (metainfo's error names the key and byte offset).
+        #[source]
+        source: rustico_metainfo::Error,
+    },
+}
+
+/// Why `create` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// A `--tracker` URL is refused.
+    #[error("{0}")]
+    Tracker(#[source] BuildError),
+    /// A `--web-seed` URL is refused.
+    #[error("{0}")]
+    WebSeed(#[source] BuildError),
+    /// Reading or hashing the content failed.
+    #[error("cannot create a torrent from {}: {source}", path.display())]
+    Build {
+        /// The content's path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: BuildError,
+    },
+    /// The `.torrent` file cannot be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The output file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// How `info` fetches a magnet link's metadata.
 #[derive(Debug, Clone)]
@@ -24,10 +74,11 @@ pub struct MagnetFetch {
 
 /// `rustico info TORRENT|MAGNET [--json]`: prints the torrent's contents
 /// (for a magnet link, once fetched from peers).
-pub fn info(source: &str, as_json: bool, fetch: &MagnetFetch) -> Result<(), String> {
+pub fn info(source: &str, as_json: bool, fetch: &MagnetFetch) -> Result<(), InfoError> {
     let torrent = if source.starts_with("magnet:") {
-        let _ = crate::logging::init(fetch.verbose, None);
-        let magnet = Magnet::parse(source).map_err(|e| format!("bad magnet link: {e}"))?;
+        // Without a log folder, `init` writes no file and returns no path.
+        crate::logging::init(fetch.verbose, None);
+        let magnet = Magnet::parse(source).map_err(InfoError::BadMagnet)?;
         // Trackers need a port; nothing listens on it during `info`.
         let sources = PeerSources::from_magnet(&magnet, &fetch.peers, 6881);
         let (torrent, _, _) = crate::magnet::resolve(
@@ -38,7 +89,10 @@ pub fn info(source: &str, as_json: bool, fetch: &MagnetFetch) -> Result<(), Stri
         )?;
         torrent
     } else {
-        Torrent::from_file(source).map_err(|e| format!("{source}: {e}"))?
+        Torrent::from_file(source).map_err(|e| InfoError::Torrent {
+            path: source.to_string(),
+            source: e,
+        })?
     };
     for warning in torrent.warnings() {
         eprintln!("warning: {}", shown(&warning.to_string()));
@@ -103,10 +157,12 @@ pub fn info_json(torrent: &Torrent) -> serde_json::Value {
 }
 
 /// `rustico create PATH -o OUT ...`: hashes PATH and writes a .torrent.
-pub fn create(args: &CreateArgs) -> Result<(), String> {
+pub fn create(args: &CreateArgs) -> Result<(), CreateError> {
     let torrent = build(args)?;
-    std::fs::write(&args.output, torrent.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", args.output.display()))?;
+    std::fs::write(&args.output, torrent.as_bytes()).map_err(|source| CreateError::Write {
+        path: args.output.clone(),
+        source,
+    })?;
     let hashes = torrent.info_hashes();
     let v1 = hashes.v1.map(|h| format!(", info hash {h}"));
     let v2 = hashes.v2.map(|h| format!(", v2 info hash {h}"));
@@ -121,7 +177,7 @@ pub fn create(args: &CreateArgs) -> Result<(), String> {
 }
 
 /// Builds the torrent `create` describes, without writing it.
-pub fn build(args: &CreateArgs) -> Result<Torrent, String> {
+pub fn build(args: &CreateArgs) -> Result<Torrent, CreateError> {
     let mut builder = TorrentBuilder::new(&args.path)
         .version(args.format.into())
         .private(args.private)
@@ -129,10 +185,12 @@ pub fn build(args: &CreateArgs) -> Result<Torrent, String> {
     for url in &args.trackers {
         builder = builder
             .tracker_tier([url.clone()])
-            .map_err(|e| e.to_string())?;
+            .map_err(CreateError::Tracker)?;
     }
     for url in &args.web_seeds {
-        builder = builder.web_seed(url.clone()).map_err(|e| e.to_string())?;
+        builder = builder
+            .web_seed(url.clone())
+            .map_err(CreateError::WebSeed)?;
     }
     if let Some(comment) = &args.comment {
         builder = builder.comment(comment.clone());
@@ -142,7 +200,10 @@ pub fn build(args: &CreateArgs) -> Result<Torrent, String> {
     }
     builder
         .build(|_| {}, &AtomicBool::new(false))
-        .map_err(|e| format!("cannot create a torrent from {}: {e}", args.path.display()))
+        .map_err(|source| CreateError::Build {
+            path: args.path.clone(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -173,6 +234,68 @@ mod tests {
             assert!(v2.is_none_or(|h| h.len() == 64 && h == h.to_lowercase()));
             assert_eq!(v2, t.info_hashes().v2.map(|h| h.to_string()).as_deref());
         }
+    }
+
+    fn create_args(path: &std::path::Path, out: &std::path::Path) -> CreateArgs {
+        use crate::cli::{Cli, Command};
+        use clap::Parser;
+        let argv = [
+            "rustico",
+            "create",
+            path.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        let Command::Create(args) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("not a create command");
+        };
+        args
+    }
+
+    #[test]
+    fn info_and_create_errors_name_their_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nothing-here");
+        let out = dir.path().join("no-such-folder").join("x.torrent");
+        let err = create(&create_args(&missing, &out)).unwrap_err();
+        assert!(
+            matches!(&err, CreateError::Build { path, .. } if path == &missing),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains(&missing.display().to_string()),
+            "{err}"
+        );
+
+        let file = dir.path().join("a.bin");
+        std::fs::write(&file, vec![1u8; 1000]).unwrap();
+        let err = create(&create_args(&file, &out)).unwrap_err();
+        assert!(
+            matches!(&err, CreateError::Write { path, source }
+                if path == &out && source.kind() == std::io::ErrorKind::NotFound),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with("cannot write "), "{err}");
+        assert!(
+            err.to_string().contains(&out.display().to_string()),
+            "{err}"
+        );
+
+        let fetch = MagnetFetch {
+            peers: Vec::new(),
+            timeout: Duration::from_secs(1),
+            verbose: 0,
+        };
+        let source = file.to_str().unwrap();
+        let err = info(source, false, &fetch).unwrap_err();
+        assert!(
+            matches!(&err, InfoError::Torrent { path, .. } if path == source),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with(source), "{err}");
+        let err = info("magnet:?xt=urn:btih:zz", false, &fetch).unwrap_err();
+        assert!(matches!(err, InfoError::BadMagnet(_)), "{err:?}");
+        assert!(err.to_string().starts_with("bad magnet link: "), "{err}");
     }
 
     #[test]

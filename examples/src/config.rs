@@ -148,24 +148,15 @@ impl Default for Config {
 }
 
 /// Why the configuration could not be loaded.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    Read(PathBuf, std::io::Error),
+    #[error("cannot read config {path}: {source}", path = .0.display(), source = .1)]
+    Read(PathBuf, #[source] std::io::Error),
     /// The file is not valid TOML for [`Config`].
-    Parse(PathBuf, toml::de::Error),
+    #[error("bad config {path}: {source}", path = .0.display(), source = .1)]
+    Parse(PathBuf, #[source] toml::de::Error),
 }
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConfigError::Read(path, e) => write!(f, "cannot read config {}: {e}", path.display()),
-            ConfigError::Parse(path, e) => write!(f, "bad config {}: {e}", path.display()),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 impl Config {
     /// The documented default location, if a home can be found.

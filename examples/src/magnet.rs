@@ -44,6 +44,76 @@ const MAX_ADDRESSES: usize = 1000;
 /// Trackers are asked again this often until the metadata is in.
 const REANNOUNCE_EVERY: Duration = Duration::from_secs(15);
 
+/// Why a magnet link's metadata (or a v2 torrent's piece layers) could
+/// not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Nothing to ask: no peer addresses and no trackers.
+    #[error("the magnet link names no peers (x.pe) and no trackers (tr); give peers with --peer")]
+    NoSources,
+    /// The stop flag was set (Ctrl-C, or the daemon removed the torrent).
+    #[error("interrupted while fetching the {0}")]
+    Interrupted(Stage),
+    /// The deadline passed after some metadata pieces came in.
+    #[error("timed out fetching the metadata ({have} of {of} pieces from {peers} peers)")]
+    TimedOut {
+        /// Metadata pieces received and kept.
+        have: usize,
+        /// Metadata pieces in all.
+        of: usize,
+        /// Peer addresses found.
+        peers: usize,
+    },
+    /// The deadline passed and every `metadata_size` that came was refused.
+    #[error("timed out fetching the metadata: none of the {peers} peers found sent a usable metadata_size ({refused} sent one that was refused: metadata_size {size}: {why})")]
+    SizesRefused {
+        /// Peer addresses found.
+        peers: usize,
+        /// Peers whose size was refused.
+        refused: usize,
+        /// The last refused size.
+        size: u64,
+        /// Why it was refused.
+        why: rustico_peer_wire::MetadataError,
+    },
+    /// The deadline passed and no peer announced a `metadata_size`.
+    #[error("timed out fetching the metadata: none of the {peers} peers found sent metadata_size")]
+    NoSize {
+        /// Peer addresses found.
+        peers: usize,
+    },
+    /// The verified info dictionary does not make a torrent with the link.
+    #[error("the fetched metadata: {0}")]
+    Metadata(#[source] rustico_metainfo::Error),
+    /// The verified piece layers do not make a torrent.
+    #[error("the fetched piece layers: {0}")]
+    Layers(#[source] rustico_metainfo::Error),
+    /// No peer that sent the metadata gave every piece layer.
+    #[error("none of the {peers} peers that sent the metadata gave the piece layers")]
+    NoLayers {
+        /// Peers asked.
+        peers: usize,
+    },
+}
+
+/// What a magnet fetch was doing, in [`FetchError::Interrupted`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The info dictionary (BEP 9).
+    Metadata,
+    /// A v2 torrent's piece layers (BEP 52).
+    PieceLayers,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::Metadata => "metadata",
+            Stage::PieceLayers => "piece layers",
+        })
+    }
+}
+
 /// Where the peers of a magnet link come from.
 #[derive(Debug, Clone)]
 pub struct PeerSources {
@@ -97,9 +167,9 @@ struct Shared {
     /// The verified info dictionary is in (or the fetch was abandoned).
     done: AtomicBool,
     /// Peers whose `metadata_size` was refused (zero, too large, or not
-    /// what others said), and the last reason: a time-out then says so
-    /// rather than that no peer sent one.
-    refused_sizes: Mutex<(usize, Option<String>)>,
+    /// what others said), and the last size and reason: a time-out then
+    /// says so rather than that no peer sent one.
+    refused_sizes: Mutex<(usize, Option<(u64, rustico_peer_wire::MetadataError)>)>,
 }
 
 impl Shared {
@@ -135,7 +205,7 @@ pub fn fetch_metadata(
     sources: &PeerSources,
     deadline: Option<Instant>,
     stop: &AtomicBool,
-) -> Result<(Vec<u8>, Vec<SocketAddr>), String> {
+) -> Result<(Vec<u8>, Vec<SocketAddr>), FetchError> {
     let shared = Arc::new(Shared {
         info_hash,
         peer_id: crate::engine::make_peer_id(),
@@ -153,16 +223,22 @@ pub fn fetch_metadata(
     });
     let (found_tx, found_rx) = unbounded::<SocketAddr>();
     for addr in &sources.peers {
-        let _ = found_tx.send(*addr);
+        // `found_rx` lives until the end of this function.
+        let sent = found_tx.send(*addr);
+        debug_assert!(sent.is_ok(), "the address channel closed early");
     }
     if !sources.trackers.is_empty() {
         let shared = Arc::clone(&shared);
         let trackers = sources.trackers.clone();
         let port = sources.port;
         let tx = found_tx.clone();
-        let _ = crate::engine::spawn("magnet-tracker", move || {
+        let spawned = crate::engine::spawn("magnet-tracker", move || {
             announce_until_done(&shared, &trackers, port, &tx);
         });
+        // Not fatal: the link's peers may be enough.
+        if let Err(e) = spawned {
+            log::warn!(target: "rustico", "magnet: cannot start the tracker thread ({e}); asking the link's peers only");
+        }
     }
     drop(found_tx);
     let result = drive(&shared, &found_rx, deadline, stop);
@@ -177,7 +253,7 @@ fn drive(
     found: &Receiver<SocketAddr>,
     deadline: Option<Instant>,
     stop: &AtomicBool,
-) -> Result<(Vec<u8>, Vec<SocketAddr>), String> {
+) -> Result<(Vec<u8>, Vec<SocketAddr>), FetchError> {
     // Per address: the running flag of its current thread and when it started.
     let mut dialled: HashMap<SocketAddr, (Arc<AtomicBool>, Instant, usize)> = HashMap::new();
     let mut order: Vec<SocketAddr> = Vec::new();
@@ -185,38 +261,36 @@ fn drive(
     let mut found_open = true;
     loop {
         if let Some(bytes) = shared.download().poll_complete() {
+            // Only the order of the dials is lost if a peer thread
+            // panicked holding the lock: the addresses are still right.
             let answered = shared
                 .answered
                 .lock()
-                .map(|a| a.clone())
-                .unwrap_or_default();
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
             return Ok((bytes, answered));
         }
         if stop.load(Ordering::SeqCst) {
-            return Err("interrupted while fetching the metadata".into());
+            return Err(FetchError::Interrupted(Stage::Metadata));
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             let progress = shared.download().progress();
+            let peers = order.len();
             return Err(match progress {
-                Some((have, of)) => format!(
-                    "timed out fetching the metadata ({have} of {of} pieces from {} peers)",
-                    order.len()
-                ),
+                Some((have, of)) => FetchError::TimedOut { have, of, peers },
                 None => {
-                    let (refused, why) = shared
+                    let (refused, last) = *shared
                         .refused_sizes
                         .lock()
-                        .map(|r| r.clone())
-                        .unwrap_or_default();
-                    match why {
-                        Some(why) if refused > 0 => format!(
-                            "timed out fetching the metadata: none of the {} peers found sent a usable metadata_size ({refused} sent one that was refused: {why})",
-                            order.len()
-                        ),
-                        _ => format!(
-                            "timed out fetching the metadata: none of the {} peers found sent metadata_size",
-                            order.len()
-                        ),
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    match last {
+                        Some((size, why)) if refused > 0 => FetchError::SizesRefused {
+                            peers,
+                            refused,
+                            size,
+                            why,
+                        },
+                        _ => FetchError::NoSize { peers },
                     }
                 }
             });
@@ -255,10 +329,12 @@ fn drive(
                 continue;
             }
             let handle = {
+                // A peer thread that panicked holding the lock left the
+                // list whole (a push is the only change made under it).
                 let mut addrs = shared
                     .addrs
                     .lock()
-                    .map_err(|_| "lock poisoned".to_string())?;
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 addrs.push(*addr);
                 addrs.len() - 1
             };
@@ -267,7 +343,9 @@ fn drive(
             dialled.insert(*addr, (Arc::clone(&running), now, handle));
             let shared = Arc::clone(shared);
             let addr = *addr;
-            let _ = crate::engine::spawn("magnet-peer", move || {
+            let thread_running = Arc::clone(&running);
+            let spawned = crate::engine::spawn("magnet-peer", move || {
+                let running = thread_running;
                 match fetch_from_peer(&shared, handle, addr) {
                     Ok(()) => {}
                     // Misbehaviour is a warning; a peer that is merely
@@ -282,6 +360,12 @@ fn drive(
                 shared.download().handle_peer_gone(handle);
                 running.store(false, Ordering::SeqCst);
             });
+            // Out of threads: this address waits for a redial like one
+            // whose connection ended, instead of holding a dial slot.
+            if let Err(e) = spawned {
+                log::warn!(target: "rustico", "metadata peer {addr}: cannot start a thread: {e}");
+                running.store(false, Ordering::SeqCst);
+            }
         }
     }
 }
@@ -336,17 +420,77 @@ fn announce_until_done(
 #[derive(Debug, thiserror::Error)]
 enum PeerFailure {
     /// It broke the protocol or lied (logged as a warning).
-    #[error("{0}")]
-    Misbehaved(String),
+    #[error(transparent)]
+    Misbehaved(#[from] Misbehaviour),
     /// It is unreachable, left, or has nothing for us (not its fault).
-    #[error("{0}")]
-    Gone(String),
+    #[error(transparent)]
+    Gone(#[from] Departure),
+}
+
+/// How a metadata peer broke the protocol or lied.
+#[derive(Debug, thiserror::Error)]
+enum Misbehaviour {
+    /// Its messages broke the peer protocol.
+    #[error(transparent)]
+    Session(#[from] rustico_peer_wire::SessionError),
+    /// Its `metadata_size` is zero, too large, or not what others said.
+    #[error("rejected: {0}")]
+    Size(#[source] rustico_peer_wire::MetadataError),
+    /// A metadata piece we did not ask for, or of the wrong size.
+    #[error("rejected metadata piece: {0}")]
+    Piece(#[source] rustico_peer_wire::MetadataError),
+    /// A reject of a piece we did not ask it for.
+    #[error("rejected reject: {0}")]
+    Reject(#[source] rustico_peer_wire::MetadataError),
+    /// Metadata it sent did not hash to the info-hash.
+    #[error("dropped: its metadata did not match the info-hash")]
+    WrongMetadata,
+    /// Piece-layer hashes that do not lead to the file's root.
+    #[error("dropped: {0}")]
+    WrongLayers(#[source] rustico_metainfo::LayerFetchError),
+}
+
+/// Why a metadata peer left without fault of its own.
+#[derive(Debug, thiserror::Error)]
+enum Departure {
+    /// Connecting or the handshake failed.
+    #[error("handshake: {0}")]
+    Handshake(#[source] crate::engine::conn::ConnectError),
+    /// A socket option could not be set.
+    #[error("socket: {0}")]
+    Socket(#[source] std::io::Error),
+    /// Writing to it failed.
+    #[error("send: {0}")]
+    Send(#[source] std::io::Error),
+    /// Reading from it failed.
+    #[error("read: {0}")]
+    Read(#[source] std::io::Error),
+    /// It closed the connection.
+    #[error("peer closed the connection")]
+    Closed,
+    /// Its handshake lacks the extension protocol.
+    #[error("no extension protocol (BEP 10), so no ut_metadata")]
+    NoExtensions,
+    /// Its extension handshake lacks `ut_metadata`.
+    #[error("does not support ut_metadata")]
+    NoUtMetadata,
+    /// Its extension handshake has no `metadata_size`.
+    #[error("has no metadata to give (no metadata_size)")]
+    NoMetadataSize,
+    /// The fetch was stopped or ran out of time.
+    #[error("stopped")]
+    Stopped,
+    /// It answered no hash request for [`LAYER_PEER_TIMEOUT`].
+    #[error("no answer to our hash requests")]
+    Silent,
+    /// It refused a hash request.
+    #[error("rejected a hash request")]
+    HashesRejected,
 }
 
 /// One peer: handshakes, then requests metadata pieces as the download
 /// hands them out, until the fetch is done or the peer fails or lies.
 fn fetch_from_peer(shared: &Shared, handle: usize, addr: SocketAddr) -> Result<(), PeerFailure> {
-    use PeerFailure::{Gone, Misbehaved};
     let config = SessionConfig {
         handshake_timeout: CONNECT_TIMEOUT,
         stats_interval: None,
@@ -357,29 +501,25 @@ fn fetch_from_peer(shared: &Shared, handle: usize, addr: SocketAddr) -> Result<(
     let hs = Handshaking::new(ours, Content::magnet(), config, Instant::now());
     let (mut link, mut session) =
         crate::engine::conn::dial(addr, shared.info_hash, hs, shared.encryption)
-            .map_err(|e| Gone(format!("handshake: {e}")))?;
+            .map_err(Departure::Handshake)?;
     if let Ok(mut answered) = shared.answered.lock() {
         answered.push(addr);
     }
     let mut out = Vec::new();
     if !session.extended() {
-        return Err(Gone(
-            "no extension protocol (BEP 10), so no ut_metadata".into(),
-        ));
+        return Err(Departure::NoExtensions.into());
     }
     // Reads wait at most a slice, then the shared state is looked at again.
     link.socket()
         .set_read_timeout(Some(READ_SLICE))
-        .map_err(|e| Gone(e.to_string()))?;
+        .map_err(Departure::Socket)?;
     let mut asking = false;
     loop {
         if shared.done.load(Ordering::SeqCst) {
             return Ok(());
         }
         if shared.is_banned(handle) {
-            return Err(Misbehaved(
-                "dropped: its metadata did not match the info-hash".into(),
-            ));
+            return Err(Misbehaviour::WrongMetadata.into());
         }
         while let Some(event) = session.poll_event() {
             handle_event(shared, handle, addr, event, &mut asking)?;
@@ -392,20 +532,19 @@ fn fetch_from_peer(shared: &Shared, handle: usize, addr: SocketAddr) -> Result<(
         }
         out.clear();
         session.poll_transmit(&mut out, Instant::now());
-        link.write_all(&mut out)
-            .map_err(|e| Gone(format!("send: {e}")))?;
+        link.write_all(&mut out).map_err(Departure::Send)?;
         // Straight into the session's buffer: no copy on the way.
         match link.read(session.recv_buffer()) {
-            Ok(0) => return Err(Gone("peer closed the connection".into())),
+            Ok(0) => return Err(Departure::Closed.into()),
             Ok(n) => session
                 .handle_received(n, Instant::now())
-                .map_err(|e| Misbehaved(e.to_string()))?,
+                .map_err(Misbehaviour::from)?,
             Err(e) if crate::engine::link::is_retry(&e) => {}
-            Err(e) => return Err(Gone(format!("read: {e}"))),
+            Err(e) => return Err(Departure::Read(e).into()),
         }
         session
             .handle_timeout(Instant::now())
-            .map_err(|e| Misbehaved(e.to_string()))?;
+            .map_err(Misbehaviour::from)?;
     }
 }
 
@@ -418,22 +557,23 @@ fn handle_event(
     event: Event,
     asking: &mut bool,
 ) -> Result<(), PeerFailure> {
-    use PeerFailure::{Gone, Misbehaved};
     match event {
         Event::Extensions(ext) => {
             if !ext.ut_metadata {
-                return Err(Gone("does not support ut_metadata".into()));
+                return Err(Departure::NoUtMetadata.into());
             }
             let Some(size) = ext.metadata_size else {
-                return Err(Gone("has no metadata to give (no metadata_size)".into()));
+                return Err(Departure::NoMetadataSize.into());
             };
             let accepted = shared.download().handle_metadata_size(handle, size);
             if let Err(e) = accepted {
-                if let Ok(mut refused) = shared.refused_sizes.lock() {
-                    refused.0 += 1;
-                    refused.1 = Some(format!("metadata_size {size}: {e}"));
-                }
-                return Err(Misbehaved(format!("rejected: {e}")));
+                let mut refused = shared
+                    .refused_sizes
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                refused.0 += 1;
+                refused.1 = Some((size, e));
+                return Err(Misbehaviour::Size(e).into());
             }
             *asking = true;
             log::debug!(target: "rustico", "metadata peer {addr}: metadata_size {size}");
@@ -446,7 +586,7 @@ fn handle_event(
             let outcome = shared
                 .download()
                 .handle_data(handle, piece, total_size, &data)
-                .map_err(|e| Misbehaved(format!("rejected metadata piece: {e}")))?;
+                .map_err(Misbehaviour::Piece)?;
             match outcome {
                 DataOutcome::Complete => {
                     log::info!(target: "rustico", "metadata complete and verified against the info-hash");
@@ -471,7 +611,7 @@ fn handle_event(
             shared
                 .download()
                 .handle_reject(handle, piece)
-                .map_err(|e| Misbehaved(format!("rejected reject: {e}")))?;
+                .map_err(Misbehaviour::Reject)?;
         }
         _ => {}
     }
@@ -485,12 +625,9 @@ pub fn resolve(
     sources: &PeerSources,
     deadline: Option<Instant>,
     stop: &AtomicBool,
-) -> Result<(Torrent, Vec<u8>, Vec<SocketAddr>), String> {
+) -> Result<(Torrent, Vec<u8>, Vec<SocketAddr>), FetchError> {
     if sources.peers.is_empty() && sources.trackers.is_empty() {
-        return Err(
-            "the magnet link names no peers (x.pe) and no trackers (tr); give peers with --peer"
-                .into(),
-        );
+        return Err(FetchError::NoSources);
     }
     let name = magnet.display_name.as_deref().unwrap_or("(no name)");
     log::info!(target: "rustico", "fetching the metadata of {} ({name}) from peers", magnet.info_hash);
@@ -498,8 +635,7 @@ pub fn resolve(
     let (info, peers) = fetch_metadata(magnet.info_hash.0, v2_only, sources, deadline, stop)?;
     // The link's trackers (`tr`, one tier each) and web seeds (`ws`)
     // around the verified info dictionary.
-    let mut torrent = Torrent::from_magnet_and_info(magnet, &info)
-        .map_err(|e| format!("the fetched metadata: {e}"))?;
+    let mut torrent = Torrent::from_magnet_and_info(magnet, &info).map_err(FetchError::Metadata)?;
     // A hybrid verifies its pieces by SHA-1 without the layers; a
     // v2-only torrent cannot.
     if !torrent.has_v1() && !torrent.has_piece_layers() {
@@ -529,12 +665,12 @@ fn fetch_piece_layers(
     encryption: Policy,
     deadline: Option<Instant>,
     stop: &AtomicBool,
-) -> Result<Torrent, String> {
+) -> Result<Torrent, FetchError> {
     let mut fetch = rustico_metainfo::PieceLayerFetch::new(torrent);
     let peer_id = crate::engine::make_peer_id();
     for &addr in peers {
         if stop.load(Ordering::SeqCst) {
-            return Err("interrupted while fetching the piece layers".into());
+            return Err(FetchError::Interrupted(Stage::PieceLayers));
         }
         match layers_from_peer(
             torrent, &mut fetch, addr, peer_id, encryption, deadline, stop,
@@ -549,15 +685,10 @@ fn fetch_piece_layers(
         }
         if fetch.is_complete() {
             log::info!(target: "rustico", "piece layers complete and verified against the pieces roots");
-            return fetch
-                .complete(torrent)
-                .map_err(|e| format!("the fetched piece layers: {e}"));
+            return fetch.complete(torrent).map_err(FetchError::Layers);
         }
     }
-    Err(format!(
-        "none of the {} peers that sent the metadata gave the piece layers",
-        peers.len()
-    ))
+    Err(FetchError::NoLayers { peers: peers.len() })
 }
 
 /// One peer's part of [`fetch_piece_layers`]: asks it for every range
@@ -573,7 +704,6 @@ fn layers_from_peer(
     stop: &AtomicBool,
 ) -> Result<(), PeerFailure> {
     use rustico_metainfo::LayerRange;
-    use PeerFailure::{Gone, Misbehaved};
     let info_hash = torrent.info_hash().0;
     let config = SessionConfig {
         handshake_timeout: CONNECT_TIMEOUT,
@@ -587,11 +717,11 @@ fn layers_from_peer(
         peer_id,
     );
     let hs = Handshaking::new(ours, Content::magnet(), config, Instant::now());
-    let (mut link, mut session) = crate::engine::conn::dial(addr, info_hash, hs, encryption)
-        .map_err(|e| Gone(format!("handshake: {e}")))?;
+    let (mut link, mut session) =
+        crate::engine::conn::dial(addr, info_hash, hs, encryption).map_err(Departure::Handshake)?;
     link.socket()
         .set_read_timeout(Some(READ_SLICE))
-        .map_err(|e| Gone(e.to_string()))?;
+        .map_err(Departure::Socket)?;
     let mut asked: Vec<LayerRange> = Vec::new();
     let mut last_answer = Instant::now();
     let mut out = Vec::new();
@@ -600,10 +730,10 @@ fn layers_from_peer(
             break Ok(());
         }
         if stop.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
-            break Err(Gone("stopped".into()));
+            break Err(Departure::Stopped.into());
         }
         if last_answer.elapsed() >= LAYER_PEER_TIMEOUT {
-            break Err(Gone("no answer to our hash requests".into()));
+            break Err(Departure::Silent.into());
         }
         while session.hash_requests().len() < rustico_peer_wire::MAX_HASH_REQUESTS {
             let Some(range) = fetch.poll_request() else {
@@ -634,12 +764,12 @@ fn layers_from_peer(
             match hashes {
                 Some(hashes) => {
                     if let Err(e) = fetch.handle_hashes(&range, &hashes) {
-                        ended = Some(Misbehaved(format!("dropped: {e}")));
+                        ended = Some(Misbehaviour::WrongLayers(e).into());
                     }
                 }
                 None => {
                     fetch.release(&range);
-                    ended = Some(Gone("rejected a hash request".into()));
+                    ended = Some(Departure::HashesRejected.into());
                 }
             }
         }
@@ -649,20 +779,20 @@ fn layers_from_peer(
         out.clear();
         session.poll_transmit(&mut out, Instant::now());
         if let Err(e) = link.write_all(&mut out) {
-            break Err(Gone(format!("send: {e}")));
+            break Err(Departure::Send(e).into());
         }
         match link.read(session.recv_buffer()) {
-            Ok(0) => break Err(Gone("peer closed the connection".into())),
+            Ok(0) => break Err(Departure::Closed.into()),
             Ok(n) => {
                 if let Err(e) = session.handle_received(n, Instant::now()) {
-                    break Err(Misbehaved(e.to_string()));
+                    break Err(Misbehaviour::from(e).into());
                 }
             }
             Err(e) if crate::engine::link::is_retry(&e) => {}
-            Err(e) => break Err(Gone(format!("read: {e}"))),
+            Err(e) => break Err(Departure::Read(e).into()),
         }
         if let Err(e) = session.handle_timeout(Instant::now()) {
-            break Err(Misbehaved(e.to_string()));
+            break Err(Misbehaviour::from(e).into());
         }
     };
     for range in &asked {
@@ -828,6 +958,31 @@ mod tests {
         assert!(
             fetch_piece_layers(&bare, &[liar], Policy::Disable, Some(deadline), &stop).is_err()
         );
+    }
+
+    #[test]
+    fn a_link_with_nowhere_to_ask_is_a_typed_error() {
+        let magnet = Magnet::parse(&format!("magnet:?xt=urn:btih:{}", "ab".repeat(20))).unwrap();
+        let sources = PeerSources::from_magnet(&magnet, &[], 6881);
+        let err = resolve(&magnet, &sources, None, &AtomicBool::new(false)).unwrap_err();
+        assert!(matches!(err, FetchError::NoSources), "{err:?}");
+        assert!(err.to_string().contains("--peer"), "{err}");
+        // The refused size and why, not "no peer sent one".
+        let refused = FetchError::SizesRefused {
+            peers: 3,
+            refused: 1,
+            size: 1_000_000_000,
+            why: rustico_peer_wire::MetadataError::SizeTooLarge {
+                size: 1_000_000_000,
+                max: 16 << 20,
+            },
+        };
+        let text = refused.to_string();
+        assert!(
+            text.contains("refused: metadata_size 1000000000: "),
+            "{text}"
+        );
+        assert!(!text.contains("sent metadata_size"), "{text}");
     }
 
     #[test]

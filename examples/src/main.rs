@@ -32,9 +32,37 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
+/// Why a command failed: each command's own error, printed on stderr.
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    /// `info`.
+    #[error(transparent)]
+    Info(#[from] commands::InfoError),
+    /// `create`.
+    #[error(transparent)]
+    Create(#[from] commands::CreateError),
+    /// `download`, `seed` and `demo`.
+    #[error(transparent)]
+    Run(#[from] run::RunError),
+    /// `daemon`.
+    #[error(transparent)]
+    Daemon(#[from] daemon::DaemonError),
+}
+
+impl Error {
+    /// The process's exit status for this error. Every failure is 1 (the
+    /// command-line contract: non-zero with a message; clap's own usage
+    /// errors are 2).
+    fn exit_code(&self) -> i32 {
+        match self {
+            Error::Info(_) | Error::Create(_) | Error::Run(_) | Error::Daemon(_) => 1,
+        }
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
-    let result = match &cli.command {
+    let result: Result<(), Error> = match &cli.command {
         Command::Info {
             torrent,
             json,
@@ -48,16 +76,19 @@ fn main() {
                 timeout: std::time::Duration::from_secs(*timeout),
                 verbose: cli.verbose,
             },
-        ),
-        Command::Create(args) => commands::create(args),
-        Command::Download(args) => run::download(args, cli.verbose),
-        Command::Seed(args) => run::seed(args, cli.verbose),
-        Command::Demo(args) => run::demo(args, cli.verbose),
-        Command::Daemon(args) => daemon::run(args, cli.verbose),
+        )
+        .map_err(Error::from),
+        Command::Create(args) => commands::create(args).map_err(Error::from),
+        Command::Download(args) => run::download(args, cli.verbose).map_err(Error::from),
+        Command::Seed(args) => run::seed(args, cli.verbose).map_err(Error::from),
+        Command::Demo(args) => run::demo(args, cli.verbose).map_err(Error::from),
+        Command::Daemon(args) => daemon::run(args, cli.verbose).map_err(Error::from),
     };
     log::logger().flush();
     if let Err(e) = result {
-        eprintln!("rustico: {}", text::shown(&e));
-        std::process::exit(1);
+        // Every error's message already includes its sources' (the
+        // workspace's convention), so only the outermost is printed.
+        eprintln!("rustico: {}", text::shown(&e.to_string()));
+        std::process::exit(e.exit_code());
     }
 }

@@ -1,12 +1,35 @@
 //! What the engine needs of a torrent, converted once from
 //! `rustico_metainfo::Torrent` (the crates do not know each other's types).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustico_metainfo::{BlockLayers, HashServer, LayerRange, Torrent};
 use rustico_peer_wire::{HashRequest, HashSource, MetadataServer};
 use rustico_storage::{Layout, Storage};
+
+/// Why a torrent cannot be handed to the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    /// The `.torrent` file cannot be read or is not a valid torrent.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why (metainfo's error names the key and byte offset).
+        #[source]
+        source: rustico_metainfo::Error,
+    },
+    /// The torrent's files cannot be laid out on disk.
+    #[error("{name}: bad layout: {source}")]
+    Layout {
+        /// The torrent's name.
+        name: String,
+        /// Why.
+        #[source]
+        source: rustico_storage::LayoutError,
+    },
+}
 
 /// A torrent as the engine sees it.
 #[derive(Debug, Clone)]
@@ -47,9 +70,11 @@ pub struct TorrentMeta {
 impl TorrentMeta {
     /// Converts a parsed torrent; fails when its files cannot be laid out
     /// on disk.
-    pub fn from_torrent(t: &Torrent) -> Result<TorrentMeta, String> {
-        let layout =
-            Layout::from_torrent(t).map_err(|e| format!("{}: bad layout: {e}", t.name()))?;
+    pub fn from_torrent(t: &Torrent) -> Result<TorrentMeta, MetaError> {
+        let layout = Layout::from_torrent(t).map_err(|source| MetaError::Layout {
+            name: t.name().to_string(),
+            source,
+        })?;
         Ok(TorrentMeta {
             info_hash: t.info_hash().0,
             name: t.name().to_string(),
@@ -75,8 +100,11 @@ impl TorrentMeta {
     }
 
     /// Reads and converts a `.torrent` file.
-    pub fn from_file(path: &Path) -> Result<TorrentMeta, String> {
-        let t = Torrent::from_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn from_file(path: &Path) -> Result<TorrentMeta, MetaError> {
+        let t = Torrent::from_file(path).map_err(|source| MetaError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         TorrentMeta::from_torrent(&t)
     }
 
@@ -147,5 +175,25 @@ pub fn hash_request(r: &LayerRange) -> HashRequest {
         index: r.index,
         length: r.length,
         proof_layers: r.proof_layers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_torrent_file_is_named_with_the_byte_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junk.torrent");
+        std::fs::write(&path, b"d4:infoi1ee").unwrap();
+        let err = TorrentMeta::from_file(&path).unwrap_err();
+        assert!(
+            matches!(&err, MetaError::Read { path: p, .. } if p == &path),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.starts_with(&path.display().to_string()), "{text}");
+        assert!(text.contains("at byte 7"), "{text}");
     }
 }

@@ -11,17 +11,132 @@ use rustico_metainfo::{Magnet, Torrent, TorrentBuilder};
 
 use crate::cli::{DemoArgs, DownloadArgs, NetArgs, SeedArgs};
 use crate::config::Config;
+use crate::config::ConfigError;
 use crate::dht::DhtSettings;
-use crate::engine::{Engine, EngineConfig, Status, TorrentHandle, TorrentOptions};
-use crate::magnet::PeerSources;
-use crate::meta::TorrentMeta;
+use crate::engine::{
+    AddTorrentError, Engine, EngineConfig, ManagerError, Status, TorrentHandle, TorrentOptions,
+};
+use crate::magnet::{FetchError, PeerSources};
+use crate::meta::{MetaError, TorrentMeta};
 use crate::progress::{use_bars, TorrentProgress};
 
 const POLL: Duration = Duration::from_millis(50);
 const SEEDING_LINE_EVERY: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(crate) fn start_engine(config: &Config, net: &NetArgs, ip: IpAddr) -> Result<Engine, String> {
+/// Why the engine did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// The port asked for with `--port` (or the daemon's) is not free.
+    #[error("cannot listen on port {port}: {source}")]
+    Port {
+        /// The port asked for.
+        port: u16,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Neither the configured port nor any other could be bound (or the
+    /// DHT node could not start).
+    #[error("cannot listen: {0}")]
+    Any(#[source] std::io::Error),
+}
+
+/// Why `download`, `seed` or `demo` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration file is unreadable or invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The engine did not start.
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    /// A `download` argument is a magnet link that does not parse.
+    #[error("{link}: {source}")]
+    BadMagnet {
+        /// The argument.
+        link: String,
+        /// Why.
+        #[source]
+        source: rustico_metainfo::MagnetError,
+    },
+    /// A torrent file is unreadable, invalid, or cannot be laid out.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    /// A magnet link's metadata could not be fetched.
+    #[error(transparent)]
+    Magnet(#[from] FetchError),
+    /// Ctrl-C while the DHT was still looking for a magnet link's peers.
+    #[error("interrupted while looking for peers")]
+    InterruptedLookingForPeers,
+    /// A folder could not be created.
+    #[error("{}: {source}", path.display())]
+    CreateDir {
+        /// The folder.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file could not be written.
+    #[error("{}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A torrent could not be started.
+    #[error(transparent)]
+    AddTorrent(#[from] AddTorrentError),
+    /// A torrent stopped with an error.
+    #[error(transparent)]
+    Torrent(Arc<ManagerError>),
+    /// A torrent's manager ended before the torrent was complete, without
+    /// an error.
+    #[error("{name}: stopped before completing")]
+    Stopped {
+        /// The torrent.
+        name: String,
+    },
+    /// Ctrl-C (or SIGTERM) before every torrent was complete.
+    #[error("interrupted before every torrent completed; run the same command again to resume")]
+    Interrupted,
+    /// Ctrl-C (or SIGTERM) during `demo`.
+    #[error("demo interrupted")]
+    DemoInterrupted,
+    /// `demo` could not create its torrent.
+    #[error("creating the torrent: {0}")]
+    DemoTorrent(#[source] rustico_metainfo::CreateError),
+    /// A `demo` leecher's file is not the seeder's.
+    #[error("{}: content differs from the original", path.display())]
+    DemoDiffers {
+        /// The leecher's copy.
+        path: PathBuf,
+    },
+    /// A broken invariant of this driver (a bug; debug builds panic).
+    #[error("internal error: {what}")]
+    Internal {
+        /// The invariant.
+        what: String,
+    },
+}
+
+pub(crate) fn start_engine(
+    config: &Config,
+    net: &NetArgs,
+    ip: IpAddr,
+) -> Result<Engine, ListenError> {
     let dht = (config.dht && !net.no_dht).then(|| DhtSettings {
         port: net.dht_port.or(config.dht_port).unwrap_or(0),
         bind: match ip {
@@ -45,12 +160,14 @@ pub(crate) fn start_engine(config: &Config, net: &NetArgs, ip: IpAddr) -> Result
         encryption: net.encryption.unwrap_or(config.encryption).into(),
     };
     match net.port {
-        Some(port) => Engine::start(engine_config(port))
-            .map_err(|e| format!("cannot listen on port {port}: {e}")),
-        // The configured port may be taken (another client): any port will do.
+        Some(port) => {
+            Engine::start(engine_config(port)).map_err(|source| ListenError::Port { port, source })
+        }
+        // The configured port may be taken (another client): any port will
+        // do, and only that second failure is reported.
         None => Engine::start(engine_config(config.listen_port))
             .or_else(|_| Engine::start(engine_config(0)))
-            .map_err(|e| format!("cannot listen: {e}")),
+            .map_err(ListenError::Any),
     }
 }
 
@@ -71,9 +188,14 @@ pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // Registration fails only for forbidden signals, not these two; if
         // it did, the signal would keep its default action (terminate),
-        // which loses nothing verified.
-        let _ = signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&flag));
-        let _ = signal_hook::flag::register(signal, Arc::clone(&flag));
+        // which loses nothing verified: logged, not fatal.
+        let registered =
+            signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&flag))
+                .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&flag)));
+        if let Err(e) = registered {
+            debug_assert!(false, "signal {signal} cannot be handled: {e}");
+            log::warn!(target: "rustico", "signal {signal} cannot be handled: {e}");
+        }
     }
     flag
 }
@@ -85,13 +207,16 @@ enum Source {
     Magnet(Magnet),
 }
 
-fn load_source(source: &str) -> Result<Source, String> {
+fn load_source(source: &str) -> Result<Source, RunError> {
     if source.starts_with("magnet:") {
         return Magnet::parse(source)
             .map(Source::Magnet)
-            .map_err(|e| format!("{source}: {e}"));
+            .map_err(|e| RunError::BadMagnet {
+                link: source.to_string(),
+                source: e,
+            });
     }
-    TorrentMeta::from_file(Path::new(source)).map(Source::File)
+    Ok(TorrentMeta::from_file(Path::new(source)).map(Source::File)?)
 }
 
 /// Fetches a magnet link's metadata (no time limit: Ctrl-C stops it),
@@ -102,7 +227,7 @@ fn resolve_magnet(
     dir: &Path,
     engine: &Engine,
     interrupted: &AtomicBool,
-) -> Result<(TorrentMeta, Vec<SocketAddr>), String> {
+) -> Result<(TorrentMeta, Vec<SocketAddr>), RunError> {
     let mut sources = PeerSources::from_magnet(magnet, &args.net.peers, engine.port());
     sources.encryption = engine.encryption();
     // A second run (resuming) finds the .torrent the first one saved.
@@ -135,7 +260,7 @@ fn resolve_magnet(
             let until = Instant::now() + wait;
             while Instant::now() < until {
                 if interrupted.load(Ordering::Relaxed) {
-                    return Err("interrupted while looking for peers".into());
+                    return Err(RunError::InterruptedLookingForPeers);
                 }
                 std::thread::sleep(POLL);
             }
@@ -143,9 +268,15 @@ fn resolve_magnet(
         }
     }
     let (torrent, file, answered) = crate::magnet::resolve(magnet, &sources, None, interrupted)?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|source| RunError::CreateDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let path = dir.join(crate::magnet::torrent_file_name(torrent.name()));
-    std::fs::write(&path, &file).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::write(&path, &file).map_err(|source| RunError::Write {
+        path: path.clone(),
+        source,
+    })?;
     log::info!(target: "rustico", "{}: metadata saved as {}", torrent.name(), path.display());
     let mut peers = sources.peers;
     for addr in answered {
@@ -157,8 +288,8 @@ fn resolve_magnet(
 }
 
 /// `rustico download`.
-pub fn download(args: &DownloadArgs, verbose: u8) -> Result<(), String> {
-    let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+pub fn download(args: &DownloadArgs, verbose: u8) -> Result<(), RunError> {
+    let config = Config::load(args.config.as_deref())?;
     init_logging(verbose, &config);
     let dir = args
         .output
@@ -208,7 +339,7 @@ pub fn download(args: &DownloadArgs, verbose: u8) -> Result<(), String> {
         handles.push((name, engine.add_torrent(meta, dir.clone(), options)?));
     }
     let outcome = watch(&handles, engine.dht(), !args.seed, &interrupted);
-    if outcome == Ok(WatchEnd::Interrupted) {
+    if matches!(outcome, Ok(WatchEnd::Interrupted)) {
         eprintln!("rustico: interrupted; stopping cleanly (saving resume data, telling trackers)");
     }
     for (_, h) in handles {
@@ -218,16 +349,13 @@ pub fn download(args: &DownloadArgs, verbose: u8) -> Result<(), String> {
     match outcome? {
         WatchEnd::Complete => Ok(()),
         WatchEnd::Interrupted if args.seed => Ok(()),
-        WatchEnd::Interrupted => Err(
-            "interrupted before every torrent completed; run the same command again to resume"
-                .into(),
-        ),
+        WatchEnd::Interrupted => Err(RunError::Interrupted),
     }
 }
 
 /// `rustico seed`.
-pub fn seed(args: &SeedArgs, verbose: u8) -> Result<(), String> {
-    let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+pub fn seed(args: &SeedArgs, verbose: u8) -> Result<(), RunError> {
+    let config = Config::load(args.config.as_deref())?;
     init_logging(verbose, &config);
     let meta = TorrentMeta::from_file(&args.torrent)?;
     let interrupted = interrupt_flag();
@@ -247,7 +375,7 @@ pub fn seed(args: &SeedArgs, verbose: u8) -> Result<(), String> {
     let handle = engine.add_torrent(meta, args.dir.clone(), options)?;
     let handles = vec![(name, handle)];
     let outcome = watch(&handles, engine.dht(), false, &interrupted);
-    if outcome == Ok(WatchEnd::Interrupted) {
+    if matches!(outcome, Ok(WatchEnd::Interrupted)) {
         eprintln!("rustico: interrupted; stopping cleanly (saving resume data, telling trackers)");
     }
     for (_, h) in handles {
@@ -264,8 +392,15 @@ pub(crate) fn init_logging(verbose: u8, config: &Config) {
     }
 }
 
-fn torrent_error(status: &Status) -> Option<String> {
-    status.error.lock().ok().and_then(|e| e.clone())
+/// Why the torrent stopped with an error, if it did.
+pub(crate) fn torrent_error(status: &Status) -> Option<Arc<ManagerError>> {
+    // The slot is only ever replaced whole: a poisoned lock still holds a
+    // valid value.
+    status
+        .error
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
 }
 
 /// Shows progress until every torrent is complete (when `until_complete`)
@@ -276,7 +411,7 @@ fn watch(
     dht: Option<&crate::dht::DhtNode>,
     until_complete: bool,
     interrupted: &AtomicBool,
-) -> Result<WatchEnd, String> {
+) -> Result<WatchEnd, RunError> {
     let start = Instant::now();
     let bars = use_bars();
     let mut shows: Vec<TorrentProgress> = handles
@@ -292,7 +427,7 @@ fn watch(
         for (i, (name, h)) in handles.iter().enumerate() {
             let status = h.status();
             if let Some(e) = torrent_error(status) {
-                return Err(e);
+                return Err(RunError::Torrent(e));
             }
             let mut snap = status.snapshot();
             snap.dht = dht.map(|node| {
@@ -317,7 +452,7 @@ fn watch(
                 show.update(&snap, now);
             }
             if status.stopped.load(Ordering::SeqCst) && !status.complete.load(Ordering::SeqCst) {
-                return Err(format!("{name}: stopped before completing"));
+                return Err(RunError::Stopped { name: name.clone() });
             }
         }
         if until_complete && finished.iter().all(|&f| f) {
@@ -345,14 +480,18 @@ fn watch(
 }
 
 /// `rustico demo`: a whole swarm on loopback.
-pub fn demo(args: &DemoArgs, verbose: u8) -> Result<(), String> {
-    let _ = crate::logging::init(verbose, None);
+pub fn demo(args: &DemoArgs, verbose: u8) -> Result<(), RunError> {
+    // Without a log folder, `init` writes no file and returns no path.
+    crate::logging::init(verbose, None);
     let size = args.size.max(1) * 1024 * 1024;
     let leechers = args.leechers.max(1);
     let root = std::env::temp_dir().join(format!("rustico-demo-{}", std::process::id()));
     let _cleanup = RemoveOnDrop(root.clone());
     let seed_dir = root.join("seed");
-    std::fs::create_dir_all(&seed_dir).map_err(|e| format!("{}: {e}", seed_dir.display()))?;
+    std::fs::create_dir_all(&seed_dir).map_err(|source| RunError::CreateDir {
+        path: seed_dir.clone(),
+        source,
+    })?;
     eprintln!(
         "demo: {} of random data, 1 seeder and {leechers} leechers on 127.0.0.1 (files in {})",
         crate::progress::human_bytes(size),
@@ -360,14 +499,22 @@ pub fn demo(args: &DemoArgs, verbose: u8) -> Result<(), String> {
     );
     let data = random_bytes(0x5eed_f00d, size as usize);
     let file = seed_dir.join("demo.bin");
-    std::fs::write(&file, &data).map_err(|e| format!("{}: {e}", file.display()))?;
+    std::fs::write(&file, &data).map_err(|source| RunError::Write {
+        path: file.clone(),
+        source,
+    })?;
     let started = Instant::now();
     let torrent = TorrentBuilder::new(&file)
         .build(|_| {}, &AtomicBool::new(false))
-        .map_err(|e| format!("creating the torrent: {e}"))?;
-    let meta = TorrentMeta::from_torrent(
-        &Torrent::from_bytes(torrent.as_bytes()).map_err(|e| e.to_string())?,
-    )?;
+        .map_err(RunError::DemoTorrent)?;
+    // What the builder wrote, read back as any `.torrent` is.
+    let torrent = Torrent::from_bytes(torrent.as_bytes()).map_err(|e| {
+        debug_assert!(false, "a built torrent does not parse: {e}");
+        RunError::Internal {
+            what: format!("the demo's own torrent does not parse: {e}"),
+        }
+    })?;
+    let meta = TorrentMeta::from_torrent(&torrent)?;
     eprintln!(
         "demo: torrent {} ({} pieces of {}) created in {:.2} s",
         meta.hex_hash(),
@@ -428,17 +575,17 @@ pub fn demo(args: &DemoArgs, verbose: u8) -> Result<(), String> {
     seed_handle.stop(STOP_TIMEOUT);
     let uploaded_by_seed = seed_status.uploaded.load(Ordering::Relaxed);
     if outcome? == WatchEnd::Interrupted {
-        return Err("demo interrupted".into());
+        return Err(RunError::DemoInterrupted);
     }
     for (engine, dir) in engines {
         engine.shutdown();
         let path = dir.join("demo.bin");
-        let got = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let got = std::fs::read(&path).map_err(|source| RunError::Read {
+            path: path.clone(),
+            source,
+        })?;
         if got != data {
-            return Err(format!(
-                "{}: content differs from the original",
-                path.display()
-            ));
+            return Err(RunError::DemoDiffers { path });
         }
     }
     seeder.shutdown();
@@ -480,4 +627,47 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
     }
     out.truncate(len);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_port_is_named() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let net = NetArgs {
+            port: Some(port),
+            no_dht: true,
+            ..NetArgs::default()
+        };
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        let Err(err) = start_engine(&Config::default(), &net, loopback) else {
+            panic!("listened on a port already taken");
+        };
+        assert!(
+            matches!(&err, ListenError::Port { port: p, source }
+                if *p == port && source.kind() == std::io::ErrorKind::AddrInUse),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot listen on port {port}: ")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bad_magnet_argument_is_named() {
+        let link = "magnet:?xt=urn:btih:nothex";
+        let Err(err) = load_source(link) else {
+            panic!("a bad magnet link loaded");
+        };
+        assert!(
+            matches!(&err, RunError::BadMagnet { link: l, .. } if l == link),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with(link), "{err}");
+    }
 }

@@ -30,7 +30,7 @@ pub fn shown(s: &str) -> Cow<'_, str> {
     for c in s.chars() {
         if unsafe_char(c) {
             // `escape_debug` writes `\n`, `\r`, `\t`, `\0` and `\u{..}`.
-            let _ = write!(out, "{}", c.escape_debug());
+            out.extend(c.escape_debug());
         } else {
             out.push(c);
         }
@@ -51,6 +51,7 @@ pub fn json_shown(json: &str) -> Cow<'_, str> {
     for c in json.chars() {
         if unsafe_char(c) {
             // All of them are in the Basic Multilingual Plane: one escape.
+            // Writing to a `String` cannot fail.
             let _ = write!(out, "\\u{:04x}", u32::from(c));
         } else {
             out.push(c);

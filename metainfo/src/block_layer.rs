@@ -257,7 +257,9 @@ mod tests {
         let index = t.file_index_at(start).unwrap();
         let file = &t.files()[index];
         let from = (start - file.offset) as usize;
-        let name: usize = file.path_elements().last().unwrap()[1..].parse().unwrap();
+        let name: usize = file.path_elements().next_back().unwrap()[1..]
+            .parse()
+            .unwrap();
         let data = &contents[name];
         data[from..(from + 65536).min(data.len())].to_vec()
     }

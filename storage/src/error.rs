@@ -53,6 +53,18 @@ pub enum FileError {
         /// The refused path.
         path: PathBuf,
     },
+    /// A broken invariant of this crate or of the operating system's
+    /// calls (a file index outside the layout, a read that reports more
+    /// bytes than asked for): a bug, which debug builds panic on.
+    #[error("internal error on {} at offset {offset}: {what}", path.display())]
+    Internal {
+        /// The file (the download folder when the index is unknown).
+        path: PathBuf,
+        /// Offset inside the file.
+        offset: u64,
+        /// The invariant that did not hold.
+        what: &'static str,
+    },
     /// Any other I/O error.
     #[error("I/O error on {} at offset {offset}: {source}", path.display())]
     Io {
@@ -148,6 +160,15 @@ pub enum WriteError {
         #[source]
         source: FileError,
     },
+    /// A broken invariant of this crate (a bug; debug builds panic
+    /// instead): the piece may be partly written.
+    #[error("writing piece {piece}: internal error: {what}")]
+    Internal {
+        /// The piece.
+        piece: u32,
+        /// The invariant that did not hold.
+        what: &'static str,
+    },
 }
 
 /// Why a block or piece could not be read.
@@ -182,6 +203,15 @@ pub enum ReadError {
         #[source]
         source: FileError,
     },
+    /// A broken invariant of this crate (a bug; debug builds panic
+    /// instead): nothing was appended to the caller's buffer.
+    #[error("reading piece {piece}: internal error: {what}")]
+    Internal {
+        /// The piece.
+        piece: u32,
+        /// The invariant that did not hold.
+        what: &'static str,
+    },
 }
 
 /// Why flushing to disk failed.
@@ -212,6 +242,42 @@ pub enum RecheckError {
         #[source]
         source: FileError,
     },
+    /// A broken invariant of this crate (a bug; debug builds panic
+    /// instead).
+    #[error("rechecking piece {piece}: internal error: {what}")]
+    Internal {
+        /// The piece being checked.
+        piece: u32,
+        /// The invariant that did not hold.
+        what: &'static str,
+    },
+}
+
+/// Why reading a piece's bytes from its files failed, inside the crate:
+/// the file system, or a span of the layout outside the buffer it
+/// describes (a bug).
+#[derive(Debug)]
+pub(crate) enum SpanError {
+    /// The file system failed.
+    File(FileError),
+    /// A broken invariant (the span and the buffer disagree).
+    Internal(&'static str),
+}
+
+impl From<FileError> for SpanError {
+    fn from(e: FileError) -> SpanError {
+        SpanError::File(e)
+    }
+}
+
+impl SpanError {
+    /// As a [`ReadError`] of `piece`.
+    pub(crate) fn read(self, piece: u32) -> ReadError {
+        match self {
+            SpanError::File(source) => ReadError::File { piece, source },
+            SpanError::Internal(what) => ReadError::Internal { piece, what },
+        }
+    }
 }
 
 /// Why a resume file could not be saved or loaded.

@@ -110,6 +110,14 @@ impl Files {
     /// A handle to `file`, opened for writing (created, with its folders and
     /// length) when `write` is true, else opened without creating anything.
     pub(crate) fn handle(&self, file: usize, write: bool) -> Result<Arc<File>, FileError> {
+        if file >= self.files.len() {
+            debug_assert!(false, "file {file} of {}", self.files.len());
+            return Err(FileError::Internal {
+                path: self.root.clone(),
+                offset: 0,
+                what: "a file index outside the layout",
+            });
+        }
         let mut table = self.lock();
         table.tick += 1;
         let tick = table.tick;
@@ -205,7 +213,16 @@ impl Files {
                 let mut offset = from;
                 while offset < to {
                     let take = (to - offset).min(CHUNK as u64) as usize;
-                    write_all_at(handle, path, zeros.get(..take).unwrap_or(&[]), offset)?;
+                    // `take` is at most `CHUNK`, the length of `zeros`.
+                    let Some(chunk) = zeros.get(..take) else {
+                        debug_assert!(false, "{take} zeros of {CHUNK}");
+                        return Err(FileError::Internal {
+                            path: path.to_path_buf(),
+                            offset,
+                            what: "a chunk of zeros longer than the buffer",
+                        });
+                    };
+                    write_all_at(handle, path, chunk, offset)?;
                     offset += take as u64;
                 }
                 Ok(())
@@ -303,7 +320,16 @@ pub(crate) fn read_exact_at(
                 });
             }
             Ok(n) => {
-                buf = buf.get_mut(n..).unwrap_or_default();
+                // `read_at` reads at most `buf.len()` bytes.
+                let Some(rest) = buf.get_mut(n..) else {
+                    debug_assert!(false, "read_at returned {n} for a shorter buffer");
+                    return Err(FileError::Internal {
+                        path: path.to_path_buf(),
+                        offset,
+                        what: "a read reported more bytes than asked for",
+                    });
+                };
+                buf = rest;
                 offset += n as u64;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -330,7 +356,16 @@ pub(crate) fn write_all_at(
                 ))
             }
             Ok(n) => {
-                buf = buf.get(n..).unwrap_or_default();
+                // `write_at` writes at most `buf.len()` bytes.
+                let Some(rest) = buf.get(n..) else {
+                    debug_assert!(false, "write_at returned {n} for a shorter buffer");
+                    return Err(FileError::Internal {
+                        path: path.to_path_buf(),
+                        offset,
+                        what: "a write reported more bytes than given",
+                    });
+                };
+                buf = rest;
                 offset += n as u64;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -114,9 +114,10 @@ pub(crate) fn decode(
         return Err(r.malformed("not a rustico resume file (bad magic)"));
     }
     let body_len = bytes.len().saturating_sub(20);
-    let (body, checksum) = (bytes.get(..body_len), bytes.get(body_len..));
-    let sum: [u8; 20] = Sha1::digest(body.unwrap_or_default()).into();
-    if body_len < 8 || checksum != Some(&sum[..]) {
+    // `body_len` is at most the length: the split cannot fail.
+    let (body, checksum) = bytes.split_at(body_len);
+    let sum: [u8; 20] = Sha1::digest(body).into();
+    if body_len < 8 || checksum != &sum[..] {
         r.offset = body_len;
         return Err(r.malformed("checksum mismatch (torn or corrupted file)"));
     }

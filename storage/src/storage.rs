@@ -10,7 +10,7 @@ use sha1::{Digest, Sha1};
 
 use crate::cache::PieceCache;
 use crate::error::{
-    FileError, FlushError, OpenError, ReadError, RecheckError, ResumeError, WriteError,
+    FileError, FlushError, OpenError, ReadError, RecheckError, ResumeError, SpanError, WriteError,
 };
 use crate::files::{read_exact_at, write_all_at, Allocation, FileStamp, Files};
 use crate::layout::Layout;
@@ -186,10 +186,15 @@ impl Storage {
             self.create_empty_files().map_err(fail)?;
         }
         for span in self.layout.piece_spans(piece).filter(|span| !span.padding) {
+            // The spans of a piece lie inside its length, which `data` has.
+            let Some(bytes) = data.get(span.buf_offset..span.buf_offset + span.len) else {
+                debug_assert!(false, "a span of piece {piece} lies outside the piece");
+                return Err(WriteError::Internal {
+                    piece,
+                    what: "a span of the piece lies outside the piece",
+                });
+            };
             let handle = self.files.handle(span.file, true).map_err(fail)?;
-            let bytes = data
-                .get(span.buf_offset..span.buf_offset + span.len)
-                .unwrap_or_default();
             let path = self.files.path(span.file);
             let written = write_all_at(&handle, &path, bytes, span.file_offset);
             // Marked even on failure: part of the span may be in the page cache.
@@ -239,7 +244,7 @@ impl Storage {
         }
         let mut buf = vec![0u8; len as usize];
         self.read_span(piece, 0, &mut buf)
-            .map_err(|source| ReadError::File { piece, source })?;
+            .map_err(|e| e.read(piece))?;
         Ok(buf)
     }
 
@@ -267,26 +272,43 @@ impl Storage {
             });
         }
         let range = offset as usize..end as usize;
+        // The block lies inside the piece (checked above), and the cache
+        // holds whole pieces.
+        let outside = || {
+            debug_assert!(false, "a cached piece {piece} is shorter than the piece");
+            ReadError::Internal {
+                piece,
+                what: "a cached piece is shorter than the piece",
+            }
+        };
         let cached = self.lock_cache().get(piece);
         if let Some(data) = cached {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            out.extend_from_slice(data.get(range).unwrap_or_default());
+            out.extend_from_slice(data.get(range).ok_or_else(outside)?);
             return Ok(());
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let fail = |source| ReadError::File { piece, source };
         if !self.lock_cache().fits(piece_len as usize) {
             let start = out.len();
             out.resize(start + len as usize, 0);
-            let target = out.get_mut(start..).unwrap_or_default();
-            return self.read_span(piece, offset, target).map_err(fail);
+            let read = match out.get_mut(start..) {
+                Some(target) => self.read_span(piece, offset, target),
+                None => Err(SpanError::Internal("a resized buffer is shorter")),
+            };
+            if let Err(e) = read {
+                // Nothing of a failed read is left in the caller's buffer.
+                out.truncate(start);
+                return Err(e.read(piece));
+            }
+            return Ok(());
         }
         // Two threads missing the same piece at once both read it; the
         // second insert replaces the first. Rare, and cheaper than a lock
         // held across disk I/O.
         let mut whole = self.lock_cache().take_buffer(piece_len as usize);
-        self.read_span(piece, 0, &mut whole).map_err(fail)?;
-        out.extend_from_slice(whole.get(range).unwrap_or_default());
+        self.read_span(piece, 0, &mut whole)
+            .map_err(|e| e.read(piece))?;
+        out.extend_from_slice(whole.get(range).ok_or_else(outside)?);
         self.lock_cache().insert(piece, Arc::new(whole));
         Ok(())
     }
@@ -309,12 +331,16 @@ impl Storage {
     }
 
     /// Reads `buf.len()` bytes from `offset` inside `piece`, file by file.
-    fn read_span(&self, piece: u32, offset: u32, buf: &mut [u8]) -> Result<(), FileError> {
+    fn read_span(&self, piece: u32, offset: u32, buf: &mut [u8]) -> Result<(), SpanError> {
         let start = self.layout.piece_offset(piece) + u64::from(offset);
         for span in self.layout.spans(start, buf.len()) {
-            let target = buf
-                .get_mut(span.buf_offset..span.buf_offset + span.len)
-                .unwrap_or_default();
+            // `spans` cuts `buf.len()` bytes into pieces of `buf`.
+            let Some(target) = buf.get_mut(span.buf_offset..span.buf_offset + span.len) else {
+                debug_assert!(false, "a span lies outside the buffer it was made for");
+                return Err(SpanError::Internal(
+                    "a span lies outside the buffer it was made for",
+                ));
+            };
             if span.padding {
                 target.fill(0);
                 continue;
@@ -391,21 +417,34 @@ impl Storage {
                 let Some(&piece) = targets.get(next.fetch_add(1, Ordering::Relaxed)) else {
                     return;
                 };
-                let ok = match self.hash_matches(piece, &mut buf) {
-                    Ok(ok) => ok,
-                    Err(source) if source.is_absent_data() => false,
-                    Err(source) => {
-                        stop.store(true, Ordering::Relaxed);
-                        let mut slot = failure.lock().unwrap_or_else(|e| e.into_inner());
-                        slot.get_or_insert(RecheckError::File { piece, source });
-                        return;
+                let failed = match self.hash_matches(piece, &mut buf) {
+                    Ok(ok) => {
+                        // `which` has one bit per piece (checked above).
+                        match valid.get(piece as usize) {
+                            Some(flag) => {
+                                flag.store(ok, Ordering::Relaxed);
+                                None
+                            }
+                            None => {
+                                debug_assert!(false, "piece {piece} beyond the mask");
+                                Some(RecheckError::Internal {
+                                    piece,
+                                    what: "a piece to check is beyond the torrent",
+                                })
+                            }
+                        }
                     }
+                    Err(SpanError::File(source)) if source.is_absent_data() => None,
+                    Err(SpanError::File(source)) => Some(RecheckError::File { piece, source }),
+                    Err(SpanError::Internal(what)) => Some(RecheckError::Internal { piece, what }),
                 };
-                if ok {
-                    if let Some(flag) = valid.get(piece as usize) {
-                        flag.store(true, Ordering::Relaxed);
-                    }
+                if let Some(error) = failed {
+                    stop.store(true, Ordering::Relaxed);
+                    let mut slot = failure.lock().unwrap_or_else(|e| e.into_inner());
+                    slot.get_or_insert(error);
+                    return;
                 }
+                // Only progress figures: every piece of `which` has a size.
                 let size = u64::from(self.layout.piece_size(piece).unwrap_or(0));
                 let bytes_now = bytes_done.fetch_add(size, Ordering::Relaxed) + size;
                 let checked_now = checked.fetch_add(1, Ordering::Relaxed) + 1;
@@ -441,7 +480,7 @@ impl Storage {
     /// Streams a piece from disk through SHA-1 (v1, hybrid) and the 16 KiB
     /// leaf hashes of its file bytes (v2, hybrid) and compares with the
     /// piece's hashes.
-    fn hash_matches(&self, piece: u32, buf: &mut [u8]) -> Result<bool, FileError> {
+    fn hash_matches(&self, piece: u32, buf: &mut [u8]) -> Result<bool, SpanError> {
         let mut v1 = match self.layout.has_v1() {
             true => match self.layout.piece_hash(piece) {
                 Some(expected) => Some((Sha1::new(), expected)),
@@ -467,7 +506,11 @@ impl Storage {
             let mut done = 0usize;
             while done < span.len {
                 let take = (span.len - done).min(buf.len());
-                let target = buf.get_mut(..take).unwrap_or_default();
+                // `take` is at most `buf.len()`.
+                let Some(target) = buf.get_mut(..take) else {
+                    debug_assert!(false, "a read longer than its buffer");
+                    return Err(SpanError::Internal("a read longer than its buffer"));
+                };
                 read_exact_at(&handle, &path, target, span.file_offset + done as u64)?;
                 if let Some((hasher, _)) = v1.as_mut() {
                     hasher.update(&*target);
@@ -478,7 +521,11 @@ impl Storage {
                 // straddle two reads.
                 let at = span.buf_offset + done;
                 if at < covered {
-                    let mine = target.get(..(covered - at).min(take)).unwrap_or_default();
+                    // At most `take` bytes, which `target` holds.
+                    let Some(mine) = target.get(..(covered - at).min(take)) else {
+                        debug_assert!(false, "v2 bytes beyond the read");
+                        return Err(SpanError::Internal("v2 bytes beyond the read"));
+                    };
                     leaves.extend(mine.chunks(merkle::BLOCK_LEN).map(merkle::hash_block));
                 }
                 done += take;

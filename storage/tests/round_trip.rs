@@ -171,6 +171,28 @@ fn cache_disabled_still_reads_blocks() {
     assert_eq!(storage.cache_stats().misses, 2);
 }
 
+/// A read that fails leaves the caller's buffer as it was, with or
+/// without the read cache (no zeros standing in for the missing bytes).
+#[test]
+fn a_failed_block_read_appends_nothing() {
+    let (layout, _) = layout_over(&[1000], 256, 13);
+    for read_cache_bytes in [0, 64 * 1024] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            read_cache_bytes,
+            ..Options::default()
+        };
+        let storage = Storage::open(dir.path(), layout.clone(), options).unwrap();
+        let mut out = b"kept".to_vec();
+        let err = storage.read_block(2, 16, 100, &mut out).unwrap_err();
+        assert!(
+            matches!(&err, ReadError::File { piece: 2, source: FileError::Missing { path } } if path.ends_with("t/f0")),
+            "{err:?}"
+        );
+        assert_eq!(out, b"kept", "cache of {read_cache_bytes} bytes");
+    }
+}
+
 #[test]
 fn bad_piece_is_refused_and_nothing_is_written() {
     let (layout, data) = layout_over(&[50, 50], 32, 11);

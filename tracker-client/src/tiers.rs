@@ -171,7 +171,10 @@ impl TrackerList {
             }
         }
         let (position, url, value) = winner.ok_or(errors)?;
-        let position = self.handle_success(position).unwrap_or(position);
+        // `position` came from this list a moment ago.
+        let moved = self.handle_success(position);
+        debug_assert!(moved.is_some(), "{position:?} is not in the list");
+        let position = moved.unwrap_or(position);
         Ok((position, url, value))
     }
 }

@@ -339,8 +339,12 @@ fn drive_udp(socket: &UdpSocket, session: &mut UdpSession) -> Result<UdpResponse
         socket.set_read_timeout(Some(wait))?;
         match socket.recv(&mut incoming) {
             Ok(len) => {
+                // `recv` returns at most the buffer's length; an empty
+                // datagram would be refused as truncated.
+                debug_assert!(len <= incoming.len(), "recv returned {len}");
                 let datagram = incoming.get(..len).unwrap_or_default();
-                // A wrong datagram is dropped; the session remembers why.
+                // A wrong datagram is dropped; the session remembers why
+                // and reports it as the outcome if nothing right follows.
                 let _ = session.handle_datagram(datagram, Instant::now());
             }
             Err(e)

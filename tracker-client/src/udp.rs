@@ -36,7 +36,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use byteorder::{BigEndian, ByteOrder, WriteBytesExt};
+use byteorder::{BigEndian, ByteOrder};
 
 use crate::announce::{parse_compact_v4, parse_compact_v6, AnnounceRequest, AnnounceResponse};
 use crate::scrape::{ScrapeResponse, ScrapeStats};
@@ -439,7 +439,14 @@ impl UdpSession {
         let Some(op) = self.operation.as_ref() else {
             return Err(UdpError::Unsolicited);
         };
-        let body = datagram.get(8..).unwrap_or_default();
+        // `handle_datagram` refused datagrams shorter than the header.
+        let Some(body) = datagram.get(8..) else {
+            debug_assert!(false, "an answer shorter than its header");
+            return Err(UdpError::Truncated {
+                len: datagram.len(),
+                min: 8,
+            });
+        };
         if action == ACTION_ERROR {
             let message = String::from_utf8_lossy(body).into_owned();
             self.finish(Err(UdpError::Failure { message }));
@@ -524,14 +531,11 @@ pub(crate) fn splitmix64(state: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-// Writes into a Vec<u8> cannot fail, so the io::Result of WriteBytesExt is
-// dropped with `let _`.
-
 /// Writes a connect request (16 bytes).
 pub fn encode_connect(out: &mut Vec<u8>, transaction_id: u32) {
-    let _ = out.write_u64::<BigEndian>(PROTOCOL_ID);
-    let _ = out.write_u32::<BigEndian>(ACTION_CONNECT);
-    let _ = out.write_u32::<BigEndian>(transaction_id);
+    out.extend_from_slice(&PROTOCOL_ID.to_be_bytes());
+    out.extend_from_slice(&ACTION_CONNECT.to_be_bytes());
+    out.extend_from_slice(&transaction_id.to_be_bytes());
 }
 
 /// Writes an announce request (98 bytes). `numwant: None` is sent as -1
@@ -542,19 +546,19 @@ pub fn encode_announce(
     transaction_id: u32,
     request: &AnnounceRequest,
 ) {
-    let _ = out.write_u64::<BigEndian>(connection_id);
-    let _ = out.write_u32::<BigEndian>(ACTION_ANNOUNCE);
-    let _ = out.write_u32::<BigEndian>(transaction_id);
+    out.extend_from_slice(&connection_id.to_be_bytes());
+    out.extend_from_slice(&ACTION_ANNOUNCE.to_be_bytes());
+    out.extend_from_slice(&transaction_id.to_be_bytes());
     out.extend_from_slice(&request.info_hash);
     out.extend_from_slice(&request.peer_id);
-    let _ = out.write_u64::<BigEndian>(request.downloaded);
-    let _ = out.write_u64::<BigEndian>(request.left);
-    let _ = out.write_u64::<BigEndian>(request.uploaded);
-    let _ = out.write_u32::<BigEndian>(request.event.udp_code());
-    let _ = out.write_u32::<BigEndian>(0);
-    let _ = out.write_u32::<BigEndian>(request.key.unwrap_or(0));
-    let _ = out.write_u32::<BigEndian>(request.numwant.unwrap_or(u32::MAX));
-    let _ = out.write_u16::<BigEndian>(request.port);
+    out.extend_from_slice(&request.downloaded.to_be_bytes());
+    out.extend_from_slice(&request.left.to_be_bytes());
+    out.extend_from_slice(&request.uploaded.to_be_bytes());
+    out.extend_from_slice(&request.event.udp_code().to_be_bytes());
+    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(&(request.key.unwrap_or(0)).to_be_bytes());
+    out.extend_from_slice(&(request.numwant.unwrap_or(u32::MAX)).to_be_bytes());
+    out.extend_from_slice(&request.port.to_be_bytes());
 }
 
 /// Writes a scrape request (16 + 20 per info-hash bytes).
@@ -564,9 +568,9 @@ pub fn encode_scrape(
     transaction_id: u32,
     info_hashes: &[[u8; 20]],
 ) {
-    let _ = out.write_u64::<BigEndian>(connection_id);
-    let _ = out.write_u32::<BigEndian>(ACTION_SCRAPE);
-    let _ = out.write_u32::<BigEndian>(transaction_id);
+    out.extend_from_slice(&connection_id.to_be_bytes());
+    out.extend_from_slice(&ACTION_SCRAPE.to_be_bytes());
+    out.extend_from_slice(&transaction_id.to_be_bytes());
     for hash in info_hashes {
         out.extend_from_slice(hash);
     }
@@ -600,7 +604,12 @@ fn parse_udp_announce(datagram: &[u8], ipv6: bool) -> Result<AnnounceResponse, U
 /// Parses a scrape response datagram: 12 bytes per hash, in request order.
 /// A tracker may answer fewer hashes than asked, never a partial entry.
 fn parse_udp_scrape(datagram: &[u8], hashes: &[[u8; 20]]) -> Result<ScrapeResponse, UdpError> {
-    let entries = datagram.get(8..).unwrap_or_default();
+    let Some(entries) = datagram.get(8..) else {
+        return Err(UdpError::Truncated {
+            len: datagram.len(),
+            min: 8,
+        });
+    };
     if entries.len() % 12 != 0 {
         return Err(UdpError::Truncated {
             len: datagram.len(),

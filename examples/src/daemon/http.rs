@@ -51,12 +51,13 @@ pub struct HttpConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// Binding the address failed.
-    #[error("cannot listen on {addr}: {why}")]
+    #[error("cannot listen on {addr}: {source}")]
     Bind {
         /// Where.
         addr: SocketAddr,
         /// Why.
-        why: String,
+        #[source]
+        source: std::io::Error,
     },
     /// The web root cannot be served.
     #[error("web root {path}: {source}")]
@@ -102,7 +103,12 @@ impl Server {
         let shared = Arc::new(Mutex::new(None::<Arc<Shared>>));
         let slot = shared.clone();
         let handler: server::Handler = Arc::new(move |request| {
-            let current = slot.lock().ok().and_then(|s| s.clone());
+            // The slot is only ever replaced whole: a poisoned lock still
+            // holds a valid value.
+            let current = slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
             match current {
                 Some(shared) => serve(&shared, request),
                 None => server::simple(503, "Starting"),
@@ -111,10 +117,13 @@ impl Server {
         let inner =
             server::Server::start(bind, max_body, handler).map_err(|e| HttpError::Bind {
                 addr: bind,
-                why: e.to_string(),
+                source: e,
             })?;
         ctx.rpc_port = inner.addr().port();
-        if let Ok(mut s) = shared.lock() {
+        {
+            let mut s = shared
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             *s = Some(Arc::new(Shared {
                 daemon,
                 ctx,

@@ -25,6 +25,41 @@ const SAVE_EVERY: Duration = Duration::from_secs(30);
 /// How often the main thread looks at the stop flag.
 const TICK: Duration = Duration::from_millis(100);
 
+/// Why the daemon did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The configuration file is unreadable or invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Only one of `rpc_username` and `rpc_password` is set.
+    #[error("[daemon]: set both rpc_username and rpc_password, or neither")]
+    HalfCredentials,
+    /// The RPC would be reachable from other hosts without a password.
+    #[error("[daemon]: refusing to serve the RPC on {bind} without authentication; set rpc_username and rpc_password")]
+    Unauthenticated {
+        /// The configured `rpc_bind`.
+        bind: IpAddr,
+    },
+    /// The state folder's absolute path cannot be found.
+    #[error("{}: {source}", path.display())]
+    StateDir {
+        /// The folder, as configured.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The peer port cannot be bound.
+    #[error(transparent)]
+    Listen(#[from] crate::run::ListenError),
+    /// The state folder cannot be read.
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    /// The RPC server did not start.
+    #[error(transparent)]
+    Http(#[from] http::HttpError),
+}
+
 /// A random token for `X-Transmission-Session-Id`.
 fn session_id() -> String {
     let mut out = String::new();
@@ -37,20 +72,19 @@ fn session_id() -> String {
 }
 
 /// `rustico daemon`.
-pub fn run(args: &DaemonArgs, verbose: u8) -> Result<(), String> {
-    let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+pub fn run(args: &DaemonArgs, verbose: u8) -> Result<(), DaemonError> {
+    let config = Config::load(args.config.as_deref())?;
     crate::run::init_logging(verbose, &config);
     let settings = &config.daemon;
     let auth = match (&settings.rpc_username, &settings.rpc_password) {
         (Some(user), Some(password)) => Some((user.clone(), password.clone())),
         (None, None) => None,
-        _ => return Err("[daemon]: set both rpc_username and rpc_password, or neither".into()),
+        _ => return Err(DaemonError::HalfCredentials),
     };
     if !settings.rpc_bind.is_loopback() && auth.is_none() {
-        return Err(format!(
-            "[daemon]: refusing to serve the RPC on {} without authentication; set rpc_username and rpc_password",
-            settings.rpc_bind
-        ));
+        return Err(DaemonError::Unauthenticated {
+            bind: settings.rpc_bind,
+        });
     }
     let state_dir = args
         .state
@@ -58,8 +92,10 @@ pub fn run(args: &DaemonArgs, verbose: u8) -> Result<(), String> {
         .or_else(|| settings.state_dir.clone())
         .unwrap_or_else(|| config.state_dir().join("daemon"));
     // Torrents keep their folder across restarts from anywhere.
-    let state_dir =
-        std::path::absolute(&state_dir).map_err(|e| format!("{}: {e}", state_dir.display()))?;
+    let state_dir = std::path::absolute(&state_dir).map_err(|source| DaemonError::StateDir {
+        path: state_dir.clone(),
+        source,
+    })?;
     let download_dir = settings
         .download_dir
         .clone()
@@ -74,8 +110,7 @@ pub fn run(args: &DaemonArgs, verbose: u8) -> Result<(), String> {
     let peer_port = engine.port();
     let dht = engine.dht().is_some();
     log::info!(target: "rustico", "daemon: peers on port {peer_port}, state in {}", state_dir.display());
-    let daemon =
-        state::Daemon::open(engine, state_dir.clone(), download_dir).map_err(|e| e.to_string())?;
+    let daemon = state::Daemon::open(engine, state_dir.clone(), download_dir)?;
     let ctx = rpc::Context {
         session_id: session_id(),
         peer_port,
@@ -99,11 +134,15 @@ pub fn run(args: &DaemonArgs, verbose: u8) -> Result<(), String> {
         Ok(s) => s,
         Err(e) => {
             state::Daemon::shutdown(daemon);
-            return Err(e.to_string());
+            return Err(e.into());
         }
     };
     println!("rpc listening on {}", server.addr());
-    let _ = std::io::stdout().flush();
+    // Tests and scripts wait for this line; if stdout is gone, nobody is
+    // waiting.
+    if let Err(e) = std::io::stdout().flush() {
+        log::debug!(target: "rustico", "daemon: stdout: {e}");
+    }
     let mut next_save = Instant::now() + SAVE_EVERY;
     while !interrupted.load(Ordering::SeqCst) {
         std::thread::sleep(TICK);

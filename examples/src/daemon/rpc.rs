@@ -695,7 +695,7 @@ impl View<'_> {
         }
         self.e
             .status()
-            .and_then(|s| s.error.lock().ok().and_then(|e| e.clone()))
+            .and_then(|s| crate::run::torrent_error(s).map(|e| e.to_string()))
     }
 
     fn status_code(&self) -> u8 {

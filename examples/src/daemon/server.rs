@@ -217,7 +217,13 @@ fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, stop: &AtomicBool, since: Ins
         match stream.read(&mut chunk) {
             Ok(0) => return false,
             Ok(n) => {
-                buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                // `read` returns at most the buffer's length; if it did
+                // not, the connection is closed rather than served wrong.
+                let Some(got) = chunk.get(..n) else {
+                    debug_assert!(false, "read {n} bytes into {}", chunk.len());
+                    return false;
+                };
+                buf.extend_from_slice(got);
                 return true;
             }
             Err(e) if crate::engine::link::is_retry(&e) => {}
@@ -330,7 +336,12 @@ fn serve_connection(mut stream: TcpStream, handler: &Handler, max_body: usize, s
                 return;
             }
         };
-        let head = match parse_head(buf.get(..head_end).unwrap_or_default(), max_body) {
+        // `head_end` was found inside `buf`.
+        let Some(head_bytes) = buf.get(..head_end) else {
+            debug_assert!(false, "head end {head_end} beyond {} bytes", buf.len());
+            return;
+        };
+        let head = match parse_head(head_bytes, max_body) {
             Ok(head) => head,
             Err(refusal) => {
                 // The body (if any) is not read: close instead.

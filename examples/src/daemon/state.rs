@@ -45,13 +45,19 @@ pub enum StateError {
     },
     /// The metainfo is not a valid torrent.
     #[error("invalid or corrupt torrent file: {0}")]
-    Torrent(String),
+    Torrent(#[source] rustico_metainfo::Error),
+    /// The torrent's files cannot be laid out on disk.
+    #[error("invalid or corrupt torrent file: {0}")]
+    Layout(#[from] crate::meta::MetaError),
     /// The magnet link is not valid.
     #[error("invalid magnet link: {0}")]
-    Magnet(String),
+    Magnet(#[source] rustico_metainfo::MagnetError),
+    /// The magnet link's metadata could not be fetched.
+    #[error("metadata: {0}")]
+    Metadata(#[from] crate::magnet::FetchError),
     /// The engine could not start the torrent.
     #[error("cannot start torrent: {0}")]
-    Start(String),
+    Start(#[from] crate::engine::AddTorrentError),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
@@ -453,10 +459,7 @@ impl Daemon {
             resume_path: Some(resume),
         };
         let dir = e.saved.download_dir.clone();
-        let handle = self
-            .engine
-            .add_torrent(meta, dir, options)
-            .map_err(StateError::Start)?;
+        let handle = self.engine.add_torrent(meta, dir, options)?;
         let Some(e) = self.get_mut(id) else {
             return Ok(());
         };
@@ -515,7 +518,7 @@ impl Daemon {
                 })
             }
             Source::Magnet(link) => {
-                let magnet = Magnet::parse(&link).map_err(|e| StateError::Magnet(e.to_string()))?;
+                let magnet = Magnet::parse(&link).map_err(StateError::Magnet)?;
                 let hash = magnet.info_hash.0;
                 if let Some(e) = d.torrents.iter().find(|e| e.hash == hash) {
                     return Ok(Added::Duplicate {
@@ -823,10 +826,12 @@ fn start_fetch(this: &Arc<Mutex<Daemon>>, id: u32, link: &str) {
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        let outcome = result.and_then(|(torrent, bytes, answered)| {
-            let meta = TorrentMeta::from_torrent(&torrent)?;
-            Ok((torrent, bytes, meta, answered))
-        });
+        let outcome = result
+            .map_err(StateError::from)
+            .and_then(|(torrent, bytes, answered)| {
+                let meta = TorrentMeta::from_torrent(&torrent)?;
+                Ok((torrent, bytes, meta, answered))
+            });
         let hex = rustico_metainfo::hex(&magnet.info_hash.0).to_string();
         let path = d.torrent_path(&hex);
         let Some(e) = d.get_mut(id) else { return };
@@ -845,7 +850,7 @@ fn start_fetch(this: &Arc<Mutex<Daemon>>, id: u32, link: &str) {
                     }
                 }
             }
-            Err(why) => e.error = Some(format!("metadata: {why}")),
+            Err(why) => e.error = Some(why.to_string()),
         }
     });
     if let Err(err) = spawned {
@@ -869,8 +874,8 @@ fn facts_of(t: &Torrent) -> Facts {
 
 /// Parses metainfo bytes into what the daemon keeps.
 pub fn parse_metainfo(bytes: &[u8]) -> Result<([u8; 20], TorrentMeta, Facts), StateError> {
-    let torrent = Torrent::from_bytes(bytes).map_err(|e| StateError::Torrent(e.to_string()))?;
-    let meta = TorrentMeta::from_torrent(&torrent).map_err(StateError::Torrent)?;
+    let torrent = Torrent::from_bytes(bytes).map_err(StateError::Torrent)?;
+    let meta = TorrentMeta::from_torrent(&torrent)?;
     Ok((torrent.info_hash().0, meta, facts_of(&torrent)))
 }
 

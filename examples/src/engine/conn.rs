@@ -14,6 +14,7 @@
 //! that coalesces instead of queueing.
 
 use std::net::{Shutdown, SocketAddr};
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -35,13 +36,63 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A write that blocks this long means the peer stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Why a connection did not get as far as an established session.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// Dialling, or protocol encryption's handshake, failed.
+    #[error(transparent)]
+    Link(#[from] link::LinkError),
+    /// A socket option could not be set.
+    #[error("socket: {0}")]
+    Socket(#[source] std::io::Error),
+    /// The peer closed the connection before its handshake was complete.
+    #[error("closed during the handshake")]
+    Closed,
+    /// Reading the peer's handshake failed.
+    #[error("handshake read: {0}")]
+    Read(#[source] std::io::Error),
+    /// Writing our handshake failed.
+    #[error("handshake write: {0}")]
+    Write(#[source] std::io::Error),
+    /// The peer's handshake is wrong or late (peer-wire says which).
+    #[error(transparent)]
+    Handshake(#[from] rustico_peer_wire::SessionError),
+    /// Our pieces do not fit the torrent's geometry (a bug in the caller).
+    #[error("cannot start a session: {0}")]
+    Content(#[source] rustico_peer_wire::ContentError),
+    /// A broken invariant of this driver (a bug; debug builds panic).
+    #[error("internal error: {what}")]
+    Internal {
+        /// The invariant.
+        what: &'static str,
+    },
+}
+
+/// Why the manager closes a connection, in [`ConnInput::Close`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseOrder {
+    /// The swarm's decision.
+    Swarm(rustico_swarm::CloseReason),
+    /// The connection left more than [`MAX_ORDERS`] orders untaken.
+    Backlog,
+}
+
+impl std::fmt::Display for CloseOrder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseOrder::Swarm(reason) => reason.fmt(f),
+            CloseOrder::Backlog => write!(f, "more than {MAX_ORDERS} orders not taken"),
+        }
+    }
+}
+
 /// What the manager sends a connection.
 #[derive(Debug)]
 pub enum ConnInput {
     /// An order for the session.
     Command(Command),
     /// Close the connection, for this reason.
-    Close(String),
+    Close(CloseOrder),
 }
 
 /// The manager's orders to one connection: a slot that coalesces, not a
@@ -92,7 +143,7 @@ pub struct Inbox {
 /// Orders not yet taken by the connection.
 #[derive(Debug, Default)]
 struct Pending {
-    close: Option<String>,
+    close: Option<CloseOrder>,
     choke: Option<bool>,
     interested: Option<bool>,
     ordered: Vec<Command>,
@@ -110,7 +161,7 @@ impl Mailbox {
                 // Closing: nothing else will be carried out.
                 ConnInput::Command(_) if p.close.is_some() => {}
                 ConnInput::Command(_) if p.ordered.len() >= MAX_ORDERS => {
-                    p.close = Some(format!("more than {MAX_ORDERS} orders not taken"));
+                    p.close = Some(CloseOrder::Backlog);
                     p.ordered = Vec::new();
                 }
                 ConnInput::Command(other) => p.ordered.push(other),
@@ -194,18 +245,74 @@ pub fn run(setup: ConnSetup, origin: Origin) {
     let to_manager = setup.to_manager.clone();
     let reason = match connect(&setup, origin) {
         Ok((stream, session)) => drive(&setup, stream, session),
-        Err(e) => Closed::Failed(e),
+        Err(e) => Closed::Failed(e.into()),
     };
     let _ = to_manager.send(ToManager::Peer(key, super::PeerMsg::Closed(reason)));
 }
 
 /// Why a connection ended.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Closed {
     /// Connecting, the handshake or the protocol failed.
-    Failed(String),
+    Failed(ConnFailure),
     /// A normal end: the peer hung up, or we closed it.
-    Normal(String),
+    Normal(Ending),
+}
+
+/// How a connection failed, in [`Closed::Failed`].
+#[derive(Debug, thiserror::Error)]
+pub enum ConnFailure {
+    /// It never got as far as a session.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// A socket option or the socket's split failed.
+    #[error("socket: {0}")]
+    Socket(#[source] std::io::Error),
+    /// The socket's reader thread could not be started.
+    #[error("thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// Writing to the peer failed.
+    #[error("write: {0}")]
+    Write(#[source] std::io::Error),
+    /// Reading from the peer failed.
+    #[error("read: {0}")]
+    Read(#[source] std::io::Error),
+    /// The socket's reader thread ended without a word.
+    #[error("reader stopped")]
+    ReaderStopped,
+    /// The peer broke the protocol (peer-wire says how).
+    #[error(transparent)]
+    Session(#[from] rustico_peer_wire::SessionError),
+    /// A broken invariant of this driver (a bug; debug builds panic).
+    #[error("internal error: {what}")]
+    Internal {
+        /// The invariant.
+        what: &'static str,
+    },
+}
+
+/// How a connection ended normally, in [`Closed::Normal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The peer closed the connection.
+    PeerClosed,
+    /// The torrent stopped (its manager is gone).
+    TorrentStopped,
+    /// The manager closed it.
+    Ordered(CloseOrder),
+    /// A web seed the swarm no longer needs.
+    NotNeeded,
+}
+
+impl std::fmt::Display for Ending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ending::PeerClosed => f.write_str("peer closed the connection"),
+            Ending::TorrentStopped => f.write_str("torrent stopped"),
+            Ending::Ordered(order) => order.fmt(f),
+            Ending::NotNeeded => f.write_str("not needed any more"),
+        }
+    }
 }
 
 /// The session settings of the client's connections.
@@ -223,34 +330,39 @@ pub fn session_config(listen_port: u16, pex: bool, dht_port: Option<u16>) -> Ses
 /// Reads from `link` into a [`Handshaking`] until it becomes a session
 /// (its deadline as the read timeout). The session may already hold the
 /// first messages that came with the handshake.
-pub fn finish_handshake(link: &mut Link, mut hs: Handshaking) -> Result<Session, String> {
+pub fn finish_handshake(link: &mut Link, mut hs: Handshaking) -> Result<Session, ConnectError> {
     let mut chunk = [0u8; 4096];
     loop {
         let now = Instant::now();
-        hs.handle_timeout(now).map_err(|e| e.to_string())?;
+        hs.handle_timeout(now)?;
         let wait = hs
             .poll_timeout()
             .map_or(HANDSHAKE_TIMEOUT, |t| t.saturating_duration_since(now))
             .max(Duration::from_millis(1));
         link.socket()
             .set_read_timeout(Some(wait))
-            .map_err(|e| format!("socket: {e}"))?;
+            .map_err(ConnectError::Socket)?;
         let n = match link.read(&mut chunk) {
-            Ok(0) => return Err("closed during the handshake".into()),
+            Ok(0) => return Err(ConnectError::Closed),
             Ok(n) => n,
             Err(e) if link::is_retry(&e) => continue,
-            Err(e) => return Err(format!("handshake read: {e}")),
+            Err(e) => return Err(ConnectError::Read(e)),
         };
-        let got = chunk.get(..n).unwrap_or(&[]);
-        match hs.handle_input(got, Instant::now()) {
-            Ok(Progress::Handshaking(next)) => hs = next,
-            Ok(Progress::Established(session)) => {
+        // `read` returns at most the buffer's length.
+        let Some(got) = chunk.get(..n) else {
+            debug_assert!(false, "read {n} bytes into a buffer of {}", chunk.len());
+            return Err(ConnectError::Internal {
+                what: "a read reported more bytes than its buffer holds",
+            });
+        };
+        match hs.handle_input(got, Instant::now())? {
+            Progress::Handshaking(next) => hs = next,
+            Progress::Established(session) => {
                 link.socket()
                     .set_read_timeout(None)
-                    .map_err(|e| format!("socket: {e}"))?;
+                    .map_err(ConnectError::Socket)?;
                 return Ok(session);
             }
-            Err(e) => return Err(e.to_string()),
         }
     }
 }
@@ -262,23 +374,22 @@ pub fn dial(
     info_hash: [u8; 20],
     mut hs: Handshaking,
     policy: Policy,
-) -> Result<(Link, Session), String> {
+) -> Result<(Link, Session), ConnectError> {
     let now = Instant::now();
     let mut ours = Vec::new();
     hs.poll_transmit(&mut ours, now);
-    let Dialled { mut link, head } =
-        link::dial(addr, info_hash, &ours, policy, HANDSHAKE_TIMEOUT).map_err(|e| e.to_string())?;
+    let Dialled { mut link, head } = link::dial(addr, info_hash, &ours, policy, HANDSHAKE_TIMEOUT)?;
     link.socket()
         .set_write_timeout(Some(WRITE_TIMEOUT))
-        .map_err(|e| format!("socket: {e}"))?;
-    let session = match hs.handle_input(&head, now).map_err(|e| e.to_string())? {
+        .map_err(ConnectError::Socket)?;
+    let session = match hs.handle_input(&head, now)? {
         Progress::Handshaking(hs) => finish_handshake(&mut link, hs)?,
         Progress::Established(session) => session,
     };
     Ok((link, session))
 }
 
-fn connect(setup: &ConnSetup, origin: Origin) -> Result<(Link, Session), String> {
+fn connect(setup: &ConnSetup, origin: Origin) -> Result<(Link, Session), ConnectError> {
     let dht_port = setup.dht.as_ref().map(|(port, _)| *port);
     // BEP 52: a v2 or hybrid torrent's handshake says we speak v2.
     let reserved = Reserved::supported()
@@ -293,7 +404,7 @@ fn connect(setup: &ConnSetup, origin: Origin) -> Result<(Link, Session), String>
     let ours = Handshake::new(reserved, info_hash, setup.peer_id);
     let geometry = setup.storage.layout().geometry();
     let mut content = Content::torrent(geometry, setup.ours.clone())
-        .map_err(|e| format!("cannot start a session: {e}"))?
+        .map_err(ConnectError::Content)?
         .with_metadata(Arc::clone(&setup.metadata));
     if let Some(hashes) = &setup.hashes {
         content = content.with_hashes(Arc::clone(hashes));
@@ -306,14 +417,13 @@ fn connect(setup: &ConnSetup, origin: Origin) -> Result<(Link, Session), String>
         Origin::Incoming(Accepted { mut link, head, .. }) => {
             link.socket()
                 .set_write_timeout(Some(WRITE_TIMEOUT))
-                .map_err(|e| format!("socket: {e}"))?;
+                .map_err(ConnectError::Socket)?;
             let mut out = Vec::new();
             hs.poll_transmit(&mut out, now);
-            link.write_all(&mut out)
-                .map_err(|e| format!("handshake write: {e}"))?;
+            link.write_all(&mut out).map_err(ConnectError::Write)?;
             // The listener read (and decrypted) the start of the peer's
             // stream to route it.
-            let session = match hs.handle_input(&head, now).map_err(|e| e.to_string())? {
+            let session = match hs.handle_input(&head, now)? {
                 Progress::Handshaking(hs) => finish_handshake(&mut link, hs)?,
                 Progress::Established(session) => session,
             };
@@ -324,7 +434,8 @@ fn connect(setup: &ConnSetup, origin: Origin) -> Result<(Link, Session), String>
 
 fn drive(setup: &ConnSetup, link: Link, mut session: Session) -> Closed {
     let their = *session.peer_handshake();
-    let client = String::from_utf8_lossy(their.peer_id.get(..8).unwrap_or(&[])).into_owned();
+    // The first 8 of the id's 20 bytes: a constant range, always inside.
+    let client = String::from_utf8_lossy(&their.peer_id[..8]).into_owned();
     log::debug!(target: "rustico", "{}: link {}", setup.addr, link.describe());
     let _ = setup.to_manager.send(ToManager::Peer(
         setup.key,
@@ -340,7 +451,7 @@ fn drive(setup: &ConnSetup, link: Link, mut session: Session) -> Closed {
     // for minutes while it waits for an unchoke, and the session's own
     // timers judge that, not a socket time-out.
     if let Err(e) = link.socket().set_read_timeout(None) {
-        return Closed::Failed(format!("socket: {e}"));
+        return Closed::Failed(ConnFailure::Socket(e));
     }
     let (bytes_tx, bytes_rx) = bounded::<std::io::Result<Vec<u8>>>(8);
     // Read buffers go back to the reader once handled, so reading costs
@@ -348,13 +459,13 @@ fn drive(setup: &ConnSetup, link: Link, mut session: Session) -> Closed {
     let (spare_tx, spare_rx) = bounded::<Vec<u8>>(4);
     let (reader_link, mut link) = match link.split() {
         Ok(halves) => halves,
-        Err(e) => return Closed::Failed(format!("socket: {e}")),
+        Err(e) => return Closed::Failed(ConnFailure::Socket(e)),
     };
     let reader = std::thread::Builder::new()
         .name("peer-reader".into())
         .spawn(move || read_loop(reader_link, bytes_tx, spare_rx));
     if let Err(e) = reader {
-        return Closed::Failed(format!("thread: {e}"));
+        return Closed::Failed(ConnFailure::Thread(e));
     }
     let closed = event_loop(setup, &mut link, &mut session, &bytes_rx, &spare_tx);
     let _ = link.socket().shutdown(Shutdown::Both);
@@ -465,10 +576,10 @@ fn to_manager_event(event: SessionEvent, num_pieces: u32, batch: &mut Vec<Event>
 
 /// Carries out the orders taken from the inbox: the latest choke and
 /// interest first (so requests follow an `interested`), then the rest in
-/// order. `Err` with the reason when the manager closes the connection.
-fn apply_pending(session: &mut Session, pending: Pending, now: Instant) -> Result<(), String> {
+/// order. `Break` with the reason when the manager closes the connection.
+fn apply_pending(session: &mut Session, pending: Pending, now: Instant) -> ControlFlow<CloseOrder> {
     if let Some(why) = pending.close {
-        return Err(why);
+        return ControlFlow::Break(why);
     }
     if let Some(choke) = pending.choke {
         session.set_choking(choke);
@@ -479,7 +590,7 @@ fn apply_pending(session: &mut Session, pending: Pending, now: Instant) -> Resul
     for command in pending.ordered {
         apply(session, command, now);
     }
-    Ok(())
+    ControlFlow::Continue(())
 }
 
 fn apply(session: &mut Session, command: Command, now: Instant) {
@@ -547,12 +658,12 @@ fn event_loop(
                 .send(ToManager::Peer(setup.key, super::PeerMsg::Events(batch)))
                 .is_err()
         {
-            return Closed::Normal("torrent stopped".into());
+            return Closed::Normal(Ending::TorrentStopped);
         }
         session.poll_transmit(&mut out, Instant::now());
         if !out.is_empty() {
             if let Err(e) = link.write_all(&mut out) {
-                return Closed::Failed(format!("write: {e}"));
+                return Closed::Failed(ConnFailure::Write(e));
             }
             out.clear();
         }
@@ -560,7 +671,9 @@ fn event_loop(
         let Some(timeout) = session.poll_timeout() else {
             // Only a failed session has no timer, and failures return.
             debug_assert!(false, "a live session without a timer");
-            return Closed::Failed("session without a timer".into());
+            return Closed::Failed(ConnFailure::Internal {
+                what: "a live session without a timer",
+            });
         };
         // Blocks (or metadata) held back by the full transmit buffer go out
         // at once now that it is written; input and orders still get their
@@ -578,10 +691,10 @@ fn event_loop(
         };
         select! {
             recv(input) -> got => match got {
-                Ok(Ok(bytes)) if bytes.is_empty() => return Closed::Normal("peer closed the connection".into()),
+                Ok(Ok(bytes)) if bytes.is_empty() => return Closed::Normal(Ending::PeerClosed),
                 Ok(Ok(bytes)) => {
                     if let Err(e) = session.handle_input(&bytes, now) {
-                        return Closed::Failed(e.to_string());
+                        return Closed::Failed(e.into());
                     }
                     let _ = spare_tx.try_send(bytes);
                     // Take whatever else has arrived before answering: fewer,
@@ -591,28 +704,28 @@ fn event_loop(
                             break;
                         };
                         if more.is_empty() {
-                            return Closed::Normal("peer closed the connection".into());
+                            return Closed::Normal(Ending::PeerClosed);
                         }
                         if let Err(e) = session.handle_input(&more, now) {
-                            return Closed::Failed(e.to_string());
+                            return Closed::Failed(e.into());
                         }
                         let _ = spare_tx.try_send(more);
                     }
                 }
-                Ok(Err(e)) => return Closed::Failed(format!("read: {e}")),
-                Err(_) => return Closed::Failed("reader stopped".into()),
+                Ok(Err(e)) => return Closed::Failed(ConnFailure::Read(e)),
+                Err(_) => return Closed::Failed(ConnFailure::ReaderStopped),
             },
             recv(setup.inbox.wake) -> got => match got {
                 Ok(()) => {
-                    if let Err(why) = apply_pending(session, setup.inbox.take(), now) {
-                        return Closed::Normal(why);
+                    if let ControlFlow::Break(why) = apply_pending(session, setup.inbox.take(), now) {
+                        return Closed::Normal(Ending::Ordered(why));
                     }
                 }
-                Err(_) => return Closed::Normal("torrent stopped".into()),
+                Err(_) => return Closed::Normal(Ending::TorrentStopped),
             },
             recv(crossbeam_channel::at(deadline)) -> _ => {
                 if let Err(e) = session.handle_timeout(Instant::now()) {
-                    return Closed::Failed(e.to_string());
+                    return Closed::Failed(e.into());
                 }
             }
         }
@@ -622,6 +735,33 @@ fn event_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A peer that reads our handshake and hangs up without a word: a
+    /// typed `Closed`, not a string.
+    #[test]
+    fn a_peer_that_hangs_up_during_the_handshake_is_a_typed_error() {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut got = vec![0u8; 68];
+            stream.read_exact(&mut got).unwrap();
+            // A FIN, then drain until we hang up too (no reset).
+            stream.shutdown(Shutdown::Write).unwrap();
+            let _drained = std::io::copy(&mut stream, &mut std::io::sink());
+        });
+        let now = Instant::now();
+        let ours = Handshake::new(Reserved::supported(), [1; 20], [2; 20]);
+        let hs = Handshaking::new(ours, Content::magnet(), SessionConfig::default(), now);
+        let result = dial(addr, [1; 20], hs, Policy::Disable);
+        let Err(err) = result else {
+            panic!("a handshake with a peer that said nothing");
+        };
+        assert!(matches!(err, ConnectError::Closed), "{err:?}");
+        assert_eq!(err.to_string(), "closed during the handshake");
+        peer.join().unwrap();
+    }
 
     #[test]
     fn the_mailbox_coalesces_state_orders_and_wakes_once() {
@@ -644,12 +784,13 @@ mod tests {
             mailbox.send(ConnInput::Command(Command::Have(piece)));
         }
         assert_eq!(mailbox.pending(), 1, "only the close");
-        assert!(inbox.take().close.is_some());
-        mailbox.send(ConnInput::Close("bye".into()));
+        assert_eq!(inbox.take().close, Some(CloseOrder::Backlog));
+        let bye = CloseOrder::Swarm(rustico_swarm::CloseReason::Duplicate);
+        mailbox.send(ConnInput::Close(bye));
         drop(mailbox);
         // The wake-up left before the drop still comes first.
         assert!(inbox.wake.recv().is_ok());
-        assert_eq!(inbox.take().close.as_deref(), Some("bye"));
+        assert_eq!(inbox.take().close, Some(bye));
         assert!(
             inbox.wake.recv().is_err(),
             "a dropped mailbox reads as stopped"

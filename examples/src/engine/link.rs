@@ -39,7 +39,7 @@ pub enum LinkError {
     Mse(#[from] MseError),
     /// The OS random generator failed (no keys, no MSE).
     #[error("no randomness for the encryption keys: {0}")]
-    Random(String),
+    Random(#[source] getrandom::Error),
     /// The incoming connection is of a kind our policy refuses.
     #[error("{0:?} connection refused by the encryption policy")]
     Refused(Incoming),
@@ -49,6 +49,32 @@ pub enum LinkError {
     /// The incoming plaintext peer did not send a BitTorrent handshake.
     #[error("not a BitTorrent handshake")]
     NotBitTorrent,
+    /// A broken invariant of this module or of the MSE handshake's
+    /// contract (a bug; debug builds panic).
+    #[error("internal error: {what}")]
+    Internal {
+        /// The invariant.
+        what: &'static str,
+    },
+}
+
+/// `bytes[from..to]` (`to: None` for the end), a range that a read's
+/// count or the MSE handshake's `used` keeps inside `bytes`; a
+/// [`LinkError::Internal`] if it does not.
+fn part<'a>(
+    bytes: &'a [u8],
+    from: usize,
+    to: Option<usize>,
+    what: &'static str,
+) -> Result<&'a [u8], LinkError> {
+    let got = match to {
+        Some(to) => bytes.get(from..to),
+        None => bytes.get(from..),
+    };
+    got.ok_or_else(|| {
+        debug_assert!(false, "{what}: {from}..{to:?} of {}", bytes.len());
+        LinkError::Internal { what }
+    })
 }
 
 /// A connected peer's stream, with its cipher.
@@ -162,7 +188,7 @@ pub fn is_retry(e: &std::io::Error) -> bool {
 /// 32 bytes from the OS generator, for one handshake's keys and padding.
 fn seed() -> Result<[u8; mse::SEED_LEN], LinkError> {
     let mut seed = [0u8; mse::SEED_LEN];
-    getrandom::fill(&mut seed).map_err(|e| LinkError::Random(e.to_string()))?;
+    getrandom::fill(&mut seed).map_err(LinkError::Random)?;
     Ok(seed)
 }
 
@@ -340,13 +366,13 @@ fn dial_mse(
         hs.poll_transmit(&mut out);
         send(&mut stream, &mut out)?;
         let n = read_mse(&mut stream, &mut buf, deadline, config.timeout, &mut hs)?;
-        let got = buf.get(..n).unwrap_or_default();
+        let got = part(&buf, 0, Some(n), "a read longer than its buffer")?;
         if let Progress::Done { used } = hs.handle_input(got)? {
             let est = hs.finish(&mut out)?;
             send(&mut stream, &mut out)?;
             let method = est.cipher.method();
             let (send_half, mut recv_half) = est.cipher.split();
-            let mut head = got.get(used..).unwrap_or_default().to_vec();
+            let mut head = part(got, used, None, "MSE used more than its input")?.to_vec();
             recv_half.apply(&mut head);
             return Ok(Dialled {
                 link: Link {
@@ -398,7 +424,7 @@ pub fn accept(
         if n == 0 {
             return Err(LinkError::Closed);
         }
-        head.extend_from_slice(buf.get(..n).unwrap_or_default());
+        head.extend_from_slice(part(&buf, 0, Some(n), "a read longer than its buffer")?);
     };
     if !policy.accepts(kind) {
         return Err(LinkError::Refused(kind));
@@ -412,7 +438,7 @@ pub fn accept(
                 if n == 0 {
                     return Err(LinkError::Closed);
                 }
-                head.extend_from_slice(buf.get(..n).unwrap_or_default());
+                head.extend_from_slice(part(&buf, 0, Some(n), "a read longer than its buffer")?);
             }
             let Ok(Some(info_hash)) = rustico_peer_wire::Handshake::peek_info_hash(&head) else {
                 return Err(LinkError::NotBitTorrent);
@@ -450,12 +476,12 @@ fn accept_mse(
             match hs.handle_input(input)? {
                 Progress::NeedInput => break,
                 Progress::NeedInfoHash { skey_hash, used } => {
-                    input = input.get(used..).unwrap_or_default();
+                    input = part(input, used, None, "MSE used more than its input")?;
                     let hash = torrent_of(&skey_hash).ok_or(LinkError::UnknownTorrent)?;
                     hs.select_info_hash(hash)?;
                 }
                 Progress::Done { used } => {
-                    let rest = input.get(used..).unwrap_or_default().to_vec();
+                    let rest = part(input, used, None, "MSE used more than its input")?.to_vec();
                     hs.poll_transmit(&mut out);
                     let est = hs.finish(&mut out)?;
                     send(&mut stream, &mut out)?;
@@ -481,6 +507,6 @@ fn accept_mse(
         hs.poll_transmit(&mut out);
         send(&mut stream, &mut out)?;
         let n = read_mse(&mut stream, &mut buf, deadline, config.timeout, &mut hs)?;
-        pending = buf.get(..n).unwrap_or_default().to_vec();
+        pending = part(&buf, 0, Some(n), "a read longer than its buffer")?.to_vec();
     }
 }

@@ -98,6 +98,14 @@ pub enum ManagerError {
     /// A thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(#[from] std::io::Error),
+    /// A broken invariant of this driver (a bug; debug builds panic).
+    #[error("{name}: internal error: {what}")]
+    Internal {
+        /// The torrent.
+        name: String,
+        /// The invariant.
+        what: &'static str,
+    },
 }
 
 /// How a piece fared in the saver.
@@ -155,9 +163,12 @@ pub(super) fn run(setup: ManagerSetup) {
     let status = setup.status.clone();
     if let Err(e) = run_inner(setup) {
         log::error!(target: "rustico", "{e}");
-        if let Ok(mut slot) = status.error.lock() {
-            *slot = Some(e.to_string());
-        }
+        // The slot is only ever replaced whole: a poisoned lock still
+        // holds a valid value.
+        *status
+            .error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(e));
     }
     status.stopped.store(true, Ordering::SeqCst);
 }
@@ -368,7 +379,7 @@ impl Manager {
                 .map_or_else(crossbeam_channel::never, crossbeam_channel::at);
             select! {
                 recv(peer_rx) -> msg => if let Ok(ToManager::Peer(key, msg)) = msg {
-                    self.handle_peer(key, msg);
+                    self.handle_peer(key, msg)?;
                 },
                 recv(control_rx) -> c => match c {
                     Ok(Control::Stop) | Err(_) => return Ok(()),
@@ -385,13 +396,22 @@ impl Manager {
             self.send(key, command);
         }
         while let Some(piece) = self.swarm.poll_piece() {
-            let _ = self.saver_tx.send(SaveJob {
+            // The savers end only when the manager does (or panic): a
+            // piece sent nowhere would leave the swarm waiting forever.
+            let sent = self.saver_tx.send(SaveJob {
                 piece: piece.piece,
                 data: piece.data,
             });
+            if sent.is_err() {
+                debug_assert!(false, "every saver thread ended");
+                return Err(ManagerError::Internal {
+                    name: self.meta.name.clone(),
+                    what: "every saver thread ended",
+                });
+            }
         }
         while let Some(dial) = self.swarm.poll_dial() {
-            self.dial(dial);
+            self.dial(dial)?;
         }
         while let Some(event) = self.swarm.poll_event() {
             self.handle_swarm_event(event);
@@ -439,7 +459,7 @@ impl Manager {
                     PeerCommand::Choke(on) => ConnInput::Command(Command::Choke(on)),
                     PeerCommand::Interested(on) => ConnInput::Command(Command::Interested(on)),
                     PeerCommand::Pex(message) => ConnInput::Command(Command::Pex(message)),
-                    PeerCommand::Close(reason) => ConnInput::Close(reason.to_string()),
+                    PeerCommand::Close(reason) => ConnInput::Close(conn::CloseOrder::Swarm(reason)),
                     PeerCommand::RequestBlockHashes(piece) => {
                         let Some(blocks) =
                             self.meta.block_layers.as_ref().and_then(|l| l.piece(piece))
@@ -468,16 +488,18 @@ impl Manager {
         }
     }
 
-    fn dial(&mut self, dial: Dial) {
+    fn dial(&mut self, dial: Dial) -> Result<(), ManagerError> {
         let started = match dial.remote {
             Remote::Addr(addr) => self.spawn_connection(dial.peer, addr, Origin::Outgoing),
             Remote::WebSeed(index) => self.spawn_web_seed(dial.peer, index),
         };
         if !started {
-            let _ = self
-                .swarm
-                .handle_disconnected(dial.peer, Disconnect::Failed, Instant::now());
+            let reported =
+                self.swarm
+                    .handle_disconnected(dial.peer, Disconnect::Failed, Instant::now());
+            self.swarm_report(reported)?;
         }
+        Ok(())
     }
 
     fn spawn_connection(&mut self, key: PeerKey, addr: SocketAddr, origin: Origin) -> bool {
@@ -642,7 +664,8 @@ impl Manager {
             Control::Incoming(accepted, addr) => match self.swarm.handle_incoming(addr, now) {
                 Ok(key) => {
                     if !self.spawn_connection(key, addr, Origin::Incoming(accepted)) {
-                        let _ = self.swarm.handle_disconnected(key, Disconnect::Failed, now);
+                        let reported = self.swarm.handle_disconnected(key, Disconnect::Failed, now);
+                        self.swarm_report(reported)?;
                     }
                 }
                 Err(why) => {
@@ -684,7 +707,23 @@ impl Manager {
         Ok(())
     }
 
-    fn handle_peer(&mut self, key: PeerKey, msg: PeerMsg) {
+    /// The swarm's answer to a report about a peer. A stale key is
+    /// expected (the peer left while its report was on its way); any other
+    /// refusal means this driver reported out of order, a bug.
+    fn swarm_report(&self, result: Result<(), SwarmError>) -> Result<(), ManagerError> {
+        match result {
+            Ok(()) | Err(SwarmError::UnknownPeer { .. }) => Ok(()),
+            Err(source) => {
+                debug_assert!(false, "the swarm refused a report: {source}");
+                Err(ManagerError::Swarm {
+                    name: self.meta.name.clone(),
+                    source,
+                })
+            }
+        }
+    }
+
+    fn handle_peer(&mut self, key: PeerKey, msg: PeerMsg) -> Result<(), ManagerError> {
         let now = Instant::now();
         let name = &self.meta.name;
         match msg {
@@ -700,7 +739,8 @@ impl Manager {
                     client,
                     encrypted,
                 };
-                if self.swarm.handle_connected(key, info, now).is_ok() {
+                let connected = self.swarm.handle_connected(key, info, now);
+                if connected.is_ok() {
                     if let (Some(Link::Conn(_, addr)), Some(stats)) =
                         (self.links.get(&key), self.swarm.peer_stats(key))
                     {
@@ -717,6 +757,7 @@ impl Manager {
                         log::info!(target: "rustico", "{name}: peer {addr} connected ({way}, {link}, {})", stats.client);
                     }
                 }
+                self.swarm_report(connected)?;
             }
             PeerMsg::Events(events) => {
                 for event in events {
@@ -726,17 +767,18 @@ impl Manager {
                     let Some(event) = peer_event(event) else {
                         continue;
                     };
-                    // A stale key (the peer is gone) is not an error here.
-                    let _ = self.swarm.handle_peer_event(key, event, now);
+                    let reported = self.swarm.handle_peer_event(key, event, now);
+                    self.swarm_report(reported)?;
                 }
             }
             PeerMsg::Closed(closed) => {
                 let stats = self.swarm.peer_stats(key);
                 let (how, reason) = match closed {
-                    Closed::Failed(r) => (Disconnect::Failed, r),
-                    Closed::Normal(r) => (Disconnect::Closed, r),
+                    Closed::Failed(r) => (Disconnect::Failed, r.to_string()),
+                    Closed::Normal(r) => (Disconnect::Closed, r.to_string()),
                 };
-                let _ = self.swarm.handle_disconnected(key, how, now);
+                let reported = self.swarm.handle_disconnected(key, how, now);
+                self.swarm_report(reported)?;
                 let link = self.links.remove(&key);
                 let who = match &link {
                     Some(Link::Conn(_, addr)) => addr.to_string(),
@@ -754,6 +796,7 @@ impl Manager {
                 }
             }
         }
+        Ok(())
     }
 
     fn shut_down(&mut self, peer_rx: &Receiver<ToManager>) {
@@ -773,7 +816,10 @@ impl Manager {
         while !self.links.is_empty() {
             match peer_rx.recv_deadline(deadline) {
                 Ok(ToManager::Peer(key, msg @ (PeerMsg::Closed(_) | PeerMsg::Events(_)))) => {
-                    self.handle_peer(key, msg)
+                    // Stopping anyway: a bug is still worth a line.
+                    if let Err(e) = self.handle_peer(key, msg) {
+                        log::error!(target: "rustico", "{e}");
+                    }
                 }
                 Ok(_) => {}
                 Err(_) => break,

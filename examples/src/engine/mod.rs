@@ -34,7 +34,7 @@ use rustico_peer_wire::{Bitfield, BlockRequest, PexMessage};
 use crate::meta::TorrentMeta;
 use crate::progress::Snapshot;
 
-pub use manager::TorrentOptions;
+pub use manager::{ManagerError, TorrentOptions};
 
 /// A peer's handle inside its torrent manager: the swarm's own.
 pub type PeerKey = rustico_swarm::PeerKey;
@@ -231,7 +231,7 @@ pub struct Status {
     /// The manager thread has ended.
     pub stopped: AtomicBool,
     /// Why the torrent stopped with an error, if it did.
-    pub error: Mutex<Option<String>>,
+    pub error: Mutex<Option<Arc<ManagerError>>>,
     /// Pieces on disk are being checked (resume data or a full recheck).
     pub checking: AtomicBool,
     /// Its trackers, as the tracker thread last heard from them.
@@ -283,6 +283,31 @@ struct RouteTable {
 
 type Routes = Arc<Mutex<RouteTable>>;
 
+/// Locks `mutex`, also when a thread panicked while holding it: every
+/// value kept behind these locks (route tables, handshake counts) is
+/// changed by single inserts and removals, so it is whole. Reading a
+/// poisoned lock as "nothing there" would instead refuse every peer from
+/// then on without a word.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Why [`Engine::add_torrent`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AddTorrentError {
+    /// The torrent's manager thread could not be started.
+    #[error("{name}: cannot start the torrent's thread: {source}")]
+    Thread {
+        /// The torrent.
+        name: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// A running client: one listen port shared by its torrents.
 pub struct Engine {
     config: EngineConfig,
@@ -316,7 +341,7 @@ struct HandshakePermit {
 
 impl HandshakeLimits {
     fn admit(limits: &Arc<HandshakeLimits>, ip: std::net::IpAddr) -> Option<HandshakePermit> {
-        let mut guard = limits.in_progress.lock().ok()?;
+        let mut guard = lock(&limits.in_progress);
         let (total, per_ip) = &mut *guard;
         let mine = per_ip.entry(ip).or_insert(0);
         if *total >= MAX_HANDSHAKES || *mine >= MAX_HANDSHAKES_PER_IP {
@@ -333,14 +358,13 @@ impl HandshakeLimits {
 
 impl Drop for HandshakePermit {
     fn drop(&mut self) {
-        if let Ok(mut guard) = self.limits.in_progress.lock() {
-            let (total, per_ip) = &mut *guard;
-            *total = total.saturating_sub(1);
-            if let Some(n) = per_ip.get_mut(&self.ip) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    per_ip.remove(&self.ip);
-                }
+        let mut guard = lock(&self.limits.in_progress);
+        let (total, per_ip) = &mut *guard;
+        *total = total.saturating_sub(1);
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                per_ip.remove(&self.ip);
             }
         }
     }
@@ -433,7 +457,7 @@ impl Engine {
         meta: TorrentMeta,
         dir: PathBuf,
         options: TorrentOptions,
-    ) -> Result<TorrentHandle, String> {
+    ) -> Result<TorrentHandle, AddTorrentError> {
         let (control_tx, control_rx) = unbounded();
         let status = Arc::new(Status::default());
         status
@@ -455,6 +479,7 @@ impl Engine {
             .as_ref()
             .filter(|_| !meta.private)
             .map(|d| (d.port(), d.node_sink()));
+        let name = meta.name.clone();
         let setup = manager::ManagerSetup {
             dht,
             meta,
@@ -470,8 +495,10 @@ impl Engine {
             control_tx: control_tx.clone(),
             control_rx,
         };
-        let thread = spawn("torrent", move || manager::run(setup)).map_err(|e| e.to_string())?;
-        if let Ok(mut routes) = self.routes.lock() {
+        let thread = spawn("torrent", move || manager::run(setup))
+            .map_err(|source| AddTorrentError::Thread { name, source })?;
+        {
+            let mut routes = lock(&self.routes);
             for hash in hashes {
                 routes.by_hash.insert(hash, control_tx.clone());
                 routes
@@ -494,9 +521,7 @@ impl Engine {
             &SocketAddr::new(loopback_for(self.config.listen_ip), self.port),
             Duration::from_millis(200),
         );
-        if let Ok(mut routes) = self.routes.lock() {
-            *routes = RouteTable::default();
-        }
+        *lock(&self.routes) = RouteTable::default();
         if let Some(dht) = self.dht.take() {
             dht.stop();
         }
@@ -519,7 +544,7 @@ fn loopback_for(ip: std::net::IpAddr) -> std::net::IpAddr {
 /// Sets up an incoming peer's link (plaintext or MSE, as `policy` allows)
 /// within one deadline, and hands it to its torrent.
 fn route_incoming(stream: TcpStream, addr: SocketAddr, policy: Policy, routes: &Routes) {
-    let torrent_of = |skey: &[u8; 20]| routes.lock().ok()?.by_skey.get(skey).copied();
+    let torrent_of = |skey: &[u8; 20]| lock(routes).by_skey.get(skey).copied();
     let accepted = match link::accept(stream, policy, conn::HANDSHAKE_TIMEOUT, torrent_of) {
         Ok(accepted) => accepted,
         Err(e) => {
@@ -527,10 +552,7 @@ fn route_incoming(stream: TcpStream, addr: SocketAddr, policy: Policy, routes: &
             return;
         }
     };
-    let route = routes
-        .lock()
-        .ok()
-        .and_then(|r| r.by_hash.get(&accepted.info_hash).cloned());
+    let route = lock(routes).by_hash.get(&accepted.info_hash).cloned();
     match route {
         Some(tx) => {
             let _ = tx.send(Control::Incoming(accepted, addr));

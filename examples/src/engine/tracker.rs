@@ -46,11 +46,17 @@ pub(super) struct TrackerSetup {
 const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Notes an announce's outcome in the torrent's [`Status::trackers`].
-fn record(status: &Status, url: &str, result: Result<usize, String>) {
-    let Ok(mut reports) = status.trackers.lock() else {
-        return;
-    };
+fn record(status: &Status, url: &str, result: Result<usize, &Error>) {
+    // Reports are only replaced field by field with valid values: a
+    // poisoned lock still holds usable ones.
+    let mut reports = status
+        .trackers
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let Some(report) = reports.iter_mut().find(|r| r.url == url) else {
+        // `run` made one report per URL of the tiers the list announces to.
+        debug_assert!(false, "no tracker report for {url}");
+        log::error!(target: "rustico", "internal error: no tracker report for {url}");
         return;
     };
     report.last_announce = std::time::SystemTime::now()
@@ -62,7 +68,7 @@ fn record(status: &Status, url: &str, result: Result<usize, String>) {
             report.last_peers = peers;
             report.last_result = "Success".into();
         }
-        Err(why) => report.last_result = why,
+        Err(why) => report.last_result = why.to_string(),
     }
 }
 
@@ -167,7 +173,12 @@ pub(crate) fn announce_pass(
 }
 
 pub(super) fn run(setup: TrackerSetup) {
-    if let Ok(mut reports) = setup.status.trackers.lock() {
+    {
+        let mut reports = setup
+            .status
+            .trackers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *reports = setup
             .tiers
             .iter()
@@ -235,7 +246,7 @@ pub(super) fn run(setup: TrackerSetup) {
                             }
                         }
                         Err(e) => {
-                            record(&setup.status, url, Err(e.to_string()));
+                            record(&setup.status, url, Err(e));
                             log::warn!(target: "rustico", "tracker {url}: {event:?} announce failed{swarm}: {e}");
                         }
                     },

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rustico_peer_wire::{Bitfield as Bits, BlockRequest};
 
-use super::conn::Closed;
+use super::conn::{Closed, Ending};
 use super::{PeerKey, PeerMsg, ToManager};
 use crate::session::Event;
 
@@ -163,14 +163,14 @@ fn drive(setup: &WebSeedSetup) -> Closed {
         .send(ToManager::Peer(setup.key, connected))
         .is_err()
     {
-        return Closed::Normal("torrent stopped".into());
+        return Closed::Normal(Ending::TorrentStopped);
     }
     let mut all = Bits::new(setup.num_pieces);
     for i in 0..setup.num_pieces {
         all.set(i);
     }
     if !send_events(setup, vec![Event::Pieces(all), Event::Choked(false)]) {
-        return Closed::Normal("torrent stopped".into());
+        return Closed::Normal(Ending::TorrentStopped);
     }
     let mut queue: VecDeque<BlockRequest> = VecDeque::new();
     let mut backoff = FIRST_BACKOFF;
@@ -185,7 +185,7 @@ fn drive(setup: &WebSeedSetup) -> Closed {
                     Ok(i) => Some(i),
                     Err(RecvTimeoutError::Timeout) => None,
                     Err(RecvTimeoutError::Disconnected) => {
-                        return Closed::Normal("torrent stopped".into())
+                        return Closed::Normal(Ending::TorrentStopped)
                     }
                 }
             } else {
@@ -206,14 +206,14 @@ fn drive(setup: &WebSeedSetup) -> Closed {
                         return closed;
                     }
                 }
-                WebSeedInput::Close => return Closed::Normal("not needed any more".into()),
+                WebSeedInput::Close => return Closed::Normal(Ending::NotNeeded),
             }
         }
         let now = Instant::now();
         if now >= next_stats {
             next_stats = now + STATS_EVERY;
             if !send_events(setup, vec![Event::Stats { down, up: 0 }]) {
-                return Closed::Normal("torrent stopped".into());
+                return Closed::Normal(Ending::TorrentStopped);
             }
             down = 0;
         }
@@ -230,7 +230,7 @@ fn drive(setup: &WebSeedSetup) -> Closed {
                     .map(|(req, data)| Event::Block { req, data })
                     .collect();
                 if !send_events(setup, events) {
-                    return Closed::Normal("torrent stopped".into());
+                    return Closed::Normal(Ending::TorrentStopped);
                 }
             }
             Err(why) => {
@@ -256,7 +256,7 @@ fn pause(
     queue: &mut VecDeque<BlockRequest>,
     backoff: &mut Duration,
 ) -> Result<(), Closed> {
-    let stopped = || Closed::Normal("torrent stopped".into());
+    let stopped = || Closed::Normal(Ending::TorrentStopped);
     let dropped: Vec<BlockRequest> = queue.drain(..).collect();
     if !send_events(setup, vec![Event::Choked(true), Event::Dropped(dropped)]) {
         return Err(stopped());
@@ -275,7 +275,7 @@ fn pause(
                 }
             }
             Ok(WebSeedInput::Close) => {
-                return Err(Closed::Normal("not needed any more".into()));
+                return Err(Closed::Normal(Ending::NotNeeded));
             }
             Ok(_) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return Err(stopped()),
@@ -309,13 +309,52 @@ fn take_run(queue: &mut VecDeque<BlockRequest>, piece_length: u64) -> Vec<BlockR
     run
 }
 
+/// Why a web seed's range request failed (the web seed backs off).
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    /// The request failed (connection, TLS, HTTP status, body).
+    #[error("GET {url}: {source}")]
+    Http {
+        /// The file's URL.
+        url: String,
+        /// ureq's error.
+        #[source]
+        source: ureq::Error,
+    },
+    /// The server answered a range request with neither 206 nor a 200
+    /// for the whole file.
+    #[error("GET {url}: status {status} to a range request")]
+    Status {
+        /// The file's URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The body is not the length of the range asked for.
+    #[error("GET {url}: {got} bytes for a range of {want}")]
+    Length {
+        /// The file's URL.
+        url: String,
+        /// Bytes received.
+        got: u64,
+        /// Bytes asked for.
+        want: u64,
+    },
+    /// The bytes gathered do not cover the run (a bug in this module).
+    #[error("internal error: {what}")]
+    Internal {
+        /// The broken invariant.
+        what: &'static str,
+    },
+}
+
 /// Fetches a contiguous run of blocks: one range request per file it
 /// touches; padding files are zeros.
 fn fetch_run(
     agent: &ureq::Agent,
     setup: &WebSeedSetup,
     run: &[BlockRequest],
-) -> Result<Vec<(BlockRequest, Vec<u8>)>, String> {
+) -> Result<Vec<(BlockRequest, Vec<u8>)>, FetchError> {
     let (Some(first), Some(last)) = (run.first(), run.last()) else {
         return Ok(Vec::new());
     };
@@ -333,22 +372,32 @@ fn fetch_run(
             .get(url)
             .header("Range", &format!("bytes={}-{}", offset, offset + len - 1))
             .call()
-            .map_err(|e| format!("GET {url}: {e}"))?;
+            .map_err(|source| FetchError::Http {
+                url: url.to_string(),
+                source,
+            })?;
         let status = response.status().as_u16();
         if status != 206 && !(status == 200 && offset == 0 && len == setup.files[file].length) {
-            return Err(format!("GET {url}: status {status} to a range request"));
+            return Err(FetchError::Status {
+                url: url.to_string(),
+                status,
+            });
         }
         let body = response
             .body_mut()
             .with_config()
             .limit(len + 1)
             .read_to_vec()
-            .map_err(|e| format!("GET {url}: {e}"))?;
+            .map_err(|source| FetchError::Http {
+                url: url.to_string(),
+                source,
+            })?;
         if body.len() as u64 != len {
-            return Err(format!(
-                "GET {url}: {} bytes for a range of {len}",
-                body.len()
-            ));
+            return Err(FetchError::Length {
+                url: url.to_string(),
+                got: body.len() as u64,
+                want: len,
+            });
         }
         bytes.extend_from_slice(&body);
     }
@@ -356,7 +405,15 @@ fn fetch_run(
     let mut at = 0usize;
     for req in run {
         let len = req.length as usize;
-        let data = bytes.get(at..at + len).ok_or("short body")?.to_vec();
+        // The file ranges cover the run exactly: it is contiguous
+        // (`take_run`), and each range added its length in bytes.
+        let Some(data) = bytes.get(at..at + len) else {
+            debug_assert!(false, "the fetched ranges are shorter than the run");
+            return Err(FetchError::Internal {
+                what: "the fetched ranges are shorter than the run",
+            });
+        };
+        let data = data.to_vec();
         at += len;
         out.push((*req, data));
     }
