@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, RecvTimeoutError, Sender};
 use mainline::{Dht, Id};
 
+use crate::engine::actors::Mail;
 use crate::engine::Control;
 
 /// The well-known public routers, the default bootstrap of a real client.
@@ -70,7 +71,7 @@ pub struct DhtStats {
 enum Command {
     Add {
         info_hash: [u8; 20],
-        control: Sender<Control>,
+        control: Mail<Control>,
         port: u16,
     },
     /// A peer's `port` message: its DHT node's address.
@@ -139,7 +140,7 @@ impl DhtNode {
 
     /// Looks up and announces `info_hash` from now on, handing found peers
     /// to `control`. Never call this for a private torrent (BEP 27).
-    pub fn add_torrent(&self, info_hash: [u8; 20], control: Sender<Control>, port: u16) {
+    pub fn add_torrent(&self, info_hash: [u8; 20], control: Mail<Control>, port: u16) {
         let _ = self.commands.send(Command::Add {
             info_hash,
             control,
@@ -198,7 +199,7 @@ impl NodeSink {
 }
 
 struct Registered {
-    control: Sender<Control>,
+    control: Mail<Control>,
     port: u16,
     next: Instant,
 }

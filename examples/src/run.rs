@@ -13,9 +13,7 @@ use crate::cli::{DemoArgs, DownloadArgs, NetArgs, SeedArgs};
 use crate::config::Config;
 use crate::config::ConfigError;
 use crate::dht::DhtSettings;
-use crate::engine::{
-    AddTorrentError, Engine, EngineConfig, ManagerError, Status, TorrentHandle, TorrentOptions,
-};
+use crate::engine::{Engine, EngineConfig, ManagerError, Status, TorrentHandle, TorrentOptions};
 use crate::magnet::{FetchError, PeerSources};
 use crate::meta::{MetaError, TorrentMeta};
 use crate::progress::{use_bars, TorrentProgress};
@@ -96,9 +94,6 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
-    /// A torrent could not be started.
-    #[error(transparent)]
-    AddTorrent(#[from] AddTorrentError),
     /// A torrent stopped with an error.
     #[error(transparent)]
     Torrent(Arc<ManagerError>),
@@ -336,7 +331,7 @@ pub fn download(args: &DownloadArgs, verbose: u8) -> Result<(), RunError> {
             }
         };
         let name = meta.name.clone();
-        handles.push((name, engine.add_torrent(meta, dir.clone(), options)?));
+        handles.push((name, engine.add_torrent(meta, dir.clone(), options)));
     }
     let outcome = watch(&handles, engine.dht(), !args.seed, &interrupted);
     if matches!(outcome, Ok(WatchEnd::Interrupted)) {
@@ -372,7 +367,7 @@ pub fn seed(args: &SeedArgs, verbose: u8) -> Result<(), RunError> {
         resume_path: None,
     };
     let name = meta.name.clone();
-    let handle = engine.add_torrent(meta, args.dir.clone(), options)?;
+    let handle = engine.add_torrent(meta, args.dir.clone(), options);
     let handles = vec![(name, handle)];
     let outcome = watch(&handles, engine.dht(), false, &interrupted);
     if matches!(outcome, Ok(WatchEnd::Interrupted)) {
@@ -545,7 +540,7 @@ pub fn demo(args: &DemoArgs, verbose: u8) -> Result<(), RunError> {
     };
     let seeder = start_engine(&config, &any_port, loopback)?;
     let seeder_addr = SocketAddr::new(loopback, seeder.port());
-    let seed_handle = seeder.add_torrent(meta.clone(), seed_dir.clone(), options(vec![]))?;
+    let seed_handle = seeder.add_torrent(meta.clone(), seed_dir.clone(), options(vec![]));
     let mut engines = Vec::new();
     let mut handles = Vec::new();
     let mut known = vec![seeder_addr];
@@ -555,7 +550,7 @@ pub fn demo(args: &DemoArgs, verbose: u8) -> Result<(), RunError> {
         let dir = root.join(format!("leecher-{}", i + 1));
         // Each leecher dials the seeder and the leechers before it, so
         // every pair is connected once and pieces flow between leechers.
-        let handle = engine.add_torrent(meta.clone(), dir.clone(), options(known.clone()))?;
+        let handle = engine.add_torrent(meta.clone(), dir.clone(), options(known.clone()));
         known.push(SocketAddr::new(loopback, engine.port()));
         handles.push((format!("leecher {}", i + 1), handle));
         engines.push((engine, dir));

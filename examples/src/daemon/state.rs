@@ -55,9 +55,6 @@ pub enum StateError {
     /// The magnet link's metadata could not be fetched.
     #[error("metadata: {0}")]
     Metadata(#[from] crate::magnet::FetchError),
-    /// The engine could not start the torrent.
-    #[error("cannot start torrent: {0}")]
-    Start(#[from] crate::engine::AddTorrentError),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
@@ -459,7 +456,7 @@ impl Daemon {
             resume_path: Some(resume),
         };
         let dir = e.saved.download_dir.clone();
-        let handle = self.engine.add_torrent(meta, dir, options)?;
+        let handle = self.engine.add_torrent(meta, dir, options);
         let Some(e) = self.get_mut(id) else {
             return Ok(());
         };

@@ -224,7 +224,7 @@ pub struct ConnSetup {
     /// DHT is off or the torrent is private (BEP 27: no DHT bit).
     pub dht: Option<(u16, NodeSink)>,
     /// The manager's inbox.
-    pub to_manager: Sender<ToManager>,
+    pub to_manager: super::actors::Mail<ToManager>,
     /// This connection's orders from the manager.
     pub inbox: Inbox,
 }

@@ -1,25 +1,32 @@
-//! The torrent manager: one thread per torrent that drives a
-//! [`rustico_swarm::Swarm`]. It feeds the swarm what peers, savers and
-//! trackers report, and carries out what the swarm polls out: orders to
-//! peer connections, pieces to the saver pool, addresses to dial,
-//! snapshots to the resume thread, `completed` to the tracker thread.
-//! Every protocol or policy decision is the swarm's.
+//! The torrent manager: one actor per torrent, run by the engine's
+//! worker pool, that drives a [`rustico_swarm::Swarm`]. It feeds the
+//! swarm what peers, the disk pool and trackers report, and carries out
+//! what the swarm polls out: orders to peer connections, pieces and
+//! resume snapshots to the disk pool, addresses to dial, `completed` to
+//! the tracker thread. Every protocol or policy decision is the swarm's.
+//!
+//! A torrent starts by checking its storage on the disk pool
+//! ([`TorrentActor`]'s first phase), runs until it is told to stop (or
+//! completes, unless it keeps seeding), then waits briefly for its peers'
+//! goodbyes, its last resume data and its trackers' `stopped`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
-use rustico_storage::{Options, Storage, WriteError};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TryRecvError};
+use rustico_storage::{Options, Resumed, Storage, WriteError};
 use rustico_swarm::{
     Bitfield, CloseReason, Dial, Disconnect, Event as SwarmEvent, HandshakeInfo, PeerCommand,
     PeerEvent, PeerSource, Remote, Swarm, SwarmConfig, SwarmError,
 };
 
+use super::actors::{Actor, Mail, Step, Waker};
 use super::conn::{self, Closed, ConnInput, ConnSetup, Mailbox, Origin};
+use super::disk::DiskPool;
 use super::tracker::{self, TrackerEvent};
 use super::webseed::{self, WebSeedInput};
 use super::{Control, PeerKey, PeerMsg, Status, ToManager};
@@ -54,6 +61,7 @@ pub(super) struct ManagerSetup {
     pub status: Arc<Status>,
     pub control_tx: Sender<Control>,
     pub control_rx: Receiver<Control>,
+    pub disk: DiskPool,
 }
 
 /// Why a torrent stopped with an error.
@@ -106,9 +114,12 @@ pub enum ManagerError {
         /// The invariant.
         what: &'static str,
     },
+    /// The engine's disk pool has stopped (the process is ending).
+    #[error("the disk pool has stopped")]
+    DiskPoolGone,
 }
 
-/// How a piece fared in the saver.
+/// How a piece fared on the disk pool.
 #[derive(Debug)]
 pub struct SaveResult {
     piece: u32,
@@ -116,13 +127,14 @@ pub struct SaveResult {
     data: Vec<u8>,
 }
 
-struct SaveJob {
-    piece: u32,
-    data: Vec<u8>,
-}
-
-const SAVER_THREADS: usize = 2;
-const SAVER_QUEUE_BYTES: usize = 32 << 20;
+/// Peer messages a manager takes in one run before the other torrents
+/// get their turn.
+const PEER_MESSAGES_PER_RUN: usize = 64;
+/// How long a stopping torrent waits for its peers' goodbyes.
+const GOODBYE: Duration = Duration::from_millis(500);
+/// How long it waits for its trackers' `stopped` announce (bounded in
+/// time by the tracker thread) so the process does not exit first.
+const TRACKER_GOODBYE: Duration = Duration::from_secs(8);
 
 /// Where a peer's orders go.
 enum Link {
@@ -150,193 +162,381 @@ struct Manager {
     encryption: rustico_peer_wire::mse::Policy,
     dht: Option<(u16, crate::dht::NodeSink)>,
     status: Arc<Status>,
-    peer_tx: Sender<ToManager>,
-    saver_tx: Sender<SaveJob>,
+    /// Where connections report (bounded: a peer waits when we lag).
+    peer_tx: Mail<ToManager>,
+    peer_rx: Receiver<ToManager>,
+    /// Our own inbox, for the disk pool and the tracker thread.
+    control_tx: Mail<Control>,
+    control_rx: Receiver<Control>,
+    disk: DiskPool,
+    waker: Waker,
     tracker_tx: Option<Sender<TrackerEvent>>,
     tracker_thread: Option<std::thread::JoinHandle<()>>,
-    resume_tx: Option<Sender<Bitfield>>,
-    resume_thread: Option<std::thread::JoinHandle<()>>,
+    resume: Arc<ResumeWriter>,
     options: TorrentOptions,
 }
 
-pub(super) fn run(setup: ManagerSetup) {
-    let status = setup.status.clone();
-    if let Err(e) = run_inner(setup) {
-        log::error!(target: "rustico", "{e}");
-        // The slot is only ever replaced whole: a poisoned lock still
-        // holds a valid value.
-        *status
-            .error
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(e));
-    }
-    status.stopped.store(true, Ordering::SeqCst);
+/// One torrent in the engine's actor pool, through its phases.
+pub(super) struct TorrentActor {
+    phase: Phase,
+    waker: Waker,
 }
 
-fn run_inner(setup: ManagerSetup) -> Result<(), ManagerError> {
-    let meta = setup.meta;
-    let name = meta.name.clone();
-    let storage =
-        Storage::open(&setup.dir, meta.layout.clone(), Options::default()).map_err(|source| {
-            ManagerError::Storage {
-                name: name.clone(),
-                dir: setup.dir.display().to_string(),
-                source,
+enum Phase {
+    /// The disk pool opens the storage and checks what is on disk; the
+    /// answer comes on `checked`.
+    Starting {
+        setup: Option<Box<ManagerSetup>>,
+        checked: Option<Receiver<Result<Checked, ManagerError>>>,
+    },
+    Running(Box<Manager>),
+    /// Peers were told to close: waiting until `until` at most for their
+    /// goodbyes, and for the last resume data and the trackers.
+    Stopping {
+        manager: Box<Manager>,
+        until: Instant,
+    },
+    Done,
+}
+
+/// What the disk pool found when the torrent started.
+struct Checked {
+    storage: Arc<Storage>,
+    resumed: Resumed,
+    resume_path: PathBuf,
+    started: Instant,
+}
+
+impl TorrentActor {
+    pub(super) fn new(setup: ManagerSetup, waker: Waker) -> TorrentActor {
+        TorrentActor {
+            phase: Phase::Starting {
+                setup: Some(Box::new(setup)),
+                checked: None,
+            },
+            waker,
+        }
+    }
+}
+
+impl Actor for TorrentActor {
+    fn run(&mut self, now: Instant) -> Step {
+        loop {
+            self.phase = match std::mem::replace(&mut self.phase, Phase::Done) {
+                Phase::Starting { setup, checked } => match self.start(setup, checked) {
+                    Ok(next) => next,
+                    Err((status, e)) => {
+                        fail(&status, e);
+                        status.stopped.store(true, Ordering::SeqCst);
+                        return Step::Done;
+                    }
+                },
+                Phase::Running(mut manager) => match manager.step(now) {
+                    Ok(Some(step)) => {
+                        self.phase = Phase::Running(manager);
+                        return step;
+                    }
+                    Ok(None) => {
+                        manager.begin_stop();
+                        Phase::Stopping {
+                            manager,
+                            until: Instant::now() + GOODBYE,
+                        }
+                    }
+                    Err(e) => {
+                        fail(&manager.status, e);
+                        manager.begin_stop();
+                        Phase::Stopping {
+                            manager,
+                            until: Instant::now() + GOODBYE,
+                        }
+                    }
+                },
+                Phase::Stopping { mut manager, until } => match manager.stopping(until) {
+                    Some(at) => {
+                        self.phase = Phase::Stopping { manager, until };
+                        return Step::Wait(Some(at));
+                    }
+                    None => {
+                        manager.finish();
+                        return Step::Done;
+                    }
+                },
+                Phase::Done => return Step::Done,
+            };
+            if let Phase::Starting { .. } = self.phase {
+                return Step::Wait(None);
             }
-        })?;
-    let storage = Arc::new(storage);
+        }
+    }
+}
+
+impl TorrentActor {
+    /// The first run hands the storage check to the disk pool; a later
+    /// one takes its answer and builds the manager. Still waiting: the
+    /// same phase back.
+    #[allow(clippy::type_complexity)]
+    fn start(
+        &mut self,
+        setup: Option<Box<ManagerSetup>>,
+        checked: Option<Receiver<Result<Checked, ManagerError>>>,
+    ) -> Result<Phase, (Arc<Status>, ManagerError)> {
+        let Some(setup) = setup else {
+            debug_assert!(false, "a starting torrent without its setup");
+            return Ok(Phase::Done);
+        };
+        let Some(rx) = checked else {
+            let (tx, rx) = bounded(1);
+            let job = check_storage(&setup);
+            let waker = self.waker.clone();
+            let queued = setup.disk.run(move || {
+                let _ = tx.send(job());
+                waker.wake();
+            });
+            if !queued {
+                return Err((setup.status.clone(), ManagerError::DiskPoolGone));
+            }
+            return Ok(Phase::Starting {
+                setup: Some(setup),
+                checked: Some(rx),
+            });
+        };
+        match rx.try_recv() {
+            Err(TryRecvError::Empty) => Ok(Phase::Starting {
+                setup: Some(setup),
+                checked: Some(rx),
+            }),
+            Err(TryRecvError::Disconnected) => {
+                Err((setup.status.clone(), ManagerError::DiskPoolGone))
+            }
+            Ok(Err(e)) => Err((setup.status.clone(), e)),
+            Ok(Ok(checked)) => {
+                let status = setup.status.clone();
+                match Manager::new(*setup, checked, self.waker.clone()) {
+                    Ok(manager) => Ok(Phase::Running(Box::new(manager))),
+                    Err(e) => Err((status, e)),
+                }
+            }
+        }
+    }
+}
+
+/// Records why a torrent stopped with an error.
+fn fail(status: &Status, e: ManagerError) {
+    log::error!(target: "rustico", "{e}");
+    // The slot is only ever replaced whole: a poisoned lock still holds a
+    // valid value.
+    *status.error.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(e));
+}
+
+/// The job that opens a torrent's storage and checks what is on disk
+/// (its resume data, or every piece).
+fn check_storage(
+    setup: &ManagerSetup,
+) -> impl FnOnce() -> Result<Checked, ManagerError> + Send + 'static {
+    let (meta_name, layout, dir, status) = (
+        setup.meta.name.clone(),
+        setup.meta.layout.clone(),
+        setup.dir.clone(),
+        setup.status.clone(),
+    );
     let resume_path = setup.options.resume_path.clone().unwrap_or_else(|| {
         setup
             .dir
-            .join(format!(".{}.rustico-resume", meta.hex_hash()))
+            .join(format!(".{}.rustico-resume", setup.meta.hex_hash()))
     });
-    let status = setup.status;
-    status
-        .total_bytes
-        .store(meta.total_length, Ordering::Relaxed);
-    let started = Instant::now();
-    status.checking.store(true, Ordering::Relaxed);
-    let resumed = storage.resume_or_recheck(&resume_path, &|_| {}, &AtomicBool::new(false));
-    status.checking.store(false, Ordering::Relaxed);
-    let resumed = resumed.map_err(|source| ManagerError::Recheck {
-        name: name.clone(),
-        source,
-    })?;
-    log::info!(
-        target: "rustico",
-        "{name}: {} of {} pieces already on disk ({} rechecked in {:.1} s)",
-        resumed.have.count(),
-        meta.num_pieces,
-        resumed.pieces_rechecked,
-        started.elapsed().as_secs_f64()
-    );
-    let mut web_seeds = Vec::new();
-    for base in &meta.web_seeds {
-        if base.starts_with("http://") || base.starts_with("https://") {
-            web_seeds.push(base.clone());
-        } else {
-            log::warn!(target: "rustico", "{name}: web seed {base}: not HTTP(S); skipped");
+    move || {
+        let name = meta_name;
+        let storage = Storage::open(&dir, layout, Options::default()).map_err(|source| {
+            ManagerError::Storage {
+                name: name.clone(),
+                dir: dir.display().to_string(),
+                source,
+            }
+        })?;
+        let started = Instant::now();
+        status.checking.store(true, Ordering::Relaxed);
+        let resumed = storage.resume_or_recheck(&resume_path, &|_| {}, &AtomicBool::new(false));
+        status.checking.store(false, Ordering::Relaxed);
+        let resumed = resumed.map_err(|source| ManagerError::Recheck { name, source })?;
+        Ok(Checked {
+            storage: Arc::new(storage),
+            resumed,
+            resume_path,
+            started,
+        })
+    }
+}
+
+/// A torrent's resume data, written on the disk pool: only the latest
+/// snapshot matters, and two writes of one torrent never overlap.
+struct ResumeWriter {
+    name: String,
+    storage: Arc<Storage>,
+    path: PathBuf,
+    latest: Mutex<Option<Bitfield>>,
+    writing: Mutex<()>,
+}
+
+impl ResumeWriter {
+    /// Saves `have` soon (a snapshot not yet written is replaced); the
+    /// actor is woken once it is written.
+    fn save(self: &Arc<Self>, have: Bitfield, disk: &DiskPool, waker: &Waker) {
+        let queue = {
+            let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+            latest.replace(have).is_none()
+        };
+        if queue {
+            let (me, waker) = (Arc::clone(self), waker.clone());
+            // Saving fsyncs the data first, which must not stall a worker.
+            disk.run(move || {
+                me.write();
+                waker.wake();
+            });
         }
     }
-    let mut config = SwarmConfig::new(meta.total_length, meta.piece_length, setup.peer_id);
-    config.listen_port = Some(setup.port);
-    config.private = meta.private;
-    config.max_peers = setup.peers_per_torrent;
-    config.max_peers_per_ip = setup.peers_per_ip;
-    config.upload_slots = setup.upload_slots;
-    config.seed = super::seed_from_clock();
-    config.web_seeds = web_seeds.len();
-    config.block_hashes = meta.block_layers.is_some();
-    let now = Instant::now();
-    let swarm_error = |source| ManagerError::Swarm {
-        name: name.clone(),
-        source,
-    };
-    let mut swarm = Swarm::new(config, resumed.have, now).map_err(swarm_error)?;
-    status
-        .have_bytes
-        .store(swarm.stats().have_bytes, Ordering::Relaxed);
 
-    // Peers block (and TCP pushes back) when the manager falls behind; a
-    // message is the events of one wake-up, at most about 1 MiB of blocks.
-    let (peer_tx, peer_rx) = bounded::<ToManager>(64);
-    // Room for about 32 MiB of pieces waiting to be hashed and written:
-    // enough to absorb a burst without the manager (and so every peer's
-    // pipeline) stalling on the savers, bounded whatever the piece size.
-    let queue = (SAVER_QUEUE_BYTES / meta.piece_length.max(1) as usize).clamp(2, 256);
-    let (saver_tx, saver_rx) = bounded::<SaveJob>(queue);
-    for _ in 0..SAVER_THREADS {
-        let rx = saver_rx.clone();
-        let storage = storage.clone();
-        let control = setup.control_tx.clone();
-        super::spawn("saver", move || saver(&rx, &storage, &control))?;
-    }
-    drop(saver_rx);
-    let (tracker_tx, tracker_thread) = if setup.options.use_trackers && !meta.trackers.is_empty() {
-        let (tx, rx) = unbounded();
-        let t = tracker::TrackerSetup {
-            tiers: meta.trackers.clone(),
-            info_hashes: std::iter::once(meta.info_hash)
-                .chain(meta.v2_swarm)
-                .collect(),
-            peer_id: setup.peer_id,
-            port: setup.port,
-            status: status.clone(),
-            control: setup.control_tx.clone(),
-            events: rx,
-        };
-        (
-            Some(tx),
-            Some(super::spawn("tracker", move || tracker::run(t))?),
-        )
-    } else {
-        (None, None)
-    };
-    let (resume_tx, resume_rx) = unbounded::<Bitfield>();
-    let resume_thread = {
-        let storage = storage.clone();
-        let name = name.clone();
-        super::spawn("resume", move || {
-            while let Ok(mut have) = resume_rx.recv() {
-                // Only the latest snapshot matters.
-                while let Ok(newer) = resume_rx.try_recv() {
-                    have = newer;
-                }
-                if let Err(e) = storage.save_resume(&resume_path, &have) {
-                    log::warn!(target: "rustico", "{name}: saving resume data failed: {e}");
-                }
+    fn write(&self) {
+        let _one_at_a_time = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        let have = self
+            .latest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(have) = have {
+            if let Err(e) = self.storage.save_resume(&self.path, &have) {
+                log::warn!(target: "rustico", "{}: saving resume data failed: {e}", self.name);
             }
-        })?
-    };
-    swarm.handle_candidates(setup.options.peers.iter().copied(), PeerSource::User, now);
-    if swarm.is_complete() {
-        status.complete_on_disk.store(true, Ordering::SeqCst);
-        status.complete.store(true, Ordering::SeqCst);
+        }
     }
-    let served_hashes = meta.served_hashes(&storage);
-    let mut m = Manager {
-        meta,
-        swarm,
-        storage,
-        served_hashes,
-        failed_copies: HashMap::new(),
-        links: HashMap::new(),
-        web_seeds,
-        peer_id: setup.peer_id,
-        listen_port: setup.port,
-        encryption: setup.encryption,
-        dht: setup.dht,
-        status,
-        peer_tx,
-        saver_tx,
-        tracker_tx,
-        tracker_thread,
-        resume_tx: Some(resume_tx),
-        resume_thread: Some(resume_thread),
-        options: setup.options,
-    };
-    let result = m.event_loop(&peer_rx, &setup.control_rx);
-    m.shut_down(&peer_rx);
-    result
+
+    /// Nothing waits to be written, and nothing is being written.
+    fn idle(&self) -> bool {
+        self.latest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
+            && self.writing.try_lock().is_ok()
+    }
+}
+
+impl Manager {
+    fn new(setup: ManagerSetup, checked: Checked, waker: Waker) -> Result<Manager, ManagerError> {
+        let Checked {
+            storage,
+            resumed,
+            resume_path,
+            started,
+        } = checked;
+        let meta = setup.meta;
+        let name = meta.name.clone();
+        let status = setup.status;
+        status
+            .total_bytes
+            .store(meta.total_length, Ordering::Relaxed);
+        log::info!(
+            target: "rustico",
+            "{name}: {} of {} pieces already on disk ({} rechecked in {:.1} s)",
+            resumed.have.count(),
+            meta.num_pieces,
+            resumed.pieces_rechecked,
+            started.elapsed().as_secs_f64()
+        );
+        let mut web_seeds = Vec::new();
+        for base in &meta.web_seeds {
+            if base.starts_with("http://") || base.starts_with("https://") {
+                web_seeds.push(base.clone());
+            } else {
+                log::warn!(target: "rustico", "{name}: web seed {base}: not HTTP(S); skipped");
+            }
+        }
+        let mut config = SwarmConfig::new(meta.total_length, meta.piece_length, setup.peer_id);
+        config.listen_port = Some(setup.port);
+        config.private = meta.private;
+        config.max_peers = setup.peers_per_torrent;
+        config.max_peers_per_ip = setup.peers_per_ip;
+        config.upload_slots = setup.upload_slots;
+        config.seed = super::seed_from_clock();
+        config.web_seeds = web_seeds.len();
+        config.block_hashes = meta.block_layers.is_some();
+        let now = Instant::now();
+        let swarm_error = |source| ManagerError::Swarm {
+            name: name.clone(),
+            source,
+        };
+        let mut swarm = Swarm::new(config, resumed.have, now).map_err(swarm_error)?;
+        status
+            .have_bytes
+            .store(swarm.stats().have_bytes, Ordering::Relaxed);
+
+        // Peers block (and TCP pushes back) when the manager falls behind; a
+        // message is the events of one wake-up, at most about 1 MiB of blocks.
+        let (peer_tx, peer_rx) = bounded::<ToManager>(64);
+        let control_tx = Mail::new(setup.control_tx, waker.clone());
+        let (tracker_tx, tracker_thread) =
+            if setup.options.use_trackers && !meta.trackers.is_empty() {
+                let (tx, rx) = unbounded();
+                let t = tracker::TrackerSetup {
+                    tiers: meta.trackers.clone(),
+                    info_hashes: std::iter::once(meta.info_hash)
+                        .chain(meta.v2_swarm)
+                        .collect(),
+                    peer_id: setup.peer_id,
+                    port: setup.port,
+                    status: status.clone(),
+                    control: control_tx.clone(),
+                    events: rx,
+                };
+                (
+                    Some(tx),
+                    Some(super::spawn("tracker", move || tracker::run(t))?),
+                )
+            } else {
+                (None, None)
+            };
+        let resume = Arc::new(ResumeWriter {
+            name: name.clone(),
+            storage: storage.clone(),
+            path: resume_path,
+            latest: Mutex::new(None),
+            writing: Mutex::new(()),
+        });
+        swarm.handle_candidates(setup.options.peers.iter().copied(), PeerSource::User, now);
+        if swarm.is_complete() {
+            status.complete_on_disk.store(true, Ordering::SeqCst);
+            status.complete.store(true, Ordering::SeqCst);
+        }
+        let served_hashes = meta.served_hashes(&storage);
+        Ok(Manager {
+            meta,
+            swarm,
+            storage,
+            served_hashes,
+            failed_copies: HashMap::new(),
+            links: HashMap::new(),
+            web_seeds,
+            peer_id: setup.peer_id,
+            listen_port: setup.port,
+            encryption: setup.encryption,
+            dht: setup.dht,
+            status,
+            peer_tx: Mail::new(peer_tx, waker.clone()),
+            peer_rx,
+            control_tx,
+            control_rx: setup.control_rx,
+            disk: setup.disk,
+            waker,
+            tracker_tx,
+            tracker_thread,
+            resume,
+            options: setup.options,
+        })
+    }
 }
 
 /// Failed v2 pieces whose block hashes the manager keeps at once (the
 /// swarm asks for no more than its suspect pieces either).
 const MAX_FAILED_COPIES: usize = 64;
-
-fn saver(rx: &Receiver<SaveJob>, storage: &Storage, control: &Sender<Control>) {
-    for job in rx {
-        let outcome = storage.write_piece(job.piece, &job.data);
-        let result = SaveResult {
-            piece: job.piece,
-            outcome,
-            data: job.data,
-        };
-        if control.send(Control::Saved(result)).is_err() {
-            return;
-        }
-    }
-}
 
 /// A session's report as the swarm takes it (`None`: the connection
 /// thread handles it itself).
@@ -360,34 +560,41 @@ fn peer_event(event: Event) -> Option<PeerEvent> {
 }
 
 impl Manager {
-    fn event_loop(
-        &mut self,
-        peer_rx: &Receiver<ToManager>,
-        control_rx: &Receiver<Control>,
-    ) -> Result<(), ManagerError> {
+    /// One run: the engine's orders, then up to
+    /// [`PEER_MESSAGES_PER_RUN`] peer messages, then the swarm's timers;
+    /// then the swarm's outputs are carried out. `None`: the torrent
+    /// stops (told to, or complete and not seeding).
+    fn step(&mut self, now: Instant) -> Result<Option<Step>, ManagerError> {
         loop {
+            match self.control_rx.try_recv() {
+                Ok(Control::Stop) | Err(TryRecvError::Disconnected) => return Ok(None),
+                Ok(c) => self.handle_control(c)?,
+                Err(TryRecvError::Empty) => break,
+            }
             self.carry_out()?;
-            if self.swarm.is_complete()
-                && self.swarm.pieces_saving() == 0
-                && !self.options.keep_seeding
-            {
-                return Ok(());
-            }
-            let timer = self
-                .swarm
-                .poll_timeout()
-                .map_or_else(crossbeam_channel::never, crossbeam_channel::at);
-            select! {
-                recv(peer_rx) -> msg => if let Ok(ToManager::Peer(key, msg)) = msg {
-                    self.handle_peer(key, msg)?;
-                },
-                recv(control_rx) -> c => match c {
-                    Ok(Control::Stop) | Err(_) => return Ok(()),
-                    Ok(c) => self.handle_control(c)?,
-                },
-                recv(timer) -> _ => self.swarm.handle_timeout(Instant::now()),
-            }
         }
+        for _ in 0..PEER_MESSAGES_PER_RUN {
+            let Ok(ToManager::Peer(key, msg)) = self.peer_rx.try_recv() else {
+                break;
+            };
+            self.handle_peer(key, msg)?;
+            self.carry_out()?;
+        }
+        if self.swarm.poll_timeout().is_some_and(|t| t <= now) {
+            self.swarm.handle_timeout(Instant::now());
+        }
+        self.carry_out()?;
+        if self.swarm.is_complete() && self.swarm.pieces_saving() == 0 && !self.options.keep_seeding
+        {
+            return Ok(None);
+        }
+        // More waiting: another turn once the other torrents had theirs.
+        let next = if self.peer_rx.is_empty() {
+            self.swarm.poll_timeout()
+        } else {
+            Some(now)
+        };
+        Ok(Some(Step::Wait(next)))
     }
 
     /// Drains the swarm's outputs, in the order its docs give.
@@ -396,17 +603,22 @@ impl Manager {
             self.send(key, command);
         }
         while let Some(piece) = self.swarm.poll_piece() {
-            // The savers end only when the manager does (or panic): a
-            // piece sent nowhere would leave the swarm waiting forever.
-            let sent = self.saver_tx.send(SaveJob {
-                piece: piece.piece,
-                data: piece.data,
+            let (storage, control) = (self.storage.clone(), self.control_tx.clone());
+            // The disk pool ends only with the engine: a piece sent
+            // nowhere would leave the swarm waiting forever.
+            let sent = self.disk.run(move || {
+                let outcome = storage.write_piece(piece.piece, &piece.data);
+                let _ = control.send(Control::Saved(SaveResult {
+                    piece: piece.piece,
+                    outcome,
+                    data: piece.data,
+                }));
             });
-            if sent.is_err() {
-                debug_assert!(false, "every saver thread ended");
+            if !sent {
+                debug_assert!(false, "the disk pool ended");
                 return Err(ManagerError::Internal {
                     name: self.meta.name.clone(),
-                    what: "every saver thread ended",
+                    what: "the disk pool ended while a torrent ran",
                 });
             }
         }
@@ -601,12 +813,7 @@ impl Manager {
                 "{name}: banning peer {}: {reason}",
                 self.name_of(remote)
             ),
-            SwarmEvent::SaveResume(have) => {
-                // Saving fsyncs the data first, which must not stall us.
-                if let Some(tx) = &self.resume_tx {
-                    let _ = tx.send(have);
-                }
-            }
+            SwarmEvent::SaveResume(have) => self.resume.save(have, &self.disk, &self.waker),
             SwarmEvent::PexReceived {
                 peer,
                 learned,
@@ -799,44 +1006,58 @@ impl Manager {
         Ok(())
     }
 
-    fn shut_down(&mut self, peer_rx: &Receiver<ToManager>) {
+    /// Tells every peer to close, saves the last resume data and tells
+    /// the trackers `stopped`; [`stopping`](Self::stopping) waits for it.
+    fn begin_stop(&mut self) {
         self.swarm.close_all(CloseReason::Shutdown);
         while let Some((key, command)) = self.swarm.poll_command() {
             self.send(key, command);
         }
-        if let Some(tx) = self.resume_tx.take() {
-            let _ = tx.send(self.swarm.have().clone());
-        }
+        self.resume
+            .save(self.swarm.have().clone(), &self.disk, &self.waker);
         if let Some(tx) = self.tracker_tx.take() {
             let _ = tx.send(TrackerEvent::Stopped);
         }
-        // Let connections say goodbye (briefly) so their threads end, and
-        // count their last bytes.
-        let deadline = Instant::now() + Duration::from_millis(500);
-        while !self.links.is_empty() {
-            match peer_rx.recv_deadline(deadline) {
-                Ok(ToManager::Peer(key, msg @ (PeerMsg::Closed(_) | PeerMsg::Events(_)))) => {
-                    // Stopping anyway: a bug is still worth a line.
-                    if let Err(e) = self.handle_peer(key, msg) {
-                        log::error!(target: "rustico", "{e}");
-                    }
+    }
+
+    /// A stopping torrent's run: takes its peers' last words. `None` once
+    /// they are all gone (or `until` passed), the resume data is written
+    /// and the `stopped` announce is done (or took too long); else when
+    /// to look again.
+    fn stopping(&mut self, until: Instant) -> Option<Instant> {
+        while let Ok(ToManager::Peer(key, msg)) = self.peer_rx.try_recv() {
+            if let msg @ (PeerMsg::Closed(_) | PeerMsg::Events(_)) = msg {
+                // Stopping anyway: a bug is still worth a line.
+                if let Err(e) = self.handle_peer(key, msg) {
+                    log::error!(target: "rustico", "{e}");
                 }
-                Ok(_) => {}
-                Err(_) => break,
             }
         }
+        while let Ok(c) = self.control_rx.try_recv() {
+            // A finished piece or a new peer is of no use now.
+            if let Control::Detail(reply) = c {
+                let _ = reply.send(self.detail());
+            }
+        }
+        let now = Instant::now();
+        let goodbyes = self.links.is_empty() || now >= until;
+        let tracker = self.tracker_thread.as_ref().is_none_or(|t| t.is_finished())
+            || now >= until + TRACKER_GOODBYE;
+        if goodbyes && tracker && self.resume.idle() {
+            return None;
+        }
+        // Peers and the resume writer wake us; the tracker thread does not.
+        let poll = now + Duration::from_millis(20);
+        Some(if goodbyes { poll } else { until.min(poll) })
+    }
+
+    /// The torrent has ended.
+    fn finish(&mut self) {
         self.publish();
         self.status.peers.store(0, Ordering::Relaxed);
-        if let Some(t) = self.resume_thread.take() {
+        if let Some(t) = self.tracker_thread.take().filter(|t| t.is_finished()) {
             let _ = t.join();
         }
-        // The `stopped` announce is bounded in time; wait for it so the
-        // process does not exit first.
-        if let Some(t) = self.tracker_thread.take() {
-            let deadline = Instant::now() + Duration::from_secs(8);
-            while !t.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
+        self.status.stopped.store(true, Ordering::SeqCst);
     }
 }

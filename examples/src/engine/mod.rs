@@ -2,17 +2,22 @@
 //!
 //! ```text
 //!   server (listener + handshake pool) --route by info-hash--> torrent manager
-//!   tracker thread <--peers / events-->  torrent manager  --jobs--> piece saver
+//!   tracker thread <--peers / events-->  torrent manager  --jobs--> disk pool
 //!   peer connection threads <--commands / events--> torrent manager
 //! ```
 //!
-//! Each torrent has one manager thread that drives its `rustico_swarm`
-//! state machine (peers, picker, choker, connection policy); each peer has
-//! one connection thread (and a socket reader); the saver verifies and
-//! writes pieces off the network threads; the tracker thread announces. The [`Engine`] holds what torrents
-//! share: the listen port and the routing table.
+//! Each torrent has one manager, an actor that drives its `rustico_swarm`
+//! state machine (peers, picker, choker, connection policy); managers run
+//! on a fixed pool of worker threads ([`actors`]), so torrents cost no
+//! thread of their own. Each peer has one connection thread (and a socket
+//! reader); the disk pool ([`disk`]) checks, verifies and writes pieces
+//! and resume data for every torrent; a torrent with trackers has a
+//! tracker thread. The [`Engine`] holds what torrents share: the listen
+//! port, the routing table and the two pools.
 
+pub mod actors;
 pub mod conn;
+pub mod disk;
 pub mod link;
 mod manager;
 mod tracker;
@@ -33,6 +38,7 @@ use rustico_peer_wire::{Bitfield, BlockRequest, PexMessage};
 
 use crate::meta::TorrentMeta;
 use crate::progress::Snapshot;
+use actors::Mail;
 
 pub use manager::{ManagerError, TorrentOptions};
 
@@ -277,7 +283,7 @@ pub struct EngineConfig {
 /// info-hash by MSE's `HASH('req2', info-hash)`.
 #[derive(Default)]
 struct RouteTable {
-    by_hash: HashMap<[u8; 20], Sender<Control>>,
+    by_hash: HashMap<[u8; 20], Mail<Control>>,
     by_skey: HashMap<[u8; 20], [u8; 20]>,
 }
 
@@ -294,23 +300,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Why [`Engine::add_torrent`] failed.
-#[derive(Debug, thiserror::Error)]
-pub enum AddTorrentError {
-    /// The torrent's manager thread could not be started.
-    #[error("{name}: cannot start the torrent's thread: {source}")]
-    Thread {
-        /// The torrent.
-        name: String,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
 /// A running client: one listen port shared by its torrents.
 pub struct Engine {
     config: EngineConfig,
+    /// The worker threads every torrent's manager runs on.
+    pool: actors::Pool,
+    /// The threads every torrent's file I/O runs on.
+    disk: disk::DiskPool,
     peer_id: [u8; 20],
     port: u16,
     routes: Routes,
@@ -425,7 +421,15 @@ impl Engine {
             }
             None => None,
         };
+        // As many workers and disk threads as cores (at least 2, at most
+        // 8): torrents are sans-IO state machines and disk jobs are
+        // hashing and writing, both CPU-bound.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
+        let pool = actors::Pool::new(cores)?;
+        log::debug!(target: "rustico", "{} threads run the torrents, {cores} their file I/O", pool.threads());
         Ok(Engine {
+            pool,
+            disk: disk::DiskPool::new(cores)?,
             peer_id: make_peer_id(),
             config,
             port,
@@ -457,7 +461,7 @@ impl Engine {
         meta: TorrentMeta,
         dir: PathBuf,
         options: TorrentOptions,
-    ) -> Result<TorrentHandle, AddTorrentError> {
+    ) -> TorrentHandle {
         let (control_tx, control_rx) = unbounded();
         let status = Arc::new(Status::default());
         status
@@ -468,18 +472,12 @@ impl Engine {
         let hashes: Vec<[u8; 20]> = std::iter::once(meta.info_hash)
             .chain(meta.v2_swarm)
             .collect();
-        // BEP 27: a private torrent's peers come from its trackers only.
-        if let Some(dht) = self.dht.as_ref().filter(|_| !meta.private) {
-            for hash in &hashes {
-                dht.add_torrent(*hash, control_tx.clone(), self.port);
-            }
-        }
+        let private = meta.private;
         let dht = self
             .dht
             .as_ref()
             .filter(|_| !meta.private)
             .map(|d| (d.port(), d.node_sink()));
-        let name = meta.name.clone();
         let setup = manager::ManagerSetup {
             dht,
             meta,
@@ -494,9 +492,18 @@ impl Engine {
             status: status.clone(),
             control_tx: control_tx.clone(),
             control_rx,
+            disk: self.disk.clone(),
         };
-        let thread = spawn("torrent", move || manager::run(setup))
-            .map_err(|source| AddTorrentError::Thread { name, source })?;
+        let waker = self
+            .pool
+            .start(move |waker| manager::TorrentActor::new(setup, waker));
+        let control_tx = Mail::new(control_tx, waker);
+        // BEP 27: a private torrent's peers come from its trackers only.
+        if let Some(dht) = self.dht.as_ref().filter(|_| !private) {
+            for hash in &hashes {
+                dht.add_torrent(*hash, control_tx.clone(), self.port);
+            }
+        }
         {
             let mut routes = lock(&self.routes);
             for hash in hashes {
@@ -506,11 +513,10 @@ impl Engine {
                     .insert(rustico_peer_wire::mse::skey_hash(&hash), hash);
             }
         }
-        Ok(TorrentHandle {
+        TorrentHandle {
             control: control_tx,
             status,
-            thread: Some(thread),
-        })
+        }
     }
 
     /// Stops accepting peers.
@@ -563,9 +569,8 @@ fn route_incoming(stream: TcpStream, addr: SocketAddr, policy: Policy, routes: &
 
 /// A running torrent.
 pub struct TorrentHandle {
-    control: Sender<Control>,
+    control: Mail<Control>,
     status: Arc<Status>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl TorrentHandle {
@@ -584,16 +589,11 @@ impl TorrentHandle {
 
     /// Asks the torrent to stop (peers closed, resume data saved, trackers
     /// told `stopped`) and waits for it, at most `timeout`.
-    pub fn stop(mut self, timeout: Duration) {
+    pub fn stop(self, timeout: Duration) {
         let _ = self.control.send(Control::Stop);
         let start = std::time::Instant::now();
-        if let Some(t) = self.thread.take() {
-            while !t.is_finished() && start.elapsed() < timeout {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            }
+        while !self.status.stopped.load(Ordering::SeqCst) && start.elapsed() < timeout {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

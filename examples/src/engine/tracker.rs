@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rustico_tracker_client::{
     AnnouncePass, AnnounceRequest, AnnounceResponse, Client, Error, Event, PassConfig,
     ReannounceSchedule, ScheduleConfig, TrackerList, TrackerPosition, TransportConfig,
@@ -37,7 +37,7 @@ pub(super) struct TrackerSetup {
     pub peer_id: [u8; 20],
     pub port: u16,
     pub status: Arc<Status>,
-    pub control: Sender<Control>,
+    pub control: super::actors::Mail<Control>,
     pub events: Receiver<TrackerEvent>,
 }
 

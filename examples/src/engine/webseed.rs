@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rustico_peer_wire::{Bitfield as Bits, BlockRequest};
 
 use super::conn::{Closed, Ending};
@@ -57,7 +57,7 @@ pub struct WebSeedSetup {
     /// Pieces in the torrent.
     pub num_pieces: u32,
     /// The manager's inbox.
-    pub to_manager: Sender<ToManager>,
+    pub to_manager: super::actors::Mail<ToManager>,
     /// This pseudo-peer's inbox.
     pub inbox: Receiver<WebSeedInput>,
 }
