@@ -68,7 +68,8 @@ pub(crate) struct Activity {
     /// Our upload counter at the last observation.
     pub(crate) uploaded_seen: u64,
     /// It was found [`hogging`](Self::hogging) an upload slot on this
-    /// connection: the choker passes it over from then on.
+    /// connection: the choker passes it over while others want the
+    /// slots, until it takes something.
     pub(crate) hog: bool,
 }
 
@@ -111,6 +112,10 @@ impl Activity {
     /// `now` (blocks received come through
     /// [`block_received`](Self::block_received)).
     pub(crate) fn observe(&mut self, up: u64, stance: Stance, now: Instant) {
+        if up != self.uploaded_seen {
+            // It takes what it is given: no hog (any more).
+            self.hog = false;
+        }
         let payload = self.useful_down.saturating_add(up);
         if payload != self.payload_seen {
             self.payload_seen = payload;

@@ -1685,6 +1685,17 @@ impl Swarm {
             self.timers
                 .set(Timer::Rechoke, Some(now + self.cfg.rechoke_interval));
         }
+        // A peer that held an upload slot and took nothing is passed over
+        // (see `check_slots`) while others want the slots. With a slot to
+        // spare it gets one again: it may have been waiting out a back-off
+        // of its own, and passing it over for good starved it.
+        let eager = self
+            .peers
+            .iter()
+            .flatten()
+            .filter(|p| p.active_peer() && p.peer_interested && !p.activity.hog)
+            .count();
+        let spare = eager < self.cfg.upload_slots;
         let states: Vec<ChokeState<PeerKey>> = self
             .peers
             .iter()
@@ -1692,9 +1703,7 @@ impl Swarm {
             .filter(|p| p.active_peer())
             .map(|p| ChokeState {
                 key: p.key,
-                // A peer that held an upload slot and took nothing is
-                // passed over (see `check_slots`).
-                interested: p.peer_interested && !p.activity.hog,
+                interested: p.peer_interested && (spare || !p.activity.hog),
                 rate_from_peer: p.down_rate,
                 rate_to_peer: p.up_rate,
             })

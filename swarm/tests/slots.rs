@@ -156,6 +156,51 @@ fn an_unchoked_peer_that_takes_nothing_loses_its_upload_slot() {
     assert!(unchoked >= 1, "its slot went to a waiting peer");
 }
 
+/// Found in `pex.rs`: a leecher waiting out a back-off of its own was
+/// marked a hog by its only seed and never unchoked again, one piece
+/// short. A hog is passed over only while others want the slots.
+#[test]
+fn a_hog_keeps_a_spare_slot_and_is_passed_over_only_when_others_want_it() {
+    let mut cfg = config(4);
+    cfg.upload_slots = 2;
+    let mut h = Harness::new(cfg, Bitfield::full(4));
+    let hog = h.swarm.handle_incoming(from(1, 1), h.now).unwrap();
+    h.handshake(hog, 1, true);
+    h.event(hog, PeerEvent::Pieces(Bitfield::new(4)));
+    h.event(hog, PeerEvent::Interested(true));
+    let other = h.swarm.handle_incoming(from(2, 1), h.now).unwrap();
+    h.handshake(other, 2, true);
+    h.event(other, PeerEvent::Pieces(Bitfield::new(4)));
+    h.event(other, PeerEvent::Interested(true));
+    // The hog takes nothing past its time-out while the other takes data.
+    for _ in 0..(h.swarm.config().unused_unchoke_timeout.as_secs() + 12) {
+        h.event(other, PeerEvent::Transferred { down: 0, up: 16384 });
+        h.advance(Duration::from_secs(1));
+    }
+    // One eager peer and two slots: the hog keeps a spare slot.
+    assert!(!h.swarm.peer_stats(hog).unwrap().am_choking);
+    assert!(!h.swarm.peer_stats(other).unwrap().am_choking);
+    // Two more peers want the slots (and take what they get): now the
+    // hog is passed over.
+    let mut eager = vec![other];
+    for i in 3..5 {
+        let k = h.swarm.handle_incoming(from(i, 1), h.now).unwrap();
+        h.handshake(k, i, true);
+        h.event(k, PeerEvent::Pieces(Bitfield::new(4)));
+        h.event(k, PeerEvent::Interested(true));
+        eager.push(k);
+    }
+    for _ in 0..11 {
+        for &k in &eager {
+            if !h.swarm.peer_stats(k).unwrap().am_choking {
+                h.event(k, PeerEvent::Transferred { down: 0, up: 16384 });
+            }
+        }
+        h.advance(Duration::from_secs(1));
+    }
+    assert!(h.swarm.peer_stats(hog).unwrap().am_choking, "passed over");
+}
+
 #[test]
 fn the_same_id_from_another_address_is_no_duplicate() {
     let mut h = Harness::new(config(4), Bitfield::full(4));
