@@ -90,6 +90,9 @@ struct Peer {
     pex_synced: bool,
     /// The set changed since its last PEX message: poll for one.
     pex_dirty: bool,
+    /// No PEX message may go before this (one a minute): until then the
+    /// set is not handed to its `PexState`, which would not use it.
+    pex_due: Option<Instant>,
     /// The stall clock: the last block, or when requests started waiting.
     waiting_since: Instant,
     /// No new requests before this (after a reject or a stall).
@@ -141,6 +144,7 @@ impl Peer {
             pex: None,
             pex_synced: false,
             pex_dirty: true,
+            pex_due: None,
             waiting_since: now,
             hold_until: None,
             fruitless: 0,
@@ -316,11 +320,15 @@ const BLOCK_HASH_ASKS_AT_ONCE: usize = 2;
 /// waits for a good copy of the piece instead.
 const MAX_BLOCK_HASH_ASKS: usize = 4;
 
-/// The live peer `key` names, borrowing only the table.
 /// Rechokes made at once for changes of interest are at least this far
 /// apart (see `Swarm::quick_rechoke`).
 const QUICK_RECHOKE_GAP: Duration = Duration::from_millis(200);
 
+/// Least time between two PEX messages to one peer (BEP 11: one a
+/// minute); the swarm's `PexState`s are built with it.
+const PEX_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The live peer `key` names, borrowing only the table.
 fn slot_mut(peers: &mut [Option<Peer>], key: PeerKey) -> Option<&mut Peer> {
     peers
         .get_mut(key.index() as usize)
@@ -1456,7 +1464,13 @@ impl Swarm {
             }
         }
         if pex && !private && peer.pex.is_none() {
-            let mut state = PexState::new(addr, PexConfig::default());
+            let mut state = PexState::new(
+                addr,
+                PexConfig {
+                    interval: PEX_INTERVAL,
+                    ..PexConfig::default()
+                },
+            );
             if let Some(listen) = peer.listen_addr {
                 state.exclude(listen);
             }
@@ -1599,7 +1613,17 @@ impl Swarm {
             let Some(state) = peer.pex.as_mut() else {
                 continue;
             };
-            if changed || !peer.pex_synced {
+            if changed {
+                peer.pex_synced = false;
+            }
+            // Too soon after its last message: `poll_message` would say
+            // nothing, and the set given now would be replaced before it
+            // is read (building it for every peer on every change cost
+            // O(peers²) per change).
+            if peer.pex_due.is_some_and(|due| now < due) {
+                continue;
+            }
+            if !peer.pex_synced {
                 state.set_connected(connected.iter().copied());
                 peer.pex_synced = true;
                 peer.pex_dirty = true;
@@ -1611,6 +1635,7 @@ impl Swarm {
             }
             if let Some(message) = state.poll_message(now) {
                 peer.pex_dirty = false;
+                peer.pex_due = Some(now + PEX_INTERVAL);
                 self.commands
                     .push_back((peer.key, PeerCommand::Pex(message)));
             }
