@@ -43,7 +43,7 @@ mod report;
 mod rng;
 mod sim;
 
-pub use config::{Faults, SimConfig, Tune, TuneFn};
+pub use config::{Faults, SimConfig, Tune, TuneFn, Verify};
 pub use report::{Availability, Invariant, Report, SimError};
 /// The picker's strategy switches, for a [`Tune`] hook
 /// (`config.picker.mode`, `end_game_max_duplicates`, `fastest_peer_first`).
