@@ -1147,7 +1147,13 @@ impl Swarm {
         let limits = Limits::from_config(&self.cfg);
         let table = self.occupants();
         let free = slots::dial_budget(&limits, &table);
-        let busy = self.connected_addrs();
+        // No free slot (a full swarm, nearly always): `poll_dial` takes
+        // nothing, so the set of addresses in use is not built.
+        let busy = if free > 0 {
+            self.connected_addrs()
+        } else {
+            HashSet::new()
+        };
         let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
         let addrs = self.policy.poll_dial(now, free, |a| {
             if busy.contains(&a) {
