@@ -551,7 +551,11 @@ impl Swarm {
     }
 
     fn keys(&self) -> Vec<PeerKey> {
-        self.peers.iter().flatten().map(|p| p.key).collect()
+        // Sized up front: collecting from `flatten` grows the vector a
+        // step at a time.
+        let mut keys = Vec::with_capacity(self.peers.len());
+        keys.extend(self.peers.iter().flatten().map(|p| p.key));
+        keys
     }
 
     /// BitTorrent connections (dialling, handshaking or connected).
@@ -565,7 +569,9 @@ impl Swarm {
 
     /// The table as slot decisions see it.
     fn occupants(&self) -> Vec<Occupant> {
-        self.peers.iter().flatten().map(Peer::occupant).collect()
+        let mut table = Vec::with_capacity(self.peers.len());
+        table.extend(self.peers.iter().flatten().map(Peer::occupant));
+        table
     }
 
     fn is_self(&self, addr: SocketAddr) -> bool {
@@ -1513,7 +1519,12 @@ impl Swarm {
             return;
         }
         let listed = incoming.added.len() + incoming.discarded;
-        let busy = self.connected_addrs();
+        // Most messages add nobody: then there is nothing to check.
+        let busy = if incoming.added.is_empty() {
+            HashSet::new()
+        } else {
+            self.connected_addrs()
+        };
         let mut learned = 0;
         for added in incoming.added {
             if self.is_self(added.addr) || busy.contains(&added.addr) {
