@@ -2,7 +2,8 @@
 //! code: every simulated peer is a [`rustico_swarm::Swarm`] with one
 //! [`rustico_peer_wire`] session per connection (handshake, framing,
 //! messages), bytes cross simulated links with latency and bandwidth,
-//! pieces are verified with SHA-1 into in-memory storage, time is
+//! pieces are verified (SHA-1, or the same verdict by comparing bytes:
+//! [`Verify`]) into in-memory storage, time is
 //! simulated (an hour of swarm time runs in seconds), and one seed decides
 //! everything, faults included.
 //!
@@ -43,7 +44,7 @@ mod report;
 mod rng;
 mod sim;
 
-pub use config::{Faults, SimConfig, Tune, TuneFn};
+pub use config::{Faults, SimConfig, Tune, TuneFn, Verify};
 pub use report::{Availability, Invariant, Report, SimError};
 /// The picker's strategy switches, for a [`Tune`] hook
 /// (`config.picker.mode`, `end_game_max_duplicates`, `fastest_peer_first`).

@@ -179,6 +179,10 @@ pub enum Invariant {
         /// Its bound.
         bound: usize,
     },
+    /// The simulator's own bookkeeping broke (a simulator bug), e.g. a
+    /// delivery with no bytes queued for it.
+    #[error("simulator bug: {0}")]
+    Internal(&'static str),
     /// The swarm refused something the simulator reported (a driver or
     /// swarm bug).
     #[error("peer {node}: the swarm refused a report: {source}")]

@@ -3,7 +3,7 @@
 //! event queue ordered by simulated time, one seeded generator.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ use sha1::{Digest, Sha1};
 
 use crate::report::{Availability, Invariant, Report, SimError};
 use crate::rng::SimRng;
-use crate::SimConfig;
+use crate::{SimConfig, Verify};
 
 const NS: u64 = 1_000_000_000;
 const PORT: u16 = 6881;
@@ -157,6 +157,19 @@ enum Split {
     Bytes,
 }
 
+/// The segments in flight towards one end of a connection, in the order
+/// they arrive, each with its place in the event order (time, sequence
+/// number). Only the first is in the event queue (a `Deliver`); the next
+/// goes in when it is taken, with the place it got when sent, so events
+/// run in the same order as with every segment queued, from a queue a
+/// fraction of the size. The buffers come from and go back to the
+/// simulator's pool: no allocation per segment.
+#[derive(Debug, Default)]
+struct Pipe(VecDeque<(u64, u64, Vec<u8>)>);
+
+/// Most empty segment buffers the pool keeps.
+const POOL: usize = 1024;
+
 #[derive(Debug)]
 struct Conn {
     ends: [End; 2],
@@ -171,6 +184,8 @@ struct Conn {
     free_at: [u64; 2],
     arrive_at: [u64; 2],
     dialer_addr: SocketAddr,
+    /// Per receiving side: the bytes on their way to it.
+    pipes: [Pipe; 2],
     /// Per side: queued in its node's dirty list; queued to be checked.
     dirty: [bool; 2],
     checked: [bool; 2],
@@ -179,7 +194,8 @@ struct Conn {
 #[derive(Debug)]
 enum Ev {
     Connect(usize),
-    Deliver(usize, usize, Vec<u8>),
+    /// The next segment of the connection's pipe towards a side.
+    Deliver(usize, usize),
     Fin(usize, usize),
     Cut(usize),
     SessionWake(usize, usize),
@@ -195,9 +211,7 @@ impl Ev {
     fn tag(&self) -> u64 {
         match self {
             Ev::Connect(c) => 1 | (*c as u64) << 8,
-            Ev::Deliver(c, s, d) => {
-                2 | (*c as u64) << 8 | (*s as u64) << 40 | (d.len() as u64) << 44
-            }
+            Ev::Deliver(c, s) => 2 | (*c as u64) << 8 | (*s as u64) << 40,
             Ev::Fin(c, s) => 3 | (*c as u64) << 8 | (*s as u64) << 40,
             Ev::Cut(c) => 4 | (*c as u64) << 8,
             Ev::SessionWake(c, s) => 5 | (*c as u64) << 8 | (*s as u64) << 40,
@@ -258,6 +272,8 @@ pub struct Sim {
     drained: Vec<(usize, usize)>,
     /// Reused by `drain_session`: bytes to send, session events.
     out_buf: Vec<u8>,
+    /// Empty segment buffers for reuse.
+    pool: Vec<Vec<u8>>,
     event_buf: Vec<WireEvent>,
     seed_node: usize,
     seed_left: bool,
@@ -427,6 +443,7 @@ impl Sim {
             touched: Vec::new(),
             drained: Vec::new(),
             out_buf: Vec::new(),
+            pool: Vec::new(),
             event_buf: Vec::new(),
             seed_node: 0,
             seed_left: false,
@@ -492,7 +509,12 @@ impl Sim {
         self.now = item.at;
         self.report.events += 1;
         if self.cfg.trace {
-            for word in [item.at, item.ev.tag()] {
+            let len = match item.ev {
+                Ev::Deliver(c, side) => self.conns[c].pipes[side].0.front().map(|s| s.2.len()),
+                _ => None,
+            };
+            let tag = item.ev.tag() | (len.unwrap_or(0) as u64) << 44;
+            for word in [item.at, tag] {
                 self.trace = (self.trace ^ word).wrapping_mul(0x0100_0000_01b3);
             }
         }
@@ -529,11 +551,12 @@ impl Sim {
 
     fn push(&mut self, at: u64, ev: Ev) {
         self.seq += 1;
-        self.queue.push(Reverse(Item {
-            at,
-            seq: self.seq,
-            ev,
-        }));
+        self.queue_at(at, self.seq, ev);
+    }
+
+    /// Queues `ev` at its place in the order: time, then sequence number.
+    fn queue_at(&mut self, at: u64, seq: u64, ev: Ev) {
+        self.queue.push(Reverse(Item { at, seq, ev }));
     }
 
     fn mark_dirty(&mut self, n: usize, c: usize) {
@@ -634,7 +657,7 @@ impl Sim {
                 self.touch(n);
             }
             Ev::Connect(c) => self.connect(c)?,
-            Ev::Deliver(c, side, data) => self.deliver(c, side, &data)?,
+            Ev::Deliver(c, side) => self.deliver(c, side)?,
             Ev::Fin(c, side) => self.close_end(c, side, Disconnect::Closed)?,
             Ev::Cut(c) => {
                 if self.conns[c].alive {
@@ -892,6 +915,7 @@ impl Sim {
             dirty: [false; 2],
             checked: [false; 2],
             dialer_addr,
+            pipes: Default::default(),
         });
         self.nodes[n].conns.insert(c);
         self.nodes[n].keys.insert(key, c);
@@ -1017,9 +1041,11 @@ impl Sim {
         Ok(())
     }
 
-    fn send(&mut self, c: usize, side: usize, bytes: &[u8]) {
+    /// Puts `bytes` (taken) on the link from `side`, in segments.
+    fn send(&mut self, c: usize, side: usize, bytes: &mut Vec<u8>) {
         let conn = &self.conns[c];
         if bytes.is_empty() || !conn.alive || conn.cut_pending {
+            bytes.clear();
             return;
         }
         let (from, to) = (conn.ends[side].node, conn.ends[1 - side].node);
@@ -1052,8 +1078,14 @@ impl Sim {
             self.conns[c].free_at[side] = up_done;
             self.conns[c].arrive_at[side] = down_done;
             if len > 0 {
-                let seg = bytes[off..off + len].to_vec();
-                self.push(down_done, Ev::Deliver(c, 1 - side, seg));
+                let mut segment = self.pool.pop().unwrap_or_default();
+                segment.extend_from_slice(&bytes[off..off + len]);
+                self.seq += 1;
+                let pipe = &mut self.conns[c].pipes[1 - side].0;
+                pipe.push_back((down_done, self.seq, segment));
+                if pipe.len() == 1 {
+                    self.queue_at(down_done, self.seq, Ev::Deliver(c, 1 - side));
+                }
             }
             self.conns[c].sent[side] += len as u64;
             off += len;
@@ -1063,6 +1095,7 @@ impl Sim {
                 break;
             }
         }
+        bytes.clear();
         self.mark_busy(from, c, side, true, old_free);
         self.mark_busy(to, c, side, false, old_arrive);
     }
@@ -1122,12 +1155,35 @@ impl Sim {
         busy.heap.push(Reverse((new, c, dir)));
     }
 
-    fn deliver(&mut self, c: usize, side: usize, data: &[u8]) -> Result<(), Invariant> {
+    fn deliver(&mut self, c: usize, side: usize) -> Result<(), Invariant> {
         let now = self.instant();
-        let conn = &self.conns[c];
-        if !conn.alive || !conn.ends[side].open {
-            return Ok(());
+        let conn = &mut self.conns[c];
+        let pipe = &mut conn.pipes[side].0;
+        let Some((at, _, mut segment)) = pipe.pop_front() else {
+            debug_assert!(false, "a delivery without a segment");
+            return Err(Invariant::Internal("a delivery without a segment"));
+        };
+        debug_assert_eq!(at, self.now, "a segment delivered out of order");
+        if let Some(&(at, seq, _)) = pipe.front() {
+            self.queue_at(at, seq, Ev::Deliver(c, side));
         }
+        let conn = &self.conns[c];
+        let result = if conn.alive && conn.ends[side].open {
+            self.feed(c, side, &segment, now)
+        } else {
+            Ok(())
+        };
+        if self.pool.len() < POOL {
+            segment.clear();
+            self.pool.push(segment);
+        }
+        result
+    }
+
+    /// Hands `data`, arrived at end `side` of connection `c`, to its
+    /// handshake or session.
+    fn feed(&mut self, c: usize, side: usize, data: &[u8], now: Instant) -> Result<(), Invariant> {
+        let conn = &self.conns[c];
         let step = if conn.split == Split::Bytes {
             1
         } else {
@@ -1376,7 +1432,7 @@ impl Sim {
                 self.peer_event(n, key, swarm_ev, now)?;
             }
         }
-        self.send(c, side, &out);
+        self.send(c, side, &mut out);
         self.out_buf = out;
         self.event_buf = events;
         let mut wake = deadline.map(|at| at.saturating_duration_since(self.base).as_nanos() as u64);
@@ -1427,9 +1483,20 @@ impl Sim {
                 break;
             };
             busy = true;
-            let digest: [u8; 20] = Sha1::digest(&piece.data).into();
             let index = piece.piece as usize;
-            if self.hashes.get(index) == Some(&digest) {
+            let digest = match self.cfg.verify {
+                Verify::Sha1 => Some(Sha1::digest(&piece.data).into()),
+                Verify::Compare => {
+                    // A piece of the wrong length fails, as its hash would.
+                    let start = self.geometry.piece_offset(piece.piece) as usize;
+                    let size = self.geometry.piece_size(piece.piece).unwrap_or(0) as usize;
+                    let truth = self.content.get(start..start + size);
+                    (truth == Some(&piece.data[..]))
+                        .then(|| self.hashes.get(index).copied())
+                        .flatten()
+                }
+            };
+            if let Some(digest) = digest.filter(|d| self.hashes.get(index) == Some(d)) {
                 swarm
                     .handle_piece_saved(piece.piece, piece.data, now)
                     .map_err(|source| Invariant::Swarm { node: n, source })?;

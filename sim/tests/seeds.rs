@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use rustico_sim::{Report, Sim, SimConfig, SimError};
+use rustico_sim::{Report, Sim, SimConfig, SimError, Verify};
 
 /// Seeds run by `many_seeds` (override with `SIM_SEEDS=N`).
 const SEEDS: u64 = 200;
@@ -109,6 +109,32 @@ fn a_seed_replays_exactly() {
     config.trace = true;
     let a = Sim::new(config).and_then(Sim::run).unwrap();
     assert_ne!(a.trace, c.trace, "the seed decides nothing");
+}
+
+/// Checking pieces by comparing bytes (what `SimConfig::clean` and the
+/// speed run use) gives the same verdicts as SHA-1: with corrupt peers
+/// spoiling pieces, both runs are event for event the same.
+#[test]
+fn comparing_bytes_judges_pieces_as_sha1_does() {
+    let mut runs = 0;
+    for seed in (0..60).filter(|&s| SimConfig::from_seed(s).faults.corrupt_peers > 0) {
+        let once = |verify| {
+            let mut config = SimConfig::from_seed(seed);
+            assert_eq!(config.verify, Verify::Sha1, "seeded runs hash");
+            config.verify = verify;
+            config.trace = true;
+            Sim::new(config).and_then(Sim::run).unwrap()
+        };
+        let (sha1, compare) = (once(Verify::Sha1), once(Verify::Compare));
+        assert_eq!(sha1, compare, "seed {seed}: the verdicts differ");
+        if sha1.hash_failures > 0 {
+            runs += 1;
+        }
+        if runs == 3 {
+            return;
+        }
+    }
+    panic!("fewer than 3 seeds with failed pieces: the test shows nothing");
 }
 
 /// Replays one seed: `SIM_SEED=1234 cargo test -p rustico-sim --test seeds -- --exact replay`.

@@ -90,6 +90,9 @@ struct Peer {
     pex_synced: bool,
     /// The set changed since its last PEX message: poll for one.
     pex_dirty: bool,
+    /// No PEX message may go before this (one a minute): until then the
+    /// set is not handed to its `PexState`, which would not use it.
+    pex_due: Option<Instant>,
     /// The stall clock: the last block, or when requests started waiting.
     waiting_since: Instant,
     /// No new requests before this (after a reject or a stall).
@@ -145,6 +148,7 @@ impl Peer {
             pex: None,
             pex_synced: false,
             pex_dirty: true,
+            pex_due: None,
             waiting_since: now,
             hold_until: None,
             fruitless: 0,
@@ -324,11 +328,15 @@ const BLOCK_HASH_ASKS_AT_ONCE: usize = 2;
 /// waits for a good copy of the piece instead.
 const MAX_BLOCK_HASH_ASKS: usize = 4;
 
-/// The live peer `key` names, borrowing only the table.
 /// Rechokes made at once for changes of interest are at least this far
 /// apart (see `Swarm::quick_rechoke`).
 const QUICK_RECHOKE_GAP: Duration = Duration::from_millis(200);
 
+/// Least time between two PEX messages to one peer (BEP 11: one a
+/// minute); the swarm's `PexState`s are built with it.
+const PEX_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The live peer `key` names, borrowing only the table.
 fn slot_mut(peers: &mut [Option<Peer>], key: PeerKey) -> Option<&mut Peer> {
     peers
         .get_mut(key.index() as usize)
@@ -561,7 +569,11 @@ impl Swarm {
     }
 
     fn keys(&self) -> Vec<PeerKey> {
-        self.peers.iter().flatten().map(|p| p.key).collect()
+        // Sized up front: collecting from `flatten` grows the vector a
+        // step at a time.
+        let mut keys = Vec::with_capacity(self.peers.len());
+        keys.extend(self.peers.iter().flatten().map(|p| p.key));
+        keys
     }
 
     /// BitTorrent connections (dialling, handshaking or connected).
@@ -575,7 +587,9 @@ impl Swarm {
 
     /// The table as slot decisions see it.
     fn occupants(&self) -> Vec<Occupant> {
-        self.peers.iter().flatten().map(Peer::occupant).collect()
+        let mut table = Vec::with_capacity(self.peers.len());
+        table.extend(self.peers.iter().flatten().map(Peer::occupant));
+        table
     }
 
     fn is_self(&self, addr: SocketAddr) -> bool {
@@ -1158,7 +1172,13 @@ impl Swarm {
         let limits = Limits::from_config(&self.cfg);
         let table = self.occupants();
         let free = slots::dial_budget(&limits, &table);
-        let busy = self.connected_addrs();
+        // No free slot (a full swarm, nearly always): `poll_dial` takes
+        // nothing, so the set of addresses in use is not built.
+        let busy = if free > 0 {
+            self.connected_addrs()
+        } else {
+            HashSet::new()
+        };
         let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
         let addrs = self.policy.poll_dial(now, free, |a| {
             if busy.contains(&a) {
@@ -1490,7 +1510,13 @@ impl Swarm {
             }
         }
         if pex && !private && peer.pex.is_none() {
-            let mut state = PexState::new(addr, PexConfig::default());
+            let mut state = PexState::new(
+                addr,
+                PexConfig {
+                    interval: PEX_INTERVAL,
+                    ..PexConfig::default()
+                },
+            );
             if let Some(listen) = peer.listen_addr {
                 state.exclude(listen);
             }
@@ -1527,7 +1553,12 @@ impl Swarm {
             return;
         }
         let listed = incoming.added.len() + incoming.discarded;
-        let busy = self.connected_addrs();
+        // Most messages add nobody: then there is nothing to check.
+        let busy = if incoming.added.is_empty() {
+            HashSet::new()
+        } else {
+            self.connected_addrs()
+        };
         let mut learned = 0;
         for added in incoming.added {
             if self.is_self(added.addr) || busy.contains(&added.addr) {
@@ -1640,7 +1671,17 @@ impl Swarm {
             let Some(state) = peer.pex.as_mut() else {
                 continue;
             };
-            if changed || !peer.pex_synced {
+            if changed {
+                peer.pex_synced = false;
+            }
+            // Too soon after its last message: `poll_message` would say
+            // nothing, and the set given now would be replaced before it
+            // is read (building it for every peer on every change cost
+            // O(peers²) per change).
+            if peer.pex_due.is_some_and(|due| now < due) {
+                continue;
+            }
+            if !peer.pex_synced {
                 state.set_connected(connected.iter().copied());
                 peer.pex_synced = true;
                 peer.pex_dirty = true;
@@ -1652,6 +1693,7 @@ impl Swarm {
             }
             if let Some(message) = state.poll_message(now) {
                 peer.pex_dirty = false;
+                peer.pex_due = Some(now + PEX_INTERVAL);
                 self.commands
                     .push_back((peer.key, PeerCommand::Pex(message)));
             }

@@ -1151,6 +1151,11 @@ impl State {
     /// Answers queued `ut_metadata` requests while the transmit buffer has
     /// room.
     fn answer_metadata(&mut self) {
+        // Called on every `poll_action`: nothing queued (nearly always)
+        // costs no lookup of the extension's id by name.
+        if self.metadata_queue.is_empty() {
+            return;
+        }
         let Some(remote) = self.ext.remote_id(UT_METADATA) else {
             self.metadata_queue.clear();
             return;
