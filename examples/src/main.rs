@@ -25,7 +25,7 @@ mod text;
 /// path `engine::manager` and `engine::webseed` name them by (the peer
 /// session itself now lives in `rustico_peer_wire::session`).
 mod session {
-    pub use crate::engine::{Command, Event};
+    pub use crate::engine::Command;
 }
 
 use clap::Parser;

@@ -29,7 +29,8 @@ use rustico_storage::Storage;
 use super::link::{self, Accepted, Dialled, Link, LinkReader};
 use crate::dht::NodeSink;
 
-use super::{Command, Event, PeerKey, ToManager};
+use super::{Command, PeerKey, ToManager};
+use rustico_swarm::PeerEvent;
 
 /// How long connecting and the handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -472,7 +473,7 @@ fn drive(setup: &ConnSetup, link: Link, mut session: Session) -> Closed {
     let (down, up) = session.take_stats();
     let _ = setup.to_manager.send(ToManager::Peer(
         setup.key,
-        super::PeerMsg::Events(vec![Event::Stats { down, up }]),
+        super::PeerMsg::Events(vec![PeerEvent::Transferred { down, up }]),
     ));
     closed
 }
@@ -507,12 +508,20 @@ fn read_loop(
     }
 }
 
+/// An answer to one of our requests for a failed piece's block hashes.
+enum BlockHashAnswer {
+    /// The hashes, checked against the piece's hash.
+    Checked { piece: u32, hashes: Vec<[u8; 32]> },
+    /// Rejected, or the answer failed the check.
+    Refused(u32),
+}
+
 /// An answer or a reject to one of our requests for a failed piece's
-/// block hashes, checked, as the manager takes it (`None`: not one).
-fn block_hashes_event(
+/// block hashes, checked (`None`: not one).
+fn block_hashes_answer(
     layers: Option<&rustico_metainfo::BlockLayers>,
     event: &SessionEvent,
-) -> Option<Event> {
+) -> Option<BlockHashAnswer> {
     let (request, hashes) = match event {
         SessionEvent::Hashes { request, hashes } => (request, Some(hashes)),
         SessionEvent::HashesRejected(request) => (request, None),
@@ -520,49 +529,49 @@ fn block_hashes_event(
     };
     let blocks = layers?.for_request(&crate::meta::layer_range(request))?;
     Some(match hashes {
-        Some(hashes) if blocks.check(hashes) => Event::BlockHashes {
+        Some(hashes) if blocks.check(hashes) => BlockHashAnswer::Checked {
             piece: blocks.piece(),
             hashes: hashes.clone(),
         },
-        _ => Event::BlockHashesRefused(blocks.piece()),
+        _ => BlockHashAnswer::Refused(blocks.piece()),
     })
 }
 
 /// A session event as the manager takes it (`None`: nothing to tell).
 /// Consecutive drops are merged into one report.
-fn to_manager_event(event: SessionEvent, num_pieces: u32, batch: &mut Vec<Event>) {
+fn to_manager_event(event: SessionEvent, num_pieces: u32, batch: &mut Vec<PeerEvent>) {
     let event = match event {
-        SessionEvent::Bitfield(bits) => Event::Pieces(bits),
+        SessionEvent::Bitfield(bits) => PeerEvent::Pieces(bits),
         // Once per connection: the session reports `have all` only when
         // it changes what the peer has.
-        SessionEvent::HaveAll => Event::Pieces(Bits::full(num_pieces)),
-        SessionEvent::HaveNone => Event::Pieces(Bits::new(num_pieces)),
-        SessionEvent::Have(piece) => Event::Have(piece),
-        SessionEvent::Choked => Event::Choked(true),
-        SessionEvent::Unchoked => Event::Choked(false),
-        SessionEvent::Interested => Event::Interested(true),
-        SessionEvent::NotInterested => Event::Interested(false),
-        SessionEvent::Block { req, data } => Event::Block { req, data },
+        SessionEvent::HaveAll => PeerEvent::Pieces(Bits::full(num_pieces)),
+        SessionEvent::HaveNone => PeerEvent::Pieces(Bits::new(num_pieces)),
+        SessionEvent::Have(piece) => PeerEvent::Have(piece),
+        SessionEvent::Choked => PeerEvent::Choked(true),
+        SessionEvent::Unchoked => PeerEvent::Choked(false),
+        SessionEvent::Interested => PeerEvent::Interested(true),
+        SessionEvent::NotInterested => PeerEvent::Interested(false),
+        SessionEvent::Block { req, data } => PeerEvent::Block { req, data },
         SessionEvent::Dropped(reqs) => {
-            if let Some(Event::Dropped(previous)) = batch.last_mut() {
+            if let Some(PeerEvent::Rejected(previous)) = batch.last_mut() {
                 previous.extend(reqs);
                 return;
             }
-            Event::Dropped(reqs)
+            PeerEvent::Rejected(reqs)
         }
-        SessionEvent::Stalled(reqs) => Event::Stalled(reqs),
+        SessionEvent::Stalled(reqs) => PeerEvent::Stalled(reqs),
         SessionEvent::Extensions(ext) => {
             if let Some(reqq) = ext.reqq {
-                batch.push(Event::Reqq(reqq.clamp(1, 2000) as usize));
+                batch.push(PeerEvent::Reqq(reqq.clamp(1, 2000) as usize));
             }
-            Event::PeerInfo {
+            PeerEvent::ExtensionInfo {
                 listen_port: ext.listen_port,
                 pex: ext.ut_pex,
             }
         }
-        SessionEvent::Pex(message) => Event::Pex(message),
-        SessionEvent::Stats { down, up } => Event::Stats { down, up },
-        SessionEvent::AllowedFast(piece) => Event::AllowedFast(piece),
+        SessionEvent::Pex(message) => PeerEvent::Pex(message),
+        SessionEvent::Stats { down, up } => PeerEvent::Transferred { down, up },
+        SessionEvent::AllowedFast(piece) => PeerEvent::AllowedFast(piece),
         // Metadata and hash events come only to the sessions that ask for
         // them (magnet links; block hashes are taken before this).
         SessionEvent::DhtPort(_)
@@ -639,6 +648,7 @@ fn event_loop(
             });
         }
         let mut batch = Vec::new();
+        let mut answers = Vec::new();
         while let Some(event) = session.poll_event() {
             if let SessionEvent::DhtPort(port) = event {
                 if let Some((_, nodes)) = &setup.dht {
@@ -646,19 +656,28 @@ fn event_loop(
                 }
                 continue;
             }
-            if let Some(event) = block_hashes_event(setup.block_layers.as_deref(), &event) {
-                batch.push(event);
-                continue;
+            match block_hashes_answer(setup.block_layers.as_deref(), &event) {
+                Some(BlockHashAnswer::Checked { piece, hashes }) => {
+                    answers.push(super::PeerMsg::BlockHashes { piece, hashes });
+                    continue;
+                }
+                Some(BlockHashAnswer::Refused(piece)) => {
+                    batch.push(PeerEvent::BlockHashesRefused(piece));
+                    continue;
+                }
+                None => {}
             }
             to_manager_event(event, setup.num_pieces, &mut batch);
         }
-        if !batch.is_empty()
-            && setup
+        let batch = (!batch.is_empty()).then_some(super::PeerMsg::Events(batch));
+        for msg in batch.into_iter().chain(answers) {
+            if setup
                 .to_manager
-                .send(ToManager::Peer(setup.key, super::PeerMsg::Events(batch)))
+                .send(ToManager::Peer(setup.key, msg))
                 .is_err()
-        {
-            return Closed::Normal(Ending::TorrentStopped);
+            {
+                return Closed::Normal(Ending::TorrentStopped);
+            }
         }
         session.poll_transmit(&mut out, Instant::now());
         if !out.is_empty() {

@@ -21,7 +21,7 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TryRecvError};
 use rustico_storage::{Options, Resumed, Storage, WriteError};
 use rustico_swarm::{
     Bitfield, CloseReason, Dial, Disconnect, Event as SwarmEvent, HandshakeInfo, PeerCommand,
-    PeerEvent, PeerSource, Remote, Swarm, SwarmConfig, SwarmError,
+    PeerSource, Remote, Swarm, SwarmConfig, SwarmError,
 };
 
 use super::actors::{Actor, Mail, Step, Waker};
@@ -31,7 +31,7 @@ use super::tracker::{self, TrackerEvent};
 use super::webseed::{self, WebSeedInput};
 use super::{Control, PeerKey, PeerMsg, Status, ToManager};
 use crate::meta::TorrentMeta;
-use crate::session::{Command, Event};
+use crate::session::Command;
 
 /// Per-torrent choices of the caller.
 #[derive(Debug, Clone, Default)]
@@ -538,27 +538,6 @@ impl Manager {
 /// swarm asks for no more than its suspect pieces either).
 const MAX_FAILED_COPIES: usize = 64;
 
-/// A session's report as the swarm takes it (`None`: the connection
-/// thread handles it itself).
-fn peer_event(event: Event) -> Option<PeerEvent> {
-    Some(match event {
-        Event::Pieces(bits) => PeerEvent::Pieces(bits),
-        Event::Have(piece) => PeerEvent::Have(piece),
-        Event::Choked(on) => PeerEvent::Choked(on),
-        Event::Interested(on) => PeerEvent::Interested(on),
-        Event::Block { req, data } => PeerEvent::Block { req, data },
-        Event::Dropped(reqs) => PeerEvent::Rejected(reqs),
-        Event::Stalled(reqs) => PeerEvent::Stalled(reqs),
-        Event::Reqq(n) => PeerEvent::Reqq(n),
-        Event::PeerInfo { listen_port, pex } => PeerEvent::ExtensionInfo { listen_port, pex },
-        Event::Pex(message) => PeerEvent::Pex(message),
-        Event::Stats { down, up } => PeerEvent::Transferred { down, up },
-        Event::BlockHashesRefused(piece) => PeerEvent::BlockHashesRefused(piece),
-        Event::AllowedFast(piece) => PeerEvent::AllowedFast(piece),
-        Event::Serve(_) | Event::BlockHashes { .. } => return None,
-    })
-}
-
 impl Manager {
     /// One run: the engine's orders, then up to
     /// [`PEER_MESSAGES_PER_RUN`] peer messages, then the swarm's timers;
@@ -968,16 +947,11 @@ impl Manager {
             }
             PeerMsg::Events(events) => {
                 for event in events {
-                    if let Event::BlockHashes { piece, hashes } = &event {
-                        self.compare_failed_copy(*piece, hashes, now);
-                    }
-                    let Some(event) = peer_event(event) else {
-                        continue;
-                    };
                     let reported = self.swarm.handle_peer_event(key, event, now);
                     self.swarm_report(reported)?;
                 }
             }
+            PeerMsg::BlockHashes { piece, hashes } => self.compare_failed_copy(piece, &hashes, now),
             PeerMsg::Closed(closed) => {
                 let stats = self.swarm.peer_stats(key);
                 let (how, reason) = match closed {

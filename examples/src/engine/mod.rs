@@ -65,72 +65,6 @@ pub enum Command {
     RequestHashes(rustico_peer_wire::HashRequest),
 }
 
-/// What a connection reports to its manager, in [`PeerMsg::Events`]: the
-/// peer-wire session's events (`rustico_peer_wire::Event`) as the manager
-/// consumes them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// The peer's pieces, from a bitfield or have-all/have-none.
-    Pieces(Bitfield),
-    /// The peer has a new piece.
-    Have(u32),
-    /// The peer choked (true) or unchoked (false) us. On choke without the
-    /// fast extension every request we sent is void.
-    Choked(bool),
-    /// The peer is interested in our pieces (true) or not.
-    Interested(bool),
-    /// A requested block arrived.
-    Block {
-        /// The block.
-        req: BlockRequest,
-        /// Its bytes.
-        data: Vec<u8>,
-    },
-    /// The peer will not serve these requests (rejected, or voided by a
-    /// choke): the manager returns them to the pool.
-    Dropped(Vec<BlockRequest>),
-    /// Never sent: blocks are served by the connection itself. Kept for
-    /// the manager's match until the swarm crate replaces it.
-    #[allow(dead_code)]
-    Serve(BlockRequest),
-    /// The peer's extension handshake said how many requests it queues.
-    Reqq(usize),
-    /// The peer's extension handshake: its listen port, and whether it
-    /// speaks `ut_pex` (only reported true when PEX is allowed).
-    PeerInfo {
-        /// The `p` it announced.
-        listen_port: Option<u16>,
-        /// It takes `ut_pex` messages and we may send them.
-        pex: bool,
-    },
-    /// A `ut_pex` message from the peer (PEX allowed only).
-    Pex(PexMessage),
-    /// Our outstanding requests got no answer in time; they are listed
-    /// and forgotten here, so another peer may get them.
-    Stalled(Vec<BlockRequest>),
-    /// BEP 6: the peer serves this piece even while it chokes us.
-    AllowedFast(u32),
-    /// The block hashes of a failed v2 piece that we asked for, checked
-    /// against the piece's hash.
-    BlockHashes {
-        /// The piece.
-        piece: u32,
-        /// Its blocks' hashes (zeros past the file's end).
-        hashes: Vec<[u8; 32]>,
-    },
-    /// The peer rejected our request for a piece's block hashes, or its
-    /// answer failed the check.
-    BlockHashesRefused(u32),
-    /// Payload counters, every second: bytes received and sent since the
-    /// previous report.
-    Stats {
-        /// Payload bytes received.
-        down: u64,
-        /// Payload bytes sent.
-        up: u64,
-    },
-}
-
 /// What a connection thread tells its manager.
 #[derive(Debug)]
 pub enum PeerMsg {
@@ -145,8 +79,17 @@ pub enum PeerMsg {
         /// The link is RC4-encrypted (MSE).
         encrypted: bool,
     },
-    /// What the session reported, in order.
-    Events(Vec<Event>),
+    /// What the session reported, in order, as the swarm takes it (one
+    /// type for one concept: the swarm's `PeerEvent`, not a copy).
+    Events(Vec<rustico_swarm::PeerEvent>),
+    /// The block hashes of a failed v2 piece that we asked for, checked
+    /// against the piece's hash.
+    BlockHashes {
+        /// The piece.
+        piece: u32,
+        /// Its blocks' hashes (zeros past the file's end).
+        hashes: Vec<[u8; 32]>,
+    },
     /// The connection ended (always the last message).
     Closed(conn::Closed),
 }

@@ -13,7 +13,7 @@ use rustico_peer_wire::{Bitfield as Bits, BlockRequest};
 
 use super::conn::{Closed, Ending};
 use super::{PeerKey, PeerMsg, ToManager};
-use crate::session::Event;
+use rustico_swarm::PeerEvent;
 
 /// What the manager tells a web seed thread.
 #[derive(Debug)]
@@ -131,7 +131,7 @@ pub fn run(setup: WebSeedSetup) {
         .send(ToManager::Peer(setup.key, PeerMsg::Closed(closed)));
 }
 
-fn send_events(setup: &WebSeedSetup, events: Vec<Event>) -> bool {
+fn send_events(setup: &WebSeedSetup, events: Vec<PeerEvent>) -> bool {
     setup
         .to_manager
         .send(ToManager::Peer(setup.key, PeerMsg::Events(events)))
@@ -169,7 +169,10 @@ fn drive(setup: &WebSeedSetup) -> Closed {
     for i in 0..setup.num_pieces {
         all.set(i);
     }
-    if !send_events(setup, vec![Event::Pieces(all), Event::Choked(false)]) {
+    if !send_events(
+        setup,
+        vec![PeerEvent::Pieces(all), PeerEvent::Choked(false)],
+    ) {
         return Closed::Normal(Ending::TorrentStopped);
     }
     let mut queue: VecDeque<BlockRequest> = VecDeque::new();
@@ -212,7 +215,7 @@ fn drive(setup: &WebSeedSetup) -> Closed {
         let now = Instant::now();
         if now >= next_stats {
             next_stats = now + STATS_EVERY;
-            if !send_events(setup, vec![Event::Stats { down, up: 0 }]) {
+            if !send_events(setup, vec![PeerEvent::Transferred { down, up: 0 }]) {
                 return Closed::Normal(Ending::TorrentStopped);
             }
             down = 0;
@@ -227,7 +230,7 @@ fn drive(setup: &WebSeedSetup) -> Closed {
                 down += blocks.iter().map(|(_, d)| d.len() as u64).sum::<u64>();
                 let events = blocks
                     .into_iter()
-                    .map(|(req, data)| Event::Block { req, data })
+                    .map(|(req, data)| PeerEvent::Block { req, data })
                     .collect();
                 if !send_events(setup, events) {
                     return Closed::Normal(Ending::TorrentStopped);
@@ -258,7 +261,10 @@ fn pause(
 ) -> Result<(), Closed> {
     let stopped = || Closed::Normal(Ending::TorrentStopped);
     let dropped: Vec<BlockRequest> = queue.drain(..).collect();
-    if !send_events(setup, vec![Event::Choked(true), Event::Dropped(dropped)]) {
+    if !send_events(
+        setup,
+        vec![PeerEvent::Choked(true), PeerEvent::Rejected(dropped)],
+    ) {
         return Err(stopped());
     }
     let until = Instant::now() + *backoff;
@@ -270,7 +276,7 @@ fn pause(
         }
         match setup.inbox.recv_timeout(left) {
             Ok(WebSeedInput::Request(reqs)) => {
-                if !send_events(setup, vec![Event::Dropped(reqs)]) {
+                if !send_events(setup, vec![PeerEvent::Rejected(reqs)]) {
                     return Err(stopped());
                 }
             }
@@ -281,7 +287,7 @@ fn pause(
             Err(RecvTimeoutError::Disconnected) => return Err(stopped()),
         }
     }
-    if send_events(setup, vec![Event::Choked(false)]) {
+    if send_events(setup, vec![PeerEvent::Choked(false)]) {
         Ok(())
     } else {
         Err(stopped())
