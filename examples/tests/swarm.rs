@@ -287,25 +287,55 @@ fn spawn_liar(listener: TcpListener, num_pieces: u32, connections: Arc<AtomicUsi
     });
 }
 
-fn lie(mut stream: TcpStream, num_pieces: u32) -> std::io::Result<()> {
+fn lie(stream: TcpStream, num_pieces: u32) -> std::io::Result<()> {
+    let garbage = rustico_testkit::pseudo_random_bytes(99, 16384);
+    let greeting = |out: &mut Vec<u8>| {
+        let mut bits = vec![0xffu8; (num_pieces as usize).div_ceil(8)];
+        let spare = bits.len() * 8 - num_pieces as usize;
+        if let Some(last) = bits.last_mut() {
+            *last &= 0xffu8 << spare;
+        }
+        Message::Bitfield(&bits).encode(out);
+        Message::Unchoke.encode(out);
+    };
+    play_peer(
+        stream,
+        num_pieces,
+        (Reserved::default(), *b"-XX0001-liarliarliar"),
+        greeting,
+        |r, out| {
+            Message::Piece {
+                index: r.piece,
+                begin: r.offset,
+                data: &garbage[..r.length as usize],
+            }
+            .encode(out)
+        },
+    )
+}
+
+/// Reads a peer's handshake, answers with ours (`who`: reserved bits and
+/// peer id) and what `greeting` writes, then answers each request with
+/// what `answer` writes, until the peer hangs up.
+fn play_peer(
+    mut stream: TcpStream,
+    num_pieces: u32,
+    who: (Reserved, [u8; 20]),
+    greeting: impl FnOnce(&mut Vec<u8>),
+    mut answer: impl FnMut(rustico_peer_wire::BlockRequest, &mut Vec<u8>),
+) -> std::io::Result<()> {
     let mut theirs = [0u8; 68];
     stream.read_exact(&mut theirs)?;
     let Ok(rustico_peer_wire::Status::Complete(h, _)) = Handshake::decode(&theirs) else {
         return Ok(());
     };
-    let ours = Handshake::new(Reserved::default(), h.info_hash, *b"-XX0001-liarliarliar");
-    let mut out = ours.to_bytes().to_vec();
-    let mut bits = vec![0xffu8; (num_pieces as usize).div_ceil(8)];
-    let spare = bits.len() * 8 - num_pieces as usize;
-    if let Some(last) = bits.last_mut() {
-        *last &= 0xffu8 << spare;
-    }
-    Message::Bitfield(&bits).encode(&mut out);
-    Message::Unchoke.encode(&mut out);
+    let mut out = Handshake::new(who.0, h.info_hash, who.1)
+        .to_bytes()
+        .to_vec();
+    greeting(&mut out);
     stream.write_all(&out)?;
     let mut framer = Framer::with_limits(Limits::for_torrent(num_pieces));
     let mut buf = vec![0u8; 65536];
-    let garbage = rustico_testkit::pseudo_random_bytes(99, 16384);
     loop {
         let n = stream.read(&mut buf)?;
         if n == 0 {
@@ -315,13 +345,7 @@ fn lie(mut stream: TcpStream, num_pieces: u32) -> std::io::Result<()> {
         let mut reply = Vec::new();
         while let Some(m) = framer.next_message().map_err(std::io::Error::other)? {
             if let Message::Request(r) = m {
-                let data = &garbage[..r.length as usize];
-                Message::Piece {
-                    index: r.piece,
-                    begin: r.offset,
-                    data,
-                }
-                .encode(&mut reply);
+                answer(r, &mut reply);
             }
         }
         stream.write_all(&reply)?;
@@ -440,42 +464,32 @@ fn corrupt_pieces_get_the_liar_banned(format: &str) {
 /// for the second block of each piece and rejects every other request,
 /// so that each piece it touches also holds blocks from an honest peer.
 /// It never answers hash requests.
-fn lie_about_one_block(mut stream: TcpStream, num_pieces: u32) -> std::io::Result<()> {
-    let mut theirs = [0u8; 68];
-    stream.read_exact(&mut theirs)?;
-    let Ok(rustico_peer_wire::Status::Complete(h, _)) = Handshake::decode(&theirs) else {
-        return Ok(());
-    };
-    let reserved = Reserved::default().with_fast(true);
-    let ours = Handshake::new(reserved, h.info_hash, *b"-XX0001-blockliar000");
-    let mut out = ours.to_bytes().to_vec();
-    Message::HaveAll.encode(&mut out);
-    Message::Unchoke.encode(&mut out);
-    stream.write_all(&out)?;
-    let mut framer = Framer::with_limits(Limits::for_torrent(num_pieces));
-    let mut buf = vec![0u8; 65536];
+fn lie_about_one_block(stream: TcpStream, num_pieces: u32) -> std::io::Result<()> {
     let garbage = rustico_testkit::pseudo_random_bytes(98, 16384);
-    loop {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        framer.feed(&buf[..n]);
-        let mut reply = Vec::new();
-        while let Some(m) = framer.next_message().map_err(std::io::Error::other)? {
-            match m {
-                Message::Request(r) if r.offset == 16384 => Message::Piece {
+    play_peer(
+        stream,
+        num_pieces,
+        (
+            Reserved::default().with_fast(true),
+            *b"-XX0001-blockliar000",
+        ),
+        |out| {
+            Message::HaveAll.encode(out);
+            Message::Unchoke.encode(out);
+        },
+        |r, out| {
+            if r.offset == 16384 {
+                Message::Piece {
                     index: r.piece,
                     begin: r.offset,
                     data: &garbage[..r.length as usize],
                 }
-                .encode(&mut reply),
-                Message::Request(r) => Message::RejectRequest(r).encode(&mut reply),
-                _ => {}
+                .encode(out)
+            } else {
+                Message::RejectRequest(r).encode(out)
             }
-        }
-        stream.write_all(&reply)?;
-    }
+        },
+    )
 }
 
 /// BEP 52: a v2 piece that fails with blocks from two peers is traced to
