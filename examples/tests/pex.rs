@@ -79,8 +79,9 @@ fn three_peers(private: bool) -> (String, u16) {
     let _c = leecher(&torrent, &dir.path().join("c"), port_c, port_b, &config_c);
     assert!(
         wait_for_log(&log_c, "complete and verified", Duration::from_secs(60)),
-        "C never completed:\n{}",
-        std::fs::read_to_string(&log_c).unwrap_or_default()
+        "C never completed:\n{}\n--- B's log:\n{}",
+        std::fs::read_to_string(&log_c).unwrap_or_default(),
+        std::fs::read_to_string(&log_b).unwrap_or_default()
     );
     assert_files(&dir.path().join("c"), &files);
     if !private {

@@ -108,6 +108,10 @@ struct Peer {
     /// BEP 6 allowed-fast pieces it granted us: asked for even while it
     /// chokes us (at most [`MAX_ALLOWED_FAST`]).
     allowed_fast: Vec<u32>,
+    /// How much of [`Swarm::saved`] its session's bitfield holds: the
+    /// driver took the bitfield when it made the peer, so pieces saved
+    /// after that and before the handshake reach it as `Have` on connect.
+    saved_known: usize,
 }
 
 impl Peer {
@@ -154,6 +158,7 @@ impl Peer {
             fruitless: 0,
             closing: None,
             activity: Activity::new(now),
+            saved_known: 0,
         }
     }
 
@@ -269,6 +274,9 @@ pub struct Swarm {
     block_size: usize,
     picker: PiecePicker,
     have: Bitfield,
+    /// Pieces saved since the swarm started, in order (see
+    /// [`Peer::saved_known`]); at most one entry per piece.
+    saved: Vec<u32>,
     peers: Vec<Option<Peer>>,
     policy: Policy,
     choker: Choker<PeerKey>,
@@ -404,6 +412,7 @@ impl Swarm {
             geometry,
             picker,
             have,
+            saved: Vec::new(),
             peers: Vec::new(),
             timers,
             commands: VecDeque::new(),
@@ -547,7 +556,8 @@ impl Swarm {
             .ok_or(SwarmError::UnknownPeer { peer: key })
     }
 
-    fn insert(&mut self, peer: Peer, now: Instant) {
+    fn insert(&mut self, mut peer: Peer, now: Instant) {
+        peer.saved_known = self.saved.len();
         // A torrent without peers has no tick or rechoke armed (see
         // `tick`): the first peer starts them.
         if self.timers.get(Timer::Tick).is_none() {
@@ -632,6 +642,8 @@ impl Swarm {
 
     /// A peer at `addr` dialled us. Returns the handle to report its
     /// handshake under, or why it is refused (close the socket then).
+    /// Give its session [`Swarm::have`] as it is now: pieces saved before
+    /// its handshake completes come as [`PeerCommand::Have`] once it does.
     /// It is refused when its IP address has
     /// [`SwarmConfig::max_peers_per_ip`] connections already; when the
     /// table is full it replaces the connected peer that moved no payload
@@ -699,6 +711,11 @@ impl Swarm {
             return Ok(());
         }
         if !web_seed {
+            // What was saved between the driver's bitfield and now.
+            let known = self.peer(key).map_or(self.saved.len(), |p| p.saved_known);
+            for &piece in self.saved.get(known..).unwrap_or_default() {
+                self.commands.push_back((key, PeerCommand::Have(piece)));
+            }
             let twin = self
                 .peers
                 .iter()
@@ -880,6 +897,9 @@ impl Swarm {
         if let Err(source) = self.picker.piece_verified(piece) {
             debug_assert!(false, "picker refused verified piece {piece}: {source}");
             return Err(SwarmError::Internal { piece, source });
+        }
+        if !self.have.get(piece) {
+            self.saved.push(piece);
         }
         self.have.set(piece);
         self.have_bytes += u64::from(self.geometry.piece_size(piece).unwrap_or(0));
@@ -1076,7 +1096,9 @@ impl Swarm {
         self.pieces.pop_front()
     }
 
-    /// The next connection to make.
+    /// The next connection to make. Give its session [`Swarm::have`] as
+    /// it is now: pieces saved before its handshake completes come as
+    /// [`PeerCommand::Have`] once it does.
     pub fn poll_dial(&mut self) -> Option<Dial> {
         self.dials.pop_front()
     }

@@ -693,6 +693,33 @@ fn completing_announces_have_and_asks_for_a_resume_snapshot() {
     assert!(orders_to(&h.commands(), a).contains(&PeerCommand::Close(CloseReason::BothSeeding)));
 }
 
+/// The driver gave a new connection the bitfield of when it was made;
+/// a piece saved during its handshake must still be announced to it (the
+/// binary's private PEX test lost a leecher's last pieces that way).
+#[test]
+fn a_piece_saved_during_a_handshake_is_announced_when_it_completes() {
+    let mut h = Harness::leecher(2);
+    let a = h.seed(1, true);
+    let incoming = h.swarm.handle_incoming(addr(9), h.now).unwrap();
+    let reqs = requests_to(&h.commands(), a);
+    for r in reqs.iter().filter(|r| r.piece == 1) {
+        h.deliver(a, *r);
+    }
+    h.hash_pieces();
+    assert!(
+        !orders_to(&h.commands(), incoming).contains(&PeerCommand::Have(1)),
+        "nothing is ordered before the handshake"
+    );
+    h.handshake(incoming, 9, true);
+    assert_eq!(
+        orders_to(&h.commands(), incoming)
+            .iter()
+            .filter(|o| matches!(o, PeerCommand::Have(_)))
+            .collect::<Vec<_>>(),
+        [&PeerCommand::Have(1)]
+    );
+}
+
 #[test]
 fn web_seeds_start_after_the_delay_when_peers_are_few() {
     let mut cfg = config(4);
