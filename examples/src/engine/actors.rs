@@ -96,6 +96,14 @@ impl<T> Mail<T> {
         self.waker.wake();
         sent
     }
+
+    /// Sends unless a bounded channel is full, and wakes the actor (also
+    /// when full: it has messages to take).
+    pub fn try_send(&self, msg: T) -> Result<(), crossbeam_channel::TrySendError<T>> {
+        let sent = self.tx.try_send(msg);
+        self.waker.wake();
+        sent
+    }
 }
 
 /// The worker threads and the timer thread. They end with the process

@@ -1,24 +1,22 @@
-//! The peer connection thread: a blocking [`Link`] (a `TcpStream`, with
-//! the cipher protocol encryption chose) driving one peer-wire session,
-//! from [`Handshaking`] to [`Session`]. After the
-//! handshake a helper thread reads the socket into a bounded channel (so a
-//! slow manager slows the peer down through TCP, instead of growing a
-//! queue), and the loop waits with `select!` on those bytes, the manager's
-//! commands and the session's next timer. Protocol decisions are the
-//! session's; this module only moves bytes, orders and events.
+//! A peer connection: its handshake on a short-lived thread of its own (a
+//! blocking [`Link`], a `TcpStream` with the cipher protocol encryption
+//! chose, driving peer-wire's [`Handshaking`] to a [`Session`]), then the
+//! session on one of the engine's network threads (`net.rs`), which uses
+//! this module's pieces: [`serve_blocks`], [`reports`], [`apply_orders`].
+//! Protocol decisions are the session's; connections only move bytes,
+//! orders and events.
 //!
-//! What one peer can make the thread hold is bounded: the session's
+//! What one peer can make a connection hold is bounded: the session's
 //! transmit buffer (blocks are read from storage only while it has room,
-//! and the socket is read only while the session wants input), the read
-//! channel, and the manager's orders, which arrive through a [`Mailbox`]
-//! that coalesces instead of queueing.
+//! and the socket is read only while the session wants input), and the
+//! manager's orders, which arrive through a [`Mailbox`] that coalesces
+//! instead of queueing.
 
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 use rustico_peer_wire::mse::Policy;
 use rustico_peer_wire::{
     Action, Content, Handshake, Handshaking, Progress, Reserved, Session, SessionConfig,
@@ -26,7 +24,7 @@ use rustico_peer_wire::{
 use rustico_peer_wire::{Bitfield as Bits, Event as SessionEvent};
 use rustico_storage::Storage;
 
-use super::link::{self, Accepted, Dialled, Link, LinkReader};
+use super::link::{self, Accepted, Dialled, Link};
 use crate::dht::NodeSink;
 
 use super::{Command, PeerKey, ToManager};
@@ -35,7 +33,7 @@ use rustico_swarm::PeerEvent;
 /// How long connecting and the handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A write that blocks this long means the peer stopped reading.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why a connection did not get as far as an established session.
 #[derive(Debug, thiserror::Error)]
@@ -103,23 +101,20 @@ pub enum ConnInput {
 /// keep only their latest value; a close wins over everything; the others
 /// (requests, cancels, haves, PEX) keep their order, and the swarm bounds
 /// them (requests by the peer's pipeline, haves by the torrent's pieces,
-/// PEX by its pace). A wake-up channel of capacity one tells the
-/// connection there is something to take; dropping the [`Mailbox`] tells
-/// it the torrent stopped. As a last guard, a connection that leaves more
-/// than [`MAX_ORDERS`] orders untaken (stuck writing to a peer that does
-/// not read) is closed rather than queued for.
+/// PEX by its pace). Once the connection runs on a network thread, the
+/// first order after each take wakes that thread for it (later ones ride
+/// on the same wake-up); orders left during the handshake wait for its
+/// first take. Dropping the [`Mailbox`] tells it the torrent stopped. As a
+/// last guard, a connection that leaves more than [`MAX_ORDERS`] orders
+/// untaken (stuck writing to a peer that does not read) is closed rather
+/// than queued for.
 pub fn mailbox() -> (Mailbox, Inbox) {
     let pending = Arc::new(Mutex::new(Pending::default()));
-    let (wake_tx, wake_rx) = bounded(1);
     (
         Mailbox {
             pending: Arc::clone(&pending),
-            wake: wake_tx,
         },
-        Inbox {
-            pending,
-            wake: wake_rx,
-        },
+        Inbox { pending },
     )
 }
 
@@ -131,30 +126,45 @@ pub const MAX_ORDERS: usize = 1 << 16;
 #[derive(Debug)]
 pub struct Mailbox {
     pending: Arc<Mutex<Pending>>,
-    wake: Sender<()>,
 }
 
 /// The connection's end of a [`mailbox`].
 #[derive(Debug)]
 pub struct Inbox {
     pending: Arc<Mutex<Pending>>,
-    wake: Receiver<()>,
 }
 
-/// Orders not yet taken by the connection.
+/// Orders not yet taken by the connection, and how to wake it.
 #[derive(Debug, Default)]
 struct Pending {
+    orders: Orders,
+    /// The torrent dropped its [`Mailbox`].
+    stopped: bool,
+    /// Who to wake for new orders: `None` until the connection is on a
+    /// network thread (its first take sees what came before).
+    notify: Option<super::net::Notify>,
+    /// A wake-up is on its way and the connection has not taken since.
+    woken: bool,
+}
+
+/// What a connection takes from its inbox at once.
+#[derive(Debug, Default)]
+pub struct Orders {
     close: Option<CloseOrder>,
     choke: Option<bool>,
     interested: Option<bool>,
     ordered: Vec<Command>,
+    /// The torrent stopped: nothing more will come.
+    pub stopped: bool,
 }
 
 impl Mailbox {
     /// Leaves an order for the connection (never blocks).
     pub fn send(&self, input: ConnInput) {
-        {
-            let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let notify = {
+            let mut guard = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let pending = &mut *guard;
+            let p = &mut pending.orders;
             match input {
                 ConnInput::Close(why) => p.close = Some(why),
                 ConnInput::Command(Command::Choke(on)) => p.choke = Some(on),
@@ -167,16 +177,23 @@ impl Mailbox {
                 }
                 ConnInput::Command(other) => p.ordered.push(other),
             }
+            if pending.woken {
+                None
+            } else {
+                pending.woken = pending.notify.is_some();
+                pending.notify.clone()
+            }
+        };
+        if let Some(notify) = notify {
+            notify.wake();
         }
-        // Full: a wake-up is already waiting, and it will see this order.
-        // Disconnected: the connection ended; its last word is on its way.
-        let _: Result<(), TrySendError<()>> = self.wake.try_send(());
     }
 
     /// Orders waiting to be taken.
     #[cfg(test)]
     fn pending(&self) -> usize {
         let p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let p = &p.orders;
         p.ordered.len()
             + usize::from(p.close.is_some())
             + usize::from(p.choke.is_some())
@@ -184,10 +201,41 @@ impl Mailbox {
     }
 }
 
+impl Drop for Mailbox {
+    fn drop(&mut self) {
+        let notify = {
+            let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            p.stopped = true;
+            // A wake-up on its way leads to a take, which sees `stopped`.
+            if p.woken {
+                None
+            } else {
+                p.woken = p.notify.is_some();
+                p.notify.clone()
+            }
+        };
+        if let Some(notify) = notify {
+            notify.wake();
+        }
+    }
+}
+
 impl Inbox {
     /// Takes every waiting order.
-    fn take(&self) -> Pending {
-        std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner))
+    pub fn take(&self) -> Orders {
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        p.woken = false;
+        let mut orders = std::mem::take(&mut p.orders);
+        orders.stopped = p.stopped;
+        orders
+    }
+
+    /// From now on new orders wake the connection through `notify`
+    /// (`None`: they no longer wake anyone, the connection ended).
+    pub fn set_notify(&self, notify: Option<super::net::Notify>) {
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        p.woken = false;
+        p.notify = notify;
     }
 }
 
@@ -228,6 +276,8 @@ pub struct ConnSetup {
     pub to_manager: super::actors::Mail<ToManager>,
     /// This connection's orders from the manager.
     pub inbox: Inbox,
+    /// The network threads that run the connection once established.
+    pub net: super::net::NetPool,
 }
 
 /// How the connection was made.
@@ -239,16 +289,37 @@ pub enum Origin {
     Incoming(Accepted),
 }
 
-/// Runs one connection to its end; the last message to the manager is
-/// always [`super::PeerMsg::Closed`].
+/// Runs one connection's handshake on this short-lived thread, then
+/// hands the established session to a network thread ([`NetPool::adopt`]),
+/// which runs it to its end. The last message to the manager is always
+/// [`super::PeerMsg::Closed`]: from here if the handshake fails, else from
+/// the network thread.
+///
+/// [`NetPool::adopt`]: super::net::NetPool::adopt
 pub fn run(setup: ConnSetup, origin: Origin) {
-    let key = setup.key;
-    let to_manager = setup.to_manager.clone();
-    let reason = match connect(&setup, origin) {
-        Ok((stream, session)) => drive(&setup, stream, session),
-        Err(e) => Closed::Failed(e.into()),
+    let (link, session) = match connect(&setup, origin) {
+        Ok(established) => established,
+        Err(e) => {
+            let closed = super::PeerMsg::Closed(Closed::Failed(e.into()));
+            let _ = setup.to_manager.send(ToManager::Peer(setup.key, closed));
+            return;
+        }
     };
-    let _ = to_manager.send(ToManager::Peer(key, super::PeerMsg::Closed(reason)));
+    let their = *session.peer_handshake();
+    // The first 8 of the id's 20 bytes: a constant range, always inside.
+    let client = String::from_utf8_lossy(&their.peer_id[..8]).into_owned();
+    log::debug!(target: "rustico", "{}: link {}", setup.addr, link.describe());
+    let _ = setup.to_manager.send(ToManager::Peer(
+        setup.key,
+        super::PeerMsg::Connected {
+            client,
+            fast: session.fast(),
+            peer_id: their.peer_id,
+            encrypted: link.encrypted(),
+        },
+    ));
+    let net = setup.net.clone();
+    net.adopt(setup, link, session);
 }
 
 /// Why a connection ended.
@@ -269,18 +340,12 @@ pub enum ConnFailure {
     /// A socket option or the socket's split failed.
     #[error("socket: {0}")]
     Socket(#[source] std::io::Error),
-    /// The socket's reader thread could not be started.
-    #[error("thread: {0}")]
-    Thread(#[source] std::io::Error),
     /// Writing to the peer failed.
     #[error("write: {0}")]
     Write(#[source] std::io::Error),
     /// Reading from the peer failed.
     #[error("read: {0}")]
     Read(#[source] std::io::Error),
-    /// The socket's reader thread ended without a word.
-    #[error("reader stopped")]
-    ReaderStopped,
     /// The peer broke the protocol (peer-wire says how).
     #[error(transparent)]
     Session(#[from] rustico_peer_wire::SessionError),
@@ -433,81 +498,6 @@ fn connect(setup: &ConnSetup, origin: Origin) -> Result<(Link, Session), Connect
     }
 }
 
-fn drive(setup: &ConnSetup, link: Link, mut session: Session) -> Closed {
-    let their = *session.peer_handshake();
-    // The first 8 of the id's 20 bytes: a constant range, always inside.
-    let client = String::from_utf8_lossy(&their.peer_id[..8]).into_owned();
-    log::debug!(target: "rustico", "{}: link {}", setup.addr, link.describe());
-    let _ = setup.to_manager.send(ToManager::Peer(
-        setup.key,
-        super::PeerMsg::Connected {
-            client,
-            fast: session.fast(),
-            peer_id: their.peer_id,
-            encrypted: link.encrypted(),
-        },
-    ));
-    // The handshake's read deadline must not outlive it (it does when the
-    // whole handshake came with the first read): a peer may say nothing
-    // for minutes while it waits for an unchoke, and the session's own
-    // timers judge that, not a socket time-out.
-    if let Err(e) = link.socket().set_read_timeout(None) {
-        return Closed::Failed(ConnFailure::Socket(e));
-    }
-    let (bytes_tx, bytes_rx) = bounded::<std::io::Result<Vec<u8>>>(8);
-    // Read buffers go back to the reader once handled, so reading costs
-    // no allocation per chunk.
-    let (spare_tx, spare_rx) = bounded::<Vec<u8>>(4);
-    let (reader_link, mut link) = match link.split() {
-        Ok(halves) => halves,
-        Err(e) => return Closed::Failed(ConnFailure::Socket(e)),
-    };
-    let reader = std::thread::Builder::new()
-        .name("peer-reader".into())
-        .spawn(move || read_loop(reader_link, bytes_tx, spare_rx));
-    if let Err(e) = reader {
-        return Closed::Failed(ConnFailure::Thread(e));
-    }
-    let closed = event_loop(setup, &mut link, &mut session, &bytes_rx, &spare_tx);
-    let _ = link.socket().shutdown(Shutdown::Both);
-    let (down, up) = session.take_stats();
-    let _ = setup.to_manager.send(ToManager::Peer(
-        setup.key,
-        super::PeerMsg::Events(vec![PeerEvent::Transferred { down, up }]),
-    ));
-    closed
-}
-
-const READ_CHUNK: usize = 128 * 1024;
-
-fn read_loop(
-    mut stream: LinkReader,
-    out: Sender<std::io::Result<Vec<u8>>>,
-    spare: Receiver<Vec<u8>>,
-) {
-    loop {
-        let mut buf = spare.try_recv().unwrap_or_default();
-        buf.resize(READ_CHUNK, 0);
-        match stream.read(&mut buf) {
-            Ok(0) => {
-                let _ = out.send(Ok(Vec::new()));
-                return;
-            }
-            Ok(n) => {
-                buf.truncate(n);
-                if out.send(Ok(buf)).is_err() {
-                    return;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                let _ = out.send(Err(e));
-                return;
-            }
-        }
-    }
-}
-
 /// An answer to one of our requests for a failed piece's block hashes.
 enum BlockHashAnswer {
     /// The hashes, checked against the piece's hash.
@@ -586,7 +576,11 @@ fn to_manager_event(event: SessionEvent, num_pieces: u32, batch: &mut Vec<PeerEv
 /// Carries out the orders taken from the inbox: the latest choke and
 /// interest first (so requests follow an `interested`), then the rest in
 /// order. `Break` with the reason when the manager closes the connection.
-fn apply_pending(session: &mut Session, pending: Pending, now: Instant) -> ControlFlow<CloseOrder> {
+pub fn apply_orders(
+    session: &mut Session,
+    pending: Orders,
+    now: Instant,
+) -> ControlFlow<CloseOrder> {
     if let Some(why) = pending.close {
         return ControlFlow::Break(why);
     }
@@ -624,136 +618,57 @@ fn apply(session: &mut Session, command: Command, now: Instant) {
     }
 }
 
-fn event_loop(
-    setup: &ConnSetup,
-    link: &mut Link,
-    session: &mut Session,
-    bytes_rx: &Receiver<std::io::Result<Vec<u8>>>,
-    spare_tx: &Sender<Vec<u8>>,
-) -> Closed {
-    let mut out = Vec::with_capacity(256 * 1024);
-    loop {
-        // Drain what the session wants done before waiting again, in the
-        // session's order: serve blocks, report events (the manager gets
-        // the events of one wake-up as one message), write, then time.
-        while let Some(Action::Serve(req)) = session.poll_action() {
-            session.send_block_with(req, |out| {
-                let read = setup
-                    .storage
-                    .read_block(req.piece, req.offset, req.length, out);
-                if let Err(e) = &read {
-                    log::debug!(target: "rustico", "{}: cannot serve {req:?}: {e}", setup.addr);
-                }
-                read
-            });
+/// Serves the blocks the session asks for, from storage, while its
+/// transmit buffer has room.
+pub fn serve_blocks(setup: &ConnSetup, session: &mut Session) {
+    while let Some(Action::Serve(req)) = session.poll_action() {
+        session.send_block_with(req, |out| {
+            let read = setup
+                .storage
+                .read_block(req.piece, req.offset, req.length, out);
+            if let Err(e) = &read {
+                log::debug!(target: "rustico", "{}: cannot serve {req:?}: {e}", setup.addr);
+            }
+            read
+        });
+    }
+}
+
+/// What the session reported, as messages for the manager (the events
+/// of one wake-up as one message, then checked block-hash answers).
+pub fn reports(setup: &ConnSetup, session: &mut Session, out: &mut Vec<super::PeerMsg>) {
+    let mut batch = Vec::new();
+    let mut answers = Vec::new();
+    while let Some(event) = session.poll_event() {
+        if let SessionEvent::DhtPort(port) = event {
+            if let Some((_, nodes)) = &setup.dht {
+                nodes.learned(SocketAddr::new(setup.addr.ip(), port));
+            }
+            continue;
         }
-        let mut batch = Vec::new();
-        let mut answers = Vec::new();
-        while let Some(event) = session.poll_event() {
-            if let SessionEvent::DhtPort(port) = event {
-                if let Some((_, nodes)) = &setup.dht {
-                    nodes.learned(SocketAddr::new(setup.addr.ip(), port));
-                }
+        match block_hashes_answer(setup.block_layers.as_deref(), &event) {
+            Some(BlockHashAnswer::Checked { piece, hashes }) => {
+                answers.push(super::PeerMsg::BlockHashes { piece, hashes });
                 continue;
             }
-            match block_hashes_answer(setup.block_layers.as_deref(), &event) {
-                Some(BlockHashAnswer::Checked { piece, hashes }) => {
-                    answers.push(super::PeerMsg::BlockHashes { piece, hashes });
-                    continue;
-                }
-                Some(BlockHashAnswer::Refused(piece)) => {
-                    batch.push(PeerEvent::BlockHashesRefused(piece));
-                    continue;
-                }
-                None => {}
+            Some(BlockHashAnswer::Refused(piece)) => {
+                batch.push(PeerEvent::BlockHashesRefused(piece));
+                continue;
             }
-            to_manager_event(event, setup.num_pieces, &mut batch);
+            None => {}
         }
-        let batch = (!batch.is_empty()).then_some(super::PeerMsg::Events(batch));
-        for msg in batch.into_iter().chain(answers) {
-            if setup
-                .to_manager
-                .send(ToManager::Peer(setup.key, msg))
-                .is_err()
-            {
-                return Closed::Normal(Ending::TorrentStopped);
-            }
-        }
-        session.poll_transmit(&mut out, Instant::now());
-        if !out.is_empty() {
-            if let Err(e) = link.write_all(&mut out) {
-                return Closed::Failed(ConnFailure::Write(e));
-            }
-            out.clear();
-        }
-        let now = Instant::now();
-        let Some(timeout) = session.poll_timeout() else {
-            // Only a failed session has no timer, and failures return.
-            debug_assert!(false, "a live session without a timer");
-            return Closed::Failed(ConnFailure::Internal {
-                what: "a live session without a timer",
-            });
-        };
-        // Blocks (or metadata) held back by the full transmit buffer go out
-        // at once now that it is written; input and orders still get their
-        // turn (`select!` picks among the ready ones at random).
-        let deadline = if session.has_deferred_output() {
-            now
-        } else {
-            timeout
-        };
-        // A peer that does not read what it asked for is not read either.
-        let input = if session.wants_input() {
-            bytes_rx.clone()
-        } else {
-            crossbeam_channel::never()
-        };
-        select! {
-            recv(input) -> got => match got {
-                Ok(Ok(bytes)) if bytes.is_empty() => return Closed::Normal(Ending::PeerClosed),
-                Ok(Ok(bytes)) => {
-                    if let Err(e) = session.handle_input(&bytes, now) {
-                        return Closed::Failed(e.into());
-                    }
-                    let _ = spare_tx.try_send(bytes);
-                    // Take whatever else has arrived before answering: fewer,
-                    // larger writes and messages.
-                    while session.wants_input() {
-                        let Ok(Ok(more)) = bytes_rx.try_recv() else {
-                            break;
-                        };
-                        if more.is_empty() {
-                            return Closed::Normal(Ending::PeerClosed);
-                        }
-                        if let Err(e) = session.handle_input(&more, now) {
-                            return Closed::Failed(e.into());
-                        }
-                        let _ = spare_tx.try_send(more);
-                    }
-                }
-                Ok(Err(e)) => return Closed::Failed(ConnFailure::Read(e)),
-                Err(_) => return Closed::Failed(ConnFailure::ReaderStopped),
-            },
-            recv(setup.inbox.wake) -> got => match got {
-                Ok(()) => {
-                    if let ControlFlow::Break(why) = apply_pending(session, setup.inbox.take(), now) {
-                        return Closed::Normal(Ending::Ordered(why));
-                    }
-                }
-                Err(_) => return Closed::Normal(Ending::TorrentStopped),
-            },
-            recv(crossbeam_channel::at(deadline)) -> _ => {
-                if let Err(e) = session.handle_timeout(Instant::now()) {
-                    return Closed::Failed(e.into());
-                }
-            }
-        }
+        to_manager_event(event, setup.num_pieces, &mut batch);
     }
+    if !batch.is_empty() {
+        out.push(super::PeerMsg::Events(batch));
+    }
+    out.append(&mut answers);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Shutdown;
 
     /// A peer that reads our handshake and hangs up without a word: a
     /// typed `Closed`, not a string.
@@ -785,34 +700,38 @@ mod tests {
     #[test]
     fn the_mailbox_coalesces_state_orders_and_wakes_once() {
         let (mailbox, inbox) = mailbox();
+        // Before the connection is on a network thread nothing is woken;
+        // orders wait for its first take.
+        mailbox.send(ConnInput::Command(Command::Have(1)));
+        let (notify, wakes) = super::super::net::Notify::for_test(7);
+        inbox.set_notify(Some(notify));
+        assert_eq!(inbox.take().ordered.len(), 1);
         for i in 0..100_000 {
             mailbox.send(ConnInput::Command(Command::Choke(i % 2 == 0)));
             mailbox.send(ConnInput::Command(Command::Interested(i % 2 == 1)));
         }
         mailbox.send(ConnInput::Command(Command::Have(3)));
         assert_eq!(mailbox.pending(), 3, "two state slots and one have");
-        assert_eq!(inbox.wake.len(), 1, "one wake-up, however many orders");
-        assert!(inbox.wake.try_recv().is_ok());
+        assert_eq!(wakes(), vec![7], "one wake-up, however many orders");
         let taken = inbox.take();
         assert_eq!(taken.choke, Some(false));
         assert_eq!(taken.interested, Some(true));
         assert_eq!(taken.ordered.len(), 1);
+        assert!(!taken.stopped);
         assert_eq!(mailbox.pending(), 0);
         // A connection that takes nothing: closed, not queued for.
         for piece in 0..=MAX_ORDERS as u32 {
             mailbox.send(ConnInput::Command(Command::Have(piece)));
         }
         assert_eq!(mailbox.pending(), 1, "only the close");
+        assert_eq!(wakes(), vec![7], "woken again after the take, once");
         assert_eq!(inbox.take().close, Some(CloseOrder::Backlog));
         let bye = CloseOrder::Swarm(rustico_swarm::CloseReason::Duplicate);
         mailbox.send(ConnInput::Close(bye));
         drop(mailbox);
-        // The wake-up left before the drop still comes first.
-        assert!(inbox.wake.recv().is_ok());
-        assert_eq!(inbox.take().close, Some(bye));
-        assert!(
-            inbox.wake.recv().is_err(),
-            "a dropped mailbox reads as stopped"
-        );
+        assert_eq!(wakes(), vec![7], "the close and the drop: one wake-up");
+        let last = inbox.take();
+        assert_eq!(last.close, Some(bye));
+        assert!(last.stopped, "a dropped mailbox reads as stopped");
     }
 }

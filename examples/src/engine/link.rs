@@ -140,37 +140,10 @@ impl Link {
         self.stream.write_all(buf)
     }
 
-    /// The two directions apart, for a reader thread beside the writer.
-    pub fn split(self) -> std::io::Result<(LinkReader, Link)> {
-        let reader = LinkReader {
-            stream: self.stream.try_clone()?,
-            recv: self.recv,
-        };
-        let writer = Link {
-            stream: self.stream,
-            send: self.send,
-            recv: HalfCipher::Plaintext,
-            method: self.method,
-        };
-        Ok((reader, writer))
-    }
-}
-
-/// The reading half of a [`Link`], from [`Link::split`]; the writer must
-/// not read after the split.
-pub struct LinkReader {
-    stream: TcpStream,
-    recv: HalfCipher,
-}
-
-impl LinkReader {
-    /// Reads and decrypts; `Ok(0)` at the end of the stream.
-    pub fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.stream.read(buf)?;
-        if let Some(got) = buf.get_mut(..n) {
-            self.recv.apply(got);
-        }
-        Ok(n)
+    /// The socket and the two halves of its cipher (send, receive), for a
+    /// network thread to drive without blocking.
+    pub fn into_parts(self) -> (TcpStream, HalfCipher, HalfCipher) {
+        (self.stream, self.send, self.recv)
     }
 }
 

@@ -62,6 +62,7 @@ pub(super) struct ManagerSetup {
     pub control_tx: Sender<Control>,
     pub control_rx: Receiver<Control>,
     pub disk: DiskPool,
+    pub net: super::net::NetPool,
 }
 
 /// Why a torrent stopped with an error.
@@ -169,6 +170,7 @@ struct Manager {
     control_tx: Mail<Control>,
     control_rx: Receiver<Control>,
     disk: DiskPool,
+    net: super::net::NetPool,
     waker: Waker,
     tracker_tx: Option<Sender<TrackerEvent>>,
     tracker_thread: Option<std::thread::JoinHandle<()>>,
@@ -525,6 +527,7 @@ impl Manager {
             control_tx,
             control_rx: setup.control_rx,
             disk: setup.disk,
+            net: setup.net,
             waker,
             tracker_tx,
             tracker_thread,
@@ -712,6 +715,7 @@ impl Manager {
             dht: self.dht.clone(),
             to_manager: self.peer_tx.clone(),
             inbox: rx,
+            net: self.net.clone(),
         };
         if super::spawn("peer", move || conn::run(setup, origin)).is_err() {
             return false;

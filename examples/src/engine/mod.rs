@@ -20,6 +20,7 @@ pub mod conn;
 pub mod disk;
 pub mod link;
 mod manager;
+pub mod net;
 mod tracker;
 pub(crate) use tracker::{announce_pass, Clients};
 mod webseed;
@@ -250,6 +251,8 @@ pub struct Engine {
     pool: actors::Pool,
     /// The threads every torrent's file I/O runs on.
     disk: disk::DiskPool,
+    /// The threads every established peer connection runs on.
+    net: net::NetPool,
     peer_id: [u8; 20],
     port: u16,
     routes: Routes,
@@ -369,10 +372,12 @@ impl Engine {
         // hashing and writing, both CPU-bound.
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
         let pool = actors::Pool::new(cores)?;
-        log::debug!(target: "rustico", "{} threads run the torrents, {cores} their file I/O", pool.threads());
+        let net = net::NetPool::new(cores)?;
+        log::debug!(target: "rustico", "{} threads run the torrents, {cores} their file I/O, {} their peers", pool.threads(), net.threads());
         Ok(Engine {
             pool,
             disk: disk::DiskPool::new(cores)?,
+            net,
             peer_id: make_peer_id(),
             config,
             port,
@@ -436,6 +441,7 @@ impl Engine {
             control_tx: control_tx.clone(),
             control_rx,
             disk: self.disk.clone(),
+            net: self.net.clone(),
         };
         let waker = self
             .pool
