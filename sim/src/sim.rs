@@ -1386,49 +1386,15 @@ impl Sim {
         }
         let key = self.conns[c].ends[side].key;
         if let (Some(key), false) = (key, events.is_empty()) {
+            let mut batch = Vec::new();
             for ev in events.drain(..) {
-                let swarm_ev = match ev {
-                    WireEvent::Bitfield(bits) => PeerEvent::Pieces(bits),
-                    WireEvent::HaveAll => {
-                        PeerEvent::Pieces(Bitfield::full(self.geometry.num_pieces()))
-                    }
-                    WireEvent::HaveNone => {
-                        PeerEvent::Pieces(Bitfield::new(self.geometry.num_pieces()))
-                    }
-                    WireEvent::Have(p) => PeerEvent::Have(p),
-                    WireEvent::Choked => PeerEvent::Choked(true),
-                    WireEvent::Unchoked => PeerEvent::Choked(false),
-                    WireEvent::Interested => PeerEvent::Interested(true),
-                    WireEvent::NotInterested => PeerEvent::Interested(false),
-                    WireEvent::Block { req, data } => PeerEvent::Block { req, data },
-                    WireEvent::Dropped(reqs) => PeerEvent::Rejected(reqs),
-                    WireEvent::Stalled(reqs) => {
-                        self.report.stalls += 1;
-                        PeerEvent::Stalled(reqs)
-                    }
-                    WireEvent::Extensions(ext) => {
-                        if let Some(reqq) = ext.reqq {
-                            self.peer_event(
-                                n,
-                                key,
-                                PeerEvent::Reqq(reqq.clamp(1, 2000) as usize),
-                                now,
-                            )?;
-                        }
-                        PeerEvent::ExtensionInfo {
-                            listen_port: ext.listen_port,
-                            pex: ext.ut_pex,
-                        }
-                    }
-                    WireEvent::Pex(m) => PeerEvent::Pex(m),
-                    WireEvent::Stats { down, up } => PeerEvent::Transferred { down, up },
-                    WireEvent::AllowedFast(p) => PeerEvent::AllowedFast(p),
-                    WireEvent::DhtPort(_)
-                    | WireEvent::MetadataPiece { .. }
-                    | WireEvent::MetadataRejected { .. }
-                    | WireEvent::Hashes { .. }
-                    | WireEvent::HashesRejected(_) => continue,
-                };
+                if matches!(ev, WireEvent::Stalled(_)) {
+                    self.report.stalls += 1;
+                }
+                // DHT ports, metadata and hashes: nothing the sim speaks.
+                let _ = PeerEvent::from_session(ev, self.geometry.num_pieces(), &mut batch);
+            }
+            for swarm_ev in batch {
                 self.peer_event(n, key, swarm_ev, now)?;
             }
         }

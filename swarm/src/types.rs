@@ -112,6 +112,66 @@ pub enum PeerEvent {
     },
 }
 
+impl PeerEvent {
+    /// Turns what a peer-wire session reported into the swarm's events,
+    /// appended to `batch` (a driver hands them over in order); returns
+    /// the event back when it is the driver's own business (a DHT port,
+    /// metadata, hashes). An extension handshake gives two events (the
+    /// peer's `reqq`, then its listen port and PEX support); rejects that
+    /// follow one another are merged into one [`PeerEvent::Rejected`].
+    pub fn from_session(
+        event: rustico_peer_wire::Event,
+        num_pieces: u32,
+        batch: &mut Vec<PeerEvent>,
+    ) -> Option<rustico_peer_wire::Event> {
+        use rustico_peer_wire::Event as Wire;
+        let event = match event {
+            Wire::Bitfield(bits) => PeerEvent::Pieces(bits),
+            // Once per connection: the session reports `have all` only when
+            // it changes what the peer has.
+            Wire::HaveAll => PeerEvent::Pieces(Bitfield::full(num_pieces)),
+            Wire::HaveNone => PeerEvent::Pieces(Bitfield::new(num_pieces)),
+            Wire::Have(piece) => PeerEvent::Have(piece),
+            Wire::Choked => PeerEvent::Choked(true),
+            Wire::Unchoked => PeerEvent::Choked(false),
+            Wire::Interested => PeerEvent::Interested(true),
+            Wire::NotInterested => PeerEvent::Interested(false),
+            Wire::Block { req, data } => PeerEvent::Block { req, data },
+            Wire::Dropped(reqs) => {
+                if let Some(PeerEvent::Rejected(previous)) = batch.last_mut() {
+                    previous.extend(reqs);
+                    return None;
+                }
+                PeerEvent::Rejected(reqs)
+            }
+            Wire::Stalled(reqs) => PeerEvent::Stalled(reqs),
+            Wire::Extensions(ext) => {
+                if let Some(reqq) = ext.reqq {
+                    batch.push(PeerEvent::Reqq(reqq.clamp(1, MAX_REQQ) as usize));
+                }
+                PeerEvent::ExtensionInfo {
+                    listen_port: ext.listen_port,
+                    pex: ext.ut_pex,
+                }
+            }
+            Wire::Pex(message) => PeerEvent::Pex(message),
+            Wire::Stats { down, up } => PeerEvent::Transferred { down, up },
+            Wire::AllowedFast(piece) => PeerEvent::AllowedFast(piece),
+            other @ (Wire::DhtPort(_)
+            | Wire::MetadataPiece { .. }
+            | Wire::MetadataRejected { .. }
+            | Wire::Hashes { .. }
+            | Wire::HashesRejected(_)) => return Some(other),
+        };
+        batch.push(event);
+        None
+    }
+}
+
+/// The most requests a peer's `reqq` is taken to allow: a peer that
+/// announces more gets this many (a pipeline is sized by rate anyway).
+const MAX_REQQ: u32 = 2000;
+
 /// Why the swarm closes a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CloseReason {
@@ -386,4 +446,55 @@ pub struct SwarmStats {
     /// Orders for peers not yet taken with
     /// [`Swarm::poll_command`](crate::Swarm::poll_command).
     pub queued_commands: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustico_peer_wire::{Event as Wire, PeerExtensions};
+
+    fn req(offset: u32) -> BlockRequest {
+        BlockRequest {
+            piece: 0,
+            offset,
+            length: 16384,
+        }
+    }
+
+    #[test]
+    fn session_events_become_the_swarms_in_order() {
+        let mut batch = Vec::new();
+        let ext = PeerExtensions {
+            reqq: Some(1_000_000),
+            listen_port: Some(6881),
+            ut_pex: true,
+            ..PeerExtensions::default()
+        };
+        for event in [
+            Wire::HaveAll,
+            Wire::Extensions(ext),
+            Wire::Dropped(vec![req(0)]),
+            Wire::Dropped(vec![req(16384)]),
+            Wire::Unchoked,
+        ] {
+            assert_eq!(PeerEvent::from_session(event, 3, &mut batch), None);
+        }
+        assert_eq!(
+            batch,
+            [
+                PeerEvent::Pieces(Bitfield::full(3)),
+                PeerEvent::Reqq(MAX_REQQ as usize),
+                PeerEvent::ExtensionInfo {
+                    listen_port: Some(6881),
+                    pex: true
+                },
+                PeerEvent::Rejected(vec![req(0), req(16384)]),
+                PeerEvent::Choked(false),
+            ]
+        );
+        // The driver's own events come back untouched.
+        let back = PeerEvent::from_session(Wire::DhtPort(6881), 3, &mut batch);
+        assert_eq!(back, Some(Wire::DhtPort(6881)));
+        assert_eq!(batch.len(), 5);
+    }
 }

@@ -527,52 +527,6 @@ fn block_hashes_answer(
     })
 }
 
-/// A session event as the manager takes it (`None`: nothing to tell).
-/// Consecutive drops are merged into one report.
-fn to_manager_event(event: SessionEvent, num_pieces: u32, batch: &mut Vec<PeerEvent>) {
-    let event = match event {
-        SessionEvent::Bitfield(bits) => PeerEvent::Pieces(bits),
-        // Once per connection: the session reports `have all` only when
-        // it changes what the peer has.
-        SessionEvent::HaveAll => PeerEvent::Pieces(Bits::full(num_pieces)),
-        SessionEvent::HaveNone => PeerEvent::Pieces(Bits::new(num_pieces)),
-        SessionEvent::Have(piece) => PeerEvent::Have(piece),
-        SessionEvent::Choked => PeerEvent::Choked(true),
-        SessionEvent::Unchoked => PeerEvent::Choked(false),
-        SessionEvent::Interested => PeerEvent::Interested(true),
-        SessionEvent::NotInterested => PeerEvent::Interested(false),
-        SessionEvent::Block { req, data } => PeerEvent::Block { req, data },
-        SessionEvent::Dropped(reqs) => {
-            if let Some(PeerEvent::Rejected(previous)) = batch.last_mut() {
-                previous.extend(reqs);
-                return;
-            }
-            PeerEvent::Rejected(reqs)
-        }
-        SessionEvent::Stalled(reqs) => PeerEvent::Stalled(reqs),
-        SessionEvent::Extensions(ext) => {
-            if let Some(reqq) = ext.reqq {
-                batch.push(PeerEvent::Reqq(reqq.clamp(1, 2000) as usize));
-            }
-            PeerEvent::ExtensionInfo {
-                listen_port: ext.listen_port,
-                pex: ext.ut_pex,
-            }
-        }
-        SessionEvent::Pex(message) => PeerEvent::Pex(message),
-        SessionEvent::Stats { down, up } => PeerEvent::Transferred { down, up },
-        SessionEvent::AllowedFast(piece) => PeerEvent::AllowedFast(piece),
-        // Metadata and hash events come only to the sessions that ask for
-        // them (magnet links; block hashes are taken before this).
-        SessionEvent::DhtPort(_)
-        | SessionEvent::MetadataPiece { .. }
-        | SessionEvent::MetadataRejected { .. }
-        | SessionEvent::Hashes { .. }
-        | SessionEvent::HashesRejected(_) => return,
-    };
-    batch.push(event);
-}
-
 /// Carries out the orders taken from the inbox: the latest choke and
 /// interest first (so requests follow an `interested`), then the rest in
 /// order. `Break` with the reason when the manager closes the connection.
@@ -657,7 +611,9 @@ pub fn reports(setup: &ConnSetup, session: &mut Session, out: &mut Vec<super::Pe
             }
             None => {}
         }
-        to_manager_event(event, setup.num_pieces, &mut batch);
+        // Metadata and hash events come only to the sessions that ask for
+        // them (magnet links; block hashes are taken above).
+        let _ = PeerEvent::from_session(event, setup.num_pieces, &mut batch);
     }
     if !batch.is_empty() {
         out.push(super::PeerMsg::Events(batch));
