@@ -803,3 +803,197 @@ impl Torrent {
         event != Event::Stopped
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::actors::{Actor, Mail, Pool, Step};
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{SocketAddr, TcpListener};
+
+    /// An actor that does nothing: the test reads its inbox itself.
+    struct Idle;
+
+    impl Actor for Idle {
+        fn run(&mut self, _now: Instant) -> Step {
+            Step::Wait(None)
+        }
+    }
+
+    /// An HTTP tracker on 127.0.0.1 that notes each announce's query and
+    /// answers with one peer, 10.0.0.1:6881, and a 30-minute interval.
+    /// Returns its URL and what it heard.
+    fn fake_tracker() -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/announce", listener.local_addr().unwrap());
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let log = heard.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut line = String::new();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                reader.read_line(&mut line).unwrap();
+                // The rest of the head, up to the empty line.
+                let mut rest = String::new();
+                while reader.read_line(&mut rest).is_ok_and(|n| n > 2) {
+                    rest.clear();
+                }
+                log.lock().unwrap().push(line);
+                let body = b"d8:intervali1800e5:peers6:\x0a\x00\x00\x01\x1a\xe1e";
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(body);
+            }
+        });
+        (url, heard)
+    }
+
+    /// A tracker URL whose server accepts connections and never answers.
+    fn silent_tracker() -> (String, TcpListener) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/announce", listener.local_addr().unwrap());
+        (url, listener)
+    }
+
+    fn wait_until(what: &str, limit: Duration, cond: impl Fn() -> bool) -> Duration {
+        let start = Instant::now();
+        while !cond() {
+            assert!(start.elapsed() < limit, "{what} within {limit:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        start.elapsed()
+    }
+
+    fn heard_with(heard: &Mutex<Vec<String>>, parts: &[&str]) -> usize {
+        heard
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| parts.iter().all(|p| line.contains(p)))
+            .count()
+    }
+
+    /// A torrent registered with `service`, its inbox and status.
+    fn register(
+        service: &TrackerService,
+        pool: &Pool,
+        tiers: Vec<Vec<String>>,
+        info_hashes: Vec<[u8; 20]>,
+    ) -> (TrackerTorrent, Receiver<Control>, Arc<Status>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let waker = pool.start(|_| Idle);
+        let status = Arc::new(Status::default());
+        let torrent = service.register(TrackerSetup {
+            tiers,
+            info_hashes,
+            peer_id: *b"-RS0000-abcdefghijkl",
+            port: 6881,
+            status: status.clone(),
+            control: Mail::new(tx, waker),
+        });
+        (torrent, rx, status)
+    }
+
+    #[test]
+    fn a_hybrid_announces_both_swarms_for_each_event_and_its_peers_reach_the_manager() {
+        let pool = Pool::new(1).unwrap();
+        let service = TrackerService::start().unwrap();
+        let (url, heard) = fake_tracker();
+        let (v1, v2) = ([b'a'; 20], [b'b'; 20]);
+        let (mut torrent, inbox, status) =
+            register(&service, &pool, vec![vec![url.clone()]], vec![v1, v2]);
+        let limit = Duration::from_secs(10);
+        for event in ["started", "completed", "stopped"] {
+            match event {
+                "completed" => torrent.completed(),
+                "stopped" => torrent.stop(),
+                _ => {}
+            }
+            for hash in ["aaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbb"] {
+                let parts = [&format!("info_hash={hash}&")[..], &format!("event={event}")];
+                wait_until(&format!("{event} for {hash}"), limit, || {
+                    heard_with(&heard, &parts) == 1
+                });
+            }
+        }
+        wait_until("the torrent forgotten", limit, || torrent.is_finished());
+        // Each of the six answers (two swarms, three events) lists one
+        // peer, and each reaches the manager's inbox.
+        let peers: Vec<SocketAddr> = inbox
+            .try_iter()
+            .flat_map(|c| match c {
+                Control::Peers(peers, _) => peers,
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(peers.len(), 6, "{peers:?}");
+        assert!(peers
+            .iter()
+            .all(|p| *p == SocketAddr::from(([10, 0, 0, 1], 6881))));
+        let reports = status.trackers.lock().unwrap().clone();
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].url, url);
+        assert!(
+            reports[0].last_ok && reports[0].last_announce > 0,
+            "{reports:?}"
+        );
+        // Nothing more after `stopped`.
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(heard.lock().unwrap().len(), 6);
+    }
+
+    #[test]
+    fn a_silent_tier_falls_back_and_stop_ends_within_its_timeout() {
+        let pool = Pool::new(1).unwrap();
+        let service = TrackerService::start().unwrap();
+        let (silent, _listener) = silent_tracker();
+        let (honest, heard) = fake_tracker();
+        let (mut torrent, _inbox, status) = register(
+            &service,
+            &pool,
+            vec![vec![silent.clone()], vec![honest]],
+            vec![[b'c'; 20]],
+        );
+        // Tier 2 starts once tier 1 has been silent for the stagger (3 s).
+        let took = wait_until("started on tier 2", Duration::from_secs(10), || {
+            heard_with(&heard, &["event=started"]) == 1
+        });
+        assert!(took >= Duration::from_secs(2), "{took:?}");
+        // The silent tracker is tried last now; `stopped` goes to tier 2
+        // first and answers: done long before the silent one's 30 s.
+        torrent.stop();
+        let took = wait_until("stopped", STOP_TIMEOUT + Duration::from_secs(2), || {
+            torrent.is_finished()
+        });
+        assert_eq!(heard_with(&heard, &["event=stopped"]), 1, "{took:?}");
+        let reports = status.trackers.lock().unwrap().clone();
+        assert_eq!(reports.len(), 2);
+        assert_eq!((reports[0].tier, reports[1].tier), (0, 1));
+    }
+
+    #[test]
+    fn stop_while_a_tracker_hangs_ends_within_the_stop_timeout() {
+        let pool = Pool::new(1).unwrap();
+        let service = TrackerService::start().unwrap();
+        let (silent, _listener) = silent_tracker();
+        let (mut torrent, _inbox, _status) =
+            register(&service, &pool, vec![vec![silent]], vec![[b'd'; 20]]);
+        // `started` hangs (30 s HTTP deadline); stopping abandons it and
+        // `stopped` gives up after its short timeout.
+        std::thread::sleep(Duration::from_millis(300));
+        torrent.stop();
+        let took = wait_until(
+            "the torrent forgotten",
+            STOP_TIMEOUT + Duration::from_secs(3),
+            || torrent.is_finished(),
+        );
+        assert!(
+            took >= STOP_TIMEOUT - Duration::from_millis(500),
+            "{took:?}"
+        );
+    }
+}
