@@ -18,8 +18,10 @@ has the data on disk before it starts:
   (plaintext accepted). Its port comes from its log.
 - libtorrent (python3-libtorrent, /usr/bin/python3): one session on
   127.0.0.1, DHT/LSD/UPnP/NAT-PMP and uTP off, seed mode,
-  `connections_limit` N+50, `unchoke_slots_limit` N,
-  `allow_multiple_connections_per_ip`. Its figures include the Python
+  `connections_limit` 3N, `unchoke_slots_limit` N,
+  `allow_multiple_connections_per_ip`. (With `connections_limit` N+50 =
+  550, libtorrent 2.0.8 disconnected every peer past 376 open, "too many
+  connections"; 3N lets it take all N.) Its figures include the Python
   interpreter that hosts it.
 
 The harness (one thread, `selectors`, plain non-blocking sockets, no
@@ -437,7 +439,7 @@ torrent, data_dir, n, slots = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sy
 ses = lt.session({"listen_interfaces": "127.0.0.1:0", "enable_dht": False, "enable_lsd": False,
     "enable_upnp": False, "enable_natpmp": False, "enable_outgoing_utp": False,
     "enable_incoming_utp": False, "allow_multiple_connections_per_ip": True,
-    "connections_limit": n + 50, "unchoke_slots_limit": slots,
+    "connections_limit": 3 * n, "unchoke_slots_limit": slots,
     "alert_mask": 0})
 atp = lt.add_torrent_params(); atp.ti = lt.torrent_info(torrent); atp.save_path = data_dir
 atp.flags |= lt.torrent_flags.seed_mode
