@@ -394,8 +394,9 @@ impl TrackerTorrent {
         let _ = self.tx.send(Msg::Completed(self.id));
     }
 
-    /// The torrent stops: announce `stopped` (with short timeouts), then
-    /// forget it. An announce in progress is abandoned.
+    /// The torrent stops: once the announce in progress (if any) and
+    /// what is due now are done, announce `stopped` (with short
+    /// timeouts), then forget it.
     pub(super) fn stop(&mut self) {
         if !std::mem::replace(&mut self.stopped, true) {
             let _ = self.tx.send(Msg::Stop(self.id));
@@ -426,6 +427,8 @@ struct Torrent {
     round: Option<Round>,
     /// Told to stop: forgotten once `stopped` is announced.
     stopping: bool,
+    /// The schedule was told to announce `stopped`.
+    stop_scheduled: bool,
     /// Set once the torrent is forgotten.
     finished: Arc<AtomicBool>,
     /// The deadline the timer heap holds for it; other entries of its
@@ -543,6 +546,7 @@ impl Scheduler {
                     tracker_id: None,
                     round: None,
                     stopping: false,
+                    stop_scheduled: false,
                     finished,
                     armed: None,
                 };
@@ -556,19 +560,10 @@ impl Scheduler {
                 id
             }
             Msg::Stop(id) => {
+                // `stopped` goes out once nothing else is due (see
+                // `Torrent::advance`).
                 if let Some(t) = self.torrents.get_mut(&id) {
                     t.stopping = true;
-                    // An announce in progress is abandoned: `stopped` now.
-                    if t.round.as_ref().is_some_and(|r| r.event != Event::Stopped) {
-                        if let Some(round) = t.round.take() {
-                            for &position in round.pass.in_flight() {
-                                t.trackers.handle_failure(position);
-                            }
-                        }
-                        t.schedule.handle_stopped(now);
-                    } else if t.round.is_none() {
-                        t.schedule.handle_stopped(now);
-                    }
                 }
                 id
             }
@@ -757,6 +752,15 @@ impl Torrent {
                 }
                 continue;
             }
+            // As the tracker thread did: a stop waits for the announce in
+            // progress and for what is due now (a `completed` raised
+            // meanwhile), so trackers hear `started`, `completed` and
+            // `stopped` in order.
+            if self.stopping && !self.stop_scheduled {
+                self.stop_scheduled = true;
+                self.schedule.handle_stopped(now);
+                continue;
+            }
             return !(self.stopping && self.schedule.is_finished());
         }
     }
@@ -821,9 +825,10 @@ mod tests {
     }
 
     /// An HTTP tracker on 127.0.0.1 that notes each announce's query and
-    /// answers with one peer, 10.0.0.1:6881, and a 30-minute interval.
-    /// Returns its URL and what it heard.
-    fn fake_tracker() -> (String, Arc<Mutex<Vec<String>>>) {
+    /// answers with one peer, 10.0.0.1:6881, and a 30-minute interval;
+    /// it never answers a request that contains `hang_on`. Returns its URL
+    /// and what it heard.
+    fn fake_tracker(hang_on: Option<&'static str>) -> (String, Arc<Mutex<Vec<String>>>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/announce", listener.local_addr().unwrap());
         let heard = Arc::new(Mutex::new(Vec::new()));
@@ -839,7 +844,13 @@ mod tests {
                 while reader.read_line(&mut rest).is_ok_and(|n| n > 2) {
                     rest.clear();
                 }
+                let hang = hang_on.is_some_and(|h| line.contains(h));
                 log.lock().unwrap().push(line);
+                if hang {
+                    // Kept open, unanswered, until the test ends.
+                    std::mem::forget(stream);
+                    continue;
+                }
                 let body = b"d8:intervali1800e5:peers6:\x0a\x00\x00\x01\x1a\xe1e";
                 let head = format!(
                     "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -902,12 +913,13 @@ mod tests {
     fn a_hybrid_announces_both_swarms_for_each_event_and_its_peers_reach_the_manager() {
         let pool = Pool::new(1).unwrap();
         let service = TrackerService::start().unwrap();
-        let (url, heard) = fake_tracker();
+        let (url, heard) = fake_tracker(None);
         let (v1, v2) = ([b'a'; 20], [b'b'; 20]);
         let (mut torrent, inbox, status) =
             register(&service, &pool, vec![vec![url.clone()]], vec![v1, v2]);
         let limit = Duration::from_secs(10);
-        for event in ["started", "completed", "stopped"] {
+        let mut peers: Vec<SocketAddr> = Vec::new();
+        for (n, event) in ["started", "completed", "stopped"].into_iter().enumerate() {
             match event {
                 "completed" => torrent.completed(),
                 "stopped" => torrent.stop(),
@@ -919,18 +931,18 @@ mod tests {
                     heard_with(&heard, &parts) == 1
                 });
             }
+            // Each answer (two swarms a round) lists one peer, and each
+            // reaches the manager's inbox.
+            let start = Instant::now();
+            while peers.len() < 2 * (n + 1) && start.elapsed() < limit {
+                if let Ok(Control::Peers(got, _)) = inbox.recv_timeout(Duration::from_millis(50)) {
+                    peers.extend(got);
+                }
+            }
+            assert_eq!(peers.len(), 2 * (n + 1), "after {event}: {peers:?}");
         }
         wait_until("the torrent forgotten", limit, || torrent.is_finished());
-        // Each of the six answers (two swarms, three events) lists one
-        // peer, and each reaches the manager's inbox.
-        let peers: Vec<SocketAddr> = inbox
-            .try_iter()
-            .flat_map(|c| match c {
-                Control::Peers(peers, _) => peers,
-                _ => Vec::new(),
-            })
-            .collect();
-        assert_eq!(peers.len(), 6, "{peers:?}");
+        assert!(inbox.try_recv().is_err(), "more than one answer a swarm");
         assert!(peers
             .iter()
             .all(|p| *p == SocketAddr::from(([10, 0, 0, 1], 6881))));
@@ -951,7 +963,7 @@ mod tests {
         let pool = Pool::new(1).unwrap();
         let service = TrackerService::start().unwrap();
         let (silent, _listener) = silent_tracker();
-        let (honest, heard) = fake_tracker();
+        let (honest, heard) = fake_tracker(None);
         let (mut torrent, _inbox, status) = register(
             &service,
             &pool,
@@ -976,21 +988,24 @@ mod tests {
     }
 
     #[test]
-    fn stop_while_a_tracker_hangs_ends_within_the_stop_timeout() {
+    fn a_stopped_the_tracker_never_answers_ends_within_the_stop_timeout() {
         let pool = Pool::new(1).unwrap();
         let service = TrackerService::start().unwrap();
-        let (silent, _listener) = silent_tracker();
+        let (url, heard) = fake_tracker(Some("event=stopped"));
         let (mut torrent, _inbox, _status) =
-            register(&service, &pool, vec![vec![silent]], vec![[b'd'; 20]]);
-        // `started` hangs (30 s HTTP deadline); stopping abandons it and
-        // `stopped` gives up after its short timeout.
-        std::thread::sleep(Duration::from_millis(300));
+            register(&service, &pool, vec![vec![url]], vec![[b'd'; 20]]);
+        wait_until("started", Duration::from_secs(10), || {
+            heard_with(&heard, &["event=started"]) == 1
+        });
+        // The tracker takes `stopped` and never answers: the service
+        // gives up after the stop timeout (3 s), not HTTP's 30 s.
         torrent.stop();
         let took = wait_until(
             "the torrent forgotten",
             STOP_TIMEOUT + Duration::from_secs(3),
             || torrent.is_finished(),
         );
+        assert_eq!(heard_with(&heard, &["event=stopped"]), 1);
         assert!(
             took >= STOP_TIMEOUT - Duration::from_millis(500),
             "{took:?}"
