@@ -4,7 +4,7 @@ of `rustico` seeding N small torrents, with libtorrent seeding the same N
 torrents in the same run. Figures go to BENCHMARKS.md (issue #15).
 
     cargo build --release -p rustico
-    /usr/bin/python3 examples/bench/scale.py [--torrents 2000] [--settle 5]
+    /usr/bin/python3 examples/bench/scale.py [--torrents 2000] [--settle 5] [--binary PATH]
 
 Each torrent is one 16 KiB file of its own bytes (one piece), written with
 its `.torrent` by this script (bencode by hand: `rustico create` per
@@ -71,14 +71,14 @@ def proc_status(pid):
     return int(fields["Threads"]), int(fields["VmRSS"].split()[0]) / 1024.0
 
 
-def run_rustico(work, data_dir, torrents, settle):
+def run_rustico(binary, work, data_dir, torrents, settle):
     logs = os.path.join(work, "logs")
     cfg = os.path.join(work, "config.toml")
     with open(cfg, "w") as f:
         f.write('log_dir = "%s"\ndht = false\n' % logs)
     log = os.path.join(logs, "rustico.log")
     start = time.monotonic()
-    p = subprocess.Popen([RUSTICO, "download"] + torrents +
+    p = subprocess.Popen([binary, "download"] + torrents +
                          ["-o", data_dir, "--seed", "--port", "0", "--config", cfg],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -134,6 +134,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--torrents", type=int, default=2000)
     ap.add_argument("--settle", type=float, default=5.0)
+    ap.add_argument("--binary", default=RUSTICO, help="the rustico binary to measure")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="rustico-scale-") as work:
         data_dir, torrents = make_torrents(work, args.torrents)
@@ -141,7 +142,7 @@ def main():
               (args.torrents, open("/proc/loadavg").read().split()[0]))
         print("| client | torrents | start-up (s) | threads | RSS (MiB) |")
         print("|---|---|---|---|---|")
-        r = run_rustico(work, data_dir, torrents, args.settle)
+        r = run_rustico(args.binary, work, data_dir, torrents, args.settle)
         print("| rustico | %d | %.1f | %d | %.1f |" % (args.torrents, r[0], r[1], r[2]))
         sys.stdout.flush()
         lt = run_libtorrent(data_dir, torrents, args.settle)

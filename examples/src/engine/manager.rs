@@ -3,7 +3,7 @@
 //! swarm what peers, the disk pool and trackers report, and carries out
 //! what the swarm polls out: orders to peer connections, pieces and
 //! resume snapshots to the disk pool, addresses to dial, `completed` to
-//! the tracker thread. Every protocol or policy decision is the swarm's.
+//! the engine's tracker service. Every protocol or policy decision is the swarm's.
 //!
 //! A torrent starts by checking its storage on the disk pool
 //! ([`TorrentActor`]'s first phase), runs until it is told to stop (or
@@ -27,7 +27,7 @@ use rustico_swarm::{
 use super::actors::{Actor, Mail, Step, Waker};
 use super::conn::{self, Closed, ConnInput, ConnSetup, Mailbox, Origin};
 use super::disk::DiskPool;
-use super::tracker::{self, TrackerEvent};
+use super::tracker::{TrackerService, TrackerSetup, TrackerTorrent};
 use super::webseed::{self, WebSeedInput};
 use super::{Control, PeerKey, PeerMsg, Status, ToManager};
 use crate::meta::TorrentMeta;
@@ -63,6 +63,7 @@ pub(super) struct ManagerSetup {
     pub control_rx: Receiver<Control>,
     pub disk: DiskPool,
     pub net: super::net::NetPool,
+    pub trackers: TrackerService,
 }
 
 /// Why a torrent stopped with an error.
@@ -134,7 +135,7 @@ const PEER_MESSAGES_PER_RUN: usize = 64;
 /// How long a stopping torrent waits for its peers' goodbyes.
 const GOODBYE: Duration = Duration::from_millis(500);
 /// How long it waits for its trackers' `stopped` announce (bounded in
-/// time by the tracker thread) so the process does not exit first.
+/// time by the tracker service) so the process does not exit first.
 const TRACKER_GOODBYE: Duration = Duration::from_secs(8);
 
 /// Where a peer's orders go.
@@ -166,14 +167,15 @@ struct Manager {
     /// Where connections report (bounded: a peer waits when we lag).
     peer_tx: Mail<ToManager>,
     peer_rx: Receiver<ToManager>,
-    /// Our own inbox, for the disk pool and the tracker thread.
+    /// Our own inbox, for the disk pool and the tracker service.
     control_tx: Mail<Control>,
     control_rx: Receiver<Control>,
     disk: DiskPool,
     net: super::net::NetPool,
     waker: Waker,
-    tracker_tx: Option<Sender<TrackerEvent>>,
-    tracker_thread: Option<std::thread::JoinHandle<()>>,
+    /// The torrent's registration with the tracker service, if it
+    /// announces to trackers.
+    trackers: Option<TrackerTorrent>,
     resume: Arc<ResumeWriter>,
     options: TorrentOptions,
 }
@@ -475,27 +477,18 @@ impl Manager {
         // message is the events of one wake-up, at most about 1 MiB of blocks.
         let (peer_tx, peer_rx) = bounded::<ToManager>(64);
         let control_tx = Mail::new(setup.control_tx, waker.clone());
-        let (tracker_tx, tracker_thread) =
-            if setup.options.use_trackers && !meta.trackers.is_empty() {
-                let (tx, rx) = unbounded();
-                let t = tracker::TrackerSetup {
-                    tiers: meta.trackers.clone(),
-                    info_hashes: std::iter::once(meta.info_hash)
-                        .chain(meta.v2_swarm)
-                        .collect(),
-                    peer_id: setup.peer_id,
-                    port: setup.port,
-                    status: status.clone(),
-                    control: control_tx.clone(),
-                    events: rx,
-                };
-                (
-                    Some(tx),
-                    Some(super::spawn("tracker", move || tracker::run(t))?),
-                )
-            } else {
-                (None, None)
-            };
+        let trackers = (setup.options.use_trackers && !meta.trackers.is_empty()).then(|| {
+            setup.trackers.register(TrackerSetup {
+                tiers: meta.trackers.clone(),
+                info_hashes: std::iter::once(meta.info_hash)
+                    .chain(meta.v2_swarm)
+                    .collect(),
+                peer_id: setup.peer_id,
+                port: setup.port,
+                status: status.clone(),
+                control: control_tx.clone(),
+            })
+        });
         let resume = Arc::new(ResumeWriter {
             name: name.clone(),
             storage: storage.clone(),
@@ -529,8 +522,7 @@ impl Manager {
             disk: setup.disk,
             net: setup.net,
             waker,
-            tracker_tx,
-            tracker_thread,
+            trackers,
             resume,
             options: setup.options,
         })
@@ -786,8 +778,8 @@ impl Manager {
             }
             SwarmEvent::Complete => {
                 log::info!(target: "rustico", "{name}: download complete");
-                if let Some(tx) = &self.tracker_tx {
-                    let _ = tx.send(TrackerEvent::Completed);
+                if let Some(trackers) = &self.trackers {
+                    trackers.completed();
                 }
                 self.status.complete.store(true, Ordering::SeqCst);
             }
@@ -993,8 +985,8 @@ impl Manager {
         }
         self.resume
             .save(self.swarm.have().clone(), &self.disk, &self.waker);
-        if let Some(tx) = self.tracker_tx.take() {
-            let _ = tx.send(TrackerEvent::Stopped);
+        if let Some(trackers) = &mut self.trackers {
+            trackers.stop();
         }
     }
 
@@ -1019,12 +1011,15 @@ impl Manager {
         }
         let now = Instant::now();
         let goodbyes = self.links.is_empty() || now >= until;
-        let tracker = self.tracker_thread.as_ref().is_none_or(|t| t.is_finished())
+        let tracker = self
+            .trackers
+            .as_ref()
+            .is_none_or(TrackerTorrent::is_finished)
             || now >= until + TRACKER_GOODBYE;
         if goodbyes && tracker && self.resume.idle() {
             return None;
         }
-        // Peers and the resume writer wake us; the tracker thread does not.
+        // Peers and the resume writer wake us; the tracker service does not.
         let poll = now + Duration::from_millis(20);
         Some(if goodbyes { poll } else { until.min(poll) })
     }
@@ -1033,9 +1028,8 @@ impl Manager {
     fn finish(&mut self) {
         self.publish();
         self.status.peers.store(0, Ordering::Relaxed);
-        if let Some(t) = self.tracker_thread.take().filter(|t| t.is_finished()) {
-            let _ = t.join();
-        }
+        // Stops its announces if `begin_stop` did not.
+        drop(self.trackers.take());
         self.status.stopped.store(true, Ordering::SeqCst);
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   server (listener + handshake pool) --route by info-hash--> torrent manager
-//!   tracker thread <--peers / events-->  torrent manager  --jobs--> disk pool
+//!   tracker service <--peers / events-->  torrent manager  --jobs--> disk pool
 //!   peer connection threads <--commands / events--> torrent manager
 //! ```
 //!
@@ -11,9 +11,10 @@
 //! on a fixed pool of worker threads ([`actors`]), so torrents cost no
 //! thread of their own. Each peer has one connection thread (and a socket
 //! reader); the disk pool ([`disk`]) checks, verifies and writes pieces
-//! and resume data for every torrent; a torrent with trackers has a
-//! tracker thread. The [`Engine`] holds what torrents share: the listen
-//! port, the routing table and the two pools.
+//! and resume data for every torrent; one tracker service
+//! schedules every torrent's announces and runs them on a few threads.
+//! The [`Engine`] holds what torrents share: the listen port, the routing
+//! table, the two pools and the tracker service.
 
 pub mod actors;
 pub mod conn;
@@ -184,7 +185,7 @@ pub struct Status {
     pub error: Mutex<Option<Arc<ManagerError>>>,
     /// Pieces on disk are being checked (resume data or a full recheck).
     pub checking: AtomicBool,
-    /// Its trackers, as the tracker thread last heard from them.
+    /// Its trackers, as the tracker service last heard from them.
     pub trackers: Mutex<Vec<TrackerReport>>,
 }
 
@@ -253,6 +254,8 @@ pub struct Engine {
     disk: disk::DiskPool,
     /// The threads every established peer connection runs on.
     net: net::NetPool,
+    /// Every torrent's announces.
+    trackers: tracker::TrackerService,
     peer_id: [u8; 20],
     port: u16,
     routes: Routes,
@@ -378,6 +381,7 @@ impl Engine {
             pool,
             disk: disk::DiskPool::new(cores)?,
             net,
+            trackers: tracker::TrackerService::start()?,
             peer_id: make_peer_id(),
             config,
             port,
@@ -442,6 +446,7 @@ impl Engine {
             control_rx,
             disk: self.disk.clone(),
             net: self.net.clone(),
+            trackers: self.trackers.clone(),
         };
         let waker = self
             .pool
