@@ -283,6 +283,7 @@ impl Conn {
                 self.out.drain(..self.written);
                 self.written = 0;
                 self.out.append(&mut self.fresh);
+                shrink(&mut self.fresh);
             }
         }
         let mut total = 0;
@@ -310,6 +311,7 @@ impl Conn {
         }
         if self.unwritten() == 0 {
             self.out.clear();
+            shrink(&mut self.out);
             self.written = 0;
             self.write_stalled = None;
         } else if total > 0 || self.write_stalled.is_none() {
@@ -366,6 +368,16 @@ impl Conn {
         }
         self.deliver()?;
         Ok(budget == 0 && self.can_read && self.unsent.is_empty())
+    }
+}
+
+/// Frees an empty buffer that grew past [`OUT_LOW_WATER`]: a busy peer's
+/// buffers would otherwise each keep the size of its largest burst, for
+/// as long as it stays connected (three of them per connection, with the
+/// session's own).
+fn shrink(buf: &mut Vec<u8>) {
+    if buf.is_empty() && buf.capacity() > OUT_LOW_WATER {
+        *buf = Vec::new();
     }
 }
 
