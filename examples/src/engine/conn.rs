@@ -224,6 +224,9 @@ pub struct ConnSetup {
     /// Our DHT port and where to report peers' DHT nodes; `None` when the
     /// DHT is off or the torrent is private (BEP 27: no DHT bit).
     pub dht: Option<(u16, NodeSink)>,
+    /// The engine's upload and download rate limits, asked before the
+    /// session's bytes are written or the socket is read.
+    pub rates: super::limits::RateLimits,
     /// The manager's inbox.
     pub to_manager: super::actors::Mail<ToManager>,
     /// This connection's orders from the manager.
@@ -464,7 +467,10 @@ fn drive(setup: &ConnSetup, link: Link, mut session: Session) -> Closed {
     };
     let reader = std::thread::Builder::new()
         .name("peer-reader".into())
-        .spawn(move || read_loop(reader_link, bytes_tx, spare_rx));
+        .spawn({
+            let down = setup.rates.down.clone();
+            move || read_loop(reader_link, bytes_tx, spare_rx, &down)
+        });
     if let Err(e) = reader {
         return Closed::Failed(ConnFailure::Thread(e));
     }
@@ -484,11 +490,20 @@ fn read_loop(
     mut stream: LinkReader,
     out: Sender<std::io::Result<Vec<u8>>>,
     spare: Receiver<Vec<u8>>,
+    down: &super::limits::RateLimit,
 ) {
     loop {
         let mut buf = spare.try_recv().unwrap_or_default();
-        buf.resize(READ_CHUNK, 0);
-        match stream.read(&mut buf) {
+        // Under a limit, wait for bytes before taking tokens, so an idle
+        // peer holds none (an error shows again in the read).
+        if down.is_limited() {
+            let _ = stream.wait_readable();
+        }
+        let allowed = down.acquire(READ_CHUNK);
+        buf.resize(allowed, 0);
+        let read = stream.read(&mut buf);
+        down.give_back(allowed.saturating_sub(*read.as_ref().unwrap_or(&0)));
+        match read {
             Ok(0) => {
                 let _ = out.send(Ok(Vec::new()));
                 return;
@@ -681,7 +696,7 @@ fn event_loop(
         }
         session.poll_transmit(&mut out, Instant::now());
         if !out.is_empty() {
-            if let Err(e) = link.write_all(&mut out) {
+            if let Err(e) = setup.rates.up.write_paced(&mut out, |b| link.write_all(b)) {
                 return Closed::Failed(ConnFailure::Write(e));
             }
             out.clear();

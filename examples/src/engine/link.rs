@@ -164,6 +164,12 @@ pub struct LinkReader {
 }
 
 impl LinkReader {
+    /// Blocks until there is something to read (or the stream ended),
+    /// reading nothing.
+    pub fn wait_readable(&self) -> std::io::Result<()> {
+        self.stream.peek(&mut [0u8; 1]).map(|_| ())
+    }
+
     /// Reads and decrypts; `Ok(0)` at the end of the stream.
     pub fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.stream.read(buf)?;
