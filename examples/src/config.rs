@@ -345,9 +345,24 @@ mod tests {
     #[test]
     fn bad_limits_are_typed_errors() {
         let cases = [
-            ("max_upload_rate = 1023", "max_upload_rate", 1023, Problem::RateTooLow),
-            ("max_download_rate = 1", "max_download_rate", 1, Problem::RateTooLow),
-            ("peers_per_torrent = 0", "peers_per_torrent", 0, Problem::Zero),
+            (
+                "max_upload_rate = 1023",
+                "max_upload_rate",
+                1023,
+                Problem::RateTooLow,
+            ),
+            (
+                "max_download_rate = 1",
+                "max_download_rate",
+                1,
+                Problem::RateTooLow,
+            ),
+            (
+                "peers_per_torrent = 0",
+                "peers_per_torrent",
+                0,
+                Problem::Zero,
+            ),
             ("upload_slots = 0", "upload_slots", 0, Problem::Zero),
             ("peers_per_ip = 0", "peers_per_ip", 0, Problem::Zero),
         ];
@@ -360,7 +375,11 @@ mod tests {
                     problem,
                 }) => {
                     assert_eq!(path, Path::new("c.toml"));
-                    assert_eq!((key, value, problem), (want_key, want_value, want), "{text}");
+                    assert_eq!(
+                        (key, value, problem),
+                        (want_key, want_value, want),
+                        "{text}"
+                    );
                 }
                 other => panic!("{text}: {other:?}"),
             }
@@ -373,7 +392,10 @@ mod tests {
             "max_connections = -3",
         ] {
             assert!(
-                matches!(Config::from_toml(text, Path::new("x")), Err(ConfigError::Parse(..))),
+                matches!(
+                    Config::from_toml(text, Path::new("x")),
+                    Err(ConfigError::Parse(..))
+                ),
                 "{text}"
             );
         }

@@ -70,7 +70,9 @@ fn a_deferred_address_is_not_backed_off_as_a_failure() {
         let d = dials(&mut h);
         assert_eq!(addrs(&d), HashSet::from([addr(1)]));
         let retry = h.now + Duration::from_millis(100);
-        h.swarm.handle_dial_deferred(d[0].peer, retry, h.now).unwrap();
+        h.swarm
+            .handle_dial_deferred(d[0].peer, retry, h.now)
+            .unwrap();
         h.advance(Duration::from_millis(100));
     }
     // A real failure now backs off by the base time only (no failure was
@@ -96,7 +98,9 @@ fn queued_dials_are_taken_back_with_the_deferred_one() {
         .handle_candidates((1..=4).map(addr), PeerSource::Tracker, h.now);
     let first = h.swarm.poll_dial().unwrap();
     let retry = h.now + Duration::from_secs(1);
-    h.swarm.handle_dial_deferred(first.peer, retry, h.now).unwrap();
+    h.swarm
+        .handle_dial_deferred(first.peer, retry, h.now)
+        .unwrap();
     assert!(h.swarm.poll_dial().is_none(), "the queue was emptied");
     assert_eq!(h.swarm.stats().connecting, 0);
     h.advance(Duration::from_secs(1));

@@ -704,9 +704,9 @@ impl Manager {
                     // peer's; the swarm holds its dials for a while.
                     let now = Instant::now();
                     log::debug!(target: "rustico", "{}: no connection slot for {addr}; dialling again in {SLOT_RETRY:?}", self.meta.name);
-                    let deferred = self
-                        .swarm
-                        .handle_dial_deferred(dial.peer, now + SLOT_RETRY, now);
+                    let deferred =
+                        self.swarm
+                            .handle_dial_deferred(dial.peer, now + SLOT_RETRY, now);
                     return self.swarm_report(deferred);
                 };
                 self.spawn_connection(dial.peer, addr, Origin::Outgoing, slot)
