@@ -85,15 +85,44 @@ fn download(torrent: &Path, out: &Path, config: &Path, peers: &[u16]) -> std::pr
 /// A torrent of one file of `len` bytes in `dir/src`; returns the torrent
 /// and the files.
 fn make_torrent(dir: &Path, seed: u64, len: usize) -> (PathBuf, Vec<(String, Vec<u8>)>) {
+    make_named_torrent(dir, "limits.bin", seed, len)
+}
+
+/// A torrent of one file `name` of `len` bytes in `dir/src`.
+fn make_named_torrent(
+    dir: &Path,
+    name: &str,
+    seed: u64,
+    len: usize,
+) -> (PathBuf, Vec<(String, Vec<u8>)>) {
     let src = dir.join("src");
-    let files = content(seed, &[("limits.bin", len)]);
+    let files = content(seed, &[(name, len)]);
     write_files(&src, &files);
     let torrent = create_torrent(
-        &src.join("limits.bin"),
-        &dir.join("limits.torrent"),
+        &src.join(name),
+        &dir.join(format!("{name}.torrent")),
         &["--piece-length", "262144"],
     );
     (torrent, files)
+}
+
+/// `n` seeders of `torrent`, each with its own copy of `files` (and its
+/// own resume file) under `dir/NAME-i`; their ports.
+fn seeders(
+    dir: &Path,
+    torrent: &Path,
+    files: &[(String, Vec<u8>)],
+    n: usize,
+) -> (Vec<ChildGuard>, Vec<u16>) {
+    let name = torrent.file_stem().unwrap().to_str().unwrap();
+    (0..n)
+        .map(|i| {
+            let seed_dir = dir.join(format!("{name}-{i}"));
+            write_files(&seed_dir.join("data"), files);
+            let cfg = config_with(&seed_dir, "");
+            seeder(torrent, &seed_dir.join("data"), &cfg)
+        })
+        .unzip()
 }
 
 /// Runs `cmd` to a successful end; returns how long it took.
@@ -105,26 +134,28 @@ fn timed_download(mut cmd: std::process::Command, what: &str) -> Duration {
     start.elapsed()
 }
 
-/// The most peers a log shows connected at once, from its `peer A
-/// connected (...)` and `peer A left: ...` lines, and how many connected in
-/// all.
+/// The most peers a log shows connected at once over all its torrents,
+/// from its `NAME: peer A connected (...)` and `NAME: peer A left: ...`
+/// lines, and how many connected in all.
 fn peak_connections(log: &Path) -> (usize, usize) {
     let text = std::fs::read_to_string(log).unwrap();
     let mut now = HashSet::new();
     let (mut peak, mut total) = (0, 0);
     for line in text.lines() {
-        let Some((_, rest)) = line.split_once(": peer ") else {
+        let Some((head, rest)) = line.split_once(": peer ") else {
             continue;
         };
+        let torrent = head.split_whitespace().last().unwrap_or_default();
         let Some((addr, tail)) = rest.split_once(' ') else {
             continue;
         };
+        let key = (torrent.to_string(), addr.to_string());
         if tail.starts_with("connected (") {
-            assert!(now.insert(addr.to_string()), "{addr} connected twice");
+            assert!(now.insert(key), "{torrent}: {addr} connected twice");
             total += 1;
             peak = peak.max(now.len());
         } else if tail.starts_with("left: ") {
-            now.remove(addr);
+            now.remove(&key);
         }
     }
     (peak, total)
@@ -190,42 +221,62 @@ fn a_leechers_download_limit_holds() {
 }
 
 #[test]
-fn a_leecher_never_has_more_peers_than_max_connections() {
+fn two_torrents_never_have_more_peers_than_max_connections_together() {
     let dir = rustico_testkit::temp_dir().unwrap();
-    // 3 MiB at 1 MiB/s: about 3 s with peers to spare the whole time.
-    let (torrent, files) = make_torrent(dir.path(), 43, 3 * MIB as usize);
-    let mut seeders = Vec::new();
-    let mut ports = Vec::new();
-    for i in 0..5 {
-        // Each seeder its own copy (and resume file).
-        let seed_dir = dir.path().join(format!("seeder-{i}"));
-        write_files(&seed_dir.join("data"), &files);
-        let cfg = config_with(&seed_dir, "");
-        let (guard, port) = seeder(&torrent, &seed_dir.join("data"), &cfg);
-        seeders.push(guard);
-        ports.push(port);
-    }
+    // Two torrents of 1.5 MiB with three seeders each, downloaded by one
+    // process at 1 MiB/s: about 3 s with peers to spare the whole time.
+    let (one, one_files) = make_named_torrent(dir.path(), "one.bin", 43, 3 * MIB as usize / 2);
+    let (two, two_files) = make_named_torrent(dir.path(), "two.bin", 44, 3 * MIB as usize / 2);
+    let (_one_seeders, mut ports) = seeders(dir.path(), &one, &one_files, 3);
+    let (_two_seeders, two_ports) = seeders(dir.path(), &two, &two_files, 3);
+    ports.extend(two_ports);
     let leech_dir = dir.path().join("leecher");
     let leech_cfg = config_with(
         &leech_dir,
         &format!("max_connections = 2\nmax_download_rate = {MIB}"),
     );
     let out = dir.path().join("out");
-    timed_download(
-        download(&torrent, &out, &leech_cfg, &ports),
-        "a download with max_connections = 2",
-    );
-    assert_files(&out, &files);
+    // Both torrents are given all six seeders (three of them the wrong
+    // torrent's: those dials take a slot and fail).
+    let mut cmd = download(&one, &out, &leech_cfg, &ports);
+    cmd.arg(&two);
+    timed_download(cmd, "two downloads with max_connections = 2");
+    assert_files(&out, &one_files);
+    assert_files(&out, &two_files);
     let log = log_file(&leech_dir);
     let (peak, total) = peak_connections(&log);
-    eprintln!("max_connections = 2, 5 seeders: peak {peak}, {total} connections in all");
-    assert!(total >= 1, "no peer connected");
+    eprintln!(
+        "max_connections = 2, 2 torrents, 6 seeders: peak {peak}, {total} connections in all"
+    );
+    assert!(total >= 2, "fewer peers than torrents connected");
     assert!(peak <= 2, "{peak} peers at once with max_connections = 2");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
         text.contains("no connection slot for 127.0.0.1:"),
-        "the other seeders were never held back:\n{text}"
+        "no dial was ever held back:\n{text}"
     );
+}
+
+#[test]
+fn a_torrent_never_has_more_peers_than_peers_per_torrent() {
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let (torrent, files) = make_torrent(dir.path(), 45, 2 * MIB as usize);
+    let (_seeders, ports) = seeders(dir.path(), &torrent, &files, 4);
+    let leech_dir = dir.path().join("leecher");
+    let leech_cfg = config_with(
+        &leech_dir,
+        &format!("peers_per_torrent = 2\nmax_download_rate = {MIB}"),
+    );
+    let out = dir.path().join("out");
+    timed_download(
+        download(&torrent, &out, &leech_cfg, &ports),
+        "a download with peers_per_torrent = 2",
+    );
+    assert_files(&out, &files);
+    let (peak, total) = peak_connections(&log_file(&leech_dir));
+    eprintln!("peers_per_torrent = 2, 4 seeders: peak {peak}, {total} connections in all");
+    assert!(total >= 1, "no peer connected");
+    assert!(peak <= 2, "{peak} peers at once with peers_per_torrent = 2");
 }
 
 #[test]
