@@ -287,6 +287,42 @@ mod tests {
         assert_eq!(b.ready_at(1 << 30, at), Some(at + 100 * MS));
     }
 
+    proptest::proptest! {
+        /// Whatever the asks and the clock's steps (standing still
+        /// included): each grant is at most what was asked, and all
+        /// grants together never exceed `burst + rate × elapsed`; an
+        /// asker that takes everything at every step gets the burst plus,
+        /// each step, at least that step's accrual (whole bytes) or a
+        /// full bucket.
+        #[test]
+        fn grants_never_exceed_rate_times_time_plus_burst(
+            rate in 1u64..50_000_000,
+            burst in 1u64..4_000_000,
+            steps in proptest::collection::vec((0u64..20_000_000, 0u64..8_000_000), 1..200),
+        ) {
+            let t0 = Instant::now();
+            let mut b = TokenBucket::new(rate, burst, t0);
+            let (mut elapsed, mut granted) = (0u64, 0u128);
+            let mut hungry = TokenBucket::new(rate, burst, t0);
+            let mut hungry_got = u128::from(hungry.take(u64::MAX, t0));
+            let mut hungry_least = u128::from(burst);
+            for (step_ns, ask) in steps {
+                elapsed += step_ns;
+                let now = t0 + Duration::from_nanos(elapsed);
+                let got = b.take(ask, now);
+                proptest::prop_assert!(got <= ask);
+                granted += u128::from(got);
+                hungry_got += u128::from(hungry.take(u64::MAX, now));
+                let step_accrual = u128::from(rate) * u128::from(step_ns) / NANOS_PER_SEC;
+                hungry_least += step_accrual.min(u128::from(burst));
+            }
+            let accrued = u128::from(rate) * u128::from(elapsed) / NANOS_PER_SEC;
+            proptest::prop_assert!(granted <= u128::from(burst) + accrued);
+            proptest::prop_assert!(hungry_got <= u128::from(burst) + accrued);
+            proptest::prop_assert!(hungry_got >= hungry_least);
+        }
+    }
+
     #[test]
     fn changing_the_rate_keeps_no_more_than_the_new_burst() {
         let t0 = Instant::now();
