@@ -11,6 +11,9 @@
 //! peers_per_torrent = 50
 //! peers_per_ip = 8         # connections per torrent from one IP address
 //! upload_slots = 4
+//! max_connections = 200    # peers of all torrents together; 0: no limit
+//! max_upload_rate = 2097152    # bytes per second, all torrents; 0: no limit
+//! max_download_rate = 0        # bytes per second, all torrents; 0: no limit
 //! # The DHT (BEP 5): on by default, bootstrapped from the public routers;
 //! # `dht = false` (or `--no-dht`) turns it off.
 //! dht = true
@@ -43,6 +46,16 @@ pub struct Config {
     pub peers_per_ip: usize,
     /// Most peers unchoked at once per torrent (one of them optimistic).
     pub upload_slots: usize,
+    /// Most peer connections of all torrents together, dialling and
+    /// incoming alike (0: no limit). A torrent that finds none free dials
+    /// again later; an incoming peer over the limit is refused.
+    pub max_connections: usize,
+    /// Most bytes per second sent to peers, all torrents together (0: no
+    /// limit; else at least [`MIN_RATE`]).
+    pub max_upload_rate: u64,
+    /// Most bytes per second read from peers, all torrents together (0:
+    /// no limit; else at least [`MIN_RATE`]).
+    pub max_download_rate: u64,
     /// Run a DHT node (BEP 5) and use it for every non-private torrent.
     pub dht: bool,
     /// `HOST:PORT` nodes to bootstrap the DHT from (besides the routing
@@ -137,6 +150,9 @@ impl Default for Config {
             peers_per_torrent: 50,
             peers_per_ip: 8,
             upload_slots: 4,
+            max_connections: 0,
+            max_upload_rate: 0,
+            max_download_rate: 0,
             dht: true,
             dht_bootstrap: crate::dht::PUBLIC_ROUTERS.map(String::from).to_vec(),
             dht_port: None,
@@ -156,7 +172,34 @@ pub enum ConfigError {
     /// The file is not valid TOML for [`Config`].
     #[error("bad config {path}: {source}", path = .0.display(), source = .1)]
     Parse(PathBuf, #[source] toml::de::Error),
+    /// A key has a value of the right type that cannot be used.
+    #[error("bad config {path}: `{key} = {value}`: {problem}", path = path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: &'static str,
+        /// Its value.
+        value: u64,
+        /// What is wrong with it.
+        problem: Problem,
+    },
 }
+
+/// What is wrong with a value, in [`ConfigError::Invalid`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// A count that must be at least one.
+    #[error("must be at least 1")]
+    Zero,
+    /// A rate limit so low that one 16 KiB block takes over 16 s.
+    #[error("a rate limit is 0 (none) or at least {MIN_RATE} bytes per second")]
+    RateTooLow,
+}
+
+/// The lowest rate limit accepted, bytes per second (one 16 KiB block in
+/// 16 s).
+pub const MIN_RATE: u64 = 1024;
 
 impl Config {
     /// The documented default location, if a home can be found.
@@ -169,9 +212,42 @@ impl Config {
             .map(|home| PathBuf::from(home).join(".config/rustico/config.toml"))
     }
 
-    /// Parses TOML text.
+    /// Parses TOML text and checks its values.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse(origin.to_path_buf(), e))
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse(origin.to_path_buf(), e))?;
+        config.check(origin)?;
+        Ok(config)
+    }
+
+    /// Refuses values of the right type that cannot be used.
+    fn check(&self, origin: &Path) -> Result<(), ConfigError> {
+        let counts = [
+            ("peers_per_torrent", self.peers_per_torrent),
+            ("peers_per_ip", self.peers_per_ip),
+            ("upload_slots", self.upload_slots),
+        ];
+        let invalid = |key, value, problem| ConfigError::Invalid {
+            path: origin.to_path_buf(),
+            key,
+            value,
+            problem,
+        };
+        for (key, value) in counts {
+            if value == 0 {
+                return Err(invalid(key, 0, Problem::Zero));
+            }
+        }
+        let rates = [
+            ("max_upload_rate", self.max_upload_rate),
+            ("max_download_rate", self.max_download_rate),
+        ];
+        for (key, value) in rates {
+            if value != 0 && value < MIN_RATE {
+                return Err(invalid(key, value, Problem::RateTooLow));
+            }
+        }
+        Ok(())
     }
 
     /// Loads `explicit` (must exist) or the default file (may be absent).
@@ -248,6 +324,86 @@ mod tests {
         assert_eq!(c.upload_slots, 3);
         let err = Config::from_toml("upload_slot = 3", Path::new("x")).unwrap_err();
         assert!(err.to_string().contains("upload_slot"), "{err}");
+    }
+
+    #[test]
+    fn limits_are_read_and_zero_means_none() {
+        let c = Config::from_toml(
+            "max_connections = 30\nmax_upload_rate = 2097152\nmax_download_rate = 1024\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(c.max_connections, 30);
+        assert_eq!((c.max_upload_rate, c.max_download_rate), (2 << 20, 1024));
+        let d = Config::from_toml("", Path::new("x")).unwrap();
+        assert_eq!(d.max_connections, 0, "no limit by default");
+        assert_eq!((d.max_upload_rate, d.max_download_rate), (0, 0));
+        let z = Config::from_toml("max_upload_rate = 0\nmax_connections = 0", Path::new("x"));
+        assert!(z.is_ok());
+    }
+
+    #[test]
+    fn bad_limits_are_typed_errors() {
+        let cases = [
+            (
+                "max_upload_rate = 1023",
+                "max_upload_rate",
+                1023,
+                Problem::RateTooLow,
+            ),
+            (
+                "max_download_rate = 1",
+                "max_download_rate",
+                1,
+                Problem::RateTooLow,
+            ),
+            (
+                "peers_per_torrent = 0",
+                "peers_per_torrent",
+                0,
+                Problem::Zero,
+            ),
+            ("upload_slots = 0", "upload_slots", 0, Problem::Zero),
+            ("peers_per_ip = 0", "peers_per_ip", 0, Problem::Zero),
+        ];
+        for (text, want_key, want_value, want) in cases {
+            match Config::from_toml(text, Path::new("c.toml")) {
+                Err(ConfigError::Invalid {
+                    path,
+                    key,
+                    value,
+                    problem,
+                }) => {
+                    assert_eq!(path, Path::new("c.toml"));
+                    assert_eq!(
+                        (key, value, problem),
+                        (want_key, want_value, want),
+                        "{text}"
+                    );
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        // Negative numbers, fractions and strings are not plain integers.
+        for text in [
+            "max_upload_rate = -1",
+            "max_download_rate = 1.5",
+            "max_upload_rate = \"2 MiB\"",
+            "max_connections = -3",
+        ] {
+            assert!(
+                matches!(
+                    Config::from_toml(text, Path::new("x")),
+                    Err(ConfigError::Parse(..))
+                ),
+                "{text}"
+            );
+        }
+        let err = Config::from_toml("max_upload_rate = 10", Path::new("c.toml")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bad config c.toml: `max_upload_rate = 10`: a rate limit is 0 (none) or at least 1024 bytes per second"
+        );
     }
 
     #[test]

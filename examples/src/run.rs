@@ -151,6 +151,9 @@ pub(crate) fn start_engine(
         peers_per_torrent: config.peers_per_torrent.max(1),
         peers_per_ip: config.peers_per_ip.max(1),
         upload_slots: config.upload_slots.max(1),
+        max_connections: config.max_connections,
+        max_upload_rate: config.max_upload_rate,
+        max_download_rate: config.max_download_rate,
         dht: dht.clone(),
         encryption: net.encryption.unwrap_or(config.encryption).into(),
     };

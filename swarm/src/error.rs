@@ -42,6 +42,14 @@ pub enum SwarmError {
         /// The peer.
         peer: PeerKey,
     },
+    /// [`Swarm::handle_dial_deferred`](crate::Swarm::handle_dial_deferred)
+    /// for a peer that is not a dial in progress (an incoming peer, a web
+    /// seed, or a connection already established).
+    #[error("peer {peer} is not a dial in progress")]
+    NotADial {
+        /// The peer.
+        peer: PeerKey,
+    },
     /// A save result for a piece that was not handed out with
     /// [`Swarm::poll_piece`](crate::Swarm::poll_piece), or reported twice.
     #[error("piece {piece} was not handed out to be saved")]

@@ -60,6 +60,8 @@
 //!   [`PeerCommand`] (with [`CloseReason`]), [`CompletedPiece`], [`Dial`]
 //!   to a [`Remote`], [`Event`] (with [`BanReason`]), [`Refusal`].
 //! - Figures for a user interface: [`SwarmStats`], [`PeerStats`].
+//! - [`TokenBucket`]: a sans-IO token bucket for the driver's rate
+//!   limits (the swarm itself moves no bytes).
 //! - [`PeerKey`]: a peer's `Copy` handle, the piece picker's own, so there
 //!   is one key for a peer across swarm and picker.
 //!
@@ -96,6 +98,7 @@ mod choker;
 mod config;
 mod error;
 mod policy;
+mod rate;
 mod rng;
 mod slots;
 mod smart_ban;
@@ -104,6 +107,7 @@ mod types;
 
 pub use config::SwarmConfig;
 pub use error::SwarmError;
+pub use rate::TokenBucket;
 pub use rustico_piece_picker::PeerKey;
 pub use rustico_pieces::{Bitfield, BlockRequest};
 pub use swarm::Swarm;

@@ -121,6 +121,15 @@ impl Policy {
         k.retry_at = Some(now + backoff);
     }
 
+    /// A dial of `addr` returned by [`Policy::poll_dial`] was never made
+    /// (the driver had no slot): it is dialable again at once, with its
+    /// failures and backoff as they were.
+    pub(crate) fn handle_deferred(&mut self, addr: SocketAddr) {
+        if let Some(k) = self.known.get_mut(&addr) {
+            k.busy = false;
+        }
+    }
+
     /// Bans `addr` from now on, for the configured time.
     pub(crate) fn ban(&mut self, addr: SocketAddr, now: Instant) {
         let until = now + self.ban_duration;
@@ -258,6 +267,20 @@ mod tests {
             [addr(1)],
             "success resets the backoff"
         );
+    }
+
+    #[test]
+    fn a_deferred_dial_counts_no_failure() {
+        let t0 = Instant::now();
+        let mut p = policy();
+        p.handle_candidate(addr(1), PeerSource::Tracker);
+        assert_eq!(p.poll_dial(t0, 9, |_| false), [addr(1)]);
+        assert!(p.poll_dial(t0, 9, |_| false).is_empty(), "busy");
+        p.handle_deferred(addr(1));
+        assert_eq!(p.poll_dial(t0, 9, |_| false), [addr(1)], "no backoff");
+        // A real failure after that still backs off from the base.
+        p.handle_ended(addr(1), Ended::Failed, t0);
+        assert_eq!(p.next_ready(t0), Some(t0 + BASE * 2));
     }
 
     #[test]

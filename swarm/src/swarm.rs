@@ -241,6 +241,8 @@ const SPARE_BUFFER_BYTES: usize = 8 << 20;
 /// [`handle_connected`](Self::handle_connected) (a handshake completed),
 /// [`handle_peer_event`](Self::handle_peer_event) (a message or report
 /// from a peer's session), [`handle_disconnected`](Self::handle_disconnected),
+/// [`handle_dial_deferred`](Self::handle_dial_deferred) (a dial the
+/// driver had no slot for: retried later, no fault of the peer's),
 /// [`handle_piece_saved`](Self::handle_piece_saved) /
 /// [`handle_piece_failed`](Self::handle_piece_failed) (the hash check),
 /// and [`handle_timeout`](Self::handle_timeout) when
@@ -315,6 +317,9 @@ pub struct Swarm {
     /// Failed v2 pieces whose block hashes are being asked for: the
     /// peers asked so far and the copy's senders (asked last).
     block_hash_asks: HashMap<u32, BlockHashAsk>,
+    /// No dial before this: the driver had no connection slot (see
+    /// [`Swarm::handle_dial_deferred`]).
+    dial_hold: Option<Instant>,
 }
 
 /// One failed piece's search for its block hashes.
@@ -436,6 +441,7 @@ impl Swarm {
             pex_connected: Vec::new(),
             slot_cooldown: slots::Cooldown::new(cfg.max_candidates, cfg.eviction_grace * 6),
             block_hash_asks: HashMap::new(),
+            dial_hold: None,
             cfg,
         })
     }
@@ -875,6 +881,46 @@ impl Swarm {
         Ok(())
     }
 
+    /// The driver could not make the connection that
+    /// [`poll_dial`](Self::poll_dial) asked for because a limit above the
+    /// torrent's said no (a process-wide connection limit: no slot free),
+    /// not because of the peer. The dial is undone as if it had never
+    /// been made: the address is not backed off and its failures are not
+    /// counted. The swarm also takes back the other dials it queued and
+    /// not yet handed out, and makes no new dial before `retry_at` (the
+    /// driver's guess of when a slot may be free); it then dials as usual,
+    /// best addresses first, and may be deferred again.
+    ///
+    /// Only for a dial to an address that has not connected yet: anything
+    /// else (an incoming peer, a web seed, an established connection) is
+    /// refused with [`SwarmError::NotADial`] and left as it was. Incoming
+    /// peers are not held back: the driver refuses those itself.
+    pub fn handle_dial_deferred(
+        &mut self,
+        key: PeerKey,
+        retry_at: Instant,
+        now: Instant,
+    ) -> Result<(), SwarmError> {
+        let peer = self.peer(key)?;
+        if !peer.outgoing || peer.connected || peer.is_web_seed() {
+            return Err(SwarmError::NotADial { peer: key });
+        }
+        self.undo_dial(key);
+        // Dials queued behind it would meet the same limit.
+        let mut kept = VecDeque::with_capacity(self.dials.len());
+        for dial in std::mem::take(&mut self.dials) {
+            match dial.remote {
+                Remote::Addr(_) => self.undo_dial(dial.peer),
+                Remote::WebSeed(_) => kept.push_back(dial),
+            }
+        }
+        self.dials = kept;
+        let until = retry_at.max(now);
+        self.dial_hold = Some(until);
+        self.timers.set(Timer::Dial, Some(until));
+        Ok(())
+    }
+
     /// A piece from [`poll_piece`](Self::poll_piece) matched its hash and
     /// is on disk; `data` is its bytes back (compared against a failed
     /// copy for smart ban, then reused). Announces it to every peer.
@@ -1190,7 +1236,32 @@ impl Swarm {
         self.timers.set(Timer::Resume, None);
     }
 
+    /// Forgets a dial that was never made: its peer leaves the table and
+    /// its address is free to dial again, with no failure counted.
+    fn undo_dial(&mut self, key: PeerKey) {
+        let Some(peer) = self
+            .peers
+            .get_mut(key.index() as usize)
+            .and_then(Option::take)
+        else {
+            debug_assert!(false, "undoing a dial of an unknown peer {key}");
+            return;
+        };
+        let removed = self.picker.remove_peer(key);
+        debug_assert!(removed.is_ok(), "picker lost peer {key}");
+        if let Remote::Addr(addr) = peer.remote {
+            self.policy.handle_deferred(addr);
+        }
+    }
+
     fn dial(&mut self, now: Instant) {
+        if let Some(until) = self.dial_hold {
+            if now < until {
+                self.timers.set(Timer::Dial, Some(until));
+                return;
+            }
+            self.dial_hold = None;
+        }
         let limits = Limits::from_config(&self.cfg);
         let table = self.occupants();
         let free = slots::dial_budget(&limits, &table);

@@ -18,6 +18,8 @@ const PIECES: u32 = 6;
 #[derive(Debug, Clone)]
 enum Op {
     Dial(u8),
+    /// A dial the driver has no slot for: deferred by this many ms.
+    DeferDial(u8, u16),
     Incoming(u8),
     Disconnect(u8),
     Pieces(u8, u8),
@@ -38,6 +40,7 @@ fn op() -> impl Strategy<Value = Op> {
     let p = 0u8..5;
     prop_oneof![
         1 => p.clone().prop_map(Op::Dial),
+        1 => (p.clone(), 0u16..5000).prop_map(|(a, ms)| Op::DeferDial(a, ms)),
         1 => p.clone().prop_map(Op::Incoming),
         1 => p.clone().prop_map(Op::Disconnect),
         1 => (p.clone(), any::<u8>()).prop_map(|(a, b)| Op::Pieces(a, b)),
@@ -98,6 +101,15 @@ fn run(ops: Vec<Op>, end_game: bool) -> Result<(), TestCaseError> {
                 h.handshake(key, slot + 1, slot % 2 == 0);
                 m.peers.insert(slot, key);
                 m.choking.insert(key);
+            }
+            Op::DeferDial(slot, ms) => {
+                h.swarm
+                    .handle_candidates([addr(u16::from(slot) + 1)], PeerSource::Tracker, now);
+                if let Some(d) = h.swarm.poll_dial() {
+                    let retry = now + Duration::from_millis(u64::from(ms));
+                    h.swarm.handle_dial_deferred(d.peer, retry, now).unwrap();
+                    prop_assert!(h.swarm.poll_dial().is_none(), "dials after a deferral");
+                }
             }
             Op::Disconnect(slot) => {
                 if let Some(key) = m.peers.remove(&slot) {

@@ -54,6 +54,9 @@ mod tests {
             session_id: "s".into(),
             peer_port: 1,
             peer_limit: 50,
+            max_connections: 0,
+            max_upload_rate: 0,
+            max_download_rate: 0,
             dht: false,
             config_dir: "c".into(),
             rpc_port: 2,
@@ -96,6 +99,12 @@ pub struct Context {
     pub peer_port: u16,
     /// Most peers per torrent.
     pub peer_limit: usize,
+    /// Most peers of all torrents together (0: no limit).
+    pub max_connections: usize,
+    /// Most bytes per second sent, all torrents together (0: no limit).
+    pub max_upload_rate: u64,
+    /// Most bytes per second read, all torrents together (0: no limit).
+    pub max_download_rate: u64,
     /// The DHT is on.
     pub dht: bool,
     /// The state folder (Transmission's `config-dir`).
@@ -305,7 +314,10 @@ fn session_get(
         "encryption": "tolerated", "idle-seeding-limit": 30,
         "idle-seeding-limit-enabled": false, "incomplete-dir": "",
         "incomplete-dir-enabled": false, "lpd-enabled": false,
-        "peer-limit-global": ctx.peer_limit * d.torrents.len().max(1),
+        "peer-limit-global": match ctx.max_connections {
+            0 => ctx.peer_limit * d.torrents.len().max(1),
+            max => max,
+        },
         "peer-limit-per-torrent": ctx.peer_limit, "peer-port": ctx.peer_port,
         "peer-port-random-on-start": false, "pex-enabled": true,
         "port-forwarding-enabled": false, "queue-stalled-enabled": false,
@@ -317,8 +329,11 @@ fn session_get(
         "script-torrent-done-enabled": false, "script-torrent-done-filename": "",
         "seedRatioLimit": 2.0, "seedRatioLimited": false, "seed-queue-enabled": false,
         "seed-queue-size": 0, "session-id": ctx.session_id,
-        "speed-limit-down": 0, "speed-limit-down-enabled": false,
-        "speed-limit-up": 0, "speed-limit-up-enabled": false,
+        // Transmission's speed limits are in kB/s (`speed-bytes`: 1000).
+        "speed-limit-down": ctx.max_download_rate / 1000,
+        "speed-limit-down-enabled": ctx.max_download_rate > 0,
+        "speed-limit-up": ctx.max_upload_rate / 1000,
+        "speed-limit-up-enabled": ctx.max_upload_rate > 0,
         "start-added-torrents": true, "trash-original-torrent-files": false,
         "units": {
             "speed-units": ["kB/s", "MB/s", "GB/s", "TB/s"], "speed-bytes": 1000,

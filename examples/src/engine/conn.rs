@@ -272,6 +272,9 @@ pub struct ConnSetup {
     /// Our DHT port and where to report peers' DHT nodes; `None` when the
     /// DHT is off or the torrent is private (BEP 27: no DHT bit).
     pub dht: Option<(u16, NodeSink)>,
+    /// The engine's upload and download rate limits, asked before the
+    /// session's bytes are written or the socket is read.
+    pub rates: super::limits::RateLimits,
     /// The manager's inbox.
     pub to_manager: super::actors::Mail<ToManager>,
     /// This connection's orders from the manager.

@@ -27,6 +27,7 @@ use rustico_swarm::{
 use super::actors::{Actor, Mail, Step, Waker};
 use super::conn::{self, Closed, ConnInput, ConnSetup, Mailbox, Origin};
 use super::disk::DiskPool;
+use super::limits::{ConnectionBudget, ConnectionSlot, RateLimits};
 use super::tracker::{TrackerService, TrackerSetup, TrackerTorrent};
 use super::webseed::{self, WebSeedInput};
 use super::{Control, PeerKey, PeerMsg, Status, ToManager};
@@ -56,6 +57,8 @@ pub(super) struct ManagerSetup {
     pub peers_per_torrent: usize,
     pub peers_per_ip: usize,
     pub upload_slots: usize,
+    pub connections: ConnectionBudget,
+    pub rates: RateLimits,
     pub encryption: rustico_peer_wire::mse::Policy,
     pub dht: Option<(u16, crate::dht::NodeSink)>,
     pub status: Arc<Status>,
@@ -134,14 +137,22 @@ pub struct SaveResult {
 const PEER_MESSAGES_PER_RUN: usize = 64;
 /// How long a stopping torrent waits for its peers' goodbyes.
 const GOODBYE: Duration = Duration::from_millis(500);
+/// How long a torrent that found every process-wide connection slot
+/// taken waits before it dials again.
+const SLOT_RETRY: Duration = Duration::from_secs(2);
 /// How long it waits for its trackers' `stopped` announce (bounded in
 /// time by the tracker service) so the process does not exit first.
 const TRACKER_GOODBYE: Duration = Duration::from_secs(8);
 
 /// Where a peer's orders go.
 enum Link {
-    /// A peer connection thread, through its coalescing mailbox.
-    Conn(Mailbox, SocketAddr),
+    /// A peer connection thread, through its coalescing mailbox, and its
+    /// place in the engine's connection budget (freed with the link).
+    Conn(
+        Mailbox,
+        SocketAddr,
+        #[allow(dead_code, reason = "held for its drop, which frees the slot")] ConnectionSlot,
+    ),
     /// A web seed thread, by its URL.
     Web(Sender<WebSeedInput>, String),
 }
@@ -164,6 +175,10 @@ struct Manager {
     encryption: rustico_peer_wire::mse::Policy,
     dht: Option<(u16, crate::dht::NodeSink)>,
     status: Arc<Status>,
+    /// Peer connections of every torrent of the engine.
+    connections: ConnectionBudget,
+    /// The engine's shared rate limits, handed to each connection.
+    rates: RateLimits,
     /// Where connections report (bounded: a peer waits when we lag).
     peer_tx: Mail<ToManager>,
     peer_rx: Receiver<ToManager>,
@@ -515,6 +530,8 @@ impl Manager {
             encryption: setup.encryption,
             dht: setup.dht,
             status,
+            connections: setup.connections,
+            rates: setup.rates,
             peer_tx: Mail::new(peer_tx, waker.clone()),
             peer_rx,
             control_tx,
@@ -637,7 +654,7 @@ impl Manager {
             return;
         };
         match link {
-            Link::Conn(tx, _) => {
+            Link::Conn(tx, _, _) => {
                 let input = match command {
                     PeerCommand::Request(reqs) => ConnInput::Command(Command::Request(reqs)),
                     PeerCommand::Cancel(req) => ConnInput::Command(Command::Cancel(req)),
@@ -676,7 +693,19 @@ impl Manager {
 
     fn dial(&mut self, dial: Dial) -> Result<(), ManagerError> {
         let started = match dial.remote {
-            Remote::Addr(addr) => self.spawn_connection(dial.peer, addr, Origin::Outgoing),
+            Remote::Addr(addr) => {
+                let Some(slot) = self.connections.try_take() else {
+                    // Every process-wide slot is taken: no fault of the
+                    // peer's; the swarm holds its dials for a while.
+                    let now = Instant::now();
+                    log::debug!(target: "rustico", "{}: no connection slot for {addr}; dialling again in {SLOT_RETRY:?}", self.meta.name);
+                    let deferred =
+                        self.swarm
+                            .handle_dial_deferred(dial.peer, now + SLOT_RETRY, now);
+                    return self.swarm_report(deferred);
+                };
+                self.spawn_connection(dial.peer, addr, Origin::Outgoing, slot)
+            }
             Remote::WebSeed(index) => self.spawn_web_seed(dial.peer, index),
         };
         if !started {
@@ -688,7 +717,13 @@ impl Manager {
         Ok(())
     }
 
-    fn spawn_connection(&mut self, key: PeerKey, addr: SocketAddr, origin: Origin) -> bool {
+    fn spawn_connection(
+        &mut self,
+        key: PeerKey,
+        addr: SocketAddr,
+        origin: Origin,
+        slot: ConnectionSlot,
+    ) -> bool {
         let (tx, rx) = conn::mailbox();
         let setup = ConnSetup {
             key,
@@ -705,6 +740,7 @@ impl Manager {
             listen_port: self.listen_port,
             encryption: self.encryption,
             dht: self.dht.clone(),
+            rates: self.rates.clone(),
             to_manager: self.peer_tx.clone(),
             inbox: rx,
             net: self.net.clone(),
@@ -712,7 +748,7 @@ impl Manager {
         if super::spawn("peer", move || conn::run(setup, origin)).is_err() {
             return false;
         }
-        self.links.insert(key, Link::Conn(tx, addr));
+        self.links.insert(key, Link::Conn(tx, addr, slot));
         true
     }
 
@@ -794,7 +830,7 @@ impl Manager {
                 learned,
                 listed,
             } => {
-                if let Some(Link::Conn(_, from)) = self.links.get(&peer) {
+                if let Some(Link::Conn(_, from, _)) = self.links.get(&peer) {
                     log::info!(
                         target: "rustico",
                         "{name}: PEX from {from}: {learned} new peers (of {listed} listed)"
@@ -843,17 +879,26 @@ impl Manager {
     fn handle_control(&mut self, c: Control) -> Result<(), ManagerError> {
         let now = Instant::now();
         match c {
-            Control::Incoming(accepted, addr) => match self.swarm.handle_incoming(addr, now) {
-                Ok(key) => {
-                    if !self.spawn_connection(key, addr, Origin::Incoming(accepted)) {
-                        let reported = self.swarm.handle_disconnected(key, Disconnect::Failed, now);
-                        self.swarm_report(reported)?;
+            Control::Incoming(accepted, addr) => {
+                // Over the process-wide limit: refused before the swarm
+                // hears of it (dropping `accepted` closes the socket).
+                let Some(slot) = self.connections.try_take() else {
+                    log::debug!(target: "rustico", "{}: refused incoming peer {addr}: {} of {:?} connection slots taken", self.meta.name, self.connections.in_use(), self.connections.max());
+                    return Ok(());
+                };
+                match self.swarm.handle_incoming(addr, now) {
+                    Ok(key) => {
+                        if !self.spawn_connection(key, addr, Origin::Incoming(accepted), slot) {
+                            let reported =
+                                self.swarm.handle_disconnected(key, Disconnect::Failed, now);
+                            self.swarm_report(reported)?;
+                        }
+                    }
+                    Err(why) => {
+                        log::debug!(target: "rustico", "{}: refused incoming peer {addr}: {why}", self.meta.name);
                     }
                 }
-                Err(why) => {
-                    log::debug!(target: "rustico", "{}: refused incoming peer {addr}: {why}", self.meta.name);
-                }
-            },
+            }
             Control::Peers(addrs, source) => {
                 self.swarm.handle_candidates(addrs, source, now);
             }
@@ -923,7 +968,7 @@ impl Manager {
                 };
                 let connected = self.swarm.handle_connected(key, info, now);
                 if connected.is_ok() {
-                    if let (Some(Link::Conn(_, addr)), Some(stats)) =
+                    if let (Some(Link::Conn(_, addr, _)), Some(stats)) =
                         (self.links.get(&key), self.swarm.peer_stats(key))
                     {
                         let way = if stats.outgoing {
@@ -958,7 +1003,7 @@ impl Manager {
                 self.swarm_report(reported)?;
                 let link = self.links.remove(&key);
                 let who = match &link {
-                    Some(Link::Conn(_, addr)) => addr.to_string(),
+                    Some(Link::Conn(_, addr, _)) => addr.to_string(),
                     Some(Link::Web(_, url)) => format!("web seed {url}"),
                     None => "?".into(),
                 };

@@ -19,6 +19,7 @@
 pub mod actors;
 pub mod conn;
 pub mod disk;
+pub mod limits;
 pub mod link;
 mod manager;
 pub mod net;
@@ -217,6 +218,14 @@ pub struct EngineConfig {
     pub peers_per_ip: usize,
     /// Upload slots per torrent.
     pub upload_slots: usize,
+    /// Most peer connections of all torrents together (0: unlimited).
+    pub max_connections: usize,
+    /// Most bytes per second sent to peers, all torrents together (0:
+    /// unlimited).
+    pub max_upload_rate: u64,
+    /// Most bytes per second read from peers, all torrents together (0:
+    /// unlimited).
+    pub max_download_rate: u64,
     /// The DHT node's settings; `None` runs without a DHT. Its port 0
     /// means the listen port.
     pub dht: Option<crate::dht::DhtSettings>,
@@ -262,6 +271,10 @@ pub struct Engine {
     shutdown: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     dht: Option<crate::dht::DhtNode>,
+    /// Peer connections of every torrent, against `max_connections`.
+    connections: limits::ConnectionBudget,
+    /// The shared upload and download rate limits.
+    rates: limits::RateLimits,
 }
 
 /// Incoming handshakes in progress at once, in all.
@@ -377,7 +390,15 @@ impl Engine {
         let pool = actors::Pool::new(cores)?;
         let net = net::NetPool::new(cores)?;
         log::debug!(target: "rustico", "{} threads run the torrents, {cores} their file I/O, {} their peers", pool.threads(), net.threads());
+        let connections = limits::ConnectionBudget::new(config.max_connections);
+        let rates = limits::RateLimits::new(
+            config.max_upload_rate,
+            config.max_download_rate,
+            std::time::Instant::now(),
+        );
         Ok(Engine {
+            connections,
+            rates,
             pool,
             disk: disk::DiskPool::new(cores)?,
             net,
@@ -440,6 +461,8 @@ impl Engine {
             peers_per_torrent: self.config.peers_per_torrent,
             peers_per_ip: self.config.peers_per_ip,
             upload_slots: self.config.upload_slots,
+            connections: self.connections.clone(),
+            rates: self.rates.clone(),
             encryption: self.config.encryption,
             status: status.clone(),
             control_tx: control_tx.clone(),

@@ -35,6 +35,7 @@ use rustico_peer_wire::Session;
 
 use super::actors::Mail;
 use super::conn::{self, Closed, ConnFailure, ConnSetup, Ending, WRITE_TIMEOUT};
+use super::limits::Grant;
 use super::link::Link;
 use super::{PeerMsg, ToManager};
 
@@ -198,6 +199,9 @@ struct Conn {
     unsent: VecDeque<PeerMsg>,
     /// Since when unwritten bytes made no progress.
     write_stalled: Option<Instant>,
+    /// The engine's rate limits left nothing to read or write with
+    /// until then.
+    rate_wait: Option<Instant>,
     /// The earliest time this connection is in the timer heap for.
     scheduled: Option<Instant>,
     /// In this round's run list already.
@@ -214,7 +218,10 @@ impl Conn {
         let session = self.session.poll_timeout();
         let stall = self.write_stalled.map(|t| t + WRITE_TIMEOUT);
         let retry = (!self.unsent.is_empty()).then(|| now + RETRY_REPORTS);
-        [session, stall, retry].into_iter().flatten().min()
+        [session, stall, retry, self.rate_wait]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Hands queued reports to the torrent; `Ok(false)` while its inbox
@@ -242,6 +249,7 @@ impl Conn {
     fn read(&mut self, now: Instant, budget: &mut usize) -> Result<usize, Closed> {
         let mut total = 0;
         while self.can_read && *budget > 0 && self.session.wants_input() {
+            let down = &self.setup.rates.down;
             let buf = self.session.recv_buffer();
             if buf.is_empty() {
                 debug_assert!(false, "a healthy session with no receive buffer");
@@ -249,7 +257,19 @@ impl Conn {
                     what: "a session with no room to receive",
                 }));
             }
-            match self.stream.read(buf) {
+            let allowed = match down.request(buf.len(), now) {
+                Grant::Now(n) => n.min(buf.len()),
+                Grant::Wait(at) => {
+                    self.rate_wait = Some(at);
+                    break;
+                }
+            };
+            let Some(buf) = buf.get_mut(..allowed) else {
+                break;
+            };
+            let read = self.stream.read(buf);
+            down.give_back(allowed - read.as_ref().map_or(0, |&n| n.min(allowed)));
+            match read {
                 Ok(0) => return Err(Closed::Normal(Ending::PeerClosed)),
                 Ok(n) => {
                     if let Some(got) = buf.get_mut(..n) {
@@ -288,13 +308,23 @@ impl Conn {
         }
         let mut total = 0;
         while self.can_write && self.unwritten() > 0 {
-            let Some(rest) = self.out.get(self.written..) else {
+            let up = &self.setup.rates.up;
+            let allowed = match up.request(self.unwritten(), now) {
+                Grant::Now(n) => n.min(self.unwritten()),
+                Grant::Wait(at) => {
+                    self.rate_wait = Some(at);
+                    break;
+                }
+            };
+            let Some(rest) = self.out.get(self.written..self.written + allowed) else {
                 debug_assert!(false, "written past the end of the output");
                 return Err(Closed::Failed(ConnFailure::Internal {
                     what: "written past the end of the output",
                 }));
             };
-            match self.stream.write(rest) {
+            let wrote = self.stream.write(rest);
+            up.give_back(allowed - wrote.as_ref().map_or(0, |&n| n.min(allowed)));
+            match wrote {
                 Ok(0) => {
                     return Err(Closed::Failed(ConnFailure::Write(
                         io::ErrorKind::WriteZero.into(),
@@ -323,6 +353,7 @@ impl Conn {
     /// One turn; `Ok(true)` when it stopped with work left (its read
     /// budget spent) and wants another turn soon.
     fn turn(&mut self, now: Instant) -> Result<bool, Closed> {
+        self.rate_wait = None;
         if std::mem::take(&mut self.orders) {
             let orders = self.setup.inbox.take();
             if orders.stopped {
@@ -533,6 +564,7 @@ impl NetThread {
             orders: true,
             unsent: VecDeque::new(),
             write_stalled: None,
+            rate_wait: None,
             scheduled: None,
             queued: false,
         };
