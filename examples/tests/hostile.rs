@@ -98,17 +98,18 @@ fn out_of_file_descriptors_the_listener_pauses_instead_of_spinning() {
     assert_files(&dir.path().join("out").join("fd"), &files);
 }
 
-/// `argv`: tracker port, hanging port, count. An HTTP tracker on
-/// 127.0.0.1 whose every announce answers `count` compact peers
-/// 127.0.X.Y:HANGING; a listener on 0.0.0.0:HANGING that never accepts,
-/// so those connections hang. Prints READY.
+/// `argv`: count. An HTTP tracker on 127.0.0.1 whose every announce
+/// answers `count` compact peers 127.0.X.Y:HANGING; a listener on
+/// 0.0.0.0:HANGING that never accepts, so those connections hang. Both
+/// ports are the system's choice (no free-port race); prints
+/// `READY TRACKER_PORT HANGING_PORT`.
 const HANGING_TRACKER: &str = r#"
 import http.server, socket, struct, sys, threading
-tport, hport, count = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+count = int(sys.argv[1])
 hang = socket.socket()
-hang.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-hang.bind(("0.0.0.0", hport))
+hang.bind(("0.0.0.0", 0))
 hang.listen(1)
+hport = hang.getsockname()[1]
 peers = b"".join(socket.inet_aton("127.0.%d.%d" % (2 + i // 250, 1 + i % 250)) + struct.pack(">H", hport)
                  for i in range(count))
 body = b"d8:intervali60e5:peers%d:%se" % (len(peers), peers)
@@ -120,8 +121,8 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *a):
         pass
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", tport), H)
-print("READY", flush=True)
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print("READY %d %d" % (srv.server_address[1], hport), flush=True)
 srv.serve_forever()
 "#;
 
@@ -147,13 +148,8 @@ fn a_tracker_full_of_hanging_peers_does_not_start_a_thread_each() {
         &dir.path().join("src"),
         &config_in(&seed_config_dir),
     );
-    let (tracker_port, hanging_port) = (rustico_testkit::free_port(), rustico_testkit::free_port());
-    let mut tracker = rustico_testkit::spawn_python(
-        HANGING_TRACKER,
-        &[&tracker_port.to_string(), &hanging_port.to_string(), "3000"],
-    )
-    .unwrap();
-    wait_for_line(&mut tracker, "READY");
+    let mut tracker = rustico_testkit::spawn_python(HANGING_TRACKER, &["3000"]).unwrap();
+    let (tracker_port, _hanging_port) = ready_ports(&mut tracker);
     let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
     // The tracker first, so its 3,000 addresses come before the seeder's.
     let link = format!(
@@ -204,4 +200,21 @@ fn a_tracker_full_of_hanging_peers_does_not_start_a_thread_each() {
     assert!(status.success(), "download failed: {status}");
     assert_files(&dir.path().join("out").join("m"), &files);
     assert!(most < 100, "the downloader ran {most} threads at once");
+}
+
+/// Reads a helper script's `READY A B` line: the two ports it bound.
+fn ready_ports(guard: &mut ChildGuard) -> (u16, u16) {
+    use std::io::BufRead;
+    let stdout = guard.0.stdout.as_mut().unwrap();
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).unwrap();
+        assert!(n > 0, "the script exited before printing READY");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let ["READY", a, b] = words[..] {
+            return (a.parse().unwrap(), b.parse().unwrap());
+        }
+    }
 }
