@@ -53,7 +53,7 @@ fn download_through_tracker(torrent: &Path, out_dir: &Path, config: &Path) {
         .arg(torrent)
         .arg("-o")
         .arg(out_dir)
-        .args(["--port", &rustico_testkit::free_port().to_string()])
+        .args(["--port", "0"])
         .arg("--config")
         .arg(config);
     let out = output_with_timeout(cmd, Duration::from_secs(120), "rustico download");

@@ -79,14 +79,26 @@ fn missing(why: &str) -> bool {
     false
 }
 
-/// A port on 127.0.0.1 that is free for both TCP and UDP right now.
+/// A port on 127.0.0.1 that is free for both TCP and UDP right now, and
+/// not handed out before by this process: two calls in a row never give
+/// the same port (the first is released before the second is asked for,
+/// and the system may pick it again). Other processes can still take it
+/// before the caller binds it; `--port 0` avoids that race altogether.
 pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     for _ in 0..100 {
         let Ok(tcp) = TcpListener::bind("127.0.0.1:0") else {
             continue;
         };
         let Ok(addr) = tcp.local_addr() else { continue };
+        if given.contains(&addr.port()) {
+            continue;
+        }
         if UdpSocket::bind(addr).is_ok() {
+            given.push(addr.port());
             return addr.port();
         }
     }
@@ -401,4 +413,15 @@ impl Capture {
 /// Whether `needle` occurs in `haystack`.
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn free_ports_are_never_handed_out_twice() {
+        let mut ports: Vec<u16> = (0..200).map(|_| super::free_port()).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), 200);
+    }
 }
