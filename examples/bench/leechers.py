@@ -48,25 +48,12 @@ MB/s = 10^6 bytes per second; times from time.monotonic().
 import argparse, errno, hashlib, os, random, resource, selectors, socket, subprocess
 import sys, tempfile, time
 
+from bencode import bencode
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PIECE = 256 * 1024
 BLOCK = 16384
 PSTR = b"\x13BitTorrent protocol"
-
-
-def bencode(v):
-    if isinstance(v, int):
-        return b"i%de" % v
-    if isinstance(v, bytes):
-        return b"%d:%s" % (len(v), v)
-    if isinstance(v, str):
-        return bencode(v.encode())
-    if isinstance(v, list):
-        return b"l" + b"".join(bencode(x) for x in v) + b"e"
-    if isinstance(v, dict):
-        items = sorted((k.encode() if isinstance(k, str) else k, x) for k, x in v.items())
-        return b"d" + b"".join(bencode(k) + bencode(x) for k, x in items) + b"e"
-    raise TypeError(type(v))
 
 
 def make_torrent(work, size_mib):

@@ -21,24 +21,11 @@ stays on 127.0.0.1; no tracker, no DHT.
 """
 import argparse, hashlib, os, subprocess, sys, tempfile, time
 
+from bencode import bencode
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUSTICO = os.path.join(ROOT, "target", "release", "rustico")
 PIECE = 16384
-
-
-def bencode(v):
-    if isinstance(v, int):
-        return b"i%de" % v
-    if isinstance(v, bytes):
-        return b"%d:%s" % (len(v), v)
-    if isinstance(v, str):
-        return bencode(v.encode())
-    if isinstance(v, list):
-        return b"l" + b"".join(bencode(x) for x in v) + b"e"
-    if isinstance(v, dict):
-        items = sorted((k.encode() if isinstance(k, str) else k, x) for k, x in v.items())
-        return b"d" + b"".join(bencode(k) + bencode(x) for k, x in items) + b"e"
-    raise TypeError(type(v))
 
 
 def make_torrents(work, n):

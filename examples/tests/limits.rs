@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -35,32 +34,7 @@ fn config_with(dir: &Path, extra: &str) -> PathBuf {
 /// `rustico -vv seed TORRENT DIR --port 0 --config CFG` (debug lines in its
 /// log), and the port it says it got.
 fn seeder(torrent: &Path, dir: &Path, config: &Path) -> (ChildGuard, u16) {
-    let child = rustico()
-        .arg("-vv")
-        .arg("seed")
-        .arg(torrent)
-        .arg(dir)
-        .args(["--port", "0"])
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut guard = ChildGuard(child);
-    let mut lines = BufReader::new(guard.0.stderr.take().unwrap()).lines();
-    let port = loop {
-        let line = lines.next().expect("the seeder exited early").unwrap();
-        if let Some(port) = line
-            .strip_prefix("seeding ")
-            .and_then(|rest| rest.rsplit_once(" on port "))
-            .and_then(|(_, port)| port.trim().parse::<u16>().ok())
-        {
-            break port;
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (guard, port)
+    start_seeder_with(&["-vv"], torrent, dir, config)
 }
 
 /// `rustico -vv download TORRENT -o OUT --port 0 --config CFG --peer ...`.

@@ -174,7 +174,19 @@ fn read_all(r: impl std::io::Read) -> Vec<u8> {
 /// Starts `rustico seed TORRENT DIR --port 0` and returns it with the port
 /// it says it got (no free-port race).
 pub fn start_seeder(torrent: &Path, dir: &Path, config: &Path) -> (ChildGuard, u16) {
+    start_seeder_with(&[], torrent, dir, config)
+}
+
+/// [`start_seeder`] with global flags before `seed` (`-vv` for debug lines
+/// in its log).
+pub fn start_seeder_with(
+    flags: &[&str],
+    torrent: &Path,
+    dir: &Path,
+    config: &Path,
+) -> (ChildGuard, u16) {
     let child = rustico()
+        .args(flags)
         .arg("seed")
         .arg(torrent)
         .arg(dir)
