@@ -7,6 +7,11 @@
 //! tit-for-tat; while seeding, those who download fastest from us) plus one
 //! optimistic unchoke, a random other interested peer, rotated every
 //! optimistic interval. Time is a parameter; randomness is seeded.
+//!
+//! A peer the swarm found wasting a slot (unchoked, interested, taking
+//! nothing) ranks behind every peer that was not, whatever the rates: it
+//! only gets a slot nobody else wants. Otherwise a crowd of idle peers,
+//! all at rate zero, could hold every slot by table order alone.
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +26,8 @@ pub struct PeerState<K> {
     pub rate_from_peer: f64,
     /// Payload bytes per second we send the peer.
     pub rate_to_peer: f64,
+    /// It held a slot and took nothing: it ranks behind every other peer.
+    pub wasted_a_slot: bool,
 }
 
 /// Choking decisions for one torrent.
@@ -58,14 +65,26 @@ impl<K: Copy + Eq> Choker<K> {
                 p.rate_from_peer
             }
         };
-        ranked.sort_by(|a, b| rate(b).total_cmp(&rate(a)));
+        ranked.sort_by(|a, b| {
+            a.wasted_a_slot
+                .cmp(&b.wasted_a_slot)
+                .then(rate(b).total_cmp(&rate(a)))
+        });
         if ranked.len() <= self.slots {
             // Room for everyone who asks: no need to choose.
             self.optimistic = None;
             return ranked.iter().map(|p| p.key).collect();
         }
         let regular: Vec<K> = ranked.iter().take(self.slots - 1).map(|p| p.key).collect();
-        let candidates: Vec<K> = ranked.iter().skip(self.slots - 1).map(|p| p.key).collect();
+        let rest = &ranked[self.slots - 1..];
+        // The optimistic slot goes to a peer that has not wasted one, if
+        // any is left.
+        let fresh = rest.iter().any(|p| !p.wasted_a_slot);
+        let candidates: Vec<K> = rest
+            .iter()
+            .filter(|p| !(fresh && p.wasted_a_slot))
+            .map(|p| p.key)
+            .collect();
         let rotate = self.next_optimistic.is_none_or(|t| now >= t)
             || self.optimistic.is_none_or(|o| !candidates.contains(&o));
         if rotate {
@@ -100,6 +119,42 @@ mod tests {
             interested,
             rate_from_peer: from,
             rate_to_peer: to,
+            wasted_a_slot: false,
+        }
+    }
+
+    /// Found by `hostile_slots.rs`: with fewer eager peers than slots,
+    /// idle peers that had wasted slots came back on equal terms and, all
+    /// at rate zero, kept every slot by table order; the honest leecher
+    /// behind them was never unchoked.
+    #[test]
+    fn peers_that_wasted_a_slot_rank_behind_every_other() {
+        let mut peers: Vec<_> = (0..20)
+            .map(|k| PeerState {
+                wasted_a_slot: true,
+                ..peer(k, true, 0.0, 0.0)
+            })
+            .collect();
+        peers.push(peer(20, true, 0.0, 0.0));
+        // Even slower than a waster that is uploading to us.
+        peers[3].rate_from_peer = 50.0;
+        let t0 = Instant::now();
+        for seeding in [true, false] {
+            for seed in 0..20 {
+                let mut c = Choker::new(4, OPTIMISTIC_INTERVAL, seed);
+                let got = c.decide(t0, seeding, &peers);
+                assert_eq!(got.len(), 4);
+                assert_eq!(got[0], 20, "the eager peer gets the first slot");
+            }
+        }
+        // Two eager peers and four slots: one regular, one optimistic.
+        peers.push(peer(21, true, 0.0, 0.0));
+        peers.swap(0, 21);
+        for seed in 0..20 {
+            let mut c = Choker::new(2, OPTIMISTIC_INTERVAL, seed);
+            let mut got = c.decide(t0, true, &peers);
+            got.sort();
+            assert_eq!(got, [20, 21], "seed {seed}");
         }
     }
 

@@ -1820,17 +1820,11 @@ impl Swarm {
             self.timers
                 .set(Timer::Rechoke, Some(now + self.cfg.rechoke_interval));
         }
-        // A peer that held an upload slot and took nothing is passed over
-        // (see `check_slots`) while others want the slots. With a slot to
-        // spare it gets one again: it may have been waiting out a back-off
-        // of its own, and passing it over for good starved it.
-        let eager = self
-            .peers
-            .iter()
-            .flatten()
-            .filter(|p| p.active_peer() && p.peer_interested && !p.activity.hog)
-            .count();
-        let spare = eager < self.cfg.upload_slots;
+        // A peer that held an upload slot and took nothing (see
+        // `check_slots`) ranks behind every other: it gets a slot only if
+        // nobody else wants it. Passing it over for good starved a leecher
+        // that was waiting out a back-off of its own; ranking it on equal
+        // terms let idle peers keep every slot by table order.
         let states: Vec<ChokeState<PeerKey>> = self
             .peers
             .iter()
@@ -1838,9 +1832,10 @@ impl Swarm {
             .filter(|p| p.active_peer())
             .map(|p| ChokeState {
                 key: p.key,
-                interested: p.peer_interested && (spare || !p.activity.hog),
+                interested: p.peer_interested,
                 rate_from_peer: p.down_rate,
                 rate_to_peer: p.up_rate,
+                wasted_a_slot: p.activity.hog,
             })
             .collect();
         let seeding = self.is_complete();

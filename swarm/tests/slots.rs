@@ -202,6 +202,46 @@ fn a_hog_keeps_a_spare_slot_and_is_passed_over_only_when_others_want_it() {
     assert!(h.swarm.peer_stats(hog).unwrap().am_choking, "passed over");
 }
 
+/// Found by `hostile_slots.rs` under CI load: 20 interested peers that
+/// take nothing had each wasted a slot, so with fewer eager peers than
+/// slots they all came back on equal terms, at rate zero, and held every
+/// slot by table order. An honest leecher arriving then was unchoked only
+/// if the optimistic draw picked it. It must get a slot at once.
+#[test]
+fn a_newcomer_is_unchoked_ahead_of_peers_that_wasted_their_slots() {
+    let mut cfg = config(4);
+    cfg.max_peers = 30;
+    let slots = cfg.upload_slots;
+    let mut h = Harness::new(cfg, Bitfield::full(4));
+    let idle: Vec<PeerKey> = (0..20)
+        .map(|i| {
+            let k = h.swarm.handle_incoming(from(i, 1), h.now).unwrap();
+            h.handshake(k, 100 + i, true);
+            h.event(k, PeerEvent::Pieces(Bitfield::new(4)));
+            h.event(k, PeerEvent::Interested(true));
+            k
+        })
+        .collect();
+    // Long enough for every idle peer to get a slot and waste it.
+    h.advance(Duration::from_secs(120));
+    let unchoked = |h: &Harness, keys: &[PeerKey]| {
+        keys.iter()
+            .filter(|k| !h.swarm.peer_stats(**k).unwrap().am_choking)
+            .count()
+    };
+    assert_eq!(unchoked(&h, &idle), slots, "spare slots are not left idle");
+    let honest = h.swarm.handle_incoming(from(200, 1), h.now).unwrap();
+    h.handshake(honest, 200, true);
+    h.event(honest, PeerEvent::Pieces(Bitfield::new(4)));
+    h.event(honest, PeerEvent::Interested(true));
+    h.advance(Duration::from_secs(1));
+    assert!(
+        !h.swarm.peer_stats(honest).unwrap().am_choking,
+        "the newcomer waits behind peers that took nothing"
+    );
+    assert_eq!(unchoked(&h, &idle), slots - 1);
+}
+
 #[test]
 fn the_same_id_from_another_address_is_no_duplicate() {
     let mut h = Harness::new(config(4), Bitfield::full(4));
