@@ -45,8 +45,9 @@ pub struct SwarmConfig {
     /// closed, whatever the interest (keep-alives do not count).
     pub inactivity_timeout: Duration,
     /// A peer we unchoke while it says it is interested, that takes no
-    /// byte for this long, holds an upload slot for nothing: the choker
-    /// passes it over for the rest of the connection, and it is the first
+    /// byte for this long, holds an upload slot for nothing: until it takes
+    /// data, the choker ranks it behind every other interested peer (it
+    /// keeps only a slot nobody else wants), and it is the first
     /// to lose its connection to a newcomer when the table is full.
     pub unused_unchoke_timeout: Duration,
     /// Upload slots (at least 1: the optimistic unchoke).
