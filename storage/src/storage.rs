@@ -28,6 +28,10 @@ pub struct Options {
     pub max_open_files: usize,
     /// Threads a recheck uses; 0 means one per core. Default 0.
     pub recheck_threads: usize,
+    /// Once this many bytes were written since the last flush, the write
+    /// that crosses it flushes (see [`Storage::write_piece`]); 0 leaves
+    /// every flush to the caller. Default 32 MiB.
+    pub writeback_bytes: u64,
 }
 
 impl Default for Options {
@@ -37,6 +41,7 @@ impl Default for Options {
             read_cache_bytes: 64 << 20,
             max_open_files: 128,
             recheck_threads: 0,
+            writeback_bytes: 32 << 20,
         }
     }
 }
@@ -91,6 +96,8 @@ pub struct Storage {
     hits: AtomicU64,
     misses: AtomicU64,
     empty_files_created: AtomicBool,
+    /// Bytes written since the last flush.
+    unflushed: AtomicU64,
 }
 
 impl std::fmt::Debug for Storage {
@@ -137,6 +144,7 @@ impl Storage {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             empty_files_created: AtomicBool::new(false),
+            unflushed: AtomicU64::new(0),
         })
     }
 
@@ -169,6 +177,13 @@ impl Storage {
     /// The data is in the operating system's cache when this returns, not yet
     /// durable: call [`flush`](Self::flush) (or [`save_resume`](Self::save_resume),
     /// which flushes first) before telling anyone it is saved.
+    ///
+    /// Every [`Options::writeback_bytes`] written, the write that crosses
+    /// the mark flushes too, on the caller's thread, so that dirty data
+    /// never piles up in the cache for one long `fsync` at the end (1 GiB
+    /// took 0.5 s here, after a download of 1.3 s). A failure of that flush
+    /// is not this write's: the files stay marked and the next
+    /// [`flush`](Self::flush) reports it.
     pub fn write_piece(&self, piece: u32, data: &[u8]) -> Result<(), WriteError> {
         let expected = self.piece_size_for_write(piece)?;
         if data.len() != expected as usize {
@@ -202,7 +217,17 @@ impl Storage {
             written.map_err(fail)?;
         }
         self.lock_cache().remove(piece);
+        self.write_back(data.len() as u64);
         Ok(())
+    }
+
+    fn write_back(&self, written: u64) {
+        let mark = self.options.writeback_bytes;
+        let before = self.unflushed.fetch_add(written, Ordering::AcqRel);
+        if mark > 0 && before < mark && before + written >= mark {
+            // Errors stay with the files' marks, for the caller's flush.
+            let _ = self.flush();
+        }
     }
 
     /// Zero-length files hold no piece bytes, so no write would create
@@ -352,9 +377,17 @@ impl Storage {
         Ok(())
     }
 
+    /// Bytes written since the last flush (the caller's, or the one
+    /// [`Options::writeback_bytes`] makes): at most what a crash now could
+    /// lose from the cache.
+    pub fn unflushed_bytes(&self) -> u64 {
+        self.unflushed.load(Ordering::Acquire)
+    }
+
     /// Makes every write so far durable (`fsync` of each file written since
     /// the last flush) and checks no file was replaced under us.
     pub fn flush(&self) -> Result<(), FlushError> {
+        self.unflushed.store(0, Ordering::Release);
         self.files.flush().map_err(FlushError)
     }
 

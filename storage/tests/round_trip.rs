@@ -363,3 +363,32 @@ fn a_folder_where_a_file_should_be_is_refused_naming_the_path() {
         "{err:?}"
     );
 }
+
+/// Dirty data is flushed every `writeback_bytes` written, so it never
+/// piles up for one long `fsync` at the end; 0 leaves flushes to the
+/// caller.
+#[test]
+fn writes_flush_every_writeback_bytes() {
+    let piece = 16 * 1024;
+    let (layout, data) = layout_over(&[10 * piece as u64], piece, 3);
+    for (mark, expected) in [
+        (3 * piece as u64, [1, 2, 0, 1, 2, 0, 1]),
+        (0, [1, 2, 3, 4, 5, 6, 7]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            writeback_bytes: mark,
+            ..Options::default()
+        };
+        let storage = Storage::open(dir.path(), layout.clone(), options).unwrap();
+        let seen: Vec<u64> = (0..7)
+            .map(|p| {
+                storage.write_piece(p, piece_of(&layout, &data, p)).unwrap();
+                storage.unflushed_bytes() / piece as u64
+            })
+            .collect();
+        assert_eq!(seen, expected, "writeback every {mark} bytes");
+        storage.flush().unwrap();
+        assert_eq!(storage.unflushed_bytes(), 0);
+    }
+}
