@@ -370,9 +370,9 @@ fn a_folder_where_a_file_should_be_is_refused_naming_the_path() {
 #[test]
 fn writes_flush_every_writeback_bytes() {
     let piece = 16 * 1024;
-    let (layout, data) = layout_over(&[10 * piece as u64], piece, 3);
+    let (layout, data) = layout_over(&[10 * piece], piece, 3);
     for (mark, expected) in [
-        (3 * piece as u64, [1, 2, 0, 1, 2, 0, 1]),
+        (3 * piece, [1, 2, 0, 1, 2, 0, 1]),
         (0, [1, 2, 3, 4, 5, 6, 7]),
     ] {
         let dir = tempfile::tempdir().unwrap();
@@ -384,7 +384,7 @@ fn writes_flush_every_writeback_bytes() {
         let seen: Vec<u64> = (0..7)
             .map(|p| {
                 storage.write_piece(p, piece_of(&layout, &data, p)).unwrap();
-                storage.unflushed_bytes() / piece as u64
+                storage.unflushed_bytes() / piece
             })
             .collect();
         assert_eq!(seen, expected, "writeback every {mark} bytes");
