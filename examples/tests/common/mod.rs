@@ -265,6 +265,12 @@ if mode == "seed":
     atp.flags |= lt.torrent_flags.seed_mode
 atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
 h = ses.add_torrent(atp)
+# add_torrent returns before the torrent is started: a peer dialling now
+# can find no torrent for its obfuscated info-hash and be hung up on.
+ready = time.monotonic() + 30
+while time.monotonic() < ready and not (ses.is_listening() and h.status().state in
+        (lt.torrent_status.seeding, lt.torrent_status.downloading, lt.torrent_status.finished)):
+    time.sleep(0.02)
 print("READY", flush=True)
 end = time.monotonic() + 170
 done = False
