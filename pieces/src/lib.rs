@@ -32,6 +32,7 @@
 //! - [`BlockRequest`], [`BLOCK_LEN`]: one block of one piece, as the
 //!   `request`, `cancel` and `reject` messages name it.
 //! - [`Bitfield`]: a set of pieces, stored as the `bitfield` message's bytes.
+//! - [`PieceData`]: a piece's bytes in the buffers its blocks arrived in.
 //! - [`Progress`]: how far a long piece-by-piece job (hashing a new torrent,
 //!   rechecking files) has come.
 //!
@@ -43,9 +44,11 @@
 
 mod bitfield;
 mod geometry;
+mod piece_data;
 
 pub use bitfield::{Bitfield, BitfieldError};
 pub use geometry::{BlockRequest, Blocks, Geometry, GeometryError, BLOCK_LEN, MAX_PIECES};
+pub use piece_data::PieceData;
 
 /// How far a long job over pieces has come: passed to the progress callback
 /// of torrent creation (hashing) and of a storage recheck.

@@ -1451,15 +1451,28 @@ impl Sim {
             busy = true;
             let index = piece.piece as usize;
             let digest = match self.cfg.verify {
-                Verify::Sha1 => Some(Sha1::digest(&piece.data).into()),
+                Verify::Sha1 => {
+                    let mut sha1 = Sha1::new();
+                    for chunk in piece.data.chunks() {
+                        sha1.update(chunk);
+                    }
+                    Some(sha1.finalize().into())
+                }
                 Verify::Compare => {
                     // A piece of the wrong length fails, as its hash would.
                     let start = self.geometry.piece_offset(piece.piece) as usize;
                     let size = self.geometry.piece_size(piece.piece).unwrap_or(0) as usize;
-                    let truth = self.content.get(start..start + size);
-                    (truth == Some(&piece.data[..]))
-                        .then(|| self.hashes.get(index).copied())
-                        .flatten()
+                    let same = piece.data.len() == size
+                        && self.content.get(start..start + size).is_some_and(|truth| {
+                            let mut at = 0;
+                            piece.data.chunks().iter().all(|chunk| {
+                                let end = at + chunk.len();
+                                let same = truth.get(at..end) == Some(&chunk[..]);
+                                at = end;
+                                same
+                            })
+                        });
+                    same.then(|| self.hashes.get(index).copied()).flatten()
                 }
             };
             if let Some(digest) = digest.filter(|d| self.hashes.get(index) == Some(d)) {

@@ -11,7 +11,7 @@ use hashbrown::HashTable;
 
 use rustico_metainfo::merkle;
 pub use rustico_metainfo::V2PieceHash;
-use rustico_pieces::Geometry;
+use rustico_pieces::{Geometry, PieceData, BLOCK_LEN};
 
 /// Largest piece length accepted (512 MiB, as libtorrent). Pieces are held whole in memory
 /// while they are verified and cached, so an absurd length is refused up front.
@@ -405,24 +405,42 @@ impl Layout {
     /// it (v2 and hybrid). Needs no files: a client can check a piece
     /// before it decides where (or whether) to store it.
     pub fn verify_piece(&self, piece: u32, data: &[u8]) -> bool {
+        self.verify_bytes(piece, &data)
+    }
+
+    /// [`verify_piece`](Self::verify_piece) for a piece kept in the
+    /// buffers its blocks arrived in: hashed chunk by chunk, never joined.
+    pub fn verify_piece_data(&self, piece: u32, data: &PieceData) -> bool {
+        self.verify_bytes(piece, data)
+    }
+
+    pub(crate) fn verify_bytes(&self, piece: u32, data: &dyn PieceBytes) -> bool {
         use sha1::{Digest, Sha1};
         let Some(len) = self.piece_size(piece) else {
             return false;
         };
-        if data.len() != len as usize {
+        if data.byte_len() != len as usize {
             return false;
         }
         if self.has_v1() {
+            let mut sha1 = Sha1::new();
+            for slice in data.slices(0, len as usize) {
+                sha1.update(slice);
+            }
             match self.piece_hash(piece) {
-                Some(expected) if Sha1::digest(data).as_slice() == expected => {}
+                Some(expected) if sha1.finalize().as_slice() == expected => {}
                 _ => return false,
             }
         }
         match &self.v2 {
             Some(v2) => match v2.get(piece as usize) {
-                Some((hash, covered)) => data
-                    .get(..*covered as usize)
-                    .is_some_and(|bytes| hash.matches(bytes, self.piece_length())),
+                Some((hash, covered)) => {
+                    *covered <= len
+                        && hash.matches_leaves(
+                            &block_hashes(data, *covered as usize),
+                            self.piece_length(),
+                        )
+                }
                 None => false,
             },
             None => self.has_v1(),
@@ -703,4 +721,58 @@ impl Layout {
             None => Layout::new(files, piece_length, hashes),
         }
     }
+}
+
+/// A piece's bytes, contiguous or in chunks, as verifying and writing read
+/// them: in order, a range at a time.
+pub(crate) trait PieceBytes {
+    /// Length in bytes.
+    fn byte_len(&self) -> usize;
+    /// The `len` bytes from `start` as consecutive slices.
+    fn slices(&self, start: usize, len: usize) -> Box<dyn Iterator<Item = &[u8]> + '_>;
+}
+
+impl PieceBytes for &[u8] {
+    fn byte_len(&self) -> usize {
+        self.len()
+    }
+
+    fn slices(&self, start: usize, len: usize) -> Box<dyn Iterator<Item = &[u8]> + '_> {
+        let end = start.saturating_add(len).min(self.len());
+        Box::new(self.get(start.min(end)..end).into_iter())
+    }
+}
+
+impl PieceBytes for PieceData {
+    fn byte_len(&self) -> usize {
+        self.len()
+    }
+
+    fn slices(&self, start: usize, len: usize) -> Box<dyn Iterator<Item = &[u8]> + '_> {
+        Box::new(self.range(start, len))
+    }
+}
+
+/// The BEP 52 leaf hashes of the first `covered` bytes: one per 16 KiB
+/// block. A block lying in one slice (as downloaded blocks do) is hashed
+/// where it is; one split across slices is joined first.
+fn block_hashes(data: &dyn PieceBytes, covered: usize) -> Vec<merkle::Hash> {
+    let mut leaves = Vec::with_capacity(covered.div_ceil(BLOCK_LEN as usize));
+    let mut start = 0;
+    while start < covered {
+        let len = (BLOCK_LEN as usize).min(covered - start);
+        let mut slices = data.slices(start, len);
+        match (slices.next(), slices.next()) {
+            (Some(block), None) if block.len() == len => leaves.push(merkle::hash_block(block)),
+            _ => {
+                let mut joined = Vec::with_capacity(len);
+                for slice in data.slices(start, len) {
+                    joined.extend_from_slice(slice);
+                }
+                leaves.push(merkle::hash_block(&joined));
+            }
+        }
+        start += len;
+    }
+    leaves
 }

@@ -84,5 +84,5 @@ pub use layout::{
     FileEntry, FileSpan, Layout, LayoutError, V2PieceHash, MAX_COMPONENT_LENGTH, MAX_PIECE_LENGTH,
     MAX_TOTAL_LENGTH,
 };
-pub use rustico_pieces::{Bitfield, Progress};
+pub use rustico_pieces::{Bitfield, PieceData, Progress};
 pub use storage::{CacheStats, Options, ResumeCheck, Resumed, Storage};

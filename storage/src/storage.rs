@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rustico_metainfo::merkle;
-use rustico_pieces::{Bitfield, Progress};
+use rustico_pieces::{Bitfield, PieceData, Progress};
 use sha1::{Digest, Sha1};
 
 use crate::cache::PieceCache;
@@ -13,7 +13,7 @@ use crate::error::{
     FileError, FlushError, OpenError, ReadError, RecheckError, ResumeError, SpanError, WriteError,
 };
 use crate::files::{read_exact_at, write_all_at, Allocation, FileStamp, Files};
-use crate::layout::Layout;
+use crate::layout::{Layout, PieceBytes};
 use crate::resume;
 
 /// How a [`Storage`] behaves. `Options::default()` suits a client.
@@ -185,15 +185,26 @@ impl Storage {
     /// is not this write's: the files stay marked and the next
     /// [`flush`](Self::flush) reports it.
     pub fn write_piece(&self, piece: u32, data: &[u8]) -> Result<(), WriteError> {
+        self.write_bytes(piece, &data)
+    }
+
+    /// [`write_piece`](Self::write_piece) for a piece kept in the buffers
+    /// its blocks arrived in: hashed and written chunk by chunk, never
+    /// joined into one buffer.
+    pub fn write_piece_data(&self, piece: u32, data: &PieceData) -> Result<(), WriteError> {
+        self.write_bytes(piece, data)
+    }
+
+    fn write_bytes(&self, piece: u32, data: &dyn PieceBytes) -> Result<(), WriteError> {
         let expected = self.piece_size_for_write(piece)?;
-        if data.len() != expected as usize {
+        if data.byte_len() != expected as usize {
             return Err(WriteError::WrongLength {
                 piece,
                 expected,
-                actual: data.len(),
+                actual: data.byte_len(),
             });
         }
-        if !self.verify_piece(piece, data) {
+        if !self.layout.verify_bytes(piece, data) {
             return Err(WriteError::HashMismatch { piece });
         }
         let fail = |source| WriteError::File { piece, source };
@@ -201,23 +212,31 @@ impl Storage {
             self.create_empty_files().map_err(fail)?;
         }
         for span in self.layout.piece_spans(piece).filter(|span| !span.padding) {
+            let handle = self.files.handle(span.file, true).map_err(fail)?;
+            let path = self.files.path(span.file);
+            let mut offset = span.file_offset;
+            let mut written = Ok(());
             // The spans of a piece lie inside its length, which `data` has.
-            let Some(bytes) = data.get(span.buf_offset..span.buf_offset + span.len) else {
+            for bytes in data.slices(span.buf_offset, span.len) {
+                written = write_all_at(&handle, &path, bytes, offset);
+                if written.is_err() {
+                    break;
+                }
+                offset += bytes.len() as u64;
+            }
+            if written.is_ok() && offset != span.file_offset + span.len as u64 {
                 debug_assert!(false, "a span of piece {piece} lies outside the piece");
                 return Err(WriteError::Internal {
                     piece,
                     what: "a span of the piece lies outside the piece",
                 });
-            };
-            let handle = self.files.handle(span.file, true).map_err(fail)?;
-            let path = self.files.path(span.file);
-            let written = write_all_at(&handle, &path, bytes, span.file_offset);
+            }
             // Marked even on failure: part of the span may be in the page cache.
             self.files.mark_dirty(span.file);
             written.map_err(fail)?;
         }
         self.lock_cache().remove(piece);
-        self.write_back(data.len() as u64);
+        self.write_back(data.byte_len() as u64);
         Ok(())
     }
 

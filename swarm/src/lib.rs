@@ -72,7 +72,8 @@
 //!   sits on requests past [`SwarmConfig::request_timeout`] loses them to
 //!   others; a rejected block goes to another peer before the one that
 //!   rejected it is asked again.
-//! - **Pieces**: blocks are assembled into piece buffers (recycled); a
+//! - **Pieces**: a piece is kept in the buffers its blocks arrived in
+//!   ([`PieceData`], never copied into one piece buffer); a
 //!   complete piece comes out of [`Swarm::poll_piece`]; the hash result
 //!   comes back. **Smart ban**: per-block SHA-1 hashes of failed pieces
 //!   (never whole copies, at most [`SwarmConfig::max_suspect_pieces`])
@@ -109,7 +110,7 @@ pub use config::SwarmConfig;
 pub use error::SwarmError;
 pub use rate::TokenBucket;
 pub use rustico_piece_picker::PeerKey;
-pub use rustico_pieces::{Bitfield, BlockRequest};
+pub use rustico_pieces::{Bitfield, BlockRequest, PieceData};
 pub use swarm::Swarm;
 pub use types::{
     BanReason, CloseReason, CompletedPiece, Dial, Disconnect, Event, HandshakeInfo, PeerCommand,

@@ -12,6 +12,8 @@ use std::collections::{HashMap, VecDeque};
 
 use sha1::{Digest, Sha1};
 
+use rustico_pieces::PieceData;
+
 use crate::{BanReason, Remote};
 
 /// Most remotes whose failure counts are remembered.
@@ -40,8 +42,13 @@ pub(crate) struct SmartBan {
     blame: HashMap<Remote, Blame>,
 }
 
-fn block_hash(data: &[u8]) -> [u8; 20] {
-    Sha1::digest(data).into()
+/// The SHA-1 of the `len` bytes of `data` from `start`.
+fn block_hash(data: &PieceData, start: usize, len: usize) -> [u8; 20] {
+    let mut sha1 = Sha1::new();
+    for slice in data.range(start, len) {
+        sha1.update(slice);
+    }
+    sha1.finalize().into()
 }
 
 impl SmartBan {
@@ -67,7 +74,7 @@ impl SmartBan {
     pub(crate) fn piece_failed(
         &mut self,
         piece: u32,
-        data: &[u8],
+        data: &PieceData,
         block_len: usize,
         senders: &[Option<Remote>],
         count_shared: bool,
@@ -86,8 +93,10 @@ impl SmartBan {
                 .enumerate()
                 .map(|(i, s)| {
                     let start = i * block_len;
-                    let block = data.get(start..(start + block_len).min(data.len()))?;
-                    s.map(|r| (r, block_hash(block)))
+                    if start >= data.len() {
+                        return None;
+                    }
+                    s.map(|r| (r, block_hash(data, start, block_len)))
                 })
                 .collect();
             if self.suspects.len() >= self.max_pieces {
@@ -145,7 +154,12 @@ impl SmartBan {
 
     /// A good copy of `piece` was saved: the senders of blocks that differ
     /// from it sent corrupt data.
-    pub(crate) fn piece_saved(&mut self, piece: u32, good: &[u8], block_len: usize) -> Vec<Remote> {
+    pub(crate) fn piece_saved(
+        &mut self,
+        piece: u32,
+        good: &PieceData,
+        block_len: usize,
+    ) -> Vec<Remote> {
         let mut liars: Vec<Remote> = Vec::new();
         while let Some(at) = self.suspects.iter().position(|(p, _)| *p == piece) {
             let Some((_, record)) = self.suspects.remove(at) else {
@@ -156,10 +170,10 @@ impl SmartBan {
                     continue;
                 };
                 let start = i * block_len;
-                let Some(block) = good.get(start..(start + block_len).min(good.len())) else {
+                if start >= good.len() {
                     continue;
-                };
-                if block_hash(block) != *hash && !liars.contains(remote) {
+                }
+                if block_hash(good, start, block_len) != *hash && !liars.contains(remote) {
                     liars.push(*remote);
                 }
             }
@@ -171,6 +185,11 @@ impl SmartBan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Test bytes as a piece in 16-byte chunks, like its blocks.
+    fn pd(data: &[u8]) -> PieceData {
+        PieceData::from_chunks(data.chunks(16).map(<[u8]>::to_vec).collect())
+    }
     use std::net::SocketAddr;
 
     fn remote(port: u16) -> Remote {
@@ -184,10 +203,10 @@ mod tests {
         let mut bad = good.clone();
         bad[25] ^= 1;
         let senders = [Some(remote(1)), Some(remote(2)), Some(remote(1))];
-        assert!(s.piece_failed(3, &bad, 16, &senders, true).is_empty());
-        assert_eq!(s.piece_saved(3, &good, 16), [remote(2)]);
+        assert!(s.piece_failed(3, &pd(&bad), 16, &senders, true).is_empty());
+        assert_eq!(s.piece_saved(3, &pd(&good), 16), [remote(2)]);
         assert_eq!(s.suspects(), 0);
-        assert!(s.piece_saved(3, &good, 16).is_empty());
+        assert!(s.piece_saved(3, &pd(&good), 16).is_empty());
     }
 
     /// Found by the simulator (seed 20 of `rustico-sim`'s seeds test): a
@@ -201,10 +220,22 @@ mod tests {
         first[3] ^= 1;
         let mut second = good.clone();
         second[20] ^= 1;
-        s.piece_failed(5, &first, 16, &[Some(remote(1)), Some(remote(3))], true);
-        s.piece_failed(5, &second, 16, &[Some(remote(3)), Some(remote(2))], true);
+        s.piece_failed(
+            5,
+            &pd(&first),
+            16,
+            &[Some(remote(1)), Some(remote(3))],
+            true,
+        );
+        s.piece_failed(
+            5,
+            &pd(&second),
+            16,
+            &[Some(remote(3)), Some(remote(2))],
+            true,
+        );
         assert_eq!(s.suspects(), 2);
-        assert_eq!(s.piece_saved(5, &good, 16), [remote(1), remote(2)]);
+        assert_eq!(s.piece_saved(5, &pd(&good), 16), [remote(1), remote(2)]);
         assert_eq!(s.suspects(), 0);
     }
 
@@ -214,14 +245,14 @@ mod tests {
         let data = [0u8; 48];
         s.piece_failed(
             2,
-            &data,
+            &pd(&data),
             16,
             &[Some(remote(1)), Some(remote(2)), Some(remote(3))],
             true,
         );
         s.piece_failed(
             2,
-            &data,
+            &pd(&data),
             16,
             &[Some(remote(4)), Some(remote(5)), Some(remote(4))],
             true,
@@ -237,9 +268,9 @@ mod tests {
         let mut s = SmartBan::new(4, 2, 6);
         let data = [0u8; 32];
         let only = [Some(remote(1)), Some(remote(1))];
-        assert!(s.piece_failed(0, &data, 16, &only, true).is_empty());
+        assert!(s.piece_failed(0, &pd(&data), 16, &only, true).is_empty());
         assert_eq!(
-            s.piece_failed(1, &data, 16, &only, true),
+            s.piece_failed(1, &pd(&data), 16, &only, true),
             [(remote(1), BanReason::FailedPieces)]
         );
     }
@@ -248,12 +279,17 @@ mod tests {
     fn shared_failures_count_only_when_asked_to() {
         let mut s = SmartBan::new(8, 1, 1);
         let shared = [Some(remote(1)), Some(remote(2))];
-        assert!(s.piece_failed(0, &[0u8; 32], 16, &shared, false).is_empty());
+        assert!(s
+            .piece_failed(0, &pd(&[0u8; 32]), 16, &shared, false)
+            .is_empty());
         assert_eq!(s.suspects(), 1, "recorded all the same");
-        assert_eq!(s.piece_failed(1, &[0u8; 32], 16, &shared, true).len(), 2);
+        assert_eq!(
+            s.piece_failed(1, &pd(&[0u8; 32]), 16, &shared, true).len(),
+            2
+        );
         let sole = [Some(remote(3)), Some(remote(3))];
         assert_eq!(
-            s.piece_failed(2, &[0u8; 32], 16, &sole, false),
+            s.piece_failed(2, &pd(&[0u8; 32]), 16, &sole, false),
             [(remote(3), BanReason::FailedPieces)],
             "a sole sender is counted anyway"
         );
@@ -265,14 +301,17 @@ mod tests {
         for piece in 0..10 {
             s.piece_failed(
                 piece,
-                &[1u8; 32],
+                &pd(&[1u8; 32]),
                 16,
                 &[Some(remote(1)), Some(remote(2))],
                 true,
             );
         }
         assert_eq!(s.suspects(), 3);
-        assert!(s.piece_saved(0, &[0u8; 32], 16).is_empty(), "forgotten");
-        assert_eq!(s.piece_saved(9, &[0u8; 32], 16).len(), 2);
+        assert!(
+            s.piece_saved(0, &pd(&[0u8; 32]), 16).is_empty(),
+            "forgotten"
+        );
+        assert_eq!(s.piece_saved(9, &pd(&[0u8; 32]), 16).len(), 2);
     }
 }

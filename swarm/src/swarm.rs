@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rustico_peer_wire::{PexConfig, PexFlags, PexMessage, PexPeer, PexState};
 use rustico_piece_picker::{PeerKey, PiecePicker};
-use rustico_pieces::{Bitfield, BlockRequest, Geometry};
+use rustico_pieces::{Bitfield, BlockRequest, Geometry, PieceData};
 
 use crate::choker::{Choker, PeerState as ChokeState};
 use crate::policy::{Ended, Policy};
@@ -216,15 +216,13 @@ impl Peer {
     }
 }
 
-/// A piece being assembled: its bytes and who sent each block.
+/// A piece being assembled: each block's buffer as it arrived (never
+/// copied into a piece buffer), and who sent it.
 #[derive(Debug)]
 struct PieceBuf {
-    data: Vec<u8>,
+    blocks: Vec<Vec<u8>>,
     senders: Vec<Option<Remote>>,
 }
-
-/// Memory kept in recycled piece buffers.
-const SPARE_BUFFER_BYTES: usize = 8 << 20;
 
 /// One torrent's swarm as a sans-IO state machine, in the shape of
 /// quinn-proto's `Endpoint`: it owns the peer table, the piece picker,
@@ -290,7 +288,6 @@ pub struct Swarm {
     events: VecDeque<Event>,
     buffers: HashMap<u32, PieceBuf>,
     saving: HashMap<u32, Vec<Option<Remote>>>,
-    spare: Vec<Vec<u8>>,
     have_bytes: u64,
     downloaded: u64,
     uploaded: u64,
@@ -426,7 +423,6 @@ impl Swarm {
             events: VecDeque::new(),
             buffers: HashMap::new(),
             saving: HashMap::new(),
-            spare: Vec::new(),
             have_bytes,
             downloaded: 0,
             uploaded: 0,
@@ -812,7 +808,7 @@ impl Swarm {
                     self.quick_rechoke(now);
                 }
             }
-            PeerEvent::Block { req, data } => self.on_block(key, req, &data, now),
+            PeerEvent::Block { req, data } => self.on_block(key, req, data, now),
             PeerEvent::Rejected(reqs) => self.on_rejected(key, &reqs, false, now),
             PeerEvent::Stalled(reqs) => self.on_rejected(key, &reqs, true, now),
             PeerEvent::Reqq(n) => {
@@ -927,7 +923,7 @@ impl Swarm {
     pub fn handle_piece_saved(
         &mut self,
         piece: u32,
-        data: Vec<u8>,
+        data: PieceData,
         now: Instant,
     ) -> Result<(), SwarmError> {
         if self.saving.remove(&piece).is_none() {
@@ -939,7 +935,6 @@ impl Swarm {
             self.ban(liar, BanReason::CorruptBlock, now);
         }
         // (interest updates below top up whoever lost requests to a ban)
-        self.recycle(data);
         if let Err(source) = self.picker.piece_verified(piece) {
             debug_assert!(false, "picker refused verified piece {piece}: {source}");
             return Err(SwarmError::Internal { piece, source });
@@ -983,7 +978,7 @@ impl Swarm {
     pub fn handle_piece_failed(
         &mut self,
         piece: u32,
-        data: Vec<u8>,
+        data: PieceData,
         now: Instant,
     ) -> Result<(), SwarmError> {
         let Some(senders) = self.saving.remove(&piece) else {
@@ -1027,7 +1022,6 @@ impl Swarm {
                 self.ask_block_hashes(piece);
             }
         }
-        self.recycle(data);
         self.top_up_all(now);
         Ok(())
     }
@@ -1219,13 +1213,6 @@ impl Swarm {
                 }
                 self.close(key, CloseReason::Banned);
             }
-        }
-    }
-
-    fn recycle(&mut self, data: Vec<u8>) {
-        let keep = (SPARE_BUFFER_BYTES / data.len().max(1)).max(2);
-        if self.spare.len() < keep && data.len() == self.cfg.piece_length as usize {
-            self.spare.push(data);
         }
     }
 
@@ -1469,7 +1456,7 @@ impl Swarm {
         }
     }
 
-    fn on_block(&mut self, key: PeerKey, req: BlockRequest, data: &[u8], now: Instant) {
+    fn on_block(&mut self, key: PeerKey, req: BlockRequest, data: Vec<u8>, now: Instant) {
         let Ok(peer) = self.peer_mut(key) else { return };
         peer.waiting_since = now;
         peer.snubbed = false;
@@ -1504,25 +1491,20 @@ impl Swarm {
         self.top_up(key, now);
     }
 
-    fn assemble(&mut self, remote: Remote, req: BlockRequest, data: &[u8], complete: bool) {
+    fn assemble(&mut self, remote: Remote, req: BlockRequest, data: Vec<u8>, complete: bool) {
         let size = self.geometry.piece_size(req.piece).unwrap_or(0) as usize;
         let blocks = size.div_ceil(self.block_size);
-        let spare = &mut self.spare;
-        let buf = self.buffers.entry(req.piece).or_insert_with(|| {
-            let data = match spare.pop() {
-                Some(d) if d.len() == size => d,
-                _ => vec![0u8; size],
-            };
-            PieceBuf {
-                data,
-                senders: vec![None; blocks],
-            }
+        let buf = self.buffers.entry(req.piece).or_insert_with(|| PieceBuf {
+            blocks: vec![Vec::new(); blocks],
+            senders: vec![None; blocks],
         });
-        let start = req.offset as usize;
-        if let Some(dst) = buf.data.get_mut(start..start + data.len()) {
-            dst.copy_from_slice(data);
+        let index = req.offset as usize / self.block_size;
+        // The picker accepted it: a block of this piece's grid.
+        debug_assert!(index < blocks && req.offset as usize % self.block_size == 0);
+        if let Some(slot) = buf.blocks.get_mut(index) {
+            *slot = data;
         }
-        if let Some(slot) = buf.senders.get_mut(start / self.block_size) {
+        if let Some(slot) = buf.senders.get_mut(index) {
             *slot = Some(remote);
         }
         if complete {
@@ -1530,7 +1512,7 @@ impl Swarm {
                 self.saving.insert(req.piece, buf.senders);
                 self.pieces.push_back(CompletedPiece {
                     piece: req.piece,
-                    data: buf.data,
+                    data: PieceData::from_chunks(buf.blocks),
                 });
             }
         }

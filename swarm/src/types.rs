@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use rustico_peer_wire::PexMessage;
 use rustico_piece_picker::PeerKey;
-use rustico_pieces::{Bitfield, BlockRequest};
+use rustico_pieces::{Bitfield, BlockRequest, PieceData};
 
 /// Who a peer is: an address, or a web seed (BEP 19) by its index in the
 /// torrent's `url-list` (the driver knows the URL).
@@ -295,8 +295,8 @@ pub struct Dial {
 pub struct CompletedPiece {
     /// The piece index.
     pub piece: u32,
-    /// Its bytes.
-    pub data: Vec<u8>,
+    /// Its bytes, in the buffers its blocks arrived in.
+    pub data: PieceData,
 }
 
 /// Why a peer was banned.

@@ -745,7 +745,7 @@ fn stale_handles_are_refused_not_mistaken() {
         Err(SwarmError::UnknownPeer { peer: a })
     );
     assert_eq!(
-        h.swarm.handle_piece_saved(0, vec![0; 10], h.now),
+        h.swarm.handle_piece_saved(0, vec![0; 10].into(), h.now),
         Err(SwarmError::NotSaving { piece: 0 })
     );
 }

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TryRecvError};
-use rustico_storage::{Options, Resumed, Storage, WriteError};
+use rustico_storage::{Options, PieceData, Resumed, Storage, WriteError};
 use rustico_swarm::{
     Bitfield, CloseReason, Dial, Disconnect, Event as SwarmEvent, HandshakeInfo, PeerCommand,
     PeerSource, Remote, Swarm, SwarmConfig, SwarmError,
@@ -129,7 +129,7 @@ pub enum ManagerError {
 pub struct SaveResult {
     piece: u32,
     outcome: Result<(), WriteError>,
-    data: Vec<u8>,
+    data: PieceData,
 }
 
 /// Peer messages a manager takes in one run before the other torrents
@@ -598,7 +598,7 @@ impl Manager {
             // The disk pool ends only with the engine: a piece sent
             // nowhere would leave the swarm waiting forever.
             let sent = self.disk.run(move || {
-                let outcome = storage.write_piece(piece.piece, &piece.data);
+                let outcome = storage.write_piece_data(piece.piece, &piece.data);
                 let _ = control.send(Control::Saved(SaveResult {
                     piece: piece.piece,
                     outcome,
@@ -910,7 +910,8 @@ impl Manager {
                         self.swarm.handle_piece_saved(piece, data, now)
                     }
                     Err(WriteError::HashMismatch { .. }) => {
-                        self.keep_failed_copy(piece, &data);
+                        // Rare: joining the blocks costs a copy here only.
+                        self.keep_failed_copy(piece, &data.to_vec());
                         self.swarm.handle_piece_failed(piece, data, now)
                     }
                     Err(source) => {

@@ -137,7 +137,7 @@ impl Harness {
     pub fn hash_pieces(&mut self) -> (u32, u32) {
         let (mut good, mut bad) = (0, 0);
         while let Some(p) = self.swarm.poll_piece() {
-            if p.data == piece_data(p.piece, p.data.len() as u32) {
+            if p.data.to_vec() == piece_data(p.piece, p.data.len() as u32) {
                 self.swarm
                     .handle_piece_saved(p.piece, p.data, self.now)
                     .unwrap();
