@@ -375,6 +375,69 @@ pub(crate) fn write_all_at(
     Ok(())
 }
 
+/// Most slices one `pwritev` takes (Linux's `IOV_MAX`).
+const MAX_SLICES: usize = 1024;
+
+/// Writes all of `bufs`, one after the other, from `offset`: one
+/// `pwritev` for a whole piece kept as its blocks, where `write_at` would
+/// make a system call per block.
+pub(crate) fn write_all_vectored_at(
+    file: &File,
+    path: &Path,
+    mut bufs: Vec<&[u8]>,
+    mut offset: u64,
+) -> Result<(), FileError> {
+    let mut first = 0;
+    loop {
+        while bufs.get(first).is_some_and(|b| b.is_empty()) {
+            first += 1;
+        }
+        let rest = bufs.get(first..).unwrap_or_default();
+        if rest.is_empty() {
+            return Ok(());
+        }
+        let slices: Vec<io::IoSlice<'_>> = rest
+            .iter()
+            .take(MAX_SLICES)
+            .map(|b| io::IoSlice::new(b))
+            .collect();
+        match rustix::io::pwritev(file, &slices, offset) {
+            Ok(0) => {
+                return Err(FileError::from_io(
+                    io::Error::from(io::ErrorKind::WriteZero),
+                    path.to_path_buf(),
+                    offset,
+                ))
+            }
+            Ok(written) => {
+                offset += written as u64;
+                let mut left = written;
+                while left > 0 {
+                    // `pwritev` writes at most the slices' total.
+                    let Some(buf) = bufs.get_mut(first) else {
+                        debug_assert!(false, "pwritev returned {written}, more than given");
+                        return Err(FileError::Internal {
+                            path: path.to_path_buf(),
+                            offset,
+                            what: "a write reported more bytes than given",
+                        });
+                    };
+                    let whole: &[u8] = buf;
+                    if left >= whole.len() {
+                        left -= whole.len();
+                        first += 1;
+                    } else {
+                        *buf = whole.get(left..).unwrap_or_default();
+                        left = 0;
+                    }
+                }
+            }
+            Err(e) if e == rustix::io::Errno::INTR => {}
+            Err(e) => return Err(FileError::from_io(e.into(), path.to_path_buf(), offset)),
+        }
+    }
+}
+
 /// A file's size, modification time and identity, as a resume file records them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FileStamp {
@@ -414,5 +477,34 @@ impl FileStamp {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(FileStamp::MISSING),
             Err(e) => Err(FileError::from_io(e, path.to_path_buf(), 0)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// More slices than one `pwritev` takes, empty ones among them, land
+    /// in order at the offset.
+    #[test]
+    fn a_vectored_write_writes_every_slice_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let file = File::options()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let chunks: Vec<Vec<u8>> = (0..3000u32)
+            .map(|i| vec![(i % 251) as u8; (i % 5) as usize])
+            .collect();
+        let bufs: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+        write_all_vectored_at(&file, &path, bufs, 7).unwrap();
+        let mut expected = vec![0u8; 7];
+        expected.extend(chunks.concat());
+        assert_eq!(fs::read(&path).unwrap(), expected);
     }
 }

@@ -12,7 +12,9 @@ use crate::cache::PieceCache;
 use crate::error::{
     FileError, FlushError, OpenError, ReadError, RecheckError, ResumeError, SpanError, WriteError,
 };
-use crate::files::{read_exact_at, write_all_at, Allocation, FileStamp, Files};
+use crate::files::{
+    read_exact_at, write_all_at, write_all_vectored_at, Allocation, FileStamp, Files,
+};
 use crate::layout::{Layout, PieceBytes};
 use crate::resume;
 
@@ -214,23 +216,19 @@ impl Storage {
         for span in self.layout.piece_spans(piece).filter(|span| !span.padding) {
             let handle = self.files.handle(span.file, true).map_err(fail)?;
             let path = self.files.path(span.file);
-            let mut offset = span.file_offset;
-            let mut written = Ok(());
+            let bufs: Vec<&[u8]> = data.slices(span.buf_offset, span.len).collect();
             // The spans of a piece lie inside its length, which `data` has.
-            for bytes in data.slices(span.buf_offset, span.len) {
-                written = write_all_at(&handle, &path, bytes, offset);
-                if written.is_err() {
-                    break;
-                }
-                offset += bytes.len() as u64;
-            }
-            if written.is_ok() && offset != span.file_offset + span.len as u64 {
+            if bufs.iter().map(|b| b.len()).sum::<usize>() != span.len {
                 debug_assert!(false, "a span of piece {piece} lies outside the piece");
                 return Err(WriteError::Internal {
                     piece,
                     what: "a span of the piece lies outside the piece",
                 });
             }
+            let written = match bufs.as_slice() {
+                [one] => write_all_at(&handle, &path, one, span.file_offset),
+                _ => write_all_vectored_at(&handle, &path, bufs, span.file_offset),
+            };
             // Marked even on failure: part of the span may be in the page cache.
             self.files.mark_dirty(span.file);
             written.map_err(fail)?;
