@@ -152,7 +152,7 @@ fn rustico_downloads_from_a_rustico_seed() {
         .arg(&torrent)
         .arg("-o")
         .arg(&out_dir)
-        .args(["--port", &rustico_testkit::free_port().to_string()])
+        .args(["--port", "0"])
         .args(["--peer", &format!("127.0.0.1:{port}")])
         .arg("--config")
         .arg(&config);
@@ -305,7 +305,7 @@ fn the_config_file_sets_port_and_folder_and_flags_override_it() {
     let mut cmd = rustico();
     cmd.arg("download")
         .arg(&torrent)
-        .args(["--port", &rustico_testkit::free_port().to_string()])
+        .args(["--port", "0"])
         .args(["--peer", &format!("127.0.0.1:{port}")])
         .arg("--config")
         .arg(&leech_cfg);

@@ -117,7 +117,7 @@ fn a_torrent_with_unsafe_and_duplicate_names_downloads_under_safe_names() {
         .arg(&torrent)
         .arg("-o")
         .arg(&out_dir)
-        .args(["--port", &rustico_testkit::free_port().to_string()])
+        .args(["--port", "0"])
         .args(["--peer", &format!("127.0.0.1:{port}")])
         .arg("--config")
         .arg(&config);

@@ -80,7 +80,7 @@ fn interrupted_download_stops_cleanly(signal: &str) {
         .arg(&torrent)
         .arg("-o")
         .arg(&out)
-        .args(["--port", &rustico_testkit::free_port().to_string()])
+        .args(["--port", "0"])
         .arg("--config")
         .arg(&config)
         .stdout(Stdio::null())

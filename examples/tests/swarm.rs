@@ -42,7 +42,7 @@ fn download_cmd(
         .arg(torrent)
         .arg("-o")
         .arg(out)
-        .args(["--port", &rustico_testkit::free_port().to_string()])
+        .args(["--port", "0"])
         .arg("--config")
         .arg(config)
         .args(extra)

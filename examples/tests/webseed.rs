@@ -106,7 +106,7 @@ fn download_alone(torrent: &Path, out_dir: &Path, config: &Path) -> std::process
         .arg(torrent)
         .arg("-o")
         .arg(out_dir)
-        .args(["--port", &rustico_testkit::free_port().to_string()])
+        .args(["--port", "0"])
         .arg("--config")
         .arg(config);
     output_with_timeout(cmd, Duration::from_secs(90), "rustico download")
