@@ -343,36 +343,10 @@ pub(crate) fn read_exact_at(
 pub(crate) fn write_all_at(
     file: &File,
     path: &Path,
-    mut buf: &[u8],
-    mut offset: u64,
+    buf: &[u8],
+    offset: u64,
 ) -> Result<(), FileError> {
-    while !buf.is_empty() {
-        match file.write_at(buf, offset) {
-            Ok(0) => {
-                return Err(FileError::from_io(
-                    io::Error::from(io::ErrorKind::WriteZero),
-                    path.to_path_buf(),
-                    offset,
-                ))
-            }
-            Ok(n) => {
-                // `write_at` writes at most `buf.len()` bytes.
-                let Some(rest) = buf.get(n..) else {
-                    debug_assert!(false, "write_at returned {n} for a shorter buffer");
-                    return Err(FileError::Internal {
-                        path: path.to_path_buf(),
-                        offset,
-                        what: "a write reported more bytes than given",
-                    });
-                };
-                buf = rest;
-                offset += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(FileError::from_io(e, path.to_path_buf(), offset)),
-        }
-    }
-    Ok(())
+    write_all_vectored_at(file, path, vec![buf], offset)
 }
 
 /// Most slices one `pwritev` takes (Linux's `IOV_MAX`).

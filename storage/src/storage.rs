@@ -12,9 +12,7 @@ use crate::cache::PieceCache;
 use crate::error::{
     FileError, FlushError, OpenError, ReadError, RecheckError, ResumeError, SpanError, WriteError,
 };
-use crate::files::{
-    read_exact_at, write_all_at, write_all_vectored_at, Allocation, FileStamp, Files,
-};
+use crate::files::{read_exact_at, write_all_vectored_at, Allocation, FileStamp, Files};
 use crate::layout::{Layout, PieceBytes};
 use crate::resume;
 
@@ -225,10 +223,7 @@ impl Storage {
                     what: "a span of the piece lies outside the piece",
                 });
             }
-            let written = match bufs.as_slice() {
-                [one] => write_all_at(&handle, &path, one, span.file_offset),
-                _ => write_all_vectored_at(&handle, &path, bufs, span.file_offset),
-            };
+            let written = write_all_vectored_at(&handle, &path, bufs, span.file_offset);
             // Marked even on failure: part of the span may be in the page cache.
             self.files.mark_dirty(span.file);
             written.map_err(fail)?;
