@@ -918,8 +918,8 @@ impl Swarm {
     }
 
     /// A piece from [`poll_piece`](Self::poll_piece) matched its hash and
-    /// is on disk; `data` is its bytes back (compared against a failed
-    /// copy for smart ban, then reused). Announces it to every peer.
+    /// is on disk; `data` is its bytes back (compared against the failed
+    /// copies for smart ban, then dropped). Announces it to every peer.
     pub fn handle_piece_saved(
         &mut self,
         piece: u32,
