@@ -50,23 +50,17 @@ fn out_of_file_descriptors_the_listener_pauses_instead_of_spinning() {
         &[],
     );
     let config = config_in(dir.path());
-    let port = rustico_testkit::free_port();
-    let seeder = ChildGuard(
-        Command::new("prlimit")
-            .arg("--nofile=64:64")
-            .arg(env!("CARGO_BIN_EXE_rustico"))
-            .arg("seed")
-            .arg(&torrent)
-            .arg(dir.path().join("src"))
-            .args(["--port", &port.to_string()])
-            .arg("--config")
-            .arg(&config)
-            .env("XDG_CONFIG_HOME", dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut cmd = Command::new("prlimit");
+    cmd.arg("--nofile=64:64")
+        .arg(env!("CARGO_BIN_EXE_rustico"))
+        .arg("seed")
+        .arg(&torrent)
+        .arg(dir.path().join("src"))
+        .args(["--port", "0"])
+        .arg("--config")
+        .arg(&config)
+        .env("XDG_CONFIG_HOME", dir.path());
+    let (seeder, port) = spawn_seeder(cmd);
     rustico_testkit::wait_for_tcp(([127, 0, 0, 1], port).into(), Duration::from_secs(20)).unwrap();
     let pid = seeder.0.id();
     let mut attack =

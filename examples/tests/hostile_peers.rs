@@ -326,7 +326,9 @@ fn fake_torrent(dir: &Path, name: &str, pieces: u32) -> PathBuf {
 
 /// The victim: `rustico download` of `torrents` (the honest one first)
 /// from `peers`, listening on `port`.
-fn victim_download(dir: &Path, torrents: &[&Path], port: u16, peers: &[u16]) -> ChildGuard {
+/// `rustico download TORRENTS` from `peers`, on `--port 0`; returns the
+/// port it listens on, from its log.
+fn victim_download(dir: &Path, torrents: &[&Path], peers: &[u16]) -> (ChildGuard, u16) {
     let home = dir.join("victim");
     std::fs::create_dir_all(&home).unwrap();
     let mut cmd = rustico();
@@ -334,7 +336,7 @@ fn victim_download(dir: &Path, torrents: &[&Path], port: u16, peers: &[u16]) -> 
         .args(torrents)
         .arg("-o")
         .arg(dir.join("out"))
-        .args(["--port", &port.to_string()])
+        .args(["--port", "0"])
         .arg("--config")
         .arg(plain_config(&home))
         .stdout(Stdio::null())
@@ -342,7 +344,9 @@ fn victim_download(dir: &Path, torrents: &[&Path], port: u16, peers: &[u16]) -> 
     for p in peers {
         cmd.args(["--peer", &format!("127.0.0.1:{p}")]);
     }
-    ChildGuard(cmd.spawn().unwrap())
+    let guard = ChildGuard(cmd.spawn().unwrap());
+    let port = listening_port(&log_file(&home));
+    (guard, port)
 }
 
 fn files_match(root: &Path, files: &[(String, Vec<u8>)]) -> bool {
@@ -364,8 +368,7 @@ fn repeated_have_all_and_bitfields_cost_nothing_per_message() {
     let dir = rustico_testkit::temp_dir().unwrap();
     let honest = seed(dir.path(), "plain", 91, &[("plain.bin", 2 << 20)], &[]);
     let big = fake_torrent(dir.path(), "big", 131_072);
-    let port = rustico_testkit::free_port();
-    let victim = victim_download(dir.path(), &[&honest.torrent, &big], port, &[honest.port]);
+    let (victim, port) = victim_download(dir.path(), &[&honest.torrent, &big], &[honest.port]);
     let pid = victim.0.id();
     rustico_testkit::wait_for_tcp(([127, 0, 0, 1], port).into(), Duration::from_secs(20)).unwrap();
     let cpu0 = cpu_time(pid);
@@ -421,11 +424,9 @@ fn requests_to_a_useless_seeder(mode: &str) -> (u64, u64) {
             }
         }
     });
-    let port = rustico_testkit::free_port();
-    let victim = victim_download(
+    let (victim, _) = victim_download(
         dir.path(),
         &[&honest.torrent, &fake],
-        port,
         &[honest.port, attacker_port],
     );
     let pid = victim.0.id();

@@ -383,7 +383,6 @@ fn corrupt_pieces_get_the_liar_banned(format: &str) {
     // piece is the liar's alone and it is banned after two.
     let cfg = config_in(dir.path());
     let out = dir.path().join("download");
-    let download_port = rustico_testkit::free_port();
     let mut download = ChildGuard(
         rustico()
             .arg("-vv")
@@ -391,7 +390,7 @@ fn corrupt_pieces_get_the_liar_banned(format: &str) {
             .arg(&torrent)
             .arg("-o")
             .arg(&out)
-            .args(["--port", &download_port.to_string()])
+            .args(["--port", "0"])
             .args(["--peer", &liar_addr.to_string()])
             .arg("--config")
             .arg(&cfg)
@@ -400,6 +399,7 @@ fn corrupt_pieces_get_the_liar_banned(format: &str) {
             .spawn()
             .unwrap(),
     );
+    let download_port = listening_port(&log_file(dir.path()));
     let banned = format!("banning peer {liar_addr}");
     let start = Instant::now();
     while !std::fs::read_to_string(log_file(dir.path()))

@@ -185,14 +185,21 @@ pub fn start_seeder_with(
     dir: &Path,
     config: &Path,
 ) -> (ChildGuard, u16) {
-    let child = rustico()
-        .args(flags)
+    let mut cmd = rustico();
+    cmd.args(flags)
         .arg("seed")
         .arg(torrent)
         .arg(dir)
         .args(["--port", "0"])
         .arg("--config")
-        .arg(config)
+        .arg(config);
+    spawn_seeder(cmd)
+}
+
+/// Spawns `cmd`, a `rustico seed … --port 0` (possibly behind a wrapper
+/// such as `prlimit`), and returns it with the port it says it got.
+pub fn spawn_seeder(mut cmd: Command) -> (ChildGuard, u16) {
+    let child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -217,6 +224,27 @@ pub fn start_seeder_with(
     // Keep reading, so the seeder never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     (guard, port)
+}
+
+/// The port a rustico process started with `--port 0` listens on, from
+/// the `listening on port N` record of its log file; waits up to 20 s.
+pub fn listening_port(log: &Path) -> u16 {
+    let start = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(port) = text.lines().find_map(|line| {
+            let (_, rest) = line.split_once("listening on port ")?;
+            rest.trim().parse::<u16>().ok()
+        }) {
+            return port;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no 'listening on port' in {} within 20 s:\n{text}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Starts `rustico seed TORRENT DIR --port PORT` on a port chosen before
