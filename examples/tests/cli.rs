@@ -216,7 +216,6 @@ fn one_process_serves_two_torrents_on_one_port() {
     let config = config_in(dir.path());
     // `download --seed` with the data already present: both torrents are
     // complete at once and served on one port.
-    let port = rustico_testkit::free_port();
     let _server = ChildGuard(
         rustico()
             .arg("download")
@@ -224,13 +223,14 @@ fn one_process_serves_two_torrents_on_one_port() {
             .arg(&t2)
             .arg("-o")
             .arg(&shared)
-            .args(["--seed", "--port", &port.to_string(), "--config"])
+            .args(["--seed", "--port", "0", "--config"])
             .arg(&config)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap(),
     );
+    let port = listening_port(&log_file(dir.path()));
     rustico_testkit::wait_for_tcp(([127, 0, 0, 1], port).into(), Duration::from_secs(20)).unwrap();
     for (torrent, files, name) in [(&t1, &first, "one"), (&t2, &second, "two")] {
         let out = dir.path().join(name);
