@@ -174,7 +174,7 @@ class Harness:
         lc.handshaken = False
         self.sel.register(s, selectors.EVENT_WRITE, lc)
 
-    def retry(self, lc, now, why):
+    def close(self, lc):
         if lc.sock is not None:
             try:
                 self.sel.unregister(lc.sock)
@@ -182,6 +182,9 @@ class Harness:
                 pass
             lc.sock.close()
             lc.sock = None
+
+    def retry(self, lc, now, why):
+        self.close(lc)
         if lc.attempts > self.args.retries:
             lc.state, lc.why = "failed", why
             return
@@ -190,13 +193,7 @@ class Harness:
         lc.retry_at = now + 0.05 * lc.attempts
 
     def lose(self, lc, why):
-        if lc.sock is not None:
-            try:
-                self.sel.unregister(lc.sock)
-            except (KeyError, ValueError):
-                pass
-            lc.sock.close()
-            lc.sock = None
+        self.close(lc)
         if lc.state == "open":
             self.open_now -= 1
         if lc.state != "done":

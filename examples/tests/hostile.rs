@@ -198,17 +198,7 @@ fn a_tracker_full_of_hanging_peers_does_not_start_a_thread_each() {
 
 /// Reads a helper script's `READY A B` line: the two ports it bound.
 fn ready_ports(guard: &mut ChildGuard) -> (u16, u16) {
-    use std::io::BufRead;
-    let stdout = guard.0.stdout.as_mut().unwrap();
-    let mut reader = std::io::BufReader::new(stdout);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = reader.read_line(&mut line).unwrap();
-        assert!(n > 0, "the script exited before printing READY");
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if let ["READY", a, b] = words[..] {
-            return (a.parse().unwrap(), b.parse().unwrap());
-        }
-    }
+    let ports = read_line_starting(guard, "READY ");
+    let (a, b) = ports.split_once(' ').unwrap();
+    (a.parse().unwrap(), b.trim().parse().unwrap())
 }

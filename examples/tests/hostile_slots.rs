@@ -231,23 +231,6 @@ while True:
             socks[i] = one(i)
 "#;
 
-/// Reads the child's stdout up to a line starting with `prefix`; returns
-/// the rest of that line.
-fn read_line_starting(guard: &mut ChildGuard, prefix: &str) -> String {
-    use std::io::BufRead;
-    let stdout = guard.0.stdout.as_mut().unwrap();
-    let mut reader = std::io::BufReader::new(stdout);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = reader.read_line(&mut line).unwrap();
-        assert!(n > 0, "the attack script exited before printing {prefix}");
-        if let Some(rest) = line.trim().strip_prefix(prefix) {
-            return rest.trim().to_string();
-        }
-    }
-}
-
 /// Class 2: peer slots. 64 connections that handshake and then only send
 /// keep-alives (16 from one address, the rest four per address; half say
 /// they are interested, none trades) are held against a seeder with the

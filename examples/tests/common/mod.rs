@@ -345,15 +345,30 @@ pub fn libtorrent_downloads(torrent: &Path, dir: &Path) -> PathBuf {
 /// Reads a child's stdout until a line equal to `want` (a helper script's
 /// READY or DONE); panics if it exits first.
 pub fn wait_for_line(guard: &mut ChildGuard, want: &str) {
+    read_until(guard, want, |line| (line == want).then_some(()));
+}
+
+/// Reads a child's stdout up to a line starting with `prefix` (an attack
+/// script's `HOLDING N`, a helper's `READY A B`); returns the rest of that
+/// line, trimmed. Panics if the child exits first.
+pub fn read_line_starting(guard: &mut ChildGuard, prefix: &str) -> String {
+    read_until(guard, prefix, |line| {
+        line.strip_prefix(prefix)
+            .map(|rest| rest.trim().to_string())
+    })
+}
+
+/// Reads a child's stdout, line by line (trimmed), until `pick` takes one.
+fn read_until<T>(guard: &mut ChildGuard, what: &str, mut pick: impl FnMut(&str) -> Option<T>) -> T {
     let stdout = guard.0.stdout.as_mut().unwrap();
     let mut reader = BufReader::new(stdout);
     let mut line = String::new();
     loop {
         line.clear();
         let n = reader.read_line(&mut line).unwrap();
-        assert!(n > 0, "the child exited before printing {want}");
-        if line.trim() == want {
-            return;
+        assert!(n > 0, "the child exited before printing {what}");
+        if let Some(found) = pick(line.trim()) {
+            return found;
         }
     }
 }
