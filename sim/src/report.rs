@@ -60,6 +60,9 @@ pub struct Report {
     pub flaps: u64,
     /// Connections that completed a handshake.
     pub connections: u64,
+    /// Most connections made between one pair of peers while both were
+    /// seeds (nothing to trade). Seeds that redial each other push it up.
+    pub max_seed_pair_connections: u32,
     /// Largest count of pieces being assembled at one peer.
     pub max_partial_pieces: usize,
     /// Largest count of suspect pieces kept for smart ban at one peer.

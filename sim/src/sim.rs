@@ -265,6 +265,8 @@ pub struct Sim {
     geometry: Geometry,
     info_hash: [u8; 20],
     avail: Vec<u32>,
+    /// Connections made between two seeds, per pair of nodes.
+    seed_pairs: HashMap<(usize, usize), u32>,
     trace: u64,
     last_progress: u64,
     touched: Vec<usize>,
@@ -424,6 +426,7 @@ impl Sim {
                 max_suspect_pieces: 0,
                 max_in_flight: 0,
                 max_queued_serves: 0,
+                max_seed_pair_connections: 0,
             },
             rng,
             base: Instant::now(),
@@ -438,6 +441,7 @@ impl Sim {
             geometry,
             info_hash,
             avail: vec![0; n as usize],
+            seed_pairs: HashMap::new(),
             trace: 0xcbf2_9ce4_8422_2325,
             last_progress: 0,
             touched: Vec::new(),
@@ -996,14 +1000,23 @@ impl Sim {
 
     /// Closes one end: its swarm hears of it (with the last transfer
     /// counts); the other end is told after the link's latency.
+    /// Closes end `side`. A normal close is TCP's FIN: what this end put
+    /// on the wire still arrives, then the end of the stream (a seed that
+    /// hangs up on a seed has sent its bitfield, and the other learns it
+    /// is a seed). A failure resets the connection: nothing more arrives.
     fn close_conn(&mut self, c: usize, side: usize, how: Disconnect) -> Result<(), Invariant> {
         let conn = &mut self.conns[c];
         let was_alive = conn.alive;
-        conn.alive = false;
-        let latency = conn.latency;
+        let fin_at = match how {
+            Disconnect::Closed => (self.now + conn.latency).max(conn.arrive_at[side]),
+            Disconnect::Failed => {
+                conn.alive = false;
+                self.now + conn.latency
+            }
+        };
         self.close_end(c, side, how)?;
         if was_alive && self.conns[c].ends[1 - side].open {
-            self.push(self.now + latency, Ev::Fin(c, 1 - side));
+            self.push(fin_at, Ev::Fin(c, 1 - side));
         }
         Ok(())
     }
@@ -1017,6 +1030,10 @@ impl Sim {
         end.open = false;
         let n = end.node;
         let wire = std::mem::replace(&mut end.wire, Wire::Done);
+        if !self.conns[c].ends[1 - side].open {
+            self.conns[c].alive = false;
+        }
+        let end = &self.conns[c].ends[side];
         let key = end.key;
         if self.nodes[n].epoch != end.epoch {
             return Ok(());
@@ -1243,8 +1260,16 @@ impl Sim {
             encrypted: false,
         };
         let other = self.conns[c].ends[1 - side].node;
-        let _ = other;
         self.report.connections += 1;
+        if side == 0 && self.nodes[n].have.is_complete() && self.nodes[other].have.is_complete() {
+            let count = self
+                .seed_pairs
+                .entry((n.min(other), n.max(other)))
+                .or_default();
+            *count += 1;
+            self.report.max_seed_pair_connections =
+                self.report.max_seed_pair_connections.max(*count);
+        }
         if let (Some(key), Some(swarm)) = (key, self.nodes[n].swarm.as_mut()) {
             swarm
                 .handle_connected(key, info, now)

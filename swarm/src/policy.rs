@@ -7,7 +7,10 @@
 //! until its ban ends. The list of candidates is capped. Candidates are
 //! dialled fewest failures first, then by [`PeerSource`]; among equally
 //! good ones the order is random (seeded), so every peer in a long list
-//! gets its chance. Time is a parameter.
+//! gets its chance. Addresses known to be seeds are not dialled while we
+//! seed too: two seeds have nothing to trade, and redialling them only
+//! to hang up again was most of a finished swarm's connections. Time is
+//! a parameter.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,6 +30,8 @@ struct Known {
     source: PeerSource,
     /// Random tie-break among candidates with as many failures.
     order: u64,
+    /// A seed was seen there (its bitfield, or a PEX seed flag).
+    seed: bool,
 }
 
 /// How a connection ended, for the backoff rule.
@@ -47,6 +52,8 @@ pub(crate) struct Policy {
     max_backoff: Duration,
     ban_duration: Duration,
     known: HashMap<SocketAddr, Known>,
+    /// We have every piece: seeds are not dialled.
+    seeding: bool,
     rng: SplitMix64,
 }
 
@@ -64,6 +71,7 @@ impl Policy {
             max_backoff,
             ban_duration,
             known: HashMap::new(),
+            seeding: false,
             rng: SplitMix64::new(seed),
         }
     }
@@ -82,6 +90,7 @@ impl Policy {
             banned_until: None,
             source,
             order,
+            seed: false,
         });
         k.source = k.source.min(source);
         k
@@ -130,6 +139,20 @@ impl Policy {
         }
     }
 
+    /// A seed is at `addr` (a known address; others are left alone, as
+    /// they would be over the cap).
+    pub(crate) fn handle_seed(&mut self, addr: SocketAddr) {
+        if let Some(k) = self.known.get_mut(&addr) {
+            k.seed = true;
+        }
+    }
+
+    /// Whether we have every piece. While we do, known seeds are not
+    /// dialled.
+    pub(crate) fn set_seeding(&mut self, seeding: bool) {
+        self.seeding = seeding;
+    }
+
     /// Bans `addr` from now on, for the configured time.
     pub(crate) fn ban(&mut self, addr: SocketAddr, now: Instant) {
         let until = now + self.ban_duration;
@@ -143,8 +166,15 @@ impl Policy {
             .is_some_and(|k| k.banned_until.is_some_and(|t| now < t))
     }
 
-    fn dialable(k: &Known, now: Instant) -> bool {
-        !k.busy && k.banned_until.is_none_or(|t| now >= t) && k.retry_at.is_none_or(|t| now >= t)
+    /// Busy, or a seed while we seed: not dialled, whatever its backoff.
+    fn passed_over(&self, k: &Known) -> bool {
+        k.busy || (self.seeding && k.seed)
+    }
+
+    fn dialable(&self, k: &Known, now: Instant) -> bool {
+        !self.passed_over(k)
+            && k.banned_until.is_none_or(|t| now >= t)
+            && k.retry_at.is_none_or(|t| now >= t)
     }
 
     /// Up to `free` addresses to dial now, best first (fewest failures,
@@ -167,7 +197,7 @@ impl Policy {
         let mut ready: Vec<(u32, PeerSource, u64, SocketAddr)> = self
             .known
             .iter()
-            .filter(|(_, k)| Self::dialable(k, now))
+            .filter(|(_, k)| self.dialable(k, now))
             .map(|(addr, k)| (k.failures, k.source, k.order, *addr))
             .collect();
         ready.sort_unstable();
@@ -192,14 +222,14 @@ impl Policy {
     pub(crate) fn has_ready(&self, now: Instant, skip: impl Fn(SocketAddr) -> bool) -> bool {
         self.known
             .iter()
-            .any(|(addr, k)| Self::dialable(k, now) && !skip(*addr))
+            .any(|(addr, k)| self.dialable(k, now) && !skip(*addr))
     }
 
     /// The next moment a backed-off or banned address becomes dialable.
     pub(crate) fn next_ready(&self, now: Instant) -> Option<Instant> {
         self.known
             .values()
-            .filter(|k| !k.busy)
+            .filter(|k| !self.passed_over(k))
             .filter_map(|k| match (k.retry_at, k.banned_until) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
@@ -295,6 +325,25 @@ mod tests {
             .is_empty());
         assert!(!p.is_banned(addr(1), t0 + BAN));
         assert_eq!(p.poll_dial(t0 + BAN, 9, |_| false), [addr(1)]);
+    }
+
+    #[test]
+    fn seeds_are_not_dialled_while_we_seed() {
+        let t0 = Instant::now();
+        let mut p = policy();
+        p.handle_candidate(addr(1), PeerSource::Tracker);
+        p.handle_candidate(addr(2), PeerSource::Tracker);
+        p.handle_seed(addr(1));
+        p.handle_seed(addr(3));
+        assert_eq!(p.len(), 2, "an unknown seed is not learned");
+        p.set_seeding(true);
+        assert_eq!(p.poll_dial(t0, 9, |_| false), [addr(2)]);
+        p.handle_ended(addr(2), Ended::Closed, t0);
+        assert_eq!(p.next_ready(t0), Some(t0 + BASE), "the seed sets no timer");
+        assert!(!p.has_ready(t0 + BASE, |a| a == addr(2)));
+        p.set_seeding(false);
+        assert!(p.has_ready(t0, |_| false));
+        assert_eq!(p.poll_dial(t0, 9, |_| false), [addr(1)]);
     }
 
     #[test]

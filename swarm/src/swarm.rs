@@ -1249,6 +1249,7 @@ impl Swarm {
             }
             self.dial_hold = None;
         }
+        self.policy.set_seeding(self.is_complete());
         let limits = Limits::from_config(&self.cfg);
         let table = self.occupants();
         let free = slots::dial_budget(&limits, &table);
@@ -1394,7 +1395,10 @@ impl Swarm {
         let Ok(peer) = self.peer_mut(key) else { return };
         peer.pieces = bits.count();
         peer.is_seed = bits.is_complete();
-        if complete && peer.is_seed {
+        if peer.is_seed {
+            self.note_seed(key);
+        }
+        if complete && bits.is_complete() {
             self.close(key, CloseReason::BothSeeding);
             return;
         }
@@ -1414,12 +1418,30 @@ impl Swarm {
         if new {
             peer.pieces += 1;
         }
-        peer.is_seed = peer.pieces >= n;
-        if complete && peer.is_seed {
+        let is_seed = peer.pieces >= n;
+        let became_seed = is_seed && !peer.is_seed;
+        peer.is_seed = is_seed;
+        if became_seed {
+            self.note_seed(key);
+        }
+        if complete && is_seed {
             self.close(key, CloseReason::BothSeeding);
             return;
         }
         self.update_interest(key, now);
+    }
+
+    /// The peer `key` has every piece: its addresses are remembered as a
+    /// seed's, so that we do not dial it again once we seed too.
+    fn note_seed(&mut self, key: PeerKey) {
+        let Ok(peer) = self.peer(key) else { return };
+        let dialled = match (peer.remote, peer.outgoing) {
+            (Remote::Addr(addr), true) => Some(addr),
+            _ => None,
+        };
+        for addr in [dialled, peer.listen_addr].into_iter().flatten() {
+            self.policy.handle_seed(addr);
+        }
     }
 
     fn on_allowed_fast(&mut self, key: PeerKey, piece: u32, now: Instant) {
@@ -1641,6 +1663,9 @@ impl Swarm {
             }
             if self.policy.handle_candidate(added.addr, PeerSource::Pex) {
                 learned += 1;
+                if added.flags.seed() {
+                    self.policy.handle_seed(added.addr);
+                }
             }
         }
         self.events.push_back(Event::PexReceived {

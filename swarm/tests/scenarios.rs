@@ -644,17 +644,85 @@ fn a_seed_serves_leechers_and_hangs_up_on_seeds() {
     assert!(!c
         .iter()
         .any(|(_, o)| matches!(o, PeerCommand::Interested(true) | PeerCommand::Request(_))));
-    // Nothing to trade: redialled only after a growing backoff.
+    // Nothing to trade: a seed is not dialled again while we seed, though
+    // other addresses still are.
     h.swarm
         .handle_disconnected(seed, Disconnect::Closed, h.now)
         .unwrap();
-    h.advance(Duration::from_secs(6));
-    assert!(
-        h.swarm.poll_dial().is_none(),
-        "backed off as a failure (10 s)"
+    h.advance(Duration::from_secs(3600));
+    assert!(h.swarm.poll_dial().is_none(), "the seed was dialled again");
+    h.swarm
+        .handle_candidates([addr(2), addr(3)], PeerSource::Tracker, h.now);
+    assert_eq!(
+        h.swarm.poll_dial().map(|d| d.remote),
+        Some(Remote::Addr(addr(3)))
     );
-    h.advance(Duration::from_secs(5));
-    assert!(h.swarm.poll_dial().is_some());
+    assert!(h.swarm.poll_dial().is_none());
+}
+
+#[test]
+fn a_finished_leecher_dials_no_seed_it_knows_of() {
+    let mut h = Harness::leecher(1);
+    let a = h.dial(1, 1, true);
+    h.event(a, PeerEvent::Pieces(Bitfield::new(1)));
+    h.event(
+        a,
+        PeerEvent::ExtensionInfo {
+            listen_port: Some(1),
+            pex: true,
+        },
+    );
+    // A seed named by PEX, and one that showed its bitfield.
+    let by_pex = PexMessage {
+        added: vec![PexPeer {
+            addr: addr(2),
+            flags: PexFlags(PexFlags::SEED),
+        }],
+        dropped: vec![],
+    };
+    h.event(a, PeerEvent::Pex(by_pex));
+    let pex_seed = h.swarm.poll_dial().expect("a leecher dials seeds");
+    assert_eq!(pex_seed.remote, Remote::Addr(addr(2)));
+    h.swarm
+        .handle_disconnected(pex_seed.peer, Disconnect::Failed, h.now)
+        .unwrap();
+    let seed = h.seed(3, true);
+    h.swarm
+        .handle_candidates([addr(4)], PeerSource::Tracker, h.now);
+    let leecher = h.swarm.poll_dial().expect("a dial of the leecher");
+    assert_eq!(leecher.remote, Remote::Addr(addr(4)));
+    h.handshake(leecher.peer, 4, true);
+    h.event(leecher.peer, PeerEvent::Pieces(Bitfield::new(1)));
+
+    for req in requests_to(&h.commands(), seed) {
+        h.deliver(seed, req);
+    }
+    assert_eq!(h.hash_pieces(), (1, 0));
+    assert!(h.swarm.is_complete());
+    let c = h.commands();
+    assert_eq!(
+        orders_to(&c, seed).last(),
+        Some(&PeerCommand::Close(CloseReason::BothSeeding))
+    );
+    h.swarm
+        .handle_disconnected(seed, Disconnect::Closed, h.now)
+        .unwrap();
+    h.swarm
+        .handle_disconnected(leecher.peer, Disconnect::Closed, h.now)
+        .unwrap();
+    // An hour on, every backoff long over, and a new address to make the
+    // swarm dial: the leechers, not the seeds.
+    h.advance(Duration::from_secs(3600));
+    h.swarm
+        .handle_candidates([addr(5)], PeerSource::Tracker, h.now);
+    let mut dialled = HashSet::new();
+    while let Some(d) = h.swarm.poll_dial() {
+        dialled.insert(d.remote);
+    }
+    assert_eq!(
+        dialled,
+        HashSet::from([Remote::Addr(addr(4)), Remote::Addr(addr(5))])
+    );
 }
 
 #[test]
