@@ -1,7 +1,7 @@
 //! The swarm state machine: one torrent's peers and every decision about
 //! them.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -317,6 +317,44 @@ pub struct Swarm {
     /// No dial before this: the driver had no connection slot (see
     /// [`Swarm::handle_dial_deferred`]).
     dial_hold: Option<Instant>,
+    /// The addresses of the peers in the table.
+    addrs: Addresses,
+}
+
+/// The addresses of the peers in the table (the one dialled, and the
+/// listen address an incoming peer told), each with how many peers have
+/// it: whether an address is connected, asked on every dial and PEX
+/// message, without a pass over the table (that set, built each time,
+/// was O(peers) per ask).
+#[derive(Debug, Default)]
+struct Addresses(HashMap<SocketAddr, u32>);
+
+impl Addresses {
+    fn add(&mut self, addr: SocketAddr) {
+        *self.0.entry(addr).or_default() += 1;
+    }
+
+    fn remove(&mut self, addr: SocketAddr) {
+        if let Some(n) = self.0.get_mut(&addr) {
+            *n -= 1;
+            if *n == 0 {
+                self.0.remove(&addr);
+            }
+        }
+    }
+
+    fn contains(&self, addr: SocketAddr) -> bool {
+        self.0.contains_key(&addr)
+    }
+
+    /// The addresses `peer` is known by.
+    fn of(peer: &Peer) -> impl Iterator<Item = SocketAddr> {
+        let dialled = match peer.remote {
+            Remote::Addr(a) => Some(a),
+            _ => None,
+        };
+        dialled.into_iter().chain(peer.listen_addr)
+    }
 }
 
 /// One failed piece's search for its block hashes.
@@ -438,6 +476,7 @@ impl Swarm {
             slot_cooldown: slots::Cooldown::new(cfg.max_candidates, cfg.eviction_grace * 6),
             block_hash_asks: HashMap::new(),
             dial_hold: None,
+            addrs: Addresses::default(),
             cfg,
         })
     }
@@ -570,6 +609,9 @@ impl Swarm {
             self.timers
                 .set(Timer::Rechoke, Some(now + self.cfg.rechoke_interval));
         }
+        for addr in Addresses::of(&peer) {
+            self.addrs.add(addr);
+        }
         let i = peer.key.index() as usize;
         if self.peers.len() <= i {
             self.peers.resize_with(i + 1, || None);
@@ -578,6 +620,30 @@ impl Swarm {
             debug_assert!(slot.is_none(), "the picker reissued a live slot");
             *slot = Some(peer);
         }
+    }
+
+    /// Takes the peer out of the table (the picker still knows it).
+    fn take_peer(&mut self, key: PeerKey) -> Option<Peer> {
+        let peer = self
+            .peers
+            .get_mut(key.index() as usize)
+            .and_then(Option::take)?;
+        for addr in Addresses::of(&peer) {
+            self.addrs.remove(addr);
+        }
+        debug_assert!(self.addrs_match_the_table(), "address counts drifted");
+        Some(peer)
+    }
+
+    /// The index counts what a pass over the table finds.
+    fn addrs_match_the_table(&self) -> bool {
+        let mut counted = Addresses::default();
+        for peer in self.peers.iter().flatten() {
+            for addr in Addresses::of(peer) {
+                counted.add(addr);
+            }
+        }
+        counted.0 == self.addrs.0
     }
 
     fn keys(&self) -> Vec<PeerKey> {
@@ -607,19 +673,6 @@ impl Swarm {
     fn is_self(&self, addr: SocketAddr) -> bool {
         self.cfg.listen_port == Some(addr.port())
             && (addr.ip().is_loopback() || addr.ip().is_unspecified())
-    }
-
-    fn connected_addrs(&self) -> HashSet<SocketAddr> {
-        let mut set = HashSet::new();
-        for p in self.peers.iter().flatten() {
-            if let Remote::Addr(a) = p.remote {
-                set.insert(a);
-            }
-            if let Some(a) = p.listen_addr {
-                set.insert(a);
-            }
-        }
-        set
     }
 
     // ------------------------------------------------------------- inputs
@@ -842,11 +895,7 @@ impl Swarm {
         now: Instant,
     ) -> Result<(), SwarmError> {
         self.peer(key)?;
-        let Some(peer) = self
-            .peers
-            .get_mut(key.index() as usize)
-            .and_then(Option::take)
-        else {
+        let Some(peer) = self.take_peer(key) else {
             return Err(SwarmError::UnknownPeer { peer: key });
         };
         let removed = self.picker.remove_peer(key);
@@ -1226,11 +1275,7 @@ impl Swarm {
     /// Forgets a dial that was never made: its peer leaves the table and
     /// its address is free to dial again, with no failure counted.
     fn undo_dial(&mut self, key: PeerKey) {
-        let Some(peer) = self
-            .peers
-            .get_mut(key.index() as usize)
-            .and_then(Option::take)
-        else {
+        let Some(peer) = self.take_peer(key) else {
             debug_assert!(false, "undoing a dial of an unknown peer {key}");
             return;
         };
@@ -1253,16 +1298,10 @@ impl Swarm {
         let limits = Limits::from_config(&self.cfg);
         let table = self.occupants();
         let free = slots::dial_budget(&limits, &table);
-        // No free slot (a full swarm, nearly always): `poll_dial` takes
-        // nothing, so the set of addresses in use is not built.
-        let busy = if free > 0 {
-            self.connected_addrs()
-        } else {
-            HashSet::new()
-        };
+        let busy = &self.addrs;
         let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
         let addrs = self.policy.poll_dial(now, free, |a| {
-            if busy.contains(&a) {
+            if busy.contains(a) {
                 return true;
             }
             let n = per_ip
@@ -1323,9 +1362,8 @@ impl Swarm {
         if self.is_complete() || self.connections() < self.cfg.max_peers {
             return;
         }
-        let busy = self.connected_addrs();
         let waiting = self.policy.has_ready(now, |a| {
-            busy.contains(&a) || slots::ip_full(&limits, &table, a.ip())
+            self.addrs.contains(a) || slots::ip_full(&limits, &table, a.ip())
         });
         let nothing_for_us: Vec<Occupant> = table
             .iter()
@@ -1590,6 +1628,7 @@ impl Swarm {
     ) {
         let private = self.cfg.private;
         let policy = &self.policy;
+        let addrs = &mut self.addrs;
         let Some(peer) = slot_mut(&mut self.peers, key) else {
             return;
         };
@@ -1597,7 +1636,13 @@ impl Swarm {
             return;
         };
         if !peer.outgoing {
+            if let Some(old) = peer.listen_addr {
+                addrs.remove(old);
+            }
             peer.listen_addr = listen_port.map(|port| SocketAddr::new(addr.ip(), port));
+            if let Some(new) = peer.listen_addr {
+                addrs.add(new);
+            }
             if let Some(listen) = peer.listen_addr {
                 if policy.is_banned(listen, now) {
                     // A banned peer dialling us from a new port.
@@ -1650,15 +1695,9 @@ impl Swarm {
             return;
         }
         let listed = incoming.added.len() + incoming.discarded;
-        // Most messages add nobody: then there is nothing to check.
-        let busy = if incoming.added.is_empty() {
-            HashSet::new()
-        } else {
-            self.connected_addrs()
-        };
         let mut learned = 0;
         for added in incoming.added {
-            if self.is_self(added.addr) || busy.contains(&added.addr) {
+            if self.is_self(added.addr) || self.addrs.contains(added.addr) {
                 continue;
             }
             if self.policy.handle_candidate(added.addr, PeerSource::Pex) {
