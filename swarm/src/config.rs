@@ -38,6 +38,15 @@ pub struct SwarmConfig {
     /// table is full; also how long a new connection is kept against a
     /// duplicate of it.
     pub eviction_grace: Duration,
+    /// Peer turnover: while we want data, every slot is taken and
+    /// addresses wait, one connected peer that has nothing for us and
+    /// moved nothing for [`eviction_grace`](Self::eviction_grace) is
+    /// replaced, at most once per this interval. Once a tick, a swarm
+    /// larger than [`max_peers`](Self::max_peers) never settled: each
+    /// replaced peer has a free slot in turn, and dials a peer whose
+    /// table is full (the simulator's 100 peers made 657,155 connections
+    /// in 3,273 s; 275,657 with one a minute, finishing 3 % sooner).
+    pub turnover_interval: Duration,
     /// A peer with which neither side is interested for this long is
     /// closed.
     pub idle_timeout: Duration,
@@ -126,7 +135,8 @@ pub struct SwarmConfig {
 impl SwarmConfig {
     /// A configuration with the defaults: 50 peers (at most 8 per IP
     /// address, at most 40 being dialled; a peer silent for 10 s may be
-    /// replaced by a newcomer when all are taken; one with no interest
+    /// replaced by a newcomer when all are taken, and one with nothing for
+    /// us by a waiting address at most once a minute; one with no interest
     /// either way for 2 minutes or no payload for 5 minutes is closed;
     /// one unchoked that takes nothing for 3 s loses its upload slot),
     /// 4 upload slots,
@@ -145,6 +155,7 @@ impl SwarmConfig {
             max_peers_per_ip: 8,
             max_half_open: 40,
             eviction_grace: Duration::from_secs(10),
+            turnover_interval: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(120),
             inactivity_timeout: Duration::from_secs(300),
             unused_unchoke_timeout: Duration::from_secs(3),

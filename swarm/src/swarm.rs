@@ -319,6 +319,8 @@ pub struct Swarm {
     dial_hold: Option<Instant>,
     /// The addresses of the peers in the table.
     addrs: Addresses,
+    /// When a peer was last replaced by a waiting address (turnover).
+    last_turnover: Option<Instant>,
 }
 
 /// The addresses of the peers in the table (the one dialled, and the
@@ -477,6 +479,7 @@ impl Swarm {
             block_hash_asks: HashMap::new(),
             dial_hold: None,
             addrs: Addresses::default(),
+            last_turnover: None,
             cfg,
         })
     }
@@ -1331,7 +1334,7 @@ impl Swarm {
     /// closes the peers idle past their time-outs, and while we want data and every
     /// slot is taken with addresses waiting, replaces one peer that has
     /// nothing for us and moved nothing past the grace period (peer
-    /// turnover, at most one a tick).
+    /// turnover, at most one per [`SwarmConfig::turnover_interval`]).
     fn check_slots(&mut self, now: Instant) {
         let hog_after = self.cfg.unused_unchoke_timeout;
         let mut new_hogs = false;
@@ -1359,7 +1362,10 @@ impl Swarm {
             }
             return;
         }
-        if self.is_complete() || self.connections() < self.cfg.max_peers {
+        let turned_over_lately = self
+            .last_turnover
+            .is_some_and(|t| now < t + self.cfg.turnover_interval);
+        if self.is_complete() || turned_over_lately || self.connections() < self.cfg.max_peers {
             return;
         }
         let waiting = self.policy.has_ready(now, |a| {
@@ -1374,6 +1380,7 @@ impl Swarm {
             waiting,
             slots::eviction_candidate(&limits, &nothing_for_us, now),
         ) {
+            self.last_turnover = Some(now);
             self.evict(victim, CloseReason::Evicted, now);
         }
     }

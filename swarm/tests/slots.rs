@@ -326,3 +326,47 @@ fn hanging_dials_take_at_most_the_half_open_share() {
         .unwrap();
     assert_eq!(std::iter::from_fn(|| h.swarm.poll_dial()).count(), 1);
 }
+
+/// Peer turnover: a leecher whose every slot holds a peer with nothing
+/// for it replaces one of them for a waiting address once the peer is
+/// past its grace period, and no more than one per `turnover_interval`
+/// (once a tick, the simulator found a swarm larger than `max_peers`
+/// never settling).
+#[test]
+fn turnover_replaces_one_useless_peer_per_interval() {
+    let mut cfg = config(4);
+    cfg.max_peers = 3;
+    let (grace, interval) = (cfg.eviction_grace, cfg.turnover_interval);
+    let mut h = Harness::new(cfg, Bitfield::new(4));
+    let keys: Vec<PeerKey> = (0..3)
+        .map(|i| {
+            let k = h.dial(10 + i, 10 + i as u8, true);
+            h.event(k, PeerEvent::Pieces(Bitfield::new(4)));
+            k
+        })
+        .collect();
+    h.swarm
+        .handle_candidates([addr(20), addr(21), addr(22)], PeerSource::Tracker, h.now);
+    assert!(h.swarm.poll_dial().is_none(), "every slot is taken");
+    let evicted = |h: &mut Harness| -> Vec<PeerKey> {
+        let c = h.commands();
+        keys.iter()
+            .copied()
+            .filter(|k| orders_to(&c, *k).contains(&PeerCommand::Close(CloseReason::Evicted)))
+            .collect()
+    };
+    h.advance(grace + Duration::from_secs(1));
+    let first = evicted(&mut h);
+    assert_eq!(first.len(), 1, "one peer makes room");
+    h.disconnect(first[0]);
+    let newcomer = h
+        .swarm
+        .poll_dial()
+        .expect("a waiting address gets the slot");
+    h.handshake(newcomer.peer, 30, true);
+    h.event(newcomer.peer, PeerEvent::Pieces(Bitfield::new(4)));
+    h.advance(interval - Duration::from_secs(2));
+    assert!(evicted(&mut h).is_empty(), "a second replacement too soon");
+    h.advance(Duration::from_secs(3));
+    assert_eq!(evicted(&mut h).len(), 1, "the next one, an interval on");
+}
