@@ -998,12 +998,12 @@ impl Sim {
         Ok(())
     }
 
-    /// Closes one end: its swarm hears of it (with the last transfer
-    /// counts); the other end is told after the link's latency.
-    /// Closes end `side`. A normal close is TCP's FIN: what this end put
-    /// on the wire still arrives, then the end of the stream (a seed that
-    /// hangs up on a seed has sent its bitfield, and the other learns it
-    /// is a seed). A failure resets the connection: nothing more arrives.
+    /// Closes end `side`: its swarm hears of it (with the last transfer
+    /// counts). A normal close is TCP's FIN: what this end put on the
+    /// wire still arrives, then the other end is told (a seed that hangs
+    /// up on a seed has sent its bitfield, and the other learns it is a
+    /// seed). A failure resets the connection: nothing more arrives, and
+    /// the other end is told after the link's latency.
     fn close_conn(&mut self, c: usize, side: usize, how: Disconnect) -> Result<(), Invariant> {
         let conn = &mut self.conns[c];
         let was_alive = conn.alive;
