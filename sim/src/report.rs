@@ -72,6 +72,9 @@ pub struct Report {
     /// Largest count of a peer's requests waiting to be served on one
     /// connection.
     pub max_queued_serves: usize,
+    /// The honest peers' upload rates (the seed's included) added up, in
+    /// bytes per second: no swarm moves its payload faster.
+    pub upload_capacity: u64,
 }
 
 /// An invariant that a run broke.

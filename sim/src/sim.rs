@@ -27,6 +27,10 @@ const PORT: u16 = 6881;
 /// Longest message a session buffers: a piece message of one block.
 const MAX_MESSAGE: usize = 16_384 + 13;
 const SEGMENT: usize = 16_384;
+/// Segments up to this long (one Ethernet MSS: `have`s, requests, choke
+/// and interest changes) move at the node's whole rate and take no share
+/// of it from the connections carrying blocks.
+const SMALL: usize = 1460;
 /// Sending time a connection may have queued before the driver stops
 /// serving blocks on it.
 const SEND_BUFFER: u64 = NS / 2;
@@ -183,6 +187,10 @@ struct Conn {
     /// byte leaves, and when it arrives.
     free_at: [u64; 2],
     arrive_at: [u64; 2],
+    /// The same for the last segment longer than [`SMALL`]: what the
+    /// connection's share of its nodes' bandwidth is counted by.
+    bulk_free_at: [u64; 2],
+    bulk_arrive_at: [u64; 2],
     dialer_addr: SocketAddr,
     /// Per receiving side: the bytes on their way to it.
     pipes: [Pipe; 2],
@@ -427,6 +435,7 @@ impl Sim {
                 max_in_flight: 0,
                 max_queued_serves: 0,
                 max_seed_pair_connections: 0,
+                upload_capacity: nodes.iter().filter(|n| n.kind.honest()).map(|n| n.up).sum(),
             },
             rng,
             base: Instant::now(),
@@ -916,6 +925,8 @@ impl Sim {
             sent: [0, 0],
             free_at: [0, 0],
             arrive_at: [0, 0],
+            bulk_free_at: [0, 0],
+            bulk_arrive_at: [0, 0],
             dirty: [false; 2],
             checked: [false; 2],
             dialer_addr,
@@ -1069,9 +1080,17 @@ impl Sim {
         let (latency, split, cut_after) = (conn.latency, conn.split, conn.cut_after);
         // Each connection is its own FIFO (TCP); a node's upload and
         // download are shared among its busy connections.
-        let up_rate = self.nodes[from].up / self.busy_links(from, c, side);
-        let down_rate = self.nodes[to].down / self.busy_links(to, c, 1 - side);
-        let (old_free, old_arrive) = (self.conns[c].free_at[side], self.conns[c].arrive_at[side]);
+        let small = bytes.len() <= SMALL;
+        let (up_rate, down_rate) = if small {
+            (self.nodes[from].up, self.nodes[to].down)
+        } else {
+            (
+                self.nodes[from].up / self.busy_links(from, c, side),
+                self.nodes[to].down / self.busy_links(to, c, 1 - side),
+            )
+        };
+        let conn = &self.conns[c];
+        let (old_free, old_arrive) = (conn.bulk_free_at[side], conn.bulk_arrive_at[side]);
         let mut off = 0;
         while off < bytes.len() {
             let max = match split {
@@ -1113,8 +1132,13 @@ impl Sim {
             }
         }
         bytes.clear();
-        self.mark_busy(from, c, side, true, old_free);
-        self.mark_busy(to, c, side, false, old_arrive);
+        if !small {
+            let conn = &mut self.conns[c];
+            conn.bulk_free_at[side] = conn.free_at[side];
+            conn.bulk_arrive_at[side] = conn.arrive_at[side];
+            self.mark_busy(from, c, side, true, old_free);
+            self.mark_busy(to, c, side, false, old_arrive);
+        }
     }
 
     /// Connections of node `n` busy sending (`sending`) or receiving now,
@@ -1132,9 +1156,9 @@ impl Sim {
         };
         let until = |c: usize, d: usize| {
             if sending {
-                conns[c].free_at[d]
+                conns[c].bulk_free_at[d]
             } else {
-                conns[c].arrive_at[d]
+                conns[c].bulk_arrive_at[d]
             }
         };
         while let Some(&Reverse((t, oc, od))) = busy.heap.peek() {
@@ -1154,9 +1178,9 @@ impl Sim {
         let now = self.now;
         let conn = &self.conns[c];
         let new = if sending {
-            conn.free_at[dir]
+            conn.bulk_free_at[dir]
         } else {
-            conn.arrive_at[dir]
+            conn.bulk_arrive_at[dir]
         };
         if new <= now || new == old {
             return;
