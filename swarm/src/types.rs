@@ -219,7 +219,10 @@ pub enum PeerCommand {
     /// Withdraw a request (another peer delivered the block, or this one
     /// sat on it too long).
     Cancel(BlockRequest),
-    /// We now have this piece (on disk).
+    /// We now have this piece (on disk). The session tells a peer that
+    /// has the piece only once we complete ([`Session::have`]).
+    ///
+    /// [`Session::have`]: rustico_peer_wire::session::Session::have
     Have(u32),
     /// Choke (true) or unchoke (false) the peer.
     Choke(bool),

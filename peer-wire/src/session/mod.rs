@@ -523,6 +523,9 @@ struct State {
     peer_choking: bool,
     peer_interested: bool,
     peer_pieces: PeerPieces,
+    /// Our pieces the peer was not told of because it had them; told once
+    /// we complete (see [`Session::have`]).
+    untold: Option<Bitfield>,
     /// Whether the peer announced its pieces (bitfield, have all/none).
     peer_announced: bool,
     /// An [`Event::Bitfield`] is queued: a placeholder, filled with the
@@ -594,6 +597,7 @@ impl Session {
             peer_choking: true,
             peer_interested: false,
             peer_pieces: PeerPieces::Nothing,
+            untold: None,
             peer_announced: false,
             bitfield_queued: false,
             latest_extensions: None,
@@ -887,11 +891,37 @@ impl Session {
         }
     }
 
-    /// We now have `piece` (verified, on disk): the peer is told.
+    /// We now have `piece` (verified, on disk): the peer is told at once
+    /// if it lacks the piece. A `have` for a piece the peer has changes
+    /// nothing it decides until we complete (it never asks for a piece it
+    /// has), and such haves were most of a swarm's messages, so they wait:
+    /// the piece that completes us sends them all, and a peer that is not
+    /// a seed itself then counts us as one.
     pub fn have(&mut self, piece: u32) {
         let st = &mut self.st;
-        if let Some((_, have)) = st.content.torrent.as_mut() {
-            if piece < have.len() && have.set(piece) {
+        let Some((_, have)) = st.content.torrent.as_mut() else {
+            return;
+        };
+        if piece >= have.len() || !have.set(piece) {
+            return;
+        }
+        let (peer_has, peer_is_seed) = match &st.peer_pieces {
+            PeerPieces::Nothing => (false, false),
+            PeerPieces::All => (true, true),
+            PeerPieces::Some(bits) => (bits.get(piece), bits.is_complete()),
+        };
+        if !peer_has {
+            Message::Have(piece).encode(&mut st.out);
+        } else if !peer_is_seed {
+            st.untold
+                .get_or_insert_with(|| Bitfield::new(have.len()))
+                .set(piece);
+        }
+        if peer_is_seed || !have.is_complete() {
+            return;
+        }
+        if let Some(untold) = st.untold.take() {
+            for piece in untold.iter_set() {
                 Message::Have(piece).encode(&mut st.out);
             }
         }

@@ -227,6 +227,42 @@ fn peer_pieces_merge_and_never_shrink() {
 }
 
 #[test]
+fn haves_for_pieces_the_peer_has_wait_until_we_complete() {
+    let now = Instant::now();
+    let mut s = session(4, &[], false);
+    s.handle_input(&wire(&[Message::Have(0), Message::Have(2)]), now)
+        .unwrap();
+    s.have(1);
+    assert_eq!(sent(&mut s, now), wire(&[Message::Have(1)]));
+    s.have(0);
+    s.have(1);
+    assert_eq!(sent(&mut s, now), b"", "the peer has piece 0; 1 was said");
+    s.have(2);
+    assert_eq!(sent(&mut s, now), b"", "the peer has piece 2");
+    s.have(3);
+    assert_eq!(
+        sent(&mut s, now),
+        wire(&[Message::Have(3), Message::Have(0), Message::Have(2)]),
+        "piece 3 completes us: the peer learns every piece, so we count as a seed"
+    );
+
+    // A seed needs none of our haves, not even at the end.
+    let mut seed = session(2, &[], true);
+    seed.handle_input(&wire(&[Message::HaveAll]), now).unwrap();
+    assert_eq!(sent(&mut seed, now), wire(&[Message::HaveNone]));
+    seed.have(0);
+    seed.have(1);
+    assert_eq!(sent(&mut seed, now), b"");
+    // Nor a peer that completed while we downloaded.
+    let mut done = session(2, &[], false);
+    done.handle_input(&wire(&[Message::Have(0)]), now).unwrap();
+    done.have(0);
+    done.handle_input(&wire(&[Message::Have(1)]), now).unwrap();
+    done.have(1);
+    assert_eq!(sent(&mut done, now), b"");
+}
+
+#[test]
 fn bad_piece_messages_are_violations_with_their_offset() {
     let now = Instant::now();
     let mut s = session(10, &[], true);
