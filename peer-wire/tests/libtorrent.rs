@@ -1,6 +1,8 @@
 //! Interop on loopback with a real libtorrent seed (Debian's Python
 //! bindings): handshake, read its have-all/bitfield and extension
 //! handshake, get unchoked, and download one block, checking its bytes.
+//! And with a libtorrent leecher: the haves the session holds back reach
+//! it when we complete, and it counts us as a seed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
@@ -321,4 +323,163 @@ fn a_session_downloads_blocks_from_libtorrent() {
         );
     }
     assert_eq!(session.outstanding(), 0);
+}
+
+/// Like the seed script, but pieces 2 and 3 of the file are spoiled after
+/// the torrent is made, so libtorrent checks it and has pieces 0 and 1
+/// only. Prints `READY ...` once it is downloading, then `PEER <pieces>
+/// <seed>` each time its view of its one peer changes: how many pieces it
+/// counts for the peer, and whether it takes the peer for a seed.
+const PARTIAL_SCRIPT: &str = r#"
+import libtorrent as lt, sys, os, time
+d, port = sys.argv[1], int(sys.argv[2])
+path = os.path.join(d, "data.bin")
+fs = lt.file_storage()
+lt.add_files(fs, path)
+ct = lt.create_torrent(fs, 32768, flags=lt.create_torrent.v1_only)
+lt.set_piece_hashes(ct, d)
+ti = lt.torrent_info(lt.bencode(ct.generate()))
+with open(path, "r+b") as f:
+    for piece in (2, 3):
+        f.seek(piece * 32768)
+        f.write(b"\0" * 16)
+ses = lt.session({
+    "listen_interfaces": "127.0.0.1:%d" % port,
+    "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+    "enable_outgoing_utp": False, "enable_incoming_utp": False,
+    "allow_multiple_connections_per_ip": True,
+    "alert_mask": lt.alert.category_t.error_notification,
+})
+atp = lt.add_torrent_params()
+atp.ti = ti
+atp.save_path = d
+atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+h = ses.add_torrent(atp)
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline and not (
+        ses.is_listening() and h.status().state == lt.torrent_status.downloading
+        and h.status().num_pieces == 2 and not h.status().paused):
+    time.sleep(0.05)
+print("READY %s %d %d %d" % (str(ti.info_hash()), ti.num_pieces(), ti.piece_length(), ses.listen_port()), flush=True)
+last = None
+end = time.monotonic() + 120
+while time.monotonic() < end:
+    time.sleep(0.05)
+    for p in h.get_peer_info():
+        seen = (p.num_pieces, 1 if p.flags & lt.peer_info.seed else 0)
+        if seen != last:
+            print("PEER %d %d" % seen, flush=True)
+            last = seen
+    for a in ses.pop_alerts():
+        print("libtorrent:", a.what(), a.message(), file=sys.stderr, flush=True)
+"#;
+
+/// A `have` for a piece the peer has waits until we complete; then the
+/// session sends them all, and libtorrent, a leecher itself, counts us
+/// as a seed. We hold pieces 2 and 3, libtorrent 0 and 1; we then get 0
+/// (libtorrent must still count 2 pieces for us) and 1 (it must count 4
+/// and call us a seed).
+#[test]
+fn libtorrent_counts_us_a_seed_once_we_complete_though_haves_waited() {
+    use std::io::{Read, Write};
+    if !rustico_testkit::require_libtorrent() {
+        return;
+    }
+    let dir = rustico_testkit::temp_dir().unwrap();
+    let file = rustico_testkit::pseudo_random_bytes(6, 100_000);
+    std::fs::write(dir.path().join("data.bin"), &file).unwrap();
+    let port = rustico_testkit::free_port();
+    let mut child = rustico_testkit::spawn_python(
+        PARTIAL_SCRIPT,
+        &[dir.path().to_str().unwrap(), &port.to_string()],
+    )
+    .unwrap();
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let ready = lines.next().unwrap().unwrap();
+    let fields: Vec<&str> = ready.split_whitespace().collect();
+    assert_eq!(fields.first(), Some(&"READY"), "libtorrent said {ready:?}");
+    let info_hash = unhex(fields[1]);
+    // Its view of us, as it changes, from a thread: reads block.
+    let (views, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let f: Vec<u32> = line
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            if let [pieces, seed] = f[..] {
+                if views.send((pieces, seed == 1)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    rustico_testkit::wait_for_tcp(addr, Duration::from_secs(10)).unwrap();
+
+    let geometry = Geometry::new(file.len() as u64, 32_768).unwrap();
+    let mut ours = Bitfield::new(geometry.num_pieces());
+    ours.set(2);
+    ours.set(3);
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let hs = Handshake::new(Reserved::supported(), info_hash, *b"-RS0001-havetest0000");
+    let content = Content::torrent(geometry, ours).unwrap();
+    let mut hs = Handshaking::new(hs, content, SessionConfig::default(), Instant::now());
+    let mut out = Vec::new();
+    hs.poll_transmit(&mut out, Instant::now());
+    stream.write_all(&out).unwrap();
+    let mut chunk = [0u8; 68];
+    let mut session = loop {
+        let n = stream.read(&mut chunk[..68 - hs.received()]).unwrap();
+        assert!(n > 0, "libtorrent closed during the handshake");
+        match hs.handle_input(&chunk[..n], Instant::now()).unwrap() {
+            Progress::Handshaking(next) => hs = next,
+            Progress::Established(session) => break session,
+        }
+    };
+
+    // Runs the session until libtorrent's view of us is `want`, or the
+    // deadline; returns the last view seen.
+    let mut last = (0, false);
+    let mut step = |session: &mut Session, want: Option<(u32, bool)>, for_at_most: Duration| {
+        let deadline = Instant::now() + for_at_most;
+        while Instant::now() < deadline {
+            while session.poll_event().is_some() {}
+            out.clear();
+            session.poll_transmit(&mut out, Instant::now());
+            stream.write_all(&out).unwrap();
+            match stream.read(session.recv_buffer()) {
+                Ok(0) => panic!("libtorrent closed the connection"),
+                Ok(n) => session.handle_received(n, Instant::now()).unwrap(),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) => panic!("read: {e}"),
+            }
+            session.handle_timeout(Instant::now()).unwrap();
+            while let Ok(view) = seen.try_recv() {
+                last = view;
+            }
+            if Some(last) == want {
+                break;
+            }
+        }
+        last
+    };
+    let first = step(&mut session, Some((2, false)), Duration::from_secs(30));
+    assert_eq!(first, (2, false), "libtorrent never saw our bitfield");
+    assert!(session.peer_has(0) && session.peer_has(1) && !session.peer_has(2));
+    session.have(0);
+    let held_back = step(&mut session, None, Duration::from_secs(2));
+    assert_eq!(
+        held_back,
+        (2, false),
+        "libtorrent heard of piece 0 before we completed"
+    );
+    session.have(1);
+    let done = step(&mut session, Some((4, true)), Duration::from_secs(30));
+    assert_eq!(done, (4, true), "libtorrent does not count us as a seed");
 }
