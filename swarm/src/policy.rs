@@ -166,6 +166,14 @@ impl Policy {
             .is_some_and(|k| k.banned_until.is_some_and(|t| now < t))
     }
 
+    /// Every address known and not banned now, in no particular order.
+    pub(crate) fn unbanned(&self, now: Instant) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.known
+            .iter()
+            .filter(move |(_, k)| k.banned_until.is_none_or(|t| now >= t))
+            .map(|(&addr, _)| addr)
+    }
+
     /// Busy, or a seed while we seed: not dialled, whatever its backoff.
     fn passed_over(&self, k: &Known) -> bool {
         k.busy || (self.seeding && k.seed)

@@ -547,6 +547,19 @@ impl Swarm {
         self.picker.in_flight(key)
     }
 
+    /// Every peer address this swarm knows and has not banned, sorted:
+    /// from trackers, the DHT, PEX, the caller, and where incoming peers
+    /// said they listen. A driver that starts the torrent again (after a
+    /// recheck, or a stop and a start) gives them to the new swarm with
+    /// [`Swarm::handle_candidates`]: without a tracker it would know
+    /// nobody, and a seed that already took us for a seed does not dial
+    /// us again.
+    pub fn known_addrs(&self, now: Instant) -> Vec<SocketAddr> {
+        let mut addrs: Vec<SocketAddr> = self.policy.unbanned(now).collect();
+        addrs.sort_unstable();
+        addrs
+    }
+
     /// Whether the peer's remote address (or listen address) is banned now.
     pub fn is_banned(&self, addr: SocketAddr, now: Instant) -> bool {
         self.policy.is_banned(addr, now)
@@ -923,6 +936,12 @@ impl Swarm {
                 _ => Ended::Closed,
             };
             self.policy.handle_ended(addr, how, now);
+        } else if let Some(listen) = peer.listen_addr.filter(|_| !peer.outgoing) {
+            // An incoming peer is dialled back where it listens, after
+            // the backoff of a normal end.
+            if self.policy.handle_candidate(listen, PeerSource::Pex) {
+                self.policy.handle_ended(listen, Ended::Closed, now);
+            }
         }
         self.dial(now);
         self.top_up_all(now);
@@ -1634,7 +1653,7 @@ impl Swarm {
         now: Instant,
     ) {
         let private = self.cfg.private;
-        let policy = &self.policy;
+        let policy = &mut self.policy;
         let addrs = &mut self.addrs;
         let Some(peer) = slot_mut(&mut self.peers, key) else {
             return;
@@ -1649,6 +1668,9 @@ impl Swarm {
             peer.listen_addr = listen_port.map(|port| SocketAddr::new(addr.ip(), port));
             if let Some(new) = peer.listen_addr {
                 addrs.add(new);
+                // Where to reach it once it leaves (not while it is here:
+                // connected addresses are not dialled).
+                policy.handle_candidate(new, PeerSource::Pex);
             }
             if let Some(listen) = peer.listen_addr {
                 if policy.is_banned(listen, now) {

@@ -909,3 +909,53 @@ fn interest_flipping_costs_a_bounded_number_of_choke_decisions() {
     assert_eq!(chokes(&commands), 1);
     assert!(commands.contains(&(a, PeerCommand::Choke(true))));
 }
+
+#[test]
+fn an_incoming_peer_is_dialled_back_where_it_listens_after_it_leaves() {
+    let mut h = Harness::leecher(4);
+    let inc = h.swarm.handle_incoming(addr(40000), h.now).unwrap();
+    h.handshake(inc, 9, true);
+    h.event(
+        inc,
+        PeerEvent::ExtensionInfo {
+            listen_port: Some(7),
+            pex: false,
+        },
+    );
+    h.event(inc, PeerEvent::Pieces(Bitfield::full(4)));
+    h.commands();
+    assert!(h.swarm.poll_dial().is_none(), "not while it is connected");
+    assert_eq!(h.swarm.known_addrs(h.now), [addr(7)]);
+    h.disconnect(inc);
+    assert!(
+        h.swarm.poll_dial().is_none(),
+        "not at once: a normal backoff"
+    );
+    h.advance(Duration::from_secs(60));
+    let dial = h.swarm.poll_dial().expect("a dial back");
+    assert_eq!(dial.remote, rustico_swarm::Remote::Addr(addr(7)));
+}
+
+#[test]
+fn known_addrs_are_every_address_heard_of_but_the_banned() {
+    let mut h = Harness::leecher(4);
+    let liar = h.seed(1, true);
+    h.swarm
+        .handle_candidates([addr(8), addr(2)], PeerSource::Tracker, h.now);
+    let reqs = requests_to(&h.commands(), liar);
+    for req in reqs.iter().filter(|r| r.piece < 2) {
+        h.event(
+            liar,
+            PeerEvent::Block {
+                req: *req,
+                data: vec![0; req.length as usize],
+            },
+        );
+    }
+    assert_eq!(h.hash_pieces(), (0, 2));
+    assert_eq!(
+        h.swarm.known_addrs(h.now),
+        [addr(2), addr(8)],
+        "1 is banned"
+    );
+}
