@@ -449,6 +449,20 @@ impl Daemon {
         if e.handle.is_some() {
             return Ok(());
         }
+        // The peers its last run knew: a recheck or a stop and start must
+        // not depend on a tracker to find them again.
+        let mut peers = peers;
+        if let Some(known) = e
+            .last_status
+            .as_ref()
+            .and_then(|s| s.known_peers.lock().ok())
+        {
+            for &addr in known.iter() {
+                if !peers.contains(&addr) {
+                    peers.push(addr);
+                }
+            }
+        }
         let options = TorrentOptions {
             keep_seeding: true,
             peers,

@@ -1073,6 +1073,9 @@ impl Manager {
     /// The torrent has ended.
     fn finish(&mut self) {
         self.publish();
+        if let Ok(mut known) = self.status.known_peers.lock() {
+            *known = self.swarm.known_addrs(Instant::now());
+        }
         self.status.peers.store(0, Ordering::Relaxed);
         // Stops its announces if `begin_stop` did not.
         drop(self.trackers.take());

@@ -188,6 +188,9 @@ pub struct Status {
     pub checking: AtomicBool,
     /// Its trackers, as the tracker service last heard from them.
     pub trackers: Mutex<Vec<TrackerReport>>,
+    /// The peer addresses its swarm knew when it ended (set before
+    /// `stopped`), for a restart: `TorrentOptions::peers`.
+    pub known_peers: Mutex<Vec<std::net::SocketAddr>>,
 }
 
 impl Status {
