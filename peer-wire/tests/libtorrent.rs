@@ -17,15 +17,25 @@ use rustico_peer_wire::*;
 /// Seeds `DIR/data.bin` as a v1-only torrent with 32 KiB pieces on
 /// 127.0.0.1:PORT (no uTP, DHT, LSD, UPnP or NAT-PMP), prints
 /// `READY <info-hash hex> <pieces> <piece length> <port>`, then stays up
-/// until killed (or for two minutes at most).
+/// until killed (or for two minutes at most). With a third argument, the
+/// pieces it lists (`2,3`) are spoiled on disk once the torrent is made:
+/// libtorrent checks the file and is a leecher without them, and prints
+/// `PEER <pieces> <seed>` whenever its view of its peer changes (how many
+/// pieces it counts for it, and whether it takes it for a seed).
 const SEED_SCRIPT: &str = r#"
 import libtorrent as lt, sys, os, time
 d, port = sys.argv[1], int(sys.argv[2])
+spoil = [int(p) for p in sys.argv[3].split(",") if p] if len(sys.argv) > 3 else []
+path = os.path.join(d, "data.bin")
 fs = lt.file_storage()
-lt.add_files(fs, os.path.join(d, "data.bin"))
+lt.add_files(fs, path)
 ct = lt.create_torrent(fs, 32768, flags=lt.create_torrent.v1_only)
 lt.set_piece_hashes(ct, d)
 ti = lt.torrent_info(lt.bencode(ct.generate()))
+with open(path, "r+b") as f:
+    for piece in spoil:
+        f.seek(piece * 32768)
+        f.write(b"\0" * 16)
 ses = lt.session({
     "listen_interfaces": "127.0.0.1:%d" % port,
     "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
@@ -36,21 +46,30 @@ ses = lt.session({
 atp = lt.add_torrent_params()
 atp.ti = ti
 atp.save_path = d
-atp.flags |= lt.torrent_flags.seed_mode
+if not spoil:
+    atp.flags |= lt.torrent_flags.seed_mode
 # Not auto-managed: an auto-managed torrent starts paused, and a session
 # with no active torrent refuses incoming peers.
 atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
 h = ses.add_torrent(atp)
+want = lt.torrent_status.downloading if spoil else lt.torrent_status.seeding
 deadline = time.monotonic() + 30
-# Incoming peers are refused until the torrent is up and seeding.
+# Incoming peers are refused until the torrent is up (and checked).
 while time.monotonic() < deadline and not (
-        ses.is_listening() and h.status().state == lt.torrent_status.seeding
+        ses.is_listening() and h.status().state == want
+        and h.status().num_pieces == ti.num_pieces() - len(spoil)
         and not h.status().paused):
     time.sleep(0.05)
 print("READY %s %d %d %d" % (str(ti.info_hash()), ti.num_pieces(), ti.piece_length(), ses.listen_port()), flush=True)
+last = None
 end = time.monotonic() + 120
 while time.monotonic() < end:
-    time.sleep(0.2)
+    time.sleep(0.05)
+    for p in h.get_peer_info() if spoil else []:
+        seen = (p.num_pieces, 1 if p.flags & lt.peer_info.seed else 0)
+        if seen != last:
+            print("PEER %d %d" % seen, flush=True)
+            last = seen
     for a in ses.pop_alerts():
         # On stderr, which the test inherits: why libtorrent dropped us.
         print("libtorrent:", a.what(), a.message(), file=sys.stderr, flush=True)
@@ -64,6 +83,54 @@ fn unhex(hex: &str) -> [u8; 20] {
     out
 }
 
+/// Dials libtorrent at `addr` and completes the handshake: a session over
+/// `content`, on a socket whose reads give up after 100 ms.
+fn open_session(
+    addr: SocketAddr,
+    info_hash: [u8; 20],
+    peer_id: [u8; 20],
+    content: Content,
+    config: SessionConfig,
+) -> (std::net::TcpStream, Session) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let now = Instant::now();
+    let ours = Handshake::new(Reserved::supported(), info_hash, peer_id);
+    let mut hs = Handshaking::new(ours, content, config, now);
+    let mut out = Vec::new();
+    hs.poll_transmit(&mut out, now);
+    stream.write_all(&out).unwrap();
+    let mut chunk = [0u8; 68];
+    loop {
+        let n = stream.read(&mut chunk[..68 - hs.received()]).unwrap();
+        assert!(n > 0, "libtorrent closed during the handshake");
+        match hs.handle_input(&chunk[..n], Instant::now()).unwrap() {
+            Progress::Handshaking(next) => hs = next,
+            Progress::Established(session) => return (stream, session),
+        }
+    }
+}
+
+/// One round with libtorrent: what the session has to send, what arrived
+/// (waiting up to the read time-out), the timers.
+fn exchange(stream: &mut std::net::TcpStream, session: &mut Session) {
+    use std::io::{Read, Write};
+    let mut out = Vec::new();
+    session.poll_transmit(&mut out, Instant::now());
+    stream.write_all(&out).unwrap();
+    match stream.read(session.recv_buffer()) {
+        Ok(0) => panic!("libtorrent closed the connection"),
+        Ok(n) => session.handle_received(n, Instant::now()).unwrap(),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+        Err(e) => panic!("read: {e}"),
+    }
+    session.handle_timeout(Instant::now()).unwrap();
+}
+
 /// A libtorrent seed of 100,000 pseudo-random bytes (from `seed`) in
 /// pieces of 32 KiB, listening on 127.0.0.1 and ready for a connection.
 struct Seed {
@@ -74,24 +141,29 @@ struct Seed {
     info_hash: [u8; 20],
     piece_count: u32,
     piece_len: usize,
+    /// What the script prints after `READY`.
+    lines: Option<std::io::Lines<BufReader<std::process::ChildStdout>>>,
 }
 
 fn start_seed(seed: u64) -> Seed {
+    start_libtorrent(seed, "")
+}
+
+/// The same with the pieces in `spoil` (`"2,3"`) spoiled: a leecher.
+fn start_libtorrent(seed: u64, spoil: &str) -> Seed {
     let dir = rustico_testkit::temp_dir().unwrap();
     let file = rustico_testkit::pseudo_random_bytes(seed, 100_000);
     std::fs::write(dir.path().join("data.bin"), &file).unwrap();
     let port = rustico_testkit::free_port();
     let mut child = rustico_testkit::spawn_python(
         SEED_SCRIPT,
-        &[dir.path().to_str().unwrap(), &port.to_string()],
+        &[dir.path().to_str().unwrap(), &port.to_string(), spoil],
     )
     .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
     let fields: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(fields.first(), Some(&"READY"), "seed said {line:?}");
+    assert_eq!(fields.first(), Some(&"READY"), "libtorrent said {line:?}");
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     rustico_testkit::wait_for_tcp(addr, Duration::from_secs(10)).unwrap();
     Seed {
@@ -102,6 +174,7 @@ fn start_seed(seed: u64) -> Seed {
         info_hash: unhex(fields[1]),
         piece_count: fields[2].parse().unwrap(),
         piece_len: fields[3].parse().unwrap(),
+        lines: Some(lines),
     }
 }
 
@@ -227,7 +300,6 @@ fn download_one_block_from_libtorrent() {
 /// `request`, checked against the file.
 #[test]
 fn a_session_downloads_blocks_from_libtorrent() {
-    use std::io::{Read, Write};
     if !rustico_testkit::require_libtorrent() {
         return;
     }
@@ -235,30 +307,13 @@ fn a_session_downloads_blocks_from_libtorrent() {
     let (file, addr, info_hash) = (&seed.file, seed.addr, seed.info_hash);
     let geometry = Geometry::new(file.len() as u64, 32_768).unwrap();
     assert_eq!(seed.piece_count, geometry.num_pieces());
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let now = Instant::now();
-    let ours = Handshake::new(Reserved::supported(), info_hash, *b"-RS0001-sessiontest0");
     let content = Content::torrent(geometry, Bitfield::new(geometry.num_pieces())).unwrap();
     let config = SessionConfig {
         client: Some("rustico-peer-wire session test".into()),
         ..SessionConfig::default()
     };
-    let mut hs = Handshaking::new(ours, content, config, now);
-    let mut out = Vec::new();
-    hs.poll_transmit(&mut out, now);
-    stream.write_all(&out).unwrap();
-    let mut chunk = [0u8; 68];
-    let mut session = loop {
-        let n = stream.read(&mut chunk[..68 - hs.received()]).unwrap();
-        assert!(n > 0, "libtorrent closed during the handshake");
-        match hs.handle_input(&chunk[..n], Instant::now()).unwrap() {
-            Progress::Handshaking(next) => hs = next,
-            Progress::Established(session) => break session,
-        }
-    };
+    let (mut stream, mut session) =
+        open_session(addr, info_hash, *b"-RS0001-sessiontest0", content, config);
     assert!(session.fast() && session.extended());
 
     let wanted = [
@@ -294,17 +349,7 @@ fn a_session_downloads_blocks_from_libtorrent() {
                 _ => {}
             }
         }
-        out.clear();
-        session.poll_transmit(&mut out, Instant::now());
-        stream.write_all(&out).unwrap();
-        match stream.read(session.recv_buffer()) {
-            Ok(0) => panic!("libtorrent closed the connection"),
-            Ok(n) => session.handle_received(n, Instant::now()).unwrap(),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(e) => panic!("read: {e}"),
-        }
-        session.handle_timeout(Instant::now()).unwrap();
+        exchange(&mut stream, &mut session);
     }
     let ext = extensions.expect("libtorrent sends an extension handshake");
     assert!(
@@ -325,55 +370,6 @@ fn a_session_downloads_blocks_from_libtorrent() {
     assert_eq!(session.outstanding(), 0);
 }
 
-/// Like the seed script, but pieces 2 and 3 of the file are spoiled after
-/// the torrent is made, so libtorrent checks it and has pieces 0 and 1
-/// only. Prints `READY ...` once it is downloading, then `PEER <pieces>
-/// <seed>` each time its view of its one peer changes: how many pieces it
-/// counts for the peer, and whether it takes the peer for a seed.
-const PARTIAL_SCRIPT: &str = r#"
-import libtorrent as lt, sys, os, time
-d, port = sys.argv[1], int(sys.argv[2])
-path = os.path.join(d, "data.bin")
-fs = lt.file_storage()
-lt.add_files(fs, path)
-ct = lt.create_torrent(fs, 32768, flags=lt.create_torrent.v1_only)
-lt.set_piece_hashes(ct, d)
-ti = lt.torrent_info(lt.bencode(ct.generate()))
-with open(path, "r+b") as f:
-    for piece in (2, 3):
-        f.seek(piece * 32768)
-        f.write(b"\0" * 16)
-ses = lt.session({
-    "listen_interfaces": "127.0.0.1:%d" % port,
-    "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
-    "enable_outgoing_utp": False, "enable_incoming_utp": False,
-    "allow_multiple_connections_per_ip": True,
-    "alert_mask": lt.alert.category_t.error_notification,
-})
-atp = lt.add_torrent_params()
-atp.ti = ti
-atp.save_path = d
-atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
-h = ses.add_torrent(atp)
-deadline = time.monotonic() + 30
-while time.monotonic() < deadline and not (
-        ses.is_listening() and h.status().state == lt.torrent_status.downloading
-        and h.status().num_pieces == 2 and not h.status().paused):
-    time.sleep(0.05)
-print("READY %s %d %d %d" % (str(ti.info_hash()), ti.num_pieces(), ti.piece_length(), ses.listen_port()), flush=True)
-last = None
-end = time.monotonic() + 120
-while time.monotonic() < end:
-    time.sleep(0.05)
-    for p in h.get_peer_info():
-        seen = (p.num_pieces, 1 if p.flags & lt.peer_info.seed else 0)
-        if seen != last:
-            print("PEER %d %d" % seen, flush=True)
-            last = seen
-    for a in ses.pop_alerts():
-        print("libtorrent:", a.what(), a.message(), file=sys.stderr, flush=True)
-"#;
-
 /// A `have` for a piece the peer has waits until we complete; then the
 /// session sends them all, and libtorrent, a leecher itself, counts us
 /// as a seed. We hold pieces 2 and 3, libtorrent 0 and 1; we then get 0
@@ -381,24 +377,12 @@ while time.monotonic() < end:
 /// and call us a seed).
 #[test]
 fn libtorrent_counts_us_a_seed_once_we_complete_though_haves_waited() {
-    use std::io::{Read, Write};
     if !rustico_testkit::require_libtorrent() {
         return;
     }
-    let dir = rustico_testkit::temp_dir().unwrap();
-    let file = rustico_testkit::pseudo_random_bytes(6, 100_000);
-    std::fs::write(dir.path().join("data.bin"), &file).unwrap();
-    let port = rustico_testkit::free_port();
-    let mut child = rustico_testkit::spawn_python(
-        PARTIAL_SCRIPT,
-        &[dir.path().to_str().unwrap(), &port.to_string()],
-    )
-    .unwrap();
-    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
-    let ready = lines.next().unwrap().unwrap();
-    let fields: Vec<&str> = ready.split_whitespace().collect();
-    assert_eq!(fields.first(), Some(&"READY"), "libtorrent said {ready:?}");
-    let info_hash = unhex(fields[1]);
+    let mut leecher = start_libtorrent(6, "2,3");
+    let (file, addr, info_hash) = (&leecher.file, leecher.addr, leecher.info_hash);
+    let lines = leecher.lines.take().unwrap();
     // Its view of us, as it changes, from a thread: reads block.
     let (views, seen) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -415,32 +399,19 @@ fn libtorrent_counts_us_a_seed_once_we_complete_though_haves_waited() {
             }
         }
     });
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    rustico_testkit::wait_for_tcp(addr, Duration::from_secs(10)).unwrap();
 
     let geometry = Geometry::new(file.len() as u64, 32_768).unwrap();
     let mut ours = Bitfield::new(geometry.num_pieces());
     ours.set(2);
     ours.set(3);
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let hs = Handshake::new(Reserved::supported(), info_hash, *b"-RS0001-havetest0000");
     let content = Content::torrent(geometry, ours).unwrap();
-    let mut hs = Handshaking::new(hs, content, SessionConfig::default(), Instant::now());
-    let mut out = Vec::new();
-    hs.poll_transmit(&mut out, Instant::now());
-    stream.write_all(&out).unwrap();
-    let mut chunk = [0u8; 68];
-    let mut session = loop {
-        let n = stream.read(&mut chunk[..68 - hs.received()]).unwrap();
-        assert!(n > 0, "libtorrent closed during the handshake");
-        match hs.handle_input(&chunk[..n], Instant::now()).unwrap() {
-            Progress::Handshaking(next) => hs = next,
-            Progress::Established(session) => break session,
-        }
-    };
+    let (mut stream, mut session) = open_session(
+        addr,
+        info_hash,
+        *b"-RS0001-havetest0000",
+        content,
+        SessionConfig::default(),
+    );
 
     // Runs the session until libtorrent's view of us is `want`, or the
     // deadline; returns the last view seen.
@@ -449,17 +420,7 @@ fn libtorrent_counts_us_a_seed_once_we_complete_though_haves_waited() {
         let deadline = Instant::now() + for_at_most;
         while Instant::now() < deadline {
             while session.poll_event().is_some() {}
-            out.clear();
-            session.poll_transmit(&mut out, Instant::now());
-            stream.write_all(&out).unwrap();
-            match stream.read(session.recv_buffer()) {
-                Ok(0) => panic!("libtorrent closed the connection"),
-                Ok(n) => session.handle_received(n, Instant::now()).unwrap(),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-                Err(e) => panic!("read: {e}"),
-            }
-            session.handle_timeout(Instant::now()).unwrap();
+            exchange(&mut stream, session);
             while let Ok(view) = seen.try_recv() {
                 last = view;
             }

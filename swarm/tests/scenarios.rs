@@ -8,8 +8,8 @@ use std::time::Duration;
 use common::*;
 use rustico_peer_wire::{PexFlags, PexMessage, PexPeer};
 use rustico_swarm::{
-    BanReason, Bitfield, CloseReason, Disconnect, Event, PeerCommand, PeerEvent, PeerSource,
-    Refusal, Remote, SwarmError,
+    BanReason, Bitfield, CloseReason, Disconnect, Event, PeerCommand, PeerEvent, PeerKey,
+    PeerSource, Refusal, Remote, SwarmError,
 };
 
 #[test]
@@ -374,10 +374,8 @@ fn without_block_hashes_or_with_one_sender_nobody_is_asked() {
     }
 }
 
-#[test]
-fn a_peer_that_alone_sends_bad_pieces_twice_is_banned() {
-    let mut h = Harness::leecher(4);
-    let liar = h.seed(1, true);
+/// `liar`, the only source, sends zeros for pieces 0 and 1: both fail.
+fn send_two_bad_pieces(h: &mut Harness, liar: PeerKey) {
     let reqs = requests_to(&h.commands(), liar);
     for req in reqs.iter().filter(|r| r.piece < 2) {
         h.event(
@@ -389,6 +387,13 @@ fn a_peer_that_alone_sends_bad_pieces_twice_is_banned() {
         );
     }
     assert_eq!(h.hash_pieces(), (0, 2));
+}
+
+#[test]
+fn a_peer_that_alone_sends_bad_pieces_twice_is_banned() {
+    let mut h = Harness::leecher(4);
+    let liar = h.seed(1, true);
+    send_two_bad_pieces(&mut h, liar);
     let events = h.drain_events();
     assert!(events.contains(&Event::Banned {
         remote: Remote::Addr(addr(1)),
@@ -942,17 +947,7 @@ fn known_addrs_are_every_address_heard_of_but_the_banned() {
     let liar = h.seed(1, true);
     h.swarm
         .handle_candidates([addr(8), addr(2)], PeerSource::Tracker, h.now);
-    let reqs = requests_to(&h.commands(), liar);
-    for req in reqs.iter().filter(|r| r.piece < 2) {
-        h.event(
-            liar,
-            PeerEvent::Block {
-                req: *req,
-                data: vec![0; req.length as usize],
-            },
-        );
-    }
-    assert_eq!(h.hash_pieces(), (0, 2));
+    send_two_bad_pieces(&mut h, liar);
     assert_eq!(
         h.swarm.known_addrs(h.now),
         [addr(2), addr(8)],
