@@ -34,6 +34,12 @@ struct Known {
     seed: bool,
 }
 
+impl Known {
+    fn banned(&self, now: Instant) -> bool {
+        self.banned_until.is_some_and(|t| now < t)
+    }
+}
+
 /// How a connection ended, for the backoff rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ended {
@@ -161,16 +167,14 @@ impl Policy {
 
     /// Whether `addr` is banned now.
     pub(crate) fn is_banned(&self, addr: SocketAddr, now: Instant) -> bool {
-        self.known
-            .get(&addr)
-            .is_some_and(|k| k.banned_until.is_some_and(|t| now < t))
+        self.known.get(&addr).is_some_and(|k| k.banned(now))
     }
 
     /// Every address known and not banned now, in no particular order.
     pub(crate) fn unbanned(&self, now: Instant) -> impl Iterator<Item = SocketAddr> + '_ {
         self.known
             .iter()
-            .filter(move |(_, k)| k.banned_until.is_none_or(|t| now >= t))
+            .filter(move |(_, k)| !k.banned(now))
             .map(|(&addr, _)| addr)
     }
 
@@ -180,9 +184,7 @@ impl Policy {
     }
 
     fn dialable(&self, k: &Known, now: Instant) -> bool {
-        !self.passed_over(k)
-            && k.banned_until.is_none_or(|t| now >= t)
-            && k.retry_at.is_none_or(|t| now >= t)
+        !self.passed_over(k) && !k.banned(now) && k.retry_at.is_none_or(|t| now >= t)
     }
 
     /// Up to `free` addresses to dial now, best first (fewest failures,
