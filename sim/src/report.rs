@@ -58,7 +58,8 @@ pub struct Report {
     pub byte_links: u64,
     /// Choke flips by flapping peers.
     pub flaps: u64,
-    /// Connections that completed a handshake.
+    /// Handshakes completed, counted at each end: a connection between
+    /// two simulated peers counts twice.
     pub connections: u64,
     /// Most connections made between one pair of peers while both were
     /// seeds (nothing to trade). Seeds that redial each other push it up.

@@ -24,7 +24,13 @@ pub struct SwarmConfig {
     /// peer exchange in either direction.
     pub private: bool,
     /// Most peer connections at once (dialling, handshaking or connected;
-    /// web seeds not counted).
+    /// web seeds not counted). Dials fill it only up to nine tenths; the
+    /// last tenth (rounded down) waits for peers that dial us. Without
+    /// that reserve, a swarm larger than the table never settled: a peer
+    /// that lost its slot to a newcomer had a free one, dialled a peer
+    /// whose table was full, which gave up one of its own, and so on (the
+    /// simulator's 100 peers completed 301,092 handshakes in 2,300 s;
+    /// 27,950 with the reserve, finishing 13 % sooner).
     pub max_peers: usize,
     /// Most connections with one IP address (incoming, dialled or
     /// handshaking), so one host cannot take many slots.
@@ -38,8 +44,8 @@ pub struct SwarmConfig {
     /// table is full; also how long a new connection is kept against a
     /// duplicate of it.
     pub eviction_grace: Duration,
-    /// Peer turnover: while we want data, every slot is taken and
-    /// addresses wait, one connected peer that has nothing for us and
+    /// Peer turnover: while we want data, the slots dials may fill (see
+    /// [`max_peers`](Self::max_peers)) are taken and addresses wait, one connected peer that has nothing for us and
     /// moved nothing for [`eviction_grace`](Self::eviction_grace) is
     /// replaced, at most once per this interval. Once a tick, a swarm
     /// larger than [`max_peers`](Self::max_peers) never settled: each

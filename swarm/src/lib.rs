@@ -84,7 +84,8 @@
 //!   optimistic unchoke rotated every [`SwarmConfig::optimistic_interval`].
 //! - **Connections**: whom to dial from a capped candidate list (random
 //!   order among equals), connection limits (per torrent, per IP address,
-//!   dials in progress), exponential backoff, bans; when every slot is
+//!   dials in progress; dials leave a tenth of the table to peers that
+//!   dial us), exponential backoff, bans; when every slot is
 //!   taken a newcomer replaces a peer that moved nothing for a grace
 //!   period; idle peers are closed, so keep-alives hold no slot forever;
 //!   duplicate connections resolved so an established useful connection

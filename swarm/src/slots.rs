@@ -4,6 +4,10 @@
 //! - **Per-address cap**: at most [`SwarmConfig::max_peers_per_ip`]
 //!   connections (incoming, dialled or handshaking) with one IP address,
 //!   so one host cannot take many slots.
+//! - **Dial limit**: dials fill at most nine tenths of
+//!   [`SwarmConfig::max_peers`]; the rest is kept for peers that dial us,
+//!   so an eviction (below) leaves a free slot where a newcomer lands
+//!   instead of starting a chain of evictions across the swarm.
 //! - **Half-open cap**: at most [`SwarmConfig::max_half_open`] dials in
 //!   progress, so addresses that never answer cannot take every slot
 //!   from established and incoming peers.
@@ -32,6 +36,7 @@
 //! Time is a parameter; nothing here reads the clock.
 //!
 //! [`SwarmConfig::max_peers_per_ip`]: crate::SwarmConfig::max_peers_per_ip
+//! [`SwarmConfig::max_peers`]: crate::SwarmConfig::max_peers
 //! [`SwarmConfig::max_half_open`]: crate::SwarmConfig::max_half_open
 //! [`SwarmConfig::eviction_grace`]: crate::SwarmConfig::eviction_grace
 //! [`SwarmConfig::idle_timeout`]: crate::SwarmConfig::idle_timeout
@@ -200,6 +205,14 @@ pub(crate) struct Limits {
 }
 
 impl Limits {
+    /// Connections we fill by dialling: the last tenth of the table waits
+    /// for incoming peers, so a peer that lost its slot here to a newcomer
+    /// has a free one for the next peer that dials it, and does not dial
+    /// a full table to take someone else's.
+    pub(crate) fn dial_limit(&self) -> usize {
+        self.max_peers - self.max_peers / 10
+    }
+
     pub(crate) fn from_config(cfg: &SwarmConfig) -> Limits {
         Limits {
             max_peers: cfg.max_peers,
@@ -349,7 +362,7 @@ pub(crate) fn admit_incoming(
 
 /// How many dials may start now: free slots, within the half-open cap.
 pub(crate) fn dial_budget(limits: &Limits, table: &[Occupant]) -> usize {
-    let free = limits.max_peers.saturating_sub(in_use(table));
+    let free = limits.dial_limit().saturating_sub(in_use(table));
     let dialling = table.iter().filter(|o| o.half_open()).count();
     free.min(limits.max_half_open.saturating_sub(dialling))
 }

@@ -1350,8 +1350,9 @@ impl Swarm {
     /// Once a tick: takes in each peer's payload and interest, passes over
     /// (in the choker) a peer that was unchoked and interested for
     /// [`SwarmConfig::unused_unchoke_timeout`] without taking a byte,
-    /// closes the peers idle past their time-outs, and while we want data and every
-    /// slot is taken with addresses waiting, replaces one peer that has
+    /// closes the peers idle past their time-outs, and while we want data,
+    /// dials have filled their share of the table and addresses wait,
+    /// replaces one peer that has
     /// nothing for us and moved nothing past the grace period (peer
     /// turnover, at most one per [`SwarmConfig::turnover_interval`]).
     fn check_slots(&mut self, now: Instant) {
@@ -1384,7 +1385,7 @@ impl Swarm {
         let turned_over_lately = self
             .last_turnover
             .is_some_and(|t| now < t + self.cfg.turnover_interval);
-        if self.is_complete() || turned_over_lately || self.connections() < self.cfg.max_peers {
+        if self.is_complete() || turned_over_lately || self.connections() < limits.dial_limit() {
             return;
         }
         let waiting = self.policy.has_ready(now, |a| {

@@ -320,11 +320,53 @@ fn hanging_dials_take_at_most_the_half_open_share() {
         h.swarm.handle_incoming(from(200, 1), h.now).is_err(),
         "full"
     );
-    // A failed dial makes room for the next one, and only one.
-    h.swarm
-        .handle_disconnected(dials[0].peer, rustico_swarm::Disconnect::Failed, h.now)
-        .unwrap();
+    // A failed dial frees the slot kept for incoming peers (dials fill
+    // nine of the ten); a second one makes room for the next dial, and
+    // only one.
+    for dial in &dials[..2] {
+        h.swarm
+            .handle_disconnected(dial.peer, rustico_swarm::Disconnect::Failed, h.now)
+            .unwrap();
+    }
     assert_eq!(std::iter::from_fn(|| h.swarm.poll_dial()).count(), 1);
+}
+
+/// Dials stop at nine tenths of `max_peers`; the rest of the table is for
+/// peers that dial us. A peer that loses its slot elsewhere thus has a
+/// free one for the next newcomer instead of dialling a full table and
+/// taking someone else's (the simulator's swarms never settled).
+#[test]
+fn dials_leave_a_tenth_of_the_table_to_incoming_peers() {
+    let mut cfg = config(4);
+    cfg.max_peers = 20;
+    let mut h = Harness::new(cfg, Bitfield::new(4));
+    let addrs: Vec<SocketAddr> = (1..=50).map(|i| from(i, 1)).collect();
+    h.swarm.handle_candidates(addrs, PeerSource::Tracker, h.now);
+    let dials: Vec<_> = std::iter::from_fn(|| h.swarm.poll_dial()).collect();
+    assert_eq!(dials.len(), 18);
+    for (i, dial) in dials.iter().enumerate() {
+        h.handshake(dial.peer, 10 + i as u8, true);
+    }
+    h.advance(h.swarm.config().tick_interval);
+    assert_eq!(std::iter::from_fn(|| h.swarm.poll_dial()).count(), 0);
+    // The last two slots take incoming peers without evicting anyone.
+    for i in 0..2 {
+        assert!(h.swarm.handle_incoming(from(100 + i, 1), h.now).is_ok());
+    }
+    let closes = h.commands();
+    assert!(
+        !closes
+            .iter()
+            .any(|(_, c)| matches!(c, PeerCommand::Close(_))),
+        "{closes:?}"
+    );
+    // Losing one peer frees a slot for incoming peers, not for a dial.
+    h.swarm
+        .handle_disconnected(dials[0].peer, rustico_swarm::Disconnect::Closed, h.now)
+        .unwrap();
+    h.advance(h.swarm.config().tick_interval);
+    assert_eq!(std::iter::from_fn(|| h.swarm.poll_dial()).count(), 0);
+    assert!(h.swarm.handle_incoming(from(102, 1), h.now).is_ok());
 }
 
 /// Peer turnover: a leecher whose every slot holds a peer with nothing
