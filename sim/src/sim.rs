@@ -76,6 +76,8 @@ struct Node {
     keys: Keys,
     dirty: Vec<usize>,
     wake_at: Option<u64>,
+    /// When the sessions' transfer counts last went to the swarm.
+    reported_at: u64,
     first_join: Option<u64>,
     completed_at: Option<u64>,
     uploaded_before: u64,
@@ -393,6 +395,7 @@ impl Sim {
                 keys: Keys::default(),
                 dirty: Vec::new(),
                 wake_at: None,
+                reported_at: 0,
                 first_join: None,
                 completed_at: None,
                 uploaded_before: 0,
@@ -641,7 +644,15 @@ impl Sim {
                 let node = &mut self.nodes[n];
                 if node.epoch == epoch && node.wake_at == Some(self.now) {
                     node.wake_at = None;
-                    self.report_transfers(n)?;
+                    // Only the swarm's tick reads them (rates, idle
+                    // peers): once per tick interval is enough, and most
+                    // wakes are for other timers.
+                    let tick = node.swarm.as_ref().map(|s| s.config().tick_interval);
+                    let due = node.reported_at + tick.map_or(0, |t| t.as_nanos() as u64);
+                    if self.now >= due {
+                        node.reported_at = self.now;
+                        self.report_transfers(n)?;
+                    }
                     let now = self.instant();
                     if let Some(swarm) = self.nodes[n].swarm.as_mut() {
                         swarm.handle_timeout(now);
@@ -1766,10 +1777,7 @@ impl Sim {
                     if end.node != n || !end.open {
                         continue;
                     }
-                    let in_flight = end
-                        .key
-                        .and_then(|k| swarm.peer_stats(k))
-                        .map_or(0, |p| p.requests_in_flight);
+                    let in_flight = end.key.map_or(0, |k| swarm.requests_in_flight(k).count());
                     bound("requests in flight", in_flight, max_pipeline)?;
                 }
             }
