@@ -9,11 +9,11 @@
 //! handshake for a private torrent, and must ignore `ut_pex` messages
 //! received for one.
 
-use std::collections::BTreeMap;
+use std::cmp::Ordering;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::pex::{PexFlags, PexMessage, PexPeer};
+use crate::pex::{PexMessage, PexPeer};
 
 /// Rate and size limits of peer exchange, for both directions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,9 +82,13 @@ pub struct PexState {
     config: PexConfig,
     /// Addresses of the remote peer (the connection's, its listen port's).
     remote: Vec<SocketAddr>,
-    connected: BTreeMap<SocketAddr, PexFlags>,
-    /// What the remote peer was told is connected.
-    sent: BTreeMap<SocketAddr, PexFlags>,
+    /// Sorted by address, each once. Sorted vectors, not maps: each
+    /// message diffs the two sets in one pass, and a swarm rebuilds this
+    /// one for every peer due a message whenever its peer set changes
+    /// (maps made PEX the largest cost of a simulated swarm's timers).
+    connected: Vec<PexPeer>,
+    /// What the remote peer was told is connected, sorted, each once.
+    sent: Vec<SocketAddr>,
     last_sent: Option<Instant>,
     last_received: Option<Instant>,
 }
@@ -96,8 +100,8 @@ impl PexState {
         PexState {
             config,
             remote: vec![remote],
-            connected: BTreeMap::new(),
-            sent: BTreeMap::new(),
+            connected: Vec::new(),
+            sent: Vec::new(),
             last_sent: None,
             last_received: None,
         }
@@ -109,7 +113,7 @@ impl PexState {
     pub fn exclude(&mut self, addr: SocketAddr) {
         if !self.remote.contains(&addr) {
             self.remote.push(addr);
-            self.connected.remove(&addr);
+            self.connected.retain(|p| p.addr != addr);
         }
     }
 
@@ -119,17 +123,29 @@ impl PexState {
     /// set.
     pub fn set_connected(&mut self, peers: impl IntoIterator<Item = PexPeer>) {
         self.connected.clear();
-        for peer in peers {
-            if !self.remote.contains(&peer.addr) && plausible(&peer.addr) {
-                self.connected.insert(peer.addr, peer.flags);
+        self.connected.extend(
+            peers
+                .into_iter()
+                .filter(|p| !self.remote.contains(&p.addr) && plausible(&p.addr)),
+        );
+        // Stable, so of an address given twice the last one's flags stay.
+        self.connected.sort_by_key(|p| p.addr);
+        self.connected.dedup_by(|later, kept| {
+            let same = later.addr == kept.addr;
+            if same {
+                kept.flags = later.flags;
             }
-        }
+            same
+        });
     }
 
     /// Whether the remote peer's view differs from the connected set.
     pub fn has_pending(&self) -> bool {
-        self.connected.keys().any(|a| !self.sent.contains_key(a))
-            || self.sent.keys().any(|a| !self.connected.contains_key(a))
+        !self
+            .connected
+            .iter()
+            .map(|p| p.addr)
+            .eq(self.sent.iter().copied())
     }
 
     /// The message to send now, if one is due: something changed since the
@@ -141,29 +157,44 @@ impl PexState {
                 return None;
             }
         }
-        let added: Vec<PexPeer> = self
-            .connected
-            .iter()
-            .filter(|(addr, _)| !self.sent.contains_key(addr))
-            .take(self.config.max_added)
-            .map(|(&addr, &flags)| PexPeer { addr, flags })
-            .collect();
-        let dropped: Vec<SocketAddr> = self
-            .sent
-            .keys()
-            .filter(|addr| !self.connected.contains_key(addr))
-            .take(self.config.max_dropped)
-            .copied()
-            .collect();
+        // One merge of the two sorted sets: what only `connected` has is
+        // new to the remote peer, what only `sent` has is gone.
+        let (mut added, mut dropped) = (Vec::new(), Vec::new());
+        let (mut c, mut s) = (0, 0);
+        loop {
+            let order = match (self.connected.get(c), self.sent.get(s)) {
+                (None, None) => break,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(peer), Some(addr)) => peer.addr.cmp(addr),
+            };
+            match order {
+                Ordering::Less => {
+                    if let (Some(&peer), true) =
+                        (self.connected.get(c), added.len() < self.config.max_added)
+                    {
+                        added.push(peer);
+                    }
+                    c += 1;
+                }
+                Ordering::Greater => {
+                    if let (Some(&addr), true) =
+                        (self.sent.get(s), dropped.len() < self.config.max_dropped)
+                    {
+                        dropped.push(addr);
+                    }
+                    s += 1;
+                }
+                Ordering::Equal => (c, s) = (c + 1, s + 1),
+            }
+        }
         if added.is_empty() && dropped.is_empty() {
             return None;
         }
-        for peer in &added {
-            self.sent.insert(peer.addr, peer.flags);
-        }
-        for addr in &dropped {
-            self.sent.remove(addr);
-        }
+        // Both lists are sorted and disjoint from what stays.
+        self.sent.retain(|a| dropped.binary_search(a).is_err());
+        self.sent.extend(added.iter().map(|p| p.addr));
+        self.sent.sort_unstable();
         self.last_sent = Some(now);
         Some(PexMessage { added, dropped })
     }
@@ -277,6 +308,7 @@ fn plausible(addr: &SocketAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pex::PexFlags;
 
     fn peer(port: u16) -> PexPeer {
         PexPeer {
@@ -307,6 +339,107 @@ mod tests {
         assert!(!pex.has_pending());
         assert_eq!(pex.poll_message(t0 + Duration::from_secs(600)), None);
         assert_eq!(pex.poll_timeout(t0), None);
+    }
+
+    /// The sets as maps, as `PexState` kept them before it kept sorted
+    /// vectors: the oracle for `sorted_sets_say_what_maps_said`.
+    #[derive(Default)]
+    struct MapModel {
+        remote: Vec<SocketAddr>,
+        connected: std::collections::BTreeMap<SocketAddr, PexFlags>,
+        sent: std::collections::BTreeMap<SocketAddr, PexFlags>,
+        last_sent: Option<Instant>,
+    }
+
+    impl MapModel {
+        fn set_connected(&mut self, peers: &[PexPeer]) {
+            self.connected.clear();
+            for p in peers {
+                if !self.remote.contains(&p.addr) && plausible(&p.addr) {
+                    self.connected.insert(p.addr, p.flags);
+                }
+            }
+        }
+
+        fn poll(&mut self, now: Instant, config: &PexConfig) -> Option<PexMessage> {
+            if self
+                .last_sent
+                .is_some_and(|last| now.saturating_duration_since(last) < config.interval)
+            {
+                return None;
+            }
+            let added: Vec<PexPeer> = self
+                .connected
+                .iter()
+                .filter(|(a, _)| !self.sent.contains_key(a))
+                .take(config.max_added)
+                .map(|(&addr, &flags)| PexPeer { addr, flags })
+                .collect();
+            let dropped: Vec<SocketAddr> = self
+                .sent
+                .keys()
+                .filter(|a| !self.connected.contains_key(a))
+                .take(config.max_dropped)
+                .copied()
+                .collect();
+            if added.is_empty() && dropped.is_empty() {
+                return None;
+            }
+            for p in &added {
+                self.sent.insert(p.addr, p.flags);
+            }
+            for a in &dropped {
+                self.sent.remove(a);
+            }
+            self.last_sent = Some(now);
+            Some(PexMessage { added, dropped })
+        }
+    }
+
+    proptest::proptest! {
+        /// Random peer sets (repeats, port 0, the remote's own addresses
+        /// included), polls and exclusions give the messages and pending
+        /// state the map version gave.
+        #[test]
+        fn sorted_sets_say_what_maps_said(
+            steps in proptest::collection::vec(
+                (
+                    proptest::collection::vec((0u16..40, 0u8..4), 0..60),
+                    0u64..90,
+                    proptest::option::of(0u16..40),
+                ),
+                1..12,
+            ),
+        ) {
+            let config = PexConfig { max_added: 7, max_dropped: 5, ..PexConfig::default() };
+            let remote = SocketAddr::from(([127, 0, 0, 1], 1));
+            let mut pex = PexState::new(remote, config);
+            let mut model = MapModel { remote: vec![remote], ..MapModel::default() };
+            let mut now = Instant::now();
+            for (set, wait, exclude) in steps {
+                if let Some(port) = exclude {
+                    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+                    pex.exclude(addr);
+                    if !model.remote.contains(&addr) {
+                        model.remote.push(addr);
+                        model.connected.remove(&addr);
+                    }
+                }
+                let peers: Vec<PexPeer> = set
+                    .iter()
+                    .map(|&(port, flags)| PexPeer {
+                        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                        flags: PexFlags(flags),
+                    })
+                    .collect();
+                pex.set_connected(peers.iter().copied());
+                model.set_connected(&peers);
+                now += Duration::from_secs(wait);
+                proptest::prop_assert_eq!(pex.poll_message(now), model.poll(now, &config));
+                let model_pending = model.connected.keys().ne(model.sent.keys());
+                proptest::prop_assert_eq!(pex.has_pending(), model_pending);
+            }
+        }
     }
 
     #[test]
