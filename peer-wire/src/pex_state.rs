@@ -159,10 +159,11 @@ impl PexState {
         }
         // One merge of the two sorted sets: what only `connected` has is
         // new to the remote peer, what only `sent` has is gone.
-        let (mut added, mut dropped) = (Vec::new(), Vec::new());
+        let (mut added, mut dropped): (Vec<PexPeer>, Vec<SocketAddr>) = (Vec::new(), Vec::new());
         let (mut c, mut s) = (0, 0);
         loop {
-            let order = match (self.connected.get(c), self.sent.get(s)) {
+            let (next, told) = (self.connected.get(c), self.sent.get(s));
+            let order = match (next, told) {
                 (None, None) => break,
                 (Some(_), None) => Ordering::Less,
                 (None, Some(_)) => Ordering::Greater,
@@ -170,19 +171,17 @@ impl PexState {
             };
             match order {
                 Ordering::Less => {
-                    if let (Some(&peer), true) =
-                        (self.connected.get(c), added.len() < self.config.max_added)
-                    {
-                        added.push(peer);
-                    }
+                    added.extend(
+                        next.filter(|_| added.len() < self.config.max_added)
+                            .copied(),
+                    );
                     c += 1;
                 }
                 Ordering::Greater => {
-                    if let (Some(&addr), true) =
-                        (self.sent.get(s), dropped.len() < self.config.max_dropped)
-                    {
-                        dropped.push(addr);
-                    }
+                    dropped.extend(
+                        told.filter(|_| dropped.len() < self.config.max_dropped)
+                            .copied(),
+                    );
                     s += 1;
                 }
                 Ordering::Equal => (c, s) = (c + 1, s + 1),

@@ -45,9 +45,10 @@ pub struct SwarmConfig {
     /// duplicate of it.
     pub eviction_grace: Duration,
     /// Peer turnover: while we want data, the slots dials may fill (see
-    /// [`max_peers`](Self::max_peers)) are taken and addresses wait, one connected peer that has nothing for us and
-    /// moved nothing for [`eviction_grace`](Self::eviction_grace) is
-    /// replaced, at most once per this interval. Once a tick, a swarm
+    /// [`max_peers`](Self::max_peers)) are taken and addresses wait, one
+    /// connected peer that has nothing for us and moved nothing for
+    /// [`eviction_grace`](Self::eviction_grace) is replaced, at most once
+    /// per this interval. Once a tick, a swarm
     /// larger than [`max_peers`](Self::max_peers) never settled: each
     /// replaced peer has a free slot in turn, and dials a peer whose
     /// table is full (the simulator's 100 peers made 657,155 connections

@@ -360,7 +360,8 @@ pub(crate) fn admit_incoming(
     }
 }
 
-/// How many dials may start now: free slots, within the half-open cap.
+/// How many dials may start now: free slots up to the dial limit, within
+/// the half-open cap.
 pub(crate) fn dial_budget(limits: &Limits, table: &[Occupant]) -> usize {
     let free = limits.dial_limit().saturating_sub(in_use(table));
     let dialling = table.iter().filter(|o| o.half_open()).count();

@@ -1352,9 +1352,9 @@ impl Swarm {
     /// [`SwarmConfig::unused_unchoke_timeout`] without taking a byte,
     /// closes the peers idle past their time-outs, and while we want data,
     /// dials have filled their share of the table and addresses wait,
-    /// replaces one peer that has
-    /// nothing for us and moved nothing past the grace period (peer
-    /// turnover, at most one per [`SwarmConfig::turnover_interval`]).
+    /// replaces one peer that has nothing for us and moved nothing past
+    /// the grace period (peer turnover, at most one per
+    /// [`SwarmConfig::turnover_interval`]).
     fn check_slots(&mut self, now: Instant) {
         let hog_after = self.cfg.unused_unchoke_timeout;
         let mut new_hogs = false;
