@@ -80,29 +80,56 @@ fn missing(why: &str) -> bool {
 }
 
 /// A port on 127.0.0.1 that is free for both TCP and UDP right now, and
-/// not handed out before by this process: two calls in a row never give
-/// the same port (the first is released before the second is asked for,
-/// and the system may pick it again). Other processes can still take it
-/// before the caller binds it; `--port 0` avoids that race altogether.
+/// not handed out before by this process (two calls never give the same
+/// port).
+///
+/// The port lies below the system's ephemeral range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`). Ports from `bind(0)` were
+/// ephemeral ones, and any outgoing connection of any process could take
+/// one between this call and the caller's bind: a CI run lost a test that
+/// way. Below the range only an explicit bind can take it. Each process
+/// starts its scan at a place set by its id, so test binaries run side by
+/// side rarely try the same ports. `--port 0` avoids choosing altogether.
 pub fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    for _ in 0..100 {
-        let Ok(tcp) = TcpListener::bind("127.0.0.1:0") else {
+    let (low, high) = ports_below_ephemeral();
+    let span = u32::from(high - low);
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for step in 0..span {
+        let Ok(port) = u16::try_from(u32::from(low) + (start + step) % span) else {
             continue;
         };
-        let Ok(addr) = tcp.local_addr() else { continue };
-        if given.contains(&addr.port()) {
+        if given.contains(&port) {
             continue;
         }
-        if UdpSocket::bind(addr).is_ok() {
-            given.push(addr.port());
-            return addr.port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        // Both at once: a port free for TCP only is no use to a DHT node.
+        let free = TcpListener::bind(addr).is_ok_and(|_tcp| UdpSocket::bind(addr).is_ok());
+        if free {
+            given.push(port);
+            return port;
         }
     }
-    panic!("no free port on 127.0.0.1");
+    panic!("no free port on 127.0.0.1 in {low}..{high}");
+}
+
+/// Ports tests may choose from: from 10000 up to the start of the
+/// ephemeral range, or the 10000 above it when that start is too low.
+fn ports_below_ephemeral() -> (u16, u16) {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut it = text.split_whitespace().map(|n| n.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        });
+    match range {
+        Some((first, _)) if first > 11_000 => (10_000, first),
+        Some((_, last)) if last < 55_000 => (last + 1, last + 10_001),
+        _ => (20_000, 30_000),
+    }
 }
 
 /// Waits until something accepts TCP connections on `addr`.
@@ -423,5 +450,24 @@ mod tests {
         ports.sort_unstable();
         ports.dedup();
         assert_eq!(ports.len(), 200);
+    }
+
+    /// An outgoing connection takes an ephemeral port; a port handed out
+    /// here must never be one of those.
+    #[test]
+    fn free_ports_lie_outside_the_ephemeral_range() {
+        let text =
+            std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+        let range: Vec<u16> = text
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let [first, last] = range[..] else {
+            return; // Not Linux: nothing to compare with.
+        };
+        for _ in 0..50 {
+            let port = super::free_port();
+            assert!(!(first..=last).contains(&port), "{port} is ephemeral");
+        }
     }
 }
