@@ -138,8 +138,9 @@ pub struct SimConfig {
     /// A run fails when not every honest peer completed by then.
     pub time_limit: Duration,
     /// A run fails when no honest peer saved a piece for this long, plus
-    /// the time the slowest honest uplink takes to send 8 pieces, while
-    /// some are incomplete (livelock).
+    /// the time the slowest honest uplink takes to send 8 pieces (two per
+    /// leecher, if more, with flapping peers: they unchoke everyone),
+    /// while some are incomplete (livelock).
     pub progress_bound: Duration,
     /// Honest peers' upload speed, bytes per second (download is four
     /// times this), before slow-link faults.

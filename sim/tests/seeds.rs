@@ -220,6 +220,22 @@ const REGRESSIONS: &[(u64, &str)] = &[
         138,
         "simulator: every queued block served at once; a slow peer's requests waited behind them",
     ),
+    (
+        7065,
+        "a stalled block asked for again was requested again: 251 copies queued at a 2.3 KB/s peer",
+    ),
+    (
+        18721,
+        "a 2.4 KB/s seed judged its unchoked peers idle in 3 s, before its unchoke reached them",
+    ),
+    (
+        3396,
+        "simulator: livelock bound too short for a 2.3 KB/s flapper serving every leecher at once",
+    ),
+    (
+        12309,
+        "smart ban kept a piece's first 4 failed copies; a liar after them was never named",
+    ),
 ];
 
 #[test]

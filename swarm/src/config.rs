@@ -64,7 +64,10 @@ pub struct SwarmConfig {
     /// byte for this long, holds an upload slot for nothing: until it takes
     /// data, the choker ranks it behind every other interested peer (it
     /// keeps only a slot nobody else wants), and it is the first
-    /// to lose its connection to a newcomer when the table is full.
+    /// to lose its connection to a newcomer when the table is full. On a
+    /// slow uplink the wait stretches to the time our upload takes to send
+    /// one block to every upload slot (at most ten times this): the
+    /// unchoke itself waits behind blocks already queued.
     pub unused_unchoke_timeout: Duration,
     /// Upload slots (at least 1: the optimistic unchoke).
     pub upload_slots: usize,

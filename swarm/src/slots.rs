@@ -242,6 +242,29 @@ fn in_use(table: &[Occupant]) -> usize {
     table.iter().filter(|o| o.takes_slot()).count()
 }
 
+/// How long an unchoked, interested peer may take nothing before it
+/// counts as wasting its slot: `base`
+/// ([`SwarmConfig::unused_unchoke_timeout`]), or the time our upload
+/// (`up_rate` bytes a second, all peers together) takes to send one block
+/// to every upload slot if that is longer, at most ten times `base`. On a
+/// slow uplink the unchoke itself waits behind the blocks already queued
+/// on the connection, and the peer cannot ask before it sees it: judged in
+/// 3 s, every peer of a 2.4 KB/s seed lost its slot before its first
+/// block arrived, and no piece moved for minutes (simulator seed 18721).
+pub(crate) fn hog_timeout(
+    base: Duration,
+    block: usize,
+    upload_slots: usize,
+    up_rate: f64,
+) -> Duration {
+    if up_rate <= 0.0 || !up_rate.is_finite() {
+        return base;
+    }
+    let one_round = block as f64 * upload_slots.max(1) as f64 / up_rate;
+    let most = base.as_secs_f64() * 10.0;
+    base.max(Duration::from_secs_f64(one_round.min(most)))
+}
+
 /// Connections with `ip` (closing ones too: their socket is still open).
 pub(crate) fn with_ip(table: &[Occupant], ip: IpAddr) -> usize {
     table.iter().filter(|o| o.ip == Some(ip)).count()
@@ -425,6 +448,28 @@ mod tests {
     use rustico_piece_picker::PiecePicker;
 
     const GRACE: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn a_slow_uplink_gets_longer_to_prove_a_peer_idle() {
+        let base = Duration::from_secs(3);
+        let block = 16_384;
+        // Fast: four blocks a second and more; the time-out as configured.
+        assert_eq!(hog_timeout(base, block, 4, 1e6), base);
+        assert_eq!(
+            hog_timeout(base, block, 4, 0.0),
+            base,
+            "nothing measured yet"
+        );
+        // Seed 18721: 2.4 KB/s over 4 slots, 27 s for a block each.
+        let slow = hog_timeout(base, block, 4, 2_447.0);
+        assert!(
+            slow > Duration::from_secs(26) && slow < Duration::from_secs(28),
+            "{slow:?}"
+        );
+        // A trickle is capped: idle peers still lose their slots.
+        assert_eq!(hog_timeout(base, block, 4, 1.0), base * 10);
+        assert_eq!(hog_timeout(base, block, 4, f64::NAN), base);
+    }
 
     /// Observes a peer that sent us `down` bytes we asked for and took `up`.
     fn seen(a: &mut Activity, down: u64, up: u64, stance: Stance, now: Instant) {

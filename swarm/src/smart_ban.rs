@@ -18,8 +18,9 @@ use crate::{BanReason, Remote};
 
 /// Most remotes whose failure counts are remembered.
 const MAX_BLAMED: usize = 4096;
-/// Failed copies of one piece whose records are kept (within the cap of
-/// all suspect records): each may name a different liar.
+/// Failed copies of one piece whose records are kept, the latest ones
+/// (within the cap of all suspect records): each may name a different
+/// liar.
 const MAX_COPIES_PER_PIECE: usize = 4;
 
 /// Who sent one block of a failed piece, and the SHA-1 of what they sent.
@@ -84,10 +85,18 @@ impl SmartBan {
         distinct.dedup();
         let mut bans = Vec::new();
         let copies = self.suspects.iter().filter(|(p, _)| *p == piece).count();
-        if self.max_pieces > 0 && copies < MAX_COPIES_PER_PIECE {
-            // Every failed copy keeps its record (up to a few per piece):
-            // keeping only the first let the sender of a later bad copy
-            // escape once a good copy arrived.
+        if self.max_pieces > 0 {
+            // Every failed copy keeps its record (the latest few per
+            // piece): keeping only the first let the sender of a later bad
+            // copy escape once a good copy arrived (simulator seed 20), and
+            // keeping only the first few let a liar that came after them
+            // escape (seed 12309). A liar that keeps lying is in the newer
+            // copies; the oldest goes.
+            if copies >= MAX_COPIES_PER_PIECE {
+                if let Some(at) = self.suspects.iter().position(|(p, _)| *p == piece) {
+                    self.suspects.remove(at);
+                }
+            }
             let record = senders
                 .iter()
                 .enumerate()
@@ -237,6 +246,23 @@ mod tests {
         assert_eq!(s.suspects(), 2);
         assert_eq!(s.piece_saved(5, &pd(&good), 16), [remote(1), remote(2)]);
         assert_eq!(s.suspects(), 0);
+    }
+
+    /// Found by the simulator (seed 12309): four copies of a piece failed
+    /// with one liar's blocks, then more with another's. Only the first
+    /// four were kept, so the good copy never named the second liar.
+    #[test]
+    fn a_liar_after_the_first_few_failed_copies_is_still_named() {
+        let mut s = SmartBan::new(16, 100, 100);
+        let good = vec![7u8; 32];
+        let mut bad = good.clone();
+        bad[3] ^= 1;
+        for _ in 0..MAX_COPIES_PER_PIECE {
+            s.piece_failed(5, &pd(&bad), 16, &[Some(remote(1)), Some(remote(9))], true);
+        }
+        s.piece_failed(5, &pd(&bad), 16, &[Some(remote(2)), Some(remote(9))], true);
+        assert_eq!(s.suspects(), MAX_COPIES_PER_PIECE, "still bounded");
+        assert_eq!(s.piece_saved(5, &pd(&good), 16), [remote(1), remote(2)]);
     }
 
     #[test]

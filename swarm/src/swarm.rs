@@ -1356,7 +1356,7 @@ impl Swarm {
     /// the grace period (peer turnover, at most one per
     /// [`SwarmConfig::turnover_interval`]).
     fn check_slots(&mut self, now: Instant) {
-        let hog_after = self.cfg.unused_unchoke_timeout;
+        let hog_after = self.hog_timeout();
         let mut new_hogs = false;
         for p in self.peers.iter_mut().flatten() {
             if p.active_peer() {
@@ -1403,6 +1403,18 @@ impl Swarm {
             self.last_turnover = Some(now);
             self.evict(victim, CloseReason::Evicted, now);
         }
+    }
+
+    /// How long an unchoked, interested peer may take nothing before it
+    /// counts as wasting its slot, at our upload rate now.
+    fn hog_timeout(&self) -> Duration {
+        let up_rate = self.peers.iter().flatten().map(|p| p.up_rate).sum();
+        slots::hog_timeout(
+            self.cfg.unused_unchoke_timeout,
+            self.block_size,
+            self.cfg.upload_slots,
+            up_rate,
+        )
     }
 
     /// Closes a peer to free its slot; its address may not take another's

@@ -857,7 +857,9 @@ impl Session {
     /// Asks the peer for a block. Without effect for a block already
     /// outstanding; reported at once as [`Event::Dropped`] when the peer
     /// chokes us (and has not allowed the piece fast), or when the block
-    /// lies outside the torrent.
+    /// lies outside the torrent. A block asked for again after it stalled
+    /// is not sent for twice: the peer still holds the first request, and
+    /// each copy would cost its uplink a block.
     pub fn request(&mut self, req: BlockRequest, now: Instant) {
         let st = &mut self.st;
         let valid = st.content.geometry().is_some_and(|g| g.contains(req));
@@ -870,7 +872,8 @@ impl Session {
             st.timers
                 .set(Timer::Requests, now + st.config.request_timeout);
         }
-        if st.requested.insert(req) {
+        let asked_before = st.late.remove(&req);
+        if st.requested.insert(req) && !asked_before {
             Message::Request(req).encode(&mut st.out);
         }
     }
@@ -904,6 +907,19 @@ impl Session {
         };
         if piece >= have.len() || !have.set(piece) {
             return;
+        }
+        // Stalled requests for the piece are still queued at the peer
+        // (nobody cancels them otherwise): its uplink would go to blocks
+        // we no longer want.
+        if !st.late.is_empty() && st.late.iter().any(|r| r.piece == piece) {
+            let out = &mut st.out;
+            st.late.retain(|r| {
+                let keep = r.piece != piece;
+                if !keep {
+                    Message::Cancel(*r).encode(out);
+                }
+                keep
+            });
         }
         let (peer_has, peer_is_seed) = match &st.peer_pieces {
             PeerPieces::Nothing => (false, false),
@@ -1427,6 +1443,11 @@ impl State {
         }
         if !have.get(req.piece) {
             return Err(Violation::RequestForMissingPiece(req));
+        }
+        // A request the peer repeats while the first is queued: the block
+        // goes once, and answers both (a reject would void the first).
+        if self.actions.contains(&Action::Serve(req)) || self.awaiting.contains(&req) {
+            return Ok(());
         }
         let too_big = req.length == 0 || req.length > BLOCK_LEN;
         let choked = self.am_choking && !self.allowed_out.contains(&req.piece);

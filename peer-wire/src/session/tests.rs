@@ -556,9 +556,10 @@ fn a_request_flood_is_bounded_by_the_queue() {
         let _ = sent(&mut s, now);
         let mut input = Vec::new();
         for i in 0..10_000u32 {
+            // All different: a repeated request is not queued twice.
             Message::Request(BlockRequest {
                 piece: i % 3,
-                offset: 0,
+                offset: i / 3,
                 length: BLOCK_LEN,
             })
             .encode(&mut input);
@@ -737,6 +738,107 @@ fn a_block_that_arrives_after_its_request_stalled_is_still_reported() {
         }],
         "the late block once; the cancelled one and the repeat ignored"
     );
+}
+
+/// Found by the simulator (seed 7065): behind a 2.3 KB/s uplink every
+/// block stalled, the swarm asked for it again every 16 s, and each time
+/// the peer queued another copy (251 serves for 2 blocks wanted), so its
+/// uplink went to copies and the piece never came.
+#[test]
+fn a_stalled_block_asked_for_again_is_not_requested_twice() {
+    let t0 = Instant::now();
+    let config = SessionConfig::default();
+    let mut s = session(4, &[], true);
+    let _ = sent(&mut s, t0);
+    s.handle_input(&wire(&[Message::Unchoke]), t0).unwrap();
+    s.request(block(1, 0), t0);
+    assert_eq!(sent(&mut s, t0), wire(&[Message::Request(block(1, 0))]));
+    let t1 = t0 + config.request_timeout;
+    s.handle_timeout(t1).unwrap();
+    assert!(events(&mut s).contains(&Event::Stalled(vec![block(1, 0)])));
+    s.request(block(1, 0), t1);
+    assert_eq!(
+        sent(&mut s, t1),
+        b"",
+        "the peer still holds the first request"
+    );
+    assert_eq!(s.outstanding(), 1);
+    // It stalls again, and the block still counts when it comes.
+    s.handle_timeout(t1 + config.request_timeout).unwrap();
+    assert!(events(&mut s).contains(&Event::Stalled(vec![block(1, 0)])));
+    let piece = Message::Piece {
+        index: 1,
+        begin: 0,
+        data: b"slow",
+    };
+    s.handle_input(&wire(&[piece]), t1 + config.request_timeout * 2)
+        .unwrap();
+    assert_eq!(
+        events(&mut s),
+        [Event::Block {
+            req: block(1, 0),
+            data: b"slow".to_vec()
+        }]
+    );
+}
+
+/// Same seed: requests that stalled and were then got elsewhere stayed
+/// queued at the slow peer, which sent them long after.
+#[test]
+fn having_a_piece_cancels_its_stalled_requests() {
+    let t0 = Instant::now();
+    let config = SessionConfig::default();
+    let mut s = session(4, &[], true);
+    s.handle_input(&wire(&[Message::Unchoke]), t0).unwrap();
+    s.request(block(1, 0), t0);
+    s.request(block(1, 4), t0);
+    s.request(block(2, 0), t0);
+    let _ = sent(&mut s, t0);
+    s.handle_timeout(t0 + config.request_timeout).unwrap();
+    let _ = events(&mut s);
+    s.have(1);
+    let mut cancels = sent(&mut s, t0);
+    let have = wire(&[Message::Have(1)]);
+    assert!(cancels.ends_with(&have), "{cancels:?}");
+    cancels.truncate(cancels.len() - have.len());
+    let one = wire(&[Message::Cancel(block(1, 0))]);
+    let other = wire(&[Message::Cancel(block(1, 4))]);
+    assert!(
+        cancels == [one.clone(), other.clone()].concat() || cancels == [other, one].concat(),
+        "{cancels:?}"
+    );
+    // Piece 2's request stays: its block is still wanted.
+    let piece = Message::Piece {
+        index: 2,
+        begin: 0,
+        data: b"late",
+    };
+    s.handle_input(&wire(&[piece]), t0 + config.request_timeout * 2)
+        .unwrap();
+    assert_eq!(events(&mut s).len(), 1);
+}
+
+/// The serving side of the same bug, against peers that repeat requests:
+/// a copy of a queued request is not queued again.
+#[test]
+fn a_repeated_request_is_served_once() {
+    let now = Instant::now();
+    let mut s = session(4, &[0, 1], true);
+    s.set_choking(false);
+    let _ = sent(&mut s, now);
+    let twice = wire(&[
+        Message::Request(block(0, 0)),
+        Message::Request(block(0, 4)),
+        Message::Request(block(0, 0)),
+    ]);
+    s.handle_input(&twice, now).unwrap();
+    assert_eq!(s.queued_serves(), 2);
+    assert_eq!(sent(&mut s, now), b"", "no reject: the first is answered");
+    // Also while the driver holds it, between poll_action and send_block.
+    assert_eq!(s.poll_action(), Some(Action::Serve(block(0, 0))));
+    s.handle_input(&wire(&[Message::Request(block(0, 0))]), now)
+        .unwrap();
+    assert_eq!(s.queued_serves(), 2);
 }
 
 #[test]
@@ -1156,7 +1258,7 @@ fn a_peer_that_asks_and_never_reads_pins_at_most_the_transmit_bound() {
     let _ = sent(&mut s, now);
     s.set_choking(false);
     let asks: Vec<Message<'_>> = (0..500)
-        .map(|i| Message::Request(full_block(i % 3, (i / 3 % 4) * BLOCK_LEN)))
+        .map(|i| Message::Request(full_block(i % 3, i / 3 * 64)))
         .collect();
     s.handle_input(&wire(&asks), now).unwrap();
     assert_eq!(s.queued_serves(), 500);
