@@ -236,6 +236,14 @@ const REGRESSIONS: &[(u64, &str)] = &[
         12309,
         "smart ban kept a piece's first 4 failed copies; a liar after them was never named",
     ),
+    (
+        438,
+        "smart ban kept a piece's latest 4 failed copies; the first liar was never named",
+    ),
+    (
+        7880,
+        "smart ban kept a piece's latest 4 failed copies; the first liar was never named",
+    ),
 ];
 
 #[test]

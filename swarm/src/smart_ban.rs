@@ -84,19 +84,7 @@ impl SmartBan {
         distinct.sort_unstable();
         distinct.dedup();
         let mut bans = Vec::new();
-        let copies = self.suspects.iter().filter(|(p, _)| *p == piece).count();
-        if self.max_pieces > 0 {
-            // Every failed copy keeps its record (the latest few per
-            // piece): keeping only the first let the sender of a later bad
-            // copy escape once a good copy arrived (simulator seed 20), and
-            // keeping only the first few let a liar that came after them
-            // escape (seed 12309). A liar that keeps lying is in the newer
-            // copies; the oldest goes.
-            if copies >= MAX_COPIES_PER_PIECE {
-                if let Some(at) = self.suspects.iter().position(|(p, _)| *p == piece) {
-                    self.suspects.remove(at);
-                }
-            }
+        if self.makes_room_for(piece, &distinct) {
             let record = senders
                 .iter()
                 .enumerate()
@@ -138,6 +126,52 @@ impl SmartBan {
             }
         }
         bans
+    }
+
+    /// Whether a failed copy of `piece` sent by `senders` is recorded.
+    /// Every copy is, up to a few per piece: keeping only the first let
+    /// the sender of a later bad copy escape once a good copy arrived
+    /// (simulator seed 20). Past the few, a copy that names a sender no
+    /// kept copy names takes the place of the oldest copy whose senders
+    /// the others still name: keeping the first few let a liar that came
+    /// after them escape (seed 12309), and dropping the oldest let the
+    /// first liar escape (12 other seeds).
+    fn makes_room_for(&mut self, piece: u32, senders: &[Remote]) -> bool {
+        if self.max_pieces == 0 {
+            return false;
+        }
+        let kept: Vec<usize> = (0..self.suspects.len())
+            .filter(|&i| self.suspects[i].0 == piece)
+            .collect();
+        if kept.len() < MAX_COPIES_PER_PIECE {
+            return true;
+        }
+        let names = |i: usize, r: &Remote| {
+            self.suspects[i]
+                .1
+                .iter()
+                .flatten()
+                .any(|(sender, _)| sender == r)
+        };
+        let named_elsewhere =
+            |skip: Option<usize>, r: &Remote| kept.iter().any(|&i| Some(i) != skip && names(i, r));
+        if senders.iter().all(|r| named_elsewhere(None, r)) {
+            return false;
+        }
+        let spare = kept.iter().copied().find(|&i| {
+            self.suspects[i]
+                .1
+                .iter()
+                .flatten()
+                .all(|(r, _)| senders.contains(r) || named_elsewhere(Some(i), r))
+        });
+        match spare {
+            Some(i) => {
+                self.suspects.remove(i);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The blocks `corrupt` of the latest failed copy of `piece` were
@@ -263,6 +297,29 @@ mod tests {
         s.piece_failed(5, &pd(&bad), 16, &[Some(remote(2)), Some(remote(9))], true);
         assert_eq!(s.suspects(), MAX_COPIES_PER_PIECE, "still bounded");
         assert_eq!(s.piece_saved(5, &pd(&good), 16), [remote(1), remote(2)]);
+    }
+
+    /// Found when the fix above dropped the oldest copy instead (12
+    /// seeds): the first liar, named only there, escaped.
+    #[test]
+    fn a_copy_that_alone_names_a_liar_is_kept() {
+        let mut s = SmartBan::new(16, 100, 100);
+        let good = vec![7u8; 32];
+        let mut bad = good.clone();
+        bad[3] ^= 1;
+        bad[19] ^= 1;
+        let copy = |a, b| [Some(remote(a)), Some(remote(b))];
+        s.piece_failed(5, &pd(&bad), 16, &copy(1, 9), true);
+        for _ in 1..MAX_COPIES_PER_PIECE {
+            s.piece_failed(5, &pd(&bad), 16, &copy(9, 2), true);
+        }
+        s.piece_failed(5, &pd(&bad), 16, &copy(9, 3), true);
+        // Nothing new: not recorded, and nothing is dropped for it.
+        s.piece_failed(5, &pd(&bad), 16, &copy(3, 2), true);
+        assert_eq!(s.suspects(), MAX_COPIES_PER_PIECE, "still bounded");
+        let mut liars = s.piece_saved(5, &pd(&good), 16);
+        liars.sort_unstable();
+        assert_eq!(liars, [remote(1), remote(2), remote(3), remote(9)]);
     }
 
     #[test]
