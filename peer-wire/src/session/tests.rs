@@ -81,6 +81,14 @@ fn actions(s: &mut Session) -> Vec<Action> {
     std::iter::from_fn(|| s.poll_action()).collect()
 }
 
+/// A session with none of the 4 pieces, unchoked by the peer (fast
+/// extension on): ready to request.
+fn unchoked_leecher(now: Instant) -> Session {
+    let mut s = session(4, &[], true);
+    s.handle_input(&wire(&[Message::Unchoke]), now).unwrap();
+    s
+}
+
 fn block(piece: u32, offset: u32) -> BlockRequest {
     BlockRequest {
         piece,
@@ -387,8 +395,7 @@ fn a_choke_voids_requests_without_the_fast_extension_and_rejects_drop_them() {
     );
     assert_eq!(s.outstanding(), 0);
 
-    let mut s = session(4, &[], true);
-    s.handle_input(&wire(&[Message::Unchoke]), now).unwrap();
+    let mut s = unchoked_leecher(now);
     assert_eq!(events(&mut s), [Event::Unchoked]);
     s.request(block(1, 0), now);
     s.request(block(1, 4), now);
@@ -688,8 +695,7 @@ fn timers_send_keep_alives_report_stalls_and_drop_silent_peers() {
 fn a_block_restarts_the_stall_clock() {
     let t0 = Instant::now();
     let config = SessionConfig::default();
-    let mut s = session(4, &[], true);
-    s.handle_input(&wire(&[Message::Unchoke]), t0).unwrap();
+    let mut s = unchoked_leecher(t0);
     s.request(block(1, 0), t0);
     s.request(block(1, 4), t0);
     let t1 = t0 + Duration::from_secs(10);
@@ -712,8 +718,7 @@ fn a_block_restarts_the_stall_clock() {
 fn a_block_that_arrives_after_its_request_stalled_is_still_reported() {
     let t0 = Instant::now();
     let config = SessionConfig::default();
-    let mut s = session(4, &[], true);
-    s.handle_input(&wire(&[Message::Unchoke]), t0).unwrap();
+    let mut s = unchoked_leecher(t0);
     s.request(block(1, 0), t0);
     s.request(block(2, 0), t0);
     let _ = sent(&mut s, t0);
@@ -748,9 +753,8 @@ fn a_block_that_arrives_after_its_request_stalled_is_still_reported() {
 fn a_stalled_block_asked_for_again_is_not_requested_twice() {
     let t0 = Instant::now();
     let config = SessionConfig::default();
-    let mut s = session(4, &[], true);
+    let mut s = unchoked_leecher(t0);
     let _ = sent(&mut s, t0);
-    s.handle_input(&wire(&[Message::Unchoke]), t0).unwrap();
     s.request(block(1, 0), t0);
     assert_eq!(sent(&mut s, t0), wire(&[Message::Request(block(1, 0))]));
     let t1 = t0 + config.request_timeout;
@@ -788,8 +792,7 @@ fn a_stalled_block_asked_for_again_is_not_requested_twice() {
 fn having_a_piece_cancels_its_stalled_requests() {
     let t0 = Instant::now();
     let config = SessionConfig::default();
-    let mut s = session(4, &[], true);
-    s.handle_input(&wire(&[Message::Unchoke]), t0).unwrap();
+    let mut s = unchoked_leecher(t0);
     s.request(block(1, 0), t0);
     s.request(block(1, 4), t0);
     s.request(block(2, 0), t0);
@@ -1113,8 +1116,7 @@ fn pex_is_advertised_received_and_sent_only_when_allowed() {
 #[test]
 fn reading_straight_into_the_framer_gives_the_same_messages() {
     let now = Instant::now();
-    let mut s = session(4, &[], true);
-    s.handle_input(&wire(&[Message::Unchoke]), now).unwrap();
+    let mut s = unchoked_leecher(now);
     s.request(block(1, 0), now);
     let input = wire(&[
         Message::HaveAll,
