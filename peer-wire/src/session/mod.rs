@@ -911,7 +911,7 @@ impl Session {
         // Stalled requests for the piece are still queued at the peer
         // (nobody cancels them otherwise): its uplink would go to blocks
         // we no longer want.
-        if !st.late.is_empty() && st.late.iter().any(|r| r.piece == piece) {
+        if !st.late.is_empty() {
             let out = &mut st.out;
             st.late.retain(|r| {
                 let keep = r.piece != piece;
