@@ -75,7 +75,17 @@ try:
         return call("POST", S + "/element", {"using": "css selector", "value": css})[ELEMENT]
 
     def click(css):
-        call("POST", S + "/element/%s/click" % find(css), {})
+        # The page redraws its tables every second: an element found just
+        # before a redraw is gone when clicked ("stale element reference",
+        # seen in CI on the resume button). Find it again and retry.
+        for attempt in range(20):
+            try:
+                call("POST", S + "/element/%s/click" % find(css), {})
+                return
+            except SystemExit as e:
+                if "stale element" not in str(e) or attempt == 19:
+                    raise
+                time.sleep(0.1)
 
     call("POST", S + "/url", {"url": BASE + "/"})
     # Add the torrent through the page's upload control.
