@@ -205,6 +205,35 @@ impl Framer {
             .unwrap_or(&[]);
         Ok(Some(Message::from_checked_body(body)))
     }
+
+    /// Takes a message from the front of `input` in place, without copying
+    /// it into the buffer: returns it with the bytes it took, or `None`
+    /// when bytes are buffered (they come first: feed `input` after them)
+    /// or `input` does not start with a whole message (feed it). The
+    /// limits and errors are those of [`Framer::next_message`].
+    #[inline]
+    pub fn next_message_in<'a>(
+        &mut self,
+        input: &'a [u8],
+    ) -> Result<Option<(Message<'a>, usize)>, FrameError> {
+        if let Some(err) = self.failed {
+            return Err(err);
+        }
+        if self.start != self.end {
+            return Ok(None);
+        }
+        let used = match frame_len(input, &self.limits, self.max_frame, self.position) {
+            Ok(Status::Complete((), used)) => used,
+            Ok(Status::Incomplete) => return Ok(None),
+            Err(err) => {
+                self.failed = Some(err);
+                return Err(err);
+            }
+        };
+        self.position += used as u64;
+        let body = input.get(4..used).unwrap_or(&[]);
+        Ok(Some((Message::from_checked_body(body), used)))
+    }
 }
 
 /// First allocation of the buffer.

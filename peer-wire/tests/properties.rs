@@ -87,6 +87,78 @@ fn frame_in_chunks(stream: &[u8], chunks: &[usize]) -> Vec<OwnedMessage> {
     out
 }
 
+/// Like [`frame_in_chunks`], but whole messages at the front of each
+/// chunk are taken in place (`next_message_in`) and only the rest is fed;
+/// also returns the error that ended the stream, if any.
+fn frame_in_place(
+    stream: &[u8],
+    chunks: &[usize],
+    limits: Limits,
+) -> (Vec<OwnedMessage>, Option<FrameError>) {
+    let mut framer = Framer::with_limits(limits);
+    let mut out = Vec::new();
+    let mut rest = stream;
+    let mut sizes = chunks.iter().copied().cycle();
+    while !rest.is_empty() {
+        let size = sizes.next().unwrap_or(1).clamp(1, rest.len());
+        let mut chunk = &rest[..size];
+        while !chunk.is_empty() {
+            match framer.next_message_in(chunk) {
+                Ok(Some((m, used))) => {
+                    out.push(m.to_owned());
+                    chunk = &chunk[used..];
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => return (out, Some(e)),
+            }
+            let took = framer.feed(chunk);
+            chunk = &chunk[took..];
+            loop {
+                match framer.next_message() {
+                    Ok(Some(m)) => out.push(m.to_owned()),
+                    Ok(None) => break,
+                    Err(e) => return (out, Some(e)),
+                }
+            }
+            assert!(took > 0, "framer stalled");
+        }
+        rest = &rest[size..];
+    }
+    (out, None)
+}
+
+/// What the copying path makes of `stream`: the messages before the
+/// first error, and that error.
+fn frame_by_feeding(
+    stream: &[u8],
+    chunks: &[usize],
+    limits: Limits,
+) -> (Vec<OwnedMessage>, Option<FrameError>) {
+    let mut framer = Framer::with_limits(limits);
+    let mut out = Vec::new();
+    let mut rest = stream;
+    let mut sizes = chunks.iter().copied().cycle();
+    while !rest.is_empty() {
+        let size = sizes.next().unwrap_or(1).clamp(1, rest.len());
+        let mut chunk = &rest[..size];
+        while !chunk.is_empty() {
+            let took = framer.feed(chunk);
+            chunk = &chunk[took..];
+            loop {
+                match framer.next_message() {
+                    Ok(Some(m)) => out.push(m.to_owned()),
+                    Ok(None) => break,
+                    Err(e) => return (out, Some(e)),
+                }
+            }
+            assert!(took > 0, "framer stalled");
+        }
+        rest = &rest[size..];
+    }
+    (out, None)
+}
+
 /// Bytes that look like frames (small length prefixes, any id, payloads
 /// that may not match), so the framer gets past the first prefix that
 /// pure noise would make it refuse.
@@ -151,6 +223,24 @@ proptest! {
         prop_assert_eq!(&frame_in_chunks(&stream, &chunks), &messages);
         prop_assert_eq!(&frame_in_chunks(&stream, &[1]), &messages);
         prop_assert_eq!(&frame_in_chunks(&stream, &[stream.len().max(1)]), &messages);
+        let whole = [stream.len().max(1)];
+        for split in [&chunks[..], &[1], &whole] {
+            let (in_place, err) = frame_in_place(&stream, split, Limits::default());
+            prop_assert_eq!(&in_place, &messages);
+            prop_assert_eq!(err, None);
+        }
+    }
+
+    #[test]
+    fn reading_in_place_gives_what_feeding_gives_even_for_garbage(
+        bytes in prop_oneof![vec(any::<u8>(), 0..2000), plausible_garbage()],
+        chunks in vec(1usize..300, 1..8),
+    ) {
+        let limits = Limits::for_torrent(100);
+        prop_assert_eq!(
+            frame_in_place(&bytes, &chunks, limits),
+            frame_by_feeding(&bytes, &chunks, limits)
+        );
     }
 
     #[test]

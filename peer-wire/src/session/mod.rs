@@ -761,10 +761,27 @@ impl Session {
     // ----- input -----
 
     /// Bytes from the socket, in any split. An error ends the session.
+    /// Whole messages are read where they lie in `bytes`; only the start
+    /// of one cut off at the end is copied, to wait for its rest.
     pub fn handle_input(&mut self, mut bytes: &[u8], now: Instant) -> Result<(), SessionError> {
         self.st.check()?;
         self.st.touch(now);
         while !bytes.is_empty() {
+            // Whole messages are handled where they lie; only a partial
+            // one is copied, to wait in the framer for its rest.
+            let offset = self.framer.position();
+            match self.framer.next_message_in(bytes) {
+                Ok(Some((message, used))) => {
+                    if let Err(violation) = self.st.handle_message(message, now) {
+                        let err = SessionError::Violation { offset, violation };
+                        return Err(self.st.fail(err));
+                    }
+                    bytes = bytes.get(used..).unwrap_or(&[]);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => return Err(self.st.fail(e.into())),
+            }
             let took = self.framer.feed(bytes);
             if took == 0 {
                 // Every complete message is handled after each feed, so
