@@ -26,7 +26,9 @@ const NS: u64 = 1_000_000_000;
 const PORT: u16 = 6881;
 /// Longest message a session buffers: a piece message of one block.
 const MAX_MESSAGE: usize = 16_384 + 13;
-const SEGMENT: usize = 16_384;
+/// Longest segment: one block's piece message, so that with whole
+/// messages each block travels alone and arrives with its last byte.
+const SEGMENT: usize = MAX_MESSAGE;
 /// Segments up to this long (one Ethernet MSS: `have`s, requests, choke
 /// and interest changes) move at the node's whole rate and take no share
 /// of it from the connections carrying blocks.
@@ -1090,8 +1092,12 @@ impl Sim {
         Ok(())
     }
 
-    /// Puts `bytes` (taken) on the link from `side`, in segments.
-    fn send(&mut self, c: usize, side: usize, bytes: &mut Vec<u8>) {
+    /// Puts `bytes` (taken) on the link from `side`, in segments. `framed` bytes
+    /// are whole length-prefixed messages (an established session's
+    /// output): without a split fault a segment then ends at a message
+    /// boundary where it can, so that a message is not delivered in two
+    /// events (a block's last 13 bytes were one in nine of all events).
+    fn send(&mut self, c: usize, side: usize, bytes: &mut Vec<u8>, framed: bool) {
         let conn = &self.conns[c];
         if bytes.is_empty() || !conn.alive || conn.cut_pending {
             bytes.clear();
@@ -1113,12 +1119,17 @@ impl Sim {
         let conn = &self.conns[c];
         let (old_free, old_arrive) = (conn.bulk_free_at[side], conn.bulk_arrive_at[side]);
         let mut off = 0;
+        // Where the first message not yet wholly sent starts.
+        let mut next_message = 0;
         while off < bytes.len() {
             let max = match split {
                 Split::Random => self.rng.range(1, 4096) as usize,
                 _ => SEGMENT,
             };
             let mut len = max.min(bytes.len() - off);
+            if framed && split == Split::Whole {
+                len = whole_messages(bytes, &mut next_message, off, len);
+            }
             let mut cut = false;
             let sent = self.conns[c].sent[side];
             if let Some(x) = cut_after {
@@ -1135,8 +1146,14 @@ impl Sim {
             self.conns[c].free_at[side] = up_done;
             self.conns[c].arrive_at[side] = down_done;
             if len > 0 {
-                let mut segment = self.pool.pop().unwrap_or_default();
-                segment.extend_from_slice(&bytes[off..off + len]);
+                let spare = self.pool.pop().unwrap_or_default();
+                let segment = if len == bytes.len() {
+                    std::mem::replace(bytes, spare)
+                } else {
+                    let mut segment = spare;
+                    segment.extend_from_slice(&bytes[off..off + len]);
+                    segment
+                };
                 self.seq += 1;
                 let pipe = &mut self.conns[c].pipes[1 - side].0;
                 pipe.push_back((down_done, self.seq, segment));
@@ -1379,6 +1396,7 @@ impl Sim {
         out.clear();
         events.clear();
         let deadline;
+        let framed;
         // Like a socket's send buffer: blocks are served only while this
         // connection's backlog is under SEND_BUFFER of sending time, so
         // our requests and haves do not queue behind megabytes of blocks.
@@ -1399,6 +1417,7 @@ impl Sim {
                 Wire::Handshaking(hs) => {
                     hs.poll_transmit(&mut out, now);
                     deadline = hs.poll_timeout();
+                    framed = false;
                 }
                 Wire::Session(s) => {
                     loop {
@@ -1450,6 +1469,7 @@ impl Sim {
                     }
                     s.poll_transmit(&mut out, now);
                     deadline = s.poll_timeout();
+                    framed = true;
                 }
                 _ => return Ok(()),
             }
@@ -1468,7 +1488,7 @@ impl Sim {
                 self.peer_event(n, key, swarm_ev, now)?;
             }
         }
-        self.send(c, side, &mut out);
+        self.send(c, side, &mut out, framed);
         self.out_buf = out;
         self.event_buf = events;
         let mut wake = deadline.map(|at| at.saturating_duration_since(self.base).as_nanos() as u64);
@@ -1930,6 +1950,26 @@ impl Sim {
             .sum();
         Ok(self.report)
     }
+}
+
+/// The longest part of the `len` bytes of `bytes` from `off` that ends
+/// where a message ends (all `len` when none does), given that the first
+/// message not yet wholly sent starts at `next`; moves `next` past the
+/// messages taken.
+fn whole_messages(bytes: &[u8], next: &mut usize, off: usize, len: usize) -> usize {
+    let mut whole = None;
+    while let Some(prefix) = bytes.get(*next..*next + 4) {
+        let body = prefix
+            .try_into()
+            .map_or(usize::MAX, |p: [u8; 4]| u32::from_be_bytes(p) as usize);
+        let end = next.saturating_add(4).saturating_add(body);
+        if end > off + len {
+            break;
+        }
+        *next = end;
+        whole = Some(end - off);
+    }
+    whole.unwrap_or(len)
 }
 
 fn check(node: usize, what: &'static str, value: usize, bound: usize) -> Result<(), Invariant> {
