@@ -309,6 +309,15 @@ pub struct Swarm {
     pex_connected: Vec<PexPeer>,
     /// When the tick next runs `send_pex`.
     pex_check_at: Instant,
+    /// Peers in the table with their handshake done, and the others:
+    /// kept as they change, so that [`Swarm::stats`] costs no pass over
+    /// the peers (a driver may ask for it after every event).
+    connected_peers: usize,
+    connecting_peers: usize,
+    /// The peers' rates summed at the last tick (the only time they
+    /// change), less those of the peers taken out since.
+    down_rate: f64,
+    up_rate: f64,
     /// Addresses that lost a slot (evicted or idle), until when they may
     /// not take another's slot: a crowd reconnecting cannot evict each
     /// other in turn and keep every slot young.
@@ -484,6 +493,10 @@ impl Swarm {
             last_quick_rechoke: None,
             pex_connected: Vec::new(),
             pex_check_at: now,
+            connected_peers: 0,
+            connecting_peers: 0,
+            down_rate: 0.0,
+            up_rate: 0.0,
             slot_cooldown: slots::Cooldown::new(cfg.max_candidates, cfg.eviction_grace * 6),
             block_hash_asks: HashMap::new(),
             dial_hold: None,
@@ -576,34 +589,36 @@ impl Swarm {
 
     /// Figures for the whole torrent.
     pub fn stats(&self) -> SwarmStats {
-        let mut s = SwarmStats {
+        debug_assert_eq!(
+            (self.connected_peers, self.connecting_peers),
+            self.peers
+                .iter()
+                .flatten()
+                .fold((0, 0), |(on, off), p| if p.connected {
+                    (on + 1, off)
+                } else {
+                    (on, off + 1)
+                }),
+            "peer counts drifted"
+        );
+        SwarmStats {
             pieces_have: self.have.count(),
             num_pieces: self.geometry.num_pieces(),
             have_bytes: self.have_bytes,
             total_bytes: self.geometry.total_length(),
             downloaded: self.downloaded,
             uploaded: self.uploaded,
-            down_rate: 0.0,
-            up_rate: 0.0,
-            peers: 0,
-            connecting: 0,
+            down_rate: self.down_rate,
+            up_rate: self.up_rate,
+            peers: self.connected_peers,
+            connecting: self.connecting_peers,
             candidates: self.policy.len(),
             pieces_saving: self.saving.len(),
             end_game: self.picker.in_end_game(),
             partial_pieces: self.buffers.len(),
             suspect_pieces: self.smart_ban.suspects(),
             queued_commands: self.commands.len(),
-        };
-        for p in self.peers.iter().flatten() {
-            s.down_rate += p.down_rate;
-            s.up_rate += p.up_rate;
-            if p.connected {
-                s.peers += 1;
-            } else {
-                s.connecting += 1;
-            }
         }
-        s
     }
 
     fn peer(&self, key: PeerKey) -> Result<&Peer, SwarmError> {
@@ -643,6 +658,11 @@ impl Swarm {
         }
         if let Some(slot) = self.peers.get_mut(i) {
             debug_assert!(slot.is_none(), "the picker reissued a live slot");
+            if peer.connected {
+                self.connected_peers += 1;
+            } else {
+                self.connecting_peers += 1;
+            }
             *slot = Some(peer);
         }
     }
@@ -657,6 +677,13 @@ impl Swarm {
             self.addrs.remove(addr);
         }
         debug_assert!(self.addrs_match_the_table(), "address counts drifted");
+        if peer.connected {
+            self.connected_peers -= 1;
+        } else {
+            self.connecting_peers -= 1;
+        }
+        self.down_rate = (self.down_rate - peer.down_rate).max(0.0);
+        self.up_rate = (self.up_rate - peer.up_rate).max(0.0);
         Some(peer)
     }
 
@@ -775,6 +802,8 @@ impl Swarm {
         peer.waiting_since = now;
         peer.activity.start(now);
         let (remote, outgoing, web_seed) = (peer.remote, peer.outgoing, peer.is_web_seed());
+        self.connecting_peers -= 1;
+        self.connected_peers += 1;
         if let (Remote::Addr(addr), true) = (remote, outgoing) {
             self.policy.handle_connected(addr);
         }
@@ -1417,12 +1446,11 @@ impl Swarm {
     /// How long an unchoked, interested peer may take nothing before it
     /// counts as wasting its slot, at our upload rate now.
     fn hog_timeout(&self) -> Duration {
-        let up_rate = self.peers.iter().flatten().map(|p| p.up_rate).sum();
         slots::hog_timeout(
             self.cfg.unused_unchoke_timeout,
             self.block_size,
             self.cfg.upload_slots,
-            up_rate,
+            self.up_rate,
         )
     }
 
@@ -1965,6 +1993,7 @@ impl Swarm {
         if self.peers.iter().all(Option::is_none) {
             self.timers.set(Timer::Tick, None);
             self.timers.set(Timer::Rechoke, None);
+            (self.down_rate, self.up_rate) = (0.0, 0.0);
             return;
         }
         self.timers
@@ -1976,11 +2005,14 @@ impl Swarm {
         );
         let (timeout, hold) = (self.cfg.request_timeout, self.cfg.reject_hold);
         let mut stalled = Vec::new();
+        (self.down_rate, self.up_rate) = (0.0, 0.0);
         for peer in self.peers.iter_mut().flatten() {
             peer.down_rate = 0.5 * peer.down_rate + 0.5 * peer.tick_down as f64 / dt;
             peer.up_rate = 0.5 * peer.up_rate + 0.5 * peer.tick_up as f64 / dt;
             peer.tick_down = 0;
             peer.tick_up = 0;
+            self.down_rate += peer.down_rate;
+            self.up_rate += peer.up_rate;
             if !peer.active() {
                 continue;
             }
