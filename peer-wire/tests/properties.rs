@@ -87,13 +87,15 @@ fn frame_in_chunks(stream: &[u8], chunks: &[usize]) -> Vec<OwnedMessage> {
     out
 }
 
-/// Like [`frame_in_chunks`], but whole messages at the front of each
-/// chunk are taken in place (`next_message_in`) and only the rest is fed;
-/// also returns the error that ended the stream, if any.
-fn frame_in_place(
+/// Feeds `stream` in the given chunk sizes (cycled) to a framer with
+/// `limits`; with `in_place`, whole messages at the front of each chunk
+/// are first taken where they lie (`next_message_in`). Returns the
+/// messages and the error that ended the stream, if any.
+fn frame_stream(
     stream: &[u8],
     chunks: &[usize],
     limits: Limits,
+    in_place: bool,
 ) -> (Vec<OwnedMessage>, Option<FrameError>) {
     let mut framer = Framer::with_limits(limits);
     let mut out = Vec::new();
@@ -103,46 +105,17 @@ fn frame_in_place(
         let size = sizes.next().unwrap_or(1).clamp(1, rest.len());
         let mut chunk = &rest[..size];
         while !chunk.is_empty() {
-            match framer.next_message_in(chunk) {
-                Ok(Some((m, used))) => {
-                    out.push(m.to_owned());
-                    chunk = &chunk[used..];
-                    continue;
-                }
-                Ok(None) => {}
-                Err(e) => return (out, Some(e)),
-            }
-            let took = framer.feed(chunk);
-            chunk = &chunk[took..];
-            loop {
-                match framer.next_message() {
-                    Ok(Some(m)) => out.push(m.to_owned()),
-                    Ok(None) => break,
+            if in_place {
+                match framer.next_message_in(chunk) {
+                    Ok(Some((m, used))) => {
+                        out.push(m.to_owned());
+                        chunk = &chunk[used..];
+                        continue;
+                    }
+                    Ok(None) => {}
                     Err(e) => return (out, Some(e)),
                 }
             }
-            assert!(took > 0, "framer stalled");
-        }
-        rest = &rest[size..];
-    }
-    (out, None)
-}
-
-/// What the copying path makes of `stream`: the messages before the
-/// first error, and that error.
-fn frame_by_feeding(
-    stream: &[u8],
-    chunks: &[usize],
-    limits: Limits,
-) -> (Vec<OwnedMessage>, Option<FrameError>) {
-    let mut framer = Framer::with_limits(limits);
-    let mut out = Vec::new();
-    let mut rest = stream;
-    let mut sizes = chunks.iter().copied().cycle();
-    while !rest.is_empty() {
-        let size = sizes.next().unwrap_or(1).clamp(1, rest.len());
-        let mut chunk = &rest[..size];
-        while !chunk.is_empty() {
             let took = framer.feed(chunk);
             chunk = &chunk[took..];
             loop {
@@ -225,7 +198,7 @@ proptest! {
         prop_assert_eq!(&frame_in_chunks(&stream, &[stream.len().max(1)]), &messages);
         let whole = [stream.len().max(1)];
         for split in [&chunks[..], &[1], &whole] {
-            let (in_place, err) = frame_in_place(&stream, split, Limits::default());
+            let (in_place, err) = frame_stream(&stream, split, Limits::default(), true);
             prop_assert_eq!(&in_place, &messages);
             prop_assert_eq!(err, None);
         }
@@ -238,8 +211,8 @@ proptest! {
     ) {
         let limits = Limits::for_torrent(100);
         prop_assert_eq!(
-            frame_in_place(&bytes, &chunks, limits),
-            frame_by_feeding(&bytes, &chunks, limits)
+            frame_stream(&bytes, &chunks, limits, true),
+            frame_stream(&bytes, &chunks, limits, false)
         );
     }
 
