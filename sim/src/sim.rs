@@ -203,7 +203,7 @@ struct Conn {
     checked: [bool; 2],
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ev {
     Connect(usize),
     /// The next segment of the connection's pipe towards a side.
@@ -220,43 +220,45 @@ enum Ev {
 }
 
 impl Ev {
+    /// The event in one word (what the event queue holds): its kind in the
+    /// low byte, its connection or node in the next 32 bits, its side or
+    /// epoch above.
     fn tag(&self) -> u64 {
-        match self {
-            Ev::Connect(c) => 1 | (*c as u64) << 8,
-            Ev::Deliver(c, s) => 2 | (*c as u64) << 8 | (*s as u64) << 40,
-            Ev::Fin(c, s) => 3 | (*c as u64) << 8 | (*s as u64) << 40,
-            Ev::Cut(c) => 4 | (*c as u64) << 8,
-            Ev::SessionWake(c, s) => 5 | (*c as u64) << 8 | (*s as u64) << 40,
-            Ev::Wake(n, e) => 6 | (*n as u64) << 8 | u64::from(*e) << 40,
-            Ev::Join(n) => 7 | (*n as u64) << 8,
-            Ev::Leave(n, e) => 8 | (*n as u64) << 8 | u64::from(*e) << 40,
-            Ev::Flap(n, e) => 9 | (*n as u64) << 8 | u64::from(*e) << 40,
-            Ev::Announce(n, e) => 10 | (*n as u64) << 8 | u64::from(*e) << 40,
-            Ev::Check => 11,
-        }
+        let (kind, a, b) = match *self {
+            Ev::Connect(c) => (1, c, 0),
+            Ev::Deliver(c, s) => (2, c, s as u64),
+            Ev::Fin(c, s) => (3, c, s as u64),
+            Ev::Cut(c) => (4, c, 0),
+            Ev::SessionWake(c, s) => (5, c, s as u64),
+            Ev::Wake(n, e) => (6, n, u64::from(e)),
+            Ev::Join(n) => (7, n, 0),
+            Ev::Leave(n, e) => (8, n, u64::from(e)),
+            Ev::Flap(n, e) => (9, n, u64::from(e)),
+            Ev::Announce(n, e) => (10, n, u64::from(e)),
+            Ev::Check => (11, 0, 0),
+        };
+        debug_assert!(a < 1 << 32 && b < 1 << 24, "{self:?} does not fit a tag");
+        kind | (a as u64) << 8 | b << 40
     }
-}
 
-struct Item {
-    at: u64,
-    seq: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Item {
-    fn eq(&self, other: &Item) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Item {}
-impl PartialOrd for Item {
-    fn partial_cmp(&self, other: &Item) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Item {
-    fn cmp(&self, other: &Item) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
+    /// The event [`Ev::tag`] made `tag` of.
+    fn from_tag(tag: u64) -> Option<Ev> {
+        let a = (tag >> 8 & 0xffff_ffff) as usize;
+        let (side, epoch) = ((tag >> 40) as usize, (tag >> 40) as u32);
+        Some(match tag & 0xff {
+            1 => Ev::Connect(a),
+            2 => Ev::Deliver(a, side),
+            3 => Ev::Fin(a, side),
+            4 => Ev::Cut(a),
+            5 => Ev::SessionWake(a, side),
+            6 => Ev::Wake(a, epoch),
+            7 => Ev::Join(a),
+            8 => Ev::Leave(a, epoch),
+            9 => Ev::Flap(a, epoch),
+            10 => Ev::Announce(a, epoch),
+            11 => Ev::Check,
+            _ => return None,
+        })
     }
 }
 
@@ -268,7 +270,9 @@ pub struct Sim {
     base: Instant,
     now: u64,
     seq: u64,
-    queue: BinaryHeap<Reverse<Item>>,
+    /// Events as (time, sequence number, [`Ev::tag`]): three words each,
+    /// so the heap moves less memory than with the events themselves.
+    queue: BinaryHeap<Reverse<(u64, u64, u64)>>,
     nodes: Vec<Node>,
     conns: Vec<Conn>,
     by_ip: HashMap<IpAddr, usize>,
@@ -530,24 +534,26 @@ impl Sim {
         if self.finished {
             return Ok(false);
         }
-        let Some(Reverse(item)) = self.queue.pop() else {
+        let Some(Reverse((at, _, tag))) = self.queue.pop() else {
             self.finished = true;
             return Ok(false);
         };
-        self.now = item.at;
+        let Some(ev) = Ev::from_tag(tag) else {
+            return Err(self.fail(Invariant::Internal("an event that is no event")));
+        };
+        self.now = at;
         self.report.events += 1;
         if self.cfg.trace {
-            let len = match item.ev {
+            let len = match ev {
                 Ev::Deliver(c, side) => self.conns[c].pipes[side].0.front().map(|s| s.2.len()),
                 _ => None,
             };
-            let tag = item.ev.tag() | (len.unwrap_or(0) as u64) << 44;
-            for word in [item.at, tag] {
+            let tag = tag | (len.unwrap_or(0) as u64) << 44;
+            for word in [at, tag] {
                 self.trace = (self.trace ^ word).wrapping_mul(0x0100_0000_01b3);
             }
         }
-        self.handle(item.ev)
-            .map_err(|invariant| self.fail(invariant))?;
+        self.handle(ev).map_err(|invariant| self.fail(invariant))?;
         while let Some(n) = self.touched.pop() {
             self.pump(n).map_err(|invariant| self.fail(invariant))?;
             self.check_node(n, false)
@@ -584,7 +590,7 @@ impl Sim {
 
     /// Queues `ev` at its place in the order: time, then sequence number.
     fn queue_at(&mut self, at: u64, seq: u64, ev: Ev) {
-        self.queue.push(Reverse(Item { at, seq, ev }));
+        self.queue.push(Reverse((at, seq, ev.tag())));
     }
 
     fn mark_dirty(&mut self, n: usize, c: usize) {
@@ -765,17 +771,12 @@ impl Sim {
             conn.alive = false;
             let latency = conn.latency;
             for side in 0..2 {
-                let end = &mut conn.ends[side];
+                let end = &mut self.conns[c].ends[side];
                 if end.node == n {
                     end.open = false;
                     end.wire = Wire::Done;
                 } else if end.open {
-                    self.seq += 1;
-                    self.queue.push(Reverse(Item {
-                        at: self.now + latency,
-                        seq: self.seq,
-                        ev: Ev::Fin(c, side),
-                    }));
+                    self.push(self.now + latency, Ev::Fin(c, side));
                 }
             }
         }
@@ -1990,4 +1991,32 @@ enum Fed {
     Established,
     Stop,
     Fail,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_survives_its_tag() {
+        let big = (1 << 32) - 1;
+        let events = [
+            Ev::Connect(big),
+            Ev::Deliver(7, 1),
+            Ev::Fin(big, 0),
+            Ev::Cut(3),
+            Ev::SessionWake(9, 1),
+            Ev::Wake(99, (1 << 24) - 1),
+            Ev::Join(0),
+            Ev::Leave(5, 2),
+            Ev::Flap(6, 3),
+            Ev::Announce(100, 4),
+            Ev::Check,
+        ];
+        for ev in events {
+            assert_eq!(Ev::from_tag(ev.tag()), Some(ev));
+        }
+        assert_eq!(Ev::from_tag(0), None);
+        assert_eq!(Ev::from_tag(12), None);
+    }
 }
