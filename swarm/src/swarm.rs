@@ -587,7 +587,8 @@ impl Swarm {
         self.policy.is_banned(addr, now)
     }
 
-    /// Figures for the whole torrent.
+    /// Figures for the whole torrent, without a pass over the peers (cheap
+    /// enough to ask after every event).
     pub fn stats(&self) -> SwarmStats {
         debug_assert_eq!(
             (self.connected_peers, self.connecting_peers),
