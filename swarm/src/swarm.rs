@@ -1910,8 +1910,10 @@ impl Swarm {
             if !peer.pex_dirty {
                 continue;
             }
+            // Past `pex_due`, `PexState`'s own pace allows a message: no
+            // message means the peer knows our set, until it changes.
+            peer.pex_dirty = false;
             if let Some(message) = state.poll_message(now) {
-                peer.pex_dirty = false;
                 peer.pex_due = Some(now + PEX_INTERVAL);
                 self.commands
                     .push_back((peer.key, PeerCommand::Pex(message)));
