@@ -33,6 +33,9 @@ const SEGMENT: usize = MAX_MESSAGE;
 /// and interest changes) move at the node's whole rate and take no share
 /// of it from the connections carrying blocks.
 const SMALL: usize = 1460;
+/// Bytes of blocks a session serves in one turn, as a session's transmit
+/// buffer would hold (its `max_transmit_buffer`).
+const TRANSMIT_BUFFER: usize = 256 * 1024;
 /// Sending time a connection may have queued before the driver stops
 /// serving blocks on it.
 const SEND_BUFFER: u64 = NS / 2;
@@ -175,8 +178,38 @@ enum Split {
 #[derive(Debug, Default)]
 struct Pipe(VecDeque<(u64, u64, Vec<u8>)>);
 
-/// Most empty segment buffers the pool keeps.
-const POOL: usize = 1024;
+/// Empty segment buffers for reuse, in two sizes: a session's transmit
+/// buffer needs room for a whole block message, a `have` does not. A
+/// transmit buffer handed a small one grew by reallocation on every block
+/// (a third of a fast run's time, mostly the kernel zeroing fresh pages).
+/// The pool keeps what was in flight at the busiest moment, no more.
+#[derive(Debug, Default)]
+struct Pool {
+    /// Buffers that hold a block message.
+    large: Vec<Vec<u8>>,
+    small: Vec<Vec<u8>>,
+}
+
+impl Pool {
+    /// A buffer with room for `len` bytes.
+    fn take(&mut self, len: usize) -> Vec<u8> {
+        let pooled = if len <= SMALL {
+            self.small.pop().or_else(|| self.large.pop())
+        } else {
+            self.large.pop()
+        };
+        pooled.unwrap_or_else(|| Vec::with_capacity(len.max(SMALL)))
+    }
+
+    fn give(&mut self, mut buf: Vec<u8>) {
+        buf.clear();
+        if buf.capacity() >= MAX_MESSAGE {
+            self.large.push(buf);
+        } else {
+            self.small.push(buf);
+        }
+    }
+}
 
 #[derive(Debug)]
 struct Conn {
@@ -288,10 +321,11 @@ pub struct Sim {
     touched: Vec<usize>,
     /// Connection ends drained in this step, checked after it.
     drained: Vec<(usize, usize)>,
-    /// Reused by `drain_session`: bytes to send, session events.
+    /// Reused by `drain_session`: bytes to send, served blocks' messages,
+    /// session events.
     out_buf: Vec<u8>,
-    /// Empty segment buffers for reuse.
-    pool: Vec<Vec<u8>>,
+    block_bufs: Vec<Vec<u8>>,
+    pool: Pool,
     event_buf: Vec<WireEvent>,
     seed_node: usize,
     seed_left: bool,
@@ -465,7 +499,8 @@ impl Sim {
             touched: Vec::new(),
             drained: Vec::new(),
             out_buf: Vec::new(),
-            pool: Vec::new(),
+            block_bufs: Vec::new(),
+            pool: Pool::default(),
             event_buf: Vec::new(),
             seed_node: 0,
             seed_left: false,
@@ -985,6 +1020,7 @@ impl Sim {
             // timer (see `report_transfers`): one timer per peer instead
             // of one per connection end.
             stats_interval: None,
+            max_transmit_buffer: TRANSMIT_BUFFER,
             ..SessionConfig::default()
         };
         Handshaking::new(ours, content, config, now)
@@ -1147,11 +1183,11 @@ impl Sim {
             self.conns[c].free_at[side] = up_done;
             self.conns[c].arrive_at[side] = down_done;
             if len > 0 {
-                let spare = self.pool.pop().unwrap_or_default();
                 let segment = if len == bytes.len() {
-                    std::mem::replace(bytes, spare)
+                    // `bytes` goes back to a session as its transmit buffer.
+                    std::mem::replace(bytes, self.pool.take(MAX_MESSAGE))
                 } else {
-                    let mut segment = spare;
+                    let mut segment = self.pool.take(len);
                     segment.extend_from_slice(&bytes[off..off + len]);
                     segment
                 };
@@ -1239,7 +1275,7 @@ impl Sim {
         let now = self.instant();
         let conn = &mut self.conns[c];
         let pipe = &mut conn.pipes[side].0;
-        let Some((at, _, mut segment)) = pipe.pop_front() else {
+        let Some((at, _, segment)) = pipe.pop_front() else {
             debug_assert!(false, "a delivery without a segment");
             return Err(Invariant::Internal("a delivery without a segment"));
         };
@@ -1253,10 +1289,7 @@ impl Sim {
         } else {
             Ok(())
         };
-        if self.pool.len() < POOL {
-            segment.clear();
-            self.pool.push(segment);
-        }
+        self.pool.give(segment);
         result
     }
 
@@ -1393,6 +1426,7 @@ impl Sim {
         let n = self.conns[c].ends[side].node;
         let kind = self.nodes[n].kind;
         let mut out = std::mem::take(&mut self.out_buf);
+        let mut blocks = std::mem::take(&mut self.block_bufs);
         let mut events = std::mem::take(&mut self.event_buf);
         out.clear();
         events.clear();
@@ -1421,8 +1455,10 @@ impl Sim {
                     framed = false;
                 }
                 Wire::Session(s) => {
+                    let mut served = 0;
                     loop {
-                        if kind != Kind::Staller && est_free > limit {
+                        if kind != Kind::Staller && (est_free > limit || served >= TRANSMIT_BUFFER)
+                        {
                             more = s.has_deferred_output();
                             break;
                         }
@@ -1464,6 +1500,13 @@ impl Sim {
                         } else {
                             s.send_block(req, data);
                         }
+                        // Each block leaves in a buffer of its own, which
+                        // becomes its segment without a copy; one transmit
+                        // buffer of many blocks grew by reallocation into
+                        // fresh pages and was then copied out in pieces.
+                        let mut message = self.pool.take(MAX_MESSAGE);
+                        served += s.poll_transmit(&mut message, now);
+                        blocks.push(message);
                     }
                     while let Some(ev) = s.poll_event() {
                         events.push(ev);
@@ -1489,6 +1532,11 @@ impl Sim {
                 self.peer_event(n, key, swarm_ev, now)?;
             }
         }
+        for mut message in blocks.drain(..) {
+            self.send(c, side, &mut message, true);
+            self.pool.give(message);
+        }
+        self.block_bufs = blocks;
         self.send(c, side, &mut out, framed);
         self.out_buf = out;
         self.event_buf = events;
