@@ -913,7 +913,10 @@ impl Swarm {
             PeerEvent::Interested(on) => {
                 if peer.peer_interested != on {
                     peer.peer_interested = on;
-                    self.quick_rechoke(now);
+                    // A choked peer losing interest frees no slot.
+                    if on || !peer.am_choking {
+                        self.quick_rechoke(now);
+                    }
                 }
             }
             PeerEvent::Block { req, data } => self.on_block(key, req, data, now),
@@ -1924,8 +1927,9 @@ impl Swarm {
         }
     }
 
-    /// A change of interest: rechoke at once (a new leecher should not
-    /// wait for the next rechoke when a slot is free), but at most once per
+    /// A peer became interested, or one we unchoke lost interest: rechoke
+    /// at once (a new leecher should not wait for the next rechoke when a
+    /// slot is free; a slot left idle should go to someone), but at most once per
     /// [`QUICK_RECHOKE_GAP`]; a change within it brings the rechoke timer
     /// forward instead. Peers flipping their interest cost at most a few
     /// rechokes a second, however fast they flip.

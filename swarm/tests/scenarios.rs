@@ -626,6 +626,46 @@ fn the_optimistic_unchoke_rotates_over_time() {
     );
 }
 
+/// A choked peer losing interest frees no slot, so it makes no choke
+/// decision: between two periodic rechokes, flipping its interest cannot
+/// re-roll the optimistic slot (with 2 slots and 3 peers, each loss left
+/// room for all, which cleared the optimistic pick; the next gain drew it
+/// again, a coin toss per flip).
+#[test]
+fn a_choked_peer_flipping_interest_cannot_reroll_the_optimistic_slot() {
+    let mut cfg = config(4);
+    cfg.upload_slots = 2;
+    cfg.inactivity_timeout = Duration::from_secs(3600);
+    cfg.unused_unchoke_timeout = Duration::from_secs(3600);
+    let mut h = Harness::new(cfg, Bitfield::full(4));
+    let keys: Vec<_> = (1..=3).map(|p| h.dial(p, p as u8, true)).collect();
+    for &k in &keys {
+        h.event(k, PeerEvent::Pieces(Bitfield::new(4)));
+        h.event(k, PeerEvent::Interested(true));
+    }
+    // The three interests make one decision at 0.2 s (the quick-rechoke
+    // gap); periodic ones follow at 10.2 s and 20.2 s, the optimistic
+    // slot moving at 30.2 s.
+    h.advance(Duration::from_secs(11));
+    h.commands();
+    let choked = |h: &Harness, k: PeerKey| h.swarm.peer_stats(k).unwrap().am_choking;
+    let (optimistic, waiting) = if choked(&h, keys[1]) {
+        (keys[2], keys[1])
+    } else {
+        (keys[1], keys[2])
+    };
+    assert!(!choked(&h, keys[0]) && !choked(&h, optimistic) && choked(&h, waiting));
+    // 14 flips between 11 s and 19.4 s.
+    for _ in 0..14 {
+        h.event(waiting, PeerEvent::Interested(false));
+        h.advance(Duration::from_millis(300));
+        h.event(waiting, PeerEvent::Interested(true));
+        h.advance(Duration::from_millis(300));
+        assert!(!choked(&h, optimistic), "the optimistic slot was re-rolled");
+        assert!(choked(&h, waiting));
+    }
+}
+
 #[test]
 fn a_seed_serves_leechers_and_hangs_up_on_seeds() {
     let mut h = Harness::new(config(4), Bitfield::full(4));
