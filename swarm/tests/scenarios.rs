@@ -577,21 +577,28 @@ fn a_private_torrent_never_exchanges_peers() {
     assert!(h.swarm.poll_dial().is_none());
 }
 
-#[test]
-fn the_optimistic_unchoke_rotates_over_time() {
+/// A seed of 4 pieces with two upload slots, and `leechers` peers that
+/// have nothing and are interested. The harness serves no blocks, so
+/// peers that take nothing are neither dropped nor passed over within an
+/// hour.
+fn seed_with_interested_leechers(leechers: u16) -> (Harness, Vec<PeerKey>) {
     let mut cfg = config(4);
     cfg.upload_slots = 2;
     cfg.max_peers = 20;
-    // The harness serves no blocks: peers that take nothing are neither
-    // dropped nor passed over within this test's six minutes.
     cfg.inactivity_timeout = Duration::from_secs(3600);
     cfg.unused_unchoke_timeout = Duration::from_secs(3600);
     let mut h = Harness::new(cfg, Bitfield::full(4));
-    let keys: Vec<_> = (1..=8).map(|p| h.dial(p, p as u8, true)).collect();
+    let keys: Vec<_> = (1..=leechers).map(|p| h.dial(p, p as u8, true)).collect();
     for &k in &keys {
         h.event(k, PeerEvent::Pieces(Bitfield::new(4)));
         h.event(k, PeerEvent::Interested(true));
     }
+    (h, keys)
+}
+
+#[test]
+fn the_optimistic_unchoke_rotates_over_time() {
+    let (mut h, keys) = seed_with_interested_leechers(8);
     // Peer 1 downloads fastest from us: it keeps the regular slot.
     h.event(
         keys[0],
@@ -633,16 +640,7 @@ fn the_optimistic_unchoke_rotates_over_time() {
 /// again, a coin toss per flip).
 #[test]
 fn a_choked_peer_flipping_interest_cannot_reroll_the_optimistic_slot() {
-    let mut cfg = config(4);
-    cfg.upload_slots = 2;
-    cfg.inactivity_timeout = Duration::from_secs(3600);
-    cfg.unused_unchoke_timeout = Duration::from_secs(3600);
-    let mut h = Harness::new(cfg, Bitfield::full(4));
-    let keys: Vec<_> = (1..=3).map(|p| h.dial(p, p as u8, true)).collect();
-    for &k in &keys {
-        h.event(k, PeerEvent::Pieces(Bitfield::new(4)));
-        h.event(k, PeerEvent::Interested(true));
-    }
+    let (mut h, keys) = seed_with_interested_leechers(3);
     // The three interests make one decision at 0.2 s (the quick-rechoke
     // gap); periodic ones follow at 10.2 s and 20.2 s, the optimistic
     // slot moving at 30.2 s.
